@@ -1,0 +1,133 @@
+// Package httpx holds the response envelope and request decoding shared by
+// every HTTP surface of the manager, so all of them answer alike:
+// {"msg": ..., "code": 0, "data": ...} with a JSON content type.
+package httpx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 1 << 20
+
+// Envelope is the shape of every response.
+type Envelope struct {
+	Msg  string `json:"msg"`
+	Code int    `json:"code"`
+	Data any    `json:"data"`
+}
+
+// Error is an error with the HTTP status and code to answer with.
+// Code is the HTTP status, so clients can branch on either.
+type Error struct {
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Errorf builds an *Error with the given HTTP status.
+func Errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+}
+
+// BadRequest, NotFound, Conflict are the common cases.
+func BadRequest(format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, format, args...)
+}
+func NotFound(format string, args ...any) *Error { return Errorf(http.StatusNotFound, format, args...) }
+func Conflict(format string, args ...any) *Error { return Errorf(http.StatusConflict, format, args...) }
+
+// OK writes a success envelope; data may be nil.
+func OK(w http.ResponseWriter, data any) {
+	write(w, http.StatusOK, Envelope{Msg: "success", Code: 0, Data: data})
+}
+
+// Fail writes an error envelope. An *Error keeps its status and message;
+// anything else is a 500 whose message still names the cause.
+func Fail(w http.ResponseWriter, err error) {
+	var he *Error
+	if !errors.As(err, &he) {
+		he = &Error{Status: http.StatusInternalServerError, Msg: "internal error: " + err.Error()}
+	}
+	write(w, he.Status, Envelope{Msg: he.Msg, Code: he.Status, Data: nil})
+}
+
+func write(w http.ResponseWriter, status int, env Envelope) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(env)
+}
+
+// Decode reads a JSON body of at most MaxBody bytes into v, refusing
+// unknown trailing data. Errors are *Error with a message that says what to fix.
+func Decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, MaxBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &mbe):
+			return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", MaxBody)
+		case errors.Is(err, io.EOF):
+			return BadRequest("request body is empty: send a JSON object")
+		case errors.As(err, &se):
+			return BadRequest("request body is not valid JSON at byte %d: %v", se.Offset, err)
+		case errors.As(err, &te):
+			return BadRequest("field %q must be %s, not %s", te.Field, te.Type, te.Value)
+		default:
+			var he *Error
+			if errors.As(err, &he) {
+				return he
+			}
+			return BadRequest("request body: %v", err)
+		}
+	}
+	if dec.More() {
+		return BadRequest("request body has data after the JSON object")
+	}
+	return nil
+}
+
+// TimeLayout is the API's time format: UTC with milliseconds.
+const TimeLayout = "2006-01-02T15:04:05.000+00:00"
+
+// Time marshals as TimeLayout in UTC; the zero time as null.
+type Time struct{ time.Time }
+
+// NewTime converts a possibly nil time.
+func NewTime(t *time.Time) *Time {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return &Time{*t}
+}
+
+func (t Time) MarshalJSON() ([]byte, error) {
+	if t.IsZero() {
+		return []byte("null"), nil
+	}
+	return []byte(`"` + t.UTC().Format(TimeLayout) + `"`), nil
+}
+
+func (t *Time) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "null" || s == "" {
+		t.Time = time.Time{}
+		return nil
+	}
+	v, err := time.Parse(TimeLayout, s)
+	if err != nil {
+		return err
+	}
+	t.Time = v
+	return nil
+}

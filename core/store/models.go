@@ -1,0 +1,145 @@
+package store
+
+import "time"
+
+// The models below are the whole persistent state of the manager. Column
+// types are kept portable so SQLite and PostgreSQL behave the same.
+
+// Cluster is a Doris cluster under management.
+type Cluster struct {
+	ID        int64  `gorm:"primaryKey"`
+	Name      string `gorm:"size:128;uniqueIndex"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// User owns API tokens; the owner of a token is the "user" of currentProcess.
+type User struct {
+	ID        int64  `gorm:"primaryKey"`
+	Name      string `gorm:"size:64;uniqueIndex"`
+	CreatedAt time.Time
+}
+
+// APIToken authenticates REST calls. Only a SHA-256 of the token is stored.
+type APIToken struct {
+	ID        int64  `gorm:"primaryKey"`
+	UserID    int64  `gorm:"index"`
+	Hash      string `gorm:"size:64;uniqueIndex"` // hex SHA-256 of the bearer token
+	CreatedAt time.Time
+}
+
+// Process is one run of the install wizard.
+type Process struct {
+	ID          int64  `gorm:"primaryKey"`
+	ClusterID   int64  `gorm:"index"`
+	UserID      int64  `gorm:"index"`
+	ProcessType string `gorm:"size:32"` // INSTALL_AGENT ... BUILD_CLUSTER
+	Step        int    // 0..4, the number of ProcessType
+	Finish      bool
+	Status      string `gorm:"size:16"` // RUNNING, SUCCESS
+	PackageURL  string `gorm:"size:2048"`
+	InstallDir  string `gorm:"size:1024"`
+	// Credentials holds the SSH credentials sealed with the data dir's key
+	// (AES-256-GCM) while the process is unfinished; wiped at installComplete.
+	Credentials []byte
+	// Version increments on every state change (optimistic concurrency).
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Task is one action on one host (or on the cluster) within a step.
+type Task struct {
+	ID          int64  `gorm:"primaryKey"`
+	ProcessID   int64  `gorm:"index"`
+	Step        int    `gorm:"index"`
+	Host        string `gorm:"size:255"`
+	ProcessType string `gorm:"size:32"`
+	TaskType    string `gorm:"size:32"`       // INSTALL_AGENT, INSTALL_FE, DEPLOY_BE_CONFIG, START_BROKER, ADD_BACKEND...
+	TaskRole    string `gorm:"size:16"`       // FE, BE, BROKER or "" for agent and cluster tasks
+	Status      string `gorm:"size:16;index"` // SUBMITTED, RUNNING, SUCCESS, FAILURE
+	Finish      bool
+	Skip        bool
+	// Seq orders tasks inside a step: a task runs only after every task of
+	// the same step with a smaller Seq is SUCCESS or skipped.
+	Seq        int
+	Attempt    int    // incremented by retry
+	ExecutorID string `gorm:"size:64"`   // the runner instance that claimed it
+	Input      string `gorm:"type:text"` // JSON inputs of the action
+	Result     string `gorm:"type:text"` // JSON facts reported by the action
+	Response   string `gorm:"type:text"` // human-readable outcome or error
+	LogPath    string `gorm:"size:1024"` // the task log on the host, when any
+	StartTime  *time.Time
+	EndTime    *time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// TaskLog keeps the last 1 MiB of a task's log.
+type TaskLog struct {
+	TaskID    int64 `gorm:"primaryKey;autoIncrement:false"`
+	Content   []byte
+	UpdatedAt time.Time
+}
+
+// Agent is the doris-agent on one host of a cluster.
+type Agent struct {
+	ID        int64  `gorm:"primaryKey"`
+	ClusterID int64  `gorm:"uniqueIndex:idx_agent_cluster_host"`
+	Host      string `gorm:"size:255;uniqueIndex:idx_agent_cluster_host"`
+	Port      int
+	AgentUUID string `gorm:"size:64;index"` // identity the agent keeps across restarts
+	Status    string `gorm:"size:16"`       // RUNNING, STOP
+	// TokenHash verifies calls from the agent; TokenSealed (AES-256-GCM)
+	// is what the manager presents when calling the agent.
+	TokenHash        string `gorm:"size:64;index"`
+	TokenSealed      []byte
+	InstallDir       string `gorm:"size:1024"`
+	Hardware         string `gorm:"type:text"` // JSON of the agent's hardware report
+	Processes        string `gorm:"type:text"` // JSON of the last heartbeat's role processes
+	RegisterTime     *time.Time
+	LastReportedTime *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// HostKey records the SSH host key first seen for a host (trust on first use).
+type HostKey struct {
+	ID          int64  `gorm:"primaryKey"`
+	Host        string `gorm:"size:255;uniqueIndex:idx_hostkey_host_port"`
+	Port        int    `gorm:"uniqueIndex:idx_hostkey_host_port"`
+	KeyType     string `gorm:"size:64"`
+	Fingerprint string `gorm:"size:128"` // SHA256:... as ssh-keygen prints it
+	PublicKey   []byte
+	CreatedAt   time.Time
+}
+
+// AgentRole is one Doris role installed on one host of a cluster.
+type AgentRole struct {
+	ID         int64  `gorm:"primaryKey"`
+	ClusterID  int64  `gorm:"uniqueIndex:idx_role_cluster_host_role"`
+	Host       string `gorm:"size:255;uniqueIndex:idx_role_cluster_host_role"`
+	Role       string `gorm:"size:16;uniqueIndex:idx_role_cluster_host_role"`
+	FENodeType string `gorm:"size:16"`
+	Master     bool   // designated first master FE
+	InstallDir string `gorm:"size:1024"` // the role's home, e.g. /usr/local/doris/fe
+	Ports      string `gorm:"type:text"` // JSON map of effective ports from Configure
+	Register   bool   // as last reported by the cluster itself
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// PluginPin fixes the plugin version a cluster uses for a role.
+type PluginPin struct {
+	ID        int64  `gorm:"primaryKey"`
+	ClusterID int64  `gorm:"uniqueIndex:idx_pin_cluster_role"`
+	Role      string `gorm:"size:16;uniqueIndex:idx_pin_cluster_role"`
+	Version   string `gorm:"size:64"`
+	UpdatedAt time.Time
+}
+
+// AllModels lists every model for migration.
+func AllModels() []any {
+	return []any{&Cluster{}, &User{}, &APIToken{}, &Process{}, &Task{}, &TaskLog{},
+		&Agent{}, &HostKey{}, &AgentRole{}, &PluginPin{}}
+}
