@@ -1,0 +1,161 @@
+// Package store opens the manager's database (SQLite by default, PostgreSQL
+// by URL) and holds the queries shared by the core packages.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/hashicorp/go-hclog"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// ErrNotFound is returned by lookups of a single row that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrDuplicate is returned when a unique constraint refuses a write.
+var ErrDuplicate = errors.New("duplicate")
+
+// Store wraps the gorm handle. It is safe for concurrent use.
+type Store struct {
+	db       *gorm.DB
+	postgres bool
+	log      hclog.Logger
+}
+
+// Open connects to dsn and migrates the schema. An empty dsn selects the
+// SQLite file <dataDir>/dorismanager.db; a postgres:// or postgresql:// URL
+// selects PostgreSQL.
+func Open(dsn, dataDir string, log hclog.Logger) (*Store, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	cfg := &gorm.Config{
+		Logger:         logger.Discard,
+		TranslateError: true,
+		NowFunc:        func() time.Time { return time.Now().UTC() },
+	}
+	var (
+		db  *gorm.DB
+		err error
+		pg  bool
+	)
+	switch {
+	case dsn == "":
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir %s: %w", dataDir, err)
+		}
+		path := filepath.Join(dataDir, "dorismanager.db")
+		q := url.Values{}
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Set("_txlock", "immediate")
+		db, err = gorm.Open(sqlite.Open("file:"+path+"?"+q.Encode()), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
+		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			return nil, err
+		}
+		// One connection: SQLite has a single writer anyway, and this keeps
+		// every transaction serialised instead of failing with SQLITE_BUSY.
+		sqlDB.SetMaxOpenConns(1)
+	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
+		db, err = gorm.Open(postgres.Open(dsn), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL database: %w", err)
+		}
+		pg = true
+	default:
+		return nil, fmt.Errorf("--db %q: use an empty value for SQLite or a postgres:// URL", redact(dsn))
+	}
+	s := &Store{db: db, postgres: pg, log: log}
+	if err := s.migrate(); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// redact hides a password in a database URL for error messages.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+func (s *Store) migrate() error {
+	if err := s.db.AutoMigrate(AllModels()...); err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	// At most one unfinished process per user and per cluster, enforced by
+	// the database so that concurrent requests cannot both create one.
+	for _, q := range []string{
+		`CREATE UNIQUE INDEX IF NOT EXISTS idx_process_open_user ON processes (user_id) WHERE NOT finish`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS idx_process_open_cluster ON processes (cluster_id) WHERE NOT finish`,
+		`CREATE INDEX IF NOT EXISTS idx_task_process_step_seq ON tasks (process_id, step, seq)`,
+	} {
+		if err := s.db.Exec(q).Error; err != nil {
+			return fmt.Errorf("migrate schema: %w", err)
+		}
+	}
+	return nil
+}
+
+// DB returns the gorm handle for packages that keep their own queries.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// IsPostgres reports whether the store runs on PostgreSQL.
+func (s *Store) IsPostgres() bool { return s.postgres }
+
+// Close releases the database connections.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Tx runs fn in a transaction; the *Store handed to fn runs every query
+// inside that transaction.
+func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
+	return s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+		return fn(&Store{db: db, postgres: s.postgres, log: s.log})
+	})
+}
+
+// q is the handle for one query on ctx.
+func (s *Store) q(ctx context.Context) *gorm.DB { return s.db.WithContext(ctx) }
+
+// translate maps gorm errors to the store's sentinel errors.
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return ErrNotFound
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return fmt.Errorf("%w: %v", ErrDuplicate, err)
+	}
+	return err
+}
+
+// IsDuplicate reports whether err comes from a unique constraint.
+func IsDuplicate(err error) bool {
+	return errors.Is(err, ErrDuplicate) || errors.Is(err, gorm.ErrDuplicatedKey)
+}
