@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
 )
@@ -30,15 +31,18 @@ func Serve(role Role) {
 func describe(role Role) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	info, err := role.Info(ctx)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "describe: %v\n", err)
-		return 1
-	}
-	enc := json.NewEncoder(os.Stdout)
-	if err := enc.Encode(info); err != nil {
+	if err := Describe(ctx, role, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "describe: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// Describe writes role.Info as the one line of JSON that "describe" prints.
+func Describe(ctx context.Context, role Role, w io.Writer) error {
+	info, err := role.Info(ctx)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(w).Encode(info)
 }
