@@ -1,0 +1,267 @@
+package doris
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/dorismanager/dorismanager/sdk"
+)
+
+// ProbeScript gathers, in one run, what prechecks and starts need to know
+// about a host. Data arrives only as positional arguments:
+// $1 a directory whose file system is measured (walked up to an existing
+// parent), $2 a JAVA_HOME to prefer ("" for the agent's JAVA_HOME or PATH),
+// $3... ports to test for listeners. It prints key=value lines.
+const ProbeScript = `dir=$1; javahome=$2; shift 2
+echo "max_map_count=$(cat /proc/sys/vm/max_map_count 2>/dev/null)"
+if [ -r /proc/swaps ]; then awk 'NR>1 && NF {print "swap=" $1}' /proc/swaps; fi
+echo "nofile_hard=$(ulimit -Hn)"
+echo "nofile_soft=$(ulimit -Sn)"
+d=$dir; while [ -n "$d" ] && [ ! -e "$d" ]; do d=$(dirname "$d"); done
+echo "disk_path=$d"
+echo "disk_avail_kb=$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
+java=""
+if [ -n "$javahome" ]; then java="$javahome/bin/java"
+elif [ -n "${JAVA_HOME:-}" ]; then java="$JAVA_HOME/bin/java"
+else java=$(command -v java 2>/dev/null); fi
+echo "java=$java"
+if [ -n "$java" ] && [ -x "$java" ]; then
+  echo "java_version=$("$java" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')"
+fi
+` + listenLoop
+
+// listenLoop prints port_busy=<p> for every port in "$@" that has a TCP
+// listener on any address (from /proc/net/tcp and tcp6, so it needs no ss
+// or netstat on the host).
+const listenLoop = `for p in "$@"; do
+  hex=$(printf '%04X' "$p")
+  if awk -v h="$hex" 'FNR>1 && $4=="0A" {n=split($2,a,":"); if (a[n]==h) {f=1; exit}} END {exit !f}' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+    echo "port_busy=$p"
+  fi
+done
+`
+
+// ListenArgv builds an argv that prints port_busy=<p> for listening ports.
+func ListenArgv(ports ...int) []string {
+	argv := []string{"bash", "-c", listenLoop, "doris-listen"}
+	for _, p := range ports {
+		argv = append(argv, strconv.Itoa(p))
+	}
+	return argv
+}
+
+// Listening reports which of ports have a TCP listener on h.
+func Listening(ctx context.Context, h sdk.Host, ports ...int) (map[int]bool, error) {
+	res, err := h.Exec(ctx, sdk.Command{Argv: ListenArgv(ports...)})
+	if err != nil {
+		return nil, fmt.Errorf("check listening ports: %w", err)
+	}
+	if res.ExitCode != 0 {
+		return nil, fmt.Errorf("check listening ports: exit %d: %s", res.ExitCode, clip(res.Output))
+	}
+	p, _ := ParseProbe("max_map_count=\n" + res.Output)
+	return p.BusyPorts, nil
+}
+
+// ProbeArgv builds the argv that runs ProbeScript.
+func ProbeArgv(dir, javaHome string, ports ...int) []string {
+	argv := []string{"bash", "-c", ProbeScript, "doris-probe", dir, javaHome}
+	for _, p := range ports {
+		argv = append(argv, strconv.Itoa(p))
+	}
+	return argv
+}
+
+// Probe is what ProbeScript reported.
+type Probe struct {
+	MaxMapCount   int64
+	Swaps         []string
+	NoFileHard    uint64 // 0: unlimited
+	NoFileSoft    uint64
+	DiskPath      string
+	DiskAvailKB   int64
+	Java          string
+	JavaVersion   string
+	BusyPorts     map[int]bool
+	HardUnlimited bool
+}
+
+// ParseProbe reads ProbeScript's output.
+func ParseProbe(out string) (Probe, error) {
+	p := Probe{BusyPorts: map[int]bool{}, MaxMapCount: -1, DiskAvailKB: -1}
+	seen := false
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "max_map_count":
+			seen = true
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				p.MaxMapCount = n
+			}
+		case "swap":
+			p.Swaps = append(p.Swaps, v)
+		case "nofile_hard":
+			p.NoFileHard, p.HardUnlimited = parseLimit(v)
+		case "nofile_soft":
+			p.NoFileSoft, _ = parseLimit(v)
+		case "disk_path":
+			p.DiskPath = v
+		case "disk_avail_kb":
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				p.DiskAvailKB = n
+			}
+		case "java":
+			p.Java = v
+		case "java_version":
+			p.JavaVersion = v
+		case "port_busy":
+			if n, err := strconv.Atoi(v); err == nil {
+				p.BusyPorts[n] = true
+			}
+		}
+	}
+	if !seen {
+		return p, fmt.Errorf("host probe printed nothing usable: %q", clip(out))
+	}
+	return p, nil
+}
+
+func parseLimit(v string) (uint64, bool) {
+	if v == "unlimited" {
+		return 0, true
+	}
+	n, _ := strconv.ParseUint(v, 10, 64)
+	return n, false
+}
+
+// NoFile is the open-files limit the plugin asks for when it starts a
+// role: 65536, capped at the hard limit the agent runs under.
+func (p Probe) NoFile() uint64 {
+	const want = 65536
+	if p.HardUnlimited || p.NoFileHard >= want {
+		return want
+	}
+	return p.NoFileHard
+}
+
+// RunProbe runs ProbeScript on h.
+func RunProbe(ctx context.Context, h sdk.Host, dir, javaHome string, ports ...int) (Probe, error) {
+	res, err := h.Exec(ctx, sdk.Command{Argv: ProbeArgv(dir, javaHome, ports...)})
+	if err != nil {
+		return Probe{}, fmt.Errorf("probe host: %w", err)
+	}
+	if res.ExitCode != 0 {
+		return Probe{}, fmt.Errorf("probe host: exit %d: %s", res.ExitCode, clip(res.Output))
+	}
+	return ParseProbe(res.Output)
+}
+
+// ProcScript reports the process named by a pid file: pid, state (the
+// /proc/<pid>/stat state letter) and command line. $1 is the pid file.
+const ProcScript = `f=$1
+[ -f "$f" ] || exit 0
+pid=$(tr -dc 0-9 < "$f")
+echo "pid=$pid"
+[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || exit 0
+s=$(cat "/proc/$pid/stat" 2>/dev/null); s=${s##*) }
+echo "state=${s%% *}"
+echo "cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)"
+`
+
+// ProcArgv builds the argv that runs ProcScript.
+func ProcArgv(pidFile string) []string {
+	return []string{"bash", "-c", ProcScript, "doris-proc", pidFile}
+}
+
+// Proc is the state of a role's process.
+type Proc struct {
+	PID     int
+	State   string
+	Cmdline string
+}
+
+// Running: the process exists and is neither a zombie nor dead (a killed
+// daemon can linger as a zombie until it is reaped).
+func (p Proc) Running() bool {
+	return p.PID > 0 && p.State != "" && p.State != "Z" && p.State != "X" && p.State != "x"
+}
+
+// ParseProc reads ProcScript's output.
+func ParseProc(out string) Proc {
+	var p Proc
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "pid":
+			p.PID, _ = strconv.Atoi(strings.TrimSpace(v))
+		case "state":
+			p.State = strings.TrimSpace(v)
+		case "cmdline":
+			p.Cmdline = strings.TrimSpace(v)
+		}
+	}
+	return p
+}
+
+// ReadProc inspects the role's pid file. A live process whose command
+// line names neither the role home nor a Doris marker is a stale pid
+// reused by something else, and is reported as not running.
+func (s Spec) ReadProc(ctx context.Context, h sdk.Host, home, pidDir string) (Proc, error) {
+	res, err := h.Exec(ctx, sdk.Command{Argv: ProcArgv(path.Join(pidDir, s.PidFile))})
+	if err != nil {
+		return Proc{}, fmt.Errorf("read %s process state: %w", s.Role, err)
+	}
+	p := ParseProc(res.Output)
+	if p.Running() && p.Cmdline != "" && !s.ownsCmdline(home, p.Cmdline) {
+		p.State = ""
+	}
+	return p, nil
+}
+
+func (s Spec) ownsCmdline(home, cmdline string) bool {
+	if strings.Contains(cmdline, home) {
+		return true
+	}
+	low := strings.ToLower(cmdline)
+	for _, m := range s.Markers {
+		if strings.Contains(low, strings.ToLower(m)) {
+			return true
+		}
+	}
+	return false
+}
+
+// TailLogs returns the last lines of the role's own logs that exist.
+func (s Spec) TailLogs(ctx context.Context, h sdk.Host, logDir string, lines int) string {
+	var b strings.Builder
+	for _, name := range s.Logs {
+		p := path.Join(logDir, name)
+		data, err := h.ReadFile(ctx, p, 16<<10)
+		if err != nil {
+			if !errors.Is(err, sdk.ErrNotExist) && ctx.Err() == nil {
+				fmt.Fprintf(&b, "==> %s: %v\n", p, err)
+			}
+			continue
+		}
+		text := strings.TrimRight(string(data), "\n")
+		if text == "" {
+			continue
+		}
+		ls := strings.Split(text, "\n")
+		if len(ls) > lines {
+			ls = ls[len(ls)-lines:]
+		}
+		fmt.Fprintf(&b, "==> %s <==\n%s\n", p, strings.Join(ls, "\n"))
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

@@ -1,0 +1,74 @@
+package doris
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Backoff paces health and membership polls.
+type Backoff struct {
+	Initial time.Duration
+	Max     time.Duration
+}
+
+// DefaultBackoff is short enough to notice a node soon after it is up.
+var DefaultBackoff = Backoff{Initial: 250 * time.Millisecond, Max: 3 * time.Second}
+
+// ErrWaitTimeout is returned (wrapped) when Poll gives up.
+var ErrWaitTimeout = errors.New("timed out")
+
+// Poll calls check until it reports done, ctx is done, or timeout (0: only
+// ctx) has passed. check's error is fatal; to keep polling on a probe
+// failure, return (false, nil). On timeout the error wraps ErrWaitTimeout.
+func (b Backoff) Poll(ctx context.Context, timeout time.Duration, check func(context.Context) (bool, error)) error {
+	if b.Initial <= 0 {
+		b = DefaultBackoff
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	delay := b.Initial
+	for {
+		done, err := check(ctx)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%w after %s", ErrWaitTimeout, timeout)
+			}
+			return ctx.Err()
+		case <-t.C:
+		}
+		if delay *= 2; delay > b.Max {
+			delay = b.Max
+		}
+	}
+}
+
+// ParamDuration reads a duration param ("90s", "5m", or plain seconds).
+func ParamDuration(params map[string]string, key string, def time.Duration) (time.Duration, error) {
+	v, ok := params[key]
+	if !ok || v == "" {
+		return def, nil
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n > 0 {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("param %s = %q is not a duration like 90s or 5m", key, v)
+	}
+	return d, nil
+}
