@@ -1,0 +1,319 @@
+// Package agent is the doris-agent daemon: it registers with the manager and
+// heartbeats, reports hardware, and serves an authenticated HTTP API to run
+// commands, write and read files and download packages on its host. Every
+// mutating request carries a requestId whose result is recorded on disk, so
+// a re-sent request is answered from the record instead of running twice.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Version is the agent's version, reported at registration.
+const Version = "1.0.0"
+
+// LoadConfig reads and validates a config file, filling defaults.
+func LoadConfig(path string) (wire.Config, error) {
+	var c wire.Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read agent config: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("agent config %s: %w", path, err)
+	}
+	if c.Listen == "" {
+		c.Listen = ":" + strconv.Itoa(wire.DefaultPort)
+	}
+	if c.HeartbeatSeconds <= 0 {
+		c.HeartbeatSeconds = 5
+	}
+	if c.MaxDownloadBytes <= 0 {
+		c.MaxDownloadBytes = 8 << 30
+	}
+	if c.Token == "" {
+		return c, fmt.Errorf("agent config %s: token is empty", path)
+	}
+	if c.DataDir == "" {
+		return c, fmt.Errorf("agent config %s: dataDir is empty", path)
+	}
+	if c.ServerURL == "" {
+		return c, fmt.Errorf("agent config %s: serverURL is empty", path)
+	}
+	return c, nil
+}
+
+// Agent is one running agent.
+type Agent struct {
+	cfg     wire.Config
+	log     hclog.Logger
+	id      string // UUID kept in dataDir
+	port    int
+	http    *http.Client
+	results *results
+	hbEvery time.Duration
+
+	dlMu    sync.Mutex
+	dlLocks map[string]*sync.Mutex
+}
+
+// New prepares an agent: creates its directories and loads (or creates) its identity.
+func New(cfg wire.Config, log hclog.Logger) (*Agent, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	for _, d := range []string{"", "log", "results", "cache", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("agent data dir: %w", err)
+		}
+	}
+	id, err := loadIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:     cfg,
+		log:     log,
+		id:      id,
+		http:    &http.Client{Timeout: 15 * time.Second},
+		results: &results{dir: filepath.Join(cfg.DataDir, "results"), running: map[string]*inflight{}},
+		hbEvery: time.Duration(cfg.HeartbeatSeconds) * time.Second,
+		dlLocks: map[string]*sync.Mutex{},
+	}
+	return a, nil
+}
+
+// ID is the agent's persistent UUID.
+func (a *Agent) ID() string { return a.id }
+
+func loadIdentity(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "agent-id")
+	b, err := os.ReadFile(path)
+	if err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return string(bytes.TrimSpace(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read agent identity: %w", err)
+	}
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		return "", err
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:])
+	if err := writeAtomic(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save agent identity: %w", err)
+	}
+	return id, nil
+}
+
+// Run listens, registers and heartbeats until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve is Run on a given listener.
+func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
+	a.port = ln.Addr().(*net.TCPAddr).Port
+	_ = writeAtomic(filepath.Join(a.cfg.DataDir, "agent.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("agent listening", "addr", ln.Addr().String(), "agentId", a.id, "version", Version)
+	go a.report(ctx)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return nil
+}
+
+// report registers (retrying with backoff) and then heartbeats; it goes
+// back to registering when the manager no longer knows the agent.
+func (a *Agent) report(ctx context.Context) {
+	for ctx.Err() == nil {
+		if !a.registerLoop(ctx) {
+			return
+		}
+		t := time.NewTicker(a.hbEvery)
+		for ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			status, err := a.post(ctx, wire.HeartbeatPath, wire.Heartbeat{AgentID: a.id, Processes: a.processes()}, nil)
+			if err != nil {
+				a.log.Warn("heartbeat failed", "error", err)
+				if status == http.StatusUnauthorized || status == http.StatusNotFound {
+					break
+				}
+			}
+		}
+		t.Stop()
+	}
+}
+
+func (a *Agent) registerLoop(ctx context.Context) bool {
+	delay := 500 * time.Millisecond
+	for {
+		var reg wire.Registered
+		body := wire.Register{AgentID: a.id, Host: a.cfg.Host, Port: a.port, Version: Version,
+			Hardware: Hardware(a.cfg.DataDir, a.cfg.InstallDir), Processes: a.processes()}
+		_, err := a.post(ctx, wire.RegisterPath, body, &reg)
+		if err == nil {
+			if reg.HeartbeatSeconds > 0 {
+				a.hbEvery = time.Duration(reg.HeartbeatSeconds) * time.Second
+			}
+			a.log.Info("registered", "managerId", reg.AgentID, "heartbeat", a.hbEvery)
+			return true
+		}
+		// Jitter spreads many agents coming back at once.
+		j, _ := rand.Int(rand.Reader, big.NewInt(int64(delay/2)+1))
+		wait := delay/2 + time.Duration(j.Int64())
+		a.log.Warn("register failed, retrying", "error", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+// post sends body to the manager and decodes the envelope's data into out.
+func (a *Agent) post(ctx context.Context, path string, body, out any) (int, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(a.cfg.ServerURL, "/")+path, bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var env wire.Envelope[json.RawMessage]
+	if err := json.Unmarshal(rb, &env); err != nil {
+		return resp.StatusCode, fmt.Errorf("%s: HTTP %d: %.200s", path, resp.StatusCode, rb)
+	}
+	if resp.StatusCode != http.StatusOK || env.Code != 0 {
+		return resp.StatusCode, fmt.Errorf("%s: HTTP %d: %s", path, resp.StatusCode, env.Msg)
+	}
+	if out != nil && len(env.Data) > 0 {
+		if err := json.Unmarshal(env.Data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// pidFiles maps roles to their pid files relative to the install dir.
+var pidFiles = []struct{ role, path string }{
+	{"FE", "fe/bin/fe.pid"},
+	{"BE", "be/bin/be.pid"},
+	{"BROKER", "broker/bin/broker.pid"},
+	{"BROKER", "apache_hdfs_broker/bin/broker.pid"},
+}
+
+// processes reports the Doris role processes whose pid files exist.
+func (a *Agent) processes() []wire.Process {
+	ps := []wire.Process{}
+	if a.cfg.InstallDir == "" {
+		return ps
+	}
+	for _, pf := range pidFiles {
+		b, err := os.ReadFile(filepath.Join(a.cfg.InstallDir, pf.path))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		ps = append(ps, wire.Process{Role: pf.role, Pid: pid, Running: pidAlive(pid)})
+	}
+	return ps
+}
+
+// pidAlive judges a process by /proc state: a zombie is not alive.
+func pidAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
+// writeAtomic writes via a temp file, fsync and rename, then syncs the directory.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dorismanager/dorismanager/agent/unpack"
+	"github.com/dorismanager/dorismanager/agent/wire"
+)
+
+type cacheMeta struct {
+	URL    string `json:"url"`
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// cacheLock serializes work on one cache entry, so FE and BE on one host
+// asking for the same package download it once.
+func (a *Agent) cacheLock(key string) *sync.Mutex {
+	a.dlMu.Lock()
+	defer a.dlMu.Unlock()
+	m, ok := a.dlLocks[key]
+	if !ok {
+		m = &sync.Mutex{}
+		a.dlLocks[key] = m
+	}
+	return m
+}
+
+// fetch downloads req.URL into the cache (once per URL+checksum), then
+// copies it to Dest or unpacks it there.
+func (a *Agent) fetch(req wire.Download, emit func(string)) (wire.DownloadResult, error) {
+	want := strings.ToLower(strings.TrimSpace(req.SHA256))
+	k := sha256.Sum256([]byte(req.URL + "\x00" + want))
+	key := hex.EncodeToString(k[:])
+	cacheFile := filepath.Join(a.cfg.DataDir, "cache", key)
+	timeout := time.Duration(req.TimeoutSeconds * float64(time.Second))
+	if timeout <= 0 {
+		timeout = time.Hour
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+
+	l := a.cacheLock(key)
+	l.Lock()
+	meta, cached := readMeta(cacheFile + ".json")
+	if !cached {
+		var err error
+		meta, err = a.get(ctx, req, want, cacheFile, emit)
+		if err != nil {
+			l.Unlock()
+			return wire.DownloadResult{}, err
+		}
+	} else {
+		emit(fmt.Sprintf("using cached %s (%d bytes, sha256 %s)\n", req.URL, meta.Bytes, meta.SHA256))
+	}
+	l.Unlock()
+
+	res := wire.DownloadResult{Path: req.Dest, SHA256: meta.SHA256, Bytes: meta.Bytes, Cached: cached}
+	if req.Unpack {
+		emit(fmt.Sprintf("unpacking into %s\n", req.Dest))
+		if err := unpackInto(cacheFile, req.Dest); err != nil {
+			return res, fmt.Errorf("unpack %s: %w", req.URL, err)
+		}
+		return res, nil
+	}
+	if err := copyInto(cacheFile, req.Dest); err != nil {
+		return res, fmt.Errorf("save %s to %s: %w", req.URL, req.Dest, err)
+	}
+	return res, nil
+}
+
+func readMeta(path string) (cacheMeta, bool) {
+	var m cacheMeta
+	b, err := os.ReadFile(path)
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		return m, false
+	}
+	if _, err := os.Stat(strings.TrimSuffix(path, ".json")); err != nil {
+		return m, false
+	}
+	return m, true
+}
+
+func (a *Agent) get(ctx context.Context, req wire.Download, want, cacheFile string, emit func(string)) (cacheMeta, error) {
+	limit := a.cfg.MaxDownloadBytes
+	if req.MaxBytes > 0 {
+		limit = min(limit, req.MaxBytes)
+	}
+	client := &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+	}}
+	defer client.CloseIdleConnections()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, req.URL, nil)
+	if err != nil {
+		return cacheMeta{}, fmt.Errorf("download %s: %w", req.URL, err)
+	}
+	emit(fmt.Sprintf("downloading %s\n", req.URL))
+	resp, err := client.Do(hreq)
+	if err != nil {
+		return cacheMeta{}, fmt.Errorf("download %s: %w", req.URL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return cacheMeta{}, fmt.Errorf("download %s: HTTP %s", req.URL, resp.Status)
+	}
+	if resp.ContentLength > limit {
+		return cacheMeta{}, fmt.Errorf("download %s: %d bytes is more than the limit of %d", req.URL, resp.ContentLength, limit)
+	}
+	f, err := os.CreateTemp(filepath.Join(a.cfg.DataDir, "tmp"), "dl-*")
+	if err != nil {
+		return cacheMeta{}, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return cacheMeta{}, fmt.Errorf("download %s: %w", req.URL, err)
+	}
+	if n > limit {
+		return cacheMeta{}, fmt.Errorf("download %s: more than the limit of %d bytes", req.URL, limit)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if want != "" && got != want {
+		return cacheMeta{}, fmt.Errorf("download %s: SHA-256 is %s, expected %s", req.URL, got, want)
+	}
+	if err := f.Sync(); err != nil {
+		return cacheMeta{}, err
+	}
+	if err := os.Rename(f.Name(), cacheFile); err != nil {
+		return cacheMeta{}, err
+	}
+	meta := cacheMeta{URL: req.URL, SHA256: got, Bytes: n}
+	b, _ := json.Marshal(meta)
+	if err := writeAtomic(cacheFile+".json", b, 0o600); err != nil {
+		return cacheMeta{}, err
+	}
+	emit(fmt.Sprintf("downloaded %d bytes, sha256 %s\n", n, got))
+	return meta, nil
+}
+
+// unpackInto extracts src into a temp dir beside dest, then swaps it in.
+func unpackInto(src, dest string) error {
+	parent := filepath.Dir(dest)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".unpack-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unpack.Extract(f, tmp); err != nil {
+		return err
+	}
+	return swapIn(tmp, dest)
+}
+
+// swapIn renames tmp to dest, moving an existing dest aside first.
+func swapIn(tmp, dest string) error {
+	if _, err := os.Lstat(dest); err == nil {
+		old := fmt.Sprintf("%s.old-%d", dest, time.Now().UnixNano())
+		if err := os.Rename(dest, old); err != nil {
+			return err
+		}
+		defer os.RemoveAll(old)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.Rename(tmp, dest)
+}
+
+func copyInto(src, dest string) error {
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(out.Name())
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Chmod(0o644); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(out.Name(), dest)
+}

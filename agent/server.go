@@ -1,0 +1,247 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/dorismanager/dorismanager/agent/wire"
+)
+
+// Handler is the agent's HTTP API; every route needs the agent's bearer token.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+wire.HealthPath, a.health)
+	mux.HandleFunc("GET "+wire.HardwarePath, a.hardware)
+	mux.HandleFunc("POST "+wire.ExecPath, a.exec)
+	mux.HandleFunc("POST "+wire.WriteFilePath, a.writeFile)
+	mux.HandleFunc("POST "+wire.ReadFilePath, a.readFile)
+	mux.HandleFunc("POST "+wire.DownloadPath, a.download)
+	want := sha256.Sum256([]byte(a.cfg.Token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got := sha256.Sum256([]byte(tok))
+		// Comparing fixed-size digests keeps the time independent of the token.
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			fail(w, &httpError{http.StatusUnauthorized, "missing or wrong agent token"})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (a *Agent) health(w http.ResponseWriter, r *http.Request) {
+	ok(w, wire.Health{AgentID: a.id, Version: Version, Host: a.cfg.Host})
+}
+
+func (a *Agent) hardware(w http.ResponseWriter, r *http.Request) {
+	ok(w, Hardware(a.cfg.DataDir, a.cfg.InstallDir))
+}
+
+// stream writes NDJSON lines with flushing; safe for concurrent use.
+type stream struct {
+	mu  sync.Mutex
+	w   http.ResponseWriter
+	enc *json.Encoder
+}
+
+func newStream(w http.ResponseWriter) *stream {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	return &stream{w: w, enc: json.NewEncoder(w)}
+}
+
+func (s *stream) line(l wire.Line) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.enc.Encode(l)
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
+	var req wire.Exec
+	if err := decode(w, r, &req, 1<<20); err != nil {
+		fail(w, err)
+		return
+	}
+	if err := validRequestID(req.RequestID); err != nil {
+		fail(w, badRequest("%v", err))
+		return
+	}
+	if err := validTaskID(req.TaskID); err != nil {
+		fail(w, badRequest("%v", err))
+		return
+	}
+	if len(req.Argv) == 0 || req.Argv[0] == "" {
+		fail(w, badRequest("argv is empty: give the program and its arguments"))
+		return
+	}
+	s := newStream(w)
+	res, replayed, err := a.results.once(r.Context(), req.RequestID,
+		func(out string) { s.line(wire.Line{Output: out}) },
+		func(emit func(string)) wire.Line { er := a.runCommand(req, emit); return wire.Line{Exec: &er} },
+		func(wire.Line) bool { return true })
+	if err != nil {
+		return // caller went away; the command goes on and its result is recorded
+	}
+	if replayed && res.Exec != nil && res.Exec.Output != "" {
+		s.line(wire.Line{Output: fmt.Sprintf("[agent: request %s already ran; its recorded output tail follows]\n%s", req.RequestID, res.Exec.Output), Replayed: true})
+	}
+	res.Replayed = replayed
+	s.line(res)
+}
+
+func (a *Agent) download(w http.ResponseWriter, r *http.Request) {
+	var req wire.Download
+	if err := decode(w, r, &req, 1<<20); err != nil {
+		fail(w, err)
+		return
+	}
+	if err := validRequestID(req.RequestID); err != nil {
+		fail(w, badRequest("%v", err))
+		return
+	}
+	if err := validTaskID(req.TaskID); err != nil {
+		fail(w, badRequest("%v", err))
+		return
+	}
+	if !strings.HasPrefix(req.URL, "http://") && !strings.HasPrefix(req.URL, "https://") {
+		fail(w, badRequest("url must be http:// or https://, got %q", req.URL))
+		return
+	}
+	if !filepath.IsAbs(req.Dest) {
+		fail(w, badRequest("dest must be an absolute path, got %q", req.Dest))
+		return
+	}
+	s := newStream(w)
+	res, replayed, err := a.results.once(r.Context(), req.RequestID,
+		func(out string) { s.line(wire.Line{Output: out}) },
+		func(emit func(string)) wire.Line {
+			dr, err := a.fetch(req, emit)
+			if err != nil {
+				return wire.Line{Error: err.Error()}
+			}
+			return wire.Line{Download: &dr}
+		},
+		// A failed download is safe to try again; only successes are kept.
+		func(l wire.Line) bool { return l.Error == "" })
+	if err != nil {
+		return
+	}
+	res.Replayed = replayed
+	s.line(res)
+}
+
+func (a *Agent) writeFile(w http.ResponseWriter, r *http.Request) {
+	var req wire.WriteFile
+	if err := decode(w, r, &req, 64<<20); err != nil {
+		fail(w, err)
+		return
+	}
+	if err := validRequestID(req.RequestID); err != nil {
+		fail(w, badRequest("%v", err))
+		return
+	}
+	if !filepath.IsAbs(req.Path) {
+		fail(w, badRequest("path must be absolute, got %q", req.Path))
+		return
+	}
+	mode := os.FileMode(req.Mode).Perm()
+	if req.Mode == 0 {
+		mode = 0o644
+	}
+	res, _, err := a.results.once(r.Context(), req.RequestID, nil, func(func(string)) wire.Line {
+		if err := os.MkdirAll(filepath.Dir(req.Path), 0o755); err != nil {
+			return wire.Line{Error: fmt.Sprintf("create parent of %s: %v", req.Path, err)}
+		}
+		if err := writeAtomic(req.Path, req.Data, mode); err != nil {
+			return wire.Line{Error: fmt.Sprintf("write %s: %v", req.Path, err)}
+		}
+		return wire.Line{}
+	}, func(l wire.Line) bool { return l.Error == "" })
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if res.Error != "" {
+		fail(w, errors.New(res.Error))
+		return
+	}
+	ok(w, nil)
+}
+
+func (a *Agent) readFile(w http.ResponseWriter, r *http.Request) {
+	var req wire.ReadFile
+	if err := decode(w, r, &req, 1<<20); err != nil {
+		fail(w, err)
+		return
+	}
+	if !filepath.IsAbs(req.Path) {
+		fail(w, badRequest("path must be absolute, got %q", req.Path))
+		return
+	}
+	max := req.MaxBytes
+	if max <= 0 {
+		max = 1 << 20
+	}
+	max = min(max, 64<<20)
+	f, err := os.Open(req.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		_ = json.NewEncoder(w).Encode(wire.Envelope[wire.ErrorData]{Msg: fmt.Sprintf("%s does not exist", req.Path), Code: 404, Data: wire.ErrorData{Reason: wire.ReasonNotExist}})
+		return
+	}
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if fi.IsDir() {
+		fail(w, badRequest("%s is a directory", req.Path))
+		return
+	}
+	size := fi.Size()
+	off := max64(0, size-max)
+	buf := make([]byte, size-off)
+	n, err := f.ReadAt(buf, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		fail(w, fmt.Errorf("read %s: %w", req.Path, err))
+		return
+	}
+	ok(w, wire.FileData{Data: buf[:n], Size: size, Truncated: off > 0})
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+var taskIDOK = requestIDRe
+
+func validTaskID(id string) error {
+	if id == "" {
+		return nil
+	}
+	if !taskIDOK.MatchString(id) || id == "." || id == ".." {
+		return errors.New("taskId must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+package unpack
+
+import "syscall"
+
+const syscallNoFollow = syscall.O_NOFOLLOW

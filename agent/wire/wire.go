@@ -1,0 +1,185 @@
+// Package wire holds the JSON bodies exchanged between the agent and the
+// manager, in both directions. It has no dependencies so both sides share it.
+package wire
+
+// Paths of the manager's agent API (agent -> manager).
+const (
+	RegisterPath  = "/agent-api/v1/register"
+	HeartbeatPath = "/agent-api/v1/heartbeat"
+)
+
+// Paths of the agent's API (manager -> agent).
+const (
+	HealthPath    = "/api/v1/health"
+	HardwarePath  = "/api/v1/hardware"
+	ExecPath      = "/api/v1/exec"
+	WriteFilePath = "/api/v1/files/write"
+	ReadFilePath  = "/api/v1/files/read"
+	DownloadPath  = "/api/v1/download"
+)
+
+// DefaultPort is where an agent listens unless told otherwise.
+const DefaultPort = 9602
+
+// Config is the agent's config file (JSON, mode 0600).
+type Config struct {
+	ServerURL        string `json:"serverURL"`
+	Token            string `json:"token"`
+	Listen           string `json:"listen"` // host:port; default ":9602"
+	Host             string `json:"host"`   // the host name the manager knows this host by
+	DataDir          string `json:"dataDir"`
+	ClusterID        int64  `json:"clusterId"`
+	HeartbeatSeconds int    `json:"heartbeatSeconds"`
+	// InstallDir is where the Doris roles live; pid files under it are
+	// reported in heartbeats.
+	InstallDir string `json:"installDir,omitempty"`
+	// MaxDownloadBytes caps a download (default 8 GiB).
+	MaxDownloadBytes int64 `json:"maxDownloadBytes,omitempty"`
+}
+
+// Hardware is the agent's hardware report.
+type Hardware struct {
+	CPU              string `json:"cpu"`
+	Cores            int    `json:"cores"`
+	TotalMemoryBytes int64  `json:"totalMemoryBytes"`
+	TotalMemory      string `json:"totalMemory"`
+	Disks            []Disk `json:"disks"`
+}
+
+// Disk is one mounted file system.
+type Disk struct {
+	Mount      string `json:"mount"`
+	TotalBytes int64  `json:"totalBytes"`
+	FreeBytes  int64  `json:"freeBytes"`
+}
+
+// Process is the state of one Doris role process on the host.
+type Process struct {
+	Role    string `json:"role"` // FE, BE, BROKER
+	Pid     int    `json:"pid"`
+	Running bool   `json:"running"`
+}
+
+// Register is the body of RegisterPath.
+type Register struct {
+	AgentID   string    `json:"agentId"` // the agent's own UUID
+	Host      string    `json:"host"`
+	Port      int       `json:"port"`
+	Version   string    `json:"version"`
+	Hardware  Hardware  `json:"hardware"`
+	Processes []Process `json:"processes"`
+}
+
+// Registered is the data of a successful RegisterPath response.
+type Registered struct {
+	AgentID          int64 `json:"agentId"` // the manager's id of the agent
+	HeartbeatSeconds int   `json:"heartbeatSeconds"`
+}
+
+// Heartbeat is the body of HeartbeatPath.
+type Heartbeat struct {
+	AgentID   string    `json:"agentId"`
+	Processes []Process `json:"processes"`
+}
+
+// Envelope is every JSON (non-streaming) response, as core/httpx writes it.
+type Envelope[T any] struct {
+	Msg  string `json:"msg"`
+	Code int    `json:"code"`
+	Data T      `json:"data"`
+}
+
+// Error codes (Envelope.Msg prefixes are free text; Reason is stable).
+const (
+	ReasonNotExist = "not_exist"
+)
+
+// ErrorData is the data of an error envelope from the agent.
+type ErrorData struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Health is the data of HealthPath.
+type Health struct {
+	AgentID string `json:"agentId"`
+	Version string `json:"version"`
+	Host    string `json:"host"`
+}
+
+// Exec is the body of ExecPath.
+type Exec struct {
+	RequestID      string            `json:"requestId"`
+	TaskID         string            `json:"taskId"` // names the log file task-<taskId>.log
+	Argv           []string          `json:"argv"`
+	Env            map[string]string `json:"env,omitempty"`
+	Dir            string            `json:"dir,omitempty"`
+	NoFile         uint64            `json:"noFile,omitempty"`
+	TimeoutSeconds float64           `json:"timeoutSeconds,omitempty"`
+	Detach         bool              `json:"detach,omitempty"`
+	Stdin          []byte            `json:"stdin,omitempty"`
+}
+
+// ExecResult is the recorded outcome of an Exec.
+type ExecResult struct {
+	ExitCode int    `json:"exitCode"`
+	Output   string `json:"output"` // tail, at most 64 KiB
+	LogPath  string `json:"logPath"`
+	Pid      int    `json:"pid"`
+	TimedOut bool   `json:"timedOut,omitempty"`
+	// Running is set for a detached process still running when Exec returned.
+	Running bool   `json:"running,omitempty"`
+	Error   string `json:"error,omitempty"` // could not start, etc.
+}
+
+// Line is one NDJSON line of a streamed response (exec, download).
+// Exactly one of Output, Result, Error is set; the last line carries
+// Result or Error.
+type Line struct {
+	Output   string          `json:"output,omitempty"`
+	Exec     *ExecResult     `json:"exec,omitempty"`
+	Download *DownloadResult `json:"download,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Replayed bool            `json:"replayed,omitempty"` // recorded result of an earlier identical request
+}
+
+// WriteFile is the body of WriteFilePath.
+type WriteFile struct {
+	RequestID string `json:"requestId"`
+	Path      string `json:"path"`
+	Data      []byte `json:"data"`
+	Mode      uint32 `json:"mode"`
+}
+
+// ReadFile is the body of ReadFilePath.
+type ReadFile struct {
+	Path     string `json:"path"`
+	MaxBytes int64  `json:"maxBytes"`
+}
+
+// FileData is the data of ReadFilePath.
+type FileData struct {
+	Data      []byte `json:"data"`
+	Size      int64  `json:"size"`
+	Truncated bool   `json:"truncated"`
+}
+
+// Download is the body of DownloadPath.
+type Download struct {
+	RequestID      string  `json:"requestId"`
+	TaskID         string  `json:"taskId"`
+	URL            string  `json:"url"`
+	SHA256         string  `json:"sha256,omitempty"`
+	Dest           string  `json:"dest"`
+	Unpack         bool    `json:"unpack,omitempty"`
+	MaxBytes       int64   `json:"maxBytes,omitempty"`
+	TimeoutSeconds float64 `json:"timeoutSeconds,omitempty"`
+}
+
+// DownloadResult is the recorded outcome of a Download.
+type DownloadResult struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+	Cached bool   `json:"cached"`
+	Error  string `json:"error,omitempty"`
+}
