@@ -1,0 +1,332 @@
+// Package agentclient is the manager's only way to call a doris-agent: run
+// commands with streamed output, write and read files, download packages,
+// and read hardware and health. Mutating calls carry a requestId, so they are
+// retried after a dropped connection without running twice on the host.
+package agentclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/dorismanager/dorismanager/sdk"
+)
+
+// Client calls one agent.
+type Client struct {
+	base    string
+	token   string
+	hc      *http.Client
+	retries int
+	backoff time.Duration
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient replaces the HTTP client (default: no overall timeout,
+// since exec and download stream for as long as their context allows).
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithRetries sets how often a request is re-sent after a dropped
+// connection (default 5).
+func WithRetries(n int) Option { return func(c *Client) { c.retries = n } }
+
+// WithBackoff sets the first delay between retries (default 200ms, doubling).
+func WithBackoff(d time.Duration) Option { return func(c *Client) { c.backoff = d } }
+
+// New returns a client for the agent at baseURL (e.g. "http://10.0.0.5:9602").
+func New(baseURL, token string, opts ...Option) *Client {
+	c := &Client{base: strings.TrimRight(baseURL, "/"), token: token, retries: 5, backoff: 200 * time.Millisecond,
+		hc: &http.Client{Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: 0, MaxIdleConnsPerHost: 4}}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// BaseURL is the agent's address.
+func (c *Client) BaseURL() string { return c.base }
+
+// StatusError is an error answer of the agent.
+type StatusError struct {
+	Status int
+	Msg    string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("agent answered HTTP %d: %s", e.Status, e.Msg) }
+
+// ErrUnauthorized is wrapped when the agent refuses the token.
+var ErrUnauthorized = errors.New("the agent refused the token (was it reinstalled?)")
+
+// transient marks failures worth re-sending: the request may or may not
+// have reached the agent, and the requestId makes that harmless.
+type transient struct{ err error }
+
+func (t *transient) Error() string { return t.err.Error() }
+func (t *transient) Unwrap() error { return t.err }
+
+// do sends one request, retrying transient failures with backoff.
+func (c *Client) do(ctx context.Context, what string, attempt func(ctx context.Context) error) error {
+	delay := c.backoff
+	var err error
+	for i := 0; ; i++ {
+		err = attempt(ctx)
+		var tr *transient
+		if err == nil || !errors.As(err, &tr) || i >= c.retries || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s on agent %s: %w (after %v)", what, c.base, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+	if err != nil {
+		return fmt.Errorf("%s on agent %s: %w", what, c.base, err)
+	}
+	return nil
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &transient{err}
+	}
+	return resp, nil
+}
+
+// errorOf maps a non-200 response to an error.
+func errorOf(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var env wire.Envelope[wire.ErrorData]
+	msg := strings.TrimSpace(string(b))
+	if json.Unmarshal(b, &env) == nil && env.Msg != "" {
+		msg = env.Msg
+	}
+	se := &StatusError{Status: resp.StatusCode, Msg: msg}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("%w: %w", ErrUnauthorized, se)
+	case env.Data.Reason == wire.ReasonNotExist:
+		return fmt.Errorf("%w: %w", sdk.ErrNotExist, se)
+	case resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable:
+		return &transient{se}
+	}
+	return se
+}
+
+// getJSON performs a JSON request and decodes the envelope's data into out.
+func (c *Client) getJSON(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errorOf(resp)
+	}
+	var env wire.Envelope[json.RawMessage]
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		return &transient{fmt.Errorf("read answer: %w", err)}
+	}
+	if out != nil && len(env.Data) > 0 && string(env.Data) != "null" {
+		return json.Unmarshal(env.Data, out)
+	}
+	return nil
+}
+
+// stream performs a streaming request: output lines go to out, the final
+// line is returned. A stream cut before its final line is transient.
+func (c *Client) stream(ctx context.Context, path string, body any, out io.Writer) (wire.Line, error) {
+	resp, err := c.send(ctx, http.MethodPost, path, body)
+	if err != nil {
+		return wire.Line{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return wire.Line{}, errorOf(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var l wire.Line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return wire.Line{}, fmt.Errorf("bad line from agent: %w", err)
+		}
+		if l.Exec != nil || l.Download != nil || l.Error != "" {
+			return l, nil
+		}
+		if l.Output != "" && out != nil {
+			_, _ = io.WriteString(out, l.Output)
+		}
+	}
+	if ctx.Err() != nil {
+		return wire.Line{}, ctx.Err()
+	}
+	err = sc.Err()
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return wire.Line{}, &transient{fmt.Errorf("stream cut before the result: %w", err)}
+}
+
+// Health checks that the agent answers and accepts the token.
+func (c *Client) Health(ctx context.Context) (wire.Health, error) {
+	var h wire.Health
+	err := c.do(ctx, "health", func(ctx context.Context) error {
+		return c.getJSON(ctx, http.MethodGet, wire.HealthPath, nil, &h)
+	})
+	return h, err
+}
+
+// Hardware returns the agent's hardware report.
+func (c *Client) Hardware(ctx context.Context) (wire.Hardware, error) {
+	var h wire.Hardware
+	err := c.do(ctx, "hardware", func(ctx context.Context) error {
+		return c.getJSON(ctx, http.MethodGet, wire.HardwarePath, nil, &h)
+	})
+	return h, err
+}
+
+// ExecRequest is one command for Exec.
+type ExecRequest struct {
+	RequestID string // unique per attempt of the call; re-sent as is
+	TaskID    string // the task whose log file receives the output
+	Command   sdk.Command
+}
+
+// Exec runs a command, streaming its output into out. A non-zero exit is
+// not an error; a timeout or a failure to start is (with the result too).
+func (c *Client) Exec(ctx context.Context, req ExecRequest, out io.Writer) (sdk.ExecResult, error) {
+	if req.RequestID == "" {
+		return sdk.ExecResult{}, errors.New("exec: requestId is required")
+	}
+	cmd := req.Command
+	timeout := cmd.Timeout
+	if dl, ok := ctx.Deadline(); ok && timeout == 0 && !cmd.Detach {
+		timeout = time.Until(dl)
+	}
+	body := wire.Exec{RequestID: req.RequestID, TaskID: req.TaskID, Argv: cmd.Argv, Env: cmd.Env, Dir: cmd.Dir,
+		NoFile: cmd.NoFile, TimeoutSeconds: timeout.Seconds(), Detach: cmd.Detach, Stdin: cmd.Stdin}
+	var line wire.Line
+	name := "run " + first(cmd.Argv)
+	err := c.do(ctx, name, func(ctx context.Context) error {
+		var err error
+		line, err = c.stream(ctx, wire.ExecPath, body, out)
+		return err
+	})
+	if err != nil {
+		return sdk.ExecResult{}, err
+	}
+	if line.Exec == nil {
+		return sdk.ExecResult{}, fmt.Errorf("%s on agent %s: %s", name, c.base, line.Error)
+	}
+	r := line.Exec
+	res := sdk.ExecResult{ExitCode: r.ExitCode, Output: r.Output, LogPath: r.LogPath}
+	if r.Error != "" {
+		return res, fmt.Errorf("%s on agent %s: %s", name, c.base, r.Error)
+	}
+	return res, nil
+}
+
+func first(argv []string) string {
+	if len(argv) == 0 {
+		return ""
+	}
+	return argv[0]
+}
+
+// WriteFileRequest is one file for WriteFile.
+type WriteFileRequest struct {
+	RequestID string
+	Path      string
+	Data      []byte
+	Mode      uint32 // 0: 0644
+}
+
+// WriteFile writes a file atomically, creating parent directories.
+func (c *Client) WriteFile(ctx context.Context, req WriteFileRequest) error {
+	if req.RequestID == "" {
+		return errors.New("write file: requestId is required")
+	}
+	return c.do(ctx, "write "+req.Path, func(ctx context.Context) error {
+		return c.getJSON(ctx, http.MethodPost, wire.WriteFilePath,
+			wire.WriteFile{RequestID: req.RequestID, Path: req.Path, Data: req.Data, Mode: req.Mode}, nil)
+	})
+}
+
+// ReadFile returns at most maxBytes from the end of a file (0: 1 MiB).
+// A missing file gives an error wrapping sdk.ErrNotExist.
+func (c *Client) ReadFile(ctx context.Context, path string, maxBytes int64) ([]byte, error) {
+	var fd wire.FileData
+	err := c.do(ctx, "read "+path, func(ctx context.Context) error {
+		return c.getJSON(ctx, http.MethodPost, wire.ReadFilePath, wire.ReadFile{Path: path, MaxBytes: maxBytes}, &fd)
+	})
+	return fd.Data, err
+}
+
+// DownloadRequest is one package for Download.
+type DownloadRequest struct {
+	RequestID string
+	TaskID    string
+	Download  sdk.Download
+	MaxBytes  int64         // 0: the agent's limit
+	Timeout   time.Duration // 0: the context's remaining time, else one hour
+}
+
+// Download fetches (and unpacks) a package on the host; progress lines go to out.
+func (c *Client) Download(ctx context.Context, req DownloadRequest, out io.Writer) (sdk.DownloadResult, error) {
+	if req.RequestID == "" {
+		return sdk.DownloadResult{}, errors.New("download: requestId is required")
+	}
+	timeout := req.Timeout
+	if dl, ok := ctx.Deadline(); ok && timeout == 0 {
+		timeout = time.Until(dl)
+	}
+	d := req.Download
+	body := wire.Download{RequestID: req.RequestID, TaskID: req.TaskID, URL: d.URL, SHA256: d.SHA256, Dest: d.Dest,
+		Unpack: d.Unpack, MaxBytes: req.MaxBytes, TimeoutSeconds: timeout.Seconds()}
+	var line wire.Line
+	err := c.do(ctx, "download "+d.URL, func(ctx context.Context) error {
+		var err error
+		line, err = c.stream(ctx, wire.DownloadPath, body, out)
+		return err
+	})
+	if err != nil {
+		return sdk.DownloadResult{}, err
+	}
+	if line.Download == nil {
+		return sdk.DownloadResult{}, fmt.Errorf("download on agent %s: %s", c.base, line.Error)
+	}
+	r := line.Download
+	return sdk.DownloadResult{Path: r.Path, SHA256: r.SHA256, Bytes: r.Bytes, Cached: r.Cached}, nil
+}

@@ -1,0 +1,99 @@
+package agentclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dorismanager/dorismanager/agent"
+	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/dorismanager/dorismanager/sdk"
+)
+
+func TestMain(m *testing.M) {
+	agent.RunHelper()
+	os.Exit(m.Run())
+}
+
+func start(t *testing.T) (http.Handler, string) {
+	a, err := agent.New(wire.Config{Token: "secret-token", DataDir: t.TempDir(), ServerURL: "http://127.0.0.1:1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Handler(), "secret-token"
+}
+
+func TestClient(t *testing.T) {
+	h, tok := start(t)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ctx := context.Background()
+	c := New(srv.URL, tok)
+	if _, err := c.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(srv.URL, "wrong").Health(ctx); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "x", "f.txt")
+	if err := c.WriteFile(ctx, WriteFileRequest{RequestID: "w1", Path: p, Data: []byte("0123456789")}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.ReadFile(ctx, p, 4); err != nil || string(b) != "6789" {
+		t.Fatalf("tail read %q %v", b, err)
+	}
+	if _, err := c.ReadFile(ctx, filepath.Join(dir, "nope"), 0); !errors.Is(err, sdk.ErrNotExist) {
+		t.Fatalf("missing: %v", err)
+	}
+	var out bytes.Buffer
+	res, err := c.Exec(ctx, ExecRequest{RequestID: "e1", TaskID: "5", Command: sdk.Command{Argv: []string{"sh", "-c", "echo hi; exit 4"}}}, &out)
+	if err != nil || res.ExitCode != 4 || out.String() != "hi\n" || !strings.HasSuffix(res.LogPath, "task-5.log") {
+		t.Fatalf("exec %+v %q %v", res, out.String(), err)
+	}
+	if _, err := c.Exec(ctx, ExecRequest{RequestID: "e2", Command: sdk.Command{Argv: []string{"sleep", "5"}, Timeout: 100 * time.Millisecond}}, nil); err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("timeout: %v", err)
+	}
+}
+
+// A connection cut in the middle of a stream is retried with the same
+// requestId, and the command still runs once.
+func TestRetryAfterDrop(t *testing.T) {
+	h, tok := start(t)
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			// Let the agent start the command, then drop the connection.
+			ctx, cancel := context.WithCancel(r.Context())
+			go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+			h.ServeHTTP(httptest.NewRecorder(), r.WithContext(ctx))
+			hj, _ := w.(http.Hijacker)
+			conn, _, _ := hj.Hijack()
+			conn.Close()
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "count")
+	c := New(srv.URL, tok, WithBackoff(10*time.Millisecond))
+	res, err := c.Exec(context.Background(), ExecRequest{RequestID: "once", Command: sdk.Command{Argv: []string{"sh", "-c", `sleep 0.3; echo ran >> "$1"`, "sh", file}}}, nil)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if calls.Load() < 2 {
+		t.Fatalf("no retry happened (%d calls)", calls.Load())
+	}
+	b, _ := os.ReadFile(file)
+	if n := strings.Count(string(b), "ran"); n != 1 {
+		t.Fatalf("ran %d times", n)
+	}
+}
