@@ -1,0 +1,147 @@
+package doris
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dorismanager/dorismanager/sdk"
+)
+
+// ParamAliveTimeout bounds the wait for registered nodes to show Alive
+// (default 3m); ParamUnregisterMode is read by the BE plugin.
+const ParamAliveTimeout = "aliveTimeout"
+
+// Target is one node a Register or Unregister call acts on.
+type Target struct {
+	Node     sdk.Node
+	Port     int      // the port Doris identifies the node by
+	Addrs    []string // its host and what that resolves to
+	Endpoint string   // "host:port" as written into SQL
+}
+
+// Targets returns req.Targets (or req.Node) of the spec's role, each with
+// the port Doris knows it by (portKey: edit_log_port,
+// heartbeat_service_port, broker_ipc_port).
+func Targets(ctx context.Context, h sdk.Host, req sdk.Request, s Spec, portKey string) ([]Target, error) {
+	nodes := req.Targets
+	if len(nodes) == 0 {
+		nodes = []sdk.Node{req.Node}
+	}
+	var ts []Target
+	for _, n := range nodes {
+		if n.Role != "" && n.Role != s.Role {
+			continue
+		}
+		if err := CheckHost(n.Host); err != nil {
+			return nil, sdk.Failf("%v", err)
+		}
+		p := s.NodePort(n, portKey)
+		ts = append(ts, Target{Node: n, Port: p, Addrs: NodeAddrs(ctx, h, n.Host), Endpoint: Endpoint(n.Host, p)})
+	}
+	if len(ts) == 0 {
+		return nil, sdk.Failf("no %s node to act on", s.Role)
+	}
+	return ts, nil
+}
+
+// Exec runs one DDL statement on the master, treating the errors ok
+// accepts (AlreadyExists, NotMember) as success.
+func Exec(ctx context.Context, h sdk.Host, m Master, sql string, ok func(error) bool) error {
+	h.Logf("on master %s: %s", m.QueryAddr, sql)
+	_, err := h.Query(ctx, m.QueryAddr, sql)
+	if err != nil && ok != nil && ok(err) {
+		h.Logf("%s: %v (fine)", sql, err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s on master %s: %w", sql, m.QueryAddr, err)
+	}
+	return nil
+}
+
+// ShowFunc lists a membership table (SHOW FRONTENDS, BACKENDS, BROKER).
+type ShowFunc func(ctx context.Context) ([]Member, error)
+
+// Show returns a ShowFunc running stmt on fe and parsing it with parse.
+func Show(h sdk.Host, fe, stmt string, parse func(sdk.Rows) []Member) ShowFunc {
+	return func(ctx context.Context) ([]Member, error) {
+		rows, err := h.Query(ctx, fe, stmt)
+		if err != nil {
+			return nil, fmt.Errorf("%s on %s: %w", stmt, fe, err)
+		}
+		return parse(rows), nil
+	}
+}
+
+// WaitAlive polls show until every target is listed and Alive. On timeout
+// it fails naming the nodes that are missing or not alive, with the
+// ErrMsg Doris shows for them.
+func (b Backoff) WaitAlive(ctx context.Context, timeout time.Duration, what string, show ShowFunc, ts []Target) error {
+	var pending []string
+	var lastErr error
+	err := b.Poll(ctx, timeout, func(ctx context.Context) (bool, error) {
+		ms, err := show(ctx)
+		if err != nil {
+			lastErr = err
+			return false, nil
+		}
+		lastErr = nil
+		pending = pending[:0]
+		for _, t := range ts {
+			m, ok := Find(ms, t.Addrs, t.Port)
+			switch {
+			case !ok:
+				pending = append(pending, t.Endpoint+" (not listed)")
+			case !m.Alive:
+				s := t.Endpoint + " (Alive=false"
+				if m.ErrMsg != "" {
+					s += ", ErrMsg: " + m.ErrMsg
+				}
+				pending = append(pending, s+")")
+			}
+		}
+		return len(pending) == 0, nil
+	})
+	if errors.Is(err, ErrWaitTimeout) {
+		sort.Strings(pending)
+		f := &sdk.Failure{Retryable: true}
+		if len(pending) > 0 {
+			f.Summary = fmt.Sprintf("%s not alive after %s: %s", what, timeout, strings.Join(pending, ", "))
+			f.Detail = "check that the node is started, that its conf ports match, and that the FE can reach it (priority_networks, firewall)"
+		} else {
+			f.Summary = fmt.Sprintf("could not list %s within %s", what, timeout)
+		}
+		if lastErr != nil {
+			f.Detail = joinNonEmpty(f.Detail, "last error: "+lastErr.Error())
+		}
+		return f
+	}
+	return err
+}
+
+// AliveTimeout reads ParamAliveTimeout.
+func AliveTimeout(req sdk.Request) (time.Duration, error) {
+	d, err := ParamDuration(req.Params, ParamAliveTimeout, 3*time.Minute)
+	if err != nil {
+		return 0, sdk.Failf("%v", err)
+	}
+	return d, nil
+}
+
+// FindClusterMaster discovers the master from every FE the manager knows
+// (plus extra nodes), failing with what to do when none answers.
+func FindClusterMaster(ctx context.Context, h sdk.Host, req sdk.Request, extra ...sdk.Node) (Master, error) {
+	m, err := FindMaster(ctx, h, FEQueryAddrs(req.Cluster, extra...))
+	if err != nil {
+		if ctx.Err() != nil {
+			return Master{}, ctx.Err()
+		}
+		return Master{}, &sdk.Failure{Summary: "cannot find the master FE: start the master FE first (startService)", Detail: err.Error(), Retryable: true}
+	}
+	h.Logf("master FE is %s (edit_log_port %d)", m.Addr(), m.Port)
+	return m, nil
+}
