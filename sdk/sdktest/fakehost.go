@@ -67,6 +67,7 @@ type FakeHost struct {
 	calls    []Call
 	files    map[string]File
 	fail     map[string]error
+	failAll  error
 	execs    []prefixed[ExecFunc]
 	queries  []prefixed[QueryFunc]
 	gets     []prefixed[HTTPGetFunc]
@@ -171,6 +172,15 @@ func (f *FakeHost) FailPath(path string, err error) {
 	f.fail[path] = err
 }
 
+// FailAll makes every later Exec, WriteFile, ReadFile, Download, Query and
+// HTTPGet return err (nil restores normal behaviour). Calls are still
+// recorded.
+func (f *FakeHost) FailAll(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failAll = err
+}
+
 // File returns a file of the in-memory file system.
 func (f *FakeHost) File(path string) (File, bool) {
 	f.mu.Lock()
@@ -239,17 +249,21 @@ func (f *FakeHost) ResetCalls() {
 	f.calls = nil
 }
 
-func (f *FakeHost) record(c Call) {
+// record logs a call and returns the error it must fail with, if any.
+func (f *FakeHost) record(ctx context.Context, c Call) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, c)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return f.failAll
 }
 
 // Exec implements sdk.Host.
 func (f *FakeHost) Exec(ctx context.Context, cmd sdk.Command) (sdk.ExecResult, error) {
 	cmd.Argv = append([]string(nil), cmd.Argv...)
-	f.record(Call{Method: "Exec", Command: cmd})
-	if err := ctx.Err(); err != nil {
+	if err := f.record(ctx, Call{Method: "Exec", Command: cmd}); err != nil {
 		return sdk.ExecResult{}, err
 	}
 	if len(cmd.Argv) == 0 {
@@ -274,8 +288,7 @@ func (f *FakeHost) Exec(ctx context.Context, cmd sdk.Command) (sdk.ExecResult, e
 
 // WriteFile implements sdk.Host.
 func (f *FakeHost) WriteFile(ctx context.Context, path string, data []byte, mode uint32) error {
-	f.record(Call{Method: "WriteFile", Path: path, Data: append([]byte(nil), data...), Mode: mode})
-	if err := ctx.Err(); err != nil {
+	if err := f.record(ctx, Call{Method: "WriteFile", Path: path, Data: append([]byte(nil), data...), Mode: mode}); err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -292,8 +305,7 @@ func (f *FakeHost) WriteFile(ctx context.Context, path string, data []byte, mode
 
 // ReadFile implements sdk.Host.
 func (f *FakeHost) ReadFile(ctx context.Context, path string, maxBytes int64) ([]byte, error) {
-	f.record(Call{Method: "ReadFile", Path: path, MaxBytes: maxBytes})
-	if err := ctx.Err(); err != nil {
+	if err := f.record(ctx, Call{Method: "ReadFile", Path: path, MaxBytes: maxBytes}); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -317,8 +329,7 @@ func (f *FakeHost) ReadFile(ctx context.Context, path string, maxBytes int64) ([
 
 // Download implements sdk.Host.
 func (f *FakeHost) Download(ctx context.Context, d sdk.Download) (sdk.DownloadResult, error) {
-	f.record(Call{Method: "Download", Download: d})
-	if err := ctx.Err(); err != nil {
+	if err := f.record(ctx, Call{Method: "Download", Download: d}); err != nil {
 		return sdk.DownloadResult{}, err
 	}
 	f.mu.Lock()
@@ -344,8 +355,7 @@ func (f *FakeHost) Download(ctx context.Context, d sdk.Download) (sdk.DownloadRe
 
 // Query implements sdk.Host.
 func (f *FakeHost) Query(ctx context.Context, fe string, sql string) (sdk.Rows, error) {
-	f.record(Call{Method: "Query", FE: fe, SQL: sql})
-	if err := ctx.Err(); err != nil {
+	if err := f.record(ctx, Call{Method: "Query", FE: fe, SQL: sql}); err != nil {
 		return sdk.Rows{}, err
 	}
 	up := strings.ToUpper(strings.TrimSpace(sql))
@@ -360,8 +370,7 @@ func (f *FakeHost) Query(ctx context.Context, fe string, sql string) (sdk.Rows, 
 
 // HTTPGet implements sdk.Host.
 func (f *FakeHost) HTTPGet(ctx context.Context, url string) (sdk.HTTPResponse, error) {
-	f.record(Call{Method: "HTTPGet", URL: url})
-	if err := ctx.Err(); err != nil {
+	if err := f.record(ctx, Call{Method: "HTTPGet", URL: url}); err != nil {
 		return sdk.HTTPResponse{}, err
 	}
 	f.mu.Lock()
@@ -375,7 +384,9 @@ func (f *FakeHost) HTTPGet(ctx context.Context, url string) (sdk.HTTPResponse, e
 
 // Logf implements sdk.Host.
 func (f *FakeHost) Logf(format string, args ...any) {
-	f.record(Call{Method: "Logf", Message: fmt.Sprintf(format, args...)})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, Call{Method: "Logf", Message: fmt.Sprintf(format, args...)})
 }
 
 // longest picks the handler with the longest matching prefix, the latest
