@@ -1,0 +1,297 @@
+// Package dorissim builds simulated Apache Doris release packages: the real
+// directory layouts, conf files and start/stop scripts, with the dorissim
+// program standing in for the JVM and doris_be. See README.md.
+package dorissim
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	_ "embed"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ulikunitz/xz"
+)
+
+// Layout is a release tree shape.
+type Layout string
+
+// Known layouts.
+const (
+	Layout015 Layout = "0.15" // PALO-<v>-binary/{fe,be,apache_hdfs_broker}
+	Layout12  Layout = "1.2"  // apache-doris-<v>-bin-x64/{fe,be,extensions/apache_hdfs_broker}
+	Layout2x  Layout = "2.x"  // same tree as 1.2
+)
+
+// Role is one Doris process kind.
+type Role string
+
+// Roles.
+const (
+	RoleFE     Role = "fe"
+	RoleBE     Role = "be"
+	RoleBroker Role = "broker"
+)
+
+// Format is the archive format.
+type Format string
+
+// Formats.
+const (
+	TarGz Format = "tar.gz"
+	TarXz Format = "tar.xz"
+)
+
+// DefaultVersion is the Doris version a layout imitates unless told otherwise.
+func DefaultVersion(l Layout) string {
+	switch l {
+	case Layout015:
+		return "0.15.1-rc03"
+	case Layout12:
+		return "1.2.7.1"
+	}
+	return "2.0.3"
+}
+
+// PackOptions describe one package.
+type PackOptions struct {
+	Layout    Layout
+	Version   string // default DefaultVersion(Layout)
+	Role      Role   // "" = full release; else a per-role package
+	Format    Format // default tar.gz
+	Out       string // archive path to write
+	SimBinary string // the dorissim binary to ship
+}
+
+func (o *PackOptions) normalize() error {
+	switch o.Layout {
+	case Layout015, Layout12, Layout2x:
+	case "":
+		o.Layout = Layout2x
+	default:
+		return fmt.Errorf("unknown layout %q: use 0.15, 1.2 or 2.x", o.Layout)
+	}
+	if o.Version == "" {
+		o.Version = DefaultVersion(o.Layout)
+	}
+	switch o.Role {
+	case "", RoleFE, RoleBE, RoleBroker:
+	default:
+		return fmt.Errorf("unknown role %q: use fe, be or broker", o.Role)
+	}
+	switch o.Format {
+	case TarGz, TarXz:
+	case "":
+		o.Format = TarGz
+	default:
+		return fmt.Errorf("unknown format %q: use tar.gz or tar.xz", o.Format)
+	}
+	if o.Out == "" || o.SimBinary == "" {
+		return fmt.Errorf("pack: Out and SimBinary are required")
+	}
+	return nil
+}
+
+// RoleDirs returns where each role's home sits inside the package, relative
+// to the archive root (for example "apache-doris-2.0.3-bin-x64/extensions/apache_hdfs_broker").
+func RoleDirs(o PackOptions) (map[Role]string, error) {
+	if o.Layout == "" {
+		o.Layout = Layout2x
+	}
+	if o.Version == "" {
+		o.Version = DefaultVersion(o.Layout)
+	}
+	if o.Role != "" {
+		switch o.Role {
+		case RoleFE:
+			return map[Role]string{RoleFE: "apache-doris-fe-" + o.Version + "-bin-x86_64"}, nil
+		case RoleBE:
+			return map[Role]string{RoleBE: "apache-doris-be-" + o.Version + "-bin-x86_64"}, nil
+		default:
+			return map[Role]string{RoleBroker: "apache-doris-dependencies-" + o.Version + "-bin-x86_64/apache_hdfs_broker"}, nil
+		}
+	}
+	if o.Layout == Layout015 {
+		top := "PALO-" + o.Version + "-binary"
+		return map[Role]string{RoleFE: top + "/fe", RoleBE: top + "/be", RoleBroker: top + "/apache_hdfs_broker"}, nil
+	}
+	top := "apache-doris-" + o.Version + "-bin-x64"
+	return map[Role]string{RoleFE: top + "/fe", RoleBE: top + "/be", RoleBroker: top + "/extensions/apache_hdfs_broker"}, nil
+}
+
+type entry struct {
+	name string
+	mode int64
+	body []byte // nil for a directory
+}
+
+// Pack writes the package and returns its top-level directory name.
+func Pack(o PackOptions) (string, error) {
+	if err := o.normalize(); err != nil {
+		return "", err
+	}
+	sim, err := os.ReadFile(o.SimBinary)
+	if err != nil {
+		return "", fmt.Errorf("read sim binary: %w", err)
+	}
+	dirs, err := RoleDirs(o)
+	if err != nil {
+		return "", err
+	}
+	var entries []entry
+	seen := map[string]bool{}
+	addDir := func(p string) {
+		for d := p; d != "." && d != "/" && !seen[d]; d = path.Dir(d) {
+			seen[d] = true
+			entries = append(entries, entry{name: d + "/", mode: 0o755})
+		}
+	}
+	add := func(p string, mode int64, body []byte) {
+		addDir(path.Dir(p))
+		entries = append(entries, entry{name: p, mode: mode, body: body})
+	}
+	for _, role := range []Role{RoleFE, RoleBE, RoleBroker} {
+		home, ok := dirs[role]
+		if !ok {
+			continue
+		}
+		for _, f := range roleFiles(o, role, sim) {
+			if f.body == nil {
+				addDir(path.Join(home, f.name))
+				continue
+			}
+			add(path.Join(home, f.name), f.mode, f.body)
+		}
+	}
+	// Parents sort before their children.
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	if err := writeArchive(o.Out, o.Format, entries); err != nil {
+		return "", err
+	}
+	for _, d := range dirs {
+		return strings.SplitN(d, "/", 2)[0], nil
+	}
+	return "", nil
+}
+
+func roleFiles(o PackOptions, role Role, sim []byte) []entry {
+	v := o.Version
+	ver := []byte(v + "\n")
+	switch role {
+	case RoleFE:
+		return []entry{
+			{name: "bin/start_fe.sh", mode: 0o755, body: []byte(fill(startFE, "@VERSION@", v, "@CONF@", "fe.conf"))},
+			{name: "bin/stop_fe.sh", mode: 0o755, body: []byte(fill(stopScript, "@VERSION@", v, "@WHAT@", "fe",
+				"@HOMEVAR@", "DORIS_HOME", "@CONF@", "fe.conf", "@PIDFILE@", "fe.pid", "@COMM@", "java", "@SHORT@", "fe"))},
+			{name: "conf/fe.conf", mode: 0o644, body: []byte(feConf(o.Layout))},
+			{name: "lib/doris-fe.jar", mode: 0o644, body: []byte("simulated doris-fe.jar " + v + "\n")},
+			{name: "lib/dorissim", mode: 0o755, body: sim},
+			{name: "lib/dorissim.version", mode: 0o644, body: ver},
+			{name: "log"},
+			{name: "doris-meta"},
+		}
+	case RoleBE:
+		needJava := "0"
+		if o.Layout != Layout015 {
+			needJava = "1"
+		}
+		return []entry{
+			{name: "bin/start_be.sh", mode: 0o755, body: []byte(fill(startBE, "@VERSION@", v, "@BE_NEEDS_JAVA@", needJava))},
+			{name: "bin/stop_be.sh", mode: 0o755, body: []byte(fill(stopScript, "@VERSION@", v, "@WHAT@", "be",
+				"@HOMEVAR@", "DORIS_HOME", "@CONF@", "be.conf", "@PIDFILE@", "be.pid", "@COMM@", "doris_be", "@SHORT@", "be"))},
+			{name: "conf/be.conf", mode: 0o644, body: []byte(beConf())},
+			{name: "lib/doris_be", mode: 0o755, body: sim},
+			{name: "lib/dorissim.version", mode: 0o644, body: ver},
+			{name: "log"},
+			{name: "storage"},
+		}
+	}
+	return []entry{
+		{name: "bin/start_broker.sh", mode: 0o755, body: []byte(fill(startBroker, "@VERSION@", v, "@CONF@", "apache_hdfs_broker.conf"))},
+		{name: "bin/stop_broker.sh", mode: 0o755, body: []byte(fill(stopScript, "@VERSION@", v, "@WHAT@", "broker",
+			"@HOMEVAR@", "BROKER_HOME", "@CONF@", "apache_hdfs_broker.conf", "@PIDFILE@", "apache_hdfs_broker.pid",
+			"@COMM@", "java", "@SHORT@", "broker"))},
+		{name: "conf/apache_hdfs_broker.conf", mode: 0o644, body: []byte(brokerConf())},
+		{name: "lib/apache_hdfs_broker.jar", mode: 0o644, body: []byte("simulated apache_hdfs_broker.jar " + v + "\n")},
+		{name: "lib/dorissim", mode: 0o755, body: sim},
+		{name: "lib/dorissim.version", mode: 0o644, body: ver},
+	}
+}
+
+func writeArchive(out string, format Format, entries []entry) (err error) {
+	f, err := os.Create(out)
+	if err != nil {
+		return fmt.Errorf("create package: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	var comp io.WriteCloser
+	if format == TarXz {
+		if comp, err = xz.NewWriter(f); err != nil {
+			return fmt.Errorf("xz: %w", err)
+		}
+	} else {
+		comp = gzip.NewWriter(f)
+	}
+	tw := tar.NewWriter(comp)
+	mtime := time.Now().Truncate(time.Second)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Mode: e.mode, ModTime: mtime, Uname: "root", Gname: "root", Format: tar.FormatPAX}
+		if e.body == nil {
+			h.Typeflag = tar.TypeDir
+		} else {
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return fmt.Errorf("write %s: %w", e.name, err)
+		}
+		if e.body != nil {
+			if _, err := tw.Write(e.body); err != nil {
+				return fmt.Errorf("write %s: %w", e.name, err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return comp.Close()
+}
+
+//go:embed fakejava/bin/java
+var fakeJava []byte
+
+// WriteFakeJavaHome writes dir/bin/java, a script that answers -version like a
+// JDK, so dir can serve as JAVA_HOME (or dir/bin be put on PATH).
+func WriteFakeJavaHome(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		return fmt.Errorf("create fake JAVA_HOME: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, "bin", "java"), fakeJava, 0o755)
+}
+
+// BuildBinary compiles the dorissim program to out with the go tool of this
+// toolchain (or "go" on PATH).
+func BuildBinary(ctx context.Context, out string) error {
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		gobin = "go"
+	}
+	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "github.com/dorismanager/dorismanager/test/dorissim/cmd/dorissim")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build dorissim: %w: %s", err, b)
+	}
+	return nil
+}
