@@ -365,15 +365,12 @@ type Deployed struct {
 // deployed derives paths and ports from conf text.
 func (s Spec) deployed(home, text string) (Deployed, error) {
 	d := Deployed{Home: home, ConfPath: s.ConfPath(home)}
-	c, err := ParseConf(d.ConfPath, text)
+	c, ports, err := Validate(d.ConfPath, text, s)
 	if err != nil {
 		return d, err
 	}
-	d.Conf = c
+	d.Conf, d.Ports = c, ports
 	d.Vars = c.Vars(s, home)
-	if d.Ports, err = c.Ports(d.ConfPath, s); err != nil {
-		return d, err
-	}
 	d.PidDir = path.Join(home, "bin")
 	if v := d.Vars["PID_DIR"]; v != "" {
 		d.PidDir = v

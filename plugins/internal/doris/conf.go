@@ -200,6 +200,24 @@ func lineOf(problem string) int {
 	return n
 }
 
+// Validate parses text and validates its ports, reporting every problem
+// of both kinds at once, ordered by line.
+func Validate(file, text string, spec Spec) (*Conf, map[string]int, error) {
+	c, perr := ParseConf(file, text)
+	ports, porterr := c.Ports(file, spec)
+	var problems []string
+	for _, err := range []error{perr, porterr} {
+		if ce, ok := err.(*ConfError); ok {
+			problems = append(problems, ce.Problems...)
+		}
+	}
+	if len(problems) == 0 {
+		return c, ports, nil
+	}
+	sort.SliceStable(problems, func(i, j int) bool { return lineOf(problems[i]) < lineOf(problems[j]) })
+	return c, ports, &ConfError{File: file, Problems: problems}
+}
+
 // StorageRoot is one entry of BE storage_root_path.
 type StorageRoot struct {
 	Path   string

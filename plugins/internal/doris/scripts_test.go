@@ -1,0 +1,135 @@
+package doris
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// These tests run the host scripts with the local bash, as the agent would.
+
+func runArgv(t *testing.T, argv []string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", argv[:2], err)
+	}
+	return string(out), code
+}
+
+func TestProbeScriptOnThisHost(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy := ln.Addr().(*net.TCPAddr).Port
+	free := busy + 1
+	if l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(free)); err == nil {
+		l2.Close()
+	} else {
+		t.Skipf("port %d not free for the test", free)
+	}
+	dir := filepath.Join(t.TempDir(), "not", "yet")
+	out, code := runArgv(t, ProbeArgv(dir, "", busy, free))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	p, err := ParseProbe(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.BusyPorts[busy] || p.BusyPorts[free] {
+		t.Errorf("busy ports %v, want only %d (output %s)", p.BusyPorts, busy, out)
+	}
+	if p.MaxMapCount <= 0 || p.DiskAvailKB <= 0 || (p.NoFileHard == 0 && !p.HardUnlimited) {
+		t.Errorf("probe incomplete: %+v\n%s", p, out)
+	}
+	if !strings.HasPrefix(dir, p.DiskPath) || p.DiskPath == dir {
+		t.Errorf("disk path %q should be an existing parent of %q", p.DiskPath, dir)
+	}
+}
+
+func TestParseProbe(t *testing.T) {
+	p, err := ParseProbe("max_map_count=65530\nswap=/dev/sda2\nnofile_hard=20000\nnofile_soft=1024\ndisk_path=/opt\ndisk_avail_kb=1048576\njava=/usr/bin/java\njava_version=17.0.2\nport_busy=9030\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.MaxMapCount != 65530 || len(p.Swaps) != 1 || p.NoFile() != 20000 || p.DiskAvailKB != 1<<20 || p.JavaVersion != "17.0.2" || !p.BusyPorts[9030] {
+		t.Errorf("parsed %+v", p)
+	}
+	p, _ = ParseProbe("max_map_count=2000000\nnofile_hard=unlimited\n")
+	if p.NoFile() != 65536 {
+		t.Errorf("unlimited hard limit gives %d", p.NoFile())
+	}
+	p, _ = ParseProbe("max_map_count=1\nnofile_hard=1048576\n")
+	if p.NoFile() != 65536 {
+		t.Errorf("large hard limit gives %d", p.NoFile())
+	}
+	if _, err := ParseProbe("bash: oops"); err == nil {
+		t.Error("garbage output should be an error")
+	}
+}
+
+func TestProcScript(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "fe.pid")
+	out, _ := runArgv(t, ProcArgv(pidFile))
+	if p := ParseProc(out); p.Running() || p.PID != 0 {
+		t.Errorf("no pid file: %+v", p)
+	}
+	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+	out, _ = runArgv(t, ProcArgv(pidFile))
+	p := ParseProc(out)
+	if !p.Running() || p.PID != os.Getpid() || p.Cmdline == "" {
+		t.Errorf("own pid: %+v from %q", p, out)
+	}
+	// A pid that does not exist.
+	os.WriteFile(pidFile, []byte("999999999"), 0o644)
+	out, _ = runArgv(t, ProcArgv(pidFile))
+	if p := ParseProc(out); p.Running() {
+		t.Errorf("dead pid reported running: %+v", p)
+	}
+	if (Proc{PID: 5, State: "Z"}).Running() {
+		t.Error("zombie reported running")
+	}
+}
+
+func TestInstallScript(t *testing.T) {
+	root := t.TempDir()
+	src := filepath.Join(root, "pkg", "apache-doris-2.0.3-bin-x64", "be")
+	os.MkdirAll(filepath.Join(src, "bin"), 0o755)
+	os.WriteFile(filepath.Join(src, "bin", "start_be.sh"), []byte("#!/bin/bash\n"), 0o755)
+	out, _ := runArgv(t, BE.FindStartScriptArgv(filepath.Join(root, "pkg")))
+	home, err := ChooseRoleHome(BE, filepath.Join(root, "pkg"), strings.Split(out, "\n"))
+	if err != nil || home != src {
+		t.Fatalf("found %q, %v from %q", home, err, out)
+	}
+	dst := filepath.Join(root, "inst", "be")
+	os.MkdirAll(filepath.Dir(dst), 0o755)
+	if out, code := runArgv(t, InstallArgv(src, dst, "http://x/p.tar.gz; rm -rf /")); code != 0 {
+		t.Fatalf("install exit %d: %s", code, out)
+	}
+	st, err := os.Stat(filepath.Join(dst, "bin", "start_be.sh"))
+	if err != nil || st.Mode()&0o100 == 0 {
+		t.Fatalf("installed script: %v %v", st, err)
+	}
+	m, _ := os.ReadFile(filepath.Join(dst, markerFile))
+	if string(m) != "http://x/p.tar.gz; rm -rf /\n" {
+		t.Errorf("marker %q", m)
+	}
+	if _, err := os.Stat(dst + ".installing"); !os.IsNotExist(err) {
+		t.Errorf("temp dir left behind: %v", err)
+	}
+}
