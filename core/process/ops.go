@@ -1,0 +1,297 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dorismanager/dorismanager/core/store"
+)
+
+// Current returns the user's unfinished process, or nil if there is none.
+func (e *Engine) Current(ctx context.Context, userID int64) (*View, error) {
+	p, err := e.st.OpenProcessOfUser(ctx, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load current process: %w", err)
+	}
+	return e.view(ctx, p)
+}
+
+// Process returns one process by id.
+func (e *Engine) Process(ctx context.Context, processID int64) (*View, error) {
+	p, err := e.st.GetProcess(ctx, processID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("process %d does not exist", processID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.view(ctx, p)
+}
+
+func (e *Engine) view(ctx context.Context, p store.Process) (*View, error) {
+	tasks, err := e.st.TasksOfStep(ctx, p.ID, p.Step)
+	if err != nil {
+		return nil, err
+	}
+	v := &View{Process: p, ProcessStep: p.Step}
+	if stepDone(tasks) {
+		v.ProcessStep++
+	}
+	return v, nil
+}
+
+// CurrentTasks lists the tasks of the process's current step that are not
+// skipped, in run order.
+func (e *Engine) CurrentTasks(ctx context.Context, processID int64) ([]store.Task, error) {
+	p, err := e.st.GetProcess(ctx, processID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("process %d does not exist", processID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := e.st.TasksOfStep(ctx, p.ID, p.Step)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Task, 0, len(tasks))
+	for _, t := range tasks {
+		if !t.Skip {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// Task returns one task.
+func (e *Engine) Task(ctx context.Context, taskID int64) (store.Task, error) {
+	t, err := e.st.GetTask(ctx, taskID)
+	if errors.Is(err, store.ErrNotFound) {
+		return t, notFound("task %d does not exist", taskID)
+	}
+	return t, err
+}
+
+// TaskLog returns a task's log path on its host and the kept log.
+func (e *Engine) TaskLog(ctx context.Context, taskID int64) (string, []byte, error) {
+	t, err := e.Task(ctx, taskID)
+	if err != nil {
+		return "", nil, err
+	}
+	log, err := e.st.TaskLog(ctx, taskID)
+	if err != nil {
+		return "", nil, fmt.Errorf("read log of task %d: %w", taskID, err)
+	}
+	return t.LogPath, log, nil
+}
+
+// ownedTask loads a task of the current step of the user's unfinished process.
+func (e *Engine) ownedTask(ctx context.Context, userID, taskID int64, verb string) (store.Process, store.Task, error) {
+	t, err := e.Task(ctx, taskID)
+	if err != nil {
+		return store.Process{}, t, err
+	}
+	p, err := e.loadOwned(ctx, userID, t.ProcessID)
+	if err != nil {
+		return p, t, err
+	}
+	if t.Step != p.Step {
+		return p, t, conflict("task %d belongs to %s but process %d is at %s: it can no longer be %s",
+			t.ID, StepTypes[t.Step], p.ID, p.ProcessType, verb)
+	}
+	if t.Skip {
+		return p, t, conflict("task %d was skipped", t.ID)
+	}
+	if t.Status != store.StatusFailure {
+		return p, t, conflict("only a FAILURE task can be %s; task %d is %s", verb, t.ID, t.Status)
+	}
+	return p, t, nil
+}
+
+// Retry runs a FAILURE task again with the same inputs (Attempt+1).
+func (e *Engine) Retry(ctx context.Context, userID, taskID int64) error {
+	p, t, err := e.ownedTask(ctx, userID, taskID, "retried")
+	if err != nil {
+		return err
+	}
+	err = e.st.Tx(ctx, func(tx *store.Store) error {
+		if err := bump(ctx, tx, p); err != nil {
+			return err
+		}
+		ok, err := tx.UpdateTaskIf(ctx, t.ID, []string{store.StatusFailure}, resubmit(t, t.Input))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return conflict("task %d changed meanwhile: reload it", t.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := e.st.AppendTaskLog(ctx, t.ID, []byte(fmt.Sprintf("\n--- retry: attempt %d ---\n", t.Attempt+1))); err != nil {
+		e.log.Warn("mark retry in task log", "task", t.ID, "error", err)
+	}
+	e.notify()
+	return nil
+}
+
+// Skip marks a FAILURE task as done without success; later steps leave out
+// what depends on it.
+func (e *Engine) Skip(ctx context.Context, userID, taskID int64) error {
+	p, t, err := e.ownedTask(ctx, userID, taskID, "skipped")
+	if err != nil {
+		return err
+	}
+	err = e.st.Tx(ctx, func(tx *store.Store) error {
+		if err := bump(ctx, tx, p); err != nil {
+			return err
+		}
+		ok, err := tx.UpdateTaskIf(ctx, t.ID, []string{store.StatusFailure}, map[string]any{"skip": true})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return conflict("task %d changed meanwhile: reload it", t.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	e.notify() // tasks ordered after it may run now
+	return nil
+}
+
+// bump increments the process version so a concurrent step change notices.
+func bump(ctx context.Context, tx *store.Store, p store.Process) error {
+	ok, err := tx.UpdateProcessIf(ctx, p.ID, p.Version, nil)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return conflict("process %d was changed by another request meanwhile: reload it", p.ID)
+	}
+	return nil
+}
+
+// Back returns a process from START_SERVICE to DEPLOY_CONFIG: it stops
+// what START_SERVICE started (through the Stopper) and removes its tasks.
+func (e *Engine) Back(ctx context.Context, userID, processID int64) error {
+	p, err := e.loadOwned(ctx, userID, processID)
+	if err != nil {
+		return err
+	}
+	if p.Step != StepStartService {
+		return conflict("process %d is at %s: back is only possible from START_SERVICE", p.ID, p.ProcessType)
+	}
+	// Cancel what has not started, and refuse while something runs.
+	var tasks []store.Task
+	err = e.st.Tx(ctx, func(tx *store.Store) error {
+		if err := bump(ctx, tx, p); err != nil {
+			return err
+		}
+		all, err := tx.TasksOfStep(ctx, p.ID, p.Step)
+		if err != nil {
+			return err
+		}
+		for _, t := range all {
+			if t.Status == store.StatusRunning {
+				return conflict("task %d %s on %s is still running: wait for it to end, then go back", t.ID, t.TaskType, t.Host)
+			}
+		}
+		for _, t := range all {
+			if t.Status == store.StatusSubmitted {
+				ok, err := tx.UpdateTaskIf(ctx, t.ID, []string{store.StatusSubmitted}, map[string]any{
+					"status": store.StatusFailure, "finish": true, "response": "canceled: the process went back to DEPLOY_CONFIG"})
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return conflict("task %d started meanwhile: wait for it to end, then go back", t.ID)
+				}
+				continue
+			}
+			if !t.Skip {
+				tasks = append(tasks, t)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(tasks) > 0 {
+		if e.stopper == nil {
+			return fmt.Errorf("cannot go back: no stopper is configured to stop the services START_SERVICE started")
+		}
+		if err := e.stopper.StopStarted(ctx, tasks); err != nil {
+			return fmt.Errorf("stop what START_SERVICE started (the process stays at START_SERVICE; call back again to retry): %w", err)
+		}
+	}
+	err = e.st.Tx(ctx, func(tx *store.Store) error {
+		cur, err := tx.GetProcess(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Step != StepStartService || cur.Finish {
+			return conflict("process %d changed while its services were being stopped: reload it", p.ID)
+		}
+		ok, err := tx.UpdateProcessIf(ctx, p.ID, cur.Version, map[string]any{
+			"step": StepDeployConfig, "process_type": StepTypes[StepDeployConfig]})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return conflict("process %d was changed by another request meanwhile: reload it", p.ID)
+		}
+		return tx.DeleteTasksOfStep(ctx, p.ID, StepStartService)
+	})
+	if err != nil {
+		return err
+	}
+	e.log.Info("process went back", "process", p.ID, "to", StepTypes[StepDeployConfig])
+	return nil
+}
+
+// Complete finishes a process: finish=YES, status SUCCESS, SSH credentials
+// wiped; afterwards it is read-only. Tasks that never started are canceled.
+func (e *Engine) Complete(ctx context.Context, userID, processID int64) error {
+	p, err := e.loadOwned(ctx, userID, processID)
+	if err != nil {
+		return err
+	}
+	return e.st.Tx(ctx, func(tx *store.Store) error {
+		all, err := tx.TasksOfStep(ctx, p.ID, p.Step)
+		if err != nil {
+			return err
+		}
+		for _, t := range all {
+			if t.Status == store.StatusRunning {
+				return conflict("task %d %s on %s is still running: wait for it to end before completing", t.ID, t.TaskType, t.Host)
+			}
+		}
+		for _, t := range all {
+			if t.Status == store.StatusSubmitted {
+				if _, err := tx.UpdateTaskIf(ctx, t.ID, []string{store.StatusSubmitted}, map[string]any{
+					"status": store.StatusFailure, "finish": true, "response": "canceled: the process was completed before this task ran"}); err != nil {
+					return err
+				}
+			}
+		}
+		ok, err := tx.UpdateProcessIf(ctx, p.ID, p.Version, map[string]any{
+			"finish": true, "status": StatusSuccess, "credentials": nil})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return conflict("process %d was changed by another request meanwhile: reload it", p.ID)
+		}
+		return nil
+	})
+}

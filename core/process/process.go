@@ -1,0 +1,256 @@
+// Package process is the install wizard: it validates each step's request,
+// moves a process from step to step and records the step's tasks (which the
+// runner then executes), and handles retry, skip, back and completion.
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Steps of the wizard, in order.
+const (
+	StepInstallAgent   = 0
+	StepInstallService = 1
+	StepDeployConfig   = 2
+	StepStartService   = 3
+	StepBuildCluster   = 4
+)
+
+// StepTypes names each step (Process.ProcessType and Task.ProcessType).
+var StepTypes = [...]string{"INSTALL_AGENT", "INSTALL_SERVICE", "DEPLOY_CONFIG", "START_SERVICE", "BUILD_CLUSTER"}
+
+// Roles and FE node types.
+const (
+	RoleFE     = "FE"
+	RoleBE     = "BE"
+	RoleBroker = "BROKER"
+	FEFollower = "FOLLOWER"
+	FEObserver = "OBSERVER"
+)
+
+// Process statuses.
+const (
+	StatusRunning = "RUNNING"
+	StatusSuccess = "SUCCESS"
+)
+
+// Task types.
+const (
+	TaskInstallAgent = "INSTALL_AGENT"
+	TaskAddFE        = "ADD_FE"
+	TaskAddBackend   = "ADD_BACKEND"
+	TaskAddBroker    = "ADD_BROKER"
+)
+
+// InstallTask, DeployTask and StartTask name a role's task of steps 1-3,
+// e.g. INSTALL_FE, DEPLOY_BE_CONFIG, START_BROKER.
+func InstallTask(role string) string { return "INSTALL_" + role }
+func DeployTask(role string) string  { return "DEPLOY_" + role + "_CONFIG" }
+func StartTask(role string) string   { return "START_" + role }
+
+// AddTask is the BUILD_CLUSTER task type of a role.
+func AddTask(role string) string {
+	switch role {
+	case RoleFE:
+		return TaskAddFE
+	case RoleBE:
+		return TaskAddBackend
+	}
+	return TaskAddBroker
+}
+
+// RoleDir is the role's home below the process's installDir.
+func RoleDir(role string) string {
+	switch role {
+	case RoleFE:
+		return "fe"
+	case RoleBE:
+		return "be"
+	}
+	return "apache_hdfs_broker"
+}
+
+// Credentials are the SSH credentials of a process, stored sealed in
+// Process.Credentials until installComplete wipes them.
+type Credentials struct {
+	User                string            `json:"user"`
+	SSHKey              string            `json:"sshKey"`
+	Passphrase          string            `json:"passphrase,omitempty"`
+	HostKeyFingerprints map[string]string `json:"hostKeyFingerprints,omitempty"`
+}
+
+// Sealer encrypts credentials before they are stored (core/secret.Box).
+type Sealer interface {
+	Seal(plaintext []byte) ([]byte, error)
+}
+
+// Stopper stops what the START_SERVICE tasks of a process started, so that
+// back can return to DEPLOY_CONFIG. It gets every task of the step that ran
+// (SUCCESS or FAILURE) and must be safe to call again for the same tasks.
+type Stopper interface {
+	StopStarted(ctx context.Context, tasks []store.Task) error
+}
+
+// Kind classifies an Error for the HTTP layer.
+type Kind int
+
+// Kinds of Error.
+const (
+	KindInvalid   Kind = iota + 1 // bad request (400)
+	KindNotFound                  // unknown id (404)
+	KindConflict                  // wrong state or lost a race (409)
+	KindForbidden                 // someone else's process (403)
+)
+
+// Error is a refusal whose message says what to fix.
+type Error struct {
+	Kind Kind
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func invalid(format string, args ...any) error {
+	return &Error{Kind: KindInvalid, Msg: fmt.Sprintf(format, args...)}
+}
+func notFound(format string, args ...any) error {
+	return &Error{Kind: KindNotFound, Msg: fmt.Sprintf(format, args...)}
+}
+func conflict(format string, args ...any) error {
+	return &Error{Kind: KindConflict, Msg: fmt.Sprintf(format, args...)}
+}
+func forbidden(format string, args ...any) error {
+	return &Error{Kind: KindForbidden, Msg: fmt.Sprintf(format, args...)}
+}
+
+// KindOf returns the Kind of err, or 0 for unexpected errors.
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return 0
+}
+
+// Config wires an Engine.
+type Config struct {
+	Store   *store.Store
+	Sealer  Sealer  // required for installAgent
+	Stopper Stopper // used by back; nil refuses back once something was started
+	Notify  func()  // called after new or re-submitted tasks are committed
+	Logger  hclog.Logger
+}
+
+// Engine runs the wizard. It keeps no state of its own: the store is the
+// truth, so several engines may share one database.
+type Engine struct {
+	st      *store.Store
+	sealer  Sealer
+	stopper Stopper
+	notify  func()
+	log     hclog.Logger
+}
+
+// New returns an Engine.
+func New(cfg Config) *Engine {
+	e := &Engine{st: cfg.Store, sealer: cfg.Sealer, stopper: cfg.Stopper, notify: cfg.Notify, log: cfg.Logger}
+	if e.notify == nil {
+		e.notify = func() {}
+	}
+	if e.log == nil {
+		e.log = hclog.NewNullLogger()
+	}
+	return e
+}
+
+// View is a process as currentProcess shows it.
+type View struct {
+	store.Process
+	// ProcessStep is Step, plus one once every task of the step is SUCCESS
+	// or skipped, so a wizard UI knows it may move on.
+	ProcessStep int
+}
+
+// loadOwned loads a process the user may change: it exists, is theirs and
+// is not finished.
+func (e *Engine) loadOwned(ctx context.Context, userID, processID int64) (store.Process, error) {
+	if processID <= 0 {
+		return store.Process{}, invalid("processId is required: the id installAgent returned")
+	}
+	p, err := e.st.GetProcess(ctx, processID)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, notFound("process %d does not exist", processID)
+	}
+	if err != nil {
+		return p, fmt.Errorf("load process %d: %w", processID, err)
+	}
+	if p.UserID != userID {
+		return p, forbidden("process %d belongs to another user", processID)
+	}
+	if p.Finish {
+		return p, conflict("process %d is complete and read-only: start a new one with installAgent", processID)
+	}
+	return p, nil
+}
+
+// stepDone reports whether every task is SUCCESS or skipped (and there is one).
+func stepDone(tasks []store.Task) bool {
+	for _, t := range tasks {
+		if !done(t) {
+			return false
+		}
+	}
+	return len(tasks) > 0
+}
+
+func done(t store.Task) bool { return t.Skip || t.Status == store.StatusSuccess }
+
+// describePending lists tasks that are not done, for error messages.
+func describePending(tasks []store.Task) string {
+	var parts []string
+	for _, t := range tasks {
+		if done(t) {
+			continue
+		}
+		if len(parts) == 5 {
+			parts = append(parts, "...")
+			break
+		}
+		parts = append(parts, fmt.Sprintf("task %d %s on %s is %s", t.ID, t.TaskType, t.Host, t.Status))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only maps of plain values are marshalled here
+	}
+	return string(b)
+}
+
+// inputOf decodes a task's Input.
+func inputOf(t store.Task) map[string]any {
+	m := map[string]any{}
+	_ = json.Unmarshal([]byte(t.Input), &m)
+	return m
+}
+
+// carry copies a previous task's input for the next step, without the
+// keys only that step needed.
+func carry(t store.Task, drop ...string) map[string]any {
+	m := inputOf(t)
+	for _, k := range drop {
+		delete(m, k)
+	}
+	return m
+}
+
+func hostRole(host, role string) string { return host + "\x00" + role }

@@ -1,0 +1,178 @@
+package process
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Limits on request values.
+const (
+	MaxConf       = 256 << 10 // one role's config file
+	MaxHosts      = 1000      // hosts in one request
+	maxSSHKey     = 64 << 10
+	maxInstallDir = 1024
+	maxPackageURL = 2048
+)
+
+var (
+	safeDir     = regexp.MustCompile(`^/[A-Za-z0-9._+\-/]*$`)
+	userRe      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.\-]{0,31}$`)
+	fingerprint = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}=?$`)
+	sha256Hex   = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+)
+
+// checkHost accepts an IP address or an RFC 1123 host name.
+func checkHost(field, h string) error {
+	if h == "" {
+		return invalid("%s: host is empty", field)
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		return nil
+	}
+	if len(h) > 253 {
+		return invalid("%s: host name is longer than 253 characters", field)
+	}
+	for _, label := range strings.Split(h, ".") {
+		ok := len(label) >= 1 && len(label) <= 63 && label[0] != '-' && label[len(label)-1] != '-'
+		for i := 0; ok && i < len(label); i++ {
+			c := label[i]
+			ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
+		}
+		if !ok {
+			return invalid("%s: %q is not an IP address or a host name (letters, digits, '-' and '.')", field, h)
+		}
+	}
+	return nil
+}
+
+// checkHosts validates a non-empty list of distinct hosts.
+func checkHosts(field string, hosts []string) error {
+	if len(hosts) == 0 {
+		return invalid("%s: list at least one host", field)
+	}
+	if len(hosts) > MaxHosts {
+		return invalid("%s: at most %d hosts per request", field, MaxHosts)
+	}
+	seen := map[string]bool{}
+	for i, h := range hosts {
+		if err := checkHost(fmt.Sprintf("%s[%d]", field, i), h); err != nil {
+			return err
+		}
+		if seen[h] {
+			return invalid("%s: host %s is listed twice", field, h)
+		}
+		seen[h] = true
+	}
+	return nil
+}
+
+func checkPort(field string, p int) error {
+	if p < 1 || p > 65535 {
+		return invalid("%s: port %d is out of range 1..65535", field, p)
+	}
+	return nil
+}
+
+// checkInstallDir wants an absolute, clean path of safe characters.
+func checkInstallDir(field, d string) error {
+	switch {
+	case d == "":
+		return invalid("%s is required", field)
+	case len(d) > maxInstallDir:
+		return invalid("%s is longer than %d characters", field, maxInstallDir)
+	case !strings.HasPrefix(d, "/"):
+		return invalid("%s %q must be an absolute path", field, d)
+	case filepath.Clean(d) != d:
+		return invalid("%s %q is not clean: use %q", field, d, filepath.Clean(d))
+	case d == "/":
+		return invalid("%s must not be the root directory", field)
+	case !safeDir.MatchString(d):
+		return invalid("%s %q may only contain letters, digits and . _ + - /", field, d)
+	}
+	for _, part := range strings.Split(d, "/") {
+		if part == ".." {
+			return invalid("%s %q must not contain '..'", field, d)
+		}
+	}
+	return nil
+}
+
+func checkPackageURL(field, s string) error {
+	if s == "" {
+		return invalid("%s is required", field)
+	}
+	if len(s) > maxPackageURL {
+		return invalid("%s is longer than %d characters", field, maxPackageURL)
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return invalid("%s %q must be an http:// or https:// URL", field, s)
+	}
+	return nil
+}
+
+func checkUser(field, u string) error {
+	if u == "" {
+		return invalid("%s is required", field)
+	}
+	if !userRe.MatchString(u) {
+		return invalid("%s %q is not a valid Unix user name", field, u)
+	}
+	return nil
+}
+
+// checkSSHKey parses the private key; errors never contain the key.
+func checkSSHKey(key, passphrase string) error {
+	if strings.TrimSpace(key) == "" {
+		return invalid("sshKey is required: a PEM private key")
+	}
+	if len(key) > maxSSHKey {
+		return invalid("sshKey is larger than %d bytes", maxSSHKey)
+	}
+	_, err := ssh.ParsePrivateKey([]byte(key))
+	var missing *ssh.PassphraseMissingError
+	if errors.As(err, &missing) {
+		if passphrase == "" {
+			return invalid("sshKey is encrypted: send its passphrase in \"passphrase\"")
+		}
+		if _, err := ssh.ParsePrivateKeyWithPassphrase([]byte(key), []byte(passphrase)); err != nil {
+			return invalid("sshKey could not be decrypted with the given passphrase")
+		}
+		return nil
+	}
+	if err != nil {
+		return invalid("sshKey is not a PEM private key that SSH can use (OpenSSH, PKCS#1, PKCS#8 or EC)")
+	}
+	return nil
+}
+
+// normRole upper-cases a role and checks it is FE, BE or BROKER.
+func normRole(field, r string) (string, error) {
+	u := strings.ToUpper(strings.TrimSpace(r))
+	switch u {
+	case RoleFE, RoleBE, RoleBroker:
+		return u, nil
+	case "":
+		return "", invalid("%s is required: FE, BE or BROKER", field)
+	}
+	return "", invalid("%s %q is unknown: use FE, BE or BROKER", field, r)
+}
+
+// normFENodeType checks an FE node type; empty means FOLLOWER.
+func normFENodeType(field, t string) (string, error) {
+	u := strings.ToUpper(strings.TrimSpace(t))
+	switch u {
+	case "":
+		return FEFollower, nil
+	case FEFollower, FEObserver:
+		return u, nil
+	}
+	return "", invalid("%s %q is unknown: use FOLLOWER or OBSERVER", field, t)
+}
