@@ -152,7 +152,9 @@ func TestInstallAgentValidation(t *testing.T) {
 		{"port 0", func(r *InstallAgentRequest) { r.SSHPort = 0 }, "sshPort"},
 		{"port too big", func(r *InstallAgentRequest) { r.SSHPort = 65536 }, "sshPort"},
 		{"no key", func(r *InstallAgentRequest) { r.SSHKey = "" }, "sshKey"},
-		{"garbage key", func(r *InstallAgentRequest) { r.SSHKey = "-----BEGIN RSA PRIVATE KEY-----\nSECRETSTUFF\n-----END RSA PRIVATE KEY-----" }, "sshKey"},
+		{"garbage key", func(r *InstallAgentRequest) {
+			r.SSHKey = "-----BEGIN RSA PRIVATE KEY-----\nSECRETSTUFF\n-----END RSA PRIVATE KEY-----"
+		}, "sshKey"},
 		{"encrypted key without passphrase", func(r *InstallAgentRequest) { r.SSHKey = enc }, "passphrase"},
 		{"encrypted key wrong passphrase", func(r *InstallAgentRequest) { r.SSHKey, r.Passphrase = enc, "nope" }, "passphrase"},
 		{"no url", func(r *InstallAgentRequest) { r.PackageURL = "" }, "packageUrl"},
@@ -352,7 +354,9 @@ func TestStepOrderAndOwnership(t *testing.T) {
 		call func() error
 		kind Kind
 	}{
-		{"install before agents done", func() error { return f.e.InstallService(ctx, 1, InstallServiceRequest{ProcessID: pid, InstallInfos: fe}) }, KindConflict},
+		{"install before agents done", func() error {
+			return f.e.InstallService(ctx, 1, InstallServiceRequest{ProcessID: pid, InstallInfos: fe})
+		}, KindConflict},
 		{"deploy at step 0", func() error {
 			return f.e.DeployConfig(ctx, 1, DeployConfigRequest{ProcessID: pid, DeployConfigs: []DeployConfig{{Hosts: []string{"h1"}, Role: "FE", Conf: "x"}}})
 		}, KindConflict},
@@ -362,9 +366,13 @@ func TestStepOrderAndOwnership(t *testing.T) {
 		{"build at step 0", func() error {
 			return f.e.BuildCluster(ctx, 1, BuildClusterRequest{ProcessID: pid, FEHosts: []string{"h1"}})
 		}, KindConflict},
-		{"unknown process", func() error { return f.e.InstallService(ctx, 1, InstallServiceRequest{ProcessID: 99, InstallInfos: fe}) }, KindNotFound},
+		{"unknown process", func() error {
+			return f.e.InstallService(ctx, 1, InstallServiceRequest{ProcessID: 99, InstallInfos: fe})
+		}, KindNotFound},
 		{"missing process id", func() error { return f.e.InstallService(ctx, 1, InstallServiceRequest{InstallInfos: fe}) }, KindInvalid},
-		{"other user's process", func() error { return f.e.InstallService(ctx, 2, InstallServiceRequest{ProcessID: pid, InstallInfos: fe}) }, KindForbidden},
+		{"other user's process", func() error {
+			return f.e.InstallService(ctx, 2, InstallServiceRequest{ProcessID: pid, InstallInfos: fe})
+		}, KindForbidden},
 		{"back from step 0", func() error { return f.e.Back(ctx, 1, pid) }, KindConflict},
 		{"second process of user", func() error {
 			r := agentReq(t, "h9")
