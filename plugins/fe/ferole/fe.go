@@ -35,6 +35,20 @@ func nodeType(n sdk.Node) (string, error) {
 	}
 }
 
+// withClusterType fills a node's missing feNodeType from the manager's
+// view of the cluster.
+func withClusterType(n sdk.Node, c sdk.Cluster) sdk.Node {
+	if n.FENodeType != "" {
+		return n
+	}
+	for _, o := range c.Nodes {
+		if o.Role == sdk.RoleFE && o.Host == n.Host {
+			n.FENodeType = o.FENodeType
+		}
+	}
+	return n
+}
+
 // startsAsMaster: the node marked master, or the only FE the manager knows.
 func startsAsMaster(req sdk.Request) bool {
 	if req.Node.Master {
@@ -57,7 +71,7 @@ func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Resu
 			h.Logf("starting %s as the first (master) FE", req.Node.Host)
 			return nil, nil
 		}
-		typ, err := nodeType(req.Node)
+		typ, err := nodeType(withClusterType(req.Node, req.Cluster))
 		if err != nil {
 			return nil, err
 		}
@@ -123,7 +137,7 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 			return sdk.Result{}, &sdk.Failure{Summary: "cannot list frontends", Detail: err.Error(), Retryable: true}
 		}
 		if _, ok := doris.Find(fes, t.Addrs, t.Port); !ok {
-			typ, err := nodeType(t.Node)
+			typ, err := nodeType(withClusterType(t.Node, req.Cluster))
 			if err != nil {
 				return sdk.Result{}, err
 			}

@@ -1,0 +1,186 @@
+// Package doristest wires an sdktest.FakeHost to answer the host scripts of
+// package doris the way a Linux host with Doris installed would, so role
+// plugin tests read as scenarios.
+package doristest
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/dorismanager/dorismanager/plugins/internal/doris"
+	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/dorismanager/dorismanager/sdk/sdktest"
+)
+
+// Host is a FakeHost plus the state of one machine.
+type Host struct {
+	*sdktest.FakeHost
+
+	mu          sync.Mutex
+	MaxMapCount int64
+	Swaps       []string
+	NoFileHard  uint64
+	DiskAvailKB int64
+	Java        string // "" for none
+	Busy        map[int]bool
+	procs       map[string]int // pid file -> pid of a live process
+	nextPID     int
+	// StartExit, when non-zero, makes start scripts fail with StartOutput.
+	StartExit   int
+	StartOutput string
+	// OnStart runs after a start script succeeded (argv of the call).
+	OnStart func(argv []string)
+}
+
+// New returns a healthy host: swap off, max_map_count 2000000, hard
+// nofile 65536, 100 GB free, java 17, no ports busy, nothing running.
+func New() *Host {
+	h := &Host{
+		FakeHost: sdktest.NewFakeHost(), MaxMapCount: 2000000, NoFileHard: 65536,
+		DiskAvailKB: 100 << 20, Java: "/usr/lib/jvm/java-17/bin/java", Busy: map[int]bool{},
+		procs: map[string]int{}, nextPID: 4000,
+	}
+	h.HandleExec(h.probe, "bash", "-c", doris.ProbeScript)
+	h.HandleExec(h.listen, "bash", "-c", doris.ListenArgv()[2])
+	h.HandleExec(h.proc, "bash", "-c", doris.ProcScript)
+	h.ExecExit(2, "getent: not found", "getent")
+	h.ExecOK("", "mkdir")
+	for _, s := range []doris.Spec{doris.FE, doris.BE, doris.Broker} {
+		s := s
+		h.HandleExec(func(cmd sdk.Command) (sdk.ExecResult, error) { return h.start(s, cmd) }, "bash", "/opt/doris/"+s.Dir+"/bin/"+s.StartScript)
+		h.HandleExec(func(cmd sdk.Command) (sdk.ExecResult, error) { return h.stop(s, cmd) }, "bash", "/opt/doris/"+s.Dir+"/bin/"+s.StopScript)
+	}
+	return h
+}
+
+// Install puts a role's start script and conf (may be empty) under /opt/doris.
+func (h *Host) Install(s doris.Spec, conf string) {
+	home := s.Home("/opt/doris")
+	h.SetFile(path.Join(home, "bin", s.StartScript), []byte("#!/usr/bin/env bash\n"), 0o755)
+	h.SetFile(s.ConfPath(home), []byte(conf), 0o644)
+}
+
+// SetRunning marks the role's process alive (pid > 0) or gone (0).
+func (h *Host) SetRunning(s doris.Spec, pid int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f := path.Join(s.Home("/opt/doris"), "bin", s.PidFile)
+	if pid == 0 {
+		delete(h.procs, f)
+	} else {
+		h.procs[f] = pid
+	}
+}
+
+// Running reports whether the role's process is alive.
+func (h *Host) Running(s doris.Spec) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.procs[path.Join(s.Home("/opt/doris"), "bin", s.PidFile)]
+	return ok
+}
+
+func (h *Host) probe(cmd sdk.Command) (sdk.ExecResult, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "max_map_count=%d\n", h.MaxMapCount)
+	for _, s := range h.Swaps {
+		fmt.Fprintf(&b, "swap=%s\n", s)
+	}
+	fmt.Fprintf(&b, "nofile_hard=%d\nnofile_soft=1024\ndisk_path=/opt\ndisk_avail_kb=%d\njava=%s\n", h.NoFileHard, h.DiskAvailKB, h.Java)
+	if h.Java != "" {
+		b.WriteString("java_version=17.0.9\n")
+	}
+	b.WriteString(h.busyLines(cmd.Argv[6:]))
+	return sdk.ExecResult{Output: b.String()}, nil
+}
+
+func (h *Host) busyLines(ports []string) string {
+	var b strings.Builder
+	for _, a := range ports {
+		if p, _ := strconv.Atoi(a); h.Busy[p] {
+			fmt.Fprintf(&b, "port_busy=%d\n", p)
+		}
+	}
+	return b.String()
+}
+
+func (h *Host) listen(cmd sdk.Command) (sdk.ExecResult, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return sdk.ExecResult{Output: h.busyLines(cmd.Argv[4:])}, nil
+}
+
+func (h *Host) proc(cmd sdk.Command) (sdk.ExecResult, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pid, ok := h.procs[cmd.Argv[4]]
+	if !ok {
+		return sdk.ExecResult{}, nil
+	}
+	return sdk.ExecResult{Output: fmt.Sprintf("pid=%d\nstate=S\ncmdline=/opt/doris/java org.apache.doris.DorisFE\n", pid)}, nil
+}
+
+func (h *Host) start(s doris.Spec, cmd sdk.Command) (sdk.ExecResult, error) {
+	h.mu.Lock()
+	if h.StartExit != 0 {
+		defer h.mu.Unlock()
+		return sdk.ExecResult{ExitCode: h.StartExit, Output: h.StartOutput}, nil
+	}
+	f := path.Join(s.Home("/opt/doris"), "bin", s.PidFile)
+	if _, ok := h.procs[f]; ok {
+		h.mu.Unlock()
+		return sdk.ExecResult{ExitCode: 1, Output: "running as process. Stop it first."}, nil
+	}
+	h.nextPID++
+	h.procs[f] = h.nextPID
+	for _, p := range s.Ports {
+		h.Busy[p.Default] = true
+	}
+	on := h.OnStart
+	h.mu.Unlock()
+	if on != nil {
+		on(cmd.Argv)
+	}
+	return sdk.ExecResult{}, nil
+}
+
+func (h *Host) stop(s doris.Spec, _ sdk.Command) (sdk.ExecResult, error) {
+	h.SetRunning(s, 0)
+	return sdk.ExecResult{}, nil
+}
+
+// FrontendsRows renders SHOW FRONTENDS in Doris 2.x columns.
+// Each fe is "host:editLogPort:queryPort:ROLE:isMaster:alive".
+func FrontendsRows(fes ...string) sdk.Rows {
+	r := sdk.Rows{Columns: []string{"Name", "Host", "EditLogPort", "HttpPort", "QueryPort", "RpcPort", "Role", "IsMaster", "ClusterId", "Join", "Alive", "ErrMsg"}}
+	for i, fe := range fes {
+		p := strings.Split(fe, ":")
+		r.Values = append(r.Values, []string{fmt.Sprintf("fe%d", i), p[0], p[1], "8030", p[2], "9020", p[3], p[4], "1", "true", p[5], ""})
+	}
+	return r
+}
+
+// BackendsRows renders SHOW BACKENDS: each be is "host:heartbeatPort:alive".
+func BackendsRows(bes ...string) sdk.Rows {
+	r := sdk.Rows{Columns: []string{"BackendId", "Host", "HeartbeatPort", "BePort", "HttpPort", "BrpcPort", "Alive", "ErrMsg"}}
+	for i, be := range bes {
+		p := strings.Split(be, ":")
+		r.Values = append(r.Values, []string{strconv.Itoa(10000 + i), p[0], p[1], "9060", "8040", "8060", p[2], ""})
+	}
+	return r
+}
+
+// BrokersRows renders SHOW BROKER: each is "name:host:port:alive".
+func BrokersRows(bs ...string) sdk.Rows {
+	r := sdk.Rows{Columns: []string{"Name", "Host", "Port", "Alive", "LastStartTime", "LastUpdateTime", "ErrMsg"}}
+	for _, b := range bs {
+		p := strings.Split(b, ":")
+		r.Values = append(r.Values, []string{p[0], p[1], p[2], p[3], "", "", ""})
+	}
+	return r
+}
