@@ -1,0 +1,537 @@
+// Package sshboot installs the doris-agent on a host over SSH: it checks
+// the host key (trust on first use, recorded in the store, or pinned),
+// uploads the agent and its config with sftp, starts it (systemd when the
+// host runs it, else a detached process) and waits for its registration.
+package sshboot
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/dorismanager/dorismanager/core/agents"
+	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/hashicorp/go-hclog"
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+	"gorm.io/gorm"
+)
+
+// Failure kinds, wrapped by Install's errors (the messages say what to fix).
+var (
+	ErrUnreachable    = errors.New("host unreachable")
+	ErrAuthRefused    = errors.New("authentication refused")
+	ErrHostKeyChanged = errors.New("host key changed")
+	ErrNoSpace        = errors.New("not enough free space")
+	ErrNotRegistered  = errors.New("agent did not register")
+	ErrBadKey         = errors.New("unusable private key")
+)
+
+// Config configures an Installer.
+type Config struct {
+	AgentBinary     string // default: doris-agent beside the running executable
+	AdvertiseURL    string // the manager URL agents call; default from the SSH connection
+	ListenPort      int    // the manager's listen port (used without AdvertiseURL)
+	Registry        *agents.Registry
+	DB              *gorm.DB
+	Logger          hclog.Logger
+	ConnectTimeout  time.Duration // default 10s
+	RegisterTimeout time.Duration // default 60s
+	MinFreeBytes    int64         // free space needed under the install dir; default 64 MiB
+}
+
+// Installer installs agents; safe for concurrent use (one SSH connection per Install).
+type Installer struct {
+	cfg Config
+	log hclog.Logger
+
+	binOnce sync.Once
+	binErr  error
+	binSize int64
+}
+
+// Target is the host to install on.
+type Target struct {
+	ClusterID  int64
+	Host       string
+	Port       int    // SSH port, default 22
+	User       string // default root
+	InstallDir string // e.g. /opt/doris; the agent goes to <InstallDir>/agent
+	AgentPort  int    // default 9602
+}
+
+// Credentials authenticate the SSH connection. They are never logged.
+type Credentials struct {
+	PrivateKey []byte // PEM: RSA, ECDSA or ed25519
+	Passphrase string
+	// HostKeyFingerprint pins the host key ("SHA256:..."); empty: trust on first use.
+	HostKeyFingerprint string
+}
+
+// Result describes an installed agent.
+type Result struct {
+	AgentID            int64  // the manager's id of the agent
+	HostKeyFingerprint string // SHA256:... of the host key
+	LogPath            string // the agent's own log on the host
+}
+
+// New returns an Installer.
+func New(cfg Config) (*Installer, error) {
+	if cfg.Registry == nil || cfg.DB == nil {
+		return nil, errors.New("sshboot: Registry and DB are required")
+	}
+	if cfg.AdvertiseURL == "" && cfg.ListenPort <= 0 {
+		return nil, errors.New("sshboot: give AdvertiseURL or ListenPort")
+	}
+	if cfg.AgentBinary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("sshboot: locate manager binary: %w", err)
+		}
+		cfg.AgentBinary = filepath.Join(filepath.Dir(exe), "doris-agent")
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.RegisterTimeout <= 0 {
+		cfg.RegisterTimeout = 60 * time.Second
+	}
+	if cfg.MinFreeBytes <= 0 {
+		cfg.MinFreeBytes = 64 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Installer{cfg: cfg, log: cfg.Logger.Named("sshboot")}, nil
+}
+
+func (in *Installer) agentBinary() (int64, error) {
+	in.binOnce.Do(func() {
+		fi, err := os.Stat(in.cfg.AgentBinary)
+		if err != nil {
+			in.binErr = fmt.Errorf("agent binary %s: %w (build it with `go build -o %s ./cmd/doris-agent`)", in.cfg.AgentBinary, err, in.cfg.AgentBinary)
+			return
+		}
+		in.binSize = fi.Size()
+	})
+	return in.binSize, in.binErr
+}
+
+// Install installs (or reinstalls) the agent on t and waits until it has
+// registered. Progress lines go to log.
+func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, log io.Writer) (Result, error) {
+	if log == nil {
+		log = io.Discard
+	}
+	if t.Port <= 0 {
+		t.Port = 22
+	}
+	if t.User == "" {
+		t.User = "root"
+	}
+	if t.AgentPort <= 0 {
+		t.AgentPort = wire.DefaultPort
+	}
+	if t.Host == "" || !path.IsAbs(t.InstallDir) {
+		return Result{}, fmt.Errorf("install agent: host and an absolute installDir are required (got %q, %q)", t.Host, t.InstallDir)
+	}
+	t.InstallDir = path.Clean(t.InstallDir)
+	binSize, err := in.agentBinary()
+	if err != nil {
+		return Result{}, err
+	}
+	signer, err := parseKey(cred)
+	if err != nil {
+		return Result{}, err
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(log, format+"\n", args...) }
+	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+
+	logf("connecting to %s as %s", addr, t.User)
+	client, fp, err := in.dial(ctx, t, signer, cred.HostKeyFingerprint)
+	if err != nil {
+		logf("%v", err)
+		return Result{HostKeyFingerprint: fp}, err
+	}
+	defer client.Close()
+	res := Result{HostKeyFingerprint: fp, LogPath: path.Join(t.InstallDir, "agent", "log", "agent.out")}
+	logf("connected; host key %s", fp)
+
+	serverURL := in.cfg.AdvertiseURL
+	if serverURL == "" {
+		la, _ := client.LocalAddr().(*net.TCPAddr)
+		if la == nil {
+			return res, errors.New("install agent: cannot tell the local address of the SSH connection; set --advertise-url")
+		}
+		serverURL = "http://" + net.JoinHostPort(la.IP.String(), strconv.Itoa(in.cfg.ListenPort))
+	}
+	probe, err := run(client, `printf '%s\n' "$SSH_CONNECTION"; cat /proc/1/comm 2>/dev/null || echo unknown`)
+	if err != nil {
+		return res, fmt.Errorf("probe %s: %w", t.Host, err)
+	}
+	lines := strings.Split(strings.TrimSpace(probe), "\n")
+	listenIP := ""
+	if f := strings.Fields(lines[0]); len(f) == 4 {
+		listenIP = f[2] // the address this host was reached at
+	}
+	systemd := len(lines) > 1 && strings.TrimSpace(lines[len(lines)-1]) == "systemd"
+
+	sc, err := sftp.NewClient(client)
+	if err != nil {
+		return res, fmt.Errorf("open sftp on %s: %w", t.Host, err)
+	}
+	defer sc.Close()
+	if err := checkSpace(sc, t.InstallDir, binSize+in.cfg.MinFreeBytes); err != nil {
+		logf("%v", err)
+		return res, fmt.Errorf("%s: %w", t.Host, err)
+	}
+
+	token, err := in.cfg.Registry.Prepare(ctx, t.ClusterID, t.Host, t.AgentPort, t.InstallDir)
+	if err != nil {
+		return res, err
+	}
+	home := path.Join(t.InstallDir, "agent")
+	unit := "doris-agent-" + shortHash(t.InstallDir) + ".service"
+	logf("stopping an older agent in %s, if any", home)
+	if err := stopOld(client, home, systemd, unit); err != nil {
+		return res, fmt.Errorf("stop older agent on %s: %w", t.Host, err)
+	}
+	for _, d := range []string{"bin", "conf", "log", "data"} {
+		if err := sc.MkdirAll(path.Join(home, d)); err != nil {
+			return res, fmt.Errorf("create %s on %s: %w", path.Join(home, d), t.Host, err)
+		}
+	}
+	_ = sc.Chmod(path.Join(home, "conf"), 0o700)
+	_ = sc.Chmod(path.Join(home, "data"), 0o700)
+
+	logf("uploading agent (%d bytes) to %s", binSize, path.Join(home, "bin", "doris-agent"))
+	bin, err := os.Open(in.cfg.AgentBinary)
+	if err != nil {
+		return res, err
+	}
+	err = upload(sc, path.Join(home, "bin", "doris-agent"), bin, 0o755)
+	bin.Close()
+	if err != nil {
+		return res, fmt.Errorf("upload agent to %s: %w", t.Host, err)
+	}
+	listen := ":" + strconv.Itoa(t.AgentPort)
+	if listenIP != "" {
+		listen = net.JoinHostPort(listenIP, strconv.Itoa(t.AgentPort))
+	}
+	conf, _ := json.MarshalIndent(wire.Config{ServerURL: serverURL, Token: token, Listen: listen, Host: t.Host,
+		DataDir: path.Join(home, "data"), ClusterID: t.ClusterID, HeartbeatSeconds: 5, InstallDir: t.InstallDir}, "", "  ")
+	if err := upload(sc, path.Join(home, "conf", "agent.json"), bytes.NewReader(conf), 0o600); err != nil {
+		return res, fmt.Errorf("upload agent config to %s: %w", t.Host, err)
+	}
+
+	if systemd {
+		logf("starting agent as systemd unit %s (manager at %s, listening on %s)", unit, serverURL, listen)
+		if err := startSystemd(sc, client, home, unit); err != nil {
+			return res, fmt.Errorf("start agent on %s: %w", t.Host, err)
+		}
+	} else {
+		logf("starting agent detached (manager at %s, listening on %s)", serverURL, listen)
+		if _, err := run(client, `cd "$1" && setsid nohup "$1/bin/doris-agent" -config "$1/conf/agent.json" >>"$1/log/agent.out" 2>&1 </dev/null &`, home); err != nil {
+			return res, fmt.Errorf("start agent on %s: %w", t.Host, err)
+		}
+	}
+
+	logf("waiting up to %s for the agent to register", in.cfg.RegisterTimeout)
+	wctx, cancel := context.WithTimeout(ctx, in.cfg.RegisterTimeout)
+	defer cancel()
+	a, err := in.cfg.Registry.WaitRegistered(wctx, t.ClusterID, t.Host)
+	if err != nil {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		tail := readTail(sc, res.LogPath, 4096)
+		if systemd {
+			if j, jerr := run(client, `journalctl -u "$1" -n 30 --no-pager 2>&1`, unit); jerr == nil {
+				tail += j
+			}
+		}
+		e := fmt.Errorf("%w: the agent on %s did not register within %s (it must reach the manager at %s; set --advertise-url if that address is wrong); last lines of %s:\n%s",
+			ErrNotRegistered, t.Host, in.cfg.RegisterTimeout, serverURL, res.LogPath, tail)
+		logf("%v", e)
+		return res, e
+	}
+	res.AgentID = a.ID
+	logf("agent registered (id %d, uuid %s)", a.ID, a.AgentUUID)
+	in.log.Info("agent installed", "host", t.Host, "agent", a.ID)
+	return res, nil
+}
+
+func parseKey(cred Credentials) (ssh.Signer, error) {
+	if len(bytes.TrimSpace(cred.PrivateKey)) == 0 {
+		return nil, fmt.Errorf("%w: the SSH private key is empty", ErrBadKey)
+	}
+	var signer ssh.Signer
+	var err error
+	if cred.Passphrase != "" {
+		signer, err = ssh.ParsePrivateKeyWithPassphrase(cred.PrivateKey, []byte(cred.Passphrase))
+	} else {
+		signer, err = ssh.ParsePrivateKey(cred.PrivateKey)
+	}
+	var pm *ssh.PassphraseMissingError
+	switch {
+	case err == nil:
+		return signer, nil
+	case errors.As(err, &pm):
+		return nil, fmt.Errorf("%w: the private key is encrypted: give its passphrase", ErrBadKey)
+	case errors.Is(err, x509.IncorrectPasswordError):
+		return nil, fmt.Errorf("%w: the passphrase does not decrypt the private key", ErrBadKey)
+	default:
+		// The parser's message never quotes key material.
+		return nil, fmt.Errorf("%w: the private key is not a PEM RSA, ECDSA or ed25519 key: %v", ErrBadKey, err)
+	}
+}
+
+func normFP(fp string) string {
+	fp = strings.TrimSpace(fp)
+	if fp != "" && !strings.HasPrefix(fp, "SHA256:") {
+		fp = "SHA256:" + fp
+	}
+	return fp
+}
+
+// dial connects and authenticates, checking the host key.
+func (in *Installer) dial(ctx context.Context, t Target, signer ssh.Signer, pinned string) (*ssh.Client, string, error) {
+	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+	timeout := in.cfg.ConnectTimeout
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		return nil, "", fmt.Errorf("%w: cannot connect to %s within %s: %v (check the address, the SSH port and firewalls)", ErrUnreachable, addr, timeout, err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	_ = conn.SetDeadline(time.Now().Add(timeout))
+
+	var keyErr error
+	var seen string
+	cb := func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		seen = ssh.FingerprintSHA256(key)
+		keyErr = in.checkHostKey(ctx, t, key, normFP(pinned))
+		return keyErr
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
+		User: t.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: cb, Timeout: timeout,
+	})
+	if err != nil {
+		conn.Close()
+		switch {
+		case keyErr != nil:
+			return nil, seen, keyErr
+		case ctx.Err() != nil:
+			return nil, seen, ctx.Err()
+		case strings.Contains(err.Error(), "unable to authenticate"):
+			return nil, seen, fmt.Errorf("%w: %s refused the key for user %s: check the user and that the public key is in its authorized_keys", ErrAuthRefused, addr, t.User)
+		case isTimeout(err):
+			return nil, seen, fmt.Errorf("%w: %s accepted the connection but gave no SSH answer within %s", ErrUnreachable, addr, timeout)
+		default:
+			return nil, seen, fmt.Errorf("ssh to %s: %v", addr, err)
+		}
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return ssh.NewClient(cc, chans, reqs), seen, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || strings.Contains(err.Error(), "i/o timeout")
+}
+
+// checkHostKey enforces a pinned fingerprint, else trust on first use.
+func (in *Installer) checkHostKey(ctx context.Context, t Target, key ssh.PublicKey, pinned string) error {
+	fp := ssh.FingerprintSHA256(key)
+	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+	if pinned != "" && pinned != fp {
+		return fmt.Errorf("%w: %s presented host key %s, but %s was pinned for it: check the host or correct the pinned fingerprint", ErrHostKeyChanged, addr, fp, pinned)
+	}
+	db := in.cfg.DB.WithContext(ctx)
+	var rec store.HostKey
+	err := db.Where("host = ? AND port = ?", t.Host, t.Port).First(&rec).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		rec = store.HostKey{Host: t.Host, Port: t.Port, KeyType: key.Type(), Fingerprint: fp, PublicKey: key.Marshal()}
+		if err := db.Create(&rec).Error; err != nil {
+			// Another install may have recorded it just now: compare with that.
+			if err2 := db.Where("host = ? AND port = ?", t.Host, t.Port).First(&rec).Error; err2 != nil {
+				return fmt.Errorf("record host key of %s: %w", addr, err)
+			}
+			if rec.Fingerprint != fp {
+				return changed(addr, rec.Fingerprint, fp)
+			}
+		}
+		in.log.Info("trusting host key on first use", "host", addr, "fingerprint", fp)
+		return nil
+	case err != nil:
+		return fmt.Errorf("look up host key of %s: %w", addr, err)
+	case rec.Fingerprint == fp:
+		return nil
+	case pinned == fp:
+		// The operator pinned the new key: it replaces the recorded one.
+		return db.Model(&store.HostKey{}).Where("id = ?", rec.ID).Updates(map[string]any{
+			"key_type": key.Type(), "fingerprint": fp, "public_key": key.Marshal()}).Error
+	default:
+		return changed(addr, rec.Fingerprint, fp)
+	}
+}
+
+func changed(addr, old, now string) error {
+	return fmt.Errorf("%w: %s presented host key %s, but %s was recorded for it: if the host was really reinstalled, pin the new fingerprint (hostKeyFingerprints) and retry", ErrHostKeyChanged, addr, now, old)
+}
+
+// run executes a fixed shell script; data goes in as positional parameters.
+func run(client *ssh.Client, script string, args ...string) (string, error) {
+	s, err := client.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	cmd := "sh -c " + quote(script) + " sh"
+	for _, a := range args {
+		cmd += " " + quote(a)
+	}
+	out, err := s.CombinedOutput(cmd)
+	if err != nil {
+		return string(out), fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// quote makes s one word for a POSIX shell.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func shortHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:4])
+}
+
+func checkSpace(sc *sftp.Client, dir string, need int64) error {
+	p := dir
+	for {
+		if _, err := sc.Stat(p); err == nil {
+			break
+		}
+		if p == "/" {
+			break
+		}
+		p = path.Dir(p)
+	}
+	st, err := sc.StatVFS(p)
+	if err != nil {
+		return nil // the server lacks the statvfs extension; the upload will tell
+	}
+	free := int64(st.Frsize * st.Bavail)
+	if free < need {
+		return fmt.Errorf("%w: %s has %d MiB free, the agent needs %d MiB: free space or choose another installDir", ErrNoSpace, p, free>>20, need>>20)
+	}
+	return nil
+}
+
+func upload(sc *sftp.Client, dst string, src io.Reader, mode os.FileMode) error {
+	tmp := dst + ".upload"
+	f, err := sc.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.ReadFrom(src); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// Renaming over a running binary is fine; writing into it is not.
+	if err := sc.PosixRename(tmp, dst); err != nil {
+		return fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	return nil
+}
+
+const stopScript = `pidf="$1/data/agent.pid"
+[ -f "$pidf" ] || exit 0
+pid=$(cat "$pidf")
+case "$pid" in ''|*[!0-9]*) exit 0;; esac
+grep -q doris-agent "/proc/$pid/cmdline" 2>/dev/null || exit 0
+kill "$pid" 2>/dev/null
+i=0
+while [ $i -lt 100 ] && [ -d "/proc/$pid" ] && ! grep -q '^State:.*[ZX]' "/proc/$pid/status" 2>/dev/null; do
+  sleep 0.1; i=$((i+1))
+done
+kill -9 "$pid" 2>/dev/null
+exit 0`
+
+func stopOld(client *ssh.Client, home string, systemd bool, unit string) error {
+	if systemd {
+		if _, err := run(client, `systemctl stop "$1" 2>/dev/null; exit 0`, unit); err != nil {
+			return err
+		}
+	}
+	_, err := run(client, stopScript, home)
+	return err
+}
+
+func startSystemd(sc *sftp.Client, client *ssh.Client, home, unit string) error {
+	u := fmt.Sprintf(`[Unit]
+Description=Doris Manager agent (%s)
+After=network-online.target
+
+[Service]
+ExecStart=%s/bin/doris-agent -config %s/conf/agent.json
+WorkingDirectory=%s
+Restart=on-failure
+RestartSec=2
+KillMode=process
+LimitNOFILE=65536
+StandardOutput=append:%s/log/agent.out
+StandardError=append:%s/log/agent.out
+
+[Install]
+WantedBy=multi-user.target
+`, home, home, home, home, home, home)
+	if err := upload(sc, "/etc/systemd/system/"+unit, strings.NewReader(u), 0o644); err != nil {
+		return err
+	}
+	_, err := run(client, `systemctl daemon-reload && systemctl enable "$1" && systemctl restart "$1"`, unit)
+	return err
+}
+
+func readTail(sc *sftp.Client, p string, n int64) string {
+	f, err := sc.Open(p)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max(0, fi.Size()-n)
+	b := make([]byte, fi.Size()-off)
+	m, _ := f.ReadAt(b, off)
+	return string(b[:m])
+}

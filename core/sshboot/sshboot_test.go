@@ -1,0 +1,391 @@
+package sshboot
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/dorismanager/dorismanager/core/agentclient"
+	"github.com/dorismanager/dorismanager/core/agents"
+	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/dorismanager/dorismanager/test/testhosts"
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/errgroup"
+)
+
+var agentBin string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if os.Geteuid() == 0 {
+			dir, err := os.MkdirTemp("", "sshboot-bin-")
+			if err != nil {
+				panic(err)
+			}
+			defer os.RemoveAll(dir)
+			agentBin = filepath.Join(dir, "doris-agent")
+			cmd := exec.Command("go", "build", "-o", agentBin, "github.com/dorismanager/dorismanager/cmd/doris-agent")
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "build agent: %v\n%s", err, out)
+				return 1
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// testSealer is AES-256-GCM with a random key, like core/secret.
+type testSealer struct{ aead cipher.AEAD }
+
+func newSealer(t testing.TB) *testSealer {
+	key := make([]byte, 32)
+	rand.Read(key)
+	b, _ := aes.NewCipher(key)
+	g, err := cipher.NewGCM(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testSealer{g}
+}
+
+func (s *testSealer) Seal(p []byte) ([]byte, error) {
+	n := make([]byte, s.aead.NonceSize())
+	rand.Read(n)
+	return s.aead.Seal(n, n, p, nil), nil
+}
+
+func (s *testSealer) Open(c []byte) ([]byte, error) {
+	if len(c) < s.aead.NonceSize() {
+		return nil, errors.New("short")
+	}
+	return s.aead.Open(nil, c[:s.aead.NonceSize()], c[s.aead.NonceSize():], nil)
+}
+
+// syncBuf is a goroutine-safe log sink.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type env struct {
+	hs        *testhosts.Hosts
+	st        *store.Store
+	reg       *agents.Registry
+	inst      *Installer
+	logs      *syncBuf
+	port      int
+	clusterID int64
+}
+
+func setup(t testing.TB, n int) *env {
+	testhosts.Require(t)
+	ctx := context.Background()
+	logs := &syncBuf{}
+	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
+	hs, err := testhosts.Start(ctx, testhosts.Options{N: n, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hs.Close() })
+	st, err := store.Open("", t.TempDir(), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cl, err := st.CreateCluster(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := agents.New(agents.Config{DB: st.DB(), Sealer: newSealer(t), Logger: logger, HeartbeatSeconds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	ln, err := net.Listen("tcp", net.JoinHostPort(hs.BridgeAddr, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/agent-api/v1/", reg.Handler())
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	port := ln.Addr().(*net.TCPAddr).Port
+	inst, err := New(Config{AgentBinary: agentBin, ListenPort: port, Registry: reg, DB: st.DB(), Logger: logger,
+		ConnectTimeout: 2 * time.Second, RegisterTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{hs: hs, st: st, reg: reg, inst: inst, logs: logs, port: port, clusterID: cl.ID}
+}
+
+func (e *env) target(h *testhosts.Host) Target {
+	return Target{ClusterID: e.clusterID, Host: h.Addr, Port: h.Port, User: "root", InstallDir: "/opt/doris"}
+}
+
+func TestInstall(t *testing.T) {
+	e := setup(t, 3)
+	ctx := context.Background()
+	hs := e.hs
+	keys := []Credentials{
+		{PrivateKey: hs.Keys.RSA},
+		{PrivateKey: hs.Keys.ECDSA},
+		{PrivateKey: hs.Keys.Ed25519Encrypted, Passphrase: hs.Keys.Passphrase},
+	}
+	taskLogs := make([]*syncBuf, len(hs.Hosts))
+	results := make([]Result, len(hs.Hosts))
+
+	t.Run("parallel install", func(t *testing.T) {
+		var g errgroup.Group
+		g.SetLimit(2)
+		for i, h := range hs.Hosts {
+			taskLogs[i] = &syncBuf{}
+			g.Go(func() error {
+				r, err := e.inst.Install(ctx, e.target(h), keys[i], taskLogs[i])
+				results[i] = r
+				if err != nil {
+					return fmt.Errorf("%s: %w\n%s", h.Name, err, taskLogs[i])
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		for i, h := range hs.Hosts {
+			a, err := e.reg.Get(ctx, e.clusterID, h.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Status != agents.StatusRunning || a.AgentUUID == "" || a.ID != results[i].AgentID || a.RegisterTime == nil {
+				t.Errorf("%s: agent %+v", h.Name, a)
+			}
+			var hw wire.Hardware
+			if err := json.Unmarshal([]byte(a.Hardware), &hw); err != nil || !strings.HasSuffix(hw.TotalMemory, "iB") || hw.Cores == 0 {
+				t.Errorf("%s: hardware %q %v", h.Name, a.Hardware, err)
+			}
+			if results[i].HostKeyFingerprint != h.HostKeyFingerprint() {
+				t.Errorf("%s: fingerprint %s, want %s", h.Name, results[i].HostKeyFingerprint, h.HostKeyFingerprint())
+			}
+			if fi, err := os.Stat(filepath.Join(h.Root, "doris/agent/conf/agent.json")); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: config %v %v", h.Name, fi, err)
+			}
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("exec request is not run twice", func(t *testing.T) {
+		c, err := e.reg.Client(ctx, e.clusterID, hs.Hosts[0].Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := agentclient.ExecRequest{RequestID: "task-9-attempt-1-exec-1", TaskID: "9",
+			Command: sdk.Command{Argv: []string{"sh", "-c", `echo once >> /opt/doris/count; ulimit -n`}}}
+		for range 3 {
+			var out bytes.Buffer
+			r, err := c.Exec(ctx, req, &out)
+			if err != nil || r.ExitCode != 0 {
+				t.Fatalf("exec: %+v %v", r, err)
+			}
+			if !strings.HasSuffix(r.LogPath, "/task-9.log") {
+				t.Errorf("log path %s", r.LogPath)
+			}
+		}
+		b, _ := os.ReadFile(filepath.Join(hs.Hosts[0].Root, "doris/count"))
+		if n := strings.Count(string(b), "once"); n != 1 {
+			t.Fatalf("command ran %d times", n)
+		}
+		if _, err := agentclient.New(c.BaseURL(), "not-the-token").Health(ctx); !errors.Is(err, agentclient.ErrUnauthorized) {
+			t.Fatalf("wrong token: %v", err)
+		}
+	})
+
+	t.Run("restart keeps identity", func(t *testing.T) {
+		h := hs.Hosts[0]
+		before, _ := e.reg.Get(ctx, e.clusterID, h.Addr)
+		pid := agentPid(t, h)
+		if _, err := e.inst.Install(ctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519}, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := e.reg.Get(ctx, e.clusterID, h.Addr)
+		if after.AgentUUID != before.AgentUUID || after.ID != before.ID {
+			t.Fatalf("identity changed: %s -> %s", before.AgentUUID, after.AgentUUID)
+		}
+		if testhosts.PidAlive(pid) {
+			t.Errorf("old agent %d still runs", pid)
+		}
+		if agentPid(t, h) == pid {
+			t.Error("agent was not restarted")
+		}
+	})
+
+	t.Run("heartbeat loss turns STOP and back", func(t *testing.T) {
+		h := hs.Hosts[2]
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := h.SetReachable(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.reg.WaitStatus(wctx, e.clusterID, h.Addr, agents.StatusStop); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.SetReachable(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.reg.WaitStatus(wctx, e.clusterID, h.Addr, agents.StatusRunning); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("wrong key", func(t *testing.T) {
+		_, err := e.inst.Install(ctx, e.target(hs.Hosts[1]), Credentials{PrivateKey: hs.Keys.Unauthorized}, io.Discard)
+		if !errors.Is(err, ErrAuthRefused) || !strings.Contains(err.Error(), "refused") {
+			t.Fatalf("want auth refused, got %v", err)
+		}
+		_, err = e.inst.Install(ctx, e.target(hs.Hosts[1]), Credentials{PrivateKey: hs.Keys.Ed25519Encrypted}, io.Discard)
+		if !errors.Is(err, ErrBadKey) || !strings.Contains(err.Error(), "passphrase") {
+			t.Fatalf("want passphrase message, got %v", err)
+		}
+	})
+
+	t.Run("unreachable host", func(t *testing.T) {
+		h := hs.Hosts[1]
+		if err := h.SetReachable(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		defer h.SetReachable(ctx, true)
+		// The context is far longer than the connect timeout: the failure
+		// must come from the installer's own timeout.
+		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		_, err := e.inst.Install(cctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519}, io.Discard)
+		if !errors.Is(err, ErrUnreachable) || cctx.Err() != nil {
+			t.Fatalf("want unreachable, got %v", err)
+		}
+	})
+
+	t.Run("changed host key", func(t *testing.T) {
+		h := hs.Hosts[1]
+		old := h.HostKeyFingerprint()
+		if err := h.RotateHostKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.inst.Install(ctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519}, io.Discard)
+		if !errors.Is(err, ErrHostKeyChanged) || !strings.Contains(err.Error(), old) || !strings.Contains(err.Error(), h.HostKeyFingerprint()) {
+			t.Fatalf("want both fingerprints, got %v", err)
+		}
+		// Pinning the new key accepts it and replaces the record.
+		r, err := e.inst.Install(ctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519, HostKeyFingerprint: h.HostKeyFingerprint()}, io.Discard)
+		if err != nil || r.HostKeyFingerprint != h.HostKeyFingerprint() {
+			t.Fatalf("pinned install: %+v %v", r, err)
+		}
+		// A wrong pin is refused even though the record matches.
+		_, err = e.inst.Install(ctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519, HostKeyFingerprint: old}, io.Discard)
+		if !errors.Is(err, ErrHostKeyChanged) {
+			t.Fatalf("wrong pin: %v", err)
+		}
+	})
+
+	t.Run("no registration in time", func(t *testing.T) {
+		bad, err := New(Config{AgentBinary: agentBin, AdvertiseURL: "http://" + net.JoinHostPort(hs.BridgeAddr, "1"),
+			Registry: e.reg, DB: e.st.DB(), ConnectTimeout: 2 * time.Second, RegisterTimeout: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = bad.Install(ctx, e.target(hs.Hosts[1]), Credentials{PrivateKey: hs.Keys.Ed25519}, io.Discard)
+		if !errors.Is(err, ErrNotRegistered) || !strings.Contains(err.Error(), "register failed") {
+			t.Fatalf("want not registered with the agent log, got %v", err)
+		}
+		// Put the good agent back.
+		if _, err := e.inst.Install(ctx, e.target(hs.Hosts[1]), Credentials{PrivateKey: hs.Keys.Ed25519}, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("secrets stay secret", func(t *testing.T) {
+		var secrets []string
+		for _, h := range hs.Hosts {
+			b, err := os.ReadFile(filepath.Join(h.Root, "doris/agent/conf/agent.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c wire.Config
+			json.Unmarshal(b, &c)
+			if len(c.Token) < 32 {
+				t.Fatalf("token %q", c.Token)
+			}
+			secrets = append(secrets, c.Token)
+		}
+		for _, k := range [][]byte{hs.Keys.RSA, hs.Keys.ECDSA, hs.Keys.Ed25519, hs.Keys.Ed25519Encrypted} {
+			lines := strings.Split(string(k), "\n")
+			secrets = append(secrets, lines[1], lines[2]) // key material, not the PEM header
+		}
+		secrets = append(secrets, hs.Keys.Passphrase)
+		haystacks := map[string]string{"manager log": e.logs.String()}
+		for i, l := range taskLogs {
+			haystacks[fmt.Sprintf("task log %d", i)] = l.String()
+		}
+		for _, h := range hs.Hosts {
+			b, _ := os.ReadFile(filepath.Join(h.Root, "doris/agent/log/agent.out"))
+			haystacks["agent log of "+h.Name] = string(b)
+			c, _ := e.reg.Client(ctx, e.clusterID, h.Addr)
+			hw, _ := c.Health(ctx)
+			hb, _ := json.Marshal(hw)
+			haystacks["health of "+h.Name] = string(hb)
+		}
+		if len(haystacks["manager log"]) == 0 {
+			t.Fatal("no manager log captured")
+		}
+		for name, text := range haystacks {
+			for _, s := range secrets {
+				if strings.Contains(text, s) {
+					t.Errorf("%s contains a secret", name)
+				}
+			}
+		}
+		var rows []store.Agent
+		e.st.DB().Find(&rows)
+		for _, a := range rows {
+			for _, s := range secrets[:len(hs.Hosts)] {
+				if bytes.Contains(a.TokenSealed, []byte(s)) || a.TokenHash == s {
+					t.Error("token stored in plain text")
+				}
+			}
+		}
+	})
+}
+
+func agentPid(t *testing.T, h *testhosts.Host) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.Root, "doris/agent/data/agent.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
