@@ -62,7 +62,9 @@ type StatusError struct {
 	Msg    string
 }
 
-func (e *StatusError) Error() string { return fmt.Sprintf("agent answered HTTP %d: %s", e.Status, e.Msg) }
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("agent answered HTTP %d: %s", e.Status, e.Msg)
+}
 
 // ErrUnauthorized is wrapped when the agent refuses the token.
 var ErrUnauthorized = errors.New("the agent refused the token (was it reinstalled?)")
