@@ -62,7 +62,7 @@ var methods = []method{
 
 var (
 	semverRe = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
-	roleRe   = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+	roleRe   = regexp.MustCompile(`^[A-Z][A-Z0-9]*$`)
 )
 
 // Conformance checks that a role behaves as the manager expects, directly
@@ -186,7 +186,7 @@ func (c *conformance) checkInfo(t *testing.T, role sdk.Role, remote sdk.Role) sd
 		t.Error("Info.Name is empty")
 	}
 	if !roleRe.MatchString(info.Role) {
-		t.Errorf("Info.Role %q must be upper-case letters, digits and _ (e.g. FE)", info.Role)
+		t.Errorf("Info.Role %q must be upper-case letters and digits (e.g. FE)", info.Role)
 	}
 	if !semverRe.MatchString(info.Version) {
 		t.Errorf("Info.Version %q is not a semantic version like 1.2.0 (no leading v)", info.Version)
