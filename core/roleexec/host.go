@@ -1,0 +1,186 @@
+package roleexec
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dorismanager/dorismanager/core/agentclient"
+	"github.com/dorismanager/dorismanager/sdk"
+)
+
+// agentHost is the sdk.Host a plugin gets for one task: commands, files and
+// downloads go to the agent on the task's host; SQL and HTTP probes go from
+// the manager, and only to nodes of the task's cluster.
+type agentHost struct {
+	client *agentclient.Client
+	taskID string
+	// prefix makes request ids unique per task attempt; seq numbers the
+	// calls of one run, so a run resumed after a manager restart re-sends
+	// the same ids and the agent answers them from its records.
+	prefix  string
+	seq     atomic.Int64
+	log     io.Writer
+	logMu   *sync.Mutex
+	allowed map[string]bool // host names and addresses of the cluster's nodes
+	sql     *sqlPool
+	http    *http.Client
+}
+
+func (h *agentHost) nextID(kind string) string {
+	return fmt.Sprintf("%s-%s-%d", h.prefix, kind, h.seq.Add(1))
+}
+
+func (h *agentHost) Exec(ctx context.Context, cmd sdk.Command) (sdk.ExecResult, error) {
+	return h.client.Exec(ctx, agentclient.ExecRequest{RequestID: h.nextID("exec"), TaskID: h.taskID, Command: cmd}, h.logWriter())
+}
+
+func (h *agentHost) WriteFile(ctx context.Context, path string, data []byte, mode uint32) error {
+	return h.client.WriteFile(ctx, agentclient.WriteFileRequest{RequestID: h.nextID("write"), Path: path, Data: data, Mode: mode})
+}
+
+func (h *agentHost) ReadFile(ctx context.Context, path string, maxBytes int64) ([]byte, error) {
+	return h.client.ReadFile(ctx, path, maxBytes)
+}
+
+func (h *agentHost) Download(ctx context.Context, d sdk.Download) (sdk.DownloadResult, error) {
+	return h.client.Download(ctx, agentclient.DownloadRequest{RequestID: h.nextID("download"), TaskID: h.taskID, Download: d}, h.logWriter())
+}
+
+func (h *agentHost) Query(ctx context.Context, fe string, query string) (sdk.Rows, error) {
+	host, _, err := net.SplitHostPort(fe)
+	if err != nil {
+		return sdk.Rows{}, fmt.Errorf("FE address %q: want host:query_port", fe)
+	}
+	if !h.allowed[host] {
+		return sdk.Rows{}, fmt.Errorf("FE %s is not a node of this cluster", fe)
+	}
+	h.Logf("SQL on %s: %s", fe, query)
+	return h.sql.query(ctx, fe, query)
+}
+
+func (h *agentHost) HTTPGet(ctx context.Context, rawURL string) (sdk.HTTPResponse, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return sdk.HTTPResponse{}, fmt.Errorf("probe URL %q: want http(s)://host:port/path", rawURL)
+	}
+	if !h.allowed[u.Hostname()] {
+		return sdk.HTTPResponse{}, fmt.Errorf("probe URL %s: %s is not a node of this cluster", rawURL, u.Hostname())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return sdk.HTTPResponse{}, err
+	}
+	resp, err := h.http.Do(req)
+	if err != nil {
+		return sdk.HTTPResponse{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return sdk.HTTPResponse{}, fmt.Errorf("read %s: %w", rawURL, err)
+	}
+	return sdk.HTTPResponse{Status: resp.StatusCode, Body: body}, nil
+}
+
+func (h *agentHost) Logf(format string, args ...any) {
+	w := h.logWriter()
+	_, _ = fmt.Fprintf(w, format+"\n", args...)
+}
+
+// logWriter serializes writes into the task log: the plugin may call the
+// host from several goroutines.
+func (h *agentHost) logWriter() io.Writer { return lockedWriter{h.log, h.logMu} }
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// sqlPool keeps one database/sql pool per FE address for the life of the
+// manager, so repeated SHOW probes reuse connections.
+type sqlPool struct {
+	mu    sync.Mutex
+	pools map[string]*sql.DB
+	user  string
+	pass  string
+}
+
+func newSQLPool(user, pass string) *sqlPool {
+	return &sqlPool{pools: map[string]*sql.DB{}, user: user, pass: pass}
+}
+
+func (p *sqlPool) db(addr string) (*sql.DB, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if db, ok := p.pools[addr]; ok {
+		return db, nil
+	}
+	db, err := openMySQL(p.user, p.pass, addr)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(4)
+	db.SetConnMaxIdleTime(time.Minute)
+	p.pools[addr] = db
+	return db, nil
+}
+
+func (p *sqlPool) query(ctx context.Context, addr, q string) (sdk.Rows, error) {
+	db, err := p.db(addr)
+	if err != nil {
+		return sdk.Rows{}, err
+	}
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return sdk.Rows{}, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return sdk.Rows{}, err
+	}
+	out := sdk.Rows{Columns: cols}
+	for rows.Next() {
+		raw := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range raw {
+			ptrs[i] = &raw[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return sdk.Rows{}, err
+		}
+		vals := make([]string, len(cols))
+		for i, b := range raw {
+			vals[i] = string(b)
+		}
+		out.Values = append(out.Values, vals)
+	}
+	return out, rows.Err()
+}
+
+func (p *sqlPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, db := range p.pools {
+		_ = db.Close()
+		delete(p.pools, addr)
+	}
+}
+
+// itoa keeps call sites short.
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
