@@ -159,7 +159,9 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	if err != nil {
 		return Result{}, err
 	}
-	logf := func(format string, args ...any) { fmt.Fprintf(log, format+"\n", args...) }
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(log, "%s %s\n", time.Now().UTC().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+	}
 	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
 
 	logf("connecting to %s as %s", addr, t.User)
