@@ -1,0 +1,226 @@
+// Package api is the manager's REST API: every endpoint of the API document
+// plus clusters, with one envelope for every answer.
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dorismanager/dorismanager/core/auth"
+	"github.com/dorismanager/dorismanager/core/httpx"
+	"github.com/dorismanager/dorismanager/core/process"
+	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/go-chi/chi/v5"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config wires the router.
+type Config struct {
+	Store  *store.Store
+	Engine *process.Engine
+	Logger hclog.Logger
+	// AgentAPI, if set, is mounted at /agent-api/ without the bearer
+	// middleware (agents authenticate with their own tokens).
+	AgentAPI http.Handler
+	// Plugins, if set, is mounted at /api/plugins behind the bearer middleware.
+	Plugins http.Handler
+}
+
+// New returns the HTTP handler of the whole API.
+func New(cfg Config) http.Handler {
+	a := &api{st: cfg.Store, e: cfg.Engine, log: cfg.Logger}
+	if a.log == nil {
+		a.log = hclog.NewNullLogger()
+	}
+	r := chi.NewRouter()
+	r.Use(a.recoverer, a.accessLog)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		httpx.Fail(w, httpx.NotFound("no endpoint %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		httpx.Fail(w, httpx.Errorf(http.StatusMethodNotAllowed, "method %s is not allowed on %s", r.Method, r.URL.Path))
+	})
+	if cfg.AgentAPI != nil {
+		r.Mount("/agent-api", cfg.AgentAPI)
+	}
+	r.Route("/api", func(r chi.Router) {
+		r.Use(auth.Middleware(cfg.Store))
+		r.Post("/server/installAgent", a.installAgent)
+		r.Get("/server/agentList", a.agentList)
+		r.Get("/server/roleList", a.roleList)
+		r.Post("/agent/installService", a.installService)
+		r.Post("/agent/deployConfig", a.deployConfig)
+		r.Post("/agent/startService", a.startService)
+		r.Post("/agent/buildCluster", a.buildCluster)
+		r.Get("/agent/hardware/{clusterId}", a.hardware)
+		r.Post("/process/installComplete/{processId}", a.installComplete)
+		r.Get("/process/currentProcess", a.currentProcess)
+		r.Post("/process/currentProcess", a.currentProcess)
+		r.Get("/process/{processId}/currentTasks", a.currentTasks)
+		r.Post("/process/{processId}/currentTasks", a.currentTasks)
+		r.Get("/process/task/info/{taskId}", a.taskInfo)
+		r.Get("/process/task/log/{taskId}", a.taskLog)
+		r.Post("/process/task/retry/{taskId}", a.retry)
+		r.Post("/process/task/skip/{taskId}", a.skip)
+		r.Post("/process/back/{processId}", a.back)
+		r.Post("/cluster", a.createCluster)
+		r.Get("/cluster", a.listClusters)
+		if cfg.Plugins != nil {
+			r.Mount("/plugins", cfg.Plugins)
+		}
+	})
+	return r
+}
+
+type api struct {
+	st  *store.Store
+	e   *process.Engine
+	log hclog.Logger
+}
+
+func (a *api) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				a.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p)
+				httpx.Fail(w, fmt.Errorf("handler panicked: %v", p))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (a *api) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(sw, r)
+		a.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
+	})
+}
+
+// fail answers err with the fitting status.
+func fail(w http.ResponseWriter, err error) {
+	var pe *process.Error
+	switch {
+	case errors.As(err, &pe):
+		status := map[process.Kind]int{process.KindInvalid: http.StatusBadRequest, process.KindNotFound: http.StatusNotFound,
+			process.KindConflict: http.StatusConflict, process.KindForbidden: http.StatusForbidden}[pe.Kind]
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+		httpx.Fail(w, httpx.Errorf(status, "%s", pe.Msg))
+	case errors.Is(err, store.ErrNotFound):
+		httpx.Fail(w, httpx.NotFound("%v", err))
+	default:
+		httpx.Fail(w, err)
+	}
+}
+
+// ID is an id sent as a JSON number or a numeric string ("processId":"1").
+type ID int64
+
+var int64Type = reflect.TypeOf(int64(0))
+
+// UnmarshalJSON accepts 1, "1" and null.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		*id = 0
+		return nil
+	}
+	s := string(b)
+	if len(b) > 1 && b[0] == '"' {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		s = strings.TrimSpace(s)
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return &json.UnmarshalTypeError{Value: "value " + strconv.Quote(truncate(string(b), 40)), Type: int64Type}
+	}
+	*id = ID(n)
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// pathID reads a positive id from the URL path.
+func pathID(r *http.Request, name string) (int64, error) {
+	s := chi.URLParam(r, name)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, httpx.BadRequest("%s %q in the path must be a positive number", name, truncate(s, 40))
+	}
+	return n, nil
+}
+
+// queryID reads a required positive id from the query string.
+func queryID(r *http.Request, name string) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, httpx.BadRequest("query parameter %s is required", name)
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, httpx.BadRequest("query parameter %s %q must be a positive number", name, truncate(s, 40))
+	}
+	return n, nil
+}
+
+// user is the authenticated caller (the middleware guarantees one).
+func user(r *http.Request) int64 {
+	u, _ := auth.UserFrom(r.Context())
+	return u.ID
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "YES"
+	}
+	return "NO"
+}
+
+// nullable turns "" into JSON null.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func requireID(field string, id *ID) (int64, error) {
+	if id == nil {
+		return 0, httpx.BadRequest("%s is required", field)
+	}
+	if *id <= 0 {
+		return 0, httpx.BadRequest("%s must be a positive number, not %d", field, *id)
+	}
+	return int64(*id), nil
+}

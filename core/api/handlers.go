@@ -1,0 +1,524 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/dorismanager/dorismanager/core/httpx"
+	"github.com/dorismanager/dorismanager/core/process"
+	"github.com/dorismanager/dorismanager/core/store"
+)
+
+// ---- wizard steps ----
+
+type installAgentReq struct {
+	ProcessID           *ID               `json:"processId"`
+	ClusterID           *ID               `json:"clusterId"`
+	Hosts               []string          `json:"hosts"`
+	User                string            `json:"user"`
+	SSHPort             *ID               `json:"sshPort"`
+	Port                *ID               `json:"port"`
+	SSHKey              string            `json:"sshKey"`
+	Passphrase          string            `json:"passphrase"`
+	HostKeyFingerprints map[string]string `json:"hostKeyFingerprints"`
+	PackageURL          string            `json:"packageUrl"`
+	InstallDir          string            `json:"installDir"`
+}
+
+func (a *api) installAgent(w http.ResponseWriter, r *http.Request) {
+	var req installAgentReq
+	if err := httpx.Decode(w, r, &req); err != nil {
+		fail(w, err)
+		return
+	}
+	cluster, err := requireID("clusterId", req.ClusterID)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	port := req.SSHPort
+	if port == nil {
+		port = req.Port
+	} else if req.Port != nil && *req.Port != *req.SSHPort {
+		fail(w, httpx.BadRequest("sshPort %d and port %d differ: send one of them", *req.SSHPort, *req.Port))
+		return
+	}
+	if port == nil {
+		fail(w, httpx.BadRequest("sshPort (or port) is required: the SSH port of the hosts"))
+		return
+	}
+	var pid int64
+	if req.ProcessID != nil {
+		if pid, err = requireID("processId", req.ProcessID); err != nil {
+			fail(w, err)
+			return
+		}
+	}
+	id, err := a.e.InstallAgent(r.Context(), user(r), process.InstallAgentRequest{
+		ProcessID: pid, ClusterID: cluster, Hosts: req.Hosts, User: req.User, SSHPort: int(*port),
+		SSHKey: req.SSHKey, Passphrase: req.Passphrase, HostKeyFingerprints: req.HostKeyFingerprints,
+		PackageURL: req.PackageURL, InstallDir: req.InstallDir,
+	})
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, id)
+}
+
+type installServiceReq struct {
+	ProcessID    *ID `json:"processId"`
+	InstallInfos []struct {
+		Host       string `json:"host"`
+		Role       string `json:"role"`
+		FENodeType string `json:"feNodeType"`
+		Master     bool   `json:"master"`
+	} `json:"installInfos"`
+	PackageSha256 string `json:"packageSha256"`
+	AutoFix       bool   `json:"autoFix"`
+}
+
+func (a *api) installService(w http.ResponseWriter, r *http.Request) {
+	var req installServiceReq
+	if err := httpx.Decode(w, r, &req); err != nil {
+		fail(w, err)
+		return
+	}
+	pid, err := requireID("processId", req.ProcessID)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	in := process.InstallServiceRequest{ProcessID: pid, PackageSha256: req.PackageSha256, AutoFix: req.AutoFix}
+	for _, i := range req.InstallInfos {
+		in.InstallInfos = append(in.InstallInfos, process.InstallInfo{Host: i.Host, Role: i.Role, FENodeType: i.FENodeType, Master: i.Master})
+	}
+	if err := a.e.InstallService(r.Context(), user(r), in); err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, nil)
+}
+
+type deployConfigReq struct {
+	ProcessID     *ID `json:"processId"`
+	DeployConfigs []struct {
+		Hosts []string `json:"hosts"`
+		Role  string   `json:"role"`
+		Conf  string   `json:"conf"`
+	} `json:"deployConfigs"`
+}
+
+func (a *api) deployConfig(w http.ResponseWriter, r *http.Request) {
+	var req deployConfigReq
+	if err := httpx.Decode(w, r, &req); err != nil {
+		fail(w, err)
+		return
+	}
+	pid, err := requireID("processId", req.ProcessID)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	in := process.DeployConfigRequest{ProcessID: pid}
+	for _, d := range req.DeployConfigs {
+		in.DeployConfigs = append(in.DeployConfigs, process.DeployConfig{Hosts: d.Hosts, Role: d.Role, Conf: d.Conf})
+	}
+	if err := a.e.DeployConfig(r.Context(), user(r), in); err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, nil)
+}
+
+type startServiceReq struct {
+	ProcessID   *ID `json:"processId"`
+	DorisStarts []struct {
+		Host string `json:"host"`
+		Role string `json:"role"`
+	} `json:"dorisStarts"`
+}
+
+func (a *api) startService(w http.ResponseWriter, r *http.Request) {
+	var req startServiceReq
+	if err := httpx.Decode(w, r, &req); err != nil {
+		fail(w, err)
+		return
+	}
+	pid, err := requireID("processId", req.ProcessID)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	in := process.StartServiceRequest{ProcessID: pid}
+	for _, s := range req.DorisStarts {
+		in.DorisStarts = append(in.DorisStarts, process.HostRole{Host: s.Host, Role: s.Role})
+	}
+	if err := a.e.StartService(r.Context(), user(r), in); err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, nil)
+}
+
+type buildClusterReq struct {
+	ProcessID *ID       `json:"processId"`
+	FEHosts   *[]string `json:"feHosts"`
+	BEHosts   *[]string `json:"beHosts"`
+}
+
+func (a *api) buildCluster(w http.ResponseWriter, r *http.Request) {
+	var req buildClusterReq
+	if err := httpx.Decode(w, r, &req); err != nil {
+		fail(w, err)
+		return
+	}
+	pid, err := requireID("processId", req.ProcessID)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if req.FEHosts == nil {
+		fail(w, httpx.BadRequest("feHosts is required: the FE hosts to join the cluster"))
+		return
+	}
+	if req.BEHosts == nil {
+		fail(w, httpx.BadRequest("beHosts is required: the BE hosts to join the cluster (may be [])"))
+		return
+	}
+	if err := a.e.BuildCluster(r.Context(), user(r), process.BuildClusterRequest{ProcessID: pid, FEHosts: *req.FEHosts, BEHosts: *req.BEHosts}); err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, nil)
+}
+
+func (a *api) installComplete(w http.ResponseWriter, r *http.Request) {
+	pid, err := pathID(r, "processId")
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if err := a.e.Complete(r.Context(), user(r), pid); err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, nil)
+}
+
+func (a *api) back(w http.ResponseWriter, r *http.Request) {
+	pid, err := pathID(r, "processId")
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if err := a.e.Back(r.Context(), user(r), pid); err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, nil)
+}
+
+func (a *api) retry(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "taskId")
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if err := a.e.Retry(r.Context(), user(r), id); err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, nil)
+}
+
+func (a *api) skip(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "taskId")
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if err := a.e.Skip(r.Context(), user(r), id); err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, nil)
+}
+
+// ---- reads ----
+
+// ProcessView is a process as the API shows it.
+type ProcessView struct {
+	ID          int64       `json:"id"`
+	ClusterID   int64       `json:"clusterId"`
+	ProcessType string      `json:"processType"`
+	ProcessStep int         `json:"processStep"`
+	Finish      string      `json:"finish"`
+	Status      string      `json:"status"`
+	CreateTime  *httpx.Time `json:"createTime"`
+	UpdateTime  *httpx.Time `json:"updateTime"`
+}
+
+func (a *api) currentProcess(w http.ResponseWriter, r *http.Request) {
+	v, err := a.e.Current(r.Context(), user(r))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if v == nil {
+		httpx.OK(w, nil)
+		return
+	}
+	httpx.OK(w, ProcessView{ID: v.ID, ClusterID: v.ClusterID, ProcessType: v.ProcessType, ProcessStep: v.ProcessStep,
+		Finish: yesNo(v.Finish), Status: v.Status, CreateTime: httpx.NewTime(&v.CreatedAt), UpdateTime: httpx.NewTime(&v.UpdatedAt)})
+}
+
+// TaskView is a task as the API shows it.
+type TaskView struct {
+	ID          int64       `json:"id"`
+	ProcessID   int64       `json:"processId"`
+	Host        string      `json:"host"`
+	ProcessType string      `json:"processType"`
+	TaskType    string      `json:"taskType"`
+	Status      string      `json:"status"`
+	StartTime   *httpx.Time `json:"startTime"`
+	EndTime     *httpx.Time `json:"endTime"`
+	ExecutorID  *string     `json:"executorId"`
+	Result      *string     `json:"result"`
+	Finish      string      `json:"finish"`
+	TaskRole    *string     `json:"taskRole"`
+	Response    *string     `json:"response"`
+	Skip        string      `json:"skip"`
+}
+
+func taskView(t store.Task) TaskView {
+	return TaskView{ID: t.ID, ProcessID: t.ProcessID, Host: t.Host, ProcessType: t.ProcessType, TaskType: t.TaskType,
+		Status: t.Status, StartTime: httpx.NewTime(t.StartTime), EndTime: httpx.NewTime(t.EndTime),
+		ExecutorID: nullable(t.ExecutorID), Result: nullable(t.Result), Finish: yesNo(t.Finish),
+		TaskRole: nullable(t.TaskRole), Response: nullable(t.Response), Skip: yesNo(t.Skip)}
+}
+
+func (a *api) currentTasks(w http.ResponseWriter, r *http.Request) {
+	pid, err := pathID(r, "processId")
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	tasks, err := a.e.CurrentTasks(r.Context(), pid)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := make([]TaskView, 0, len(tasks))
+	for _, t := range tasks {
+		out = append(out, taskView(t))
+	}
+	httpx.OK(w, out)
+}
+
+func (a *api) taskInfo(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "taskId")
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	t, err := a.e.Task(r.Context(), id)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, taskView(t))
+}
+
+func (a *api) taskLog(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "taskId")
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	path, log, err := a.e.TaskLog(r.Context(), id)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, map[string]any{"logPath": nullable(path), "log": strings.ToValidUTF8(string(log), "\uFFFD")})
+}
+
+// cluster loads the cluster named by a query or path id.
+func (a *api) cluster(r *http.Request, id int64) error {
+	if _, err := a.st.GetCluster(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+		return httpx.NotFound("cluster %d does not exist", id)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// AgentView is an agent as the API shows it.
+type AgentView struct {
+	ID               int64       `json:"id"`
+	Host             string      `json:"host"`
+	Port             int         `json:"port"`
+	Status           string      `json:"status"`
+	RegisterTime     *httpx.Time `json:"registerTime"`
+	LastReportedTime *httpx.Time `json:"lastReportedTime"`
+}
+
+func (a *api) agentList(w http.ResponseWriter, r *http.Request) {
+	id, err := queryID(r, "clusterId")
+	if err == nil {
+		err = a.cluster(r, id)
+	}
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	agents, err := a.st.ListAgents(r.Context(), id)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := make([]AgentView, 0, len(agents))
+	for _, ag := range agents {
+		out = append(out, AgentView{ID: ag.ID, Host: ag.Host, Port: ag.Port, Status: ag.Status,
+			RegisterTime: httpx.NewTime(ag.RegisterTime), LastReportedTime: httpx.NewTime(ag.LastReportedTime)})
+	}
+	httpx.OK(w, out)
+}
+
+// RoleView is an installed role as the API shows it.
+type RoleView struct {
+	ID         int64   `json:"id"`
+	Host       string  `json:"host"`
+	ClusterID  int64   `json:"clusterId"`
+	Role       string  `json:"role"`
+	FENodeType *string `json:"feNodeType"`
+	InstallDir string  `json:"installDir"`
+	Register   string  `json:"register"`
+}
+
+func (a *api) roleList(w http.ResponseWriter, r *http.Request) {
+	id, err := queryID(r, "clusterId")
+	if err == nil {
+		err = a.cluster(r, id)
+	}
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	roles, err := a.st.ListRoles(r.Context(), id)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := make([]RoleView, 0, len(roles))
+	for _, ro := range roles {
+		out = append(out, RoleView{ID: ro.ID, Host: ro.Host, ClusterID: ro.ClusterID, Role: ro.Role,
+			FENodeType: nullable(ro.FENodeType), InstallDir: ro.InstallDir, Register: yesNo(ro.Register)})
+	}
+	httpx.OK(w, out)
+}
+
+// HardwareView is one host's hardware as its agent reported it.
+type HardwareView struct {
+	Host        string          `json:"host"`
+	CPU         string          `json:"cpu"`
+	Cores       int             `json:"cores"`
+	TotalMemory string          `json:"totalMemory"`
+	Disks       json.RawMessage `json:"disks"`
+}
+
+func (a *api) hardware(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "clusterId")
+	if err == nil {
+		err = a.cluster(r, id)
+	}
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	agents, err := a.st.ListAgents(r.Context(), id)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := make([]HardwareView, 0, len(agents))
+	for _, ag := range agents {
+		var hw struct {
+			CPU         string          `json:"cpu"`
+			Cores       int             `json:"cores"`
+			TotalMemory string          `json:"totalMemory"`
+			Disks       json.RawMessage `json:"disks"`
+		}
+		if ag.Hardware != "" {
+			if err := json.Unmarshal([]byte(ag.Hardware), &hw); err != nil {
+				a.log.Warn("agent hardware report is not valid JSON", "agent", ag.ID, "error", err)
+			}
+		}
+		if len(hw.Disks) == 0 {
+			hw.Disks = json.RawMessage("[]")
+		}
+		out = append(out, HardwareView{Host: ag.Host, CPU: hw.CPU, Cores: hw.Cores, TotalMemory: hw.TotalMemory, Disks: hw.Disks})
+	}
+	httpx.OK(w, out)
+}
+
+// ---- clusters ----
+
+// ClusterView is a cluster as the API shows it.
+type ClusterView struct {
+	ID         int64       `json:"id"`
+	Name       string      `json:"name"`
+	CreateTime *httpx.Time `json:"createTime"`
+	UpdateTime *httpx.Time `json:"updateTime"`
+}
+
+func clusterView(c store.Cluster) ClusterView {
+	return ClusterView{ID: c.ID, Name: c.Name, CreateTime: httpx.NewTime(&c.CreatedAt), UpdateTime: httpx.NewTime(&c.UpdatedAt)}
+}
+
+var clusterName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+func (a *api) createCluster(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := httpx.Decode(w, r, &req); err != nil {
+		fail(w, err)
+		return
+	}
+	if req.Name == "" {
+		fail(w, httpx.BadRequest("name is required"))
+		return
+	}
+	if !clusterName.MatchString(req.Name) {
+		fail(w, httpx.BadRequest("name %q: up to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", truncate(req.Name, 40)))
+		return
+	}
+	c, err := a.st.CreateCluster(r.Context(), req.Name)
+	if store.IsDuplicate(err) {
+		fail(w, httpx.Conflict("a cluster named %q exists already", req.Name))
+		return
+	}
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	httpx.OK(w, clusterView(c))
+}
+
+func (a *api) listClusters(w http.ResponseWriter, r *http.Request) {
+	cs, err := a.st.ListClusters(r.Context())
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := make([]ClusterView, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, clusterView(c))
+	}
+	httpx.OK(w, out)
+}
