@@ -318,7 +318,7 @@ func TestWizardOverHTTP(t *testing.T) {
 		// Agents and hardware as reported by agents.
 		now := time.Now()
 		e.st.DB().Create(&store.Agent{ClusterID: 1, Host: "10.0.0.1", Port: 9602, Status: "RUNNING", RegisterTime: &now, LastReportedTime: &now,
-			Hardware: `{"cpu":"Intel(R) Xeon(R)","cores":8,"totalMemoryBytes":16642998272,"totalMemory":"15.5 GiB","disks":[{"mount":"/","totalBytes":1,"freeBytes":1}]}`,
+			Hardware:    `{"cpu":"Intel(R) Xeon(R)","cores":8,"totalMemoryBytes":16642998272,"totalMemory":"15.5 GiB","disks":[{"mount":"/","totalBytes":1,"freeBytes":1}]}`,
 			TokenSealed: []byte("TOPSECRET-SEALED"), TokenHash: "TOPSECRET-HASH"})
 		r = e.ok("GET", "/api/server/agentList?clusterId=1", nil)
 		ags := list(t, r.Data)
