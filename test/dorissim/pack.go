@@ -243,7 +243,10 @@ func writeArchive(out string, format Format, entries []entry) (err error) {
 			return fmt.Errorf("xz: %w", err)
 		}
 	} else {
-		comp = gzip.NewWriter(f)
+		// Speed over size: packages are built in tests, often under -race.
+		if comp, err = gzip.NewWriterLevel(f, gzip.BestSpeed); err != nil {
+			return err
+		}
 	}
 	tw := tar.NewWriter(comp)
 	mtime := time.Now().Truncate(time.Second)
