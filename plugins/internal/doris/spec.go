@@ -3,6 +3,25 @@
 // start scripts and pid files, health probes, and the SQL that joins nodes
 // to a cluster. The role plugins compose it; it talks to hosts only through
 // sdk.Host.
+//
+// Facts the roles report (Result.Facts):
+//   - Precheck: maxMapCount, swap (on|off), openFiles (the limit starts will
+//     use: min(65536, agent hard limit)), java, javaVersion.
+//   - Install: installDir (the role home, e.g. /opt/doris/fe), packageUrl,
+//     packageSha256.
+//   - Configure: installDir, port.<key> for every port key (the role's known
+//     ports with Doris defaults, plus other enabled *_port keys), metaDir
+//     (FE), storageRootPath (BE, ';'-joined paths).
+//   - Start: installDir, port.<key>, running, healthy, pid, openFiles (when
+//     it started the process), master (FE follower/observer).
+//   - Status: running, healthy, pid, port.<key>.
+//   - Register: registered=YES, master, brokerName (BROKER).
+//   - Unregister: registered=NO (BE decommission: DECOMMISSIONING).
+//
+// Params read (all optional strings): javaHome, minOpenFiles,
+// minFreeDiskGB, startTimeout, stopTimeout, aliveTimeout (durations like
+// "90s" or plain seconds); BE unregisterMode (decommission|drop); BROKER
+// brokerName.
 package doris
 
 import (
