@@ -1,0 +1,244 @@
+// Package server wires the manager together for `dorismanager serve`: the
+// store, secrets, API tokens, the process engine, the task runner, the REST
+// API and whatever extensions (task actions, agent API, plugins) are plugged in.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/dorismanager/dorismanager/core/api"
+	"github.com/dorismanager/dorismanager/core/auth"
+	"github.com/dorismanager/dorismanager/core/process"
+	"github.com/dorismanager/dorismanager/core/runner"
+	"github.com/dorismanager/dorismanager/core/secret"
+	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Deps are what the server built and hands to Config.Extend.
+type Deps struct {
+	Store        *store.Store
+	Secrets      *secret.Box
+	Logger       hclog.Logger
+	DataDir      string
+	PluginsDir   string
+	AdvertiseURL string   // as configured; may be empty
+	ListenAddr   net.Addr // the bound address
+	// Notify wakes the task runner (for example after an agent registered).
+	Notify func()
+}
+
+// Extensions are the parts plugged in by Config.Extend; they add to the
+// fields of the same name in Config.
+type Extensions struct {
+	Actions  runner.Actions
+	Stopper  process.Stopper
+	AgentAPI http.Handler // mounted at /agent-api/ without user auth
+	Plugins  http.Handler // mounted at /api/plugins with user auth
+	// Background functions run until the server stops (ctx is canceled).
+	Background []func(ctx context.Context) error
+	// Close, if set, runs after everything else has stopped.
+	Close func()
+}
+
+// Config configures a Server.
+type Config struct {
+	Listen       string // e.g. ":9601"
+	DataDir      string
+	DB           string // "" for SQLite in DataDir, or a postgres:// URL
+	PluginsDir   string
+	AdvertiseURL string
+	Parallel     int           // tasks run at once (runner.DefaultParallel when 0)
+	TaskTimeout  time.Duration // per task (runner.DefaultTaskTimeout when 0)
+	Logger       hclog.Logger
+
+	Actions  runner.Actions
+	Stopper  process.Stopper
+	AgentAPI http.Handler
+	Plugins  http.Handler
+	// Extend, if set, is called once the store and secrets are open and
+	// returns the extensions that need them.
+	Extend func(ctx context.Context, d Deps) (Extensions, error)
+}
+
+// Server is a running manager. New binds the port; Serve serves.
+type Server struct {
+	cfg      Config
+	log      hclog.Logger
+	st       *store.Store
+	ln       net.Listener
+	http     *http.Server
+	runner   *runner.Runner
+	engine   *process.Engine
+	ext      Extensions
+	tokenFil string
+}
+
+// New opens the store, makes sure the secret key and admin token exist,
+// builds the engine, runner and router, and binds the listen address.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = ":9601"
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data dir is required (--data-dir)")
+	}
+	st, err := store.Open(cfg.DB, cfg.DataDir, log.Named("store"))
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			st.Close()
+		}
+	}()
+	box, err := secret.LoadOrCreate(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	tokenFile, created, err := auth.EnsureAdmin(ctx, st, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created the admin API token; send it as \"Authorization: Bearer <token>\"", "file", tokenFile)
+	} else {
+		log.Info("admin API token", "file", tokenFile)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	defer func() {
+		if !ok {
+			ln.Close()
+		}
+	}()
+	s := &Server{cfg: cfg, log: log, st: st, ln: ln, tokenFil: tokenFile}
+	// The runner is built after the extensions (it needs their actions);
+	// Notify calls made before that are harmless: the runner looks for
+	// work as soon as it starts.
+	var notifyMu sync.Mutex
+	notify := func() {
+		notifyMu.Lock()
+		r := s.runner
+		notifyMu.Unlock()
+		if r != nil {
+			r.Notify()
+		}
+	}
+	ext := Extensions{}
+	if cfg.Extend != nil {
+		ext, err = cfg.Extend(ctx, Deps{Store: st, Secrets: box, Logger: log, DataDir: cfg.DataDir,
+			PluginsDir: cfg.PluginsDir, AdvertiseURL: cfg.AdvertiseURL, ListenAddr: ln.Addr(), Notify: notify})
+		if err != nil {
+			return nil, fmt.Errorf("set up extensions: %w", err)
+		}
+	}
+	actions := runner.Actions{}
+	for k, v := range cfg.Actions {
+		actions[k] = v
+	}
+	for k, v := range ext.Actions {
+		actions[k] = v
+	}
+	stopper := cfg.Stopper
+	if ext.Stopper != nil {
+		stopper = ext.Stopper
+	}
+	agentAPI, plugins := cfg.AgentAPI, cfg.Plugins
+	if ext.AgentAPI != nil {
+		agentAPI = ext.AgentAPI
+	}
+	if ext.Plugins != nil {
+		plugins = ext.Plugins
+	}
+	s.ext = ext
+	r := runner.New(runner.Config{Store: st, Actions: actions, Parallel: cfg.Parallel, TaskTimeout: cfg.TaskTimeout,
+		Logger: log.Named("runner")})
+	notifyMu.Lock()
+	s.runner = r
+	notifyMu.Unlock()
+	s.engine = process.New(process.Config{Store: st, Sealer: box, Stopper: stopper, Notify: r.Notify, Logger: log.Named("process")})
+	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), AgentAPI: agentAPI, Plugins: plugins})
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	ok = true
+	return s, nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Store is the server's store.
+func (s *Server) Store() *store.Store { return s.st }
+
+// AdminTokenFile is the path of the admin token file.
+func (s *Server) AdminTokenFile() string { return s.tokenFil }
+
+// Serve runs the runner, the background extensions and the HTTP server
+// until ctx ends, then shuts down gracefully: stop accepting requests, let
+// running requests finish, stop the runner (running tasks are recorded as
+// interrupted), stop the background work and close the store.
+func (s *Server) Serve(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2+len(s.ext.Background))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.runner.Run(runCtx); err != nil {
+			errs <- fmt.Errorf("task runner: %w", err)
+		}
+	}()
+	for _, bg := range s.ext.Background {
+		wg.Add(1)
+		go func(bg func(context.Context) error) {
+			defer wg.Done()
+			if err := bg(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- err
+			}
+		}(bg)
+	}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.http.Serve(s.ln) }()
+	s.log.Info("serving", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "postgres", s.st.IsPostgres())
+
+	var first error
+	select {
+	case <-ctx.Done():
+	case err := <-httpDone:
+		if !errors.Is(err, http.ErrServerClosed) {
+			first = fmt.Errorf("http server: %w", err)
+		}
+	case err := <-errs:
+		first = err
+	}
+	s.log.Info("shutting down")
+	shCtx, shCancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer shCancel()
+	if err := s.http.Shutdown(shCtx); err != nil {
+		s.log.Warn("http shutdown", "error", err)
+	}
+	cancel()
+	wg.Wait()
+	if s.ext.Close != nil {
+		s.ext.Close()
+	}
+	if err := s.st.Close(); err != nil {
+		s.log.Warn("close store", "error", err)
+	}
+	s.log.Info("stopped")
+	return first
+}
