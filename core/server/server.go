@@ -191,7 +191,9 @@ func (s *Server) AdminTokenFile() string { return s.tokenFil }
 // running requests finish, stop the runner (running tasks are recorded as
 // interrupted), stop the background work and close the store.
 func (s *Server) Serve(ctx context.Context) error {
-	runCtx, cancel := context.WithCancel(ctx)
+	// The runner and background work stop only after the HTTP server, so
+	// requests in flight still reach a working engine.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2+len(s.ext.Background))

@@ -55,6 +55,13 @@ func Open(dsn, dataDir string, log hclog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("create data dir %s: %w", dataDir, err)
 		}
 		path := filepath.Join(dataDir, "dorismanager.db")
+		// Create the file private: SQLite gives its -wal and -shm files the
+		// database file's mode.
+		if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+			f.Close()
+		} else {
+			return nil, fmt.Errorf("create SQLite database %s: %w", path, err)
+		}
 		q := url.Values{}
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "busy_timeout(10000)")

@@ -1,0 +1,49 @@
+# Doris Manager build, run and test.
+GO             ?= go
+GOOS           ?= $(shell $(GO) env GOOS)
+GOARCH         ?= $(shell $(GO) env GOARCH)
+VERSION        ?= dev
+PLUGIN_VERSION ?= 1.0.0
+PLUGIN_API     ?= 1.0
+ROLES          := fe be broker
+BIN            := bin
+TEST_TIMEOUT   ?= 20m
+SERVE_FLAGS    ?=
+
+export GOFLAGS := -buildvcs=false
+
+.PHONY: all build run test vet fmt clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/dorismanager ./cmd/dorismanager
+	@if [ -d ./cmd/doris-agent ]; then \
+		echo "$(GO) build -o $(BIN)/doris-agent ./cmd/doris-agent"; \
+		CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/doris-agent ./cmd/doris-agent || exit 1; \
+	fi
+	@for role in $(ROLES); do \
+		[ -d ./plugins/$$role ] || continue; \
+		[ "$$($(GO) list -f '{{.Name}}' ./plugins/$$role 2>/dev/null)" = main ] || continue; \
+		name=doris-role-$${role}_v$(PLUGIN_VERSION)_x$(PLUGIN_API)_$(GOOS)_$(GOARCH); \
+		dir=$(BIN)/plugins/$$role; mkdir -p $$dir; \
+		echo "$(GO) build -o $$dir/$$name ./plugins/$$role"; \
+		$(GO) build -ldflags "-X main.version=$(PLUGIN_VERSION)" -o $$dir/$$name ./plugins/$$role || exit 1; \
+		(cd $$dir && sha256sum $$name > $${name}_SHA256SUM) || exit 1; \
+	done
+
+run: build
+	./$(BIN)/dorismanager serve $(SERVE_FLAGS)
+
+vet:
+	$(GO) vet ./...
+
+test: build vet
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+fmt:
+	gofmt -w $$(find . -name '*.go' -not -path './.git/*')
+
+clean:
+	rm -rf $(BIN)

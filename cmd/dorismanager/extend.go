@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/dorismanager/dorismanager/core/agentaction"
+	"github.com/dorismanager/dorismanager/core/agents"
+	"github.com/dorismanager/dorismanager/core/pluginhost"
+	"github.com/dorismanager/dorismanager/core/process"
+	"github.com/dorismanager/dorismanager/core/roleexec"
+	"github.com/dorismanager/dorismanager/core/server"
+	"github.com/dorismanager/dorismanager/core/sshboot"
+)
+
+// extend plugs the task actions (SSH agent install, role plugins), the
+// stopper used by back, the agent API and the plugins API into the server.
+func extend(ctx context.Context, d server.Deps) (server.Extensions, error) {
+	db := d.Store.DB()
+	reg, err := agents.New(agents.Config{DB: db, Sealer: d.Secrets, Logger: d.Logger.Named("agents")})
+	if err != nil {
+		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
+	}
+	if err := reg.Start(ctx); err != nil {
+		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
+	}
+	listenPort := 0
+	if tcp, ok := d.ListenAddr.(*net.TCPAddr); ok {
+		listenPort = tcp.Port
+	} else if _, p, err := net.SplitHostPort(d.ListenAddr.String()); err == nil {
+		listenPort, _ = strconv.Atoi(p)
+	}
+	inst, err := sshboot.New(sshboot.Config{AdvertiseURL: d.AdvertiseURL, ListenPort: listenPort,
+		Registry: reg, DB: db, Logger: d.Logger.Named("sshboot")})
+	if err != nil {
+		reg.Close()
+		return server.Extensions{}, fmt.Errorf("SSH installer: %w", err)
+	}
+	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, DB: db, Logger: d.Logger.Named("plugins")})
+	if err != nil {
+		reg.Close()
+		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
+	}
+	exec := roleexec.New(roleexec.Config{Store: d.Store, Plugins: plugins, Agents: reg, Logger: d.Logger})
+	actions := exec.Actions()
+	actions[process.TaskInstallAgent] = agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}
+	return server.Extensions{
+		Actions:  actions,
+		Stopper:  exec,
+		AgentAPI: reg.Handler(),
+		Plugins:  plugins.Handler(),
+		Close: func() {
+			exec.Close()
+			_ = plugins.Close()
+			reg.Close()
+		},
+	}, nil
+}

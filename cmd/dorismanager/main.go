@@ -1,0 +1,148 @@
+// Command dorismanager is the Doris Manager server and its admin commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/dorismanager/dorismanager/core/auth"
+	"github.com/dorismanager/dorismanager/core/runner"
+	"github.com/dorismanager/dorismanager/core/server"
+	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/hashicorp/go-hclog"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage:
+  dorismanager serve [flags]                     run the manager
+  dorismanager token create --user NAME [flags]  print a new API token for a user
+  dorismanager version
+
+run "dorismanager <command> -h" for the flags of a command
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "dorismanager:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "token":
+		if len(args) < 2 || args[1] != "create" {
+			return errors.New("usage: dorismanager token create --user NAME [--data-dir DIR] [--db URL]")
+		}
+		return tokenCreate(args[2:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, version)
+		return nil
+	// case "plugins": list/verify/install of role plugins is dispatched here
+	// (implemented in plugins.go).
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// defaultPluginsDir is plugins/ beside the binary.
+func defaultPluginsDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "plugins"
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	return filepath.Join(filepath.Dir(exe), "plugins")
+}
+
+func serve(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", ":9601", "address to serve the API on")
+	dataDir := fs.String("data-dir", "./data", "directory for the SQLite database, secret key and admin token")
+	db := fs.String("db", "", `database: empty for SQLite in the data dir, or a postgres:// URL`)
+	pluginsDir := fs.String("plugins-dir", defaultPluginsDir(), "directory of the role plugins")
+	parallel := fs.Int("parallel", runner.DefaultParallel, "tasks run at once")
+	taskTimeout := fs.Duration("task-timeout", runner.DefaultTaskTimeout, "time limit of one task")
+	advertise := fs.String("advertise-url", "", "URL agents use to reach this manager (e.g. http://10.0.0.5:9601)")
+	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	if *parallel < 1 {
+		return errors.New("--parallel must be at least 1")
+	}
+	if *taskTimeout <= 0 {
+		return errors.New("--task-timeout must be positive")
+	}
+	level := hclog.LevelFromString(*logLevel)
+	if level == hclog.NoLevel {
+		return fmt.Errorf("--log-level %q: use trace, debug, info, warn or error", *logLevel)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "dorismanager", Level: level, Output: stderr, TimeFormat: time.RFC3339})
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, server.Config{
+		Listen: *listen, DataDir: *dataDir, DB: *db, PluginsDir: *pluginsDir, AdvertiseURL: *advertise,
+		Parallel: *parallel, TaskTimeout: *taskTimeout, Logger: log, Extend: extend,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("dorismanager ready", "version", version, "addr", srv.Addr().String(), "plugins_dir", *pluginsDir)
+	return srv.Serve(ctx)
+}
+
+func tokenCreate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	user := fs.String("user", "", "the user the token belongs to (created if new)")
+	dataDir := fs.String("data-dir", "./data", "the manager's data dir")
+	db := fs.String("db", "", "the manager's database (empty for SQLite in the data dir)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *user == "" {
+		return errors.New("--user is required")
+	}
+	st, err := store.Open(*db, *dataDir, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tok, err := auth.CreateToken(ctx, st, *user)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
