@@ -112,6 +112,9 @@ func (e *Engine) InstallAgent(ctx context.Context, userID int64, r InstallAgentR
 	var id int64
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
 		if _, _, err := tx.EnsureCluster(ctx, r.ClusterID); err != nil {
+			if store.IsDuplicate(err) {
+				return conflict("cluster %d does not exist and cannot be created: %v (create clusters with POST /api/cluster)", r.ClusterID, err)
+			}
 			return fmt.Errorf("create cluster %d: %w", r.ClusterID, err)
 		}
 		p := store.Process{ClusterID: r.ClusterID, UserID: userID, ProcessType: StepTypes[0], Step: 0,

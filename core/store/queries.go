@@ -57,8 +57,14 @@ func (s *Store) EnsureCluster(ctx context.Context, id int64) (Cluster, bool, err
 		return Cluster{}, false, err
 	}
 	c = Cluster{ID: id, Name: fmt.Sprintf("cluster-%d", id)}
-	if err := s.q(ctx).Create(&c).Error; err != nil {
-		return Cluster{}, false, translate(err)
+	// A concurrent creator of the same id wins quietly; we read theirs.
+	res := s.q(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "id"}}, DoNothing: true}).Create(&c)
+	if res.Error != nil {
+		return Cluster{}, false, fmt.Errorf("create cluster %d named %q: %w", id, c.Name, translate(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		c, err = s.GetCluster(ctx, id)
+		return c, false, err
 	}
 	if s.postgres {
 		// An explicit id does not advance the serial sequence; move it past
