@@ -193,3 +193,23 @@ func TestBEWrongAddressRefusesHeartbeat(t *testing.T) {
 			strings.Contains(rs[0]["ErrMsg"], "backend ip saved in master does not equal to backend local ip"), fmt.Sprint(rs, err)
 	})
 }
+
+func TestPackagedKnobs(t *testing.T) {
+	r := newReleaseEnv(t, dorissim.Layout2x, map[string]string{"DORIS_SIM_MIN_NOFILE": "1024", "DORIS_SIM_MIN_MAP_COUNT": "0"})
+	var env []string
+	for _, kv := range r.env {
+		if !strings.HasPrefix(kv, "DORIS_SIM_MIN_") {
+			env = append(env, kv)
+		}
+	}
+	// The environment still wins over the packaged defaults.
+	home := r.clone(dorissim.RoleBE)
+	setupBE(t, home)
+	out, err := script(t, append(slices.Clone(env), "DORIS_SIM_MIN_NOFILE=100000000"), home, "start_be.sh", "--daemon")
+	if err == nil || !strings.Contains(out, "open file descriptors") {
+		t.Fatalf("env override: %v %s", err, out)
+	}
+	p := setupBE(t, home)
+	start(t, env, home, "start_be.sh", "stop_be.sh")
+	waitBEHealthy(t, home, p)
+}

@@ -110,12 +110,19 @@ type release struct {
 // takes most of a minute.
 func newRelease(t *testing.T, layout dorissim.Layout) *release {
 	t.Helper()
+	return newReleaseEnv(t, layout, nil)
+}
+
+// newReleaseEnv is newRelease with knobs baked into lib/dorissim.env.
+func newReleaseEnv(t *testing.T, layout dorissim.Layout, simEnv map[string]string) *release {
+	t.Helper()
 	dir := t.TempDir()
 	stand := filepath.Join(dir, "stand-in")
 	if err := os.WriteFile(stand, []byte("stand-in"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	o := dorissim.PackOptions{Layout: layout, Format: dorissim.TarGz, Out: filepath.Join(dir, "pkg.tar.gz"), SimBinary: stand}
+	o := dorissim.PackOptions{Layout: layout, Format: dorissim.TarGz, Out: filepath.Join(dir, "pkg.tar.gz"), SimBinary: stand,
+		SimEnv: simEnv}
 	if _, err := dorissim.Pack(o); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -70,6 +71,29 @@ type PackOptions struct {
 	Format    Format // default tar.gz
 	Out       string // archive path to write
 	SimBinary string // the dorissim binary to ship
+	// SimEnv is written to <role>/lib/dorissim.env and read by the start
+	// scripts as defaults for variables the environment does not set, so
+	// test knobs (DORIS_SIM_MIN_NOFILE, DORIS_SIM_HEARTBEAT_INTERVAL, ...)
+	// reach processes started by someone else, e.g. a role plugin.
+	SimEnv map[string]string
+}
+
+var envKey = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+
+func (o *PackOptions) envFile() ([]byte, error) {
+	keys := make([]string, 0, len(o.SimEnv))
+	for k, v := range o.SimEnv {
+		if !envKey.MatchString(k) || strings.ContainsAny(v, "\n\r") {
+			return nil, fmt.Errorf("SimEnv %q: key must be upper-case letters, digits and _, value one line", k)
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, o.SimEnv[k])
+	}
+	return []byte(b.String()), nil
 }
 
 func (o *PackOptions) normalize() error {
@@ -147,6 +171,10 @@ func Pack(o PackOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	envFile, err := o.envFile()
+	if err != nil {
+		return "", err
+	}
 	var entries []entry
 	seen := map[string]bool{}
 	addDir := func(p string) {
@@ -170,6 +198,9 @@ func Pack(o PackOptions) (string, error) {
 				continue
 			}
 			add(path.Join(home, f.name), f.mode, f.body)
+		}
+		if len(envFile) > 0 {
+			add(path.Join(home, "lib", "dorissim.env"), 0o644, envFile)
 		}
 	}
 	// Parents sort before their children.

@@ -35,6 +35,18 @@ process_alive() {
 }
 `
 
+// simEnvFn loads lib/dorissim.env: test knobs baked into the package, used
+// unless the environment already sets them.
+const simEnvFn = `
+if [[ -f "${curdir}/../lib/dorissim.env" ]]; then
+    while IFS='=' read -r key value || [[ -n "${key}" ]]; do
+        if [[ "${key}" =~ ^[A-Z_][A-Z0-9_]*$ && -z "${!key+x}" ]]; then
+            export "${key}=${value}"
+        fi
+    done <"${curdir}/../lib/dorissim.env"
+fi
+`
+
 const javaCheck = `
 if [[ -z "${JAVA_HOME}" ]]; then
     JAVA="$(command -v java || true)"
@@ -95,6 +107,7 @@ done
 DORIS_HOME="$(cd "${curdir}/.." && pwd)"
 export DORIS_HOME
 export PALO_HOME="${DORIS_HOME}"
+` + simEnvFn + `
 export JAVA_OPTS="-Xmx1024m"
 export LOG_DIR="${DORIS_HOME}/log"
 PID_DIR="$(cd "${curdir}" && pwd)"
@@ -177,7 +190,7 @@ done
 DORIS_HOME="$(cd "${curdir}/.." && pwd)"
 export DORIS_HOME
 export PALO_HOME="${DORIS_HOME}"
-
+` + simEnvFn + `
 if [[ "${SKIP_CHECK_ULIMIT:-false}" != "true" ]]; then
     MAX_MAP_COUNT="$(cat "${DORIS_SIM_PROC_MAX_MAP_COUNT:-/proc/sys/vm/max_map_count}")"
     if [[ "${MAX_MAP_COUNT}" -lt "${DORIS_SIM_MIN_MAP_COUNT:-2000000}" ]]; then
@@ -262,6 +275,7 @@ done
 
 BROKER_HOME="$(cd "${curdir}/.." && pwd)"
 export BROKER_HOME
+` + simEnvFn + `
 PID_DIR="$(cd "${curdir}" && pwd)"
 export PID_DIR
 export JAVA_OPTS="-Xmx1024m -Dfile.encoding=UTF-8"

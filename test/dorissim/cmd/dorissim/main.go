@@ -5,7 +5,7 @@
 //	dorissim fe [--helper host:edit_log_port]   (DORIS_HOME from env or ../ of the binary)
 //	dorissim be                                 (also chosen when run as lib/doris_be)
 //	dorissim broker                             (BROKER_HOME from env or ../ of the binary)
-//	dorissim pack --layout 0.15|1.2|2.x [--version V] [--role fe|be|broker] --format tar.gz|tar.xz --out FILE --sim-binary PATH
+//	dorissim pack --layout 0.15|1.2|2.x [--version V] [--role fe|be|broker] --format tar.gz|tar.xz --out FILE --sim-binary PATH [--env KEY=VALUE ...]
 //	dorissim fake-java --out DIR                (writes DIR/bin/java; use DIR as JAVA_HOME)
 package main
 
@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/dorismanager/dorismanager/test/dorissim"
@@ -100,6 +101,17 @@ func runPack(args []string) error {
 	format := fs.String("format", "tar.gz", "tar.gz or tar.xz")
 	fs.StringVar(&o.Out, "out", "", "output file")
 	fs.StringVar(&o.SimBinary, "sim-binary", "", "dorissim binary to ship; default this program")
+	fs.Func("env", "KEY=VALUE default for the start scripts (repeatable)", func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("--env %q: want KEY=VALUE", kv)
+		}
+		if o.SimEnv == nil {
+			o.SimEnv = map[string]string{}
+		}
+		o.SimEnv[k] = v
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -136,7 +136,7 @@ func (f *fe) run(ctx context.Context) error {
 	defer hs.Close()
 
 	f.mu.Lock()
-	master := f.meta.IsMaster
+	master, clusterID := f.meta.IsMaster, f.meta.ClusterID
 	f.mu.Unlock()
 	role := "FOLLOWER"
 	if master {
@@ -146,7 +146,7 @@ func (f *fe) run(ctx context.Context) error {
 	f.log.Infof("thrift server started with port %d.", f.ports["rpc_port"])
 	f.log.Infof("mysql server started with port %d.", f.ports["query_port"])
 	f.log.Infof("http server started with port %d.", f.ports["http_port"])
-	f.log.Infof("transfer to %s, cluster id %d", role, f.meta.ClusterID)
+	f.log.Infof("transfer to %s, cluster id %d", role, clusterID)
 	<-ctx.Done()
 	f.log.Infof("frontend is shutting down")
 	return nil
