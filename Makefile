@@ -21,7 +21,7 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/dorismanager ./cmd/dorismanager
 	@if [ -d ./cmd/doris-agent ]; then \
 		echo "$(GO) build -o $(BIN)/doris-agent ./cmd/doris-agent"; \
-		CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/doris-agent ./cmd/doris-agent || exit 1; \
+		CGO_ENABLED=0 $(GO) build -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/doris-agent ./cmd/doris-agent || exit 1; \
 	fi
 	@for role in $(ROLES); do \
 		[ -d ./plugins/$$role ] || continue; \
