@@ -113,6 +113,24 @@ func TestFEMasterFollowerJoinAndForwarding(t *testing.T) {
 		t.Fatalf("follower row seen from follower: %v %v", row, err)
 	}
 
+	if row["HttpPort"] != fmt.Sprint(fp.http) || row["QueryPort"] != fmt.Sprint(fp.query) {
+		t.Fatalf("follower ports in SHOW FRONTENDS: %v", row)
+	}
+
+	// A restarted follower rejoins from its meta, without --helper.
+	if out, err := script(t, r.env, followerHome, "stop_fe.sh"); err != nil {
+		t.Fatalf("stop follower: %v %s", err, out)
+	}
+	waitFor(t, "follower seen dead", func() (bool, string) {
+		row, err := frontend(db, fp.editLog)
+		return err == nil && row != nil && row["Alive"] == "false", fmt.Sprint(row, err)
+	})
+	startFE(t, r.env, followerHome)
+	waitFor(t, "follower alive again", func() (bool, string) {
+		row, err := frontend(db, fp.editLog)
+		return err == nil && row != nil && row["Alive"] == "true" && row["Join"] == "true", fmt.Sprint(row, err)
+	})
+
 	// A second start is refused by the script.
 	out, err := script(t, r.env, masterHome, "start_fe.sh", "--daemon")
 	if err == nil || !strings.Contains(out, "Frontend running as process") || !strings.Contains(out, "Stop it first.") {

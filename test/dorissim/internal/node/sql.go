@@ -511,12 +511,17 @@ func (f *fe) showFrontends(from string) *result {
 		self := x.Name == f.meta.SelfName
 		alive := x.Alive || self
 		journal := x.ReplayedJournalID
+		// Before 2.x every row showed the answering FE's own http_port.
+		httpPort := f.ports["http_port"]
+		if major(f.o.Version) >= 2 && !self {
+			httpPort = x.HTTPPort
+		}
 		if self {
 			journal = f.meta.JournalID
 		}
 		rows = append(rows, map[string]string{
 			"Name": x.Name, "Host": x.Host, "IP": x.Host, "HostName": x.Host,
-			"EditLogPort": strconv.Itoa(x.EditLogPort), "HttpPort": strconv.Itoa(f.ports["http_port"]),
+			"EditLogPort": strconv.Itoa(x.EditLogPort), "HttpPort": strconv.Itoa(httpPort),
 			"QueryPort": strconv.Itoa(x.QueryPort), "RpcPort": strconv.Itoa(x.RPCPort), "ArrowFlightSqlPort": "-1",
 			"Role": x.Role, "IsMaster": strconv.FormatBool(self), "ClusterId": strconv.FormatInt(f.meta.ClusterID, 10),
 			"Join": strconv.FormatBool(x.Joined), "Alive": strconv.FormatBool(alive),
