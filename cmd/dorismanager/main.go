@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dorismanager/dorismanager/core/auth"
+	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/server"
 	"github.com/dorismanager/dorismanager/core/store"
@@ -26,13 +27,24 @@ var version = "dev"
 const usage = `usage:
   dorismanager serve [flags]                     run the manager
   dorismanager token create --user NAME [flags]  print a new API token for a user
+  dorismanager plugins [flags] list|verify|install FILE|remove ROLE VERSION
+                                                 manage the role plugins
   dorismanager version
 
 run "dorismanager <command> -h" for the flags of a command
 `
 
+// exitCode is a subcommand's own exit status, already explained on stderr.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
+
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		var code exitCode
+		if errors.As(err, &code) {
+			os.Exit(int(code))
+		}
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "dorismanager:", err)
 		}
@@ -56,8 +68,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version)
 		return nil
-	// case "plugins": list/verify/install of role plugins is dispatched here
-	// (implemented in plugins.go).
+	case "plugins":
+		// Flags given by the user come later and win over this default.
+		cliArgs := append([]string{"--plugins-dir", defaultPluginsDir()}, args[1:]...)
+		if code := pluginhost.CLI(context.Background(), cliArgs, stdout, stderr); code != 0 {
+			return exitCode(code)
+		}
+		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
