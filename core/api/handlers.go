@@ -79,6 +79,8 @@ type installServiceReq struct {
 	} `json:"installInfos"`
 	PackageSha256 string `json:"packageSha256"`
 	AutoFix       bool   `json:"autoFix"`
+	// Params go to the role plugins (javaHome, minOpenFiles, startTimeout...).
+	Params map[string]string `json:"params"`
 }
 
 func (a *api) installService(w http.ResponseWriter, r *http.Request) {
@@ -92,7 +94,7 @@ func (a *api) installService(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	in := process.InstallServiceRequest{ProcessID: pid, PackageSha256: req.PackageSha256, AutoFix: req.AutoFix}
+	in := process.InstallServiceRequest{ProcessID: pid, PackageSha256: req.PackageSha256, AutoFix: req.AutoFix, Params: req.Params}
 	for _, i := range req.InstallInfos {
 		in.InstallInfos = append(in.InstallInfos, process.InstallInfo{Host: i.Host, Role: i.Role, FENodeType: i.FENodeType, Master: i.Master})
 	}

@@ -401,28 +401,31 @@ func TestInstallServiceValidation(t *testing.T) {
 	h3 := f.tasks(pid, 0)[2]
 	f.st.DB().Model(&store.Task{}).Where("id = ?", h3.ID).Updates(map[string]any{"status": "FAILURE", "skip": true})
 	cases := []struct {
-		name  string
-		infos []InstallInfo
-		sha   string
-		want  string
+		name   string
+		infos  []InstallInfo
+		sha    string
+		want   string
+		params map[string]string
 	}{
-		{"empty", nil, "", "installInfos"},
-		{"bad role", []InstallInfo{{Host: "h1", Role: "CN"}}, "", "installInfos[0].role"},
-		{"no role", []InstallInfo{{Host: "h1"}}, "", "installInfos[0].role"},
-		{"bad node type", []InstallInfo{{Host: "h1", Role: "FE", FENodeType: "LEADER"}}, "", "feNodeType"},
-		{"bad host", []InstallInfo{{Host: "h1|x", Role: "FE"}}, "", "installInfos[0].host"},
-		{"host without agent", []InstallInfo{{Host: "h9", Role: "FE"}}, "", "h9"},
-		{"host with skipped agent", []InstallInfo{{Host: "h1", Role: "FE"}, {Host: "h3", Role: "BE"}}, "", "skipped"},
-		{"twice", []InstallInfo{{Host: "h1", Role: "FE"}, {Host: "h1", Role: "FE"}}, "", "twice"},
-		{"no follower", []InstallInfo{{Host: "h1", Role: "FE", FENodeType: "OBSERVER"}, {Host: "h2", Role: "BE"}}, "", "FOLLOWER"},
-		{"observer master", []InstallInfo{{Host: "h1", Role: "FE", FENodeType: "OBSERVER", Master: true}}, "", "master"},
-		{"two masters", []InstallInfo{{Host: "h1", Role: "FE", Master: true}, {Host: "h2", Role: "FE", Master: true}}, "", "master"},
-		{"be master", []InstallInfo{{Host: "h1", Role: "BE", Master: true}}, "", "master"},
-		{"bad sha", []InstallInfo{{Host: "h1", Role: "FE"}}, "xyz", "packageSha256"},
+		{"empty", nil, "", "installInfos", nil},
+		{"bad role", []InstallInfo{{Host: "h1", Role: "CN"}}, "", "installInfos[0].role", nil},
+		{"no role", []InstallInfo{{Host: "h1"}}, "", "installInfos[0].role", nil},
+		{"bad node type", []InstallInfo{{Host: "h1", Role: "FE", FENodeType: "LEADER"}}, "", "feNodeType", nil},
+		{"bad host", []InstallInfo{{Host: "h1|x", Role: "FE"}}, "", "installInfos[0].host", nil},
+		{"host without agent", []InstallInfo{{Host: "h9", Role: "FE"}}, "", "h9", nil},
+		{"host with skipped agent", []InstallInfo{{Host: "h1", Role: "FE"}, {Host: "h3", Role: "BE"}}, "", "skipped", nil},
+		{"twice", []InstallInfo{{Host: "h1", Role: "FE"}, {Host: "h1", Role: "FE"}}, "", "twice", nil},
+		{"no follower", []InstallInfo{{Host: "h1", Role: "FE", FENodeType: "OBSERVER"}, {Host: "h2", Role: "BE"}}, "", "FOLLOWER", nil},
+		{"observer master", []InstallInfo{{Host: "h1", Role: "FE", FENodeType: "OBSERVER", Master: true}}, "", "master", nil},
+		{"two masters", []InstallInfo{{Host: "h1", Role: "FE", Master: true}, {Host: "h2", Role: "FE", Master: true}}, "", "master", nil},
+		{"be master", []InstallInfo{{Host: "h1", Role: "BE", Master: true}}, "", "master", nil},
+		{"bad sha", []InstallInfo{{Host: "h1", Role: "FE"}}, "xyz", "packageSha256", nil},
+		{"bad param key", []InstallInfo{{Host: "h1", Role: "FE"}}, "", "params", map[string]string{"a b": "1"}},
+		{"param with newline", []InstallInfo{{Host: "h1", Role: "FE"}}, "", "params.javaHome", map[string]string{"javaHome": "/x\nrm -rf /"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := f.e.InstallService(ctx, 1, InstallServiceRequest{ProcessID: pid, InstallInfos: c.infos, PackageSha256: c.sha})
+			err := f.e.InstallService(ctx, 1, InstallServiceRequest{ProcessID: pid, InstallInfos: c.infos, PackageSha256: c.sha, Params: c.params})
 			wantKind(t, err, KindInvalid)
 			if !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("message %q does not name %q", err, c.want)

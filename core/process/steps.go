@@ -279,6 +279,9 @@ type InstallServiceRequest struct {
 	InstallInfos  []InstallInfo
 	PackageSha256 string // optional checksum of the package
 	AutoFix       bool   // let the role fix host prerequisites it can fix
+	// Params are passed to the role plugins in every later task of these
+	// roles (for example javaHome, minOpenFiles, startTimeout).
+	Params map[string]string
 }
 
 // InstallService moves a process to INSTALL_SERVICE: one task per host and role.
@@ -291,6 +294,9 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 	}
 	if r.PackageSha256 != "" && !sha256Hex.MatchString(r.PackageSha256) {
 		return invalid("packageSha256 must be 64 hex digits")
+	}
+	if err := checkParams(r.Params); err != nil {
+		return err
 	}
 	infos := make([]InstallInfo, len(r.InstallInfos))
 	seen := map[string]bool{}
@@ -373,7 +379,7 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 			tasks = append(tasks, newTask(p, StepInstallService, in.Host, InstallTask(in.Role), in.Role, 0, mustJSON(map[string]any{
 				"clusterId": p.ClusterID, "host": in.Host, "role": in.Role, "feNodeType": in.FENodeType,
 				"master": master, "masterHost": mh, "packageUrl": p.PackageURL, "packageSha256": r.PackageSha256,
-				"installDir": dir, "baseDir": p.InstallDir, "autoFix": r.AutoFix,
+				"installDir": dir, "baseDir": p.InstallDir, "autoFix": r.AutoFix, "params": r.Params,
 			})))
 			roles = append(roles, store.AgentRole{ClusterID: p.ClusterID, Host: in.Host, Role: in.Role,
 				FENodeType: in.FENodeType, Master: master, InstallDir: dir})

@@ -176,3 +176,23 @@ func normFENodeType(field, t string) (string, error) {
 	}
 	return "", invalid("%s %q is unknown: use FOLLOWER or OBSERVER", field, t)
 }
+
+// MaxParams bounds InstallServiceRequest.Params.
+const MaxParams = 32
+
+var paramKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.]{0,63}$`)
+
+func checkParams(params map[string]string) error {
+	if len(params) > MaxParams {
+		return invalid("params: at most %d entries", MaxParams)
+	}
+	for k, v := range params {
+		if !paramKey.MatchString(k) {
+			return invalid("params: key %q must be a letter followed by at most 63 letters, digits, '_' or '.'", k)
+		}
+		if len(v) > 1024 || strings.ContainsAny(v, "\x00\n\r") {
+			return invalid("params.%s: at most 1024 characters on one line", k)
+		}
+	}
+	return nil
+}
