@@ -1,0 +1,79 @@
+// Package e2e walks the whole install wizard against the real binaries:
+// dorismanager serving the REST API, doris-agent installed over SSH on test
+// hosts in network namespaces, the role plugins, and the Doris simulator.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dorismanager/dorismanager/test/pgtest"
+	"github.com/dorismanager/dorismanager/test/sandbox"
+)
+
+// binDir holds the binaries built once for this test binary.
+var binDir string
+
+func TestMain(m *testing.M) {
+	if !sandbox.IsRoot() {
+		if os.Getenv("CI") != "" {
+			fmt.Fprintln(os.Stderr, "e2e: CI runs as root, but this is not root")
+			os.Exit(1)
+		}
+		fmt.Fprintln(os.Stderr, "e2e: skipped: the end-to-end tests need root (network namespaces, sshd)")
+		os.Exit(0)
+	}
+	// One fixed folder, rebuilt by every run: pgtest.Main exits without
+	// returning, so a per-run temp dir would be left behind.
+	binDir = filepath.Join(os.TempDir(), "dorismanager-e2e-bin")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	err := sandbox.Build(ctx, binDir)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build:", err)
+		os.Exit(1)
+	}
+	pgtest.Main(m)
+}
+
+// start brings up a sandbox with a running manager for one test.
+func start(t *testing.T, o sandbox.Options) *sandbox.Sandbox {
+	t.Helper()
+	o.BinDir = binDir
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s, err := sandbox.Start(ctx, o)
+	if err != nil {
+		t.Fatalf("sandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if b, err := os.ReadFile(s.ManagerLog()); err == nil {
+				t.Logf("manager log (tail):\n%s", tail(string(b), 60))
+			}
+		}
+		s.Close()
+	})
+	if err := s.StartManager(ctx); err != nil {
+		t.Fatalf("start manager: %v", err)
+	}
+	return s
+}
+
+func tail(s string, n int) string {
+	lines := 0
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '\n' {
+			lines++
+			if lines > n {
+				return s[i+1:]
+			}
+		}
+	}
+	return s
+}
+

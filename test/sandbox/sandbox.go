@@ -1,0 +1,337 @@
+// Package sandbox brings up everything an end-to-end run of Doris Manager
+// needs on one machine: test hosts in network namespaces with their own
+// sshd, a simulated Doris release served over HTTP on the hosts' bridge, a
+// fake JAVA_HOME on every host, and the real dorismanager binary. The
+// end-to-end tests and `make demo` share it.
+package sandbox
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/dorismanager/dorismanager/test/dorissim"
+	"github.com/dorismanager/dorismanager/test/testhosts"
+)
+
+// Options configures a Sandbox.
+type Options struct {
+	Hosts  int             // test hosts (default 3)
+	Layout dorissim.Layout // package layout (default 2.x)
+	Format dorissim.Format // package format (default tar.gz)
+	// DB is the manager's database: "" for SQLite in its data dir, or a
+	// postgres:// URL.
+	DB string
+	// BinDir holds dorismanager, doris-agent and plugins/ (see Build).
+	BinDir string
+	// WorkDir holds packages, the manager's data dir and logs; default a
+	// new temp dir removed by Close.
+	WorkDir string
+	Logger  hclog.Logger
+	// ManagerOutput receives the manager's own log (default: a file in WorkDir).
+	ManagerOutput io.Writer
+}
+
+// SimEnv are the simulator knobs baked into the test package: this
+// machine's open-files hard limit is 20000, below Doris's 60000, and tests
+// want heartbeats and join retries in a second, not five.
+var SimEnv = map[string]string{
+	"DORIS_SIM_MIN_NOFILE":          "10000",
+	"DORIS_SIM_HEARTBEAT_INTERVAL":  "1s",
+	"DORIS_SIM_JOIN_RETRY_INTERVAL": "1s",
+}
+
+// JavaHome is where every host finds the fake JDK (inside its own /opt).
+const JavaHome = "/opt/jdk"
+
+// InstallDir is the Doris install dir used on the hosts (per host: /opt is private).
+const InstallDir = "/opt/doris"
+
+// Sandbox is a running set of hosts, a package server and (once started) a manager.
+type Sandbox struct {
+	Opts          Options
+	Hosts         *testhosts.Hosts
+	PackageURL    string
+	PackageSHA256 string
+	PackagePath   string
+	WorkDir       string
+	DataDir       string
+
+	files   *http.Server
+	filesLn net.Listener
+
+	mu      sync.Mutex
+	manager *exec.Cmd
+	waitErr chan error
+	URL     string // the manager's URL, once started
+	Token   string
+	ownWork bool
+	logFile *os.File
+	// maxMapCount is vm.max_map_count before the run: it is global to the
+	// machine and the BE plugin's autoFix raises it, so Close restores it.
+	maxMapCount []byte
+}
+
+const maxMapCountFile = "/proc/sys/vm/max_map_count"
+
+// Start brings up the hosts and the package server; the manager is started
+// with StartManager.
+func Start(ctx context.Context, o Options) (_ *Sandbox, err error) {
+	if o.Hosts == 0 {
+		o.Hosts = 3
+	}
+	if o.Layout == "" {
+		o.Layout = dorissim.Layout2x
+	}
+	if o.Format == "" {
+		o.Format = dorissim.TarGz
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	s := &Sandbox{Opts: o, WorkDir: o.WorkDir}
+	if s.WorkDir == "" {
+		if s.WorkDir, err = os.MkdirTemp("", "dm-sandbox-"); err != nil {
+			return nil, err
+		}
+		s.ownWork = true
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	s.DataDir = filepath.Join(s.WorkDir, "data")
+	s.maxMapCount, _ = os.ReadFile(maxMapCountFile)
+	if s.Hosts, err = testhosts.Start(ctx, testhosts.Options{N: o.Hosts, Logger: o.Logger}); err != nil {
+		return nil, fmt.Errorf("test hosts: %w", err)
+	}
+	for _, h := range s.Hosts.Hosts {
+		if err := dorissim.WriteFakeJavaHome(filepath.Join(h.Root, strings.TrimPrefix(JavaHome, "/opt/"))); err != nil {
+			return nil, fmt.Errorf("JAVA_HOME on %s: %w", h.Name, err)
+		}
+	}
+	if err := s.pack(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.serveFiles(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// pack builds the simulator (without -race, so packing stays fast even
+// when the test binary itself runs with it) and packs a release.
+func (s *Sandbox) pack(ctx context.Context) error {
+	pkgDir := filepath.Join(s.WorkDir, "packages")
+	if err := os.MkdirAll(pkgDir, 0o755); err != nil {
+		return err
+	}
+	sim := filepath.Join(s.WorkDir, "dorissim")
+	if err := dorissim.BuildBinary(ctx, sim); err != nil {
+		return fmt.Errorf("build the Doris simulator: %w", err)
+	}
+	name := "apache-doris-" + dorissim.DefaultVersion(s.Opts.Layout) + "-bin-x64." + string(s.Opts.Format)
+	if s.Opts.Layout == dorissim.Layout015 {
+		name = "PALO-" + dorissim.DefaultVersion(s.Opts.Layout) + "-binary." + string(s.Opts.Format)
+	}
+	s.PackagePath = filepath.Join(pkgDir, name)
+	args := []string{"pack", "--layout", string(s.Opts.Layout), "--format", string(s.Opts.Format),
+		"--out", s.PackagePath, "--sim-binary", sim}
+	for k, v := range SimEnv {
+		args = append(args, "--env", k+"="+v)
+	}
+	out, err := exec.CommandContext(ctx, sim, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pack the simulated release: %v: %s", err, out)
+	}
+	sum, err := fileSHA256(s.PackagePath)
+	if err != nil {
+		return err
+	}
+	s.PackageSHA256 = sum
+	return nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// serveFiles serves the packages folder on the bridge address, the one
+// address every host can reach.
+func (s *Sandbox) serveFiles() error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(s.Hosts.BridgeAddr, "0"))
+	if err != nil {
+		return fmt.Errorf("package server: %w", err)
+	}
+	s.filesLn = ln
+	s.files = &http.Server{Handler: http.FileServer(http.Dir(filepath.Dir(s.PackagePath))), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.files.Serve(ln) }()
+	s.PackageURL = fmt.Sprintf("http://%s/%s", ln.Addr().String(), filepath.Base(s.PackagePath))
+	return nil
+}
+
+// FileURL is the URL of a file name in the package server (which may not exist).
+func (s *Sandbox) FileURL(name string) string {
+	return fmt.Sprintf("http://%s/%s", s.filesLn.Addr().String(), name)
+}
+
+// StartManager starts bin/dorismanager serve on the bridge address and
+// waits until it answers. A second call after StopManager reuses the same
+// data dir and port (a restart).
+func (s *Sandbox) StartManager(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.manager != nil {
+		return errors.New("the manager is already running")
+	}
+	addr := ""
+	if s.URL != "" {
+		addr = strings.TrimPrefix(s.URL, "http://")
+	} else {
+		ln, err := net.Listen("tcp", net.JoinHostPort(s.Hosts.BridgeAddr, "0"))
+		if err != nil {
+			return err
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+	}
+	url := "http://" + addr
+	args := []string{"serve", "--listen", addr, "--data-dir", s.DataDir, "--advertise-url", url,
+		"--plugins-dir", filepath.Join(s.Opts.BinDir, "plugins")}
+	if s.Opts.DB != "" {
+		args = append(args, "--db", s.Opts.DB)
+	}
+	cmd := exec.Command(filepath.Join(s.Opts.BinDir, "dorismanager"), args...)
+	out := s.Opts.ManagerOutput
+	if out == nil {
+		if s.logFile == nil {
+			f, err := os.OpenFile(filepath.Join(s.WorkDir, "manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				return err
+			}
+			s.logFile = f
+		}
+		out = s.logFile
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group, so a kill takes its plugin processes along
+	// the way a crashed manager would leave them to their own fate.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start dorismanager: %w", err)
+	}
+	s.manager, s.URL = cmd, url
+	s.waitErr = make(chan error, 1)
+	go func(ch chan error) { ch <- cmd.Wait() }(s.waitErr)
+	if err := s.waitReady(ctx); err != nil {
+		return err
+	}
+	tok, err := os.ReadFile(filepath.Join(s.DataDir, "admin.token"))
+	if err != nil {
+		return fmt.Errorf("read the admin token: %w", err)
+	}
+	s.Token = strings.TrimSpace(string(tok))
+	return nil
+}
+
+// waitReady waits for the manager's port to accept connections (or for
+// the process to die, which ends the wait at once).
+func (s *Sandbox) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	addr := strings.TrimPrefix(s.URL, "http://")
+	for delay := 5 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case err := <-s.waitErr:
+			s.manager = nil
+			return fmt.Errorf("dorismanager exited before it was ready: %v (see %s)", err, s.ManagerLog())
+		case <-ctx.Done():
+			return fmt.Errorf("dorismanager did not listen on %s: %w", addr, ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}
+
+// ManagerLog is the manager's log file (when no ManagerOutput was given).
+func (s *Sandbox) ManagerLog() string { return filepath.Join(s.WorkDir, "manager.log") }
+
+// StopManager stops the manager: SIGTERM, or SIGKILL when kill is set.
+func (s *Sandbox) StopManager(kill bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.manager == nil {
+		return nil
+	}
+	sig := syscall.SIGTERM
+	if kill {
+		sig = syscall.SIGKILL
+	}
+	_ = s.manager.Process.Signal(sig)
+	var err error
+	select {
+	case err = <-s.waitErr:
+	case <-time.After(30 * time.Second):
+		_ = s.manager.Process.Kill()
+		err = <-s.waitErr
+	}
+	if kill {
+		// The plugin processes of a killed manager exit on their own once
+		// their parent is gone; take them down so the next start is clean.
+		_ = syscall.Kill(-s.manager.Process.Pid, syscall.SIGKILL)
+		err = nil
+	}
+	s.manager = nil
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("dorismanager exited with %v (see %s)", err, s.ManagerLog())
+	}
+	return err
+}
+
+// Close stops the manager and tears everything down.
+func (s *Sandbox) Close() {
+	_ = s.StopManager(false)
+	if s.files != nil {
+		_ = s.files.Close()
+	}
+	if s.Hosts != nil {
+		_ = s.Hosts.Close()
+	}
+	if s.logFile != nil {
+		_ = s.logFile.Close()
+	}
+	if s.ownWork {
+		_ = os.RemoveAll(s.WorkDir)
+	}
+	if len(s.maxMapCount) > 0 {
+		_ = os.WriteFile(maxMapCountFile, s.maxMapCount, 0o644)
+	}
+}
