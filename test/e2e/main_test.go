@@ -37,7 +37,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: build:", err)
 		os.Exit(1)
 	}
-	pgtest.Main(m)
+	restore := sandbox.SaveMaxMapCount()
+	code := pgtest.Run(m)
+	restore()
+	os.Exit(code)
 }
 
 // start brings up a sandbox with a running manager for one test.
@@ -76,4 +79,3 @@ func tail(s string, n int) string {
 	}
 	return s
 }
-

@@ -46,12 +46,17 @@ var shared struct {
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 func Main(m *testing.M) {
+	os.Exit(Run(m))
+}
+
+// Run is Main without the exit, for a TestMain with its own cleanup.
+func Run(m *testing.M) int {
 	shared.enabled = true
 	code := m.Run()
 	if shared.srv != nil {
 		shared.srv.stop()
 	}
-	os.Exit(code)
+	return code
 }
 
 // Start returns the URL of a new, empty database. It skips the test when

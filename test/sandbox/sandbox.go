@@ -81,12 +81,7 @@ type Sandbox struct {
 	Token   string
 	ownWork bool
 	logFile *os.File
-	// maxMapCount is vm.max_map_count before the run: it is global to the
-	// machine and the BE plugin's autoFix raises it, so Close restores it.
-	maxMapCount []byte
 }
-
-const maxMapCountFile = "/proc/sys/vm/max_map_count"
 
 // Start brings up the hosts and the package server; the manager is started
 // with StartManager.
@@ -116,7 +111,6 @@ func Start(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		}
 	}()
 	s.DataDir = filepath.Join(s.WorkDir, "data")
-	s.maxMapCount, _ = os.ReadFile(maxMapCountFile)
 	if s.Hosts, err = testhosts.Start(ctx, testhosts.Options{N: o.Hosts, Logger: o.Logger}); err != nil {
 		return nil, fmt.Errorf("test hosts: %w", err)
 	}
@@ -331,7 +325,17 @@ func (s *Sandbox) Close() {
 	if s.ownWork {
 		_ = os.RemoveAll(s.WorkDir)
 	}
-	if len(s.maxMapCount) > 0 {
-		_ = os.WriteFile(maxMapCountFile, s.maxMapCount, 0o644)
+}
+
+// MaxMapCountFile is global to the machine: the BE plugin's autoFix raises
+// it as an operator would, and whoever runs sandboxes restores it after.
+const MaxMapCountFile = "/proc/sys/vm/max_map_count"
+
+// SaveMaxMapCount returns a func that restores vm.max_map_count.
+func SaveMaxMapCount() func() {
+	old, err := os.ReadFile(MaxMapCountFile)
+	if err != nil {
+		return func() {}
 	}
+	return func() { _ = os.WriteFile(MaxMapCountFile, old, 0o644) }
 }
