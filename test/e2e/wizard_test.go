@@ -2,25 +2,221 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
+
+	"github.com/dorismanager/dorismanager/test/pgtest"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
 
-func TestWizardSQLite(t *testing.T) {
-	s := start(t, sandbox.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	c := s.Client()
-	plan := s.StandardPlan()
-	pid, timings, err := c.Walk(ctx, s, plan, func(step string, task *sandbox.Task) {
-		if task != nil {
-			t.Logf("%s: task %d %s on %s: %s", step, task.ID, task.TaskType, task.Host, task.Status)
-		}
-	})
-	if err != nil {
-		t.Fatalf("wizard (process %d): %v", pid, err)
+// TestWizard walks the whole wizard as the API document shows it, then
+// checks what the API reports and asks the cluster itself who is alive.
+func TestWizard(t *testing.T) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			o := sandbox.Options{}
+			if db == "postgres" {
+				o.DB = pgtest.Start(t)
+			}
+			s := start(t, o)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			c := s.Client()
+			plan := s.StandardPlan()
+			pid, timings, err := c.Walk(ctx, s, plan, func(step string, task *sandbox.Task) {
+				if task != nil {
+					t.Logf("%s: task %d %s on %s: %s", step, task.ID, task.TaskType, task.Host, task.Status)
+				}
+			})
+			if err != nil {
+				t.Fatalf("wizard (process %d): %v", pid, err)
+			}
+			t.Logf("step timings: %v", timings)
+			checkAPI(ctx, t, c, plan, pid)
+			checkCluster(ctx, t, plan)
+		})
 	}
-	t.Logf("timings: %v", timings)
+}
+
+var memoryFormat = regexp.MustCompile(`^\d+(\.\d)? (B|KiB|MiB|GiB|TiB)$`)
+
+func checkAPI(ctx context.Context, t *testing.T, c *sandbox.Client, plan sandbox.Plan, pid int64) {
+	t.Helper()
+	// The finished process is no longer the caller's current one.
+	r, err := c.OK(ctx, http.MethodGet, "/api/process/currentProcess", nil)
+	if err != nil || string(r.Data) != "null" {
+		t.Fatalf("currentProcess after installComplete: %s, %v; want null data", r.Data, err)
+	}
+
+	var agents []struct {
+		ID               int64   `json:"id"`
+		Host             string  `json:"host"`
+		Port             int     `json:"port"`
+		Status           string  `json:"status"`
+		RegisterTime     *string `json:"registerTime"`
+		LastReportedTime *string `json:"lastReportedTime"`
+	}
+	mustDecode(t, c, fmt.Sprintf("/api/server/agentList?clusterId=%d", plan.ClusterID), &agents)
+	if len(agents) != len(plan.Hosts) {
+		t.Fatalf("agentList has %d agents, want %d", len(agents), len(plan.Hosts))
+	}
+	for _, a := range agents {
+		if a.Status != "RUNNING" || a.Port != 9602 || a.RegisterTime == nil || a.LastReportedTime == nil {
+			t.Errorf("agent %+v: want RUNNING on 9602 with register and report times", a)
+		}
+	}
+
+	var roles []struct {
+		Host       string  `json:"host"`
+		Role       string  `json:"role"`
+		FENodeType *string `json:"feNodeType"`
+		InstallDir string  `json:"installDir"`
+		Register   string  `json:"register"`
+	}
+	mustDecode(t, c, fmt.Sprintf("/api/server/roleList?clusterId=%d", plan.ClusterID), &roles)
+	want := len(plan.FEs) + len(plan.BEs) + len(plan.Brokers)
+	if len(roles) != want {
+		t.Fatalf("roleList has %d roles, want %d", len(roles), want)
+	}
+	dirs := map[string]string{"FE": "/fe", "BE": "/be", "BROKER": "/apache_hdfs_broker"}
+	for _, r := range roles {
+		if r.Register != "YES" || r.InstallDir != sandbox.InstallDir+dirs[r.Role] {
+			t.Errorf("role %+v: want register YES in %s%s", r, sandbox.InstallDir, dirs[r.Role])
+		}
+		if r.Role == "FE" && (r.FENodeType == nil || (*r.FENodeType != "FOLLOWER" && *r.FENodeType != "OBSERVER")) {
+			t.Errorf("FE on %s has feNodeType %v", r.Host, r.FENodeType)
+		}
+	}
+
+	var hw []struct {
+		Host        string `json:"host"`
+		CPU         string `json:"cpu"`
+		TotalMemory string `json:"totalMemory"`
+	}
+	mustDecode(t, c, fmt.Sprintf("/api/agent/hardware/%d", plan.ClusterID), &hw)
+	if len(hw) != len(plan.Hosts) {
+		t.Fatalf("hardware lists %d hosts, want %d", len(hw), len(plan.Hosts))
+	}
+	for _, h := range hw {
+		if h.CPU == "" || !memoryFormat.MatchString(h.TotalMemory) {
+			t.Errorf("hardware of %s: cpu %q, totalMemory %q (want like \"15.5 GiB\")", h.Host, h.CPU, h.TotalMemory)
+		}
+	}
+
+	// Every task of the process, through task/info; the START_FE of the
+	// master has its own log with the start script in it.
+	var startFE int64
+	for id := int64(1); ; id++ {
+		r, err := c.Call(ctx, http.MethodGet, fmt.Sprintf("/api/process/task/info/%d", id), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status == http.StatusNotFound {
+			if id == 1 {
+				t.Fatal("task 1 not found")
+			}
+			break
+		}
+		var task sandbox.Task
+		if err := r.Decode(&task); err != nil {
+			t.Fatal(err)
+		}
+		if task.ProcessID != pid || task.Finish != "YES" || task.Status != "SUCCESS" || task.StartTime == nil || task.EndTime == nil {
+			t.Errorf("task/info/%d: %+v: want a finished SUCCESS task of process %d with times", id, task, pid)
+		}
+		if task.TaskType == "START_FE" && task.Host == plan.FEs[0].Host {
+			startFE = task.ID
+		}
+	}
+	if startFE == 0 {
+		t.Fatal("no START_FE task for the master")
+	}
+	var lg struct {
+		LogPath *string `json:"logPath"`
+		Log     string  `json:"log"`
+	}
+	mustDecode(t, c, fmt.Sprintf("/api/process/task/log/%d", startFE), &lg)
+	if !strings.Contains(lg.Log, "start_fe.sh") {
+		t.Errorf("START_FE log does not show the start script:\n%s", lg.Log)
+	}
+}
+
+func mustDecode(t *testing.T, c *sandbox.Client, path string, v any) {
+	t.Helper()
+	r, err := c.OK(context.Background(), http.MethodGet, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Decode(v); err != nil {
+		t.Fatalf("%s: %v: %s", path, err, r.Data)
+	}
+}
+
+// checkCluster asks the cluster itself, over the MySQL protocol, that every
+// FE, BE and broker is alive and that there is exactly one master.
+func checkCluster(ctx context.Context, t *testing.T, plan sandbox.Plan) {
+	t.Helper()
+	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s:9030)/", plan.FEs[0].Host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fes := showRows(ctx, t, db, "SHOW FRONTENDS")
+	masters := 0
+	for _, r := range fes {
+		if r["Alive"] != "true" {
+			t.Errorf("FE %s is not alive: %v", r["Host"], r)
+		}
+		if r["IsMaster"] == "true" {
+			masters++
+		}
+	}
+	if len(fes) != len(plan.FEs) || masters != 1 {
+		t.Errorf("SHOW FRONTENDS: %d FEs with %d masters, want %d with 1", len(fes), masters, len(plan.FEs))
+	}
+	for q, n := range map[string]int{"SHOW BACKENDS": len(plan.BEs), "SHOW BROKER": len(plan.Brokers)} {
+		rows := showRows(ctx, t, db, q)
+		if len(rows) != n {
+			t.Errorf("%s: %d rows, want %d", q, len(rows), n)
+		}
+		for _, r := range rows {
+			if r["Alive"] != "true" {
+				t.Errorf("%s: %v is not alive", q, r)
+			}
+		}
+	}
+}
+
+func showRows(ctx context.Context, t *testing.T, db *sql.DB, q string) []map[string]string {
+	t.Helper()
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []map[string]string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for i, c := range cols {
+			m[c] = vals[i].String
+		}
+		out = append(out, m)
+	}
+	return out
 }
