@@ -79,6 +79,8 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 			return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", MaxBody)
 		case errors.Is(err, io.EOF):
 			return BadRequest("request body is empty: send a JSON object")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return BadRequest("request body ends in the middle of the JSON: send the whole object")
 		case errors.As(err, &se):
 			return BadRequest("request body is not valid JSON at byte %d: %v", se.Offset, err)
 		case errors.As(err, &te):
