@@ -23,8 +23,8 @@ func (c *Client) ReinstallAgent(ctx context.Context, pid int64, p Plan, installD
 	return err
 }
 
-// Retry runs a FAILURE task again.
-func (c *Client) Retry(ctx context.Context, taskID int64) error {
+// RetryTask runs a FAILURE task again.
+func (c *Client) RetryTask(ctx context.Context, taskID int64) error {
 	_, err := c.OK(ctx, http.MethodPost, fmt.Sprintf("/api/process/task/retry/%d", taskID), nil)
 	return err
 }
