@@ -47,3 +47,17 @@ fmt:
 
 clean:
 	rm -rf $(BIN)
+
+# The demo (root: network namespaces): three sandbox hosts, the whole
+# wizard, and a running cluster and manager left for you; demo-down removes it.
+.PHONY: demo demo-down
+demo:
+	@if [ "$$(id -u)" != 0 ]; then echo "make demo needs root (network namespaces, a bridge, an sshd per host): run sudo make demo" >&2; exit 1; fi
+	@$(MAKE) --no-print-directory build
+	$(GO) build -o $(BIN)/demo ./test/demo
+	./$(BIN)/demo up --bin $(BIN)
+
+demo-down:
+	@if [ "$$(id -u)" != 0 ]; then echo "make demo-down needs root: run sudo make demo-down" >&2; exit 1; fi
+	$(GO) build -o $(BIN)/demo ./test/demo
+	./$(BIN)/demo down
