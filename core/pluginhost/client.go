@@ -73,7 +73,9 @@ func (c *client) get() (*sdk.RoleClient, *plugin.Client, error) {
 		SkipHostEnv:      true,
 		StartTimeout:     c.cfg.StartTimeout,
 		Logger:           c.log,
-		Stderr:           c.logs,
+		Stderr:           c.logs.writer(),
+		SyncStdout:       c.logs.writer(),
+		SyncStderr:       c.logs.writer(),
 	})
 	rpc, err := pc.Client()
 	if err != nil {
@@ -176,17 +178,18 @@ func (c *client) kill() {
 	}
 }
 
-// logFanout receives a plugin's stderr line by line (go-plugin also parses
-// it into the manager's logger) and copies each line, readably formatted,
-// into the logs of the tasks whose calls are in flight. A JSON line with a
-// "task_id" goes only to that task; any other line to every call in flight.
+// logFanout copies a plugin's output, readably formatted, into the logs of
+// the tasks whose calls are in flight. Its writers are the plugin's stderr
+// (which go-plugin also parses into the manager's logger) and the
+// os.Stdout/os.Stderr that go-plugin redirects inside the plugin. A JSON
+// line with a "task_id" goes only to that task; any other line to every
+// call in flight.
 type logFanout struct {
 	prefix string
 
-	mu      sync.Mutex
-	partial []byte
-	sinks   map[int]logSink
-	next    int
+	mu    sync.Mutex
+	sinks map[int]logSink
+	next  int
 }
 
 type logSink struct {
@@ -207,27 +210,12 @@ func (f *logFanout) attach(taskID int64, w io.Writer) func() {
 	}
 }
 
-func (f *logFanout) Write(p []byte) (int, error) {
+// writer returns a line-buffering writer for one output stream.
+func (f *logFanout) writer() io.Writer { return &lineWriter{f: f} }
+
+func (f *logFanout) emit(line []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.partial = append(f.partial, p...)
-	for {
-		i := bytes.IndexByte(f.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := f.partial[:i]
-		f.emit(line)
-		f.partial = f.partial[i+1:]
-	}
-	if len(f.partial) == 0 {
-		f.partial = nil // do not keep a large buffer alive
-	}
-	return len(p), nil
-}
-
-// emit runs with f.mu held.
-func (f *logFanout) emit(line []byte) {
 	if len(f.sinks) == 0 || len(bytes.TrimSpace(line)) == 0 {
 		return
 	}
@@ -238,6 +226,30 @@ func (f *logFanout) emit(line []byte) {
 		}
 		_, _ = io.WriteString(s.w, text)
 	}
+}
+
+type lineWriter struct {
+	f       *logFanout
+	mu      sync.Mutex
+	partial []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.f.emit(w.partial[:i])
+		w.partial = w.partial[i+1:]
+	}
+	if len(w.partial) == 0 {
+		w.partial = nil // do not keep a large buffer alive
+	}
+	return len(p), nil
 }
 
 // formatLogLine renders an hclog JSON line as

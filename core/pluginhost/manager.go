@@ -107,7 +107,6 @@ func (m *Manager) Rescan(ctx context.Context) error {
 		}
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.accepted, m.refused = accepted, refused
 	keep := map[string]bool{}
 	for _, vs := range accepted {
@@ -115,11 +114,18 @@ func (m *Manager) Rescan(ctx context.Context) error {
 			keep[clientKey(p)] = true
 		}
 	}
+	var gone []*client
 	for k, c := range m.clients {
 		if !keep[k] {
 			delete(m.clients, k)
-			go c.retire()
+			gone = append(gone, c)
 		}
+	}
+	m.mu.Unlock()
+	// Idle processes of files that went away stop now; busy ones when
+	// their last call returns.
+	for _, c := range gone {
+		c.retire()
 	}
 	return nil
 }

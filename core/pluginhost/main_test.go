@@ -1,0 +1,208 @@
+package pluginhost
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/glebarez/sqlite"
+	"github.com/hashicorp/go-hclog"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/sdk"
+)
+
+// bins are test role binaries built once by TestMain, by variant.
+var bins = map[string]string{}
+
+// builds lists the variants and their -X stamps.
+var builds = map[string][]string{
+	"1.0.0": {"main.version=1.0.0"},
+	"1.1.0": {"main.version=1.1.0"},
+	"api2":  {"main.version=2.0.0", "main.apiMajor=2"},
+	"wire2": {"main.version=1.2.0", "main.wireMajor=2"},
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "pluginhost-bins-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	for name, stamps := range builds {
+		out := filepath.Join(tmp, "testrole-"+name)
+		var ld []string
+		for _, s := range stamps {
+			ld = append(ld, "-X", s)
+		}
+		cmd := exec.Command("go", "build", "-o", out, "-ldflags", strings.Join(ld, " "), "./testdata/testrole")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build test role %s: %v\n", name, err)
+			return 1
+		}
+		bins[name] = out
+	}
+	return m.Run()
+}
+
+// fileName is the canonical name of the test role at a version and API.
+func fileName(version string, major, minor int) string {
+	return fmt.Sprintf("doris-role-test_v%s_x%d.%d_%s_%s", version, major, minor, runtime.GOOS, runtime.GOARCH)
+}
+
+// place copies a built variant into dir/test/name with a checksum file;
+// sum overrides the checksum when not "".
+func place(t testing.TB, dir, variant, name, sum string) string {
+	t.Helper()
+	roleDir := filepath.Join(dir, "test")
+	if err := os.MkdirAll(roleDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(roleDir, name)
+	if err := copyFileAtomic(bins[variant], dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if sum == "" {
+		var err error
+		if sum, err = fileSHA256(dest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(dest+SumSuffix, sumFileContent(sum, name), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dest
+}
+
+// twoVersions is a plugins dir with test role 1.0.0 and 1.1.0.
+func twoVersions(t testing.TB) string {
+	dir := t.TempDir()
+	place(t, dir, "1.0.0", fileName("1.0.0", 1, 0), "")
+	place(t, dir, "1.1.0", fileName("1.1.0", 1, 0), "")
+	return dir
+}
+
+func testDB(t testing.TB) *gorm.DB {
+	t.Helper()
+	db, err := gorm.Open(sqlite.Open(filepath.Join(t.TempDir(), "test.db")), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AutoMigrate(store.AllModels()...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s, err := db.DB(); err == nil {
+			s.Close()
+		}
+	})
+	return db
+}
+
+func newManager(t testing.TB, cfg Config) *Manager {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Debug})
+	}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// pluginProcesses lists the pids of running processes whose binary lies
+// under dir.
+func pluginProcesses(t testing.TB, dir string) []int {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, p := range procs {
+		exe, err := os.Readlink(p)
+		if err != nil || !strings.HasPrefix(exe, dir+string(filepath.Separator)) {
+			continue
+		}
+		var pid int
+		fmt.Sscanf(strings.TrimPrefix(p, "/proc/"), "%d/exe", &pid)
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// notifyWriter collects text and closes a channel once it contains every
+// wanted string.
+type notifyWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want []string
+	done chan struct{}
+}
+
+func newNotifyWriter(want ...string) *notifyWriter {
+	return &notifyWriter{want: want, done: make(chan struct{})}
+}
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	select {
+	case <-w.done:
+		return len(p), nil
+	default:
+	}
+	for _, s := range w.want {
+		if !strings.Contains(w.buf.String(), s) {
+			return len(p), nil
+		}
+	}
+	close(w.done)
+	return len(p), nil
+}
+
+func (w *notifyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+func testRequest(taskID int64) sdk.Request {
+	n := sdk.Node{Host: "10.0.0.1", Role: "TEST", InstallDir: "/opt/doris/test"}
+	return sdk.Request{TaskID: taskID, Node: n, Cluster: sdk.Cluster{ID: 1, Name: "c1", Nodes: []sdk.Node{n}}, Conf: "k = v\n"}
+}
+
+func openTestSQLite(t testing.TB, path string) *gorm.DB {
+	t.Helper()
+	db, err := gorm.Open(sqlite.Open(path), &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AutoMigrate(store.AllModels()...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s, err := db.DB(); err == nil {
+			s.Close()
+		}
+	})
+	return db
+}
