@@ -80,6 +80,12 @@ func CanonicalName(info sdk.Info) string {
 func scan(ctx context.Context, dir string) (map[string][]Plugin, []Refused, error) {
 	accepted := map[string][]Plugin{}
 	var refused []Refused
+	// Absolute paths: plugins are run with their own directory as working
+	// directory.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("plugins dir: %w", err)
+	}
 	roleDirs, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
 		return accepted, nil, nil
@@ -223,6 +229,10 @@ func fileSHA256(path string) (string, error) {
 // describeFile runs "<path> describe" with an empty environment and parses
 // its Info.
 func describeFile(ctx context.Context, path string) (sdk.Info, error) {
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return sdk.Info{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, describeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, sdk.DescribeArg)

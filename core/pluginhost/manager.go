@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -75,6 +76,11 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("plugins dir is not set")
 	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("plugins dir: %w", err)
+	}
+	cfg.Dir = dir
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}

@@ -324,3 +324,15 @@ func TestRescanSeesNewVersionAndRetiresRemoved(t *testing.T) {
 		t.Errorf("processes %v, want only %s's", pids, p.Path)
 	}
 }
+
+func TestRelativePluginsDir(t *testing.T) {
+	dir := twoVersions(t)
+	t.Chdir(filepath.Dir(dir))
+	m := newManager(t, Config{Dir: filepath.Base(dir)})
+	if l := m.List(); len(l.Plugins) != 2 || len(l.Refused) != 0 {
+		t.Fatalf("relative dir: %+v", l)
+	}
+	if _, err := m.Call(context.Background(), 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(1)); err != nil {
+		t.Fatal(err)
+	}
+}
