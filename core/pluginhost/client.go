@@ -62,10 +62,12 @@ func (c *client) get() (*sdk.RoleClient, *plugin.Client, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("bad checksum of %s: %w", c.p.Path, err)
 	}
+	cmd := exec.Command(c.p.Path)
+	bindToParent(cmd)
 	pc := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake(),
 		VersionedPlugins: sdk.PluginSets(nil),
-		Cmd:              exec.Command(c.p.Path),
+		Cmd:              cmd,
 		// A fresh hash per client: SecureConfig.Check writes into it.
 		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
