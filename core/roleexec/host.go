@@ -1,6 +1,7 @@
 package roleexec
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -30,7 +31,9 @@ type agentHost struct {
 	seq     atomic.Int64
 	log     io.Writer
 	logMu   *sync.Mutex
-	allowed map[string]bool // host names and addresses of the cluster's nodes
+	midLine bool             // the log's last line is unfinished (under logMu)
+	now     func() time.Time // tests
+	allowed map[string]bool  // host names and addresses of the cluster's nodes
 	sql     *sqlPool
 	http    *http.Client
 }
@@ -96,9 +99,49 @@ func (h *agentHost) Logf(format string, args ...any) {
 	_, _ = fmt.Fprintf(w, format+"\n", args...)
 }
 
-// logWriter serializes writes into the task log: the plugin may call the
-// host from several goroutines.
-func (h *agentHost) logWriter() io.Writer { return lockedWriter{h.log, h.logMu} }
+// logWriter serializes writes into the task log (the plugin may call the
+// host from several goroutines) and starts every line with the time it
+// began, as the INSTALL_AGENT log does, so a slow task shows where its
+// time went.
+func (h *agentHost) logWriter() io.Writer { return stampWriter{h} }
+
+// rawLogWriter is for output that carries its own times (the plugin's
+// hclog lines).
+func (h *agentHost) rawLogWriter() io.Writer { return lockedWriter{h.log, h.logMu} }
+
+// StampFormat is the time prefix of task log lines (UTC).
+const StampFormat = "15:04:05.000"
+
+type stampWriter struct{ h *agentHost }
+
+func (s stampWriter) Write(p []byte) (int, error) {
+	h := s.h
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	now := time.Now
+	if h.now != nil {
+		now = h.now
+	}
+	buf := make([]byte, 0, len(p)+32)
+	for rest := p; len(rest) > 0; {
+		if !h.midLine {
+			buf = append(now().UTC().AppendFormat(buf, StampFormat), ' ')
+			h.midLine = true
+		}
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			buf = append(buf, rest...)
+			break
+		}
+		buf = append(buf, rest[:i+1]...)
+		rest = rest[i+1:]
+		h.midLine = false
+	}
+	if _, err := h.log.Write(buf); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
 
 type lockedWriter struct {
 	w  io.Writer

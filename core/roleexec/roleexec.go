@@ -136,7 +136,7 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 		return runner.Outcome{}, err
 	}
 	call := func(method string) (sdk.Result, error) {
-		res, err := e.plugins.Call(ctx, in.ClusterID, in.Role, method, h, h.logWriter(), req)
+		res, err := e.plugins.Call(ctx, in.ClusterID, in.Role, method, h, h.rawLogWriter(), req)
 		if err != nil {
 			return res, fmt.Errorf("%s %s on %s: %w", strings.ToLower(method), in.Role, in.Host, err)
 		}
