@@ -770,3 +770,57 @@ func TestCompleteCancelsWaitingTasksAndRefusesWhileRunning(t *testing.T) {
 		t.Fatalf("waiting task after complete: %+v", got)
 	}
 }
+
+// DEPLOY_CONFIG can be sent again with fixed confs after back or after a
+// failed deploy: its tasks are replaced, never while one waits or runs.
+func TestDeployConfigAgain(t *testing.T) {
+	eachBackend(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		pid := toStep(t, f, 2)
+		fixed := DeployConfigRequest{ProcessID: pid, DeployConfigs: []DeployConfig{
+			{Hosts: []string{"h1", "h2"}, Role: "FE", Conf: "a=2"}, {Hosts: []string{"h1", "h2"}, Role: "BE", Conf: "b=2"}}}
+		// Still waiting to run: refused.
+		wantKind(t, f.e.DeployConfig(ctx, 1, fixed), KindConflict)
+		ts := f.tasks(pid, 2)
+		f.setStatus(ts[0].ID, store.StatusSuccess)
+		f.setStatus(ts[1].ID, store.StatusFailure)
+		f.setStatus(ts[2].ID, store.StatusSuccess)
+		f.setStatus(ts[3].ID, store.StatusRunning)
+		wantKind(t, f.e.DeployConfig(ctx, 1, fixed), KindConflict)
+		f.setStatus(ts[3].ID, store.StatusSuccess)
+		// A failed deploy: send the step again with the fixed confs.
+		if err := f.e.DeployConfig(ctx, 1, fixed); err != nil {
+			t.Fatal(err)
+		}
+		again := f.tasks(pid, 2)
+		if len(again) != 4 {
+			t.Fatalf("%d DEPLOY_CONFIG tasks after sending it again, want 4", len(again))
+		}
+		old := map[int64]bool{}
+		for _, tk := range ts {
+			old[tk.ID] = true
+		}
+		for _, tk := range again {
+			c := inputOf(tk)["conf"]
+			if old[tk.ID] || tk.Status != store.StatusSubmitted || (c != "a=2" && c != "b=2") {
+				t.Fatalf("task after sending DEPLOY_CONFIG again: %+v (conf %v)", tk, c)
+			}
+		}
+		// After back from START_SERVICE too.
+		f.finishStep(pid, 2, store.StatusSuccess)
+		if err := f.e.StartService(ctx, 1, StartServiceRequest{ProcessID: pid, DorisStarts: []HostRole{{"h1", "FE"}}}); err != nil {
+			t.Fatal(err)
+		}
+		wantKind(t, f.e.DeployConfig(ctx, 1, fixed), KindConflict) // at START_SERVICE: back first
+		f.finishStep(pid, 3, store.StatusFailure)
+		if err := f.e.Back(ctx, 1, pid); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.e.DeployConfig(ctx, 1, fixed); err != nil {
+			t.Fatalf("deployConfig after back: %v", err)
+		}
+		if p, _ := f.st.GetProcess(ctx, pid); p.Step != StepDeployConfig || len(f.tasks(pid, 2)) != 4 {
+			t.Fatalf("after deployConfig again: step %d, %d tasks", p.Step, len(f.tasks(pid, 2)))
+		}
+	})
+}

@@ -214,17 +214,37 @@ func newTask(p store.Process, step int, host, taskType, role string, seq int, in
 // advance moves process processID from step next-1 to next: it checks the
 // state, lets build make the new tasks from the previous step's tasks, and
 // commits the step change, the tasks and extra writes in one transaction.
-func (e *Engine) advance(ctx context.Context, userID, processID int64, next int,
+// With redo, a process already at next may send that step again once none
+// of its tasks is waiting or running: its tasks are replaced by new ones
+// (DEPLOY_CONFIG after back, or after a deploy failed, with a fixed conf).
+func (e *Engine) advance(ctx context.Context, userID, processID int64, next int, redo bool,
 	build func(p store.Process, prev []store.Task) ([]store.Task, func(tx *store.Store) error, error)) error {
 	p, err := e.loadOwned(ctx, userID, processID)
 	if err != nil {
 		return err
 	}
-	if p.Step != next-1 {
+	again := redo && p.Step == next
+	if p.Step != next-1 && !again {
+		want := StepTypes[next-1]
+		if redo {
+			want += " or " + StepTypes[next]
+		}
 		return conflict("process %d is at %s (step %d): %s needs it at %s", p.ID, p.ProcessType, p.Step,
-			StepTypes[next], StepTypes[next-1])
+			StepTypes[next], want)
 	}
-	prev, err := e.st.TasksOfStep(ctx, p.ID, p.Step)
+	if again {
+		cur, err := e.st.TasksOfStep(ctx, p.ID, next)
+		if err != nil {
+			return err
+		}
+		for _, t := range cur {
+			if !t.Skip && (t.Status == store.StatusRunning || t.Status == store.StatusSubmitted) {
+				return conflict("%s of process %d is still in progress (task %d %s on %s is %s): wait for it to end, then send %s again",
+					StepTypes[next], p.ID, t.ID, t.TaskType, t.Host, t.Status, StepTypes[next])
+			}
+		}
+	}
+	prev, err := e.st.TasksOfStep(ctx, p.ID, next-1)
 	if err != nil {
 		return err
 	}
@@ -248,6 +268,11 @@ func (e *Engine) advance(ctx context.Context, userID, processID int64, next int,
 		}
 		if !ok {
 			return conflict("process %d was changed by another request meanwhile (maybe the same step was sent twice): reload it", p.ID)
+		}
+		if again {
+			if err := tx.DeleteTasksOfStep(ctx, p.ID, next); err != nil {
+				return fmt.Errorf("replace the %s tasks: %w", StepTypes[next], err)
+			}
 		}
 		if err := tx.CreateTasks(ctx, tasks); err != nil {
 			return fmt.Errorf("create %s tasks: %w", StepTypes[next], err)
@@ -339,7 +364,7 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 		}
 		infos[i] = InstallInfo{Host: in.Host, Role: role, FENodeType: nt}
 	}
-	return e.advance(ctx, userID, r.ProcessID, StepInstallService, func(p store.Process, prev []store.Task) ([]store.Task, func(*store.Store) error, error) {
+	return e.advance(ctx, userID, r.ProcessID, StepInstallService, false, func(p store.Process, prev []store.Task) ([]store.Task, func(*store.Store) error, error) {
 		agents := map[string]store.Task{}
 		for _, t := range prev {
 			agents[t.Host] = t
@@ -417,6 +442,8 @@ type DeployConfigRequest struct {
 
 // DeployConfig moves a process to DEPLOY_CONFIG. Every installed (host,
 // role) must get a config; hosts whose install was skipped are left out.
+// At DEPLOY_CONFIG (after back, or when a deploy failed) it can be sent
+// again with fixed confs: the step's tasks are replaced.
 func (e *Engine) DeployConfig(ctx context.Context, userID int64, r DeployConfigRequest) error {
 	if len(r.DeployConfigs) == 0 {
 		return invalid("deployConfigs: list at least one {hosts, role, conf}")
@@ -447,7 +474,7 @@ func (e *Engine) DeployConfig(ctx context.Context, userID int64, r DeployConfigR
 			items = append(items, item{h, role, dc.Conf})
 		}
 	}
-	return e.advance(ctx, userID, r.ProcessID, StepDeployConfig, func(p store.Process, prev []store.Task) ([]store.Task, func(*store.Store) error, error) {
+	return e.advance(ctx, userID, r.ProcessID, StepDeployConfig, true, func(p store.Process, prev []store.Task) ([]store.Task, func(*store.Store) error, error) {
 		installed := map[string]store.Task{}
 		for _, t := range prev {
 			installed[hostRole(t.Host, t.TaskRole)] = t
@@ -515,7 +542,7 @@ func (e *Engine) StartService(ctx context.Context, userID int64, r StartServiceR
 		seen[hostRole(s.Host, role)] = true
 		starts[i] = HostRole{s.Host, role}
 	}
-	return e.advance(ctx, userID, r.ProcessID, StepStartService, func(p store.Process, prev []store.Task) ([]store.Task, func(*store.Store) error, error) {
+	return e.advance(ctx, userID, r.ProcessID, StepStartService, false, func(p store.Process, prev []store.Task) ([]store.Task, func(*store.Store) error, error) {
 		configured := map[string]store.Task{}
 		for _, t := range prev {
 			configured[hostRole(t.Host, t.TaskRole)] = t
@@ -587,7 +614,7 @@ func (e *Engine) BuildCluster(ctx context.Context, userID int64, r BuildClusterR
 			return err
 		}
 	}
-	return e.advance(ctx, userID, r.ProcessID, StepBuildCluster, func(p store.Process, prev []store.Task) ([]store.Task, func(*store.Store) error, error) {
+	return e.advance(ctx, userID, r.ProcessID, StepBuildCluster, false, func(p store.Process, prev []store.Task) ([]store.Task, func(*store.Store) error, error) {
 		started := map[string]store.Task{}
 		for _, t := range prev {
 			started[hostRole(t.Host, t.TaskRole)] = t
