@@ -12,7 +12,7 @@ SERVE_FLAGS    ?=
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build run test vet fmt clean
+.PHONY: all build run test vet fmt clean proto
 
 all: build
 
@@ -41,6 +41,10 @@ vet:
 
 test: build vet
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Regenerates the plugin wire code (committed) with pinned protoc plugins.
+proto:
+	sdk/proto/gen.sh
 
 fmt:
 	gofmt -w $$(find . -name '*.go' -not -path './.git/*')
