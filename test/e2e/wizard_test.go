@@ -41,6 +41,7 @@ func TestWizard(t *testing.T) {
 			t.Logf("step timings: %v", timings)
 			checkAPI(ctx, t, c, plan, pid)
 			checkCluster(ctx, t, plan)
+			checkHosts(t, s, plan)
 		})
 	}
 }
