@@ -468,3 +468,37 @@ func TestUnregister(t *testing.T) {
 }
 
 var _ sdk.Host = (*sdktest.FakeHost)(nil)
+
+// Status takes "registered" from the cluster's own SHOW FRONTENDS, and
+// leaves it out when no FE answers (unknown is not "NO").
+func TestStatusRegisteredFromCluster(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		members []string
+		err     error
+		want    string
+		present bool
+	}{
+		{"member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true"}, nil, "YES", true},
+		{"not a member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true"}, nil, "NO", true},
+		{"no FE answers", nil, errors.New("connection refused"), "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := doristest.New()
+			h.Install(doris.FE, "")
+			h.HandleQuery("SHOW FRONTENDS", func(string, string) (sdk.Rows, error) {
+				return doristest.FrontendsRows(c.members...), c.err
+			})
+			st, err := newRole().Status(ctx, h, feReq("10.0.0.2", false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := st.Facts["registered"]
+			if ok != c.present || got != c.want {
+				t.Fatalf("registered=%q (present %v), want %q (present %v)", got, ok, c.want, c.present)
+			}
+		})
+	}
+}

@@ -539,6 +539,9 @@ func (b *Base) Status(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Res
 	if proc.Running() {
 		facts["pid"] = strconv.Itoa(proc.PID)
 	}
+	if reg, ok := b.Registered(ctx, h, req); ok {
+		facts["registered"] = reg
+	}
 	return sdk.Result{Summary: fmt.Sprintf("%s on %s: running=%v healthy=%v (%s)", b.Spec.Role, req.Node.Host, proc.Running(), healthy, seen), Facts: facts}, nil
 }
 
