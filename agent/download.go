@@ -53,25 +53,31 @@ func (a *Agent) fetch(req wire.Download, emit func(string)) (wire.DownloadResult
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
+	// Held through the unpack as well: FE, BE and broker on one host unpack
+	// the same package into the same folder, and an unpack must not swap
+	// out a tree that another task is copying its role from.
 	l := a.cacheLock(key)
 	l.Lock()
+	defer l.Unlock()
 	meta, cached := readMeta(cacheFile + ".json")
 	if !cached {
 		var err error
 		meta, err = a.get(ctx, req, want, cacheFile, emit)
 		if err != nil {
-			l.Unlock()
 			return wire.DownloadResult{}, err
 		}
 	} else {
 		emit(fmt.Sprintf("using cached %s (%d bytes, sha256 %s)\n", req.URL, meta.Bytes, meta.SHA256))
 	}
-	l.Unlock()
 
 	res := wire.DownloadResult{Path: req.Dest, SHA256: meta.SHA256, Bytes: meta.Bytes, Cached: cached}
 	if req.Unpack {
+		if b, err := os.ReadFile(filepath.Join(req.Dest, unpackMarker)); err == nil && strings.TrimSpace(string(b)) == meta.SHA256 {
+			emit(fmt.Sprintf("already unpacked in %s\n", req.Dest))
+			return res, nil
+		}
 		emit(fmt.Sprintf("unpacking into %s\n", req.Dest))
-		if err := unpackInto(cacheFile, req.Dest); err != nil {
+		if err := unpackInto(cacheFile, req.Dest, meta.SHA256); err != nil {
 			return res, fmt.Errorf("unpack %s: %w", req.URL, err)
 		}
 		return res, nil
@@ -155,8 +161,14 @@ func (a *Agent) get(ctx context.Context, req wire.Download, want, cacheFile stri
 	return meta, nil
 }
 
-// unpackInto extracts src into a temp dir beside dest, then swaps it in.
-func unpackInto(src, dest string) error {
+// unpackMarker, at the top of an unpacked tree, holds the SHA-256 of the
+// archive it came from; a later unpack of the same archive into the same
+// place keeps that tree instead of replacing it.
+const unpackMarker = ".doris-agent-unpacked"
+
+// unpackInto extracts src into a temp dir beside dest, marks it with the
+// archive's checksum, then swaps it in.
+func unpackInto(src, dest, sum string) error {
 	parent := filepath.Dir(dest)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
@@ -175,6 +187,9 @@ func unpackInto(src, dest string) error {
 	}
 	defer f.Close()
 	if err := unpack.Extract(f, tmp); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, unpackMarker), []byte(sum+"\n"), 0o644); err != nil {
 		return err
 	}
 	return swapIn(tmp, dest)
