@@ -14,8 +14,12 @@ type Backoff struct {
 	Max     time.Duration
 }
 
-// DefaultBackoff is short enough to notice a node soon after it is up.
-var DefaultBackoff = Backoff{Initial: 250 * time.Millisecond, Max: 3 * time.Second}
+// DefaultBackoff paces probes of a node's own state (its pid, its health
+// endpoint, its row in SHOW BACKENDS), which no one can push to us. The cap
+// bounds how late a node that came up is noticed; a probe costs one agent
+// exec, an HTTP GET or a query on a pooled connection, so once a second
+// is cheap even through a ten-minute FE start.
+var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
 
 // ErrWaitTimeout is returned (wrapped) when Poll gives up.
 var ErrWaitTimeout = errors.New("timed out")
