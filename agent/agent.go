@@ -144,6 +144,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("agent listening", "addr", ln.Addr().String(), "agentId", a.id, "version", Version)
 	go a.report(ctx)
+	go a.results.housekeep(ctx, func(n int) { a.log.Info("removed old task results", "count", n) })
 	select {
 	case err := <-errc:
 		return err

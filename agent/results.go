@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/dorismanager/dorismanager/agent/wire"
 )
@@ -110,5 +111,43 @@ func (r *results) once(ctx context.Context, id string, sink func(string), fn fun
 		return f.result, false, nil
 	case <-ctx.Done():
 		return wire.Line{}, false, ctx.Err()
+	}
+}
+
+// resultTTL is how long a recorded result answers a re-sent request. A
+// manager re-sends within minutes (dropped connection) or after its own
+// restart; a week covers both with room, and keeps the folder bounded.
+const resultTTL = 7 * 24 * time.Hour
+
+// prune removes records older than maxAge and returns how many it removed.
+func (r *results) prune(now time.Time, maxAge time.Duration) int {
+	entries, err := os.ReadDir(r.dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || e.IsDir() || now.Sub(info.ModTime()) < maxAge {
+			continue
+		}
+		if os.Remove(filepath.Join(r.dir, e.Name())) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// housekeep prunes old records at start and then daily, until ctx ends.
+func (r *results) housekeep(ctx context.Context, log func(removed int)) {
+	for {
+		if n := r.prune(time.Now(), resultTTL); n > 0 {
+			log(n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(24 * time.Hour):
+		}
 	}
 }

@@ -51,6 +51,8 @@ func extend(ctx context.Context, d server.Deps) (server.Extensions, error) {
 		Stopper:  exec,
 		AgentAPI: reg.Handler(),
 		Plugins:  plugins.Handler(),
+		// roleList shows what the cluster itself reports.
+		RefreshRoles: exec.RefreshRegistration,
 		Close: func() {
 			exec.Close()
 			_ = plugins.Close()

@@ -4,6 +4,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,11 +32,15 @@ type Config struct {
 	AgentAPI http.Handler
 	// Plugins, if set, is mounted at /api/plugins behind the bearer middleware.
 	Plugins http.Handler
+	// RefreshRoles, if set, asks the cluster itself which roles are
+	// registered before roleList answers; its error only gets logged (the
+	// recorded values are still shown).
+	RefreshRoles func(ctx context.Context, clusterID int64) error
 }
 
 // New returns the HTTP handler of the whole API.
 func New(cfg Config) http.Handler {
-	a := &api{st: cfg.Store, e: cfg.Engine, log: cfg.Logger}
+	a := &api{st: cfg.Store, e: cfg.Engine, log: cfg.Logger, refreshRoles: cfg.RefreshRoles}
 	if a.log == nil {
 		a.log = hclog.NewNullLogger()
 	}
@@ -80,9 +85,10 @@ func New(cfg Config) http.Handler {
 }
 
 type api struct {
-	st  *store.Store
-	e   *process.Engine
-	log hclog.Logger
+	st           *store.Store
+	e            *process.Engine
+	log          hclog.Logger
+	refreshRoles func(ctx context.Context, clusterID int64) error
 }
 
 func (a *api) recoverer(next http.Handler) http.Handler {

@@ -411,6 +411,11 @@ func (a *api) roleList(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if a.refreshRoles != nil {
+		if err := a.refreshRoles(r.Context(), id); err != nil {
+			a.log.Warn("roleList shows recorded registrations: the cluster could not be asked", "cluster", id, "error", err)
+		}
+	}
 	roles, err := a.st.ListRoles(r.Context(), id)
 	if err != nil {
 		fail(w, err)

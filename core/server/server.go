@@ -41,6 +41,8 @@ type Extensions struct {
 	Stopper  process.Stopper
 	AgentAPI http.Handler // mounted at /agent-api/ without user auth
 	Plugins  http.Handler // mounted at /api/plugins with user auth
+	// RefreshRoles asks the cluster which roles are registered (roleList).
+	RefreshRoles func(ctx context.Context, clusterID int64) error
 	// Background functions run until the server stops (ctx is canceled).
 	Background []func(ctx context.Context) error
 	// Close, if set, runs after everything else has stopped.
@@ -171,7 +173,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.runner = r
 	notifyMu.Unlock()
 	s.engine = process.New(process.Config{Store: st, Sealer: box, Stopper: stopper, Notify: r.Notify, Logger: log.Named("process")})
-	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), AgentAPI: agentAPI, Plugins: plugins})
+	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), AgentAPI: agentAPI, Plugins: plugins,
+		RefreshRoles: ext.RefreshRoles})
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 	ok = true
 	return s, nil

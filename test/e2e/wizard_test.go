@@ -42,6 +42,9 @@ func TestWizard(t *testing.T) {
 			checkAPI(ctx, t, c, plan, pid)
 			checkCluster(ctx, t, plan)
 			checkHosts(t, s, plan)
+			if db == "sqlite" {
+				checkRoleListFollowsCluster(ctx, t, c, plan)
+			}
 		})
 	}
 }
@@ -220,4 +223,34 @@ func showRows(ctx context.Context, t *testing.T, db *sql.DB, q string) []map[str
 		out = append(out, m)
 	}
 	return out
+}
+
+// checkRoleListFollowsCluster drops a BE behind the manager's back: roleList
+// must show what the cluster reports, not what the manager once did.
+func checkRoleListFollowsCluster(ctx context.Context, t *testing.T, c *sandbox.Client, plan sandbox.Plan) {
+	t.Helper()
+	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s:9030)/", plan.FEs[0].Host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	gone := plan.BEs[len(plan.BEs)-1]
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`ALTER SYSTEM DROPP BACKEND "%s:9050"`, gone)); err != nil {
+		t.Fatalf("drop backend: %v", err)
+	}
+	var roles []struct {
+		Host     string `json:"host"`
+		Role     string `json:"role"`
+		Register string `json:"register"`
+	}
+	mustDecode(t, c, fmt.Sprintf("/api/server/roleList?clusterId=%d", plan.ClusterID), &roles)
+	for _, r := range roles {
+		want := "YES"
+		if r.Role == "BE" && r.Host == gone {
+			want = "NO"
+		}
+		if r.Register != want {
+			t.Errorf("roleList: %s on %s register=%s, want %s", r.Role, r.Host, r.Register, want)
+		}
+	}
 }
