@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -94,9 +96,31 @@ func (c *Client) do(ctx context.Context, what string, attempt func(ctx context.C
 		delay = min(delay*2, 5*time.Second)
 	}
 	if err != nil {
+		if unreachable(err) {
+			return fmt.Errorf("%s: %w: %w", what, &AgentGoneError{Base: c.base}, err)
+		}
 		return fmt.Errorf("%s on agent %s: %w", what, c.base, err)
 	}
 	return nil
+}
+
+// AgentGoneError says that no agent answered at an address after every
+// retry: it is not running, or the host or network is down.
+type AgentGoneError struct{ Base string }
+
+func (e *AgentGoneError) Error() string {
+	host := e.Base
+	if u, err := url.Parse(e.Base); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	return fmt.Sprintf("the agent on %s is not running or not reachable at %s (start doris-agent on the host again or fix the network, then retry)", host, e.Base)
+}
+
+// unreachable tells a failure to connect (nothing listens, no route, dial
+// timeout) from other errors: only then is the agent surely gone.
+func unreachable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
@@ -327,7 +351,7 @@ func (c *Client) Download(ctx context.Context, req DownloadRequest, out io.Write
 		return sdk.DownloadResult{}, err
 	}
 	if line.Download == nil {
-		return sdk.DownloadResult{}, fmt.Errorf("download on agent %s: %s", c.base, line.Error)
+		return sdk.DownloadResult{}, fmt.Errorf("agent %s: %s", c.base, line.Error)
 	}
 	r := line.Download
 	return sdk.DownloadResult{Path: r.Path, SHA256: r.SHA256, Bytes: r.Bytes, Cached: r.Cached}, nil

@@ -326,7 +326,7 @@ func (b *Base) Install(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Re
 	dl, err := h.Download(ctx, sdk.Download{URL: req.PackageURL, SHA256: req.PackageSHA256, Dest: cache, Unpack: true})
 	if err != nil {
 		f := sdk.AsFailure(err)
-		return sdk.Result{}, &sdk.Failure{Summary: fmt.Sprintf("download %s: %s", req.PackageURL, f.Summary), Detail: f.Detail, Retryable: true}
+		return sdk.Result{}, &sdk.Failure{Summary: "cannot fetch the package: " + f.Summary, Detail: f.Detail, Retryable: true}
 	}
 	h.Logf("package %s in %s (cached: %v, sha256 %s)", req.PackageURL, cache, dl.Cached, dl.SHA256)
 	res, err := h.Exec(ctx, sdk.Command{Argv: s.FindStartScriptArgv(cache)})
