@@ -330,3 +330,59 @@ func merge(a, b map[string]string) map[string]string {
 	}
 	return out
 }
+
+// refreshBudget bounds how long roleList waits for the cluster's word.
+const refreshBudget = 5 * time.Second
+
+// RefreshRegistration asks each role's plugin for its Status, which
+// carries the cluster's own view of membership ("registered"), and records
+// it, so roleList shows what the cluster reports rather than what the
+// manager once did. Roles whose host or cluster cannot be asked keep their
+// recorded value.
+func (e *Executor) RefreshRegistration(ctx context.Context, clusterID int64) error {
+	ctx, cancel := context.WithTimeout(ctx, refreshBudget)
+	defer cancel()
+	cl, err := e.clusterView(ctx, clusterID, 0)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for _, n := range cl.Nodes {
+		wg.Add(1)
+		go func(n sdk.Node) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := e.refreshOne(ctx, cl, n); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}(n)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (e *Executor) refreshOne(ctx context.Context, cl sdk.Cluster, n sdk.Node) error {
+	prefix := fmt.Sprintf("status-%s-%s-%d", n.Host, n.Role, time.Now().UnixNano())
+	h, err := e.host(ctx, 0, prefix, io.Discard, cl.ID, n.Host, cl)
+	if err != nil {
+		return err
+	}
+	req := sdk.Request{Node: n, Cluster: cl, Targets: []sdk.Node{n}}
+	res, err := e.plugins.Call(ctx, cl.ID, n.Role, "Status", h, io.Discard, req)
+	if err != nil {
+		return fmt.Errorf("status of %s on %s: %w", n.Role, n.Host, err)
+	}
+	reg, ok := res.Facts["registered"]
+	if !ok {
+		return nil
+	}
+	return e.st.DB().WithContext(ctx).Model(&store.AgentRole{}).
+		Where("cluster_id = ? AND host = ? AND role = ?", cl.ID, n.Host, n.Role).
+		Update("register", reg == "YES").Error
+}
