@@ -276,6 +276,10 @@ func (e *Engine) Complete(ctx context.Context, userID, processID int64) error {
 				return conflict("task %d %s on %s is still running: wait for it to end before completing", t.ID, t.TaskType, t.Host)
 			}
 		}
+		status := StatusSuccess
+		if p.Step != StepBuildCluster || !stepDone(all) {
+			status = StatusCanceled
+		}
 		for _, t := range all {
 			if t.Status == store.StatusSubmitted {
 				if _, err := tx.UpdateTaskIf(ctx, t.ID, []string{store.StatusSubmitted}, map[string]any{
@@ -285,7 +289,7 @@ func (e *Engine) Complete(ctx context.Context, userID, processID int64) error {
 			}
 		}
 		ok, err := tx.UpdateProcessIf(ctx, p.ID, p.Version, map[string]any{
-			"finish": true, "status": StatusSuccess, "credentials": nil})
+			"finish": true, "status": status, "credentials": nil})
 		if err != nil {
 			return err
 		}

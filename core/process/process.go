@@ -39,6 +39,9 @@ const (
 const (
 	StatusRunning = "RUNNING"
 	StatusSuccess = "SUCCESS"
+	// StatusCanceled marks a process completed before its cluster was
+	// fully built (an earlier step, or failed tasks left as they are).
+	StatusCanceled = "CANCELED"
 )
 
 // Task types.

@@ -769,6 +769,10 @@ func TestCompleteCancelsWaitingTasksAndRefusesWhileRunning(t *testing.T) {
 	if got, _ := f.st.GetTask(ctx, ts[1].ID); got.Status != store.StatusFailure || !strings.Contains(got.Response, "canceled") {
 		t.Fatalf("waiting task after complete: %+v", got)
 	}
+	// Completed before the cluster was built: not a success.
+	if p, _ := f.st.GetProcess(ctx, pid); !p.Finish || p.Status != StatusCanceled {
+		t.Fatalf("process completed early: finish %v status %s, want CANCELED", p.Finish, p.Status)
+	}
 }
 
 // DEPLOY_CONFIG can be sent again with fixed confs after back or after a
