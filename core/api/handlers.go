@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -198,56 +199,21 @@ func (a *api) buildCluster(w http.ResponseWriter, r *http.Request) {
 	httpx.OK(w, nil)
 }
 
-func (a *api) installComplete(w http.ResponseWriter, r *http.Request) {
-	pid, err := pathID(r, "processId")
-	if err != nil {
-		fail(w, err)
-		return
+// onID answers a POST that acts on the process or task named in the path
+// (installComplete, back, retry, skip): the body, if any, is not needed.
+func (a *api) onID(param string, act func(ctx context.Context, userID, id int64) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r, param)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		if err := act(r.Context(), user(r), id); err != nil {
+			fail(w, err)
+			return
+		}
+		httpx.OK(w, nil)
 	}
-	if err := a.e.Complete(r.Context(), user(r), pid); err != nil {
-		fail(w, err)
-		return
-	}
-	httpx.OK(w, nil)
-}
-
-func (a *api) back(w http.ResponseWriter, r *http.Request) {
-	pid, err := pathID(r, "processId")
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if err := a.e.Back(r.Context(), user(r), pid); err != nil {
-		fail(w, err)
-		return
-	}
-	httpx.OK(w, nil)
-}
-
-func (a *api) retry(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "taskId")
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if err := a.e.Retry(r.Context(), user(r), id); err != nil {
-		fail(w, err)
-		return
-	}
-	httpx.OK(w, nil)
-}
-
-func (a *api) skip(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "taskId")
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if err := a.e.Skip(r.Context(), user(r), id); err != nil {
-		fail(w, err)
-		return
-	}
-	httpx.OK(w, nil)
 }
 
 // ---- reads ----
