@@ -16,10 +16,11 @@ type Backoff struct {
 
 // DefaultBackoff paces probes of a node's own state (its pid, its health
 // endpoint, its row in SHOW BACKENDS), which no one can push to us. The cap
-// bounds how late a node that came up is noticed; a probe costs one agent
-// exec, an HTTP GET or a query on a pooled connection, so once a second
-// is cheap even through a ten-minute FE start.
-var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
+// bounds how late a node that came up is noticed (a BE turns Alive at the
+// master's next heartbeat, any moment in the interval); a probe costs one
+// agent exec, an HTTP GET or a query on a pooled connection, so twice a
+// second is cheap even through a ten-minute FE start.
+var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond}
 
 // ErrWaitTimeout is returned (wrapped) when Poll gives up.
 var ErrWaitTimeout = errors.New("timed out")
