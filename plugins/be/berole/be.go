@@ -77,7 +77,7 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if err := r.Backoff.WaitAlive(ctx, timeout, "BE", show, ts); err != nil {
 		return sdk.Result{}, err
 	}
-	sum := fmt.Sprintf("%d BE alive in the cluster (master %s)", len(ts), m.Addr())
+	sum := fmt.Sprintf("BE %s alive in the cluster (master %s)", doris.Endpoints(ts), m.Addr())
 	if len(missing) > 0 {
 		sum += "; added " + strings.Join(missing, ", ")
 	}

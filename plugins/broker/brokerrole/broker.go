@@ -96,7 +96,7 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if err := r.Backoff.WaitAlive(ctx, timeout, "broker", show, ts); err != nil {
 		return sdk.Result{}, err
 	}
-	sum := fmt.Sprintf("%d broker alive in the cluster (master %s)", len(ts), m.Addr())
+	sum := fmt.Sprintf("broker %s alive in the cluster (master %s)", doris.Endpoints(ts), m.Addr())
 	if len(added) > 0 {
 		sum += "; added " + strings.Join(added, ", ")
 	}

@@ -150,7 +150,7 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 			return sdk.Result{}, err
 		}
 	}
-	sum := fmt.Sprintf("%d FE alive in the cluster (master %s)", len(ts), m.Addr())
+	sum := fmt.Sprintf("FE %s alive in the cluster (master %s)", doris.Endpoints(ts), m.Addr())
 	if len(added) > 0 {
 		sum += "; added " + strings.Join(added, ", ")
 	}

@@ -145,3 +145,12 @@ func FindClusterMaster(ctx context.Context, h sdk.Host, req sdk.Request, extra .
 	h.Logf("master FE is %s (edit_log_port %d)", m.Addr(), m.Port)
 	return m, nil
 }
+
+// Endpoints lists the targets' endpoints for a message.
+func Endpoints(ts []Target) string {
+	eps := make([]string, len(ts))
+	for i, t := range ts {
+		eps[i] = t.Endpoint
+	}
+	return strings.Join(eps, ", ")
+}
