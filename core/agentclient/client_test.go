@@ -97,3 +97,24 @@ func TestRetryAfterDrop(t *testing.T) {
 		t.Fatalf("ran %d times", n)
 	}
 }
+
+// An agent that is not running is named as such once the retries are spent.
+func TestAgentGone(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	base := srv.URL
+	srv.Close() // nothing listens there any more
+	c := New(base, "tok", WithRetries(2), WithBackoff(time.Millisecond))
+	_, err := c.Exec(context.Background(), ExecRequest{RequestID: "x", Command: sdk.Command{Argv: []string{"true"}}}, nil)
+	var gone *AgentGoneError
+	if !errors.As(err, &gone) || !strings.Contains(err.Error(), "agent on 127.0.0.1 is not running or not reachable") ||
+		!strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("want the agent named as gone, with the cause: %v", err)
+	}
+	// An agent that answers with an error is not gone.
+	h, tok := start(t)
+	live := httptest.NewServer(h)
+	defer live.Close()
+	if _, err := New(live.URL, tok+"x").Health(context.Background()); errors.As(err, &gone) {
+		t.Fatalf("a live agent reported gone: %v", err)
+	}
+}
