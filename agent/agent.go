@@ -85,6 +85,11 @@ func New(cfg wire.Config, log hclog.Logger) (*Agent, error) {
 			return nil, fmt.Errorf("agent data dir: %w", err)
 		}
 	}
+	// tmp holds partial downloads only while they run: what a new agent
+	// finds there was left by one that died mid-download.
+	if err := clearDir(filepath.Join(cfg.DataDir, "tmp")); err != nil {
+		return nil, fmt.Errorf("agent data dir: clear partial downloads: %w", err)
+	}
 	id, err := loadIdentity(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -99,6 +104,20 @@ func New(cfg wire.Config, log hclog.Logger) (*Agent, error) {
 		dlLocks: map[string]*sync.Mutex{},
 	}
 	return a, nil
+}
+
+// clearDir removes everything inside dir.
+func clearDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ID is the agent's persistent UUID.

@@ -199,3 +199,30 @@ func TestFormatBytes(t *testing.T) {
 		t.Errorf("hardware %+v", h)
 	}
 }
+
+// A partial download left by an agent that died is removed by the next one.
+func TestNewClearsPartialDownloads(t *testing.T) {
+	dir := t.TempDir()
+	cfg := wire.Config{Token: token, DataDir: dir, ServerURL: "http://127.0.0.1:1"}
+	if _, err := New(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(dir, "tmp", "dl-123")
+	if err := os.WriteFile(left, []byte("half a package"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keep := filepath.Join(dir, "agent-id")
+	id, err := os.ReadFile(keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Fatalf("partial download still there: %v", err)
+	}
+	if again, err := os.ReadFile(keep); err != nil || string(again) != string(id) {
+		t.Fatalf("identity changed: %q -> %q (%v)", id, again, err)
+	}
+}
