@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,20 +26,29 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: skipped: the end-to-end tests need root (network namespaces, sshd)")
 		os.Exit(0)
 	}
-	// One fixed folder, rebuilt by every run: pgtest.Main exits without
-	// returning, so a per-run temp dir would be left behind.
-	binDir = filepath.Join(os.TempDir(), "dorismanager-e2e-bin")
+	os.Exit(run(m))
+}
+
+// run builds the binaries into a folder of this test binary's own (so
+// concurrent runs never swap each other's binaries), runs the tests, and
+// cleans up.
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "dm-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	err := sandbox.Build(ctx, binDir)
+	err = sandbox.Build(ctx, binDir)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build:", err)
-		os.Exit(1)
+		return 1
 	}
-	restore := sandbox.SaveMaxMapCount()
-	code := pgtest.Run(m)
-	restore()
-	os.Exit(code)
+	defer sandbox.SaveMaxMapCount()()
+	return pgtest.Run(m)
 }
 
 // start brings up a sandbox with a running manager for one test.
