@@ -60,8 +60,10 @@ type Task struct {
 	Status      string `gorm:"size:16;index"` // SUBMITTED, RUNNING, SUCCESS, FAILURE
 	Finish      bool
 	Skip        bool
-	// Seq orders tasks inside a step: a task runs only after every task of
-	// the same step with a smaller Seq is SUCCESS or skipped.
+	// Seq orders tasks inside a step and role: a task runs only after every
+	// task of the same step and TaskRole with a smaller Seq is SUCCESS or
+	// skipped. Roles are separate lanes, so FE followers wait for the master
+	// FE but not for a slow (or failed) BE.
 	Seq        int
 	Attempt    int    // incremented by retry
 	ExecutorID string `gorm:"size:64"`   // the runner instance that claimed it

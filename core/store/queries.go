@@ -232,8 +232,8 @@ func (s *Store) ClaimTasks(ctx context.Context, executorID string, limit int) ([
 	err := s.q(ctx).Raw(`SELECT t.id FROM tasks t
 WHERE t.status = ? AND t.skip = ?
   AND NOT EXISTS (SELECT 1 FROM tasks o
-    WHERE o.process_id = t.process_id AND o.step = t.step AND o.seq < t.seq
-      AND o.skip = ? AND o.status <> ?)
+    WHERE o.process_id = t.process_id AND o.step = t.step AND o.task_role = t.task_role
+      AND o.seq < t.seq AND o.skip = ? AND o.status <> ?)
 ORDER BY t.id LIMIT ?`, StatusSubmitted, false, false, StatusSuccess, limit*2).Scan(&ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("find runnable tasks: %w", err)

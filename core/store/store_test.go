@@ -143,6 +143,38 @@ func TestClaimHonoursSeqAndIsExclusive(t *testing.T) {
 	})
 }
 
+// Roles are separate lanes: an FE follower waits for the master FE only,
+// not for a BE of the same step that is still running or has failed.
+func TestClaimSeqIsPerRole(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		tasks := []store.Task{
+			{ProcessID: 1, Step: 3, Seq: 0, Host: "m", TaskRole: "FE", Status: store.StatusSubmitted},
+			{ProcessID: 1, Step: 3, Seq: 0, Host: "b", TaskRole: "BE", Status: store.StatusSubmitted},
+			{ProcessID: 1, Step: 3, Seq: 1, Host: "f", TaskRole: "FE", Status: store.StatusSubmitted},
+		}
+		if err := s.CreateTasks(ctx, tasks); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ClaimTasks(ctx, "r1", 10)
+		if err != nil || hostsOf(got) != "mb" {
+			t.Fatalf("first claim: want m and b, got %q (%v)", hostsOf(got), err)
+		}
+		for _, task := range got {
+			status := store.StatusSuccess
+			if task.Host == "b" {
+				status = store.StatusFailure
+			}
+			if ok, err := s.EndTask(ctx, task, status, "", "", ""); !ok || err != nil {
+				t.Fatalf("EndTask: %v %v", ok, err)
+			}
+		}
+		if got, _ := s.ClaimTasks(ctx, "r1", 10); hostsOf(got) != "f" {
+			t.Fatalf("the follower must not wait for the failed BE, got %q", hostsOf(got))
+		}
+	})
+}
+
 func TestConcurrentClaimsNeverDuplicate(t *testing.T) {
 	eachBackend(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
