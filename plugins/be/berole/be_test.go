@@ -283,3 +283,36 @@ func TestUnregister(t *testing.T) {
 		t.Errorf("drop: %+v %v %q", res, err, q[len(q)-1].SQL)
 	}
 }
+
+// doris_be writes be.pid itself after start_be.sh has returned: a pid file
+// that appears a moment later is a BE starting, not one that exited.
+func TestStartWaitsForThePidFile(t *testing.T) {
+	h := doristest.New()
+	h.Install(doris.BE, "")
+	h.HTTPGetResponse("http://10.0.0.4:8040/api/health", 200, `{"status": "OK","msg": "To Be Added"}`)
+	var mu sync.Mutex
+	started, polls := false, 0
+	h.OnStart = func([]string) {
+		mu.Lock()
+		defer mu.Unlock()
+		started = true
+	}
+	h.HandleExec(func(cmd sdk.Command) (sdk.ExecResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !started {
+			return sdk.ExecResult{}, nil // nothing running before the start
+		}
+		if polls++; polls < 3 {
+			return sdk.ExecResult{}, nil // no pid file yet
+		}
+		return sdk.ExecResult{Output: "pid=4242\nstate=S\ncmdline=/opt/doris/be/lib/doris_be\n"}, nil
+	}, "bash", "-c", doris.ProcScript)
+	res, err := newRole().Start(context.Background(), h, beReq("10.0.0.4"))
+	if err != nil || res.Facts["pid"] != "4242" {
+		t.Fatalf("start %+v %v", res, err)
+	}
+	if polls < 3 {
+		t.Errorf("pid file read %d times after the start, want 3", polls)
+	}
+}

@@ -631,10 +631,26 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 		started = true
 	}
 	var seen string
+	var noPidSince time.Time
 	err = b.Backoff.Poll(ctx, timeout, func(ctx context.Context) (bool, error) {
 		pr, err := s.ReadProc(ctx, h, d.Home, d.PidDir)
 		if err != nil {
 			return false, nil
+		}
+		if pr.PID == 0 && started && s.LatePidFile {
+			// doris_be writes be.pid itself once it runs, after
+			// start_be.sh has returned: a missing pid file right after the
+			// script is a process still starting, not one that exited.
+			if noPidSince.IsZero() {
+				noPidSince = time.Now()
+			}
+			if time.Since(noPidSince) < PidFileGrace {
+				return false, nil
+			}
+			return false, &sdk.Failure{
+				Summary: fmt.Sprintf("%s on %s wrote no pid file in %s within %s of its start: it exited while starting", s.Role, req.Node.Host, path.Join(d.PidDir, s.PidFile), PidFileGrace),
+				Detail:  s.TailLogs(ctx, h, d.LogDir, 60),
+			}
 		}
 		if !pr.Running() {
 			return false, &sdk.Failure{
@@ -667,6 +683,10 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 	}
 	return sdk.Result{Summary: fmt.Sprintf("%s started on %s (pid %d) and healthy", s.Role, req.Node.Host, proc.PID), Facts: facts}, nil
 }
+
+// PidFileGrace is how long Start waits for the pid file of a started role
+// with Spec.LatePidFile to appear before it judges the process gone.
+const PidFileGrace = 30 * time.Second
 
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)
