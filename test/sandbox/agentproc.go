@@ -87,7 +87,9 @@ func KillAgent(ctx context.Context, h *testhosts.Host) (int, error) {
 // session, its installed binary and config, output appended to its log.
 func StartAgent(ctx context.Context, h *testhosts.Host) error {
 	_, err := h.Exec(ctx, "bash", "-c",
-		`cd "$1" && setsid nohup "$1/bin/doris-agent" -config "$1/conf/agent.json" >>"$1/log/agent.out" 2>&1 </dev/null &`,
+		// Only the agent goes to the background, with its own output, so
+		// no shell stays behind holding Exec's pipe.
+		`cd "$1" || exit 1; setsid nohup "$1/bin/doris-agent" -config "$1/conf/agent.json" >>"$1/log/agent.out" 2>&1 </dev/null &`,
 		"start-agent", AgentHome)
 	return err
 }
