@@ -175,7 +175,7 @@ func bump(ctx context.Context, tx *store.Store, p store.Process) error {
 		return err
 	}
 	if !ok {
-		return conflict("process %d was changed by another request meanwhile: reload it", p.ID)
+		return changedMeanwhile(ctx, tx, p.ID, "")
 	}
 	return nil
 }
@@ -248,7 +248,7 @@ func (e *Engine) Back(ctx context.Context, userID, processID int64) error {
 			return err
 		}
 		if !ok {
-			return conflict("process %d was changed by another request meanwhile: reload it", p.ID)
+			return changedMeanwhile(ctx, tx, p.ID, "")
 		}
 		return tx.DeleteTasksOfStep(ctx, p.ID, StepStartService)
 	})
@@ -294,7 +294,7 @@ func (e *Engine) Complete(ctx context.Context, userID, processID int64) error {
 			return err
 		}
 		if !ok {
-			return conflict("process %d was changed by another request meanwhile: reload it", p.ID)
+			return changedMeanwhile(ctx, tx, p.ID, "")
 		}
 		return nil
 	})

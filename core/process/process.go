@@ -203,6 +203,25 @@ func (e *Engine) loadOwned(ctx context.Context, userID, processID int64) (store.
 	return p, nil
 }
 
+// changedMeanwhile is the conflict for a lost race on a process's version:
+// it says where the other request left the process, so the caller knows
+// whether its own request is moot (the step was sent twice) or must be
+// sent again.
+func changedMeanwhile(ctx context.Context, st *store.Store, id int64, hint string) error {
+	if hint != "" {
+		hint = " (" + hint + ")"
+	}
+	p, err := st.GetProcess(ctx, id)
+	if err != nil {
+		return conflict("process %d was changed by another request meanwhile%s: reload it", id, hint)
+	}
+	state := "at " + p.ProcessType
+	if p.Finish {
+		state = "complete (" + strings.ToLower(p.Status) + ")"
+	}
+	return conflict("process %d was changed by another request meanwhile%s and is now %s: reload it", id, hint, state)
+}
+
 // stepDone reports whether every task is SUCCESS or skipped (and there is one).
 func stepDone(tasks []store.Task) bool {
 	for _, t := range tasks {

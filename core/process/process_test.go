@@ -719,6 +719,10 @@ func TestConcurrentSameStepOneWins(t *testing.T) {
 				wins++
 			} else {
 				wantKind(t, err, KindConflict)
+				// Whichever way it lost, the loser learns where the process is now.
+				if !strings.Contains(err.Error(), "INSTALL_SERVICE") {
+					t.Errorf("the conflict does not name the state: %v", err)
+				}
 			}
 		}
 		if wins != 1 || len(f.tasks(pid, 1)) != 1 {

@@ -170,7 +170,7 @@ func (e *Engine) reinstallAgent(ctx context.Context, userID int64, r InstallAgen
 			return err
 		}
 		if !ok {
-			return conflict("process %d was changed by another request meanwhile: reload it and try again", p.ID)
+			return changedMeanwhile(ctx, tx, p.ID, "")
 		}
 		var fresh []store.Task
 		for _, h := range r.Hosts {
@@ -267,7 +267,7 @@ func (e *Engine) advance(ctx context.Context, userID, processID int64, next int,
 			return err
 		}
 		if !ok {
-			return conflict("process %d was changed by another request meanwhile (maybe the same step was sent twice): reload it", p.ID)
+			return changedMeanwhile(ctx, tx, p.ID, "maybe the same step was sent twice")
 		}
 		if again {
 			if err := tx.DeleteTasksOfStep(ctx, p.ID, next); err != nil {
