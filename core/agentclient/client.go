@@ -47,8 +47,14 @@ func WithBackoff(d time.Duration) Option { return func(c *Client) { c.backoff = 
 
 // New returns a client for the agent at baseURL (e.g. "http://10.0.0.5:9602").
 func New(baseURL, token string, opts ...Option) *Client {
+	// Exec and download answers stream for as long as their command runs,
+	// so there is no overall timeout; TCP keepalive instead notices within
+	// about 30 s a host that stopped answering altogether (powered off,
+	// unplugged), rather than at the task's timeout.
+	dialer := &net.Dialer{Timeout: 10 * time.Second,
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}}
 	c := &Client{base: strings.TrimRight(baseURL, "/"), token: token, retries: 5, backoff: 200 * time.Millisecond,
-		hc: &http.Client{Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: 0, MaxIdleConnsPerHost: 4}}}
+		hc: &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: dialer.DialContext, MaxIdleConnsPerHost: 4}}}
 	for _, o := range opts {
 		o(c)
 	}

@@ -243,6 +243,9 @@ func (r *Runner) end(ctx context.Context, log hclog.Logger, t store.Task, status
 	}
 	if status == store.StatusFailure {
 		log.Warn("task failed", "response", response)
+		if err := r.st.MarkBlocked(ctx, t); err != nil {
+			log.Warn("note blocked tasks", "error", err)
+		}
 	} else {
 		log.Info("task ended", "status", status)
 	}

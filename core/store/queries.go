@@ -246,7 +246,7 @@ ORDER BY t.id LIMIT ?`, StatusSubmitted, false, false, StatusSuccess, limit*2).S
 		now := time.Now().UTC()
 		res := s.q(ctx).Model(&Task{}).Where("id = ? AND status = ? AND skip = ?", id, StatusSubmitted, false).
 			Updates(map[string]any{"status": StatusRunning, "executor_id": executorID, "start_time": now,
-				"end_time": nil, "finish": false, "updated_at": now})
+				"end_time": nil, "finish": false, "response": "", "updated_at": now})
 		if res.Error != nil {
 			return claimed, fmt.Errorf("claim task %d: %w", id, res.Error)
 		}
@@ -260,6 +260,21 @@ ORDER BY t.id LIMIT ?`, StatusSubmitted, false, false, StatusSuccess, limit*2).S
 		claimed = append(claimed, t)
 	}
 	return claimed, nil
+}
+
+// MarkBlocked notes on the tasks waiting behind a failed one (same process,
+// step and role, larger Seq) that they will not run until it is retried or
+// skipped, so a client polling currentTasks sees why they do not move.
+func (s *Store) MarkBlocked(ctx context.Context, failed Task) error {
+	msg := fmt.Sprintf("waiting for task %d (%s on %s), which failed: retry or skip it", failed.ID, failed.TaskType, failed.Host)
+	err := s.q(ctx).Model(&Task{}).
+		Where("process_id = ? AND step = ? AND task_role = ? AND seq > ? AND status = ? AND skip = ?",
+			failed.ProcessID, failed.Step, failed.TaskRole, failed.Seq, StatusSubmitted, false).
+		Update("response", msg).Error
+	if err != nil {
+		return fmt.Errorf("mark tasks blocked by task %d: %w", failed.ID, err)
+	}
+	return nil
 }
 
 // EndTask records the end of a run that executorID claimed for attempt. It

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -171,6 +173,48 @@ func TestClaimSeqIsPerRole(t *testing.T) {
 		}
 		if got, _ := s.ClaimTasks(ctx, "r1", 10); hostsOf(got) != "f" {
 			t.Fatalf("the follower must not wait for the failed BE, got %q", hostsOf(got))
+		}
+	})
+}
+
+// Tasks waiting behind a failed one say so, and the note goes once they run.
+func TestMarkBlocked(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		tasks := []store.Task{
+			{ProcessID: 1, Step: 3, Seq: 0, Host: "m", TaskRole: "FE", TaskType: "START_FE", Status: store.StatusSubmitted},
+			{ProcessID: 1, Step: 3, Seq: 1, Host: "f", TaskRole: "FE", TaskType: "START_FE", Status: store.StatusSubmitted},
+			{ProcessID: 1, Step: 3, Seq: 0, Host: "b", TaskRole: "BE", TaskType: "START_BE", Status: store.StatusSubmitted},
+		}
+		if err := s.CreateTasks(ctx, tasks); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.ClaimTasks(ctx, "r1", 10)
+		var master store.Task
+		for _, task := range got {
+			if task.Host == "m" {
+				master = task
+			}
+		}
+		if ok, err := s.EndTask(ctx, master, store.StatusFailure, "port in use", "", ""); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		if err := s.MarkBlocked(ctx, master); err != nil {
+			t.Fatal(err)
+		}
+		all, _ := s.TasksOfStep(ctx, 1, 3)
+		for _, task := range all {
+			blocked := strings.Contains(task.Response, fmt.Sprintf("waiting for task %d", master.ID))
+			if blocked != (task.Host == "f") {
+				t.Errorf("task on %s: response %q", task.Host, task.Response)
+			}
+		}
+		if _, err := s.UpdateTaskIf(ctx, master.ID, []string{store.StatusFailure}, map[string]any{"skip": true}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = s.ClaimTasks(ctx, "r1", 10)
+		if hostsOf(got) != "f" || got[0].Response != "" {
+			t.Fatalf("claimed %+v: the blocked note must go once it runs", got)
 		}
 	})
 }
