@@ -531,6 +531,12 @@ func (hs *Hosts) Close() error {
 				time.Sleep(5 * time.Millisecond) // a SIGKILLed process dies promptly
 			}
 		}
+		// Delete the root-side veth first: the kernel removes a deleted
+		// namespace's devices asynchronously, so relying on the netns
+		// deletion would leave the peer visible for a moment.
+		if h.veth != "" {
+			_ = run(ctx, "ip", "link", "del", h.veth)
+		}
 		if err := run(ctx, "ip", "netns", "del", h.NS); err != nil {
 			errs = append(errs, err)
 		}
