@@ -26,7 +26,7 @@ func beReq(host string) sdk.Request {
 			{Host: "10.0.0.1", Role: sdk.RoleFE, Master: true, Ports: map[string]int{"query_port": 9030}},
 			{Host: "10.0.0.4", Role: sdk.RoleBE}, {Host: "10.0.0.5", Role: sdk.RoleBE}, {Host: "10.0.0.6", Role: sdk.RoleBE},
 		}},
-		Params: map[string]string{"startTimeout": "2s", "aliveTimeout": "200ms"},
+		Params: map[string]string{"startTimeout": "2s", "aliveTimeout": "1s"},
 	}
 }
 
@@ -256,7 +256,7 @@ func TestRegisterNamesDeadNodes(t *testing.T) {
 	req.Targets = targets("10.0.0.4", "10.0.0.5")
 	_, err := newRole().Register(context.Background(), h, req)
 	f := failure(t, err)
-	if !strings.Contains(f.Summary, "BE not alive after 200ms: 10.0.0.5:9050 (Alive=false)") || strings.Contains(f.Summary, "10.0.0.4") {
+	if !strings.Contains(f.Summary, "BE not alive after 1s: 10.0.0.5:9050 (Alive=false)") || strings.Contains(f.Summary, "10.0.0.4") {
 		t.Errorf("failure %+v", f)
 	}
 }

@@ -23,7 +23,7 @@ func brReq(host string) sdk.Request {
 	return sdk.Request{
 		Node:    sdk.Node{Host: host, Role: sdk.RoleBroker, InstallDir: "/opt/doris"},
 		Cluster: sdk.Cluster{Nodes: []sdk.Node{{Host: "10.0.0.1", Role: sdk.RoleFE, Master: true}}},
-		Params:  map[string]string{"startTimeout": "2s", "aliveTimeout": "200ms"},
+		Params:  map[string]string{"startTimeout": "2s", "aliveTimeout": "1s"},
 	}
 }
 
@@ -91,7 +91,7 @@ func TestStartWaitsForPort(t *testing.T) {
 	h2 := doristest.New()
 	h2.Install(doris.Broker, "broker_ipc_port = 18000\n")
 	h2.SetFile("/opt/doris/apache_hdfs_broker/log/apache_hdfs_broker.log", []byte("Address already in use\n"), 0o644)
-	req.Params["startTimeout"] = "30ms"
+	req.Params["startTimeout"] = "1s" // long enough for a probe to finish under -race
 	_, err = newRole().Start(context.Background(), h2, req)
 	f := failure(t, err)
 	if !strings.Contains(f.Summary, "nothing listens on broker_ipc_port 18000") || !strings.Contains(f.Detail, "Address already in use") {
@@ -145,7 +145,7 @@ func TestRegisterNamesDeadBroker(t *testing.T) {
 	h.QueryRows("SHOW BROKER", doristest.BrokersRows("b:10.0.0.7:8000:false"))
 	h.QueryRows("ALTER SYSTEM ADD BROKER", sdk.Rows{})
 	_, err := newRole().Register(context.Background(), h, brReq("10.0.0.7"))
-	if f := failure(t, err); !strings.Contains(f.Summary, "broker not alive after 200ms: 10.0.0.7:8000 (Alive=false)") {
+	if f := failure(t, err); !strings.Contains(f.Summary, "broker not alive after 1s: 10.0.0.7:8000 (Alive=false)") {
 		t.Errorf("failure %+v", f)
 	}
 }

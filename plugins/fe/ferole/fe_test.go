@@ -26,7 +26,7 @@ func feReq(host string, master bool) sdk.Request {
 		{Host: "10.0.0.1", Role: sdk.RoleFE, Master: true},
 		{Host: "10.0.0.2", Role: sdk.RoleFE, FENodeType: sdk.FEFollower},
 		{Host: "10.0.0.3", Role: sdk.RoleFE, FENodeType: sdk.FEObserver},
-	}}, Params: map[string]string{"startTimeout": "2s", "aliveTimeout": "200ms"}}
+	}}, Params: map[string]string{"startTimeout": "2s", "aliveTimeout": "1s"}}
 }
 
 func failure(t *testing.T, err error) *sdk.Failure {
@@ -344,7 +344,8 @@ func TestStartFailuresCarryTheLog(t *testing.T) {
 		h.Install(doris.FE, "")
 		h.HTTPGetResponse("http://10.0.0.1:8030/api/bootstrap", 200, `{"code":1,"msg":"not ready"}`)
 		req := feReq("10.0.0.1", true)
-		req.Params["startTimeout"] = "50ms"
+		// Long enough for a probe to finish on a loaded machine under -race.
+		req.Params["startTimeout"] = "1s"
 		_, err := newRole().Start(ctx, h, req)
 		f := failure(t, err)
 		if !strings.Contains(f.Summary, "not healthy") || !strings.Contains(f.Summary, "not ready") || !f.Retryable {

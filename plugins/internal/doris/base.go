@@ -660,7 +660,11 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 		}
 		proc = pr
 		ok, what := b.Health(ctx, h, req.Node.Host, d)
-		seen = what
+		// A probe cut short by the deadline says nothing about the node:
+		// keep the last one that finished for the failure message.
+		if ctx.Err() == nil || seen == "" {
+			seen = what
+		}
 		return ok, nil
 	})
 	if err != nil {

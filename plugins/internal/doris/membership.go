@@ -86,7 +86,11 @@ func (b Backoff) WaitAlive(ctx context.Context, timeout time.Duration, what stri
 	err := b.Poll(ctx, timeout, func(ctx context.Context) (bool, error) {
 		ms, err := show(ctx)
 		if err != nil {
-			lastErr = err
+			// A query cut short by the deadline says nothing about the
+			// nodes: keep what the last finished one found.
+			if ctx.Err() == nil || (lastErr == nil && len(pending) == 0) {
+				lastErr = err
+			}
 			return false, nil
 		}
 		lastErr = nil
