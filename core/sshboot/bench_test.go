@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sync/errgroup"
@@ -19,6 +20,7 @@ import (
 func benchInstall(b *testing.B, n int) {
 	e := setup(b, n)
 	ctx := context.Background()
+	busy0, self0 := machineBusy(), selfCPU()
 	b.ResetTimer()
 	for range b.N {
 		var g errgroup.Group
@@ -34,6 +36,10 @@ func benchInstall(b *testing.B, n int) {
 		}
 	}
 	b.StopTimer()
+	// Where the CPU went: the whole machine (every host's sshd and agent
+	// share its cores here) against the manager's own side of the work.
+	b.ReportMetric((machineBusy()-busy0)/float64(b.N), "machine-CPU-s/op")
+	b.ReportMetric((selfCPU()-self0)/float64(b.N), "manager-CPU-s/op")
 	// Idle RSS after registration and a few heartbeats' worth of work.
 	var maxRSS int64
 	for _, h := range e.hs.Hosts {
@@ -62,6 +68,35 @@ func vmRSS(pid string) int64 {
 		}
 	}
 	return 0
+}
+
+// machineBusy is the CPU time, in seconds, all cores of the machine spent
+// outside idle since boot (/proc/stat, USER_HZ = 100).
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var busy float64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		busy += n
+	}
+	return busy / 100
+}
+
+// selfCPU is this process's user+system CPU time in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 func BenchmarkInstall1(b *testing.B)  { benchInstall(b, 1) }
