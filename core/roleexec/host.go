@@ -29,6 +29,7 @@ type agentHost struct {
 	// the same ids and the agent answers them from its records.
 	prefix  string
 	seq     atomic.Int64
+	hostLog atomic.Value // string: the agent's log file of this task
 	log     io.Writer
 	logMu   *sync.Mutex
 	midLine bool             // the log's last line is unfinished (under logMu)
@@ -43,7 +44,18 @@ func (h *agentHost) nextID(kind string) string {
 }
 
 func (h *agentHost) Exec(ctx context.Context, cmd sdk.Command) (sdk.ExecResult, error) {
-	return h.client.Exec(ctx, agentclient.ExecRequest{RequestID: h.nextID("exec"), TaskID: h.taskID, Command: cmd}, h.logWriter())
+	res, err := h.client.Exec(ctx, agentclient.ExecRequest{RequestID: h.nextID("exec"), TaskID: h.taskID, Command: cmd}, h.logWriter())
+	if res.LogPath != "" {
+		h.hostLog.Store(res.LogPath)
+	}
+	return res, err
+}
+
+// HostLogPath is the task's own log file on the host, once an Exec has
+// written to it ("" before).
+func (h *agentHost) HostLogPath() string {
+	p, _ := h.hostLog.Load().(string)
+	return p
 }
 
 func (h *agentHost) WriteFile(ctx context.Context, path string, data []byte, mode uint32) error {

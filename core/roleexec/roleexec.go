@@ -135,6 +135,9 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 	if err != nil {
 		return runner.Outcome{}, err
 	}
+	// Failures keep the host's task log path too: that is where an
+	// operator looks first.
+	fail := func(err error) (runner.Outcome, error) { return runner.Outcome{LogPath: h.HostLogPath()}, err }
 	call := func(method string) (sdk.Result, error) {
 		res, err := e.plugins.Call(ctx, in.ClusterID, in.Role, method, h, h.rawLogWriter(), req)
 		if err != nil {
@@ -147,10 +150,10 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 	case opInstall:
 		pre, err := call("Precheck")
 		if err != nil {
-			return runner.Outcome{}, err
+			return fail(err)
 		}
 		if res, err = call("Install"); err != nil {
-			return runner.Outcome{}, err
+			return fail(err)
 		}
 		res.Facts = merge(pre.Facts, res.Facts)
 		if pre.Detail != "" {
@@ -158,30 +161,30 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 		}
 	case opConfigure:
 		if res, err = call("Configure"); err != nil {
-			return runner.Outcome{}, err
+			return fail(err)
 		}
 		if err := e.recordPorts(ctx, in, res.Facts); err != nil {
-			return runner.Outcome{}, err
+			return fail(err)
 		}
 	case opStart:
 		if res, err = call("Start"); err != nil {
-			return runner.Outcome{}, err
+			return fail(err)
 		}
 	case opRegister:
 		if res, err = call("Register"); err != nil {
-			return runner.Outcome{}, err
+			return fail(err)
 		}
 		if err := e.st.DB().WithContext(ctx).Model(&store.AgentRole{}).
 			Where("cluster_id = ? AND host = ? AND role = ?", in.ClusterID, in.Host, in.Role).
 			Update("register", true).Error; err != nil {
-			return runner.Outcome{}, fmt.Errorf("record registration of %s on %s: %w", in.Role, in.Host, err)
+			return fail(fmt.Errorf("record registration of %s on %s: %w", in.Role, in.Host, err))
 		}
 	}
 	resp := res.Summary
 	if res.Detail != "" {
 		h.Logf("%s", res.Detail)
 	}
-	return runner.Outcome{Response: resp, Result: res.Facts}, nil
+	return runner.Outcome{Response: resp, Result: res.Facts, LogPath: h.HostLogPath()}, nil
 }
 
 // recordPorts keeps the effective ports Configure reported, for later

@@ -150,6 +150,10 @@ func checkAPI(ctx context.Context, t *testing.T, c *sandbox.Client, plan sandbox
 	if !strings.Contains(lg.Log, "start_fe.sh") {
 		t.Errorf("START_FE log does not show the start script:\n%s", lg.Log)
 	}
+	// logPath is the task's own log on its host, as the agent wrote it.
+	if lg.LogPath == nil || !strings.HasPrefix(*lg.LogPath, sandbox.InstallDir+"/agent/") || !strings.Contains(*lg.LogPath, fmt.Sprintf("task-%d", startFE)) {
+		t.Errorf("START_FE logPath %v: want the agent's log of task %d under %s/agent", sandbox.Str(lg.LogPath), startFE, sandbox.InstallDir)
+	}
 }
 
 func mustDecode(t *testing.T, c *sandbox.Client, path string, v any) {
