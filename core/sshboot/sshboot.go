@@ -60,9 +60,15 @@ type Installer struct {
 	cfg Config
 	log hclog.Logger
 
-	binOnce sync.Once
-	binErr  error
-	binSize int64
+	binMu  sync.Mutex
+	binSum localSum // the agent binary's SHA-256, valid while size and mtime match
+}
+
+// localSum is the SHA-256 of the local agent binary as of one size+mtime.
+type localSum struct {
+	size  int64
+	mtime time.Time
+	sum   string // hex
 }
 
 // Target is the host to install on.
@@ -120,16 +126,32 @@ func New(cfg Config) (*Installer, error) {
 	return &Installer{cfg: cfg, log: cfg.Logger.Named("sshboot")}, nil
 }
 
-func (in *Installer) agentBinary() (int64, error) {
-	in.binOnce.Do(func() {
-		fi, err := os.Stat(in.cfg.AgentBinary)
-		if err != nil {
-			in.binErr = fmt.Errorf("agent binary %s: %w (build it with `go build -o %s ./cmd/doris-agent`)", in.cfg.AgentBinary, err, in.cfg.AgentBinary)
-			return
-		}
-		in.binSize = fi.Size()
-	})
-	return in.binSize, in.binErr
+// agentBinary returns the size and SHA-256 (hex) of the local agent
+// binary. The sum is computed once and kept while the file's size and
+// mtime stay the same, so a rebuilt binary is noticed without hashing
+// 7 MB on every install.
+func (in *Installer) agentBinary() (int64, string, error) {
+	fi, err := os.Stat(in.cfg.AgentBinary)
+	if err != nil {
+		return 0, "", fmt.Errorf("agent binary %s: %w (build it with `go build -o %s ./cmd/doris-agent`)", in.cfg.AgentBinary, err, in.cfg.AgentBinary)
+	}
+	in.binMu.Lock()
+	defer in.binMu.Unlock()
+	c := in.binSum
+	if c.sum != "" && c.size == fi.Size() && c.mtime.Equal(fi.ModTime()) {
+		return c.size, c.sum, nil
+	}
+	f, err := os.Open(in.cfg.AgentBinary)
+	if err != nil {
+		return 0, "", fmt.Errorf("agent binary %s: %w", in.cfg.AgentBinary, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return 0, "", fmt.Errorf("read agent binary %s: %w", in.cfg.AgentBinary, err)
+	}
+	in.binSum = localSum{size: fi.Size(), mtime: fi.ModTime(), sum: hex.EncodeToString(h.Sum(nil))}
+	return in.binSum.size, in.binSum.sum, nil
 }
 
 // Install installs (or reinstalls) the agent on t and waits until it has
@@ -151,7 +173,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		return Result{}, fmt.Errorf("install agent: host and an absolute installDir are required (got %q, %q)", t.Host, t.InstallDir)
 	}
 	t.InstallDir = path.Clean(t.InstallDir)
-	binSize, err := in.agentBinary()
+	binSize, binSum, err := in.agentBinary()
 	if err != nil {
 		return Result{}, err
 	}
@@ -182,17 +204,6 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		}
 		serverURL = "http://" + net.JoinHostPort(la.IP.String(), strconv.Itoa(in.cfg.ListenPort))
 	}
-	probe, err := run(client, `printf '%s\n' "$SSH_CONNECTION"; cat /proc/1/comm 2>/dev/null || echo unknown`)
-	if err != nil {
-		return res, fmt.Errorf("probe %s: %w", t.Host, err)
-	}
-	lines := strings.Split(strings.TrimSpace(probe), "\n")
-	listenIP := ""
-	if f := strings.Fields(lines[0]); len(f) == 4 {
-		listenIP = f[2] // the address this host was reached at
-	}
-	systemd := len(lines) > 1 && strings.TrimSpace(lines[len(lines)-1]) == "systemd"
-
 	sc, err := sftp.NewClient(client)
 	if err != nil {
 		return res, fmt.Errorf("open sftp on %s: %w", t.Host, err)
@@ -209,10 +220,24 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	}
 	home := path.Join(t.InstallDir, "agent")
 	unit := "doris-agent-" + shortHash(t.InstallDir) + ".service"
-	logf("stopping an older agent in %s, if any", home)
-	if err := stopOld(client, home, systemd, unit); err != nil {
-		return res, fmt.Errorf("stop older agent on %s: %w", t.Host, err)
+	// One session probes the host and stops an older agent. It runs only
+	// after the free-space check and the token, which need nothing from
+	// the probe: a reinstall refused for lack of space (or a manager that
+	// cannot record the token) leaves the running agent alone, as it
+	// would be if probing and stopping were separate steps. Stopping
+	// before those checks would save nothing and could leave a host
+	// without its agent. If this session itself fails, the host is where
+	// a failed stop used to leave it: token renewed, install to retry.
+	logf("probing the host and stopping an older agent in %s, if any", home)
+	out, err := run(client, probeStopScript, home, unit)
+	if err != nil {
+		return res, fmt.Errorf("probe %s and stop its older agent: %w", t.Host, err)
 	}
+	pr, err := parseProbe(out)
+	if err != nil {
+		return res, fmt.Errorf("probe %s: %w", t.Host, err)
+	}
+	listenIP, systemd := pr.listenIP, pr.systemd
 	for _, d := range []string{"bin", "conf", "log", "data"} {
 		if err := sc.MkdirAll(path.Join(home, d)); err != nil {
 			return res, fmt.Errorf("create %s on %s: %w", path.Join(home, d), t.Host, err)
@@ -221,15 +246,19 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	_ = sc.Chmod(path.Join(home, "conf"), 0o700)
 	_ = sc.Chmod(path.Join(home, "data"), 0o700)
 
-	logf("uploading agent (%d bytes) to %s", binSize, path.Join(home, "bin", "doris-agent"))
-	bin, err := os.Open(in.cfg.AgentBinary)
-	if err != nil {
-		return res, err
-	}
-	err = upload(sc, path.Join(home, "bin", "doris-agent"), bin, 0o755)
-	bin.Close()
-	if err != nil {
-		return res, fmt.Errorf("upload agent to %s: %w", t.Host, err)
+	if pr.agentSum == binSum {
+		logf("agent on the host is the same binary (sha256 %s…): not uploading it again", binSum[:12])
+	} else {
+		logf("uploading agent (%d bytes) to %s", binSize, path.Join(home, "bin", "doris-agent"))
+		bin, err := os.Open(in.cfg.AgentBinary)
+		if err != nil {
+			return res, err
+		}
+		err = upload(sc, path.Join(home, "bin", "doris-agent"), bin, 0o755)
+		bin.Close()
+		if err != nil {
+			return res, fmt.Errorf("upload agent to %s: %w", t.Host, err)
+		}
 	}
 	listen := ":" + strconv.Itoa(t.AgentPort)
 	if listenIP != "" {
@@ -474,7 +503,21 @@ func upload(sc *sftp.Client, dst string, src io.Reader, mode os.FileMode) error 
 	return nil
 }
 
-const stopScript = `pidf="$1/data/agent.pid"
+// probeStopScript reports what the install needs to know about the host
+// and stops an agent already installed in the same place, in one SSH
+// session. $1 is the agent's home, $2 its systemd unit. It prints
+// key=value lines: conn (SSH_CONNECTION: the address this host was
+// reached at), init (the name of pid 1) and, when an executable agent
+// binary is there, its sha256.
+const probeStopScript = `printf 'conn=%s\n' "$SSH_CONNECTION"
+init=$(cat /proc/1/comm 2>/dev/null) || init=unknown
+printf 'init=%s\n' "$init"
+bin="$1/bin/doris-agent"
+if [ -f "$bin" ] && [ -x "$bin" ]; then
+  sum=$(sha256sum "$bin" 2>/dev/null) && printf 'sha256=%s\n' "${sum%% *}"
+fi
+if [ "$init" = systemd ]; then systemctl stop "$2" 2>/dev/null; fi
+pidf="$1/data/agent.pid"
 [ -f "$pidf" ] || exit 0
 pid=$(cat "$pidf")
 case "$pid" in ''|*[!0-9]*) exit 0;; esac
@@ -487,14 +530,51 @@ done
 kill -9 "$pid" 2>/dev/null
 exit 0`
 
-func stopOld(client *ssh.Client, home string, systemd bool, unit string) error {
-	if systemd {
-		if _, err := run(client, `systemctl stop "$1" 2>/dev/null; exit 0`, unit); err != nil {
-			return err
+// hostProbe is what probeStopScript reported.
+type hostProbe struct {
+	listenIP string // the address this host was reached at ("" if unknown)
+	systemd  bool
+	agentSum string // sha256 of the installed agent binary, "" if none
+}
+
+// parseProbe reads probeStopScript's output. It insists on the conn and
+// init lines, so a shell that printed something else is not mistaken for
+// a host without systemd.
+func parseProbe(out string) (hostProbe, error) {
+	var p hostProbe
+	var conn, init bool
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "conn":
+			conn = true
+			if f := strings.Fields(v); len(f) == 4 {
+				p.listenIP = f[2]
+			}
+		case "init":
+			init = true
+			p.systemd = strings.TrimSpace(v) == "systemd"
+		case "sha256":
+			if len(v) == 64 && strings.Trim(v, "0123456789abcdef") == "" {
+				p.agentSum = v
+			}
 		}
 	}
-	_, err := run(client, stopScript, home)
-	return err
+	if !conn || !init {
+		return p, fmt.Errorf("the host's shell printed no usable answer: %q", clip(out, 200))
+	}
+	return p, nil
+}
+
+func clip(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 func startSystemd(sc *sftp.Client, client *ssh.Client, home, unit string) error {
