@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/dorismanager/dorismanager/core/agentaction"
+	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/agents"
 	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/process"
@@ -15,11 +16,16 @@ import (
 	"github.com/dorismanager/dorismanager/core/sshboot"
 )
 
-// extend plugs the task actions (SSH agent install, role plugins), the
-// stopper used by back, the agent API and the plugins API into the server.
-func extend(ctx context.Context, d server.Deps) (server.Extensions, error) {
+// extendWith returns the server's Extend: it plugs the task actions (SSH
+// agent install, role plugins), the stopper used by back, the agent API and
+// the plugins API into the server. clientOpts tune every call to an agent.
+func extendWith(clientOpts []agentclient.Option) func(context.Context, server.Deps) (server.Extensions, error) {
+	return func(ctx context.Context, d server.Deps) (server.Extensions, error) { return extend(ctx, d, clientOpts) }
+}
+
+func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option) (server.Extensions, error) {
 	db := d.Store.DB()
-	reg, err := agents.New(agents.Config{DB: db, Sealer: d.Secrets, Logger: d.Logger.Named("agents")})
+	reg, err := agents.New(agents.Config{DB: db, Sealer: d.Secrets, Logger: d.Logger.Named("agents"), ClientOptions: clientOpts})
 	if err != nil {
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
 	}

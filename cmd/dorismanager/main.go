@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/auth"
 	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/runner"
@@ -106,6 +107,11 @@ func serve(args []string, stderr io.Writer) error {
 	taskTimeout := fs.Duration("task-timeout", runner.DefaultTaskTimeout, "time limit of one task")
 	advertise := fs.String("advertise-url", "", "URL agents use to reach this manager (e.g. http://10.0.0.5:9601)")
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
+	agentRetries := fs.Int("agent-retries", agentclient.DefaultRetries, "times a call to an agent is re-sent after its connection broke")
+	agentBackoff := fs.Duration("agent-retry-backoff", agentclient.DefaultBackoff, "first pause before re-sending a call to an agent (doubling)")
+	agentConnect := fs.Duration("agent-connect-timeout", agentclient.DefaultConnectTimeout, "time limit of one connection attempt to an agent")
+	agentKeepAlive := fs.Duration("agent-keepalive", agentclient.DefaultKeepAlive,
+		"silence after which a connection to an agent is probed; a host that stopped answering is noticed after about twice this")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -118,6 +124,17 @@ func serve(args []string, stderr io.Writer) error {
 	if *taskTimeout <= 0 {
 		return errors.New("--task-timeout must be positive")
 	}
+	if *agentRetries < 0 {
+		return errors.New("--agent-retries must not be negative")
+	}
+	if *agentBackoff <= 0 || *agentConnect <= 0 {
+		return errors.New("--agent-retry-backoff and --agent-connect-timeout must be positive")
+	}
+	if *agentKeepAlive < time.Second {
+		return errors.New("--agent-keepalive must be at least 1s (TCP counts it in seconds)")
+	}
+	clientOpts := []agentclient.Option{agentclient.WithRetries(*agentRetries), agentclient.WithBackoff(*agentBackoff),
+		agentclient.WithConnectTimeout(*agentConnect), agentclient.WithKeepAlive(*agentKeepAlive)}
 	level := hclog.LevelFromString(*logLevel)
 	if level == hclog.NoLevel {
 		return fmt.Errorf("--log-level %q: use trace, debug, info, warn or error", *logLevel)
@@ -128,7 +145,7 @@ func serve(args []string, stderr io.Writer) error {
 	defer stop()
 	srv, err := server.New(ctx, server.Config{
 		Listen: *listen, DataDir: *dataDir, DB: *db, PluginsDir: *pluginsDir, AdvertiseURL: *advertise,
-		Parallel: *parallel, TaskTimeout: *taskTimeout, Logger: log, Extend: extend,
+		Parallel: *parallel, TaskTimeout: *taskTimeout, Logger: log, Extend: extendWith(clientOpts),
 	})
 	if err != nil {
 		return err

@@ -29,36 +29,71 @@ type Client struct {
 	hc      *http.Client
 	retries int
 	backoff time.Duration
+	connect time.Duration
+	idle    time.Duration
 }
+
+// Defaults of the options. A host that stops answering in the middle of a
+// call (powered off, unplugged) is noticed after about 2 x DefaultKeepAlive
+// of silence, and named as gone after DefaultRetries more connection
+// attempts of up to DefaultConnectTimeout each.
+const (
+	DefaultRetries        = 5
+	DefaultBackoff        = 200 * time.Millisecond
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultKeepAlive      = 15 * time.Second
+)
 
 // Option configures a Client.
 type Option func(*Client)
 
 // WithHTTPClient replaces the HTTP client (default: no overall timeout,
 // since exec and download stream for as long as their context allows).
+// WithConnectTimeout and WithKeepAlive then have no effect.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // WithRetries sets how often a request is re-sent after a dropped
-// connection (default 5).
+// connection (default DefaultRetries).
 func WithRetries(n int) Option { return func(c *Client) { c.retries = n } }
 
-// WithBackoff sets the first delay between retries (default 200ms, doubling).
+// WithBackoff sets the first delay between retries (default
+// DefaultBackoff, doubling up to 5 s).
 func WithBackoff(d time.Duration) Option { return func(c *Client) { c.backoff = d } }
+
+// WithConnectTimeout bounds one attempt to connect (default
+// DefaultConnectTimeout).
+func WithConnectTimeout(d time.Duration) Option { return func(c *Client) { c.connect = d } }
+
+// WithKeepAlive sets how long a connection may stay silent before TCP
+// keepalive probes it (default DefaultKeepAlive). Probes follow every
+// third of d and the third unanswered one breaks the connection, so a
+// host that went silent is noticed after about 2 x d.
+func WithKeepAlive(d time.Duration) Option { return func(c *Client) { c.idle = d } }
 
 // New returns a client for the agent at baseURL (e.g. "http://10.0.0.5:9602").
 func New(baseURL, token string, opts ...Option) *Client {
-	// Exec and download answers stream for as long as their command runs,
-	// so there is no overall timeout; TCP keepalive instead notices within
-	// about 30 s a host that stopped answering altogether (powered off,
-	// unplugged), rather than at the task's timeout.
-	dialer := &net.Dialer{Timeout: 10 * time.Second,
-		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}}
-	c := &Client{base: strings.TrimRight(baseURL, "/"), token: token, retries: 5, backoff: 200 * time.Millisecond,
-		hc: &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: dialer.DialContext, MaxIdleConnsPerHost: 4}}}
+	c := &Client{base: strings.TrimRight(baseURL, "/"), token: token, retries: DefaultRetries, backoff: DefaultBackoff,
+		connect: DefaultConnectTimeout, idle: DefaultKeepAlive}
 	for _, o := range opts {
 		o(c)
 	}
+	if c.hc == nil {
+		// Exec and download answers stream for as long as their command
+		// runs, so there is no overall timeout; TCP keepalive instead
+		// notices a host that stopped answering altogether (powered off,
+		// unplugged) long before the task's timeout.
+		dialer := &net.Dialer{Timeout: c.connect, KeepAliveConfig: keepAlive(c.idle)}
+		c.hc = &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: dialer.DialContext, MaxIdleConnsPerHost: 4}}
+	}
 	return c
+}
+
+// keepAlive probes a connection idle for d every d/3, three times.
+func keepAlive(d time.Duration) net.KeepAliveConfig {
+	if d <= 0 {
+		d = DefaultKeepAlive
+	}
+	return net.KeepAliveConfig{Enable: true, Idle: d, Interval: max(d/3, time.Second), Count: 3}
 }
 
 // BaseURL is the agent's address.

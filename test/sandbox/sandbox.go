@@ -44,6 +44,9 @@ type Options struct {
 	Logger  hclog.Logger
 	// ManagerOutput receives the manager's own log (default: a file in WorkDir).
 	ManagerOutput io.Writer
+	// ManagerArgs are more flags for `dorismanager serve` (e.g. shorter
+	// --agent-keepalive for a fault test).
+	ManagerArgs []string
 }
 
 // SimEnv are the simulator knobs baked into the test package: this
@@ -219,6 +222,7 @@ func (s *Sandbox) StartManager(ctx context.Context) error {
 	if s.Opts.DB != "" {
 		args = append(args, "--db", s.Opts.DB)
 	}
+	args = append(args, s.Opts.ManagerArgs...)
 	cmd := exec.Command(filepath.Join(s.Opts.BinDir, "dorismanager"), args...)
 	out := s.Opts.ManagerOutput
 	if out == nil {
