@@ -49,8 +49,10 @@ func TestPrecheckKernelIsHardForBE(t *testing.T) {
 		!strings.Contains(f.Detail, "swap is on (/dev/sda2)") {
 		t.Errorf("failure %+v", f)
 	}
-	if len(h.Execs()) != 2 { // proc + probe only: nothing changed without autoFix
-		t.Errorf("execs %v", h.Execs())
+	// One exec reads the pid file and probes the host; nothing changed
+	// without autoFix.
+	if ex := h.Execs(); len(ex) != 1 || ex[0][3] != "doris-proc-probe" {
+		t.Errorf("execs %v", ex)
 	}
 }
 
@@ -143,10 +145,19 @@ func TestStartWaitsForHealth(t *testing.T) {
 	if probes != 3 {
 		t.Errorf("health probed %d times, want 3", probes)
 	}
+	var before []string // what ran before start_be.sh
 	for _, c := range h.CallsOf("Exec") {
-		if strings.HasSuffix(c.Command.Argv[1], "start_be.sh") && (c.Command.NoFile != 65536 || strings.Join(c.Command.Argv[2:], " ") != "--daemon") {
-			t.Errorf("start command %+v", c.Command)
+		if strings.HasSuffix(c.Command.Argv[1], "start_be.sh") {
+			if c.Command.NoFile != 65536 || strings.Join(c.Command.Argv[2:], " ") != "--daemon" {
+				t.Errorf("start command %+v", c.Command)
+			}
+			break
 		}
+		before = append(before, c.Command.Argv[3])
+	}
+	// The pid file and the host probe in one exec.
+	if len(before) != 1 || before[0] != "doris-proc-probe" {
+		t.Errorf("execs before the start script: %v, want [doris-proc-probe]", before)
 	}
 }
 

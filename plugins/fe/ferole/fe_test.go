@@ -81,6 +81,36 @@ func TestPrecheck(t *testing.T) {
 			t.Errorf("failure %v", f)
 		}
 	})
+	t.Run("a running FE holds its own ports", func(t *testing.T) {
+		h := doristest.New()
+		h.SetRunning(doris.FE, 1234)
+		h.Busy[9030], h.Busy[9010] = true, true
+		res, err := newRole().Precheck(ctx, h, feReq("10.0.0.1", true))
+		if err != nil || !strings.Contains(res.Detail, "FE already running from /opt/doris/fe (pid 1234)") {
+			t.Errorf("precheck %+v %v", res, err)
+		}
+		if ex := h.Execs(); len(ex) != 1 {
+			t.Errorf("execs %v, want one (pid file and probe together)", ex)
+		}
+	})
+	t.Run("a stale pid of another process does not hide busy ports", func(t *testing.T) {
+		h := doristest.New()
+		h.HandleExec(func(sdk.Command) (sdk.ExecResult, error) {
+			return sdk.ExecResult{Output: "[proc]\npid=99\nstate=S\ncmdline=/usr/sbin/nginx\n[probe]\nmax_map_count=2000000\nnofile_hard=65536\ndisk_avail_kb=104857600\njava=/j/bin/java\njava_version=17\nport_busy=9030\n"}, nil
+		}, "bash", "-c", doris.ProcProbeScript)
+		_, err := newRole().Precheck(ctx, h, feReq("10.0.0.1", true))
+		if f := failure(t, err); !strings.Contains(f.Summary, "port 9030 (query_port) is already in use") {
+			t.Errorf("failure %v", f)
+		}
+	})
+	t.Run("probe prints nothing usable", func(t *testing.T) {
+		h := doristest.New()
+		h.ExecExit(126, "[proc]\n[probe]\nbash: awk: command not found", "bash", "-c", doris.ProcProbeScript)
+		_, err := newRole().Precheck(ctx, h, feReq("10.0.0.1", true))
+		if err == nil || !strings.Contains(err.Error(), "probe host") {
+			t.Errorf("want the probe's failure, got %v", err)
+		}
+	})
 	t.Run("disk", func(t *testing.T) {
 		h := doristest.New()
 		h.DiskAvailKB = 1 << 20
@@ -312,6 +342,19 @@ func TestStartIsIdempotent(t *testing.T) {
 		if c.Method == "Query" || (c.Method == "Exec" && strings.HasSuffix(c.Command.Argv[1], "start_fe.sh")) {
 			t.Errorf("unexpected call on a running FE: %+v", c)
 		}
+	}
+	// The probe is not needed for a running FE: its failure does not fail
+	// the start.
+	h.ExecExit(1, "[proc]\npid=1234\nstate=S\ncmdline=java org.apache.doris.DorisFE\n[probe]\n", "bash", "-c", doris.ProcProbeScript)
+	res, err = newRole().Start(context.Background(), h, feReq("10.0.0.2", false))
+	if err != nil || !strings.Contains(res.Summary, "already running") {
+		t.Fatalf("start with a failing probe: %+v %v", res, err)
+	}
+	// For an FE to start it is: the start is refused, naming the probe.
+	h.SetRunning(doris.FE, 0)
+	h.ExecExit(1, "[proc]\n[probe]\n", "bash", "-c", doris.ProcProbeScript)
+	if _, err := newRole().Start(context.Background(), h, feReq("10.0.0.2", false)); err == nil || !strings.Contains(err.Error(), "probe host") {
+		t.Fatalf("start of a stopped FE with a failing probe: %v", err)
 	}
 }
 

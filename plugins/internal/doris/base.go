@@ -94,17 +94,17 @@ func (b *Base) Precheck(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	for _, k := range keys {
 		portList = append(portList, ports[k])
 	}
-	// A role already running from this home holds its own ports.
-	proc, err := s.ReadProc(ctx, h, home, path.Join(home, "bin"))
+	pp, err := s.ReadProcProbe(ctx, h, home, path.Join(home, "bin"), dir, req.Params[ParamJavaHome], portList...)
 	if err != nil {
 		return sdk.Result{}, err
 	}
+	if pp.ProbeErr != nil {
+		return sdk.Result{}, pp.ProbeErr
+	}
+	proc, p := pp.Proc, pp.Probe
 	if proc.Running() {
-		portList = nil
-	}
-	p, err := RunProbe(ctx, h, dir, req.Params[ParamJavaHome], portList...)
-	if err != nil {
-		return sdk.Result{}, err
+		// A role already running from this home holds its own ports.
+		p.BusyPorts = map[int]bool{}
 	}
 	var r report
 	facts := map[string]string{}
@@ -570,25 +570,28 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 	if timeout, err = ParamDuration(req.Params, ParamStartTimeout, timeout); err != nil {
 		return sdk.Result{}, sdk.Failf("%v", err)
 	}
-	proc, err := s.ReadProc(ctx, h, d.Home, d.PidDir)
+	keys := sortedKeys(d.Ports)
+	var ports []int
+	for _, k := range keys {
+		ports = append(ports, d.Ports[k])
+	}
+	// The probe is only needed when the role is not running yet, but
+	// asking for it in the same exec costs less than a second exec.
+	pp, err := s.ReadProcProbe(ctx, h, d.Home, d.PidDir, d.Home, req.Params[ParamJavaHome], ports...)
 	if err != nil {
 		return sdk.Result{}, err
 	}
+	proc := pp.Proc
 	facts := map[string]string{"installDir": d.Home}
 	PortFacts(d.Ports, facts)
 	started := false
 	if proc.Running() {
 		h.Logf("%s already running from %s (pid %d)", s.Role, d.Home, proc.PID)
 	} else {
-		keys := sortedKeys(d.Ports)
-		var ports []int
-		for _, k := range keys {
-			ports = append(ports, d.Ports[k])
+		if pp.ProbeErr != nil {
+			return sdk.Result{}, pp.ProbeErr
 		}
-		p, err := RunProbe(ctx, h, d.Home, req.Params[ParamJavaHome], ports...)
-		if err != nil {
-			return sdk.Result{}, err
-		}
+		p := pp.Probe
 		var busy []string
 		for _, k := range keys {
 			if p.BusyPorts[d.Ports[k]] {

@@ -163,21 +163,95 @@ func RunProbe(ctx context.Context, h sdk.Host, dir, javaHome string, ports ...in
 	return ParseProbe(res.Output)
 }
 
-// ProcScript reports the process named by a pid file: pid, state (the
-// /proc/<pid>/stat state letter) and command line. $1 is the pid file.
-const ProcScript = `f=$1
-[ -f "$f" ] || exit 0
-pid=$(tr -dc 0-9 < "$f")
-echo "pid=$pid"
-[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || exit 0
-s=$(cat "/proc/$pid/stat" 2>/dev/null); s=${s##*) }
-echo "state=${s%% *}"
-echo "cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)"
+// procFunc defines procinfo, which prints the process named by the pid
+// file $1: pid, state (the /proc/<pid>/stat state letter) and command
+// line, the latter on one line (NULs and newlines become spaces), so
+// nothing a process puts in its argv can pose as another line.
+const procFunc = `procinfo() {
+  local pid s
+  [ -f "$1" ] || return 0
+  pid=$(tr -dc 0-9 < "$1")
+  echo "pid=$pid"
+  [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 0
+  s=$(cat "/proc/$pid/stat" 2>/dev/null); s=${s##*) }
+  echo "state=${s%% *}"
+  echo "cmdline=$(tr '\0\n' '  ' < "/proc/$pid/cmdline" 2>/dev/null)"
+}
+`
+
+// ProcScript reports the process named by a pid file. $1 is the pid file.
+const ProcScript = procFunc + `procinfo "$1"
 `
 
 // ProcArgv builds the argv that runs ProcScript.
 func ProcArgv(pidFile string) []string {
 	return []string{"bash", "-c", ProcScript, "doris-proc", pidFile}
+}
+
+// ProcProbeScript is ProcScript and ProbeScript in one run, for the
+// places that need both (a precheck, a start): each exec is a fork of the
+// agent's helper and a bash, which costs more on a busy host than the
+// scripts themselves. $1 is the pid file; $2... are ProbeScript's
+// arguments. It prints a "[proc]" line, ProcScript's lines, a "[probe]"
+// line and ProbeScript's lines.
+const ProcProbeScript = procFunc + `echo "[proc]"
+procinfo "$1"
+shift
+echo "[probe]"
+` + ProbeScript
+
+// ProcProbeArgv builds the argv that runs ProcProbeScript.
+func ProcProbeArgv(pidFile, dir, javaHome string, ports ...int) []string {
+	argv := []string{"bash", "-c", ProcProbeScript, "doris-proc-probe", pidFile, dir, javaHome}
+	for _, p := range ports {
+		argv = append(argv, strconv.Itoa(p))
+	}
+	return argv
+}
+
+// ProcProbe is what ProcProbeScript reported.
+type ProcProbe struct {
+	Proc  Proc
+	Probe Probe
+	// ProbeErr says the probe part is unusable; Proc still is. A caller
+	// that needs no probe (the role already runs) may ignore it.
+	ProbeErr error
+}
+
+// ParseProcProbe reads ProcProbeScript's output. Each section's keys
+// count only in their own section. Without a "[proc]" line nothing can
+// be trusted and the error is returned; a missing or empty probe section
+// is only ProbeErr.
+func ParseProcProbe(out string) (ProcProbe, error) {
+	var proc, probe strings.Builder
+	var cur *strings.Builder
+	seenProc := false
+	for _, line := range strings.Split(out, "\n") {
+		// The sections come once each, in this order; a header anywhere
+		// else is an ordinary (and ignored) line.
+		switch h := strings.TrimSpace(line); {
+		case h == "[proc]" && cur == nil:
+			cur, seenProc = &proc, true
+			continue
+		case h == "[probe]" && cur == &proc:
+			cur = &probe
+			continue
+		}
+		if cur != nil {
+			cur.WriteString(line)
+			cur.WriteByte('\n')
+		}
+	}
+	if !seenProc {
+		return ProcProbe{}, fmt.Errorf("process and host probe printed nothing usable: %q", clip(out))
+	}
+	var r ProcProbe
+	r.Proc = ParseProc(proc.String())
+	r.Probe, r.ProbeErr = ParseProbe(probe.String())
+	if r.ProbeErr != nil {
+		r.ProbeErr = fmt.Errorf("probe host: %w", r.ProbeErr)
+	}
+	return r, nil
 }
 
 // Proc is the state of a role's process.
@@ -221,11 +295,36 @@ func (s Spec) ReadProc(ctx context.Context, h sdk.Host, home, pidDir string) (Pr
 	if err != nil {
 		return Proc{}, fmt.Errorf("read %s process state: %w", s.Role, err)
 	}
-	p := ParseProc(res.Output)
+	return s.owned(ParseProc(res.Output), home), nil
+}
+
+// owned reports p as not running when it is a stale pid reused by a
+// process that is not this role.
+func (s Spec) owned(p Proc, home string) Proc {
 	if p.Running() && p.Cmdline != "" && !s.ownsCmdline(home, p.Cmdline) {
 		p.State = ""
 	}
-	return p, nil
+	return p
+}
+
+// ReadProcProbe is ReadProc and RunProbe in one exec: the role's process
+// from the pid file in pidDir, and the host probe of dir, javaHome and
+// ports. The error is for the process part (and the exec); the probe's
+// own failure is in ProbeErr.
+func (s Spec) ReadProcProbe(ctx context.Context, h sdk.Host, home, pidDir, dir, javaHome string, ports ...int) (ProcProbe, error) {
+	res, err := h.Exec(ctx, sdk.Command{Argv: ProcProbeArgv(path.Join(pidDir, s.PidFile), dir, javaHome, ports...)})
+	if err != nil {
+		return ProcProbe{}, fmt.Errorf("read %s process state and probe host: %w", s.Role, err)
+	}
+	r, err := ParseProcProbe(res.Output)
+	if err != nil {
+		return ProcProbe{}, fmt.Errorf("read %s process state: %w", s.Role, err)
+	}
+	if res.ExitCode != 0 && r.ProbeErr == nil {
+		r.ProbeErr = fmt.Errorf("probe host: exit %d: %s", res.ExitCode, clip(res.Output))
+	}
+	r.Proc = s.owned(r.Proc, home)
+	return r, nil
 }
 
 func (s Spec) ownsCmdline(home, cmdline string) bool {

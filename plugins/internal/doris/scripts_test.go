@@ -133,3 +133,111 @@ func TestInstallScript(t *testing.T) {
 		t.Errorf("temp dir left behind: %v", err)
 	}
 }
+
+func TestParseProcProbe(t *testing.T) {
+	const probe = "max_map_count=2000000\nnofile_hard=65536\ndisk_avail_kb=100\n"
+	for _, tc := range []struct {
+		name      string
+		out       string
+		err       bool // nothing usable
+		probeErr  bool
+		pid       int
+		running   bool
+		busy      []int
+		maxMapCnt int64
+	}{
+		{name: "running, ports busy", out: "[proc]\npid=42\nstate=S\ncmdline=java DorisFE\n[probe]\n" + probe + "port_busy=9030\n",
+			pid: 42, running: true, busy: []int{9030}, maxMapCnt: 2000000},
+		{name: "no pid file", out: "[proc]\n[probe]\n" + probe, maxMapCnt: 2000000},
+		{name: "dead pid", out: "[proc]\npid=42\n[probe]\n" + probe, pid: 42, maxMapCnt: 2000000},
+		{name: "zombie", out: "[proc]\npid=42\nstate=Z\ncmdline=\n[probe]\n" + probe, pid: 42, maxMapCnt: 2000000},
+		{name: "stray lines before and inside", out: "bash: warning: setlocale\n[proc]\ntr: oops\npid=7\nstate=R\ncmdline=x\n[probe]\nawk: x\n" + probe,
+			pid: 7, running: true, maxMapCnt: 2000000},
+		{name: "probe keys in the proc section do not count", out: "[proc]\npid=7\nstate=S\nport_busy=9030\nmax_map_count=1\n[probe]\n" + probe,
+			pid: 7, running: true, maxMapCnt: 2000000},
+		{name: "proc keys in the probe section do not count", out: "[proc]\n[probe]\n" + probe + "pid=99\nstate=S\n", maxMapCnt: 2000000},
+		{name: "a second header is data", out: "[proc]\npid=7\nstate=S\n[probe]\n" + probe + "[proc]\npid=99\n[probe]\nport_busy=1\n",
+			pid: 7, running: true, busy: []int{1}, maxMapCnt: 2000000},
+		{name: "headers out of order", out: "[probe]\n" + probe + "[proc]\npid=7\nstate=S\n", pid: 7, running: true, probeErr: true},
+		{name: "probe missing", out: "[proc]\npid=7\nstate=S\n", pid: 7, running: true, probeErr: true},
+		{name: "probe empty", out: "[proc]\n[probe]\n", probeErr: true},
+		{name: "nothing", out: "", err: true},
+		{name: "only a shell error", out: "bash: -c: line 1: syntax error\n", err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := ParseProcProbe(tc.out)
+			if (err != nil) != tc.err {
+				t.Fatalf("err %v, want error %v", err, tc.err)
+			}
+			if tc.err {
+				return
+			}
+			if (r.ProbeErr != nil) != tc.probeErr {
+				t.Fatalf("probe err %v, want error %v", r.ProbeErr, tc.probeErr)
+			}
+			if r.Proc.PID != tc.pid || r.Proc.Running() != tc.running {
+				t.Errorf("proc %+v, want pid %d running %v", r.Proc, tc.pid, tc.running)
+			}
+			if tc.probeErr {
+				return
+			}
+			if r.Probe.MaxMapCount != tc.maxMapCnt || len(r.Probe.BusyPorts) != len(tc.busy) {
+				t.Errorf("probe %+v", r.Probe)
+			}
+			for _, p := range tc.busy {
+				if !r.Probe.BusyPorts[p] {
+					t.Errorf("port %d not busy: %v", p, r.Probe.BusyPorts)
+				}
+			}
+		})
+	}
+}
+
+// The combined script on this host: a live process named by the pid file
+// whose argv tries to pose as probe lines, a busy and a free port.
+func TestProcProbeScriptOnThisHost(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy := ln.Addr().(*net.TCPAddr).Port
+	spoof := 1 // tcpmux: nothing listens on it here
+	// "; :" keeps bash from exec'ing sleep, so the pid keeps this argv.
+	p := exec.Command("bash", "-c", "sleep 60; :", "x\n[probe]\nport_busy="+strconv.Itoa(spoof)+"\nmax_map_count=7")
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { p.Process.Kill(); p.Wait() }()
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "fe.pid")
+	os.WriteFile(pidFile, []byte(strconv.Itoa(p.Process.Pid)+"\n"), 0o644)
+
+	out, code := runArgv(t, ProcProbeArgv(pidFile, filepath.Join(dir, "not", "yet"), "", busy, spoof))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	r, err := ParseProcProbe(out)
+	if err != nil || r.ProbeErr != nil {
+		t.Fatalf("%v %v\n%s", err, r.ProbeErr, out)
+	}
+	if !r.Proc.Running() || r.Proc.PID != p.Process.Pid || !strings.Contains(r.Proc.Cmdline, "port_busy") {
+		t.Errorf("proc %+v\n%s", r.Proc, out)
+	}
+	if !r.Probe.BusyPorts[busy] || r.Probe.BusyPorts[spoof] || r.Probe.MaxMapCount == 7 || r.Probe.MaxMapCount <= 0 {
+		t.Errorf("probe %+v: the process's argv leaked into it\n%s", r.Probe, out)
+	}
+	if r.Probe.DiskPath != dir {
+		t.Errorf("disk path %q, want %q", r.Probe.DiskPath, dir)
+	}
+
+	// No pid file: not running, probe intact.
+	os.Remove(pidFile)
+	out, _ = runArgv(t, ProcProbeArgv(pidFile, dir, "", busy))
+	if r, err := ParseProcProbe(out); err != nil || r.ProbeErr != nil || r.Proc.PID != 0 || !r.Probe.BusyPorts[busy] {
+		t.Errorf("no pid file: %+v %v\n%s", r, err, out)
+	}
+}

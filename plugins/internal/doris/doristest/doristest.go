@@ -46,6 +46,7 @@ func New() *Host {
 	h.HandleExec(h.probe, "bash", "-c", doris.ProbeScript)
 	h.HandleExec(h.listen, "bash", "-c", doris.ListenArgv()[2])
 	h.HandleExec(h.proc, "bash", "-c", doris.ProcScript)
+	h.HandleExec(h.procProbe, "bash", "-c", doris.ProcProbeScript)
 	h.ExecExit(2, "getent: not found", "getent")
 	h.ExecOK("", "mkdir")
 	for _, s := range []doris.Spec{doris.FE, doris.BE, doris.Broker} {
@@ -86,6 +87,17 @@ func (h *Host) Running(s doris.Spec) bool {
 func (h *Host) probe(cmd sdk.Command) (sdk.ExecResult, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return sdk.ExecResult{Output: h.probeLines(cmd.Argv[6:])}, nil
+}
+
+// procProbe answers ProcProbeArgv(pidFile, dir, javaHome, ports...).
+func (h *Host) procProbe(cmd sdk.Command) (sdk.ExecResult, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return sdk.ExecResult{Output: "[proc]\n" + h.procLines(cmd.Argv[4]) + "[probe]\n" + h.probeLines(cmd.Argv[7:])}, nil
+}
+
+func (h *Host) probeLines(ports []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "max_map_count=%d\n", h.MaxMapCount)
 	for _, s := range h.Swaps {
@@ -95,8 +107,8 @@ func (h *Host) probe(cmd sdk.Command) (sdk.ExecResult, error) {
 	if h.Java != "" {
 		b.WriteString("java_version=17.0.9\n")
 	}
-	b.WriteString(h.busyLines(cmd.Argv[6:]))
-	return sdk.ExecResult{Output: b.String()}, nil
+	b.WriteString(h.busyLines(ports))
+	return b.String()
 }
 
 func (h *Host) busyLines(ports []string) string {
@@ -118,11 +130,15 @@ func (h *Host) listen(cmd sdk.Command) (sdk.ExecResult, error) {
 func (h *Host) proc(cmd sdk.Command) (sdk.ExecResult, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	pid, ok := h.procs[cmd.Argv[4]]
+	return sdk.ExecResult{Output: h.procLines(cmd.Argv[4])}, nil
+}
+
+func (h *Host) procLines(pidFile string) string {
+	pid, ok := h.procs[pidFile]
 	if !ok {
-		return sdk.ExecResult{}, nil
+		return ""
 	}
-	return sdk.ExecResult{Output: fmt.Sprintf("pid=%d\nstate=S\ncmdline=/opt/doris/java org.apache.doris.DorisFE\n", pid)}, nil
+	return fmt.Sprintf("pid=%d\nstate=S\ncmdline=/opt/doris/java org.apache.doris.DorisFE\n", pid)
 }
 
 func (h *Host) start(s doris.Spec, cmd sdk.Command) (sdk.ExecResult, error) {
