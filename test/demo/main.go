@@ -150,6 +150,12 @@ func up(ctx context.Context, dir, bin string, nHosts int) (err error) {
 		s = nil
 		return err
 	}
+	// The hosts outlive this process on purpose: the state file above is
+	// now how they are found and removed (demo down), so the test hosts'
+	// reaper must leave them alone once this process exits.
+	if err := s.Hosts.Detach(); err != nil {
+		return err
+	}
 	if err := os.WriteFile(st.SSHKey, s.Hosts.Keys.Ed25519, 0o600); err != nil {
 		return err
 	}

@@ -58,9 +58,8 @@ func Attach(st State) (*Hosts, error) {
 		return nil, fmt.Errorf("testhosts state: %q is not a bridge name Start gives out", st.Bridge)
 	}
 	prefix := strings.TrimSuffix(st.Bridge, "br")
-	tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator)
-	if d := filepath.Clean(st.Dir); !strings.HasPrefix(d, tmp+"testhosts-") || strings.Contains(d[len(tmp):], string(filepath.Separator)) {
-		return nil, fmt.Errorf("testhosts state: %q is not a folder Start makes", st.Dir)
+	if err := checkDir(st.Dir); err != nil {
+		return nil, err
 	}
 	hs := &Hosts{Dir: st.Dir, BridgeAddr: st.BridgeAddr, Subnet: st.Subnet, User: "root", bridge: st.Bridge,
 		log: hclog.NewNullLogger()}
@@ -73,4 +72,13 @@ func Attach(st State) (*Hosts, error) {
 			Dir: s.Dir, SSHDLog: filepath.Join(s.Dir, "sshd.log"), hs: hs, veth: s.Veth, sshdPid: s.SSHDPid})
 	}
 	return hs, nil
+}
+
+// checkDir accepts only a folder Start makes: os.TempDir()/testhosts-*.
+func checkDir(dir string) error {
+	tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator)
+	if d := filepath.Clean(dir); !strings.HasPrefix(d, tmp+"testhosts-") || strings.Contains(d[len(tmp):], string(filepath.Separator)) {
+		return fmt.Errorf("testhosts state: %q is not a folder Start makes", dir)
+	}
+	return nil
 }

@@ -58,8 +58,10 @@ type Hosts struct {
 	Keys       Keys
 	Dir        string // temp dir holding every host's files
 
-	log    hclog.Logger
-	bridge string
+	log      hclog.Logger
+	bridge   string
+	owner    Owner
+	detached bool
 }
 
 // Host is one test host.
@@ -105,7 +107,9 @@ func Require(t testing.TB) {
 }
 
 // Start creates opts.N hosts and waits until each sshd accepts connections.
-// Call Close when done, even after an error-free run.
+// Call Close when done, even after an error-free run. It first removes the
+// hosts of earlier processes that died without Close (see Detach for hosts
+// meant to outlive their process).
 func Start(ctx context.Context, opts Options) (_ *Hosts, err error) {
 	if opts.N <= 0 {
 		opts.N = 1
@@ -127,10 +131,18 @@ func Start(ctx context.Context, opts Options) (_ *Hosts, err error) {
 			_ = hs.Close()
 		}
 	}()
+	// The record exists before anything else does, so whatever this
+	// process leaves behind when it is killed can be found and removed.
+	if hs.owner, err = selfOwner(); err != nil {
+		return nil, fmt.Errorf("testhosts: who am I: %w", err)
+	}
+	if err := hs.save(); err != nil {
+		return nil, err
+	}
 	if err := hs.makeKeys(); err != nil {
 		return nil, err
 	}
-	if err := hs.network(ctx, opts.N); err != nil {
+	if err := hs.lockedNetwork(ctx, opts.N); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
@@ -158,9 +170,10 @@ func run(ctx context.Context, argv ...string) error {
 	return nil
 }
 
-// network picks a free subnet and name prefix under a machine-wide lock, so
-// parallel test binaries never collide, then builds bridge, namespaces, veths.
-func (hs *Hosts) network(ctx context.Context, n int) error {
+// lockedNetwork holds a machine-wide lock while it removes the hosts of
+// dead processes, picks a free subnet and name prefix (so parallel test
+// binaries never collide) and builds bridge, namespaces and veths.
+func (hs *Hosts) lockedNetwork(ctx context.Context, n int) error {
 	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "testhosts.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return err
@@ -170,7 +183,16 @@ func (hs *Hosts) network(ctx context.Context, n int) error {
 		return err
 	}
 	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN); lock.Close() }()
+	// A failure to remove someone else's leftovers is no reason to fail
+	// this test; it is logged and tried again by the next Start.
+	if err := reap(ctx, hs.log); err != nil {
+		hs.log.Warn("stale test hosts left", "error", err)
+	}
+	return hs.network(ctx, n)
+}
 
+// network builds bridge, namespaces and veths; the caller holds the lock.
+func (hs *Hosts) network(ctx context.Context, n int) error {
 	used := map[string]bool{}
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
@@ -190,21 +212,25 @@ func (hs *Hosts) network(ctx context.Context, n int) error {
 	if third < 0 {
 		return errors.New("testhosts: no free 10.213.x.0/24 subnet")
 	}
-	_, _ = rand.Read(b[:])
-	prefix := "th" + hex.EncodeToString(b[:]) // 6 chars, leaves room in IFNAMSIZ
+	// A prefix no link or namespace uses yet: Close removes every name
+	// with it that the record lists, so none may be someone else's.
+	prefix := ""
+	for range 64 {
+		_, _ = rand.Read(b[:])
+		p := "th" + hex.EncodeToString(b[:]) // 6 chars, leaves room in IFNAMSIZ
+		links, _ := filepath.Glob(filepath.Join("/sys/class/net", p+"*"))
+		spaces, _ := filepath.Glob(filepath.Join("/run/netns", p+"-*"))
+		if len(links) == 0 && len(spaces) == 0 {
+			prefix = p
+			break
+		}
+	}
+	if prefix == "" {
+		return errors.New("testhosts: no free name prefix")
+	}
 	hs.Subnet = fmt.Sprintf("10.213.%d.0/24", third)
 	hs.BridgeAddr = fmt.Sprintf("10.213.%d.1", third)
 	hs.bridge = prefix + "br"
-	if err := run(ctx, "ip", "link", "add", hs.bridge, "type", "bridge"); err != nil {
-		hs.bridge = ""
-		return err
-	}
-	if err := run(ctx, "ip", "addr", "add", hs.BridgeAddr+"/24", "dev", hs.bridge); err != nil {
-		return err
-	}
-	if err := run(ctx, "ip", "link", "set", hs.bridge, "up"); err != nil {
-		return err
-	}
 	for i := range n {
 		h := &Host{
 			hs:   hs,
@@ -217,11 +243,27 @@ func (hs *Hosts) network(ctx context.Context, n int) error {
 		}
 		h.Root = filepath.Join(h.Dir, "opt")
 		h.SSHDLog = filepath.Join(h.Dir, "sshd.log")
+		hs.Hosts = append(hs.Hosts, h)
+	}
+	// Every name is in the record before the first of them exists; Close
+	// skips what was never made.
+	if err := hs.save(); err != nil {
+		return err
+	}
+	if err := run(ctx, "ip", "link", "add", hs.bridge, "type", "bridge"); err != nil {
+		return err
+	}
+	if err := run(ctx, "ip", "addr", "add", hs.BridgeAddr+"/24", "dev", hs.bridge); err != nil {
+		return err
+	}
+	if err := run(ctx, "ip", "link", "set", hs.bridge, "up"); err != nil {
+		return err
+	}
+	for i, h := range hs.Hosts {
 		peer := fmt.Sprintf("%sp%d", prefix, i+1)
 		if err := run(ctx, "ip", "netns", "add", h.NS); err != nil {
 			return err
 		}
-		hs.Hosts = append(hs.Hosts, h)
 		steps := [][]string{
 			{"ip", "link", "add", h.veth, "type", "veth", "peer", "name", peer},
 			{"ip", "link", "set", peer, "netns", h.NS},
@@ -516,12 +558,31 @@ func (h *Host) Pids(ctx context.Context) ([]int, error) {
 	return pids, nil
 }
 
-// Close kills every process of every host, removes namespaces, links and files.
+// netnsExists and linkExists let Close skip what a killed Start never
+// made or an earlier Close already removed.
+func netnsExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/run/netns", name))
+	return err == nil
+}
+
+func linkExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/sys/class/net", name))
+	return err == nil
+}
+
+// Close kills every process of every host, removes namespaces, links and
+// files. What is already gone is skipped.
 func (hs *Hosts) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var errs []error
 	for _, h := range hs.Hosts {
+		if !netnsExists(h.NS) {
+			if h.veth != "" && linkExists(h.veth) {
+				_ = run(ctx, "ip", "link", "del", h.veth)
+			}
+			continue
+		}
 		pids, _ := h.Pids(ctx)
 		for _, p := range pids {
 			_ = syscall.Kill(p, syscall.SIGKILL)
@@ -534,14 +595,14 @@ func (hs *Hosts) Close() error {
 		// Delete the root-side veth first: the kernel removes a deleted
 		// namespace's devices asynchronously, so relying on the netns
 		// deletion would leave the peer visible for a moment.
-		if h.veth != "" {
+		if h.veth != "" && linkExists(h.veth) {
 			_ = run(ctx, "ip", "link", "del", h.veth)
 		}
 		if err := run(ctx, "ip", "netns", "del", h.NS); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if hs.bridge != "" {
+	if hs.bridge != "" && linkExists(hs.bridge) {
 		if err := run(ctx, "ip", "link", "del", hs.bridge); err != nil {
 			errs = append(errs, err)
 		}
