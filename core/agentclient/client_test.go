@@ -118,3 +118,48 @@ func TestAgentGone(t *testing.T) {
 		t.Fatalf("a live agent reported gone: %v", err)
 	}
 }
+
+// TestKeepAlive pins how a silent host is noticed: probes start after the
+// configured silence and the connection breaks after three more intervals,
+// about twice the setting (30 s by default).
+func TestKeepAlive(t *testing.T) {
+	cases := []struct {
+		in             time.Duration
+		idle, interval time.Duration
+	}{
+		{DefaultKeepAlive, 15 * time.Second, 5 * time.Second},
+		{0, 15 * time.Second, 5 * time.Second},
+		{30 * time.Second, 30 * time.Second, 10 * time.Second},
+		{2 * time.Second, 2 * time.Second, time.Second}, // TCP counts whole seconds
+	}
+	for _, c := range cases {
+		got := keepAlive(c.in)
+		if !got.Enable || got.Idle != c.idle || got.Interval != c.interval || got.Count != 3 {
+			t.Errorf("keepAlive(%v) = %+v, want idle %v, interval %v, 3 probes", c.in, got, c.idle, c.interval)
+		}
+	}
+}
+
+// TestRetriesOption: a request whose connection keeps dropping is sent
+// WithRetries+1 times, then fails.
+func TestRetriesOption(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	for _, retries := range []int{0, 3} {
+		n.Store(0)
+		c := New(srv.URL, "tok", WithRetries(retries), WithBackoff(time.Millisecond))
+		if _, err := c.Health(context.Background()); err == nil {
+			t.Fatalf("retries %d: want an error from a server that drops every connection", retries)
+		}
+		if got := n.Load(); got != int32(retries+1) {
+			t.Errorf("retries %d: sent %d times, want %d", retries, got, retries+1)
+		}
+	}
+}
