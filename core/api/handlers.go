@@ -15,6 +15,23 @@ import (
 
 // ---- wizard steps ----
 
+// step answers a wizard step after installAgent: it decodes the body into
+// Req and runs it; the answer carries no data.
+func step[Req any](run func(ctx context.Context, userID int64, req *Req) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if err := httpx.Decode(w, r, &req); err != nil {
+			fail(w, err)
+			return
+		}
+		if err := run(r.Context(), user(r), &req); err != nil {
+			fail(w, err)
+			return
+		}
+		httpx.OK(w, nil)
+	}
+}
+
 type installAgentReq struct {
 	ProcessID           *ID               `json:"processId"`
 	ClusterID           *ID               `json:"clusterId"`
@@ -84,26 +101,16 @@ type installServiceReq struct {
 	Params map[string]string `json:"params"`
 }
 
-func (a *api) installService(w http.ResponseWriter, r *http.Request) {
-	var req installServiceReq
-	if err := httpx.Decode(w, r, &req); err != nil {
-		fail(w, err)
-		return
-	}
+func (a *api) installService(ctx context.Context, userID int64, req *installServiceReq) error {
 	pid, err := requireID("processId", req.ProcessID)
 	if err != nil {
-		fail(w, err)
-		return
+		return err
 	}
 	in := process.InstallServiceRequest{ProcessID: pid, PackageSha256: req.PackageSha256, AutoFix: req.AutoFix, Params: req.Params}
 	for _, i := range req.InstallInfos {
 		in.InstallInfos = append(in.InstallInfos, process.InstallInfo{Host: i.Host, Role: i.Role, FENodeType: i.FENodeType, Master: i.Master})
 	}
-	if err := a.e.InstallService(r.Context(), user(r), in); err != nil {
-		fail(w, err)
-		return
-	}
-	httpx.OK(w, nil)
+	return a.e.InstallService(ctx, userID, in)
 }
 
 type deployConfigReq struct {
@@ -115,26 +122,16 @@ type deployConfigReq struct {
 	} `json:"deployConfigs"`
 }
 
-func (a *api) deployConfig(w http.ResponseWriter, r *http.Request) {
-	var req deployConfigReq
-	if err := httpx.Decode(w, r, &req); err != nil {
-		fail(w, err)
-		return
-	}
+func (a *api) deployConfig(ctx context.Context, userID int64, req *deployConfigReq) error {
 	pid, err := requireID("processId", req.ProcessID)
 	if err != nil {
-		fail(w, err)
-		return
+		return err
 	}
 	in := process.DeployConfigRequest{ProcessID: pid}
 	for _, d := range req.DeployConfigs {
 		in.DeployConfigs = append(in.DeployConfigs, process.DeployConfig{Hosts: d.Hosts, Role: d.Role, Conf: d.Conf})
 	}
-	if err := a.e.DeployConfig(r.Context(), user(r), in); err != nil {
-		fail(w, err)
-		return
-	}
-	httpx.OK(w, nil)
+	return a.e.DeployConfig(ctx, userID, in)
 }
 
 type startServiceReq struct {
@@ -145,26 +142,16 @@ type startServiceReq struct {
 	} `json:"dorisStarts"`
 }
 
-func (a *api) startService(w http.ResponseWriter, r *http.Request) {
-	var req startServiceReq
-	if err := httpx.Decode(w, r, &req); err != nil {
-		fail(w, err)
-		return
-	}
+func (a *api) startService(ctx context.Context, userID int64, req *startServiceReq) error {
 	pid, err := requireID("processId", req.ProcessID)
 	if err != nil {
-		fail(w, err)
-		return
+		return err
 	}
 	in := process.StartServiceRequest{ProcessID: pid}
 	for _, s := range req.DorisStarts {
 		in.DorisStarts = append(in.DorisStarts, process.HostRole{Host: s.Host, Role: s.Role})
 	}
-	if err := a.e.StartService(r.Context(), user(r), in); err != nil {
-		fail(w, err)
-		return
-	}
-	httpx.OK(w, nil)
+	return a.e.StartService(ctx, userID, in)
 }
 
 type buildClusterReq struct {
@@ -173,30 +160,18 @@ type buildClusterReq struct {
 	BEHosts   *[]string `json:"beHosts"`
 }
 
-func (a *api) buildCluster(w http.ResponseWriter, r *http.Request) {
-	var req buildClusterReq
-	if err := httpx.Decode(w, r, &req); err != nil {
-		fail(w, err)
-		return
-	}
+func (a *api) buildCluster(ctx context.Context, userID int64, req *buildClusterReq) error {
 	pid, err := requireID("processId", req.ProcessID)
 	if err != nil {
-		fail(w, err)
-		return
+		return err
 	}
 	if req.FEHosts == nil {
-		fail(w, httpx.BadRequest("feHosts is required: the FE hosts to join the cluster"))
-		return
+		return httpx.BadRequest("feHosts is required: the FE hosts to join the cluster")
 	}
 	if req.BEHosts == nil {
-		fail(w, httpx.BadRequest("beHosts is required: the BE hosts to join the cluster (may be [])"))
-		return
+		return httpx.BadRequest("beHosts is required: the BE hosts to join the cluster (may be [])")
 	}
-	if err := a.e.BuildCluster(r.Context(), user(r), process.BuildClusterRequest{ProcessID: pid, FEHosts: *req.FEHosts, BEHosts: *req.BEHosts}); err != nil {
-		fail(w, err)
-		return
-	}
-	httpx.OK(w, nil)
+	return a.e.BuildCluster(ctx, userID, process.BuildClusterRequest{ProcessID: pid, FEHosts: *req.FEHosts, BEHosts: *req.BEHosts})
 }
 
 // onID answers a POST that acts on the process or task named in the path
