@@ -164,7 +164,8 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return &json.UnmarshalTypeError{Value: "value " + strconv.Quote(truncate(string(b), 40)), Type: int64Type}
+		// Ids may come as numbers or numeric strings; say which value was wrong.
+		return &json.UnmarshalTypeError{Value: truncate(string(b), 40) + " (ids are numbers or numeric strings)", Type: int64Type}
 	}
 	*id = ID(n)
 	return nil

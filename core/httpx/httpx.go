@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -84,7 +85,7 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 		case errors.As(err, &se):
 			return BadRequest("request body is not valid JSON at byte %d: %v", se.Offset, err)
 		case errors.As(err, &te):
-			return BadRequest("field %q must be %s, not %s", te.Field, te.Type, te.Value)
+			return BadRequest("field %q must be %s, not %s", te.Field, typeWords(te.Type), te.Value)
 		default:
 			var he *Error
 			if errors.As(err, &he) {
@@ -97,6 +98,29 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return BadRequest("request body has data after the JSON object")
 	}
 	return nil
+}
+
+// typeWords names a Go type the way a JSON client thinks of it.
+func typeWords(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return t.String()
 }
 
 // TimeLayout is the API's time format: UTC with milliseconds.

@@ -24,8 +24,8 @@ func TestDecodeErrorsSayWhatToFix(t *testing.T) {
 		{"empty", ``, 400, "empty"},
 		{"truncated", `{"processId":1,`, 400, "middle of the JSON"},
 		{"syntax", `{"processId":}`, 400, "not valid JSON"},
-		{"wrong type", `{"processId":"x"}`, 400, `"processId"`},
-		{"wrong type list", `{"hosts":"a"}`, 400, `"hosts"`},
+		{"wrong type", `{"processId":"x"}`, 400, `"processId" must be a whole number`},
+		{"wrong type list", `{"hosts":"a"}`, 400, `"hosts" must be a list`},
 		{"trailing", `{"processId":1} {"x":2}`, 400, "after the JSON"},
 		{"too large", `{"hosts":["` + strings.Repeat("a", MaxBody) + `"]}`, 413, "larger than"},
 	}
