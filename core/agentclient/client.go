@@ -82,7 +82,9 @@ func New(baseURL, token string, opts ...Option) *Client {
 		// runs, so there is no overall timeout; TCP keepalive instead
 		// notices a host that stopped answering altogether (powered off,
 		// unplugged) long before the task's timeout.
-		dialer := &net.Dialer{Timeout: c.connect, KeepAliveConfig: keepAlive(c.idle)}
+		ka := keepAlive(c.idle)
+		dialer := &net.Dialer{Timeout: c.connect, KeepAliveConfig: ka,
+			Control: userTimeout(ka.Idle + time.Duration(ka.Count)*ka.Interval)}
 		c.hc = &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: dialer.DialContext, MaxIdleConnsPerHost: 4}}
 	}
 	return c
