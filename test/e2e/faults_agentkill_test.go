@@ -125,18 +125,7 @@ func TestFaultAgentKilledMidTask(t *testing.T) {
 	}
 
 	ss.Release()
-	for _, id := range onH1 {
-		if err := c.RetryTask(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ts, err = c.WaitStep(ctx, pid, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f := sandbox.Failed(ts); len(f) > 0 {
-		t.Fatalf("retry after the agent came back failed:%s", sandbox.Describe(f))
-	}
+	ts = retryAll(ctx, t, c, pid, onH1)
 
 	// Nothing ran twice: one whole package per host (h1's first download
 	// was cut), one recorded download per task, no leftovers.

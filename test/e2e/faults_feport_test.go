@@ -29,11 +29,11 @@ func TestFaultFEPortTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSuccess(ctx, t, c, pid)
+	mustStep(ctx, t, c, pid)
 	if err := c.InstallService(ctx, pid, plan, map[string]any{"packageSha256": s.PackageSHA256}); err != nil {
 		t.Fatal(err)
 	}
-	waitSuccess(ctx, t, c, pid)
+	mustStep(ctx, t, c, pid)
 	// INSTALL_FE's precheck refuses a taken port; here the port is taken
 	// after it, as by a program started between install and start.
 	ln, err := sandbox.HoldPort(master, 9030)
@@ -44,7 +44,7 @@ func TestFaultFEPortTaken(t *testing.T) {
 	if err := c.DeployConfig(ctx, pid, plan); err != nil {
 		t.Fatal(err)
 	}
-	waitSuccess(ctx, t, c, pid)
+	mustStep(ctx, t, c, pid)
 	// The port is refused before the FE is started at all.
 	resp := failMasterStart(ctx, t, c, pid, plan, master.Addr)
 	if !strings.Contains(resp, "port in use (query_port 9030)") || !strings.Contains(resp, "fe.conf") {
@@ -63,7 +63,7 @@ func TestFaultFEPortTaken(t *testing.T) {
 	if err := c.DeployConfig(ctx, pid, plan); err != nil {
 		t.Fatal(err)
 	}
-	waitSuccess(ctx, t, c, pid)
+	mustStep(ctx, t, c, pid)
 	resp = failMasterStart(ctx, t, c, pid, plan, master.Addr)
 	_, feLog, _ := strings.Cut(resp, "/opt/doris/fe/log/fe.log <==\n")
 	if !strings.Contains(resp, "exited while starting") ||

@@ -31,7 +31,7 @@ func TestFaultPackage404(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSuccess(ctx, t, c, pid)
+	mustStep(ctx, t, c, pid)
 	ts := failedInstall(ctx, t, c, pid, plan, s.PackageSHA256, func(resp string) bool {
 		return strings.Contains(resp, url) && strings.Contains(resp, "404")
 	})
@@ -85,7 +85,7 @@ func TestFaultPackageChecksum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSuccess(ctx, t, c, pid)
+	mustStep(ctx, t, c, pid)
 	mismatch := func(resp string) bool {
 		return strings.Contains(resp, "SHA-256") && strings.Contains(resp, wrong) && strings.Contains(resp, s.PackageSHA256)
 	}
@@ -125,7 +125,7 @@ func TestFaultPackageChecksum(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a new process after closing the failed one: %v", err)
 	}
-	waitSuccess(ctx, t, c, pid2)
+	mustStep(ctx, t, c, pid2)
 	if _, err := c.WalkFrom(ctx, s, pid2, plan, "INSTALL_SERVICE"); err != nil {
 		t.Fatalf("the wizard with the right checksum: %v", err)
 	}

@@ -41,7 +41,7 @@ func TestFaultHostSilentMidTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSuccess(ctx, t, c, pid)
+	mustStep(ctx, t, c, pid)
 	if err := c.InstallService(ctx, pid, plan, map[string]any{"packageSha256": s.PackageSHA256}); err != nil {
 		t.Fatal(err)
 	}
@@ -123,18 +123,7 @@ func TestFaultHostSilentMidTask(t *testing.T) {
 	}
 	restored = true
 	ss.Release()
-	for _, id := range onH1 {
-		if err := c.RetryTask(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ts, err = c.WaitStep(ctx, pid, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f := sandbox.Failed(ts); len(f) > 0 {
-		t.Fatalf("retry after the host came back failed:%s", sandbox.Describe(f))
-	}
+	ts = retryAll(ctx, t, c, pid, onH1)
 	for _, h := range s.Hosts.Hosts {
 		if got := ss.Completed(h.Addr); got != 1 {
 			t.Errorf("%s received the whole package %d times, want 1", h.Addr, got)

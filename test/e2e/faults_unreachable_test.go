@@ -107,7 +107,7 @@ func TestFaultUnreachableHostSkip(t *testing.T) {
 	var agents []struct {
 		Host string `json:"host"`
 	}
-	faultGet(t, c, "/api/server/agentList?clusterId=1", &agents)
+	mustDecode(t, c, "/api/server/agentList?clusterId=1", &agents)
 	for _, a := range agents {
 		if a.Host == down.Addr {
 			t.Errorf("agentList lists the skipped host %s", down.Addr)
