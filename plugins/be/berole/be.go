@@ -36,23 +36,15 @@ func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Resu
 // ALTER SYSTEM ADD BACKEND on the master, and waits until SHOW BACKENDS
 // shows every target Alive. Facts: registered=YES, master=<host>.
 func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
-	ts, err := doris.Targets(ctx, h, req, doris.BE, "heartbeat_service_port")
-	if err != nil {
-		return sdk.Result{}, err
-	}
 	timeout, err := doris.AliveTimeout(req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	m, err := doris.FindClusterMaster(ctx, h, req)
+	members, err := r.ListMembers(ctx, h, req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	show := doris.Show(h, m.QueryAddr, "SHOW BACKENDS", doris.ParseBackends)
-	bes, err := show(ctx)
-	if err != nil {
-		return sdk.Result{}, &sdk.Failure{Summary: "cannot list backends", Detail: err.Error(), Retryable: true}
-	}
+	ts, m, show, bes := members.Targets, members.Master, members.Show, members.Listed
 	var missing []string
 	for _, t := range ts {
 		if _, ok := doris.Find(bes, t.Addrs, t.Port); !ok {
@@ -104,18 +96,11 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 	if mode != "decommission" && mode != "drop" {
 		return sdk.Result{}, sdk.Failf("param %s = %q must be decommission or drop", ParamUnregisterMode, mode)
 	}
-	ts, err := doris.Targets(ctx, h, req, doris.BE, "heartbeat_service_port")
+	members, err := r.ListMembers(ctx, h, req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	m, err := doris.FindClusterMaster(ctx, h, req)
-	if err != nil {
-		return sdk.Result{}, err
-	}
-	bes, err := doris.Show(h, m.QueryAddr, "SHOW BACKENDS", doris.ParseBackends)(ctx)
-	if err != nil {
-		return sdk.Result{}, &sdk.Failure{Summary: "cannot list backends", Detail: err.Error(), Retryable: true}
-	}
+	ts, m, bes := members.Targets, members.Master, members.Listed
 	var present []string
 	for _, t := range ts {
 		if _, ok := doris.Find(bes, t.Addrs, t.Port); ok {

@@ -60,23 +60,15 @@ func BrokerName(params map[string]string, host string) (string, error) {
 // SYSTEM ADD BROKER <name> "host:broker_ipc_port") and waits until SHOW
 // BROKER shows them Alive. Facts: registered=YES, brokerName, master.
 func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
-	ts, err := doris.Targets(ctx, h, req, doris.Broker, "broker_ipc_port")
-	if err != nil {
-		return sdk.Result{}, err
-	}
 	timeout, err := doris.AliveTimeout(req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	m, err := doris.FindClusterMaster(ctx, h, req)
+	members, err := r.ListMembers(ctx, h, req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	show := doris.Show(h, m.QueryAddr, "SHOW BROKER", doris.ParseBrokers)
-	brokers, err := show(ctx)
-	if err != nil {
-		return sdk.Result{}, &sdk.Failure{Summary: "cannot list brokers", Detail: err.Error(), Retryable: true}
-	}
+	ts, m, show, brokers := members.Targets, members.Master, members.Show, members.Listed
 	var added, names []string
 	for _, t := range ts {
 		name, err := BrokerName(req.Params, t.Node.Host)
@@ -118,18 +110,11 @@ func dedup(ss []string) []string {
 // Unregister drops the target brokers (ALTER SYSTEM DROP BROKER under the
 // name the cluster lists them by). Facts: registered=NO.
 func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
-	ts, err := doris.Targets(ctx, h, req, doris.Broker, "broker_ipc_port")
+	members, err := r.ListMembers(ctx, h, req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	m, err := doris.FindClusterMaster(ctx, h, req)
-	if err != nil {
-		return sdk.Result{}, err
-	}
-	brokers, err := doris.Show(h, m.QueryAddr, "SHOW BROKER", doris.ParseBrokers)(ctx)
-	if err != nil {
-		return sdk.Result{}, &sdk.Failure{Summary: "cannot list brokers", Detail: err.Error(), Retryable: true}
-	}
+	ts, m, brokers := members.Targets, members.Master, members.Listed
 	var dropped []string
 	for _, t := range ts {
 		mem, ok := doris.Find(brokers, t.Addrs, t.Port)

@@ -23,21 +23,47 @@ var memberships = map[string]membership{
 // or ok=false when no FE could be asked (the cluster's word is missing,
 // which is not the same as "not a member").
 func (b *Base) Registered(ctx context.Context, h sdk.Host, req sdk.Request) (registered string, ok bool) {
-	m, known := memberships[b.Spec.Role]
-	if !known {
+	req.Targets = []sdk.Node{req.Node}
+	members, err := b.ListMembers(ctx, h, req)
+	if err != nil || len(members.Targets) != 1 {
 		return "", false
 	}
-	master, err := FindClusterMaster(ctx, h, req)
-	if err != nil {
-		return "", false
-	}
-	ms, err := Show(h, master.QueryAddr, m.show, m.parse)(ctx)
-	if err != nil {
-		return "", false
-	}
-	port := b.Spec.NodePort(req.Node, m.portKey)
-	if _, found := Find(ms, NodeAddrs(ctx, h, req.Node.Host), port); found {
+	t := members.Targets[0]
+	if _, found := Find(members.Listed, t.Addrs, t.Port); found {
 		return "YES", true
 	}
 	return "NO", true
+}
+
+// Members is where a Register or Unregister call of a BE or broker starts:
+// its targets, the master to send DDL to, and the role's members as the
+// cluster lists them now (Show lists them again, for waits).
+type Members struct {
+	Targets []Target
+	Master  Master
+	Show    ShowFunc
+	Listed  []Member
+}
+
+// ListMembers resolves req's targets with the port the cluster knows the
+// role by, finds the master (never assumed), and lists the role's members.
+func (b *Base) ListMembers(ctx context.Context, h sdk.Host, req sdk.Request) (Members, error) {
+	m, known := memberships[b.Spec.Role]
+	if !known {
+		return Members{}, sdk.Failf("role %s has no cluster membership", b.Spec.Role)
+	}
+	ts, err := Targets(ctx, h, req, b.Spec, m.portKey)
+	if err != nil {
+		return Members{}, err
+	}
+	master, err := FindClusterMaster(ctx, h, req)
+	if err != nil {
+		return Members{}, err
+	}
+	show := Show(h, master.QueryAddr, m.show, m.parse)
+	listed, err := show(ctx)
+	if err != nil {
+		return Members{}, &sdk.Failure{Summary: "cannot run " + m.show + " on the master " + master.QueryAddr, Detail: err.Error(), Retryable: true}
+	}
+	return Members{Targets: ts, Master: master, Show: show, Listed: listed}, nil
 }
