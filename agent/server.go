@@ -74,12 +74,8 @@ func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	if err := validRequestID(req.RequestID); err != nil {
-		fail(w, badRequest("%v", err))
-		return
-	}
-	if err := validTaskID(req.TaskID); err != nil {
-		fail(w, badRequest("%v", err))
+	if err := validTaskRequest(req.RequestID, req.TaskID); err != nil {
+		fail(w, err)
 		return
 	}
 	if len(req.Argv) == 0 || req.Argv[0] == "" {
@@ -107,12 +103,8 @@ func (a *Agent) download(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	if err := validRequestID(req.RequestID); err != nil {
-		fail(w, badRequest("%v", err))
-		return
-	}
-	if err := validTaskID(req.TaskID); err != nil {
-		fail(w, badRequest("%v", err))
+	if err := validTaskRequest(req.RequestID, req.TaskID); err != nil {
+		fail(w, err)
 		return
 	}
 	if !strings.HasPrefix(req.URL, "http://") && !strings.HasPrefix(req.URL, "https://") {
@@ -242,6 +234,18 @@ func validTaskID(id string) error {
 	}
 	if !taskIDOK.MatchString(id) || id == "." || id == ".." {
 		return errors.New("taskId must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
+	}
+	return nil
+}
+
+// validTaskRequest checks the ids of a request that runs for a task and
+// writes into its log.
+func validTaskRequest(requestID, taskID string) error {
+	if err := validRequestID(requestID); err != nil {
+		return badRequest("%v", err)
+	}
+	if err := validTaskID(taskID); err != nil {
+		return badRequest("%v", err)
 	}
 	return nil
 }
