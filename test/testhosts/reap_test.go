@@ -76,7 +76,7 @@ func TestReapRecords(t *testing.T) {
 		t.Skip("th9999 names are in use on this machine")
 	}
 	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
+	t.Setenv("TESTHOSTS_DIR", tmp)
 	self, err := selfOwner()
 	if err != nil {
 		t.Fatal(err)
