@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 	"github.com/dorismanager/dorismanager/test/testhosts"
 )
@@ -18,7 +19,8 @@ import (
 // TestDemoUpDown runs the demo program as `make demo` and `make demo-down`
 // do, and checks that down leaves no process, namespace, link or file.
 func TestDemoUpDown(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Parallel()
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	defer cancel()
 	root, err := sandbox.RepoRoot()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 )
@@ -238,7 +239,7 @@ func TestReapKilledOwner(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), time.Minute)
 	defer cancel()
 	hs, err := Start(ctx, Options{N: 1})
 	if err != nil {

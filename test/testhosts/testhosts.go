@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/ssh"
 )
@@ -476,7 +477,7 @@ mount --bind "$4" /root && mount --bind "$5" /tmp && exec "$6" -D -e -f "$7"`
 
 // waitSSH waits until the host's sshd answers with its banner.
 func (h *Host) waitSSH(ctx context.Context) error {
-	deadline := time.Now().Add(15 * time.Second)
+	until := time.Now().Add(deadline.D(15 * time.Second))
 	delay := 10 * time.Millisecond
 	addr := net.JoinHostPort(h.Addr, strconv.Itoa(h.Port))
 	for {
@@ -491,7 +492,7 @@ func (h *Host) waitSSH(ctx context.Context) error {
 				return nil
 			}
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(until) {
 			log, _ := os.ReadFile(h.SSHDLog)
 			return fmt.Errorf("sshd of %s did not come up at %s: %v; log: %s", h.Name, addr, err, log)
 		}
@@ -536,13 +537,13 @@ func (h *Host) RotateHostKey(ctx context.Context) error {
 		return fmt.Errorf("reload sshd of %s: %w", h.Name, err)
 	}
 	// Wait until the new key is served.
-	deadline := time.Now().Add(10 * time.Second)
+	until := time.Now().Add(deadline.D(10 * time.Second))
 	for {
 		got, err := h.ScanHostKey(ctx)
 		if err == nil && !bytes.Equal(got.Marshal(), old.Marshal()) {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(until) {
 			return fmt.Errorf("sshd of %s still serves its old key: %v", h.Name, err)
 		}
 		select {
@@ -620,7 +621,7 @@ func linkExists(name string) bool {
 // Close kills every process of every host, removes namespaces, links and
 // files. What is already gone is skipped.
 func (hs *Hosts) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := deadline.Context(context.Background(), 30*time.Second)
 	defer cancel()
 	var errs []error
 	for _, h := range hs.Hosts {
