@@ -27,10 +27,15 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.DownloadPath, a.download)
 	want := sha256.Sum256([]byte(a.cfg.Token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if msg, blocked := a.authLim.Blocked(w, r); blocked {
+			fail(w, &httpError{http.StatusTooManyRequests, msg})
+			return
+		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		got := sha256.Sum256([]byte(tok))
 		// Comparing fixed-size digests keeps the time independent of the token.
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			a.authLim.Failed(r)
 			fail(w, &httpError{http.StatusUnauthorized, "missing or wrong agent token"})
 			return
 		}

@@ -7,6 +7,7 @@ package netguardtest
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -62,12 +63,18 @@ func IdleFlood(t testing.TB, addr string, n, maxConns int, request string) {
 
 	const deadline = 60 * time.Second
 	conns := make([]net.Conn, 0, n)
-	for range n {
+	for i := range n {
 		c, err := net.DialTimeout("tcp", addr, deadline)
 		if err != nil {
-			t.Fatalf("connection %d: %v", len(conns), err)
+			t.Fatalf("connection %d: %v", i, err)
 		}
 		conns = append(conns, c)
+		// At once: the server's read-header timeout runs from the accept.
+		if i%2 == 1 {
+			if _, err := io.WriteString(c, request); err != nil {
+				t.Fatalf("connection %d: %v", i, err)
+			}
+		}
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -78,13 +85,9 @@ func IdleFlood(t testing.TB, addr string, n, maxConns int, request string) {
 			_ = c.SetDeadline(time.Now().Add(deadline))
 			br := bufio.NewReader(c)
 			if i%2 == 1 {
-				if _, err := io.WriteString(c, request); err != nil {
-					errs <- err
-					return
-				}
 				resp, err := http.ReadResponse(br, nil)
 				if err != nil {
-					errs <- err
+					errs <- fmt.Errorf("answer on connection %d: %w", i, err)
 					return
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
