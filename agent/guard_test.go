@@ -3,10 +3,12 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -115,4 +117,41 @@ func TestIdleConnectionsClosedAndFilesBounded(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	netguardtest.IdleFlood(t, ln.Addr().String(), 500, maxConns,
 		"GET "+wire.HealthPath+" HTTP/1.1\r\nHost: agent\r\nAuthorization: Bearer "+token+"\r\n\r\n")
+}
+
+func TestPickMounts(t *testing.T) {
+	many := map[string]bool{"/": true}
+	for i := range 100 {
+		many[fmt.Sprintf("/a%03d", i)] = true
+	}
+	many["/z/data"] = true
+	many["/"+strings.Repeat("x", wire.MaxPath)] = true
+	cases := []struct {
+		name     string
+		want     map[string]bool
+		first    []string
+		n        int
+		mustHave []string
+		mustLack []string
+	}{
+		{"few", map[string]bool{"/": true, "/data": true}, nil, 2, []string{"/", "/data"}, nil},
+		{"many: capped, root and the data dir kept", many, []string{"/z/data"}, wire.MaxDisks, []string{"/", "/z/data", "/a000"},
+			[]string{"/a099", "/" + strings.Repeat("x", wire.MaxPath)}},
+	}
+	for _, c := range cases {
+		got := pickMounts(c.want, c.first...)
+		if len(got) != c.n {
+			t.Errorf("%s: %d mounts, want %d", c.name, len(got), c.n)
+		}
+		for _, m := range c.mustHave {
+			if !slices.Contains(got, m) {
+				t.Errorf("%s: %s missing", c.name, m)
+			}
+		}
+		for _, m := range c.mustLack {
+			if slices.Contains(got, m) {
+				t.Errorf("%s: %.20s... reported", c.name, m)
+			}
+		}
+	}
 }

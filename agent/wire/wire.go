@@ -71,6 +71,17 @@ type Process struct {
 	Running bool   `json:"running"`
 }
 
+// Bounds of what an agent reports in Register and Heartbeat. The manager
+// refuses a report beyond them (400 naming the field); the agent keeps
+// within them.
+const (
+	MaxDisks     = 64
+	MaxProcesses = 64
+	MaxText      = 256  // cpu, totalMemory, version, agentId, a process's role
+	MaxPath      = 4096 // a disk's mount point
+	MaxHost      = 253  // a DNS name's longest text form
+)
+
 // Register is the body of RegisterPath.
 type Register struct {
 	AgentID   string    `json:"agentId"` // the agent's own UUID
