@@ -101,9 +101,9 @@ func (r *recorder) Write(b []byte) (int, error) {
 // the connection cap bounds the open files meanwhile, and they come back
 // to where they were.
 func TestIdleConnectionsClosedAndFilesBounded(t *testing.T) {
-	const maxConns = 50
+	const maxConns = 125
 	a, err := New(wire.Config{Token: token, DataDir: t.TempDir(), ServerURL: "http://127.0.0.1:1", HeartbeatSeconds: 1,
-		ReadHeaderTimeoutSeconds: 0.3, IdleTimeoutSeconds: 0.3, MaxConns: maxConns}, nil)
+		ReadHeaderTimeoutSeconds: 1, IdleTimeoutSeconds: 1, MaxConns: maxConns}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

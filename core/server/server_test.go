@@ -160,9 +160,9 @@ func TestRestartKeepsTokenAndData(t *testing.T) {
 // the connection cap bounds the open files meanwhile, and they come back
 // to where they were.
 func TestIdleConnectionsClosedAndFilesBounded(t *testing.T) {
-	const maxConns = 100
-	s, _, stop := startServer(t, Config{HTTP: netguard.Limits{ReadHeaderTimeout: 300 * time.Millisecond,
-		IdleTimeout: 300 * time.Millisecond, MaxConns: maxConns}})
+	const maxConns = 200
+	s, _, stop := startServer(t, Config{HTTP: netguard.Limits{ReadHeaderTimeout: time.Second,
+		IdleTimeout: time.Second, MaxConns: maxConns}})
 	defer stop()
 	netguardtest.IdleFlood(t, s.Addr().String(), 500, maxConns, "GET /no-such-page HTTP/1.1\r\nHost: manager\r\n\r\n")
 }
