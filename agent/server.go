@@ -27,10 +27,15 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.DownloadPath, a.download)
 	want := sha256.Sum256([]byte(a.cfg.Token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if msg, blocked := a.authLim.Blocked(w, r); blocked {
+			fail(w, &httpError{http.StatusTooManyRequests, msg})
+			return
+		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		got := sha256.Sum256([]byte(tok))
 		// Comparing fixed-size digests keeps the time independent of the token.
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			a.authLim.Failed(r)
 			fail(w, &httpError{http.StatusUnauthorized, "missing or wrong agent token"})
 			return
 		}
@@ -68,6 +73,28 @@ func (s *stream) line(l wire.Line) {
 	}
 }
 
+// streamOpener returns the open function for results.once: it starts the
+// stream into *sp and returns the sink for output lines.
+func streamOpener(w http.ResponseWriter, sp **stream) func() func(string) {
+	return func() func(string) {
+		*sp = newStream(w)
+		s := *sp
+		return func(out string) { s.line(wire.Line{Output: out}) }
+	}
+}
+
+// refuseReused answers a request whose id was used for another request
+// (409, logged) and reports whether err was that.
+func (a *Agent) refuseReused(w http.ResponseWriter, r *http.Request, id string, err error) bool {
+	var he *httpError
+	if !errors.As(err, &he) || he.status != http.StatusConflict {
+		return false
+	}
+	a.log.Warn("refused a request: its requestId was used for a different request", "requestId", id, "path", r.URL.Path)
+	fail(w, err)
+	return true
+}
+
 func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
 	var req wire.Exec
 	if err := decode(w, r, &req, 1<<20); err != nil {
@@ -82,13 +109,15 @@ func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
 		fail(w, badRequest("argv is empty: give the program and its arguments"))
 		return
 	}
-	s := newStream(w)
-	res, replayed, err := a.results.once(r.Context(), req.RequestID,
-		func(out string) { s.line(wire.Line{Output: out}) },
+	var s *stream
+	res, replayed, err := a.results.once(r.Context(), req.RequestID, execHash(req), streamOpener(w, &s),
 		func(emit func(string)) wire.Line { er := a.runCommand(req, emit); return wire.Line{Exec: &er} },
 		func(wire.Line) bool { return true })
 	if err != nil {
-		return // caller went away; the command goes on and its result is recorded
+		// A reused id is refused; otherwise the caller went away, and the
+		// command goes on and its result is recorded.
+		a.refuseReused(w, r, req.RequestID, err)
+		return
 	}
 	if replayed && res.Exec != nil && res.Exec.Output != "" {
 		s.line(wire.Line{Output: fmt.Sprintf("[agent: request %s already ran; its recorded output tail follows]\n%s", req.RequestID, res.Exec.Output), Replayed: true})
@@ -115,9 +144,8 @@ func (a *Agent) download(w http.ResponseWriter, r *http.Request) {
 		fail(w, badRequest("dest must be an absolute path, got %q", req.Dest))
 		return
 	}
-	s := newStream(w)
-	res, replayed, err := a.results.once(r.Context(), req.RequestID,
-		func(out string) { s.line(wire.Line{Output: out}) },
+	var s *stream
+	res, replayed, err := a.results.once(r.Context(), req.RequestID, downloadHash(req), streamOpener(w, &s),
 		func(emit func(string)) wire.Line {
 			dr, err := a.fetch(req, emit)
 			if err != nil {
@@ -128,6 +156,7 @@ func (a *Agent) download(w http.ResponseWriter, r *http.Request) {
 		// A failed download is safe to try again; only successes are kept.
 		func(l wire.Line) bool { return l.Error == "" })
 	if err != nil {
+		a.refuseReused(w, r, req.RequestID, err)
 		return
 	}
 	res.Replayed = replayed
@@ -152,7 +181,7 @@ func (a *Agent) writeFile(w http.ResponseWriter, r *http.Request) {
 	if req.Mode == 0 {
 		mode = 0o644
 	}
-	res, _, err := a.results.once(r.Context(), req.RequestID, nil, func(func(string)) wire.Line {
+	res, _, err := a.results.once(r.Context(), req.RequestID, writeHash(req, mode), nil, func(func(string)) wire.Line {
 		if err := os.MkdirAll(filepath.Dir(req.Path), 0o755); err != nil {
 			return wire.Line{Error: fmt.Sprintf("create parent of %s: %v", req.Path, err)}
 		}
@@ -162,7 +191,9 @@ func (a *Agent) writeFile(w http.ResponseWriter, r *http.Request) {
 		return wire.Line{}
 	}, func(l wire.Line) bool { return l.Error == "" })
 	if err != nil {
-		fail(w, err)
+		if !a.refuseReused(w, r, req.RequestID, err) {
+			fail(w, err)
+		}
 		return
 	}
 	if res.Error != "" {

@@ -31,7 +31,9 @@ func TestTokenCreate(t *testing.T) {
 func TestBadCommands(t *testing.T) {
 	for _, args := range [][]string{nil, {"nope"}, {"token"}, {"token", "create"}, {"serve", "--parallel", "0"},
 		{"serve", "--log-level", "loud"}, {"serve", "extra"}, {"serve", "--agent-retries", "-1"},
-		{"serve", "--agent-keepalive", "500ms"}, {"serve", "--agent-connect-timeout", "0s"}, {"serve", "--agent-retry-backoff", "0s"}} {
+		{"serve", "--agent-keepalive", "500ms"}, {"serve", "--agent-connect-timeout", "0s"}, {"serve", "--agent-retry-backoff", "0s"},
+		{"serve", "--http-read-timeout", "0s"}, {"serve", "--http-write-timeout", "-1s"}, {"serve", "--http-max-conns", "0"},
+		{"serve", "--auth-max-failures", "-1"}} {
 		var out, errb bytes.Buffer
 		if err := run(args, &out, &errb); err == nil {
 			t.Errorf("%q: want an error", args)

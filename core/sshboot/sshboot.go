@@ -265,10 +265,13 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 			return res, fmt.Errorf("upload agent to %s: %w", t.Host, err)
 		}
 	}
-	listen := ":" + strconv.Itoa(t.AgentPort)
-	if listenIP != "" {
-		listen = net.JoinHostPort(listenIP, strconv.Itoa(t.AgentPort))
+	// The agent listens only on the address this host was reached at
+	// (as the SSH server saw it), else on the address it was named by.
+	listenHost := listenIP
+	if listenHost == "" {
+		listenHost = t.Host
 	}
+	listen := net.JoinHostPort(listenHost, strconv.Itoa(t.AgentPort))
 	conf, _ := json.MarshalIndent(wire.Config{ServerURL: serverURL, Token: token, Listen: listen, Host: t.Host,
 		DataDir: path.Join(home, "data"), ClusterID: t.ClusterID, HeartbeatSeconds: 5, InstallDir: t.InstallDir}, "", "  ")
 	if err := upload(sc, path.Join(home, "conf", "agent.json"), bytes.NewReader(conf), 0o600); err != nil {
