@@ -31,8 +31,10 @@ func writeTar(w io.Writer, entries []entry, comp string) error {
 	case "gz":
 		cw, _ = gzip.NewWriterLevel(w, gzip.BestCompression)
 	case "xz":
+		// A small dictionary keeps the writer (and the reader, which
+		// takes the size the stream declares) fast to set up.
 		var err error
-		if cw, err = xz.NewWriter(w); err != nil {
+		if cw, err = (xz.WriterConfig{DictCap: 64 << 10, BufSize: 64 << 10}).NewWriter(w); err != nil {
 			return err
 		}
 	default:
@@ -139,6 +141,17 @@ func newSandbox(t testing.TB) *sandbox {
 	}
 	s.before = s.outside(t)
 	return s
+}
+
+// reset empties dest for another run.
+func (s *sandbox) reset(t testing.TB) {
+	t.Helper()
+	if err := os.RemoveAll(s.dest); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(s.dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // outside describes everything under base but outside dest.
