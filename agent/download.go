@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +78,15 @@ func (a *Agent) fetch(req wire.Download, emit func(string)) (wire.DownloadResult
 			return res, nil
 		}
 		emit(fmt.Sprintf("unpacking into %s\n", req.Dest))
-		if err := unpackInto(ctx, cacheFile, req.Dest, meta.SHA256, unpack.LimitsFor(a.downloadLimit(req))); err != nil {
+		release := a.mem.forArchive(cacheFile)
+		err := unpackInto(ctx, cacheFile, req.Dest, meta.SHA256, unpack.LimitsFor(a.downloadLimit(req)))
+		release()
+		// An unpack leaves the heap grown (an xz dictionary is 8 MiB or
+		// more, and the decoder makes ~1.3 bytes of garbage per byte out).
+		// On an idle agent no GC would run to give that back for minutes:
+		// return it now, a full GC that takes milliseconds.
+		debug.FreeOSMemory()
+		if err != nil {
 			return res, fmt.Errorf("unpack %s: %w", req.URL, err)
 		}
 		return res, nil
