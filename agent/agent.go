@@ -97,6 +97,7 @@ type Agent struct {
 
 	dlMu    sync.Mutex
 	dlLocks map[string]*sync.Mutex
+	mem     *memLimit
 }
 
 // New prepares an agent: creates its directories and loads (or creates) its identity.
@@ -129,6 +130,7 @@ func New(cfg wire.Config, log hclog.Logger) (*Agent, error) {
 		results: &results{dir: filepath.Join(cfg.DataDir, "results"), running: map[string]*inflight{}},
 		hbEvery: time.Duration(cfg.HeartbeatSeconds) * time.Second,
 		dlLocks: map[string]*sync.Mutex{},
+		mem:     newMemLimit(),
 	}
 	return a, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +78,15 @@ func (a *Agent) fetch(req wire.Download, emit func(string)) (wire.DownloadResult
 			return res, nil
 		}
 		emit(fmt.Sprintf("unpacking into %s\n", req.Dest))
-		if err := unpackInto(cacheFile, req.Dest, meta.SHA256); err != nil {
+		release := a.mem.forArchive(cacheFile)
+		err := unpackInto(ctx, cacheFile, req.Dest, meta.SHA256, unpack.LimitsFor(a.downloadLimit(req)))
+		release()
+		// An unpack leaves the heap grown (an xz dictionary is 8 MiB or
+		// more, and the decoder makes ~1.3 bytes of garbage per byte out).
+		// On an idle agent no GC would run to give that back for minutes:
+		// return it now, a full GC that takes milliseconds.
+		debug.FreeOSMemory()
+		if err != nil {
 			return res, fmt.Errorf("unpack %s: %w", req.URL, err)
 		}
 		return res, nil
@@ -100,11 +109,18 @@ func readMeta(path string) (cacheMeta, bool) {
 	return m, true
 }
 
-func (a *Agent) get(ctx context.Context, req wire.Download, want, cacheFile string, emit func(string)) (cacheMeta, error) {
+// downloadLimit is the most bytes req may download: the agent's limit, or
+// the request's when that is smaller.
+func (a *Agent) downloadLimit(req wire.Download) int64 {
 	limit := a.cfg.MaxDownloadBytes
 	if req.MaxBytes > 0 {
 		limit = min(limit, req.MaxBytes)
 	}
+	return limit
+}
+
+func (a *Agent) get(ctx context.Context, req wire.Download, want, cacheFile string, emit func(string)) (cacheMeta, error) {
+	limit := a.downloadLimit(req)
 	client := &http.Client{Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
@@ -167,8 +183,9 @@ func (a *Agent) get(ctx context.Context, req wire.Download, want, cacheFile stri
 const unpackMarker = ".doris-agent-unpacked"
 
 // unpackInto extracts src into a temp dir beside dest, marks it with the
-// archive's checksum, then swaps it in.
-func unpackInto(src, dest, sum string) error {
+// archive's checksum, then swaps it in. An archive refused halfway (or over
+// lim) leaves nothing: the temp dir is removed.
+func unpackInto(ctx context.Context, src, dest, sum string, lim unpack.Limits) error {
 	parent := filepath.Dir(dest)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
@@ -186,11 +203,21 @@ func unpackInto(src, dest, sum string) error {
 		return err
 	}
 	defer f.Close()
-	if err := unpack.Extract(f, tmp); err != nil {
+	if err := unpack.Extract(ctx, f, tmp, lim); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, unpackMarker), []byte(sum+"\n"), 0o644); err != nil {
-		return err
+	// O_EXCL: an archive entry of the marker's name (a link, say) is
+	// never written through.
+	m, err := os.OpenFile(filepath.Join(tmp, unpackMarker), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("mark the unpacked tree: %w", err)
+	}
+	_, err = m.WriteString(sum + "\n")
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("mark the unpacked tree: %w", err)
 	}
 	return swapIn(tmp, dest)
 }

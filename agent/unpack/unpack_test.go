@@ -3,58 +3,12 @@ package unpack
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/ulikunitz/xz"
 )
-
-type entry struct {
-	name, link, body string
-	typ              byte
-}
-
-func build(t *testing.T, entries []entry, compress string) []byte {
-	t.Helper()
-	var raw bytes.Buffer
-	tw := tar.NewWriter(&raw)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, Size: int64(len(e.body))}
-		if e.typ != tar.TypeReg {
-			h.Size = 0
-		}
-		if e.typ == tar.TypeDir {
-			h.Mode = 0o755
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if e.typ == tar.TypeReg {
-			tw.Write([]byte(e.body))
-		}
-	}
-	tw.Close()
-	var out bytes.Buffer
-	switch compress {
-	case "gz":
-		zw := gzip.NewWriter(&out)
-		zw.Write(raw.Bytes())
-		zw.Close()
-	case "xz":
-		xw, err := xz.NewWriter(&out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		xw.Write(raw.Bytes())
-		xw.Close()
-	default:
-		return raw.Bytes()
-	}
-	return out.Bytes()
-}
 
 func TestExtract(t *testing.T) {
 	good := []entry{
@@ -89,7 +43,7 @@ func TestExtract(t *testing.T) {
 				dir := t.TempDir()
 				target := filepath.Join(dir, "target")
 				os.Mkdir(target, 0o755)
-				err := Extract(bytes.NewReader(build(t, c.entries, comp)), target)
+				err := Extract(context.Background(), bytes.NewReader(build(t, c.entries, comp)), target, Limits{})
 				var ue *UnsafeError
 				if c.unsafe {
 					if !errors.As(err, &ue) {

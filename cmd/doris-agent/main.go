@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/dorismanager/dorismanager/agent"
@@ -17,12 +18,23 @@ func main() {
 	agent.RunHelper()
 	config := flag.String("config", "conf/agent.json", "agent config file (JSON)")
 	version := flag.Bool("version", false, "print the version and exit")
+	memLimit := flag.String("memory-limit", defaultMemoryLimit, "soft limit of the Go runtime's memory (bytes, or with KiB, MiB, GiB); 0 or off: none. Default "+defaultMemoryLimit+", or GOMEMLIMIT when that is set")
 	flag.Parse()
 	if *version {
 		fmt.Println(agent.Version)
 		return
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "doris-agent", Level: hclog.LevelFromString(envOr("DORIS_AGENT_LOG_LEVEL", "info"))})
+	limitSet := false
+	flag.Visit(func(f *flag.Flag) { limitSet = limitSet || f.Name == "memory-limit" })
+	if limitSet || os.Getenv("GOMEMLIMIT") == "" {
+		n, err := parseBytes(*memLimit)
+		if err != nil {
+			log.Error("cannot start", "error", fmt.Errorf("-memory-limit: %w", err))
+			os.Exit(2)
+		}
+		debug.SetMemoryLimit(n)
+	}
 	cfg, err := agent.LoadConfig(*config)
 	if err != nil {
 		log.Error("cannot start", "error", err)

@@ -1,5 +1,0 @@
-package unpack
-
-import "syscall"
-
-const syscallNoFollow = syscall.O_NOFOLLOW
