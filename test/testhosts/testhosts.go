@@ -16,6 +16,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -532,19 +533,30 @@ func (h *Host) RotateHostKey(ctx context.Context) error {
 	if err := h.writeHostKey(); err != nil {
 		return err
 	}
+	var logged int64
+	if fi, err := os.Stat(h.SSHDLog); err == nil {
+		logged = fi.Size()
+	}
 	// sshd re-executes itself on SIGHUP, keeping its pid and namespaces.
 	if err := syscall.Kill(h.sshdPid, syscall.SIGHUP); err != nil {
 		return fmt.Errorf("reload sshd of %s: %w", h.Name, err)
 	}
-	// Wait until the new key is served.
+	// Wait until the re-executed sshd listens again, then until it serves
+	// the new key. A connection the old listener takes before it handles
+	// the signal gets the new key too (each connection reads the key
+	// files), so the key alone does not say the restart is over.
 	until := time.Now().Add(deadline.D(10 * time.Second))
 	for {
-		got, err := h.ScanHostKey(ctx)
+		var got ssh.PublicKey
+		err := h.relistened(logged)
+		if err == nil {
+			got, err = h.ScanHostKey(ctx)
+		}
 		if err == nil && !bytes.Equal(got.Marshal(), old.Marshal()) {
 			return nil
 		}
 		if time.Now().After(until) {
-			return fmt.Errorf("sshd of %s still serves its old key: %v", h.Name, err)
+			return fmt.Errorf("sshd of %s did not restart with its new key: %v", h.Name, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -552,6 +564,24 @@ func (h *Host) RotateHostKey(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// relistened tells whether sshd's log, past offset from, shows it
+// listening again after a SIGHUP.
+func (h *Host) relistened(from int64) error {
+	f, err := os.Open(h.SSHDLog)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, from, 1<<20))
+	if err != nil {
+		return err
+	}
+	if i := bytes.Index(b, []byte("Received SIGHUP")); i < 0 || !bytes.Contains(b[i:], []byte("Server listening on")) {
+		return errors.New("sshd has not restarted yet")
+	}
+	return nil
 }
 
 // ScanHostKey returns the key the host's sshd presents.
