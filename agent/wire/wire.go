@@ -42,10 +42,10 @@ type Config struct {
 	// renews it (default 2/3).
 	RenewFraction    float64 `json:"renewFraction,omitempty"`
 	Listen           string  `json:"listen"` // host:port; default ":9602"
-	Host             string `json:"host"`   // the host name the manager knows this host by
-	DataDir          string `json:"dataDir"`
-	ClusterID        int64  `json:"clusterId"`
-	HeartbeatSeconds int    `json:"heartbeatSeconds"`
+	Host             string  `json:"host"`   // the host name the manager knows this host by
+	DataDir          string  `json:"dataDir"`
+	ClusterID        int64   `json:"clusterId"`
+	HeartbeatSeconds int     `json:"heartbeatSeconds"`
 	// InstallDir is where the Doris roles live; pid files under it are
 	// reported in heartbeats.
 	InstallDir string `json:"installDir,omitempty"`

@@ -45,7 +45,9 @@ func (a *Authority) ClientTLS(check func(leaf *x509.Certificate) error) *tls.Con
 				return err
 			}
 			if check != nil {
-				return check(cs.PeerCertificates[0])
+				if err := check(cs.PeerCertificates[0]); err != nil {
+					return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+				}
 			}
 			return nil
 		}}
@@ -58,7 +60,8 @@ func requireRole(role Role) func(tls.ConnectionState) error {
 			return errors.New("the peer presented no certificate")
 		}
 		if leaf := cs.PeerCertificates[0]; !HasRole(leaf, role) {
-			return fmt.Errorf("the peer's certificate (CN %q) is not for the %s role", leaf.Subject.CommonName, role)
+			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates,
+				Err: fmt.Errorf("the peer's certificate (CN %q) is not for the %s role", leaf.Subject.CommonName, role)}
 		}
 		return nil
 	}
