@@ -90,6 +90,7 @@ func TestPortAnswersOnlyTheManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	foreign := issue(t, other, pki.Manager, "m", "127.0.0.1")
 	health := func(scheme string, tc *tls.Config) (int, string, error) {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 		resp, err := c.Get(scheme + "://" + addr + wire.HealthPath)
@@ -116,8 +117,12 @@ func TestPortAnswersOnlyTheManager(t *testing.T) {
 	t.Logf("plain HTTP: %d %q %v", status, strings.TrimSpace(body), err)
 
 	for name, tc := range map[string]*tls.Config{
-		"anonymous TLS":                       {RootCAs: ca.Pool()},
-		"another CA's manager certificate":    {RootCAs: ca.Pool(), Certificates: []tls.Certificate{pair(t, issue(t, other, pki.Manager, "m", "127.0.0.1"))}},
+		"anonymous TLS": {RootCAs: ca.Pool()},
+		// Sent even though the agent asks for certificates of its CA only.
+		"another CA's manager certificate": {RootCAs: ca.Pool(), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c := pair(t, foreign)
+			return &c, nil
+		}},
 		"an agent certificate of the same CA": {RootCAs: ca.Pool(), Certificates: []tls.Certificate{pair(t, issue(t, ca, pki.Agent, "x", "127.0.0.1"))}},
 		"TLS 1.2":                             {RootCAs: ca.Pool(), Certificates: []tls.Certificate{*mgr}, MaxVersion: tls.VersionTLS12},
 	} {

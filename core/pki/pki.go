@@ -200,8 +200,9 @@ func newCA(now time.Time) (*ca, error) {
 		return nil, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "Doris Manager CA " + now.UTC().Format("2006-01-02 15:04:05")},
+		SerialNumber: serial,
+		// The serial in the name keeps two CAs apart (a rotation) by name too.
+		Subject:               pkix.Name{CommonName: "Doris Manager CA " + now.UTC().Format("2006-01-02") + " " + serial.Text(16)[:8]},
 		NotBefore:             now.Add(-5 * time.Minute),
 		NotAfter:              now.Add(CALifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,

@@ -155,9 +155,10 @@ func TestAgentEndpointRefuses(t *testing.T) {
 		t.Fatalf("a valid agent certificate was refused: %v", err)
 	}
 	for name, cfg := range map[string]*tls.Config{
-		"no certificate":            clientWith(a.Pool()),
-		"certificate of another CA": clientWith(a.Pool(), foreign),
-		"manager-role certificate":  clientWith(a.Pool(), *mgr),
+		"no certificate": clientWith(a.Pool()),
+		"certificate of another CA": {RootCAs: a.Pool(), MinVersion: tls.VersionTLS13,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &foreign, nil }},
+		"manager-role certificate": clientWith(a.Pool(), *mgr),
 	} {
 		if err := get(url, cfg); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -84,8 +84,8 @@ type Sandbox struct {
 	Token   string
 	// AgentURL is the manager's agent endpoint (mutual TLS).
 	AgentURL string
-	ownWork bool
-	logFile *os.File
+	ownWork  bool
+	logFile  *os.File
 }
 
 // Start brings up the hosts and the package server; the manager is started
