@@ -30,7 +30,7 @@ type env struct {
 	url     string
 }
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
 	st, err := store.Open("", t.TempDir(), nil)
 	if err != nil {
@@ -61,12 +61,12 @@ func setup(t *testing.T) *env {
 
 // install does what sshboot does for host, without SSH: an agent id, a
 // certificate, and the files in a fresh agent home.
-func (e *env) install(t *testing.T, host, agentID string) wire.Config {
+func (e *env) install(t testing.TB, host, agentID string) wire.Config {
 	t.Helper()
 	return e.installIn(t, 1, host, agentID)
 }
 
-func (e *env) installIn(t *testing.T, clusterID int64, host, agentID string) wire.Config {
+func (e *env) installIn(t testing.TB, clusterID int64, host, agentID string) wire.Config {
 	t.Helper()
 	home := t.TempDir()
 	cfg := wire.Config{ServerURL: e.url, DataDir: filepath.Join(home, "data"), Host: host, HeartbeatSeconds: 1,
@@ -106,7 +106,7 @@ func run(t *testing.T, cfg wire.Config) (*agent.Agent, func()) {
 }
 
 // post calls the agent endpoint presenting the certificate in certFile.
-func (e *env) post(t *testing.T, certFile, path string, body any) (int, string, error) {
+func (e *env) post(t testing.TB, certFile, path string, body any) (int, string, error) {
 	t.Helper()
 	var certs []tls.Certificate
 	if certFile != "" {
