@@ -80,7 +80,10 @@ type Agent struct {
 	creds   atomic.Pointer[creds]
 	mgr     atomic.Pointer[http.Client]
 	renewMu sync.Mutex
-	hbEvery time.Duration
+	// retryRenew is when a failed renewal may be tried again (only the
+	// report loop touches it).
+	retryRenew time.Time
+	hbEvery    time.Duration
 
 	dlMu    sync.Mutex
 	dlLocks map[string]*sync.Mutex

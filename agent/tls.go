@@ -106,9 +106,12 @@ func (a *Agent) answered(ctx context.Context, b wire.Beat) {
 			a.log.Warn("cannot store the manager's CA bundle", "error", err)
 		}
 	}
-	if b.Renew || a.renewDue() {
+	if (b.Renew || a.renewDue()) && time.Now().After(a.retryRenew) {
 		if err := a.Renew(ctx); err != nil {
-			a.log.Warn("certificate renewal failed; trying again at the next heartbeat", "error", err)
+			// Not at every beat: a manager that keeps refusing would
+			// otherwise fill the log.
+			a.retryRenew = time.Now().Add(time.Minute)
+			a.log.Warn("certificate renewal failed; trying again in a minute", "error", err)
 		}
 	}
 }
