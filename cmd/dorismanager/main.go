@@ -181,7 +181,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("dorismanager ready", "version", version, "addr", srv.Addr().String(), "agent_addr", srv.AgentAddr().String(),
+	log.Info("dorismanager ready", "version", version, "addr", srv.Addr().String(), "agent_addr", fmt.Sprint(srv.AgentAddr()),
 		"plugins_dir", *pluginsDir)
 	if fp := srv.TLSFingerprint(); fp != "" {
 		fmt.Fprintf(stderr, "API certificate SHA-256 fingerprint: %s\n", fp)
