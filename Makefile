@@ -8,9 +8,13 @@ PLUGIN_API     ?= 1.0
 ROLES          := fe be broker
 BIN            := bin
 TEST_TIMEOUT   ?= 20m
+# Tests marked t.Parallel run this many at once; the end-to-end tests spend
+# most of their time waiting on processes, so more than the cores pays off.
+TEST_PARALLEL  ?= 4
 SERVE_FLAGS    ?=
 
 export GOFLAGS := -buildvcs=false
+SHELL := /bin/bash
 
 .PHONY: all build run test vet fmt clean proto
 
@@ -39,8 +43,11 @@ run: build
 vet:
 	$(GO) vet ./...
 
+# testreport prints each package's result, the output of failed tests, the
+# slowest tests and a closing count; it fails when anything failed.
 test: build vet
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) build -o $(BIN)/testreport ./test/testreport
+	set -o pipefail; $(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) -json ./... 2>&1 | ./$(BIN)/testreport
 
 # Regenerates the plugin wire code (committed) with pinned protoc plugins.
 proto:

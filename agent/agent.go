@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/dorismanager/dorismanager/internal/netguard"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -45,7 +46,11 @@ func LoadConfig(path string) (wire.Config, error) {
 		return c, fmt.Errorf("agent config %s: %w", path, err)
 	}
 	if c.Listen == "" {
-		c.Listen = ":" + strconv.Itoa(wire.DefaultPort)
+		// Every interface only when the config says so (":9602").
+		if c.Host == "" {
+			return c, fmt.Errorf("agent config %s: listen and host are empty: set listen to the address to serve on (\":%d\" for every interface)", path, wire.DefaultPort)
+		}
+		c.Listen = net.JoinHostPort(c.Host, strconv.Itoa(wire.DefaultPort))
 	}
 	if c.HeartbeatSeconds <= 0 {
 		c.HeartbeatSeconds = 5
@@ -68,10 +73,28 @@ func LoadConfig(path string) (wire.Config, error) {
 	return c, nil
 }
 
+// DefaultHTTP are the agent's HTTP limits. Requests are JSON bodies of at
+// most 64 MiB (a file write); exec and download answers stream for as
+// long as the work runs, each write bounded by WriteTimeout. The manager
+// is the only client, with a few connections per running task.
+func DefaultHTTP() netguard.Limits {
+	return netguard.Limits{
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		MaxConns:          256,
+	}
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
 // Agent is one running agent.
 type Agent struct {
 	cfg     wire.Config
 	log     hclog.Logger
+	limits  netguard.Limits
 	id      string // UUID kept in dataDir
 	port    int
 	results *results
@@ -113,8 +136,10 @@ func New(cfg wire.Config, log hclog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:     cfg,
-		log:     log,
+		cfg: cfg,
+		log: log,
+		limits: netguard.Limits{ReadHeaderTimeout: seconds(cfg.ReadHeaderTimeoutSeconds), ReadTimeout: seconds(cfg.ReadTimeoutSeconds),
+			WriteTimeout: seconds(cfg.WriteTimeoutSeconds), IdleTimeout: seconds(cfg.IdleTimeoutSeconds), MaxConns: cfg.MaxConns}.Or(DefaultHTTP()),
 		id:      id,
 		results: &results{dir: filepath.Join(cfg.DataDir, "results"), running: map[string]*inflight{}},
 		hbEvery: time.Duration(cfg.HeartbeatSeconds) * time.Second,
@@ -177,8 +202,10 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	a.port = ln.Addr().(*net.TCPAddr).Port
 	_ = writeAtomic(filepath.Join(a.cfg.DataDir, "agent.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: a.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})}
+	ln = a.limits.Listener(ln)
+	srv := a.limits.Server(a.Handler())
+	// Refused handshakes (scanners, wrong certificates) only at debug level.
+	srv.ErrorLog = a.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tls.NewListener(ln, a.serverTLS())) }()
 	a.log.Info("agent listening", "addr", ln.Addr().String(), "agentId", a.id, "version", Version)

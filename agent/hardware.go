@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,6 +47,9 @@ func Hardware(dataDir, installDir string) wire.Hardware {
 		}
 	}
 	h.TotalMemory = FormatBytes(h.TotalMemoryBytes)
+	if len(h.CPU) > wire.MaxText {
+		h.CPU = strings.ToValidUTF8(h.CPU[:wire.MaxText], "")
+	}
 
 	mounts := readMounts()
 	want := map[string]bool{"/": true}
@@ -60,12 +64,7 @@ func Hardware(dataDir, installDir string) wire.Hardware {
 			want[mp] = true
 		}
 	}
-	var mps []string
-	for mp := range want {
-		mps = append(mps, mp)
-	}
-	sort.Strings(mps)
-	for _, mp := range mps {
+	for _, mp := range pickMounts(want, mountOf(mounts, dataDir), mountOf(mounts, installDir)) {
 		var st syscall.Statfs_t
 		if err := syscall.Statfs(mp, &st); err != nil {
 			continue
@@ -73,6 +72,28 @@ func Hardware(dataDir, installDir string) wire.Hardware {
 		h.Disks = append(h.Disks, wire.Disk{Mount: mp, TotalBytes: int64(st.Blocks) * st.Bsize, FreeBytes: int64(st.Bavail) * st.Bsize})
 	}
 	return h
+}
+
+// pickMounts chooses the mounts to report, in name order: at most
+// wire.MaxDisks (what the manager accepts), "/" and the given ones first,
+// none longer than wire.MaxPath.
+func pickMounts(want map[string]bool, first ...string) []string {
+	var head, rest []string
+	for mp := range want {
+		switch {
+		case len(mp) > wire.MaxPath:
+		case mp == "/" || slices.Contains(first, mp):
+			head = append(head, mp)
+		default:
+			rest = append(rest, mp)
+		}
+	}
+	sort.Strings(head)
+	sort.Strings(rest)
+	mps := append(head, rest...)
+	mps = mps[:min(len(mps), wire.MaxDisks)]
+	sort.Strings(mps)
+	return mps
 }
 
 // FormatBytes renders a size as the API shows memory: "15.5 GiB".

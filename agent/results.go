@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,6 +24,7 @@ type results struct {
 }
 
 type inflight struct {
+	hash   string // of the request that runs
 	done   chan struct{}
 	result wire.Line
 	mu     sync.Mutex
@@ -58,28 +61,67 @@ func validRequestID(id string) error {
 
 func (r *results) path(id string) string { return filepath.Join(r.dir, id+".json") }
 
-func (r *results) load(id string) (wire.Line, bool) {
-	var l wire.Line
+// stored is what results/<requestId>.json holds: the result and the hash
+// of the request that produced it (see requesthash.go).
+type stored struct {
+	wire.Line
+	RequestHash string `json:"requestHash,omitempty"`
+}
+
+func (r *results) load(id string) (stored, bool) {
+	var rec stored
 	b, err := os.ReadFile(r.path(id))
-	if err != nil || json.Unmarshal(b, &l) != nil {
-		return l, false
+	if err != nil || json.Unmarshal(b, &rec) != nil {
+		return rec, false
 	}
-	return l, true
+	return rec, true
+}
+
+// reusedError refuses a request whose id was used for a different one
+// (HTTP 409).
+func reusedError(id string, unhashed bool) error {
+	if unhashed {
+		return &httpError{http.StatusConflict, fmt.Sprintf("requestId %s was reused: its result was recorded without "+
+			"a request hash (by an older agent), so this request cannot be matched to it; send it under a new requestId "+
+			"(retrying the task does)", id)}
+	}
+	return &httpError{http.StatusConflict, fmt.Sprintf("requestId %s was reused for a different request: the id "+
+		"belongs to the request that first used it; send new work under a new requestId", id)}
 }
 
 // once runs fn for id unless id has a recorded result or is running already,
 // in which case it waits for and returns that result (replayed = true).
-// fn runs detached from ctx: a dropped caller does not stop it. sink gets
-// output lines while the caller is attached. record decides whether a
-// result is kept (failures that are safe to repeat need not be).
-func (r *results) once(ctx context.Context, id string, sink func(string), fn func(emit func(string)) wire.Line, record func(wire.Line) bool) (wire.Line, bool, error) {
+// hash identifies the request: an id recorded or running under another
+// hash is refused with a 409 *httpError before open is called. A record
+// without a hash (written by an agent older than hashes) is refused too:
+// replaying it could answer a different request with a result that is not
+// its own, whereas a refusal only fails the task, whose retry sends new ids
+// and runs the work again (every action is safe to repeat).
+//
+// open, if not nil, is called once the request is accepted and returns the
+// sink for output lines (nil for none). fn runs detached from ctx: a dropped
+// caller does not stop it; the sink gets output while the caller is
+// attached. record decides whether a result is kept (failures that are safe
+// to repeat need not be).
+func (r *results) once(ctx context.Context, id, hash string, open func() func(string), fn func(emit func(string)) wire.Line, record func(wire.Line) bool) (wire.Line, bool, error) {
+	if open == nil {
+		open = func() func(string) { return nil }
+	}
 	r.mu.Lock()
-	if l, ok := r.load(id); ok {
+	if rec, ok := r.load(id); ok {
 		r.mu.Unlock()
-		return l, true, nil
+		if rec.RequestHash != hash {
+			return wire.Line{}, false, reusedError(id, rec.RequestHash == "")
+		}
+		open()
+		return rec.Line, true, nil
 	}
 	if f, ok := r.running[id]; ok {
 		r.mu.Unlock()
+		if f.hash != hash {
+			return wire.Line{}, false, reusedError(id, false)
+		}
+		open()
 		select {
 		case <-f.done:
 			return f.result, true, nil
@@ -87,15 +129,15 @@ func (r *results) once(ctx context.Context, id string, sink func(string), fn fun
 			return wire.Line{}, false, ctx.Err()
 		}
 	}
-	f := &inflight{done: make(chan struct{})}
+	f := &inflight{hash: hash, done: make(chan struct{})}
 	r.running[id] = f
 	r.mu.Unlock()
 
-	detach := f.attach(sink)
+	detach := f.attach(open())
 	go func() {
 		res := fn(f.emit)
 		if record(res) {
-			if b, err := json.Marshal(res); err == nil {
+			if b, err := json.Marshal(stored{Line: res, RequestHash: hash}); err == nil {
 				_ = writeAtomic(r.path(id), b, 0o600)
 			}
 		}

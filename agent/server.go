@@ -58,6 +58,28 @@ func (s *stream) line(l wire.Line) {
 	}
 }
 
+// streamOpener returns the open function for results.once: it starts the
+// stream into *sp and returns the sink for output lines.
+func streamOpener(w http.ResponseWriter, sp **stream) func() func(string) {
+	return func() func(string) {
+		*sp = newStream(w)
+		s := *sp
+		return func(out string) { s.line(wire.Line{Output: out}) }
+	}
+}
+
+// refuseReused answers a request whose id was used for another request
+// (409, logged) and reports whether err was that.
+func (a *Agent) refuseReused(w http.ResponseWriter, r *http.Request, id string, err error) bool {
+	var he *httpError
+	if !errors.As(err, &he) || he.status != http.StatusConflict {
+		return false
+	}
+	a.log.Warn("refused a request: its requestId was used for a different request", "requestId", id, "path", r.URL.Path)
+	fail(w, err)
+	return true
+}
+
 func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
 	var req wire.Exec
 	if err := decode(w, r, &req, 1<<20); err != nil {
@@ -72,13 +94,15 @@ func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
 		fail(w, badRequest("argv is empty: give the program and its arguments"))
 		return
 	}
-	s := newStream(w)
-	res, replayed, err := a.results.once(r.Context(), req.RequestID,
-		func(out string) { s.line(wire.Line{Output: out}) },
+	var s *stream
+	res, replayed, err := a.results.once(r.Context(), req.RequestID, execHash(req), streamOpener(w, &s),
 		func(emit func(string)) wire.Line { er := a.runCommand(req, emit); return wire.Line{Exec: &er} },
 		func(wire.Line) bool { return true })
 	if err != nil {
-		return // caller went away; the command goes on and its result is recorded
+		// A reused id is refused; otherwise the caller went away, and the
+		// command goes on and its result is recorded.
+		a.refuseReused(w, r, req.RequestID, err)
+		return
 	}
 	if replayed && res.Exec != nil && res.Exec.Output != "" {
 		s.line(wire.Line{Output: fmt.Sprintf("[agent: request %s already ran; its recorded output tail follows]\n%s", req.RequestID, res.Exec.Output), Replayed: true})
@@ -105,9 +129,8 @@ func (a *Agent) download(w http.ResponseWriter, r *http.Request) {
 		fail(w, badRequest("dest must be an absolute path, got %q", req.Dest))
 		return
 	}
-	s := newStream(w)
-	res, replayed, err := a.results.once(r.Context(), req.RequestID,
-		func(out string) { s.line(wire.Line{Output: out}) },
+	var s *stream
+	res, replayed, err := a.results.once(r.Context(), req.RequestID, downloadHash(req), streamOpener(w, &s),
 		func(emit func(string)) wire.Line {
 			dr, err := a.fetch(req, emit)
 			if err != nil {
@@ -118,6 +141,7 @@ func (a *Agent) download(w http.ResponseWriter, r *http.Request) {
 		// A failed download is safe to try again; only successes are kept.
 		func(l wire.Line) bool { return l.Error == "" })
 	if err != nil {
+		a.refuseReused(w, r, req.RequestID, err)
 		return
 	}
 	res.Replayed = replayed
@@ -142,7 +166,7 @@ func (a *Agent) writeFile(w http.ResponseWriter, r *http.Request) {
 	if req.Mode == 0 {
 		mode = 0o644
 	}
-	res, _, err := a.results.once(r.Context(), req.RequestID, nil, func(func(string)) wire.Line {
+	res, _, err := a.results.once(r.Context(), req.RequestID, writeHash(req, mode), nil, func(func(string)) wire.Line {
 		if err := os.MkdirAll(filepath.Dir(req.Path), 0o755); err != nil {
 			return wire.Line{Error: fmt.Sprintf("create parent of %s: %v", req.Path, err)}
 		}
@@ -152,7 +176,9 @@ func (a *Agent) writeFile(w http.ResponseWriter, r *http.Request) {
 		return wire.Line{}
 	}, func(l wire.Line) bool { return l.Error == "" })
 	if err != nil {
-		fail(w, err)
+		if !a.refuseReused(w, r, req.RequestID, err) {
+			fail(w, err)
+		}
 		return
 	}
 	if res.Error != "" {

@@ -140,11 +140,11 @@ func TestLoadConfigRefusesOldOrPlain(t *testing.T) {
 	for name, tc := range map[string]struct {
 		conf, want string
 	}{
-		"token config": {`{"serverURL":"http://10.0.0.1:9601","token":"abc","dataDir":"/d"}`, "https://"},
-		"http manager": {`{"serverURL":"http://10.0.0.1:9603","certFile":"/c","caFile":"/a","dataDir":"/d"}`, "https://"},
-		"no cert":      {`{"serverURL":"https://10.0.0.1:9603","dataDir":"/d"}`, "certFile and caFile"},
-		"bad fraction": {`{"serverURL":"https://10.0.0.1:9603","certFile":"/c","caFile":"/a","dataDir":"/d","renewFraction":1.5}`, "renewFraction"},
-		"good":         {`{"serverURL":"https://10.0.0.1:9603","certFile":"/c","caFile":"/a","dataDir":"/d"}`, ""},
+		"token config": {`{"serverURL":"http://10.0.0.1:9601","token":"abc","dataDir":"/d","host":"10.0.0.2"}`, "https://"},
+		"http manager": {`{"serverURL":"http://10.0.0.1:9603","certFile":"/c","caFile":"/a","dataDir":"/d","host":"10.0.0.2"}`, "https://"},
+		"no cert":      {`{"serverURL":"https://10.0.0.1:9603","dataDir":"/d","host":"10.0.0.2"}`, "certFile and caFile"},
+		"bad fraction": {`{"serverURL":"https://10.0.0.1:9603","certFile":"/c","caFile":"/a","dataDir":"/d","host":"10.0.0.2","renewFraction":1.5}`, "renewFraction"},
+		"good":         {`{"serverURL":"https://10.0.0.1:9603","certFile":"/c","caFile":"/a","dataDir":"/d","host":"10.0.0.2"}`, ""},
 	} {
 		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".json")
 		if err := os.WriteFile(p, []byte(tc.conf), 0o600); err != nil {

@@ -40,17 +40,25 @@ type Config struct {
 	CAFile   string `json:"caFile"`
 	// RenewFraction of the certificate's lifetime after which the agent
 	// renews it (default 2/3).
-	RenewFraction    float64 `json:"renewFraction,omitempty"`
-	Listen           string  `json:"listen"` // host:port; default ":9602"
-	Host             string  `json:"host"`   // the host name the manager knows this host by
-	DataDir          string  `json:"dataDir"`
-	ClusterID        int64   `json:"clusterId"`
-	HeartbeatSeconds int     `json:"heartbeatSeconds"`
+	RenewFraction float64 `json:"renewFraction,omitempty"`
+	// Listen is host:port; default <host>:9602. Only ":port" (no host)
+	// listens on every interface.
+	Listen           string `json:"listen"`
+	Host             string `json:"host"` // the host name the manager knows this host by
+	DataDir          string `json:"dataDir"`
+	ClusterID        int64  `json:"clusterId"`
+	HeartbeatSeconds int    `json:"heartbeatSeconds"`
 	// InstallDir is where the Doris roles live; pid files under it are
 	// reported in heartbeats.
 	InstallDir string `json:"installDir,omitempty"`
 	// MaxDownloadBytes caps a download (default 8 GiB).
 	MaxDownloadBytes int64 `json:"maxDownloadBytes,omitempty"`
+	// Limits of the agent's HTTP API; 0 takes the default (agent.DefaultHTTP).
+	ReadHeaderTimeoutSeconds float64 `json:"readHeaderTimeoutSeconds,omitempty"` // request headers
+	ReadTimeoutSeconds       float64 `json:"readTimeoutSeconds,omitempty"`       // whole request, body included
+	WriteTimeoutSeconds      float64 `json:"writeTimeoutSeconds,omitempty"`      // each write of a response
+	IdleTimeoutSeconds       float64 `json:"idleTimeoutSeconds,omitempty"`       // kept-alive connection without a request
+	MaxConns                 int     `json:"maxConns,omitempty"`                 // connections served at once
 }
 
 // Hardware is the agent's hardware report.
@@ -75,6 +83,17 @@ type Process struct {
 	Pid     int    `json:"pid"`
 	Running bool   `json:"running"`
 }
+
+// Bounds of what an agent reports in Register and Heartbeat. The manager
+// refuses a report beyond them (400 naming the field); the agent keeps
+// within them.
+const (
+	MaxDisks     = 64
+	MaxProcesses = 64
+	MaxText      = 256  // cpu, totalMemory, version, agentId, a process's role
+	MaxPath      = 4096 // a disk's mount point
+	MaxHost      = 253  // a DNS name's longest text form
+)
 
 // Register is the body of RegisterPath.
 type Register struct {

@@ -22,6 +22,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/server"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/internal/netguard"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -133,11 +134,32 @@ func serve(args []string, stderr io.Writer) error {
 	agentConnect := fs.Duration("agent-connect-timeout", agentclient.DefaultConnectTimeout, "time limit of one connection attempt to an agent")
 	agentKeepAlive := fs.Duration("agent-keepalive", agentclient.DefaultKeepAlive,
 		"silence after which a connection to an agent is probed; a host that stopped answering is noticed after about twice this")
+	secretKeyFile := fs.String("secret-key-file", "", "key that seals SSH credentials at rest (default <data-dir>/secret.key; created if missing)")
+	httpDef := server.DefaultHTTP()
+	readHeaderTimeout := fs.Duration("http-read-header-timeout", httpDef.ReadHeaderTimeout, "time limit for a client to send a request's headers")
+	readTimeout := fs.Duration("http-read-timeout", httpDef.ReadTimeout, "time limit for a client to send a whole request, headers and body")
+	writeTimeout := fs.Duration("http-write-timeout", httpDef.WriteTimeout, "time limit of each write of a response to a client")
+	idleTimeout := fs.Duration("http-idle-timeout", httpDef.IdleTimeout, "a kept-alive connection without a request is closed after this")
+	maxConns := fs.Int("http-max-conns", httpDef.MaxConns, "connections served at once; more wait until one closes")
+	authFailures := fs.Int("auth-max-failures", netguard.DefaultMaxFailures,
+		"failed authentications from one address within a minute that block it for five minutes (0 turns this off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	if *readHeaderTimeout <= 0 || *readTimeout <= 0 || *writeTimeout <= 0 || *idleTimeout <= 0 {
+		return errors.New("--http-read-header-timeout, --http-read-timeout, --http-write-timeout and --http-idle-timeout must be positive")
+	}
+	if *maxConns < 1 {
+		return errors.New("--http-max-conns must be at least 1")
+	}
+	if *authFailures < 0 {
+		return errors.New("--auth-max-failures must not be negative (0 turns the limit off)")
+	}
+	if *authFailures == 0 {
+		*authFailures = -1 // netguard: negative is off
 	}
 	if *parallel < 1 {
 		return errors.New("--parallel must be at least 1")
@@ -177,6 +199,9 @@ func serve(args []string, stderr io.Writer) error {
 		Listen: *listen, AgentListen: *agentListen, TLSAuto: *tlsMode == "auto", TLSCert: *tlsCert, TLSKey: *tlsKey, TLSSANs: sans,
 		DataDir: *dataDir, DB: *db, PluginsDir: *pluginsDir, AdvertiseURL: *advertise,
 		Parallel: *parallel, TaskTimeout: *taskTimeout, Logger: log, Extend: extendWith(clientOpts, *certLifetime),
+		SecretKeyFile: *secretKeyFile, AuthMaxFailures: *authFailures,
+		HTTP: netguard.Limits{ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout,
+			IdleTimeout: *idleTimeout, MaxConns: *maxConns},
 	})
 	if err != nil {
 		return err

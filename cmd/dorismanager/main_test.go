@@ -34,7 +34,9 @@ func TestBadCommands(t *testing.T) {
 		{"serve", "--log-level", "loud"}, {"serve", "extra"}, {"serve", "--agent-retries", "-1"},
 		{"serve", "--agent-keepalive", "500ms"}, {"serve", "--agent-connect-timeout", "0s"}, {"serve", "--agent-retry-backoff", "0s"},
 		{"serve", "--tls", "on"}, {"serve", "--advertise-url", "http://10.0.0.1:9601"}, {"serve", "--tls-san", "a b"},
-		{"serve", "--agent-cert-lifetime", "1m"}, {"ca"}, {"ca", "renew"}, {"ca", "rotate", "x"}} {
+		{"serve", "--agent-cert-lifetime", "1m"}, {"ca"}, {"ca", "renew"}, {"ca", "rotate", "x"},
+		{"serve", "--http-read-timeout", "0s"}, {"serve", "--http-write-timeout", "-1s"}, {"serve", "--http-max-conns", "0"},
+		{"serve", "--auth-max-failures", "-1"}} {
 		var out, errb bytes.Buffer
 		if err := run(args, &out, &errb); err == nil {
 			t.Errorf("%q: want an error", args)

@@ -92,8 +92,10 @@ func New(baseURL string, opts ...Option) *Client {
 		ka := keepAlive(c.idle)
 		dialer := &net.Dialer{Timeout: c.connect, KeepAliveConfig: ka,
 			Control: userTimeout(ka.Idle + time.Duration(ka.Count)*ka.Interval)}
+		// Idle connections are dropped before the agent's idle timeout
+		// (agent.DefaultHTTP, 2 min) would close one under a new request.
 		c.hc = &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: dialer.DialContext, MaxIdleConnsPerHost: 4,
-			TLSClientConfig: c.tls, TLSHandshakeTimeout: c.connect}}
+			IdleConnTimeout: 90 * time.Second, TLSClientConfig: c.tls, TLSHandshakeTimeout: c.connect}}
 	}
 	return c
 }
@@ -123,6 +125,11 @@ func (e *StatusError) Error() string {
 // one side's certificate is not trusted by the other (another CA, another
 // agent, expired, revoked by a reinstall). Re-sending does not help.
 var ErrHandshake = errors.New("TLS handshake with the agent failed")
+
+// ErrRequestIDReused is wrapped when the agent refuses a request because
+// its request id was already used for a different request (HTTP 409): the
+// agent keeps the id's recorded result for the request that first used it.
+var ErrRequestIDReused = errors.New("a request id was reused for another request (the agent refused it and ran nothing)")
 
 // transient marks failures worth re-sending: the request may or may not
 // have reached the agent, and the requestId makes that harmless.
@@ -229,6 +236,8 @@ func errorOf(resp *http.Response) error {
 	}
 	se := &StatusError{Status: resp.StatusCode, Msg: msg}
 	switch {
+	case resp.StatusCode == http.StatusConflict:
+		return fmt.Errorf("%w: %w", ErrRequestIDReused, se)
 	case env.Data.Reason == wire.ReasonNotExist:
 		return fmt.Errorf("%w: %w", sdk.ErrNotExist, se)
 	case resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable:

@@ -41,7 +41,7 @@ func newAgent(t *testing.T) (*agent.Agent, *pki.Authority) {
 	}
 	kb, _ := pki.EncodeKey(key)
 	dir := t.TempDir()
-	cfg := wire.Config{DataDir: filepath.Join(dir, "data"), ServerURL: "https://127.0.0.1:1",
+	cfg := wire.Config{DataDir: filepath.Join(dir, "data"), ServerURL: "https://127.0.0.1:1", MaxDownloadBytes: 1 << 20,
 		CertFile: filepath.Join(dir, "agent.pem"), CAFile: filepath.Join(dir, "ca.pem")}
 	if err := os.WriteFile(cfg.CertFile, append(is.PEM, kb...), 0o600); err != nil {
 		t.Fatal(err)
@@ -227,5 +227,52 @@ func TestRetriesOption(t *testing.T) {
 		if got := n.Load(); got != int32(retries+1) {
 			t.Errorf("retries %d: sent %d times, want %d", retries, got, retries+1)
 		}
+	}
+}
+
+// The agent's 409 for a request id reused for another request surfaces as
+// ErrRequestIDReused, saying so, for every kind of call; nothing is retried.
+func TestRequestIDReused(t *testing.T) {
+	srv := httptest.NewServer(start(t))
+	defer srv.Close()
+	ctx := context.Background()
+	c := New(srv.URL, WithBackoff(time.Millisecond))
+	dir := t.TempDir()
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.URL.Path)) }))
+	defer files.Close()
+	exec := func(id, word string) error {
+		_, err := c.Exec(ctx, ExecRequest{RequestID: id, Command: sdk.Command{Argv: []string{"echo", word}}}, nil)
+		return err
+	}
+	write := func(id, data string) error {
+		return c.WriteFile(ctx, WriteFileRequest{RequestID: id, Path: filepath.Join(dir, "f"), Data: []byte(data)})
+	}
+	download := func(id, name string) error {
+		_, err := c.Download(ctx, DownloadRequest{RequestID: id, Download: sdk.Download{URL: files.URL + "/" + name, Dest: filepath.Join(dir, "d")}}, nil)
+		return err
+	}
+	cases := []struct {
+		name          string
+		first, second func() error
+		reused        bool
+	}{
+		{"exec, same", func() error { return exec("e", "a") }, func() error { return exec("e", "a") }, false},
+		{"exec, other command", func() error { return exec("e", "a") }, func() error { return exec("e", "b") }, true},
+		{"write, other data", func() error { return write("w", "a") }, func() error { return write("w", "b") }, true},
+		{"download, other url", func() error { return download("d", "a") }, func() error { return download("d", "b") }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.first(); err != nil {
+				t.Fatal(err)
+			}
+			err := tc.second()
+			if got := errors.Is(err, ErrRequestIDReused); got != tc.reused {
+				t.Fatalf("second call: %v; reused = %v, want %v", err, got, tc.reused)
+			}
+			if tc.reused && !strings.Contains(err.Error(), "request id was reused for another request") {
+				t.Fatalf("message does not say what happened: %v", err)
+			}
+		})
 	}
 }

@@ -378,32 +378,24 @@ func (r *Registry) register(w http.ResponseWriter, req *http.Request) {
 	}
 	a := c.agent
 	var body wire.Register
-	if err := httpx.Decode(w, req, &body); err != nil {
+	if err := httpx.DecodeLimit(w, req, &body, maxReportBody); err != nil {
 		httpx.Fail(w, err)
 		return
 	}
-	if body.AgentID == "" {
-		httpx.Fail(w, httpx.BadRequest("agentId is empty"))
-		return
+	err = validRegister(body)
+	if err == nil {
+		err = validIdentity(req, a, body)
 	}
-	if body.AgentID != a.AgentUUID {
-		r.log.Warn("refused a registration for another agent id", "host", a.Host, "certificate", a.AgentUUID, "claimed", body.AgentID)
-		httpx.Fail(w, httpx.Errorf(http.StatusForbidden, "agentId %s is not the agent of this certificate (%s)", body.AgentID, a.AgentUUID))
-		return
-	}
-	if body.Host != a.Host {
-		r.log.Warn("refused a registration for another host", "host", a.Host, "claimed", body.Host)
-		httpx.Fail(w, httpx.Errorf(http.StatusForbidden, "host %q is not the host this agent's certificate was issued for (%s)", body.Host, a.Host))
+	if err != nil {
+		r.log.Warn("refused a registration", "cluster", a.ClusterID, "host", a.Host, "error", err)
+		httpx.Fail(w, err)
 		return
 	}
 	hw, _ := json.Marshal(body.Hardware)
 	ps, _ := json.Marshal(nonNil(body.Processes))
 	now := time.Now().UTC()
 	up := map[string]any{"agent_uuid": body.AgentID, "status": StatusRunning, "register_time": now,
-		"last_reported_time": now, "hardware": string(hw), "processes": string(ps)}
-	if body.Port > 0 {
-		up["port"] = body.Port
-	}
+		"last_reported_time": now, "hardware": string(hw), "processes": string(ps), "port": body.Port}
 	if err := r.db.WithContext(req.Context()).Model(&store.Agent{}).Where("id = ?", a.ID).Updates(up).Error; err != nil {
 		httpx.Fail(w, fmt.Errorf("record registration: %w", err))
 		return
@@ -443,7 +435,11 @@ func (r *Registry) heartbeat(w http.ResponseWriter, req *http.Request) {
 	}
 	a := c.agent
 	var body wire.Heartbeat
-	if err := httpx.Decode(w, req, &body); err != nil {
+	if err := httpx.DecodeLimit(w, req, &body, maxReportBody); err != nil {
+		httpx.Fail(w, err)
+		return
+	}
+	if err := validHeartbeat(body); err != nil {
 		httpx.Fail(w, err)
 		return
 	}

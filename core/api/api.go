@@ -18,6 +18,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/httpx"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/internal/netguard"
 	"github.com/go-chi/chi/v5"
 	"github.com/hashicorp/go-hclog"
 )
@@ -33,6 +34,9 @@ type Config struct {
 	// registered before roleList answers; its error only gets logged (the
 	// recorded values are still shown).
 	RefreshRoles func(ctx context.Context, clusterID int64) error
+	// AuthLimiter, if set, blocks a client address for a while after
+	// repeated failed authentication on /api.
+	AuthLimiter *netguard.AuthLimiter
 }
 
 // New returns the HTTP handler of the whole API.
@@ -50,7 +54,7 @@ func New(cfg Config) http.Handler {
 		httpx.Fail(w, httpx.Errorf(http.StatusMethodNotAllowed, "method %s is not allowed on %s", r.Method, r.URL.Path))
 	})
 	r.Route("/api", func(r chi.Router) {
-		r.Use(auth.Middleware(cfg.Store))
+		r.Use(auth.Middleware(cfg.Store, cfg.AuthLimiter))
 		r.Post("/server/installAgent", a.installAgent)
 		r.Get("/server/agentList", a.agentList)
 		r.Get("/server/roleList", a.roleList)

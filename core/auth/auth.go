@@ -17,6 +17,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/httpx"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/internal/netguard"
 )
 
 // AdminTokenFile is the admin token's file name inside the data dir.
@@ -148,13 +149,20 @@ func UserFrom(ctx context.Context) (store.User, bool) {
 
 // Middleware refuses requests without a valid "Authorization: Bearer" token
 // (401 with an envelope) and puts the token's user in the request context.
-func Middleware(st *store.Store) func(http.Handler) http.Handler {
+// lim (nil for none) counts the refusals per client address and answers a
+// client with too many of them 429 until its block ends.
+func Middleware(st *store.Store, lim *netguard.AuthLimiter) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if msg, blocked := lim.Blocked(w, r); blocked {
+				httpx.Fail(w, httpx.Errorf(http.StatusTooManyRequests, "%s", msg))
+				return
+			}
 			h := r.Header.Get("Authorization")
 			scheme, tok, ok := strings.Cut(h, " ")
 			tok = strings.TrimSpace(tok)
 			if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+				lim.Failed(r)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="dorismanager"`)
 				httpx.Fail(w, httpx.Errorf(http.StatusUnauthorized,
 					"missing API token: send the header \"Authorization: Bearer <token>\" (the admin token is in <data-dir>/admin.token)"))
@@ -162,6 +170,7 @@ func Middleware(st *store.Store) func(http.Handler) http.Handler {
 			}
 			u, err := st.UserByTokenHash(r.Context(), HashToken(tok))
 			if errors.Is(err, store.ErrNotFound) {
+				lim.Failed(r)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="dorismanager", error="invalid_token"`)
 				httpx.Fail(w, httpx.Errorf(http.StatusUnauthorized, "unknown API token"))
 				return

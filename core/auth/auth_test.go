@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/internal/netguard"
 )
 
 func newStore(t *testing.T) *store.Store {
@@ -67,7 +69,7 @@ func TestMiddleware(t *testing.T) {
 	if _, err := CreateToken(ctx, st, "bad name;"); err == nil {
 		t.Fatal("bad user name accepted")
 	}
-	h := Middleware(st)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := Middleware(st, nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, _ := UserFrom(r.Context())
 		w.Write([]byte(u.Name))
 	}))
@@ -107,5 +109,64 @@ func TestMiddleware(t *testing.T) {
 				t.Fatalf("envelope %s (%v)", w.Body.String(), err)
 			}
 		})
+	}
+}
+
+// After MaxFailures refusals from one address within the window, that
+// address gets 429 saying when to retry, even with a valid token, until
+// the block ends; other addresses and successful requests are unaffected.
+func TestMiddlewareBlocksRepeatedFailures(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(t)
+	tok, err := CreateToken(ctx, st, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	lim := netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: 3, Window: time.Minute, Block: 5 * time.Minute,
+		Now: func() time.Time { return now }})
+	h := Middleware(st, lim)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	const attacker, other = "192.0.2.7:40000", "192.0.2.8:40000"
+	steps := []struct {
+		name   string
+		wait   time.Duration
+		from   string
+		header string
+		status int
+	}{
+		{"valid token", 0, attacker, "Bearer " + tok, 200},
+		{"valid again (successes are not counted)", 0, attacker, "Bearer " + tok, 200},
+		{"no token", 0, attacker, "", 401},
+		{"unknown token", 0, attacker, "Bearer dm_guess1", 401},
+		{"valid between failures", 0, attacker, "Bearer " + tok, 200},
+		{"third failure", 0, attacker, "Bearer dm_guess2", 401},
+		{"blocked, even a guess", 0, attacker, "Bearer dm_guess3", 429},
+		{"blocked, even the valid token", time.Minute, attacker, "Bearer " + tok, 429},
+		{"another address", 0, other, "Bearer " + tok, 200},
+		{"another address, failing", 0, other, "Bearer dm_x", 401},
+		{"block over", 4 * time.Minute, attacker, "Bearer " + tok, 200},
+	}
+	for _, s := range steps {
+		now = now.Add(s.wait)
+		r := httptest.NewRequest("GET", "/api/x", nil)
+		r.RemoteAddr = s.from
+		if s.header != "" {
+			r.Header.Set("Authorization", s.header)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != s.status {
+			t.Fatalf("%s: status %d, want %d (%s)", s.name, w.Code, s.status, w.Body.String())
+		}
+		if s.status == 429 {
+			var env struct {
+				Code int    `json:"code"`
+				Msg  string `json:"msg"`
+			}
+			_ = json.Unmarshal(w.Body.Bytes(), &env)
+			if env.Code != 429 || !strings.Contains(env.Msg, "retry after") || w.Header().Get("Retry-After") == "" {
+				t.Fatalf("%s: %s, Retry-After %q: want a 429 envelope saying when to retry", s.name, w.Body.String(), w.Header().Get("Retry-After"))
+			}
+		}
 	}
 }

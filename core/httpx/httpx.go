@@ -69,7 +69,12 @@ func write(w http.ResponseWriter, status int, env Envelope) {
 // Decode reads a JSON body of at most MaxBody bytes into v, refusing
 // unknown trailing data. Errors are *Error with a message that says what to fix.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, MaxBody)
+	return DecodeLimit(w, r, v, MaxBody)
+}
+
+// DecodeLimit is Decode with a body of at most limit bytes.
+func DecodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
@@ -77,7 +82,7 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &mbe):
-			return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", MaxBody)
+			return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", limit)
 		case errors.Is(err, io.EOF):
 			return BadRequest("request body is empty: send a JSON object")
 		case errors.Is(err, io.ErrUnexpectedEOF):

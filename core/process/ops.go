@@ -266,7 +266,7 @@ func (e *Engine) Complete(ctx context.Context, userID, processID int64) error {
 	if err != nil {
 		return err
 	}
-	return e.st.Tx(ctx, func(tx *store.Store) error {
+	err = e.st.Tx(ctx, func(tx *store.Store) error {
 		all, err := tx.TasksOfStep(ctx, p.ID, p.Step)
 		if err != nil {
 			return err
@@ -298,4 +298,18 @@ func (e *Engine) Complete(ctx context.Context, userID, processID int64) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	e.forgetCredentials(ctx, p.ID)
+	return nil
+}
+
+// forgetCredentials makes sure SSH credentials just wiped or replaced
+// leave no copy in the database files. The change itself is committed, so
+// a failure here is only logged.
+func (e *Engine) forgetCredentials(ctx context.Context, processID int64) {
+	if err := e.st.ForgetDeleted(ctx); err != nil {
+		e.log.Warn("old SSH credentials may remain in the database files", "process", processID, "error", err)
+	}
 }

@@ -196,6 +196,7 @@ func (e *Engine) reinstallAgent(ctx context.Context, userID int64, r InstallAgen
 	if err != nil {
 		return err
 	}
+	e.forgetCredentials(ctx, p.ID) // the replaced ones
 	e.notify()
 	return nil
 }

@@ -1,5 +1,6 @@
 // Package secret seals small secrets (SSH keys and passphrases) at rest with
-// AES-256-GCM under a key kept in <data-dir>/secret.key.
+// AES-256-GCM under a key kept in <data-dir>/secret.key or a file of the
+// operator's choosing.
 package secret
 
 import (
@@ -26,11 +27,17 @@ type Box struct {
 // LoadOrCreate reads <dataDir>/secret.key, creating it (32 random bytes,
 // mode 0600) on first start.
 func LoadOrCreate(dataDir string) (*Box, error) {
-	path := filepath.Join(dataDir, KeyFile)
+	return LoadOrCreateFile(filepath.Join(dataDir, KeyFile))
+}
+
+// LoadOrCreateFile reads the key at path, creating it (32 random bytes,
+// mode 0600, parent folders 0700) if it does not exist. The key may live
+// outside the data dir, so that a copy of the data dir alone opens nothing.
+func LoadOrCreateFile(path string) (*Box, error) {
 	key, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("create data dir %s: %w", dataDir, err)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create folder of secret key %s: %w", path, err)
 		}
 		key = make([]byte, keySize)
 		if _, err := rand.Read(key); err != nil {
@@ -39,7 +46,7 @@ func LoadOrCreate(dataDir string) (*Box, error) {
 		// O_EXCL: never overwrite a key another process just wrote.
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, fs.ErrExist) {
-			return LoadOrCreate(dataDir)
+			return LoadOrCreateFile(path)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("create secret key %s: %w", path, err)

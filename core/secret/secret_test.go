@@ -60,3 +60,26 @@ func TestBadKeyFile(t *testing.T) {
 		t.Fatal("want error for a short key file")
 	}
 }
+
+// The key may live outside the data dir; its folder is created private.
+func TestLoadOrCreateFileOutsideDataDir(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "etc", "dorismanager", "secret.key")
+	b1, err := LoadOrCreateFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{path: 0o600, filepath.Dir(path): 0o700} {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm() != want {
+			t.Fatalf("%s: %v %v, want mode %v", p, st.Mode().Perm(), err, want)
+		}
+	}
+	sealed, _ := b1.Seal([]byte("x"))
+	b2, err := LoadOrCreateFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b2.Open(sealed); err != nil || string(got) != "x" {
+		t.Fatalf("second load opens %q %v", got, err)
+	}
+}

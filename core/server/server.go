@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/internal/netguard"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -78,6 +80,14 @@ type Config struct {
 	Parallel     int           // tasks run at once (runner.DefaultParallel when 0)
 	TaskTimeout  time.Duration // per task (runner.DefaultTaskTimeout when 0)
 	Logger       hclog.Logger
+	// SecretKeyFile holds the key that seals secrets at rest; empty for
+	// <DataDir>/secret.key. Created on first start if missing.
+	SecretKeyFile string
+	// HTTP bounds slow and flooding clients; zero fields take DefaultHTTP.
+	HTTP netguard.Limits
+	// AuthMaxFailures failed authentications from one address within a
+	// minute block it for five (0: netguard.DefaultMaxFailures; negative: off).
+	AuthMaxFailures int
 
 	Actions  runner.Actions
 	Stopper  process.Stopper
@@ -86,6 +96,21 @@ type Config struct {
 	// Extend, if set, is called once the store and secrets are open and
 	// returns the extensions that need them.
 	Extend func(ctx context.Context, d Deps) (Extensions, error)
+}
+
+// DefaultHTTP are the manager's HTTP limits. Requests are small JSON
+// bodies (at most 1 MiB); a write that cannot go out within a minute means
+// the client stopped reading. Agents keep one connection each to the
+// manager, so the connection cap leaves room for a large fleet.
+func DefaultHTTP() netguard.Limits {
+	return netguard.Limits{
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		MaxConns:          2048,
+	}
 }
 
 // Server is a running manager. New binds the port; Serve serves.
@@ -137,7 +162,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			st.Close()
 		}
 	}()
-	box, err := secret.LoadOrCreate(cfg.DataDir)
+	keyFile := cfg.SecretKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.DataDir, secret.KeyFile)
+	}
+	box, err := secret.LoadOrCreateFile(keyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -154,10 +183,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the manager's CA: %w", err)
 	}
+	limits := cfg.HTTP.Or(DefaultHTTP())
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	ln = limits.Listener(ln)
 	defer func() {
 		if !ok {
 			ln.Close()
@@ -223,16 +254,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	notifyMu.Unlock()
 	s.engine = process.New(process.Config{Store: st, Sealer: box, Stopper: stopper, Notify: r.Notify, Logger: log.Named("process")})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
-		RefreshRoles: ext.RefreshRoles})
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures})})
+	s.http = limits.Server(handler)
+	s.http.ErrorLog = log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	if agentAPI != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/agent-api/", agentAPI)
-		s.agentLn = tls.NewListener(agentLn, ca.AgentEndpointTLS())
+		s.agentLn = tls.NewListener(limits.Listener(agentLn), ca.AgentEndpointTLS())
+		s.agentSrv = limits.Server(mux)
 		// Refused handshakes (scanners, wrong certificates) are logged at
 		// debug level; refused agent certificates are logged by the registry.
-		s.agentSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: log.Named("agent-endpoint").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})}
+		s.agentSrv.ErrorLog = log.Named("agent-endpoint").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})
 	} else {
 		agentLn.Close()
 	}

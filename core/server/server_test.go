@@ -21,6 +21,8 @@ import (
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/internal/netguard"
+	"github.com/dorismanager/dorismanager/internal/netguard/netguardtest"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/ssh"
 )
@@ -265,3 +267,27 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// Many idle connections are closed by the read-header and idle timeouts,
+// the connection cap bounds the open files meanwhile, and they come back
+// to where they were.
+func TestIdleConnectionsClosedAndFilesBounded(t *testing.T) {
+	const maxConns = 200
+	s, _, stop := startServer(t, Config{HTTP: netguard.Limits{ReadHeaderTimeout: time.Second,
+		IdleTimeout: time.Second, MaxConns: maxConns}})
+	defer stop()
+	netguardtest.IdleFlood(t, s.Addr().String(), 500, maxConns, "GET /no-such-page HTTP/1.1\r\nHost: manager\r\n\r\n")
+}
+
+// --secret-key-file puts the key outside the data dir.
+func TestSecretKeyFileOutsideDataDir(t *testing.T) {
+	dataDir, keyFile := t.TempDir(), filepath.Join(t.TempDir(), "keys", "manager.key")
+	_, _, stop := startServer(t, Config{DataDir: dataDir, SecretKeyFile: keyFile})
+	stop()
+	if st, err := os.Stat(keyFile); err != nil || st.Size() != 32 {
+		t.Fatalf("key file %s: %v", keyFile, err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "secret.key")); err == nil {
+		t.Fatal("a key was written into the data dir as well")
+	}
+}

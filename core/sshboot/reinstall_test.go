@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/testhosts"
 )
 
@@ -159,7 +160,7 @@ func TestProbeStopScriptLocally(t *testing.T) {
 	}
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(deadline.D(10 * time.Second)):
 		t.Fatal("the old agent was not stopped")
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(home), "pwned")); err == nil {

@@ -60,6 +60,7 @@ type Config struct {
 	ConnectTimeout    time.Duration // default 10s
 	RegisterTimeout   time.Duration // default 60s
 	MinFreeBytes      int64         // free space needed under the install dir; default 64 MiB
+	SlowShellStart    time.Duration // a session slower than this to start its command is reported; default 2s
 }
 
 // Installer installs agents; safe for concurrent use (one SSH connection per Install).
@@ -126,6 +127,9 @@ func New(cfg Config) (*Installer, error) {
 	}
 	if cfg.RegisterTimeout <= 0 {
 		cfg.RegisterTimeout = 60 * time.Second
+	}
+	if cfg.SlowShellStart <= 0 {
+		cfg.SlowShellStart = 2 * time.Second
 	}
 	if cfg.MinFreeBytes <= 0 {
 		cfg.MinFreeBytes = 64 << 20
@@ -205,6 +209,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	defer client.Close()
 	res := Result{HostKeyFingerprint: fp, LogPath: path.Join(t.InstallDir, "agent", "log", "agent.out")}
 	logf("connected; host key %s", fp)
+	sh := &shell{client: client, host: t.Host, logf: logf, slow: in.cfg.SlowShellStart}
 
 	serverURL := in.cfg.AdvertiseURL
 	if serverURL == "" {
@@ -252,7 +257,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	// without its agent. If this session itself fails, the host is where
 	// a failed stop used to leave it: certificate renewed, install to retry.
 	logf("probing the host and stopping an older agent in %s, if any", home)
-	out, err := run(client, probeStopScript, home, unit)
+	out, err := sh.run(ctx, probeStopScript, home, unit)
 	if err != nil {
 		return res, fmt.Errorf("probe %s and stop its older agent: %w", t.Host, err)
 	}
@@ -283,10 +288,13 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 			return res, fmt.Errorf("upload agent to %s: %w", t.Host, err)
 		}
 	}
-	listen := ":" + strconv.Itoa(t.AgentPort)
-	if listenIP != "" {
-		listen = net.JoinHostPort(listenIP, strconv.Itoa(t.AgentPort))
+	// The agent listens only on the address this host was reached at
+	// (as the SSH server saw it), else on the address it was named by.
+	listenHost := listenIP
+	if listenHost == "" {
+		listenHost = t.Host
 	}
+	listen := net.JoinHostPort(listenHost, strconv.Itoa(t.AgentPort))
 	certFile, caFile := path.Join(home, "conf", "agent.pem"), path.Join(home, "conf", "ca.pem")
 	conf, _ := json.MarshalIndent(wire.Config{ServerURL: serverURL, CertFile: certFile, CAFile: caFile, Listen: listen, Host: t.Host,
 		DataDir: path.Join(home, "data"), ClusterID: t.ClusterID, HeartbeatSeconds: 5, InstallDir: t.InstallDir}, "", "  ")
@@ -309,12 +317,12 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 
 	if systemd {
 		logf("starting agent as systemd unit %s (manager at %s, listening on %s)", unit, serverURL, listen)
-		if err := startSystemd(sc, client, home, unit); err != nil {
+		if err := startSystemd(ctx, sc, sh, home, unit); err != nil {
 			return res, fmt.Errorf("start agent on %s: %w", t.Host, err)
 		}
 	} else {
 		logf("starting agent detached (manager at %s, listening on %s)", serverURL, listen)
-		if _, err := run(client, `cd "$1" && setsid nohup "$1/bin/doris-agent" -config "$1/conf/agent.json" >>"$1/log/agent.out" 2>&1 </dev/null &`, home); err != nil {
+		if _, err := sh.run(ctx, `cd "$1" && setsid nohup "$1/bin/doris-agent" -config "$1/conf/agent.json" >>"$1/log/agent.out" 2>&1 </dev/null &`, home); err != nil {
 			return res, fmt.Errorf("start agent on %s: %w", t.Host, err)
 		}
 	}
@@ -329,7 +337,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		}
 		tail := readTail(sc, res.LogPath, 4096)
 		if systemd {
-			if j, jerr := run(client, `journalctl -u "$1" -n 30 --no-pager 2>&1`, unit); jerr == nil {
+			if j, jerr := sh.run(ctx, `journalctl -u "$1" -n 30 --no-pager 2>&1`, unit); jerr == nil {
 				tail += j
 			}
 		}
@@ -468,24 +476,6 @@ func changed(addr, old, now string) error {
 	return fmt.Errorf("%w: %s presented host key %s, but %s was recorded for it: if the host was really reinstalled, pin the new fingerprint (hostKeyFingerprints) and retry", ErrHostKeyChanged, addr, now, old)
 }
 
-// run executes a fixed shell script; data goes in as positional parameters.
-func run(client *ssh.Client, script string, args ...string) (string, error) {
-	s, err := client.NewSession()
-	if err != nil {
-		return "", err
-	}
-	defer s.Close()
-	cmd := "sh -c " + quote(script) + " sh"
-	for _, a := range args {
-		cmd += " " + quote(a)
-	}
-	out, err := s.CombinedOutput(cmd)
-	if err != nil {
-		return string(out), fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
-}
-
 // quote makes s one word for a POSIX shell.
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
@@ -614,7 +604,7 @@ func clip(s string, n int) string {
 	return s
 }
 
-func startSystemd(sc *sftp.Client, client *ssh.Client, home, unit string) error {
+func startSystemd(ctx context.Context, sc *sftp.Client, sh *shell, home, unit string) error {
 	u := fmt.Sprintf(`[Unit]
 Description=Doris Manager agent (%s)
 After=network-online.target
@@ -635,7 +625,7 @@ WantedBy=multi-user.target
 	if err := upload(sc, "/etc/systemd/system/"+unit, strings.NewReader(u), 0o644); err != nil {
 		return err
 	}
-	_, err := run(client, `systemctl daemon-reload && systemctl enable "$1" && systemctl restart "$1"`, unit)
+	_, err := sh.run(ctx, `systemctl daemon-reload && systemctl enable "$1" && systemctl restart "$1"`, unit)
 	return err
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/testhosts"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sync/errgroup"
@@ -112,7 +113,7 @@ func setup(t testing.TB, n int) *env {
 	t.Cleanup(func() { srv.Close() })
 	port := ln.Addr().(*net.TCPAddr).Port
 	inst, err := New(Config{AgentBinary: agentBin, AgentEndpointPort: port, Registry: reg, DB: st.DB(), Logger: logger,
-		ConnectTimeout: 2 * time.Second, RegisterTimeout: 30 * time.Second})
+		ConnectTimeout: 2 * time.Second, RegisterTimeout: deadline.D(30 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestInstall(t *testing.T) {
 
 	t.Run("heartbeat loss turns STOP and back", func(t *testing.T) {
 		h := hs.Hosts[2]
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		wctx, cancel := deadline.Context(ctx, 30*time.Second)
 		defer cancel()
 		if err := h.SetReachable(ctx, false); err != nil {
 			t.Fatal(err)
@@ -264,7 +265,7 @@ func TestInstall(t *testing.T) {
 		defer h.SetReachable(ctx, true)
 		// The context is far longer than the connect timeout: the failure
 		// must come from the installer's own timeout.
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		cctx, cancel := deadline.Context(ctx, 60*time.Second)
 		defer cancel()
 		_, err := e.inst.Install(cctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519}, io.Discard)
 		if !errors.Is(err, ErrUnreachable) || cctx.Err() != nil {

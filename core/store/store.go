@@ -67,6 +67,9 @@ func Open(dsn, dataDir string, log hclog.Logger) (*Store, error) {
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Add("_pragma", "synchronous(NORMAL)")
+		// Deleted or overwritten content (SSH credentials wiped at
+		// installComplete) is zeroed in its page, not left in free space.
+		q.Add("_pragma", "secure_delete(1)")
 		q.Set("_txlock", "immediate")
 		db, err = gorm.Open(sqlite.Open("file:"+path+"?"+q.Encode()), cfg)
 		if err != nil {
@@ -119,6 +122,26 @@ func (s *Store) migrate() error {
 		if err := s.db.Exec(q).Error; err != nil {
 			return fmt.Errorf("migrate schema: %w", err)
 		}
+	}
+	return nil
+}
+
+// ForgetDeleted leaves no copy of content deleted or overwritten so far in
+// the database files. On SQLite, secure_delete has zeroed it in the pages,
+// but the write-ahead log still holds the pages' earlier versions: the log
+// is checkpointed into the database file and truncated to nothing. (On
+// PostgreSQL dead row versions stay until VACUUM reuses their space, and
+// nothing is done here.)
+func (s *Store) ForgetDeleted(ctx context.Context) error {
+	if s.postgres {
+		return nil
+	}
+	var busy, logPages, checkpointed int
+	if err := s.q(ctx).Raw("PRAGMA wal_checkpoint(TRUNCATE)").Row().Scan(&busy, &logPages, &checkpointed); err != nil {
+		return fmt.Errorf("checkpoint the SQLite log: %w", err)
+	}
+	if busy != 0 {
+		return errors.New("checkpoint the SQLite log: the database is busy (another process has it open); old pages stay in dorismanager.db-wal until the next checkpoint")
 	}
 	return nil
 }

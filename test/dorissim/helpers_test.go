@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/ulikunitz/xz"
 
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 	}
 	simBinary = filepath.Join(dir, "dorissim")
 	javaHome = filepath.Join(dir, "jdk")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	if err := dorissim.BuildBinary(ctx, simBinary); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -209,7 +210,7 @@ func freePorts(t *testing.T, n int) []int {
 // script runs home/bin/name with bash and returns its combined output.
 func script(t *testing.T, env []string, home, name string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := deadline.Context(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(home, "bin", name)}, args...)...)
 	cmd.Env = env

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
 
@@ -111,7 +112,7 @@ func BenchmarkWizard(b *testing.B) {
 // startBench is start for a benchmark: hosts and manager outside the timer.
 func startBench(b *testing.B) *sandbox.Sandbox {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	defer cancel()
 	s, err := sandbox.Start(ctx, sandbox.Options{BinDir: binDir})
 	if err != nil {

@@ -11,14 +11,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 	"github.com/dorismanager/dorismanager/test/testhosts"
 )
 
 // TestDemoUpDown runs the demo program as `make demo` and `make demo-down`
 // do, and checks that down leaves no process, namespace, link or file.
+//
+// Not parallel: demo down restores vm.max_map_count, which is global to the
+// machine, to what it was at demo up, under the feet of any BE another test
+// is starting. Go runs the tests that are not parallel first, alone.
 func TestDemoUpDown(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	defer cancel()
 	root, err := sandbox.RepoRoot()
 	if err != nil {

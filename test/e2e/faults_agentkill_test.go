@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 	"github.com/dorismanager/dorismanager/test/testhosts"
 )
@@ -22,8 +23,9 @@ import (
 // per task, no half-installed leftovers) and the wizard finishes with a
 // healthy cluster.
 func TestFaultAgentKilledMidTask(t *testing.T) {
+	t.Parallel()
 	s := start(t, sandbox.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := deadline.Context(context.Background(), 60*time.Second)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/pgtest"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
@@ -19,13 +20,14 @@ import (
 // process and its state, and the step has its tasks once. Then the wizard
 // completes with a healthy cluster.
 func TestFaultConcurrentSameStep(t *testing.T) {
-	t.Run("SQLite", func(t *testing.T) { concurrentSameStep(t, "") })
-	t.Run("PostgreSQL", func(t *testing.T) { concurrentSameStep(t, pgtest.Start(t)) })
+	t.Parallel()
+	t.Run("SQLite", func(t *testing.T) { t.Parallel(); concurrentSameStep(t, "") })
+	t.Run("PostgreSQL", func(t *testing.T) { t.Parallel(); concurrentSameStep(t, pgtest.Start(t)) })
 }
 
 func concurrentSameStep(t *testing.T, db string) {
 	s := start(t, sandbox.Options{DB: db})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	ctx, cancel := deadline.Context(context.Background(), 100*time.Second)
 	defer cancel()
 	c1, c2 := s.Client(), s.Client()
 	plan := s.StandardPlan()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
 
@@ -18,8 +19,9 @@ import (
 // the FE starts and exits, and the task's response carries the tail of
 // fe.log.
 func TestFaultFEPortTaken(t *testing.T) {
+	t.Parallel()
 	s := start(t, sandbox.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()

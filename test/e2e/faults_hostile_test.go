@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
 
@@ -28,8 +29,9 @@ import (
 // $(...) and backticks in values is accepted, lands byte for byte in the
 // file, and runs nothing.
 func TestHostileInput(t *testing.T) {
+	t.Parallel()
 	s := start(t, sandbox.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	ctx, cancel := deadline.Context(context.Background(), 100*time.Second)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()

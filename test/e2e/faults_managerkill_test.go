@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/pgtest"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 	"github.com/dorismanager/dorismanager/test/testhosts"
@@ -26,15 +27,16 @@ import (
 // SUCCESS; the package was downloaded once per host, each role process
 // runs once, and the wizard ends with a healthy cluster.
 func TestFaultManagerKilledMidStep(t *testing.T) {
-	t.Run("SQLite", func(t *testing.T) { managerKilledMidStep(t, "") })
-	t.Run("PostgreSQL", func(t *testing.T) { managerKilledMidStep(t, pgtest.Start(t)) })
+	t.Parallel()
+	t.Run("SQLite", func(t *testing.T) { t.Parallel(); managerKilledMidStep(t, "") })
+	t.Run("PostgreSQL", func(t *testing.T) { t.Parallel(); managerKilledMidStep(t, pgtest.Start(t)) })
 }
 
 const restartNote = "the manager restarted while this task ran"
 
 func managerKilledMidStep(t *testing.T, db string) {
 	s := start(t, sandbox.Options{DB: db})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	ctx, cancel := deadline.Context(context.Background(), 100*time.Second)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
 
@@ -19,8 +20,9 @@ import (
 // task saying so and leaves nothing on the hosts; once the package is
 // where the URL points, retry installs it and the wizard completes.
 func TestFaultPackage404(t *testing.T) {
+	t.Parallel()
 	s := start(t, sandbox.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()
@@ -73,8 +75,9 @@ func TestFaultPackage404(t *testing.T) {
 // is to complete (close) this process and start a new one with the right
 // checksum, which then builds a healthy cluster on the same hosts.
 func TestFaultPackageChecksum(t *testing.T) {
+	t.Parallel()
 	s := start(t, sandbox.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()

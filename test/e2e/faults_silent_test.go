@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
 
@@ -23,9 +24,10 @@ import (
 // the host is back, retry succeeds, nothing ran twice and the wizard
 // finishes with a healthy cluster.
 func TestFaultHostSilentMidTask(t *testing.T) {
+	t.Parallel()
 	s := start(t, sandbox.Options{ManagerArgs: []string{"--agent-keepalive", "2s", "--agent-connect-timeout", "2s",
 		"--agent-retries", "2", "--agent-retry-backoff", "100ms"}})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()
@@ -93,7 +95,7 @@ func TestFaultHostSilentMidTask(t *testing.T) {
 
 	// Far below the 30-minute task timeout: keepalive (~5 s here), then
 	// three connection attempts of 2 s for each call the plugin makes.
-	wctx, wcancel := context.WithTimeout(ctx, 45*time.Second)
+	wctx, wcancel := deadline.Context(ctx, 45*time.Second)
 	ts, err = c.WaitStep(wctx, pid, nil)
 	wcancel()
 	if err != nil {

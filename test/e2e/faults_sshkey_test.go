@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
 
@@ -14,8 +15,9 @@ import (
 // process with the right key runs those same tasks again, and the wizard
 // goes on to a healthy cluster.
 func TestFaultWrongSSHKey(t *testing.T) {
+	t.Parallel()
 	s := start(t, sandbox.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
 
@@ -15,8 +16,9 @@ import (
 // INSTALL_AGENT task within the connect timeout; skipping it lets the
 // wizard finish on the other hosts, and no later step touches it.
 func TestFaultUnreachableHostSkip(t *testing.T) {
+	t.Parallel()
 	s := start(t, sandbox.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()
@@ -32,7 +34,7 @@ func TestFaultUnreachableHostSkip(t *testing.T) {
 	}
 	// The connect timeout is 10 s: the step must end well within a
 	// minute, not after the 60 s registration wait or the task timeout.
-	wctx, wcancel := context.WithTimeout(ctx, 45*time.Second)
+	wctx, wcancel := deadline.Context(ctx, 45*time.Second)
 	ts, err := c.WaitStep(wctx, pid, nil)
 	wcancel()
 	if err != nil {

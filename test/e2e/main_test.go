@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/pgtest"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
@@ -40,7 +41,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binDir = dir
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 10*time.Minute)
 	err = sandbox.Build(ctx, binDir)
 	cancel()
 	if err != nil {
@@ -55,7 +56,7 @@ func run(m *testing.M) int {
 func start(t *testing.T, o sandbox.Options) *sandbox.Sandbox {
 	t.Helper()
 	o.BinDir = binDir
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	defer cancel()
 	s, err := sandbox.Start(ctx, o)
 	if err != nil {
@@ -63,27 +64,12 @@ func start(t *testing.T, o sandbox.Options) *sandbox.Sandbox {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			if b, err := os.ReadFile(s.ManagerLog()); err == nil {
-				t.Logf("manager log (tail):\n%s", tail(string(b), 60))
-			}
+			t.Logf("the sandbox when the test failed:\n%s", s.Diagnose())
 		}
 		s.Close()
 	})
 	if err := s.StartManager(ctx); err != nil {
 		t.Fatalf("start manager: %v", err)
-	}
-	return s
-}
-
-func tail(s string, n int) string {
-	lines := 0
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '\n' {
-			lines++
-			if lines > n {
-				return s[i+1:]
-			}
-		}
 	}
 	return s
 }

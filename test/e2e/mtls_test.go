@@ -19,6 +19,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/pki"
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 	"github.com/dorismanager/dorismanager/test/testhosts"
 )
@@ -32,8 +33,9 @@ import (
 // heartbeat and the CA is rotated and the rotation finished while the
 // wizard goes on: every agent stays connected and the cluster comes up.
 func TestMutualTLS(t *testing.T) {
+	t.Parallel()
 	s := start(t, sandbox.Options{ManagerArgs: []string{"--agent-cert-lifetime", "1h"}})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()
@@ -278,7 +280,7 @@ func waitUntil(ctx context.Context, t *testing.T, what string, ok func() bool) {
 }
 
 func client(cfg *tls.Config) *http.Client {
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	return &http.Client{Timeout: deadline.D(10 * time.Second), Transport: &http.Transport{TLSClientConfig: cfg}}
 }
 
 func get(url string, cfg *tls.Config) (int, string, error) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/dorissim"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
@@ -19,6 +20,7 @@ import (
 // TestLayouts walks the wizard with the other release layouts and formats
 // (the 2.x tar.gz one is TestWizard's): the plugins find each role's folder.
 func TestLayouts(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		layout dorissim.Layout
 		format dorissim.Format
@@ -27,8 +29,9 @@ func TestLayouts(t *testing.T) {
 		{dorissim.Layout12, dorissim.TarXz},
 	} {
 		t.Run(string(c.layout)+"-"+string(c.format), func(t *testing.T) {
+			t.Parallel()
 			s := start(t, sandbox.Options{Layout: c.layout, Format: c.format})
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 			defer cancel()
 			plan := s.StandardPlan()
 			if pid, _, err := s.Client().Walk(ctx, s, plan, nil); err != nil {
@@ -83,8 +86,9 @@ func checkHosts(t *testing.T, s *sandbox.Sandbox, plan sandbox.Plan) {
 // open-files limit of 1024 (a common distribution default): the plugin
 // raises the limit for the BE, so start_be.sh's check passes.
 func TestLowOpenFilesBE(t *testing.T) {
+	t.Parallel()
 	s := start(t, sandbox.Options{Hosts: 1})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()
@@ -162,8 +166,9 @@ func walkRest(ctx context.Context, t *testing.T, c *sandbox.Client, s *sandbox.S
 // DEPLOY task fails with a message naming what to change, and a fixed
 // config then deploys.
 func TestConfigFailuresSayWhatToFix(t *testing.T) {
+	t.Parallel()
 	s := start(t, sandbox.Options{Hosts: 1})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()

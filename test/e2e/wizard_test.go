@@ -12,6 +12,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/pgtest"
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
@@ -19,14 +20,16 @@ import (
 // TestWizard walks the whole wizard as the API document shows it, then
 // checks what the API reports and asks the cluster itself who is alive.
 func TestWizard(t *testing.T) {
+	t.Parallel()
 	for _, db := range []string{"sqlite", "postgres"} {
 		t.Run(db, func(t *testing.T) {
+			t.Parallel()
 			o := sandbox.Options{}
 			if db == "postgres" {
 				o.DB = pgtest.Start(t)
 			}
 			s := start(t, o)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 			defer cancel()
 			c := s.Client()
 			plan := s.StandardPlan()

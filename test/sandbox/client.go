@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/dorismanager/dorismanager/test/deadline"
 )
 
 // Client calls the manager's REST API the way an outside client does.
@@ -27,7 +29,7 @@ func (s *Sandbox) Client() *Client {
 	if b, err := s.CABundle(); err == nil {
 		pool.AppendCertsFromPEM(b)
 	}
-	return &Client{URL: s.URL, Token: s.Token, HTTP: &http.Client{Timeout: 60 * time.Second,
+	return &Client{URL: s.URL, Token: s.Token, HTTP: &http.Client{Timeout: deadline.D(60 * time.Second),
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
 }
 
@@ -148,6 +150,7 @@ func (c *Client) CurrentTasks(ctx context.Context, processID int64) ([]Task, err
 // status changed. It returns the final tasks.
 func (c *Client) WaitStep(ctx context.Context, processID int64, onChange func(Task)) ([]Task, error) {
 	seen := map[int64]string{}
+	since := time.Now()
 	for {
 		ts, err := c.CurrentTasks(ctx, processID)
 		if err != nil {
@@ -170,7 +173,7 @@ func (c *Client) WaitStep(ctx context.Context, processID int64, onChange func(Ta
 		}
 		select {
 		case <-ctx.Done():
-			return ts, fmt.Errorf("waiting for the tasks of process %d: %w", processID, ctx.Err())
+			return ts, waitedErr(ctx, fmt.Sprintf("waiting for every task of process %d's current step to end", processID), since, ts)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -44,6 +44,7 @@ func (c *Client) Back(ctx context.Context, pid int64) error {
 // WaitFor polls currentTasks until done says the tasks are where the
 // caller wants them, and returns them.
 func (c *Client) WaitFor(ctx context.Context, pid int64, done func([]Task) bool) ([]Task, error) {
+	since := time.Now()
 	for {
 		ts, err := c.CurrentTasks(ctx, pid)
 		if err != nil {
@@ -54,7 +55,7 @@ func (c *Client) WaitFor(ctx context.Context, pid int64, done func([]Task) bool)
 		}
 		select {
 		case <-ctx.Done():
-			return ts, fmt.Errorf("waiting for the tasks of process %d: %w (now:%s)", pid, ctx.Err(), Describe(ts))
+			return ts, waitedErr(ctx, fmt.Sprintf("waiting for the tasks of process %d to reach the state the test wants", pid), since, ts)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

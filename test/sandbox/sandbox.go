@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/dorismanager/dorismanager/test/dorissim"
@@ -261,7 +262,7 @@ func (s *Sandbox) StartManager(ctx context.Context) error {
 // waitReady waits for the manager's port to accept connections (or for
 // the process to die, which ends the wait at once).
 func (s *Sandbox) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := deadline.Context(ctx, 30*time.Second)
 	defer cancel()
 	addr := strings.TrimPrefix(s.URL, "https://")
 	for delay := 5 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
@@ -298,7 +299,7 @@ func (s *Sandbox) StopManager(kill bool) error {
 	var err error
 	select {
 	case err = <-s.waitErr:
-	case <-time.After(30 * time.Second):
+	case <-time.After(deadline.D(30 * time.Second)):
 		_ = s.manager.Process.Kill()
 		err = <-s.waitErr
 	}

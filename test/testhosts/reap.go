@@ -118,7 +118,7 @@ func (hs *Hosts) Detach() error {
 // which was not detached. Start calls it; callers must hold the hosts
 // lock. Sets it cannot read or trust are left alone and logged.
 func reap(ctx context.Context, log hclog.Logger) error {
-	dirs, err := filepath.Glob(filepath.Join(os.TempDir(), "testhosts-*"))
+	dirs, err := filepath.Glob(filepath.Join(baseDir(), "testhosts-*"))
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 )
@@ -76,7 +77,7 @@ func TestReapRecords(t *testing.T) {
 		t.Skip("th9999 names are in use on this machine")
 	}
 	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
+	t.Setenv("TESTHOSTS_DIR", tmp)
 	self, err := selfOwner()
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +239,7 @@ func TestReapKilledOwner(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := deadline.Context(context.Background(), time.Minute)
 	defer cancel()
 	hs, err := Start(ctx, Options{N: 1})
 	if err != nil {

@@ -2,7 +2,6 @@ package testhosts
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -69,14 +68,15 @@ func Attach(st State) (*Hosts, error) {
 			return nil, fmt.Errorf("testhosts state: host %q: namespace %q or link %q is not one Start gives out", s.Name, s.NS, s.Veth)
 		}
 		hs.Hosts = append(hs.Hosts, &Host{Name: s.Name, Addr: s.Addr, Port: 22, Root: s.Root, NS: s.NS,
+			Home: filepath.Join(s.Dir, "root"), Tmp: filepath.Join(s.Dir, "tmp"),
 			Dir: s.Dir, SSHDLog: filepath.Join(s.Dir, "sshd.log"), hs: hs, veth: s.Veth, sshdPid: s.SSHDPid})
 	}
 	return hs, nil
 }
 
-// checkDir accepts only a folder Start makes: os.TempDir()/testhosts-*.
+// checkDir accepts only a folder Start makes: baseDir()/testhosts-*.
 func checkDir(dir string) error {
-	tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator)
+	tmp := filepath.Clean(baseDir()) + string(filepath.Separator)
 	if d := filepath.Clean(dir); !strings.HasPrefix(d, tmp+"testhosts-") || strings.Contains(d[len(tmp):], string(filepath.Separator)) {
 		return fmt.Errorf("testhosts state: %q is not a folder Start makes", dir)
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 func TestAttachRefusesForeignNames(t *testing.T) {
-	dir := filepath.Join(os.TempDir(), "testhosts-123")
+	dir := filepath.Join(BaseDir, "testhosts-123")
 	good := HostState{Name: "host1", NS: "th12ab-h1", Veth: "th12abv1"}
 	cases := []struct {
 		name string

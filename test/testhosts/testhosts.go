@@ -26,12 +26,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/ssh"
 )
 
 // SSHD is the OpenSSH server binary the hosts run.
 const SSHD = "/usr/sbin/sshd"
+
+// BaseDir holds every set of hosts' files and the machine-wide lock unless
+// TESTHOSTS_DIR names another folder. It is not /tmp: each host gets a
+// private /tmp mounted over the machine's, and sshd must still see its own
+// config and keys.
+const BaseDir = "/var/tmp"
+
+func baseDir() string {
+	if d := os.Getenv("TESTHOSTS_DIR"); d != "" {
+		return d
+	}
+	return BaseDir
+}
 
 // Options configure Start.
 type Options struct {
@@ -70,6 +84,8 @@ type Host struct {
 	Addr    string // IPv4 address
 	Port    int    // sshd port (22)
 	Root    string // the real directory mounted over /opt inside the host
+	Home    string // the real directory mounted over /root inside the host
+	Tmp     string // the real directory mounted over /tmp inside the host
 	NS      string // network namespace name
 	Dir     string // the host's private files (sshd config, keys, log)
 	SSHDLog string // sshd's log file
@@ -121,7 +137,7 @@ func Start(ctx context.Context, opts Options) (_ *Hosts, err error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	dir, err := os.MkdirTemp("", "testhosts-")
+	dir, err := os.MkdirTemp(baseDir(), "testhosts-")
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +190,7 @@ func run(ctx context.Context, argv ...string) error {
 // dead processes, picks a free subnet and name prefix (so parallel test
 // binaries never collide) and builds bridge, namespaces and veths.
 func (hs *Hosts) lockedNetwork(ctx context.Context, n int) error {
-	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "testhosts.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := os.OpenFile(filepath.Join(baseDir(), "testhosts.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return err
 	}
@@ -242,6 +258,7 @@ func (hs *Hosts) network(ctx context.Context, n int) error {
 			Dir:  filepath.Join(hs.Dir, fmt.Sprintf("host%d", i+1)),
 		}
 		h.Root = filepath.Join(h.Dir, "opt")
+		h.Home, h.Tmp = filepath.Join(h.Dir, "root"), filepath.Join(h.Dir, "tmp")
 		h.SSHDLog = filepath.Join(h.Dir, "sshd.log")
 		hs.Hosts = append(hs.Hosts, h)
 	}
@@ -371,9 +388,39 @@ func (h *Host) HostKeyFingerprint() string { return ssh.FingerprintSHA256(h.host
 // HostPublicKey is the host's current public key.
 func (h *Host) HostPublicKey() ssh.PublicKey { return h.hostKey }
 
+// Dotfiles are the start files of root's home on every host: what a plain
+// Debian install has in spirit, and nothing of the machine's own setup.
+var Dotfiles = map[string]string{
+	".profile": "# ~/.profile of a test host\nif [ -n \"$BASH_VERSION\" ] && [ -f \"$HOME/.bashrc\" ]; then . \"$HOME/.bashrc\"; fi\n",
+	".bashrc":  "# ~/.bashrc of a test host\n[ -z \"$PS1\" ] && return\n",
+}
+
+// makeTree creates the folders mounted over the host's /opt, /root and
+// /tmp: a host shares no user setup and no temp files with the machine or
+// with the other hosts.
+func (h *Host) makeTree() error {
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{h.Root, 0o755}, {h.Home, 0o700}, {h.Tmp, 0o1777}} {
+		if err := os.MkdirAll(d.path, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil { // MkdirAll's mode passes the umask
+			return err
+		}
+	}
+	for name, text := range Dotfiles {
+		if err := os.WriteFile(filepath.Join(h.Home, name), []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (h *Host) startSSHD(ctx context.Context) error {
-	if err := os.MkdirAll(h.Root, 0o755); err != nil {
-		return err
+	if err := h.makeTree(); err != nil {
+		return fmt.Errorf("testhosts: folders of %s: %w", h.Name, err)
 	}
 	if err := h.writeHostKey(); err != nil {
 		return err
@@ -413,10 +460,11 @@ func (h *Host) startSSHD(ctx context.Context) error {
 	}
 	defer logf.Close()
 	// Data goes in as positional parameters of a fixed script.
-	script := `hostname "$1" && mount --bind "$2" /opt && mount --bind "$3" /etc/hosts && exec "$4" -D -e -f "$5"`
+	script := `hostname "$1" && mount --bind "$2" /opt && mount --bind "$3" /etc/hosts &&
+mount --bind "$4" /root && mount --bind "$5" /tmp && exec "$6" -D -e -f "$7"`
 	cmd := exec.Command("ip", "netns", "exec", h.NS,
 		"unshare", "--uts", "--mount", "--propagation", "private",
-		"sh", "-c", script, "sh", h.Name, h.Root, hostsFile, SSHD, confFile)
+		"sh", "-c", script, "sh", h.Name, h.Root, hostsFile, h.Home, h.Tmp, SSHD, confFile)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -429,7 +477,7 @@ func (h *Host) startSSHD(ctx context.Context) error {
 
 // waitSSH waits until the host's sshd answers with its banner.
 func (h *Host) waitSSH(ctx context.Context) error {
-	deadline := time.Now().Add(15 * time.Second)
+	until := time.Now().Add(deadline.D(15 * time.Second))
 	delay := 10 * time.Millisecond
 	addr := net.JoinHostPort(h.Addr, strconv.Itoa(h.Port))
 	for {
@@ -444,7 +492,7 @@ func (h *Host) waitSSH(ctx context.Context) error {
 				return nil
 			}
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(until) {
 			log, _ := os.ReadFile(h.SSHDLog)
 			return fmt.Errorf("sshd of %s did not come up at %s: %v; log: %s", h.Name, addr, err, log)
 		}
@@ -489,13 +537,13 @@ func (h *Host) RotateHostKey(ctx context.Context) error {
 		return fmt.Errorf("reload sshd of %s: %w", h.Name, err)
 	}
 	// Wait until the new key is served.
-	deadline := time.Now().Add(10 * time.Second)
+	until := time.Now().Add(deadline.D(10 * time.Second))
 	for {
 		got, err := h.ScanHostKey(ctx)
 		if err == nil && !bytes.Equal(got.Marshal(), old.Marshal()) {
 			return nil
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(until) {
 			return fmt.Errorf("sshd of %s still serves its old key: %v", h.Name, err)
 		}
 		select {
@@ -573,7 +621,7 @@ func linkExists(name string) bool {
 // Close kills every process of every host, removes namespaces, links and
 // files. What is already gone is skipped.
 func (hs *Hosts) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := deadline.Context(context.Background(), 30*time.Second)
 	defer cancel()
 	var errs []error
 	for _, h := range hs.Hosts {

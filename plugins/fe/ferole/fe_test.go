@@ -264,6 +264,26 @@ func TestStartMaster(t *testing.T) {
 	}
 }
 
+// TestStartWaitsForTheRewrittenPidFile: DorisFE truncates and rewrites the
+// fe.pid that start_fe.sh wrote, so a poll can find it empty for a moment;
+// that is an FE still starting, not one that exited.
+func TestStartWaitsForTheRewrittenPidFile(t *testing.T) {
+	h := doristest.New()
+	h.Install(doris.FE, "http_port = 8030\n")
+	h.HTTPGetResponse("http://10.0.0.1:8030/api/bootstrap", 200, bootOK)
+	h.OnStart = func([]string) {
+		h.SetRunning(doris.FE, 0)
+		time.AfterFunc(300*time.Millisecond, func() { h.SetRunning(doris.FE, 4343) })
+	}
+	res, err := newRole().Start(context.Background(), h, feReq("10.0.0.1", true))
+	if err != nil {
+		t.Fatalf("start with a pid file rewritten after the script: %v", err)
+	}
+	if res.Facts["pid"] != "4343" || res.Facts["healthy"] != "true" {
+		t.Errorf("facts %v: want the pid the FE wrote and healthy", res.Facts)
+	}
+}
+
 func TestStartFollowerIsAddedBeforeItStarts(t *testing.T) {
 	for _, tc := range []struct {
 		host, typ string
@@ -374,7 +394,7 @@ func TestStartFailuresCarryTheLog(t *testing.T) {
 	t.Run("exits while starting", func(t *testing.T) {
 		h := doristest.New()
 		h.Install(doris.FE, "LOG_DIR = /var/log/fe\n")
-		h.OnStart = func([]string) { h.SetRunning(doris.FE, 0) }
+		h.OnStart = func([]string) { h.SetExited(doris.FE, 4242) }
 		h.SetFile("/var/log/fe/fe.log", []byte("line1\nERROR current node is not added to the group\n"), 0o644)
 		_, err := newRole().Start(ctx, h, feReq("10.0.0.1", true))
 		f := failure(t, err)

@@ -640,10 +640,12 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 		if err != nil {
 			return false, nil
 		}
-		if pr.PID == 0 && started && s.LatePidFile {
-			// doris_be writes be.pid itself once it runs, after
-			// start_be.sh has returned: a missing pid file right after the
-			// script is a process still starting, not one that exited.
+		if pr.PID == 0 && started {
+			// The daemons write their pid files themselves once they run:
+			// doris_be creates be.pid after start_be.sh has returned, and
+			// DorisFE truncates and rewrites the fe.pid that start_fe.sh
+			// wrote. An empty or missing pid file right after the script is
+			// a process still starting, not one that exited.
 			if noPidSince.IsZero() {
 				noPidSince = time.Now()
 			}
@@ -692,7 +694,7 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 }
 
 // PidFileGrace is how long Start waits for the pid file of a started role
-// with Spec.LatePidFile to appear before it judges the process gone.
+// to hold a pid before it judges the process gone.
 const PidFileGrace = 30 * time.Second
 
 func firstLine(s string) string {

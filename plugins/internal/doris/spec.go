@@ -54,9 +54,6 @@ type Spec struct {
 	// KernelStrict: the start script refuses a host with swap on or a low
 	// vm.max_map_count (start_be.sh); for other roles these are warnings.
 	KernelStrict bool
-	// LatePidFile: the daemon writes its pid file itself once it runs
-	// (doris_be), so the file may appear after the start script returned.
-	LatePidFile bool
 	// MinOpenFiles the start script insists on (0: none).
 	MinOpenFiles uint64
 	// Markers are substrings of the role's command line, used to tell a
@@ -77,7 +74,7 @@ var (
 		Role: sdk.RoleBE, Dir: "be", StartScript: "start_be.sh", StopScript: "stop_be.sh",
 		ConfFile: "be.conf", PidFile: "be.pid", HomeVar: "DORIS_HOME",
 		Ports: []Port{{"be_port", 9060}, {"webserver_port", 8040}, {"heartbeat_service_port", 9050}, {"brpc_port", 8060}},
-		Logs:  []string{"be.INFO", "be.out", "be.WARNING"}, KernelStrict: true, LatePidFile: true, MinOpenFiles: 60000,
+		Logs:  []string{"be.INFO", "be.out", "be.WARNING"}, KernelStrict: true, MinOpenFiles: 60000,
 		Markers: []string{"doris_be", "palo_be", "doris", "palo"},
 	}
 	Broker = Spec{

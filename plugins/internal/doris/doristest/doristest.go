@@ -76,12 +76,19 @@ func (h *Host) SetRunning(s doris.Spec, pid int) {
 	}
 }
 
+// SetExited leaves the role's pid file naming pid, a process that is gone:
+// what a Doris daemon that died leaves behind.
+func (h *Host) SetExited(s doris.Spec, pid int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.procs[path.Join(s.Home("/opt/doris"), "bin", s.PidFile)] = -pid
+}
+
 // Running reports whether the role's process is alive.
 func (h *Host) Running(s doris.Spec) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_, ok := h.procs[path.Join(s.Home("/opt/doris"), "bin", s.PidFile)]
-	return ok
+	return h.procs[path.Join(s.Home("/opt/doris"), "bin", s.PidFile)] > 0
 }
 
 func (h *Host) probe(cmd sdk.Command) (sdk.ExecResult, error) {
@@ -138,6 +145,9 @@ func (h *Host) procLines(pidFile string) string {
 	if !ok {
 		return ""
 	}
+	if pid < 0 { // a pid file naming a dead process
+		return fmt.Sprintf("pid=%d\n", -pid)
+	}
 	return fmt.Sprintf("pid=%d\nstate=S\ncmdline=/opt/doris/java org.apache.doris.DorisFE\n", pid)
 }
 
@@ -148,7 +158,7 @@ func (h *Host) start(s doris.Spec, cmd sdk.Command) (sdk.ExecResult, error) {
 		return sdk.ExecResult{ExitCode: h.StartExit, Output: h.StartOutput}, nil
 	}
 	f := path.Join(s.Home("/opt/doris"), "bin", s.PidFile)
-	if _, ok := h.procs[f]; ok {
+	if h.procs[f] > 0 {
 		h.mu.Unlock()
 		return sdk.ExecResult{ExitCode: 1, Output: "running as process. Stop it first."}, nil
 	}
