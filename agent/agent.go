@@ -1,6 +1,8 @@
 // Package agent is the doris-agent daemon: it registers with the manager and
-// heartbeats, reports hardware, and serves an authenticated HTTP API to run
-// commands, write and read files and download packages on its host. Every
+// heartbeats, reports hardware, and serves an HTTP API over mutual TLS (the
+// manager's certificate only) to run commands, write and read files and
+// download packages on its host. It renews its own certificate before it
+// expires and keeps the manager's CA bundle up to date. Every
 // mutating request carries a requestId whose result is recorded on disk, so
 // a re-sent request is answered from the record instead of running twice.
 package agent
@@ -9,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dorismanager/dorismanager/agent/wire"
@@ -54,14 +58,17 @@ func LoadConfig(path string) (wire.Config, error) {
 	if c.MaxDownloadBytes <= 0 {
 		c.MaxDownloadBytes = 8 << 30
 	}
-	if c.Token == "" {
-		return c, fmt.Errorf("agent config %s: token is empty", path)
-	}
 	if c.DataDir == "" {
 		return c, fmt.Errorf("agent config %s: dataDir is empty", path)
 	}
-	if c.ServerURL == "" {
-		return c, fmt.Errorf("agent config %s: serverURL is empty", path)
+	if !strings.HasPrefix(c.ServerURL, "https://") {
+		return c, fmt.Errorf("agent config %s: serverURL %q must be an https:// URL (the manager's agent endpoint); reinstall the agent from the manager", path, c.ServerURL)
+	}
+	if c.CertFile == "" || c.CAFile == "" {
+		return c, fmt.Errorf("agent config %s: certFile and caFile are required (a config from before mutual TLS): reinstall the agent from the manager", path)
+	}
+	if c.RenewFraction < 0 || c.RenewFraction >= 1 {
+		return c, fmt.Errorf("agent config %s: renewFraction %v must be between 0 and 1", path, c.RenewFraction)
 	}
 	return c, nil
 }
@@ -88,12 +95,18 @@ type Agent struct {
 	cfg     wire.Config
 	log     hclog.Logger
 	limits  netguard.Limits
-	authLim *netguard.AuthLimiter
 	id      string // UUID kept in dataDir
 	port    int
-	http    *http.Client
 	results *results
-	hbEvery time.Duration
+	// creds are the certificate, key and trusted CAs in use; mgr is the
+	// client for the manager built from them (replaced with them).
+	creds   atomic.Pointer[creds]
+	mgr     atomic.Pointer[http.Client]
+	renewMu sync.Mutex
+	// retryRenew is when a failed renewal may be tried again (only the
+	// report loop touches it).
+	retryRenew time.Time
+	hbEvery    time.Duration
 
 	dlMu    sync.Mutex
 	dlLocks map[string]*sync.Mutex
@@ -119,19 +132,22 @@ func New(cfg wire.Config, log hclog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	c, err := loadCreds(cfg.CertFile, cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
 	a := &Agent{
 		cfg: cfg,
 		log: log,
 		limits: netguard.Limits{ReadHeaderTimeout: seconds(cfg.ReadHeaderTimeoutSeconds), ReadTimeout: seconds(cfg.ReadTimeoutSeconds),
 			WriteTimeout: seconds(cfg.WriteTimeoutSeconds), IdleTimeout: seconds(cfg.IdleTimeoutSeconds), MaxConns: cfg.MaxConns}.Or(DefaultHTTP()),
-		authLim: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
 		id:      id,
-		http:    &http.Client{Timeout: 15 * time.Second},
 		results: &results{dir: filepath.Join(cfg.DataDir, "results"), running: map[string]*inflight{}},
 		hbEvery: time.Duration(cfg.HeartbeatSeconds) * time.Second,
 		dlLocks: map[string]*sync.Mutex{},
 		mem:     newMemLimit(),
 	}
+	a.setCreds(c)
 	return a, nil
 }
 
@@ -183,14 +199,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	return a.Serve(ctx, ln)
 }
 
-// Serve is Run on a given listener.
+// Serve is Run on a given listener: it speaks only TLS 1.3 there and
+// answers only the manager (see serverTLS).
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	a.port = ln.Addr().(*net.TCPAddr).Port
 	_ = writeAtomic(filepath.Join(a.cfg.DataDir, "agent.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	ln = a.limits.Listener(ln)
 	srv := a.limits.Server(a.Handler())
+	// Refused handshakes (scanners, wrong certificates) only at debug level.
+	srv.ErrorLog = a.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(tls.NewListener(ln, a.serverTLS())) }()
 	a.log.Info("agent listening", "addr", ln.Addr().String(), "agentId", a.id, "version", Version)
 	go a.report(ctx)
 	go a.results.housekeep(ctx, func(n int) { a.log.Info("removed old task results", "count", n) })
@@ -221,13 +240,17 @@ func (a *Agent) report(ctx context.Context) {
 			if ctx.Err() != nil {
 				break
 			}
-			status, err := a.post(ctx, wire.HeartbeatPath, wire.Heartbeat{AgentID: a.id, Processes: a.processes()}, nil)
+			var beat wire.Beat
+			status, err := a.post(ctx, wire.HeartbeatPath, wire.Heartbeat{AgentID: a.id, Processes: a.processes(),
+				BundleSHA256: a.creds.Load().bundleSum}, &beat)
 			if err != nil {
 				a.log.Warn("heartbeat failed", "error", err)
 				if status == http.StatusUnauthorized || status == http.StatusNotFound {
 					break
 				}
+				continue
 			}
+			a.answered(ctx, beat)
 		}
 		t.Stop()
 	}
@@ -245,6 +268,7 @@ func (a *Agent) registerLoop(ctx context.Context) bool {
 				a.hbEvery = time.Duration(reg.HeartbeatSeconds) * time.Second
 			}
 			a.log.Info("registered", "managerId", reg.AgentID, "heartbeat", a.hbEvery)
+			a.answered(ctx, reg.Beat)
 			return true
 		}
 		// Jitter spreads many agents coming back at once.
@@ -271,8 +295,7 @@ func (a *Agent) post(ctx context.Context, path string, body, out any) (int, erro
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+a.cfg.Token)
-	resp, err := a.http.Do(req)
+	resp, err := a.mgr.Load().Do(req)
 	if err != nil {
 		return 0, err
 	}

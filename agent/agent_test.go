@@ -24,11 +24,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-const token = "tok-0123456789abcdef"
-
+// newAgent builds an agent with certificates from a fresh CA and serves its
+// API without TLS for the tests of what the API does; tls_test.go tests
+// the mutual TLS in front of it.
 func newAgent(t *testing.T) (*Agent, *httptest.Server) {
 	t.Helper()
-	a, err := New(wire.Config{Token: token, DataDir: t.TempDir(), ServerURL: "http://127.0.0.1:1", HeartbeatSeconds: 1, MaxDownloadBytes: 1 << 20}, nil)
+	cfg, _ := testConfig(t, "127.0.0.1")
+	cfg.HeartbeatSeconds, cfg.MaxDownloadBytes = 1, 1<<20
+	a, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,14 +40,11 @@ func newAgent(t *testing.T) (*Agent, *httptest.Server) {
 	return a, srv
 }
 
-func call(t *testing.T, srv *httptest.Server, path, tok string, body any) (*http.Response, []wire.Line) {
+func call(t *testing.T, srv *httptest.Server, path string, body any) (*http.Response, []wire.Line) {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+path, bytes.NewReader(b))
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,16 +63,6 @@ func call(t *testing.T, srv *httptest.Server, path, tok string, body any) (*http
 	return resp, lines
 }
 
-func TestAuth(t *testing.T) {
-	_, srv := newAgent(t)
-	for _, tok := range []string{"", "wrong", token + "x"} {
-		resp, _ := call(t, srv, wire.ExecPath, tok, wire.Exec{RequestID: "r1", Argv: []string{"true"}})
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("token %q: status %d", tok, resp.StatusCode)
-		}
-	}
-}
-
 func TestExecOnce(t *testing.T) {
 	_, srv := newAgent(t)
 	file := filepath.Join(t.TempDir(), "count")
@@ -82,7 +72,7 @@ func TestExecOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, lines := call(t, srv, wire.ExecPath, token, req)
+			_, lines := call(t, srv, wire.ExecPath, req)
 			last := lines[len(lines)-1]
 			if last.Exec == nil || last.Exec.ExitCode != 0 || !strings.Contains(last.Exec.Output, "out") {
 				t.Errorf("result %+v", last)
@@ -90,7 +80,7 @@ func TestExecOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	_, lines := call(t, srv, wire.ExecPath, token, req)
+	_, lines := call(t, srv, wire.ExecPath, req)
 	if !lines[len(lines)-1].Replayed {
 		t.Error("repeat not marked replayed")
 	}
@@ -106,15 +96,15 @@ func TestExecOnce(t *testing.T) {
 
 func TestExecTimeoutAndExit(t *testing.T) {
 	_, srv := newAgent(t)
-	_, lines := call(t, srv, wire.ExecPath, token, wire.Exec{RequestID: "t1", Argv: []string{"sleep", "30"}, TimeoutSeconds: 0.2})
+	_, lines := call(t, srv, wire.ExecPath, wire.Exec{RequestID: "t1", Argv: []string{"sleep", "30"}, TimeoutSeconds: 0.2})
 	if r := lines[len(lines)-1].Exec; r == nil || !r.TimedOut {
 		t.Fatalf("want timeout, got %+v", lines)
 	}
-	_, lines = call(t, srv, wire.ExecPath, token, wire.Exec{RequestID: "t2", Argv: []string{"sh", "-c", "exit 3"}})
+	_, lines = call(t, srv, wire.ExecPath, wire.Exec{RequestID: "t2", Argv: []string{"sh", "-c", "exit 3"}})
 	if r := lines[len(lines)-1].Exec; r == nil || r.ExitCode != 3 {
 		t.Fatalf("want exit 3, got %+v", lines)
 	}
-	_, lines = call(t, srv, wire.ExecPath, token, wire.Exec{RequestID: "t3", Argv: []string{"no-such-program-xyz"}})
+	_, lines = call(t, srv, wire.ExecPath, wire.Exec{RequestID: "t3", Argv: []string{"no-such-program-xyz"}})
 	if r := lines[len(lines)-1].Exec; r == nil || r.ExitCode != 127 {
 		t.Fatalf("want exit 127, got %+v", lines)
 	}
@@ -123,14 +113,14 @@ func TestExecTimeoutAndExit(t *testing.T) {
 func TestFiles(t *testing.T) {
 	_, srv := newAgent(t)
 	p := filepath.Join(t.TempDir(), "a", "b", "c.conf")
-	resp, _ := call(t, srv, wire.WriteFilePath, token, wire.WriteFile{RequestID: "w1", Path: p, Data: []byte("hello world"), Mode: 0o600})
+	resp, _ := call(t, srv, wire.WriteFilePath, wire.WriteFile{RequestID: "w1", Path: p, Data: []byte("hello world"), Mode: 0o600})
 	if resp.StatusCode != 200 {
 		t.Fatalf("write: %d", resp.StatusCode)
 	}
 	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("stat %v %v", fi, err)
 	}
-	resp, _ = call(t, srv, wire.ReadFilePath, token, wire.ReadFile{Path: filepath.Join(filepath.Dir(p), "missing")})
+	resp, _ = call(t, srv, wire.ReadFilePath, wire.ReadFile{Path: filepath.Join(filepath.Dir(p), "missing")})
 	if resp.StatusCode != 404 {
 		t.Fatalf("missing file: %d", resp.StatusCode)
 	}
@@ -166,7 +156,7 @@ func TestDownload(t *testing.T) {
 	defer files.Close()
 	dir := t.TempDir()
 	for i, dest := range []string{"fe", "be"} {
-		_, lines := call(t, srv, wire.DownloadPath, token, wire.Download{RequestID: "d" + dest, URL: files.URL + "/p.tgz", SHA256: hex.EncodeToString(sum[:]), Dest: filepath.Join(dir, dest), Unpack: true})
+		_, lines := call(t, srv, wire.DownloadPath, wire.Download{RequestID: "d" + dest, URL: files.URL + "/p.tgz", SHA256: hex.EncodeToString(sum[:]), Dest: filepath.Join(dir, dest), Unpack: true})
 		last := lines[len(lines)-1]
 		if last.Download == nil || last.Download.Cached != (i == 1) {
 			t.Fatalf("%s: %+v", dest, lines)
@@ -178,11 +168,11 @@ func TestDownload(t *testing.T) {
 	if hits != 1 {
 		t.Errorf("downloaded %d times", hits)
 	}
-	_, lines := call(t, srv, wire.DownloadPath, token, wire.Download{RequestID: "bad", URL: files.URL + "/p2.tgz", SHA256: strings.Repeat("0", 64), Dest: filepath.Join(dir, "x")})
+	_, lines := call(t, srv, wire.DownloadPath, wire.Download{RequestID: "bad", URL: files.URL + "/p2.tgz", SHA256: strings.Repeat("0", 64), Dest: filepath.Join(dir, "x")})
 	if l := lines[len(lines)-1]; !strings.Contains(l.Error, "SHA-256") {
 		t.Errorf("checksum mismatch: %+v", l)
 	}
-	_, lines = call(t, srv, wire.DownloadPath, token, wire.Download{RequestID: "big", URL: files.URL + "/big", Dest: filepath.Join(dir, "big")})
+	_, lines = call(t, srv, wire.DownloadPath, wire.Download{RequestID: "big", URL: files.URL + "/big", Dest: filepath.Join(dir, "big")})
 	if l := lines[len(lines)-1]; !strings.Contains(l.Error, "limit") {
 		t.Errorf("size cap: %+v", l)
 	}
@@ -203,7 +193,8 @@ func TestFormatBytes(t *testing.T) {
 // A partial download left by an agent that died is removed by the next one.
 func TestNewClearsPartialDownloads(t *testing.T) {
 	dir := t.TempDir()
-	cfg := wire.Config{Token: token, DataDir: dir, ServerURL: "http://127.0.0.1:1"}
+	cfg, _ := testConfig(t, "127.0.0.1")
+	cfg.DataDir = dir
 	if _, err := New(cfg, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,9 @@ func newLoggedAgent(t *testing.T) (*Agent, *httptest.Server, *syncWriter) {
 	t.Helper()
 	logs := &syncWriter{w: &bytes.Buffer{}}
 	log := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})
-	a, err := New(wire.Config{Token: token, DataDir: t.TempDir(), ServerURL: "http://127.0.0.1:1", HeartbeatSeconds: 1, MaxDownloadBytes: 1 << 20}, log)
+	cfg, _ := testConfig(t, "127.0.0.1")
+	cfg.HeartbeatSeconds, cfg.MaxDownloadBytes = 1, 1<<20
+	a, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +148,11 @@ func TestReusedRequestID(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			os.Remove(marker)
 			_, srv, logs := newLoggedAgent(t)
-			if resp, lines := call(t, srv, c.path, token, c.first); resp.StatusCode != 200 || (len(lines) > 0 && lines[len(lines)-1].Error != "") {
+			if resp, lines := call(t, srv, c.path, c.first); resp.StatusCode != 200 || (len(lines) > 0 && lines[len(lines)-1].Error != "") {
 				t.Fatalf("first request: HTTP %d %+v", resp.StatusCode, lines)
 			}
 			before, _ := os.ReadFile(marker)
-			resp, lines := call(t, srv, c.path, token, c.second)
+			resp, lines := call(t, srv, c.path, c.second)
 			if resp.StatusCode != c.wantStatus {
 				t.Fatalf("second request: HTTP %d, want %d (%+v)", resp.StatusCode, c.wantStatus, lines)
 			}
@@ -184,7 +186,7 @@ func TestReusedRequestIDWhileRunning(t *testing.T) {
 	gate := filepath.Join(t.TempDir(), "go")
 	first := wire.Exec{RequestID: "slow", Argv: []string{"sh", "-c", `while [ ! -f "$1" ]; do sleep 0.02; done; echo done`, "sh", gate}}
 	done := make(chan []wire.Line, 1)
-	go func() { _, lines := call(t, srv, wire.ExecPath, token, first); done <- lines }()
+	go func() { _, lines := call(t, srv, wire.ExecPath, first); done <- lines }()
 	for end := time.Now().Add(30 * time.Second); ; {
 		a.results.mu.Lock()
 		_, running := a.results.running["slow"]
@@ -199,7 +201,7 @@ func TestReusedRequestIDWhileRunning(t *testing.T) {
 	}
 	other := first
 	other.Argv = []string{"sh", "-c", "echo other"}
-	resp, _ := call(t, srv, wire.ExecPath, token, other)
+	resp, _ := call(t, srv, wire.ExecPath, other)
 	if resp.StatusCode != http.StatusConflict {
 		t.Fatalf("another request under a running id: HTTP %d, want 409", resp.StatusCode)
 	}
@@ -221,7 +223,7 @@ func TestRecordWithoutHashRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	marker := filepath.Join(t.TempDir(), "ran")
-	resp, _ := call(t, srv, wire.ExecPath, token, wire.Exec{RequestID: "legacy", Argv: []string{"touch", marker}})
+	resp, _ := call(t, srv, wire.ExecPath, wire.Exec{RequestID: "legacy", Argv: []string{"touch", marker}})
 	if resp.StatusCode != http.StatusConflict {
 		t.Fatalf("HTTP %d, want 409", resp.StatusCode)
 	}

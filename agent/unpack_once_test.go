@@ -35,7 +35,7 @@ func TestSharedPackageUnpackedOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, lines := call(t, srv, wire.DownloadPath, token, req(fmt.Sprintf("r%d", i)))
+			_, lines := call(t, srv, wire.DownloadPath, req(fmt.Sprintf("r%d", i)))
 			var b strings.Builder
 			for _, l := range lines {
 				b.WriteString(l.Output)
@@ -67,7 +67,7 @@ func TestSharedPackageUnpackedOnce(t *testing.T) {
 	if err := os.WriteFile(copying, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, lines := call(t, srv, wire.DownloadPath, token, req("again"))
+	_, lines := call(t, srv, wire.DownloadPath, req("again"))
 	if l := lines[len(lines)-1]; l.Download == nil {
 		t.Fatalf("repeat: %+v", lines)
 	}
@@ -78,7 +78,7 @@ func TestSharedPackageUnpackedOnce(t *testing.T) {
 	// Another archive for the same place replaces it.
 	pkg = tgz(t, "pkg/be/bin/start_be.sh", "be2")
 	sum = sha256.Sum256(pkg)
-	_, lines = call(t, srv, wire.DownloadPath, token, wire.Download{RequestID: "other", URL: files.URL + "/p2.tgz", SHA256: hex.EncodeToString(sum[:]), Dest: dest, Unpack: true})
+	_, lines = call(t, srv, wire.DownloadPath, wire.Download{RequestID: "other", URL: files.URL + "/p2.tgz", SHA256: hex.EncodeToString(sum[:]), Dest: dest, Unpack: true})
 	if l := lines[len(lines)-1]; l.Download == nil {
 		t.Fatalf("other archive: %+v", lines)
 	}

@@ -6,6 +6,15 @@ package wire
 const (
 	RegisterPath  = "/agent-api/v1/register"
 	HeartbeatPath = "/agent-api/v1/heartbeat"
+	RenewPath     = "/agent-api/v1/renew"
+)
+
+// Roles carried as URI SANs in the certificates of the manager's CA: the
+// agent's port accepts only a client certificate with ManagerURI, the
+// manager's agent endpoint only one with AgentURI.
+const (
+	ManagerURI = "dorismanager:manager"
+	AgentURI   = "dorismanager:agent"
 )
 
 // Paths of the agent's API (manager -> agent).
@@ -23,8 +32,15 @@ const DefaultPort = 9602
 
 // Config is the agent's config file (JSON, mode 0600).
 type Config struct {
-	ServerURL string `json:"serverURL"`
-	Token     string `json:"token"`
+	ServerURL string `json:"serverURL"` // https://: the manager's agent endpoint
+	// CertFile holds the agent's certificate and private key (PEM, 0600),
+	// rewritten by renewal; CAFile the manager CA's trust bundle (PEM),
+	// rewritten when the manager hands out a new one.
+	CertFile string `json:"certFile"`
+	CAFile   string `json:"caFile"`
+	// RenewFraction of the certificate's lifetime after which the agent
+	// renews it (default 2/3).
+	RenewFraction float64 `json:"renewFraction,omitempty"`
 	// Listen is host:port; default <host>:9602. Only ":port" (no host)
 	// listens on every interface.
 	Listen           string `json:"listen"`
@@ -43,9 +59,6 @@ type Config struct {
 	WriteTimeoutSeconds      float64 `json:"writeTimeoutSeconds,omitempty"`      // each write of a response
 	IdleTimeoutSeconds       float64 `json:"idleTimeoutSeconds,omitempty"`       // kept-alive connection without a request
 	MaxConns                 int     `json:"maxConns,omitempty"`                 // connections served at once
-	// AuthMaxFailures wrong tokens from one address within a minute block
-	// it for five minutes (default 10; -1 turns the block off).
-	AuthMaxFailures int `json:"authMaxFailures,omitempty"`
 }
 
 // Hardware is the agent's hardware report.
@@ -96,12 +109,38 @@ type Register struct {
 type Registered struct {
 	AgentID          int64 `json:"agentId"` // the manager's id of the agent
 	HeartbeatSeconds int   `json:"heartbeatSeconds"`
+	Beat
 }
 
 // Heartbeat is the body of HeartbeatPath.
 type Heartbeat struct {
 	AgentID   string    `json:"agentId"`
 	Processes []Process `json:"processes"`
+	// BundleSHA256 is the hex SHA-256 of the agent's CA bundle file, so the
+	// manager sends the bundle only when it changed.
+	BundleSHA256 string `json:"bundleSha256,omitempty"`
+}
+
+// Beat is the data of a successful HeartbeatPath (and RegisterPath) answer.
+type Beat struct {
+	// CABundle, when set, is the manager's current trust bundle (PEM):
+	// the agent stores it and trusts exactly these CAs from then on.
+	CABundle string `json:"caBundle,omitempty"`
+	// Renew asks the agent to renew its certificate now (the CA rotated).
+	Renew bool `json:"renew,omitempty"`
+}
+
+// Renew is the body of RenewPath: a PEM certificate request signed with
+// the agent's new key. The subject and names are the manager's choice.
+type Renew struct {
+	AgentID string `json:"agentId"`
+	CSR     string `json:"csr"`
+}
+
+// Renewed is the data of a successful RenewPath answer.
+type Renewed struct {
+	Certificate string `json:"certificate"` // PEM
+	CABundle    string `json:"caBundle"`    // PEM
 }
 
 // Envelope is every JSON (non-streaming) response, as core/httpx writes it.

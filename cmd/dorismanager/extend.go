@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/dorismanager/dorismanager/core/agentaction"
 	"github.com/dorismanager/dorismanager/core/agentclient"
@@ -19,26 +20,29 @@ import (
 // extendWith returns the server's Extend: it plugs the task actions (SSH
 // agent install, role plugins), the stopper used by back, the agent API and
 // the plugins API into the server. clientOpts tune every call to an agent.
-func extendWith(clientOpts []agentclient.Option) func(context.Context, server.Deps) (server.Extensions, error) {
-	return func(ctx context.Context, d server.Deps) (server.Extensions, error) { return extend(ctx, d, clientOpts) }
+func extendWith(clientOpts []agentclient.Option, certLifetime time.Duration) func(context.Context, server.Deps) (server.Extensions, error) {
+	return func(ctx context.Context, d server.Deps) (server.Extensions, error) {
+		return extend(ctx, d, clientOpts, certLifetime)
+	}
 }
 
-func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option) (server.Extensions, error) {
+func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option, certLifetime time.Duration) (server.Extensions, error) {
 	db := d.Store.DB()
-	reg, err := agents.New(agents.Config{DB: db, Sealer: d.Secrets, Logger: d.Logger.Named("agents"), ClientOptions: clientOpts})
+	reg, err := agents.New(agents.Config{DB: db, PKI: d.PKI, CertLifetime: certLifetime, Logger: d.Logger.Named("agents"),
+		ClientOptions: clientOpts})
 	if err != nil {
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
 	}
 	if err := reg.Start(ctx); err != nil {
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
 	}
-	listenPort := 0
-	if tcp, ok := d.ListenAddr.(*net.TCPAddr); ok {
-		listenPort = tcp.Port
-	} else if _, p, err := net.SplitHostPort(d.ListenAddr.String()); err == nil {
-		listenPort, _ = strconv.Atoi(p)
+	agentPort := 0
+	if tcp, ok := d.AgentAddr.(*net.TCPAddr); ok {
+		agentPort = tcp.Port
+	} else if _, p, err := net.SplitHostPort(d.AgentAddr.String()); err == nil {
+		agentPort, _ = strconv.Atoi(p)
 	}
-	inst, err := sshboot.New(sshboot.Config{AdvertiseURL: d.AdvertiseURL, ListenPort: listenPort,
+	inst, err := sshboot.New(sshboot.Config{AdvertiseURL: d.AdvertiseURL, AgentEndpointPort: agentPort,
 		Registry: reg, DB: db, Logger: d.Logger.Named("sshboot")})
 	if err != nil {
 		reg.Close()

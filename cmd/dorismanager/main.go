@@ -7,14 +7,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/auth"
+	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/server"
@@ -29,6 +32,8 @@ var version = "dev"
 const usage = `usage:
   dorismanager serve [flags]                     run the manager
   dorismanager token create --user NAME [flags]  print a new API token for a user
+  dorismanager ca status|rotate [--finish] [flags]
+                                                 show or roll the manager's CA
   dorismanager plugins [flags] list|verify|install FILE|remove ROLE VERSION
                                                  manage the role plugins
   dorismanager version
@@ -67,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return errors.New("usage: dorismanager token create --user NAME [--data-dir DIR] [--db URL]")
 		}
 		return tokenCreate(args[2:], stdout, stderr)
+	case "ca":
+		return caCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version)
 		return nil
@@ -101,19 +108,33 @@ func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", ":9601", "address to serve the API on")
+	agentListen := fs.String("agent-listen", ":9603", "address of the agent endpoint (mutual TLS, agent certificates only)")
+	tlsMode := fs.String("tls", "", `"auto": serve the API over TLS with a certificate from the manager's CA (see --tls-cert for your own)`)
+	tlsCert := fs.String("tls-cert", "", "serve the API over TLS with this certificate (PEM; with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "the private key of --tls-cert (PEM)")
+	var sans []string
+	fs.Func("tls-san", "another name or address for the manager's certificate (repeatable; the listen addresses and the advertise URL's host are on it)",
+		func(v string) error {
+			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " /:") && net.ParseIP(v) == nil {
+				return fmt.Errorf("%q is not a host name or IP address", v)
+			}
+			sans = append(sans, v)
+			return nil
+		})
+	certLifetime := fs.Duration("agent-cert-lifetime", pki.AgentLifetime, "lifetime of the certificates issued to agents (they renew after two thirds of it)")
 	dataDir := fs.String("data-dir", "./data", "directory for the SQLite database, secret key and admin token")
 	db := fs.String("db", "", `database: empty for SQLite in the data dir, or a postgres:// URL`)
 	pluginsDir := fs.String("plugins-dir", defaultPluginsDir(), "directory of the role plugins")
 	parallel := fs.Int("parallel", runner.DefaultParallel, "tasks run at once")
 	taskTimeout := fs.Duration("task-timeout", runner.DefaultTaskTimeout, "time limit of one task")
-	advertise := fs.String("advertise-url", "", "URL agents use to reach this manager (e.g. http://10.0.0.5:9601)")
+	advertise := fs.String("advertise-url", "", "https URL agents use to reach the agent endpoint (e.g. https://10.0.0.5:9603; default: the address the manager reached each host from, port of --agent-listen)")
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
 	agentRetries := fs.Int("agent-retries", agentclient.DefaultRetries, "times a call to an agent is re-sent after its connection broke")
 	agentBackoff := fs.Duration("agent-retry-backoff", agentclient.DefaultBackoff, "first pause before re-sending a call to an agent (doubling)")
 	agentConnect := fs.Duration("agent-connect-timeout", agentclient.DefaultConnectTimeout, "time limit of one connection attempt to an agent")
 	agentKeepAlive := fs.Duration("agent-keepalive", agentclient.DefaultKeepAlive,
 		"silence after which a connection to an agent is probed; a host that stopped answering is noticed after about twice this")
-	secretKeyFile := fs.String("secret-key-file", "", "key that seals SSH credentials and agent tokens at rest (default <data-dir>/secret.key; created if missing)")
+	secretKeyFile := fs.String("secret-key-file", "", "key that seals SSH credentials at rest (default <data-dir>/secret.key; created if missing)")
 	httpDef := server.DefaultHTTP()
 	readHeaderTimeout := fs.Duration("http-read-header-timeout", httpDef.ReadHeaderTimeout, "time limit for a client to send a request's headers")
 	readTimeout := fs.Duration("http-read-timeout", httpDef.ReadTimeout, "time limit for a client to send a whole request, headers and body")
@@ -155,6 +176,15 @@ func serve(args []string, stderr io.Writer) error {
 	if *agentKeepAlive < time.Second {
 		return errors.New("--agent-keepalive must be at least 1s (TCP counts it in seconds)")
 	}
+	if *tlsMode != "" && *tlsMode != "auto" {
+		return fmt.Errorf(`--tls %q: the only mode is "auto" (use --tls-cert/--tls-key for your own certificate)`, *tlsMode)
+	}
+	if *advertise != "" && !strings.HasPrefix(*advertise, "https://") {
+		return fmt.Errorf("--advertise-url %q must be https://host:port of the agent endpoint (--agent-listen): agents reach the manager only over mutual TLS", *advertise)
+	}
+	if *certLifetime < time.Hour {
+		return errors.New("--agent-cert-lifetime must be at least 1h")
+	}
 	clientOpts := []agentclient.Option{agentclient.WithRetries(*agentRetries), agentclient.WithBackoff(*agentBackoff),
 		agentclient.WithConnectTimeout(*agentConnect), agentclient.WithKeepAlive(*agentKeepAlive)}
 	level := hclog.LevelFromString(*logLevel)
@@ -166,8 +196,9 @@ func serve(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, server.Config{
-		Listen: *listen, DataDir: *dataDir, DB: *db, PluginsDir: *pluginsDir, AdvertiseURL: *advertise,
-		Parallel: *parallel, TaskTimeout: *taskTimeout, Logger: log, Extend: extendWith(clientOpts),
+		Listen: *listen, AgentListen: *agentListen, TLSAuto: *tlsMode == "auto", TLSCert: *tlsCert, TLSKey: *tlsKey, TLSSANs: sans,
+		DataDir: *dataDir, DB: *db, PluginsDir: *pluginsDir, AdvertiseURL: *advertise,
+		Parallel: *parallel, TaskTimeout: *taskTimeout, Logger: log, Extend: extendWith(clientOpts, *certLifetime),
 		SecretKeyFile: *secretKeyFile, AuthMaxFailures: *authFailures,
 		HTTP: netguard.Limits{ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout,
 			IdleTimeout: *idleTimeout, MaxConns: *maxConns},
@@ -175,7 +206,11 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("dorismanager ready", "version", version, "addr", srv.Addr().String(), "plugins_dir", *pluginsDir)
+	log.Info("dorismanager ready", "version", version, "addr", srv.Addr().String(), "agent_addr", fmt.Sprint(srv.AgentAddr()),
+		"plugins_dir", *pluginsDir)
+	if fp := srv.TLSFingerprint(); fp != "" {
+		fmt.Fprintf(stderr, "API certificate SHA-256 fingerprint: %s\n", fp)
+	}
 	return srv.Serve(ctx)
 }
 

@@ -8,6 +8,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +27,7 @@ import (
 // Client calls one agent.
 type Client struct {
 	base    string
-	token   string
+	tls     *tls.Config
 	hc      *http.Client
 	retries int
 	backoff time.Duration
@@ -52,6 +54,10 @@ type Option func(*Client)
 // WithConnectTimeout and WithKeepAlive then have no effect.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
+// WithTLS sets the TLS config of calls to an https:// agent: the
+// manager's client certificate and how the agent's is verified.
+func WithTLS(cfg *tls.Config) Option { return func(c *Client) { c.tls = cfg } }
+
 // WithRetries sets how often a request is re-sent after a dropped
 // connection (default DefaultRetries).
 func WithRetries(n int) Option { return func(c *Client) { c.retries = n } }
@@ -70,9 +76,10 @@ func WithConnectTimeout(d time.Duration) Option { return func(c *Client) { c.con
 // host that went silent is noticed after about 2 x d.
 func WithKeepAlive(d time.Duration) Option { return func(c *Client) { c.idle = d } }
 
-// New returns a client for the agent at baseURL (e.g. "http://10.0.0.5:9602").
-func New(baseURL, token string, opts ...Option) *Client {
-	c := &Client{base: strings.TrimRight(baseURL, "/"), token: token, retries: DefaultRetries, backoff: DefaultBackoff,
+// New returns a client for the agent at baseURL (e.g.
+// "https://10.0.0.5:9602", with WithTLS).
+func New(baseURL string, opts ...Option) *Client {
+	c := &Client{base: strings.TrimRight(baseURL, "/"), retries: DefaultRetries, backoff: DefaultBackoff,
 		connect: DefaultConnectTimeout, idle: DefaultKeepAlive}
 	for _, o := range opts {
 		o(c)
@@ -88,7 +95,7 @@ func New(baseURL, token string, opts ...Option) *Client {
 		// Idle connections are dropped before the agent's idle timeout
 		// (agent.DefaultHTTP, 2 min) would close one under a new request.
 		c.hc = &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: dialer.DialContext, MaxIdleConnsPerHost: 4,
-			IdleConnTimeout: 90 * time.Second}}
+			IdleConnTimeout: 90 * time.Second, TLSClientConfig: c.tls, TLSHandshakeTimeout: c.connect}}
 	}
 	return c
 }
@@ -114,8 +121,10 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("agent answered HTTP %d: %s", e.Status, e.Msg)
 }
 
-// ErrUnauthorized is wrapped when the agent refuses the token.
-var ErrUnauthorized = errors.New("the agent refused the token (was it reinstalled?)")
+// ErrHandshake is wrapped when the TLS handshake with the agent fails:
+// one side's certificate is not trusted by the other (another CA, another
+// agent, expired, revoked by a reinstall). Re-sending does not help.
+var ErrHandshake = errors.New("TLS handshake with the agent failed")
 
 // ErrRequestIDReused is wrapped when the agent refuses a request because
 // its request id was already used for a different request (HTTP 409): the
@@ -187,7 +196,6 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -196,9 +204,26 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if refused(err) {
+			return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+		}
 		return nil, &transient{err}
 	}
 	return resp, nil
+}
+
+// refused tells a TLS refusal (either side's certificate not accepted)
+// from a broken connection.
+func refused(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var hostname x509.HostnameError
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	// A TLS alert from the agent (it refused the manager's certificate)
+	// comes as a "remote error".
+	var op *net.OpError
+	return errors.As(err, &verify) || errors.As(err, &hostname) || errors.As(err, &unknown) ||
+		errors.As(err, &invalid) || errors.As(err, &op) && op.Op == "remote error"
 }
 
 // errorOf maps a non-200 response to an error.
@@ -211,8 +236,6 @@ func errorOf(resp *http.Response) error {
 	}
 	se := &StatusError{Status: resp.StatusCode, Msg: msg}
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
-		return fmt.Errorf("%w: %w", ErrUnauthorized, se)
 	case resp.StatusCode == http.StatusConflict:
 		return fmt.Errorf("%w: %w", ErrRequestIDReused, se)
 	case env.Data.Reason == wire.ReasonNotExist:
@@ -278,7 +301,7 @@ func (c *Client) stream(ctx context.Context, path string, body any, out io.Write
 	return wire.Line{}, &transient{fmt.Errorf("stream cut before the result: %w", err)}
 }
 
-// Health checks that the agent answers and accepts the token.
+// Health checks that the agent answers.
 func (c *Client) Health(ctx context.Context) (wire.Health, error) {
 	var h wire.Health
 	err := c.do(ctx, "health", func(ctx context.Context) error {

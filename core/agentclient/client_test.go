@@ -3,7 +3,10 @@ package agentclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/agent"
 	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
@@ -23,25 +27,88 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func start(t *testing.T) (http.Handler, string) {
-	a, err := agent.New(wire.Config{Token: "secret-token", DataDir: t.TempDir(), ServerURL: "http://127.0.0.1:1", MaxDownloadBytes: 1 << 20}, nil)
+// newAgent makes an agent with a certificate from a fresh CA.
+func newAgent(t *testing.T) (*agent.Agent, *pki.Authority) {
+	t.Helper()
+	ca, err := pki.Open(t.TempDir(), pki.Options{ManagerHosts: []string{"127.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a.Handler(), "secret-token"
+	key, _ := pki.NewKey()
+	is, err := ca.Issue(pki.Request{PublicKey: key.Public(), CommonName: "agent-1", Hosts: []string{"127.0.0.1"}, Role: pki.Agent, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := pki.EncodeKey(key)
+	dir := t.TempDir()
+	cfg := wire.Config{DataDir: filepath.Join(dir, "data"), ServerURL: "https://127.0.0.1:1", MaxDownloadBytes: 1 << 20,
+		CertFile: filepath.Join(dir, "agent.pem"), CAFile: filepath.Join(dir, "ca.pem")}
+	if err := os.WriteFile(cfg.CertFile, append(is.PEM, kb...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.CAFile, ca.Bundle(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, ca
+}
+
+// start returns the agent's API handler, without its TLS, for the tests
+// of retries and streams.
+func start(t *testing.T) http.Handler {
+	a, _ := newAgent(t)
+	return a.Handler()
+}
+
+// serveTLS runs the agent on loopback with its mutual TLS.
+func serveTLS(t *testing.T) (string, *pki.Authority) {
+	a, ca := newAgent(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "https://" + ln.Addr().String(), ca
+}
+
+// Over mutual TLS the client works with the manager's certificate, and a
+// refused handshake is named as such, at once, not as a gone agent.
+func TestMutualTLS(t *testing.T) {
+	base, ca := serveTLS(t)
+	ctx := context.Background()
+	if _, err := New(base, WithTLS(ca.ClientTLS(nil))).Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pki.Open(t.TempDir(), pki.Options{ManagerHosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gone *AgentGoneError
+	for name, cfg := range map[string]*tls.Config{
+		"another CA's manager":   other.ClientTLS(nil),
+		"no client certificate":  {RootCAs: ca.Pool()},
+		"agent refused by check": ca.ClientTLS(func(*x509.Certificate) error { return errors.New("not this one") }),
+	} {
+		_, err := New(base, WithTLS(cfg), WithRetries(2), WithBackoff(time.Millisecond)).Health(ctx)
+		if !errors.Is(err, ErrHandshake) || errors.As(err, &gone) {
+			t.Errorf("%s: %v, want ErrHandshake", name, err)
+		}
+	}
 }
 
 func TestClient(t *testing.T) {
-	h, tok := start(t)
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(start(t))
 	defer srv.Close()
 	ctx := context.Background()
-	c := New(srv.URL, tok)
+	c := New(srv.URL)
 	if _, err := c.Health(ctx); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := New(srv.URL, "wrong").Health(ctx); !errors.Is(err, ErrUnauthorized) {
-		t.Fatalf("wrong token: %v", err)
 	}
 	dir := t.TempDir()
 	p := filepath.Join(dir, "x", "f.txt")
@@ -67,7 +134,7 @@ func TestClient(t *testing.T) {
 // A connection cut in the middle of a stream is retried with the same
 // requestId, and the command still runs once.
 func TestRetryAfterDrop(t *testing.T) {
-	h, tok := start(t)
+	h := start(t)
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
@@ -84,7 +151,7 @@ func TestRetryAfterDrop(t *testing.T) {
 	}))
 	defer srv.Close()
 	file := filepath.Join(t.TempDir(), "count")
-	c := New(srv.URL, tok, WithBackoff(10*time.Millisecond))
+	c := New(srv.URL, WithBackoff(10*time.Millisecond))
 	res, err := c.Exec(context.Background(), ExecRequest{RequestID: "once", Command: sdk.Command{Argv: []string{"sh", "-c", `sleep 0.3; echo ran >> "$1"`, "sh", file}}}, nil)
 	if err != nil || res.ExitCode != 0 {
 		t.Fatalf("%+v %v", res, err)
@@ -103,7 +170,7 @@ func TestAgentGone(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	base := srv.URL
 	srv.Close() // nothing listens there any more
-	c := New(base, "tok", WithRetries(2), WithBackoff(time.Millisecond))
+	c := New(base, WithRetries(2), WithBackoff(time.Millisecond))
 	_, err := c.Exec(context.Background(), ExecRequest{RequestID: "x", Command: sdk.Command{Argv: []string{"true"}}}, nil)
 	var gone *AgentGoneError
 	if !errors.As(err, &gone) || !strings.Contains(err.Error(), "agent on 127.0.0.1 is not running or not reachable") ||
@@ -111,10 +178,9 @@ func TestAgentGone(t *testing.T) {
 		t.Fatalf("want the agent named as gone, with the cause: %v", err)
 	}
 	// An agent that answers with an error is not gone.
-	h, tok := start(t)
-	live := httptest.NewServer(h)
+	live := httptest.NewServer(start(t))
 	defer live.Close()
-	if _, err := New(live.URL, tok+"x").Health(context.Background()); errors.As(err, &gone) {
+	if _, err := New(live.URL).ReadFile(context.Background(), "/no/such/file", 0); err == nil || errors.As(err, &gone) {
 		t.Fatalf("a live agent reported gone: %v", err)
 	}
 }
@@ -154,7 +220,7 @@ func TestRetriesOption(t *testing.T) {
 	defer srv.Close()
 	for _, retries := range []int{0, 3} {
 		n.Store(0)
-		c := New(srv.URL, "tok", WithRetries(retries), WithBackoff(time.Millisecond))
+		c := New(srv.URL, WithRetries(retries), WithBackoff(time.Millisecond))
 		if _, err := c.Health(context.Background()); err == nil {
 			t.Fatalf("retries %d: want an error from a server that drops every connection", retries)
 		}
@@ -167,11 +233,10 @@ func TestRetriesOption(t *testing.T) {
 // The agent's 409 for a request id reused for another request surfaces as
 // ErrRequestIDReused, saying so, for every kind of call; nothing is retried.
 func TestRequestIDReused(t *testing.T) {
-	h, tok := start(t)
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(start(t))
 	defer srv.Close()
 	ctx := context.Background()
-	c := New(srv.URL, tok, WithBackoff(time.Millisecond))
+	c := New(srv.URL, WithBackoff(time.Millisecond))
 	dir := t.TempDir()
 	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.URL.Path)) }))
 	defer files.Close()

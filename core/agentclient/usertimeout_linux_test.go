@@ -35,7 +35,7 @@ func TestConnectionsBoundUnacknowledgedData(t *testing.T) {
 		{DefaultKeepAlive, 30000},
 		{3 * time.Second, 6000},
 	} {
-		cl := New("http://"+ln.Addr().String(), "t", WithKeepAlive(c.keepAlive))
+		cl := New("http://"+ln.Addr().String(), WithKeepAlive(c.keepAlive))
 		conn, err := cl.hc.Transport.(*http.Transport).DialContext(context.Background(), "tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)

@@ -1,19 +1,24 @@
-// Package agents is the manager's side of its agents: the register and
-// heartbeat endpoints, per-agent tokens, liveness (an agent is STOP after
+// Package agents is the manager's side of its agents: the register,
+// heartbeat and renew endpoints (mutual TLS; a certificate maps to one
+// agent record by its serial), agent certificates, liveness (an agent is STOP after
 // missing three heartbeats and RUNNING again when they resume), and a way to
 // wait for an agent's registration without polling.
 package agents
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +27,7 @@ import (
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/httpx"
+	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/hashicorp/go-hclog"
 	"gorm.io/gorm"
@@ -33,16 +39,13 @@ const (
 	StatusStop    = "STOP"
 )
 
-// Sealer encrypts agent tokens at rest (core/secret implements it).
-type Sealer interface {
-	Seal([]byte) ([]byte, error)
-	Open([]byte) ([]byte, error)
-}
-
 // Config configures a Registry.
 type Config struct {
-	DB               *gorm.DB
-	Sealer           Sealer
+	DB *gorm.DB
+	// PKI is the manager's CA: it issues agent certificates and is the
+	// trust of calls to agents.
+	PKI              *pki.Authority
+	CertLifetime     time.Duration // of agent certificates; default pki.AgentLifetime
 	Logger           hclog.Logger
 	HeartbeatSeconds int // told to agents at registration; default 5
 	MissedBeats      int // beats missed before STOP; default 3
@@ -80,8 +83,11 @@ var ErrUnknownAgent = errors.New("no agent is known for this host")
 // New returns a Registry. Call Start to arm liveness deadlines of agents
 // already RUNNING (after a manager restart) and Close at shutdown.
 func New(cfg Config) (*Registry, error) {
-	if cfg.DB == nil || cfg.Sealer == nil {
-		return nil, errors.New("agents: DB and Sealer are required")
+	if cfg.DB == nil || cfg.PKI == nil {
+		return nil, errors.New("agents: DB and PKI are required")
+	}
+	if cfg.CertLifetime <= 0 {
+		cfg.CertLifetime = pki.AgentLifetime
 	}
 	if cfg.HeartbeatSeconds <= 0 {
 		cfg.HeartbeatSeconds = 5
@@ -119,48 +125,80 @@ func (r *Registry) Close() {
 	}
 }
 
-// HashToken is how agent tokens are stored: hex SHA-256.
-func HashToken(token string) string {
-	s := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(s[:])
+// Credentials are what an installed agent needs to take part in mutual
+// TLS: its key and certificate (one PEM) and the CA bundle it trusts.
+type Credentials struct {
+	CertAndKey []byte // PEM; secret: goes to the host over SSH only
+	CABundle   []byte // PEM
+	Serial     string
 }
 
-// Prepare issues a fresh token for the agent of (clusterID, host), creating
-// or updating its record, and resets the registration wait for it. The old
-// token stops working at once.
-func (r *Registry) Prepare(ctx context.Context, clusterID int64, host string, port int, installDir string) (string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
+// Prepare issues a fresh key and certificate for the agent agentUUID on
+// (clusterID, host), recording the certificate's serial as the only one
+// accepted from that agent from now on (every older certificate of it is
+// revoked), creates or updates the agent's record, and resets the
+// registration wait for it. The key is not kept.
+func (r *Registry) Prepare(ctx context.Context, clusterID int64, host string, port int, installDir, agentUUID string) (Credentials, error) {
+	if agentUUID == "" {
+		return Credentials{}, errors.New("prepare agent: the agent id is empty")
 	}
-	token := hex.EncodeToString(b[:])
-	sealed, err := r.cfg.Sealer.Seal([]byte(token))
+	priv, err := pki.NewKey()
 	if err != nil {
-		return "", fmt.Errorf("seal agent token: %w", err)
+		return Credentials{}, err
+	}
+	is, err := r.cfg.PKI.Issue(pki.Request{PublicKey: priv.Public(), CommonName: agentUUID, Hosts: []string{host},
+		Role: pki.Agent, Lifetime: r.cfg.CertLifetime})
+	if err != nil {
+		return Credentials{}, fmt.Errorf("certificate for the agent on %s: %w", host, err)
+	}
+	kb, err := pki.EncodeKey(priv)
+	if err != nil {
+		return Credentials{}, err
 	}
 	if port <= 0 {
 		port = wire.DefaultPort
 	}
+	notAfter := is.Cert.NotAfter
+	cert := map[string]any{"agent_uuid": agentUUID, "cert_serial": is.Serial, "prev_cert_serial": "",
+		"cert_issuer": is.Issuer, "cert_not_after": &notAfter, "port": port, "install_dir": installDir}
 	err = r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var a store.Agent
 		err := tx.Where("cluster_id = ? AND host = ?", clusterID, host).First(&a).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return tx.Create(&store.Agent{ClusterID: clusterID, Host: host, Port: port, Status: StatusStop,
-				TokenHash: HashToken(token), TokenSealed: sealed, InstallDir: installDir}).Error
+				AgentUUID: agentUUID, CertSerial: is.Serial, CertIssuer: is.Issuer, CertNotAfter: &notAfter,
+				InstallDir: installDir}).Error
 		}
 		if err != nil {
 			return err
 		}
-		return tx.Model(&store.Agent{}).Where("id = ?", a.ID).Updates(map[string]any{
-			"token_hash": HashToken(token), "token_sealed": sealed, "port": port, "install_dir": installDir}).Error
+		return tx.Model(&store.Agent{}).Where("id = ?", a.ID).Updates(cert).Error
 	})
 	if err != nil {
-		return "", fmt.Errorf("record agent of %s: %w", host, err)
+		return Credentials{}, fmt.Errorf("record agent of %s: %w", host, err)
 	}
 	r.mu.Lock()
 	r.waiters[key{clusterID, host}] = make(chan struct{})
 	r.mu.Unlock()
-	return token, nil
+	return Credentials{CertAndKey: append(append([]byte{}, is.PEM...), kb...), CABundle: r.cfg.PKI.Bundle(), Serial: is.Serial}, nil
+}
+
+// CheckManagerURL checks that agents told to reach the manager at u
+// will accept its certificate: https, and a host the certificate names.
+func (r *Registry) CheckManagerURL(u string) error {
+	pu, err := url.Parse(u)
+	if err != nil || pu.Scheme != "https" || pu.Hostname() == "" {
+		return fmt.Errorf("the manager URL for agents %q must be https://host:port", u)
+	}
+	c, err := r.cfg.PKI.ManagerCertificate()
+	if err != nil {
+		return err
+	}
+	if err := c.Leaf.VerifyHostname(pu.Hostname()); err != nil {
+		return fmt.Errorf("agents would reach the manager at %s, but its certificate names only %v %v: add %s with serve --tls-san, or set --advertise-url to one of those",
+			u, c.Leaf.IPAddresses, c.Leaf.DNSNames, pu.Hostname())
+	}
+	return nil
 }
 
 // WaitRegistered blocks until the agent of (clusterID, host) registers
@@ -213,25 +251,51 @@ func (r *Registry) Get(ctx context.Context, clusterID int64, host string) (store
 	return a, err
 }
 
-// Client returns a client for the agent of (clusterID, host).
+// Client returns a client for the agent of (clusterID, host). Its
+// connections are mutual TLS: the manager presents its certificate, and
+// the agent's must verify for the host, carry the agent role, name the
+// agent's id and have a serial the manager issued to it (read at each
+// handshake, so a reinstall or renewal applies to the next connection).
 func (r *Registry) Client(ctx context.Context, clusterID int64, host string) (*agentclient.Client, error) {
 	a, err := r.Get(ctx, clusterID, host)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := r.cfg.Sealer.Open(a.TokenSealed)
-	if err != nil {
-		return nil, fmt.Errorf("open token of agent on %s: %w", host, err)
-	}
 	port := a.Port
 	if port <= 0 {
 		port = wire.DefaultPort
 	}
-	return agentclient.New("http://"+net.JoinHostPort(a.Host, strconv.Itoa(port)), string(tok), r.cfg.ClientOptions...), nil
+	check := func(leaf *x509.Certificate) error {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var cur store.Agent
+		if err := r.db.WithContext(cctx).First(&cur, a.ID).Error; err != nil {
+			return fmt.Errorf("look up the agent of %s: %w", host, err)
+		}
+		return accepts(cur, leaf)
+	}
+	opts := append([]agentclient.Option{agentclient.WithTLS(r.cfg.PKI.ClientTLS(check))}, r.cfg.ClientOptions...)
+	return agentclient.New("https://"+net.JoinHostPort(a.Host, strconv.Itoa(port)), opts...), nil
 }
 
-// Handler serves POST .../register and POST .../heartbeat (mount it at
-// /agent-api/v1; it matches on the last path element).
+// accepts checks a verified agent certificate against the agent's record:
+// its id, its host and one of the serials issued to it.
+func accepts(a store.Agent, leaf *x509.Certificate) error {
+	serial := pki.Serial(leaf)
+	switch {
+	case a.CertSerial == "" || (serial != a.CertSerial && serial != a.PrevCertSerial):
+		return fmt.Errorf("certificate serial %s is not the one issued to the agent of %s (revoked by a reinstall?)", serial, a.Host)
+	case leaf.Subject.CommonName != a.AgentUUID:
+		return fmt.Errorf("the certificate is for agent %q, the agent of %s is %q", leaf.Subject.CommonName, a.Host, a.AgentUUID)
+	case leaf.VerifyHostname(a.Host) != nil:
+		return fmt.Errorf("the certificate is for host %s, not %s", pki.HostOf(leaf), a.Host)
+	}
+	return nil
+}
+
+// Handler serves POST .../register, .../heartbeat and .../renew (mount it
+// at /agent-api/v1 on a mutual-TLS listener, pki.AgentEndpointTLS; it
+// matches on the last path element).
 func (r *Registry) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodPost {
@@ -243,32 +307,76 @@ func (r *Registry) Handler() http.Handler {
 			r.register(w, req)
 		case strings.HasSuffix(req.URL.Path, "/heartbeat"):
 			r.heartbeat(w, req)
+		case strings.HasSuffix(req.URL.Path, "/renew"):
+			r.renew(w, req)
 		default:
 			httpx.Fail(w, httpx.NotFound("no such agent endpoint %s", req.URL.Path))
 		}
 	})
 }
 
-// authenticate finds the agent whose token the request carries.
-func (r *Registry) authenticate(req *http.Request) (store.Agent, error) {
+// caller is an authenticated agent: its record and its certificate.
+type caller struct {
+	agent store.Agent
+	leaf  *x509.Certificate
+}
+
+// authenticate maps the request's client certificate (verified by the
+// listener against the CA) to the agent it was issued to.
+func (r *Registry) authenticate(req *http.Request) (caller, error) {
+	if req.TLS == nil || len(req.TLS.PeerCertificates) == 0 {
+		return caller{}, httpx.Errorf(http.StatusUnauthorized, "agent endpoints need mutual TLS with the agent's certificate")
+	}
+	leaf := req.TLS.PeerCertificates[0]
+	if !pki.HasRole(leaf, pki.Agent) {
+		return caller{}, httpx.Errorf(http.StatusForbidden, "the client certificate is not an agent's")
+	}
+	serial := pki.Serial(leaf)
 	var a store.Agent
-	tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
-		return a, httpx.Errorf(http.StatusUnauthorized, "missing agent token")
-	}
-	err := r.db.WithContext(req.Context()).Where("token_hash = ?", HashToken(tok)).First(&a).Error
+	err := r.db.WithContext(req.Context()).Where("cert_serial = ? OR prev_cert_serial = ?", serial, serial).First(&a).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return a, httpx.Errorf(http.StatusUnauthorized, "unknown agent token")
+		r.log.Warn("refused an agent certificate not (or no longer) issued to any agent", "serial", serial, "cn", leaf.Subject.CommonName, "remote", req.RemoteAddr)
+		return caller{}, httpx.Errorf(http.StatusUnauthorized, "certificate serial %s is not the current one of any agent (revoked by a reinstall?): reinstall the agent", serial)
 	}
-	return a, err
+	if err != nil {
+		return caller{}, err
+	}
+	if err := accepts(a, leaf); err != nil {
+		r.log.Warn("refused an agent certificate", "serial", serial, "host", a.Host, "error", err)
+		return caller{}, httpx.Errorf(http.StatusForbidden, "%v", err)
+	}
+	if serial == a.CertSerial && a.PrevCertSerial != "" {
+		// The agent uses its renewed certificate: the previous one is done.
+		if err := r.db.WithContext(req.Context()).Model(&store.Agent{}).Where("id = ? AND cert_serial = ?", a.ID, serial).
+			Update("prev_cert_serial", "").Error; err != nil {
+			return caller{}, fmt.Errorf("retire the previous certificate of %s: %w", a.Host, err)
+		}
+		a.PrevCertSerial = ""
+	}
+	return caller{agent: a, leaf: leaf}, nil
+}
+
+// answer is what every register and heartbeat answer tells the agent: the
+// CA bundle when the agent's differs, and to renew when its certificate
+// is not from the signing CA (a rotation under way).
+func (r *Registry) answer(leaf *x509.Certificate, bundleSum string) wire.Beat {
+	var b wire.Beat
+	bundle := r.cfg.PKI.Bundle()
+	sum := sha256.Sum256(bundle)
+	if bundleSum != hex.EncodeToString(sum[:]) {
+		b.CABundle = string(bundle)
+	}
+	b.Renew = pki.IssuerID(leaf) != r.cfg.PKI.SigningID()
+	return b
 }
 
 func (r *Registry) register(w http.ResponseWriter, req *http.Request) {
-	a, err := r.authenticate(req)
+	c, err := r.authenticate(req)
 	if err != nil {
 		httpx.Fail(w, err)
 		return
 	}
+	a := c.agent
 	var body wire.Register
 	if err := httpx.DecodeLimit(w, req, &body, maxReportBody); err != nil {
 		httpx.Fail(w, err)
@@ -309,7 +417,7 @@ func (r *Registry) register(w http.ResponseWriter, req *http.Request) {
 	}
 	r.broadcastLocked()
 	r.mu.Unlock()
-	httpx.OK(w, wire.Registered{AgentID: a.ID, HeartbeatSeconds: r.cfg.HeartbeatSeconds})
+	httpx.OK(w, wire.Registered{AgentID: a.ID, HeartbeatSeconds: r.cfg.HeartbeatSeconds, Beat: r.answer(c.leaf, "")})
 }
 
 func nonNil(p []wire.Process) []wire.Process {
@@ -320,11 +428,12 @@ func nonNil(p []wire.Process) []wire.Process {
 }
 
 func (r *Registry) heartbeat(w http.ResponseWriter, req *http.Request) {
-	a, err := r.authenticate(req)
+	c, err := r.authenticate(req)
 	if err != nil {
 		httpx.Fail(w, err)
 		return
 	}
+	a := c.agent
 	var body wire.Heartbeat
 	if err := httpx.DecodeLimit(w, req, &body, maxReportBody); err != nil {
 		httpx.Fail(w, err)
@@ -334,7 +443,11 @@ func (r *Registry) heartbeat(w http.ResponseWriter, req *http.Request) {
 		httpx.Fail(w, err)
 		return
 	}
-	if a.RegisterTime == nil || body.AgentID != a.AgentUUID {
+	if body.AgentID != a.AgentUUID {
+		httpx.Fail(w, httpx.Errorf(http.StatusForbidden, "agentId %s is not the agent of this certificate (%s)", body.AgentID, a.AgentUUID))
+		return
+	}
+	if a.RegisterTime == nil {
 		httpx.Fail(w, httpx.NotFound("agent %s is not registered here: register first", body.AgentID))
 		return
 	}
@@ -352,7 +465,68 @@ func (r *Registry) heartbeat(w http.ResponseWriter, req *http.Request) {
 		r.broadcastLocked()
 		r.mu.Unlock()
 	}
-	httpx.OK(w, nil)
+	httpx.OK(w, r.answer(c.leaf, body.BundleSHA256))
+}
+
+// renew issues the calling agent a new certificate for the public key of
+// its certificate request, with the same id and host. The serial the
+// agent called with stays accepted until it uses the new one, so an
+// answer lost on the way does not lock it out.
+func (r *Registry) renew(w http.ResponseWriter, req *http.Request) {
+	c, err := r.authenticate(req)
+	if err != nil {
+		httpx.Fail(w, err)
+		return
+	}
+	a := c.agent
+	var body wire.Renew
+	if err := httpx.Decode(w, req, &body); err != nil {
+		httpx.Fail(w, err)
+		return
+	}
+	if body.AgentID != a.AgentUUID {
+		httpx.Fail(w, httpx.Errorf(http.StatusForbidden, "agentId %s is not the agent of this certificate (%s)", body.AgentID, a.AgentUUID))
+		return
+	}
+	blk, _ := pem.Decode([]byte(body.CSR))
+	if blk == nil || blk.Type != "CERTIFICATE REQUEST" {
+		httpx.Fail(w, httpx.BadRequest("csr must be a PEM CERTIFICATE REQUEST"))
+		return
+	}
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil {
+		httpx.Fail(w, httpx.BadRequest("csr: %v", err))
+		return
+	}
+	if err := csr.CheckSignature(); err != nil {
+		httpx.Fail(w, httpx.BadRequest("csr signature: %v", err))
+		return
+	}
+	if k, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+		httpx.Fail(w, httpx.BadRequest("csr: the key must be ECDSA P-256"))
+		return
+	}
+	is, err := r.cfg.PKI.Issue(pki.Request{PublicKey: csr.PublicKey, CommonName: a.AgentUUID, Hosts: []string{a.Host},
+		Role: pki.Agent, Lifetime: r.cfg.CertLifetime})
+	if err != nil {
+		httpx.Fail(w, err)
+		return
+	}
+	used := pki.Serial(c.leaf)
+	notAfter := is.Cert.NotAfter
+	res := r.db.WithContext(req.Context()).Model(&store.Agent{}).
+		Where("id = ? AND (cert_serial = ? OR prev_cert_serial = ?)", a.ID, used, used).
+		Updates(map[string]any{"cert_serial": is.Serial, "prev_cert_serial": used, "cert_issuer": is.Issuer, "cert_not_after": &notAfter})
+	if res.Error != nil {
+		httpx.Fail(w, fmt.Errorf("record the renewed certificate of %s: %w", a.Host, res.Error))
+		return
+	}
+	if res.RowsAffected == 0 {
+		httpx.Fail(w, httpx.Errorf(http.StatusConflict, "the agent of %s was reinstalled meanwhile: this certificate is revoked", a.Host))
+		return
+	}
+	r.log.Info("renewed an agent certificate", "cluster", a.ClusterID, "host", a.Host, "serial", is.Serial, "notAfter", notAfter, "ca", is.Issuer)
+	httpx.OK(w, wire.Renewed{Certificate: string(is.PEM), CABundle: string(r.cfg.PKI.Bundle())})
 }
 
 func (r *Registry) broadcastLocked() {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/httpx"
+	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/store"
 )
 
@@ -47,13 +48,21 @@ func validHeartbeat(b wire.Heartbeat) error {
 }
 
 // validIdentity checks that the agent registering is the one this record
-// was prepared for: the host it claims is the record's. This is where a
-// check against the agent's TLS client certificate belongs (its host must
-// be the record's host too).
+// and its client certificate were made for: the agent id it claims is the
+// certificate's (and the record's), and so is the host (403 otherwise).
 func validIdentity(req *http.Request, a store.Agent, b wire.Register) error {
+	if b.AgentID != a.AgentUUID {
+		return httpx.Errorf(http.StatusForbidden, "agentId %s is not the agent of this certificate (%s)", b.AgentID, a.AgentUUID)
+	}
 	if !strings.EqualFold(b.Host, a.Host) {
-		return httpx.BadRequest("host %q is not the host this agent's token was issued for (%s): reinstall the agent on %s or fix host in its agent.json",
+		return httpx.Errorf(http.StatusForbidden, "host %q is not the host this agent's certificate was issued for (%s): reinstall the agent on %s or fix host in its agent.json",
 			b.Host, a.Host, b.Host)
+	}
+	if req.TLS != nil && len(req.TLS.PeerCertificates) > 0 {
+		if leaf := req.TLS.PeerCertificates[0]; leaf.VerifyHostname(b.Host) != nil || leaf.Subject.CommonName != b.AgentID {
+			return httpx.Errorf(http.StatusForbidden, "the client certificate (agent %s, host %s) is not for agent %s on %s",
+				leaf.Subject.CommonName, pki.HostOf(leaf), b.AgentID, b.Host)
+		}
 	}
 	return nil
 }

@@ -1,11 +1,7 @@
 package agents
 
 import (
-	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -88,49 +84,37 @@ func TestValidRegister(t *testing.T) {
 }
 
 func TestValidIdentity(t *testing.T) {
+	id := goodRegister().AgentID
 	cases := []struct {
-		recorded, claimed string
-		ok                bool
+		recorded, claimed, agentID string
+		ok                         bool
 	}{
-		{"10.0.0.5", "10.0.0.5", true},
-		{"Host1.example", "host1.example", true},
-		{"10.0.0.5", "10.0.0.6", false},
-		{"host1", "host2", false},
+		{"10.0.0.5", "10.0.0.5", id, true},
+		{"Host1.example", "host1.example", id, true},
+		{"10.0.0.5", "10.0.0.6", id, false},
+		{"host1", "host2", id, false},
+		{"10.0.0.5", "10.0.0.5", "6f1c0e8a-2b7d-4c1e-9f3a-0d5b8e7c6a42", false},
 	}
 	for _, c := range cases {
 		r := goodRegister()
-		r.Host = c.claimed
-		err := validIdentity(httptest.NewRequest("POST", wire.RegisterPath, nil), store.Agent{Host: c.recorded}, r)
+		r.Host, r.AgentID = c.claimed, c.agentID
+		err := validIdentity(httptest.NewRequest("POST", wire.RegisterPath, nil), store.Agent{Host: c.recorded, AgentUUID: id}, r)
 		if (err == nil) != c.ok {
-			t.Errorf("recorded %s, claimed %s: %v, want ok = %v", c.recorded, c.claimed, err, c.ok)
+			t.Errorf("recorded %s, claimed %s as %s: %v, want ok = %v", c.recorded, c.claimed, c.agentID, err, c.ok)
+		}
+		if he, isHTTP := err.(*httpx.Error); err != nil && (!isHTTP || he.Status != http.StatusForbidden) {
+			t.Errorf("recorded %s, claimed %s: %v, want a 403", c.recorded, c.claimed, err)
 		}
 	}
 }
 
-// Through the handler: a bad claim is a 400 naming the field, an
-// oversized body a 413, a good one registers.
+// Through the handler, over mutual TLS: a bad claim is a 400 naming the
+// field, a claim for another host a 403, an oversized body a 413, a good
+// one registers.
 func TestRegisterRefusesBadClaims(t *testing.T) {
-	st, err := store.Open("", t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	key := make([]byte, 32)
-	rand.Read(key)
-	b, _ := aes.NewCipher(key)
-	g, _ := cipher.NewGCM(b)
-	reg, err := New(Config{DB: st.DB(), Sealer: gcm{g}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	srv := httptest.NewServer(reg.Handler())
-	defer srv.Close()
-	token, err := reg.Prepare(context.Background(), 1, "10.0.0.5", 0, "/opt/doris")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := func(edit func(*wire.Register)) []byte {
+	e := setup(t)
+	cfg := e.install(t, "10.0.0.5", goodRegister().AgentID)
+	body := func(edit func(*wire.Register)) json.RawMessage {
 		r := goodRegister()
 		edit(&r)
 		j, _ := json.Marshal(r)
@@ -139,33 +123,28 @@ func TestRegisterRefusesBadClaims(t *testing.T) {
 	huge := body(func(r *wire.Register) { r.Version = strings.Repeat("x", maxReportBody) })
 	cases := []struct {
 		name   string
-		body   []byte
+		body   json.RawMessage
 		status int
 		msg    string
 	}{
 		{"bad port", body(func(r *wire.Register) { r.Port = 0 }), 400, "port"},
-		{"other host", body(func(r *wire.Register) { r.Host = "10.0.0.9" }), 400, "host"},
+		{"other host", body(func(r *wire.Register) { r.Host = "10.0.0.9" }), 403, "host"},
 		{"too many processes", body(func(r *wire.Register) { r.Processes = make([]wire.Process, 100) }), 400, "processes"},
 		{"too large", huge, 413, "larger than"},
 		{"good", body(func(*wire.Register) {}), 200, "success"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+wire.RegisterPath, bytes.NewReader(c.body))
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := http.DefaultClient.Do(req)
+			status, msg, err := e.post(t, cfg.CertFile, wire.RegisterPath, c.body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
-			var env wire.Envelope[json.RawMessage]
-			_ = json.NewDecoder(resp.Body).Decode(&env)
-			if resp.StatusCode != c.status || !strings.Contains(env.Msg, c.msg) {
-				t.Fatalf("HTTP %d %q, want %d mentioning %q", resp.StatusCode, env.Msg, c.status, c.msg)
+			if status != c.status || !strings.Contains(msg, c.msg) {
+				t.Fatalf("HTTP %d %q, want %d mentioning %q", status, msg, c.status, c.msg)
 			}
 		})
 	}
-	a, err := reg.Get(context.Background(), 1, "10.0.0.5")
+	a, err := e.reg.Get(context.Background(), 1, "10.0.0.5")
 	if err != nil || a.Port != 9602 || a.Status != StatusRunning {
 		t.Fatalf("after the good registration: %+v %v", a, err)
 	}

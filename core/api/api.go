@@ -28,9 +28,6 @@ type Config struct {
 	Store  *store.Store
 	Engine *process.Engine
 	Logger hclog.Logger
-	// AgentAPI, if set, is mounted at /agent-api/ without the bearer
-	// middleware (agents authenticate with their own tokens).
-	AgentAPI http.Handler
 	// Plugins, if set, is mounted at /api/plugins behind the bearer middleware.
 	Plugins http.Handler
 	// RefreshRoles, if set, asks the cluster itself which roles are
@@ -56,9 +53,6 @@ func New(cfg Config) http.Handler {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		httpx.Fail(w, httpx.Errorf(http.StatusMethodNotAllowed, "method %s is not allowed on %s", r.Method, r.URL.Path))
 	})
-	if cfg.AgentAPI != nil {
-		r.Mount("/agent-api", cfg.AgentAPI)
-	}
 	r.Route("/api", func(r chi.Router) {
 		r.Use(auth.Middleware(cfg.Store, cfg.AuthLimiter))
 		r.Post("/server/installAgent", a.installAgent)

@@ -54,9 +54,8 @@ func newEnv(t *testing.T, dsn string) *env {
 	}
 	e := &env{t: t, st: st, stopper: &stopper{}}
 	eng := process.New(process.Config{Store: st, Sealer: box, Stopper: e.stopper})
-	agentAPI := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "agent-api "+r.URL.Path) })
 	plugins := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "plugins") })
-	e.srv = httptest.NewServer(New(Config{Store: st, Engine: eng, AgentAPI: agentAPI, Plugins: plugins}))
+	e.srv = httptest.NewServer(New(Config{Store: st, Engine: eng, Plugins: plugins}))
 	t.Cleanup(e.srv.Close)
 	ctx := context.Background()
 	if e.token, err = auth.CreateToken(ctx, st, "admin"); err != nil {
@@ -318,8 +317,8 @@ func TestWizardOverHTTP(t *testing.T) {
 		// Agents and hardware as reported by agents.
 		now := time.Now()
 		e.st.DB().Create(&store.Agent{ClusterID: 1, Host: "10.0.0.1", Port: 9602, Status: "RUNNING", RegisterTime: &now, LastReportedTime: &now,
-			Hardware:    `{"cpu":"Intel(R) Xeon(R)","cores":8,"totalMemoryBytes":16642998272,"totalMemory":"15.5 GiB","disks":[{"mount":"/","totalBytes":1,"freeBytes":1}]}`,
-			TokenSealed: []byte("TOPSECRET-SEALED"), TokenHash: "TOPSECRET-HASH"})
+			Hardware:   `{"cpu":"Intel(R) Xeon(R)","cores":8,"totalMemoryBytes":16642998272,"totalMemory":"15.5 GiB","disks":[{"mount":"/","totalBytes":1,"freeBytes":1}]}`,
+			CertSerial: "TOPSECRET-SERIAL", CertIssuer: "TOPSECRET-ISSUER"})
 		r = e.ok("GET", "/api/server/agentList?clusterId=1", nil)
 		ags := list(t, r.Data)
 		if len(ags) != 1 || keysOf(t, ags[0]) != "host,id,lastReportedTime,port,registerTime,status" || !strings.Contains(r.raw, `"port":9602`) {
@@ -401,10 +400,10 @@ func TestEnvelopesForAuthAndRouting(t *testing.T) {
 			}
 		})
 	}
-	// Mounted handlers: the agent API is reachable without a user token,
-	// plugins only with one.
-	if r := e.do("POST", "/agent-api/v1/register", "{}", ""); r.status != 200 || r.raw != "agent-api /agent-api/v1/register" {
-		t.Fatalf("agent api: %d %s", r.status, r.raw)
+	// The agent API is never part of the REST API (it has its own
+	// mutual-TLS listener); plugins are mounted behind a user token.
+	if r := e.do("POST", "/agent-api/v1/register", "{}", ""); r.status != 404 {
+		t.Fatalf("agent api on the REST router: %d %s", r.status, r.raw)
 	}
 	if r := e.do("GET", "/api/plugins/", nil, e.token); r.raw != "plugins" {
 		t.Fatalf("plugins: %d %s", r.status, r.raw)

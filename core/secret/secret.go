@@ -1,4 +1,4 @@
-// Package secret seals small secrets (SSH keys, agent tokens) at rest with
+// Package secret seals small secrets (SSH keys and passphrases) at rest with
 // AES-256-GCM under a key kept in <data-dir>/secret.key or a file of the
 // operator's choosing.
 package secret

@@ -1,10 +1,12 @@
 // Package server wires the manager together for `dorismanager serve`: the
-// store, secrets, API tokens, the process engine, the task runner, the REST
-// API and whatever extensions (task actions, agent API, plugins) are plugged in.
+// store, secrets, the CA, API tokens, the process engine, the task runner,
+// the REST API (plain HTTP or TLS), the agent endpoint (mutual TLS only)
+// and whatever extensions (task actions, agent API, plugins) are plugged in.
 package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/api"
 	"github.com/dorismanager/dorismanager/core/auth"
+	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/secret"
@@ -31,7 +34,11 @@ type Deps struct {
 	DataDir      string
 	PluginsDir   string
 	AdvertiseURL string   // as configured; may be empty
-	ListenAddr   net.Addr // the bound address
+	ListenAddr   net.Addr // the bound address of the REST API
+	// AgentAddr is the bound address of the agent endpoint.
+	AgentAddr net.Addr
+	// PKI is the manager's CA.
+	PKI *pki.Authority
 	// Notify wakes the task runner (for example after an agent registered).
 	Notify func()
 }
@@ -39,9 +46,11 @@ type Deps struct {
 // Extensions are the parts plugged in by Config.Extend; they add to the
 // fields of the same name in Config.
 type Extensions struct {
-	Actions  runner.Actions
-	Stopper  process.Stopper
-	AgentAPI http.Handler // mounted at /agent-api/ without user auth
+	Actions runner.Actions
+	Stopper process.Stopper
+	// AgentAPI is served at /agent-api/ on the agent endpoint, mutual TLS
+	// with agent certificates only; never on the REST listener.
+	AgentAPI http.Handler
 	Plugins  http.Handler // mounted at /api/plugins with user auth
 	// RefreshRoles asks the cluster which roles are registered (roleList).
 	RefreshRoles func(ctx context.Context, clusterID int64) error
@@ -53,7 +62,17 @@ type Extensions struct {
 
 // Config configures a Server.
 type Config struct {
-	Listen       string // e.g. ":9601"
+	Listen string // e.g. ":9601"
+	// AgentListen is the agent endpoint's address (default ":9603").
+	AgentListen string
+	// TLS of the REST API: TLSAuto serves it with a certificate from the
+	// manager's CA; TLSCert and TLSKey with the operator's own; neither:
+	// plain HTTP (a warning unless on loopback).
+	TLSAuto         bool
+	TLSCert, TLSKey string
+	// TLSSANs are more names and addresses for the manager's certificate,
+	// besides the listen addresses and the advertise URL's host.
+	TLSSANs      []string
 	DataDir      string
 	DB           string // "" for SQLite in DataDir, or a postgres:// URL
 	PluginsDir   string
@@ -99,8 +118,12 @@ type Server struct {
 	cfg      Config
 	log      hclog.Logger
 	st       *store.Store
+	ca       *pki.Authority
 	ln       net.Listener
 	http     *http.Server
+	agentLn  net.Listener // nil without an AgentAPI
+	agentSrv *http.Server
+	tlsFP    string // SHA-256 of the REST certificate, when TLS
 	runner   *runner.Runner
 	engine   *process.Engine
 	ext      Extensions
@@ -116,6 +139,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = ":9601"
+	}
+	if cfg.AgentListen == "" {
+		cfg.AgentListen = ":9603"
+	}
+	if cfg.TLSAuto && (cfg.TLSCert != "" || cfg.TLSKey != "") {
+		return nil, errors.New("give either --tls auto or --tls-cert/--tls-key, not both")
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("a data dir is required (--data-dir)")
@@ -147,6 +179,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else {
 		log.Info("admin API token", "file", tokenFile)
 	}
+	ca, err := pki.Open(cfg.DataDir, pki.Options{ManagerHosts: managerHosts(cfg), Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("the manager's CA: %w", err)
+	}
 	limits := cfg.HTTP.Or(DefaultHTTP())
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -158,7 +194,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			ln.Close()
 		}
 	}()
-	s := &Server{cfg: cfg, log: log, st: st, ln: ln, tokenFil: tokenFile}
+	agentLn, err := net.Listen("tcp", cfg.AgentListen)
+	if err != nil {
+		return nil, fmt.Errorf("listen for agents on %s: %w", cfg.AgentListen, err)
+	}
+	defer func() {
+		if !ok {
+			agentLn.Close()
+		}
+	}()
+	s := &Server{cfg: cfg, log: log, st: st, ca: ca, tokenFil: tokenFile}
+	if s.ln, err = s.restListener(ln); err != nil {
+		return nil, err
+	}
 	// The runner is built after the extensions (it needs their actions);
 	// Notify calls made before that are harmless: the runner looks for
 	// work as soon as it starts.
@@ -174,7 +222,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	ext := Extensions{}
 	if cfg.Extend != nil {
 		ext, err = cfg.Extend(ctx, Deps{Store: st, Secrets: box, Logger: log, DataDir: cfg.DataDir,
-			PluginsDir: cfg.PluginsDir, AdvertiseURL: cfg.AdvertiseURL, ListenAddr: ln.Addr(), Notify: notify})
+			PluginsDir: cfg.PluginsDir, AdvertiseURL: cfg.AdvertiseURL, ListenAddr: ln.Addr(), AgentAddr: agentLn.Addr(),
+			PKI: ca, Notify: notify})
 		if err != nil {
 			return nil, fmt.Errorf("set up extensions: %w", err)
 		}
@@ -204,16 +253,42 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.runner = r
 	notifyMu.Unlock()
 	s.engine = process.New(process.Config{Store: st, Sealer: box, Stopper: stopper, Notify: r.Notify, Logger: log.Named("process")})
-	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), AgentAPI: agentAPI, Plugins: plugins,
+	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
 		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures})})
 	s.http = limits.Server(handler)
 	s.http.ErrorLog = log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	if agentAPI != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/agent-api/", agentAPI)
+		s.agentLn = tls.NewListener(limits.Listener(agentLn), ca.AgentEndpointTLS())
+		s.agentSrv = limits.Server(mux)
+		// Refused handshakes (scanners, wrong certificates) are logged at
+		// debug level; refused agent certificates are logged by the registry.
+		s.agentSrv.ErrorLog = log.Named("agent-endpoint").StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})
+	} else {
+		agentLn.Close()
+	}
 	ok = true
 	return s, nil
 }
 
 // Addr is the bound address (useful with port 0).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// AgentAddr is the agent endpoint's bound address, nil without an agent API.
+func (s *Server) AgentAddr() net.Addr {
+	if s.agentLn == nil {
+		return nil
+	}
+	return s.agentLn.Addr()
+}
+
+// PKI is the manager's CA.
+func (s *Server) PKI() *pki.Authority { return s.ca }
+
+// TLSFingerprint is the SHA-256 of the REST API's certificate, "" when it
+// serves plain HTTP.
+func (s *Server) TLSFingerprint() string { return s.tlsFP }
 
 // Store is the server's store.
 func (s *Server) Store() *store.Store { return s.st }
@@ -248,9 +323,13 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}(bg)
 	}
-	httpDone := make(chan error, 1)
+	httpDone := make(chan error, 2)
 	go func() { httpDone <- s.http.Serve(s.ln) }()
-	s.log.Info("serving", "addr", s.ln.Addr().String(), "data_dir", s.cfg.DataDir, "postgres", s.st.IsPostgres())
+	if s.agentSrv != nil {
+		go func() { httpDone <- s.agentSrv.Serve(s.agentLn) }()
+		s.log.Info("serving agents (mutual TLS)", "addr", s.agentLn.Addr().String())
+	}
+	s.log.Info("serving", "addr", s.ln.Addr().String(), "tls", s.tlsFP != "", "data_dir", s.cfg.DataDir, "postgres", s.st.IsPostgres())
 
 	var first error
 	select {
@@ -267,6 +346,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer shCancel()
 	if err := s.http.Shutdown(shCtx); err != nil {
 		s.log.Warn("http shutdown", "error", err)
+	}
+	if s.agentSrv != nil {
+		if err := s.agentSrv.Shutdown(shCtx); err != nil {
+			s.log.Warn("agent endpoint shutdown", "error", err)
+		}
 	}
 	cancel()
 	wg.Wait()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -12,13 +14,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/internal/netguard"
 	"github.com/dorismanager/dorismanager/internal/netguard/netguardtest"
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -31,7 +36,10 @@ func (okAction) Idempotent() bool { return true }
 
 func startServer(t *testing.T, cfg Config) (*Server, string, func()) {
 	t.Helper()
-	cfg.Listen = "127.0.0.1:0"
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	cfg.AgentListen = "127.0.0.1:0"
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
@@ -129,11 +137,48 @@ func TestExtendPlugsInActionsAndHandlers(t *testing.T) {
 		}, nil
 	}})
 	defer stop()
-	if got.Store == nil || got.Secrets == nil || got.Notify == nil || got.ListenAddr == nil {
+	if got.Store == nil || got.Secrets == nil || got.Notify == nil || got.ListenAddr == nil || got.PKI == nil || got.AgentAddr == nil {
 		t.Fatalf("deps: %+v", got)
 	}
-	if _, body := call(t, s, "POST", "/agent-api/v1/heartbeat", "", "{}"); body != "agents" {
-		t.Fatalf("agent api: %s", body)
+	// The agent API is served on its own listener, to agent certificates
+	// only, and not on the REST listener.
+	if code, _ := call(t, s, "POST", "/agent-api/v1/heartbeat", "", "{}"); code != http.StatusNotFound {
+		t.Fatalf("agent api on the REST listener: %d", code)
+	}
+	key, _ := pki.NewKey()
+	is, err := s.PKI().Issue(pki.Request{PublicKey: key.Public(), CommonName: "a", Hosts: []string{"127.0.0.1"}, Role: pki.Agent, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := pki.EncodeKey(key)
+	agentCert, _ := tls.X509KeyPair(is.PEM, kb)
+	agentURL := "https://" + s.AgentAddr().String() + "/agent-api/v1/heartbeat"
+	for name, tc := range map[string]struct {
+		certs []tls.Certificate
+		ok    bool
+	}{"agent certificate": {[]tls.Certificate{agentCert}, true}, "no certificate": {nil, false}} {
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.PKI().Pool(), Certificates: tc.certs}}}
+		resp, err := hc.Post(agentURL, "application/json", strings.NewReader("{}"))
+		if tc.ok {
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != "agents" {
+				t.Fatalf("%s: %s", name, b)
+			}
+		} else if err == nil {
+			resp.Body.Close()
+			t.Fatalf("%s: answered %d", name, resp.StatusCode)
+		}
+	}
+	if resp, err := http.Post("http://"+s.AgentAddr().String()+"/agent-api/v1/heartbeat", "application/json", strings.NewReader("{}")); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) == "agents" {
+			t.Fatal("the agent endpoint answered plain HTTP")
+		}
 	}
 	call(t, s, "POST", "/api/server/installAgent", tok, installAgentBody(t))
 	if task := waitTask(t, s); task.Status != store.StatusSuccess || task.Response != "agent installed" {
@@ -155,6 +200,73 @@ func TestRestartKeepsTokenAndData(t *testing.T) {
 		t.Fatalf("cluster lost: %s", body)
 	}
 }
+
+// --tls auto serves the API with the manager's certificate, which a client
+// trusting the CA bundle accepts and whose fingerprint is reported.
+func TestTLSAuto(t *testing.T) {
+	s, tok, stop := startServer(t, Config{TLSAuto: true})
+	defer stop()
+	c, err := s.PKI().ManagerCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.TLSFingerprint() == "" || s.TLSFingerprint() != pki.Fingerprint(c.Leaf) {
+		t.Fatalf("fingerprint %q", s.TLSFingerprint())
+	}
+	bundle, err := os.ReadFile(filepath.Join(s.cfg.DataDir, pki.Dir, pki.BundleFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(bundle)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, _ := http.NewRequest("GET", "https://"+s.Addr().String()+"/api/process/currentProcess", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("over TLS: %d", resp.StatusCode)
+	}
+	if resp, err := http.Get("http://" + s.Addr().String() + "/api/process/currentProcess"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), `"code"`) {
+			t.Fatalf("plain HTTP got an API answer: %s", b)
+		}
+	}
+}
+
+// Plain HTTP on an address others can reach is warned about; on loopback
+// it is not.
+func TestPlainHTTPWarning(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		warn   bool
+	}{{"127.0.0.1:0", false}, {"0.0.0.0:0", true}} {
+		var out syncBuffer
+		log := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Info})
+		_, _, stop := startServer(t, Config{Listen: tc.listen, Logger: log})
+		stop()
+		if got := strings.Contains(out.String(), "[WARN]  THE API IS PLAIN HTTP ON A NON-LOOPBACK ADDRESS"); got != tc.warn {
+			t.Errorf("listen %s: warned %v, want %v:\n%s", tc.listen, got, tc.warn, out.String())
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // Many idle connections are closed by the read-header and idle timeouts,
 // the connection cap bounds the open files meanwhile, and they come back

@@ -1,12 +1,16 @@
 // Package sshboot installs the doris-agent on a host over SSH: it checks
 // the host key (trust on first use, recorded in the store, or pinned),
-// uploads the agent and its config with sftp, starts it (systemd when the
-// host runs it, else a detached process) and waits for its registration.
+// uploads the agent, its config, its key and certificate (issued by the
+// manager's CA for this host, revoking any older one) and the CA bundle
+// with sftp, starts it (systemd when the host runs it, else a detached
+// process) and waits for its registration. The agent's key crosses the
+// network only inside the SSH connection.
 package sshboot
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -44,16 +48,19 @@ var (
 
 // Config configures an Installer.
 type Config struct {
-	AgentBinary     string // default: doris-agent beside the running executable
-	AdvertiseURL    string // the manager URL agents call; default from the SSH connection
-	ListenPort      int    // the manager's listen port (used without AdvertiseURL)
-	Registry        *agents.Registry
-	DB              *gorm.DB
-	Logger          hclog.Logger
-	ConnectTimeout  time.Duration // default 10s
-	RegisterTimeout time.Duration // default 60s
-	MinFreeBytes    int64         // free space needed under the install dir; default 64 MiB
-	SlowShellStart  time.Duration // a session slower than this to start its command is reported; default 2s
+	AgentBinary string // default: doris-agent beside the running executable
+	// AdvertiseURL is the https:// URL of the manager's agent endpoint as
+	// agents reach it; default https://<the SSH connection's local
+	// address>:<AgentEndpointPort>.
+	AdvertiseURL      string
+	AgentEndpointPort int
+	Registry          *agents.Registry
+	DB                *gorm.DB
+	Logger            hclog.Logger
+	ConnectTimeout    time.Duration // default 10s
+	RegisterTimeout   time.Duration // default 60s
+	MinFreeBytes      int64         // free space needed under the install dir; default 64 MiB
+	SlowShellStart    time.Duration // a session slower than this to start its command is reported; default 2s
 }
 
 // Installer installs agents; safe for concurrent use (one SSH connection per Install).
@@ -102,8 +109,11 @@ func New(cfg Config) (*Installer, error) {
 	if cfg.Registry == nil || cfg.DB == nil {
 		return nil, errors.New("sshboot: Registry and DB are required")
 	}
-	if cfg.AdvertiseURL == "" && cfg.ListenPort <= 0 {
-		return nil, errors.New("sshboot: give AdvertiseURL or ListenPort")
+	if cfg.AdvertiseURL == "" && cfg.AgentEndpointPort <= 0 {
+		return nil, errors.New("sshboot: give AdvertiseURL or AgentEndpointPort")
+	}
+	if cfg.AdvertiseURL != "" && !strings.HasPrefix(cfg.AdvertiseURL, "https://") {
+		return nil, fmt.Errorf("sshboot: the advertise URL %q must be https:// (agents reach the manager only over mutual TLS)", cfg.AdvertiseURL)
 	}
 	if cfg.AgentBinary == "" {
 		exe, err := os.Executable()
@@ -207,7 +217,11 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		if la == nil {
 			return res, errors.New("install agent: cannot tell the local address of the SSH connection; set --advertise-url")
 		}
-		serverURL = "http://" + net.JoinHostPort(la.IP.String(), strconv.Itoa(in.cfg.ListenPort))
+		serverURL = "https://" + net.JoinHostPort(la.IP.String(), strconv.Itoa(in.cfg.AgentEndpointPort))
+	}
+	if err := in.cfg.Registry.CheckManagerURL(serverURL); err != nil {
+		logf("%v", err)
+		return res, err
 	}
 	sc, err := sftp.NewClient(client)
 	if err != nil {
@@ -219,20 +233,29 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		return res, fmt.Errorf("%s: %w", t.Host, err)
 	}
 
-	token, err := in.cfg.Registry.Prepare(ctx, t.ClusterID, t.Host, t.AgentPort, t.InstallDir)
+	home := path.Join(t.InstallDir, "agent")
+	// The agent keeps its id across reinstalls; its certificate names it.
+	idFile := path.Join(home, "data", "agent-id")
+	agentID, newID := readAgentID(sc, idFile), false
+	if agentID == "" {
+		if agentID, err = newUUID(); err != nil {
+			return res, err
+		}
+		newID = true
+	}
+	creds, err := in.cfg.Registry.Prepare(ctx, t.ClusterID, t.Host, t.AgentPort, t.InstallDir, agentID)
 	if err != nil {
 		return res, err
 	}
-	home := path.Join(t.InstallDir, "agent")
 	unit := "doris-agent-" + shortHash(t.InstallDir) + ".service"
 	// One session probes the host and stops an older agent. It runs only
-	// after the free-space check and the token, which need nothing from
-	// the probe: a reinstall refused for lack of space (or a manager that
-	// cannot record the token) leaves the running agent alone, as it
+	// after the free-space check and the new certificate, which need nothing
+	// from the probe: a reinstall refused for lack of space (or a manager
+	// that cannot record the certificate) leaves the running agent alone, as it
 	// would be if probing and stopping were separate steps. Stopping
 	// before those checks would save nothing and could leave a host
 	// without its agent. If this session itself fails, the host is where
-	// a failed stop used to leave it: token renewed, install to retry.
+	// a failed stop used to leave it: certificate renewed, install to retry.
 	logf("probing the host and stopping an older agent in %s, if any", home)
 	out, err := sh.run(ctx, probeStopScript, home, unit)
 	if err != nil {
@@ -272,11 +295,25 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		listenHost = t.Host
 	}
 	listen := net.JoinHostPort(listenHost, strconv.Itoa(t.AgentPort))
-	conf, _ := json.MarshalIndent(wire.Config{ServerURL: serverURL, Token: token, Listen: listen, Host: t.Host,
+	certFile, caFile := path.Join(home, "conf", "agent.pem"), path.Join(home, "conf", "ca.pem")
+	conf, _ := json.MarshalIndent(wire.Config{ServerURL: serverURL, CertFile: certFile, CAFile: caFile, Listen: listen, Host: t.Host,
 		DataDir: path.Join(home, "data"), ClusterID: t.ClusterID, HeartbeatSeconds: 5, InstallDir: t.InstallDir}, "", "  ")
-	if err := upload(sc, path.Join(home, "conf", "agent.json"), bytes.NewReader(conf), 0o600); err != nil {
-		return res, fmt.Errorf("upload agent config to %s: %w", t.Host, err)
+	type file struct {
+		path string
+		data []byte
+		mode os.FileMode
 	}
+	files := []file{{certFile, creds.CertAndKey, 0o600}, {caFile, creds.CABundle, 0o644},
+		{path.Join(home, "conf", "agent.json"), conf, 0o600}}
+	if newID {
+		files = append(files, file{idFile, []byte(agentID + "\n"), 0o600})
+	}
+	for _, f := range files {
+		if err := upload(sc, f.path, bytes.NewReader(f.data), f.mode); err != nil {
+			return res, fmt.Errorf("upload %s to %s: %w", f.path, t.Host, err)
+		}
+	}
+	logf("uploaded the agent's certificate (serial %s, for %s) and the manager's CA bundle", creds.Serial, t.Host)
 
 	if systemd {
 		logf("starting agent as systemd unit %s (manager at %s, listening on %s)", unit, serverURL, listen)
@@ -606,4 +643,51 @@ func readTail(sc *sftp.Client, p string, n int64) string {
 	b := make([]byte, fi.Size()-off)
 	m, _ := f.ReadAt(b, off)
 	return string(b[:m])
+}
+
+// readAgentID reads the agent id an earlier install left on the host, ""
+// when there is none or it is not a UUID (the host's word is checked).
+func readAgentID(sc *sftp.Client, p string) string {
+	f, err := sc.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 128))
+	if err != nil {
+		return ""
+	}
+	id := strings.TrimSpace(string(b))
+	if !isUUID(id) {
+		return ""
+	}
+	return id
+}
+
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case !strings.ContainsRune("0123456789abcdef", c):
+			return false
+		}
+	}
+	return true
+}
+
+// newUUID makes a random (version 4) UUID, as the agent does.
+func newUUID() (string, error) {
+	var u [16]byte
+	if _, err := rand.Read(u[:]); err != nil {
+		return "", err
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:]), nil
 }

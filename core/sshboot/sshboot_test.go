@@ -3,9 +3,7 @@ package sshboot
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +22,7 @@ import (
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/agents"
+	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/dorismanager/dorismanager/test/deadline"
@@ -55,33 +54,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testSealer is AES-256-GCM with a random key, like core/secret.
-type testSealer struct{ aead cipher.AEAD }
-
-func newSealer(t testing.TB) *testSealer {
-	key := make([]byte, 32)
-	rand.Read(key)
-	b, _ := aes.NewCipher(key)
-	g, err := cipher.NewGCM(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testSealer{g}
-}
-
-func (s *testSealer) Seal(p []byte) ([]byte, error) {
-	n := make([]byte, s.aead.NonceSize())
-	rand.Read(n)
-	return s.aead.Seal(n, n, p, nil), nil
-}
-
-func (s *testSealer) Open(c []byte) ([]byte, error) {
-	if len(c) < s.aead.NonceSize() {
-		return nil, errors.New("short")
-	}
-	return s.aead.Open(nil, c[:s.aead.NonceSize()], c[s.aead.NonceSize():], nil)
-}
-
 // syncBuf is a goroutine-safe log sink.
 type syncBuf struct {
 	mu sync.Mutex
@@ -94,6 +66,7 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 type env struct {
 	hs        *testhosts.Hosts
 	st        *store.Store
+	ca        *pki.Authority
 	reg       *agents.Registry
 	inst      *Installer
 	logs      *syncBuf
@@ -120,7 +93,11 @@ func setup(t testing.TB, n int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := agents.New(agents.Config{DB: st.DB(), Sealer: newSealer(t), Logger: logger, HeartbeatSeconds: 1})
+	ca, err := pki.Open(t.TempDir(), pki.Options{ManagerHosts: []string{hs.BridgeAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := agents.New(agents.Config{DB: st.DB(), PKI: ca, Logger: logger, HeartbeatSeconds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,15 +109,15 @@ func setup(t testing.TB, n int) *env {
 	mux := http.NewServeMux()
 	mux.Handle("/agent-api/v1/", reg.Handler())
 	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
+	go srv.Serve(tls.NewListener(ln, ca.AgentEndpointTLS()))
 	t.Cleanup(func() { srv.Close() })
 	port := ln.Addr().(*net.TCPAddr).Port
-	inst, err := New(Config{AgentBinary: agentBin, ListenPort: port, Registry: reg, DB: st.DB(), Logger: logger,
+	inst, err := New(Config{AgentBinary: agentBin, AgentEndpointPort: port, Registry: reg, DB: st.DB(), Logger: logger,
 		ConnectTimeout: 2 * time.Second, RegisterTimeout: deadline.D(30 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{hs: hs, st: st, reg: reg, inst: inst, logs: logs, port: port, clusterID: cl.ID}
+	return &env{hs: hs, st: st, ca: ca, reg: reg, inst: inst, logs: logs, port: port, clusterID: cl.ID}
 }
 
 func (e *env) target(h *testhosts.Host) Target {
@@ -221,8 +198,8 @@ func TestInstall(t *testing.T) {
 		if n := strings.Count(string(b), "once"); n != 1 {
 			t.Fatalf("command ran %d times", n)
 		}
-		if _, err := agentclient.New(c.BaseURL(), "not-the-token").Health(ctx); !errors.Is(err, agentclient.ErrUnauthorized) {
-			t.Fatalf("wrong token: %v", err)
+		if _, err := agentclient.New(c.BaseURL(), agentclient.WithTLS(&tls.Config{RootCAs: e.ca.Pool()})).Health(ctx); !errors.Is(err, agentclient.ErrHandshake) {
+			t.Fatalf("no client certificate: %v", err)
 		}
 	})
 
@@ -236,6 +213,12 @@ func TestInstall(t *testing.T) {
 		after, _ := e.reg.Get(ctx, e.clusterID, h.Addr)
 		if after.AgentUUID != before.AgentUUID || after.ID != before.ID {
 			t.Fatalf("identity changed: %s -> %s", before.AgentUUID, after.AgentUUID)
+		}
+		if after.CertSerial == before.CertSerial || after.PrevCertSerial != "" {
+			t.Fatalf("a reinstall must issue a new certificate and revoke the old: %s -> %s (previous %q)", before.CertSerial, after.CertSerial, after.PrevCertSerial)
+		}
+		if fi, err := os.Stat(filepath.Join(h.Root, "doris/agent/conf/agent.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("agent key file: %v %v", fi, err)
 		}
 		if testhosts.PidAlive(pid) {
 			t.Errorf("old agent %d still runs", pid)
@@ -313,7 +296,7 @@ func TestInstall(t *testing.T) {
 	})
 
 	t.Run("no registration in time", func(t *testing.T) {
-		bad, err := New(Config{AgentBinary: agentBin, AdvertiseURL: "http://" + net.JoinHostPort(hs.BridgeAddr, "1"),
+		bad, err := New(Config{AgentBinary: agentBin, AdvertiseURL: "https://" + net.JoinHostPort(hs.BridgeAddr, "1"),
 			Registry: e.reg, DB: e.st.DB(), ConnectTimeout: 2 * time.Second, RegisterTimeout: 3 * time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -337,10 +320,18 @@ func TestInstall(t *testing.T) {
 			}
 			var c wire.Config
 			json.Unmarshal(b, &c)
-			if len(c.Token) < 32 {
-				t.Fatalf("token %q", c.Token)
+			if !strings.HasPrefix(c.ServerURL, "https://") || c.CertFile == "" || strings.Contains(string(b), "PRIVATE") {
+				t.Fatalf("agent config %s", b)
 			}
-			secrets = append(secrets, c.Token)
+			pair, err := os.ReadFile(filepath.Join(h.Root, strings.TrimPrefix(c.CertFile, "/opt/")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, rest, _ := strings.Cut(string(pair), "-----BEGIN PRIVATE KEY-----\n")
+			if len(rest) < 64 {
+				t.Fatalf("no private key in %s", c.CertFile)
+			}
+			secrets = append(secrets, rest[:64]) // the agent's key material
 		}
 		for _, k := range [][]byte{hs.Keys.RSA, hs.Keys.ECDSA, hs.Keys.Ed25519, hs.Keys.Ed25519Encrypted} {
 			lines := strings.Split(string(k), "\n")
@@ -371,11 +362,10 @@ func TestInstall(t *testing.T) {
 		}
 		var rows []store.Agent
 		e.st.DB().Find(&rows)
-		for _, a := range rows {
-			for _, s := range secrets[:len(hs.Hosts)] {
-				if bytes.Contains(a.TokenSealed, []byte(s)) || a.TokenHash == s {
-					t.Error("token stored in plain text")
-				}
+		rb, _ := json.Marshal(rows)
+		for _, s := range secrets[:len(hs.Hosts)] {
+			if bytes.Contains(rb, []byte(s)) {
+				t.Error("an agent's private key is in the store")
 			}
 		}
 	})

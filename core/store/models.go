@@ -92,10 +92,16 @@ type Agent struct {
 	Port      int
 	AgentUUID string `gorm:"size:64;index"` // identity the agent keeps across restarts
 	Status    string `gorm:"size:16"`       // RUNNING, STOP
-	// TokenHash verifies calls from the agent; TokenSealed (AES-256-GCM)
-	// is what the manager presents when calling the agent.
-	TokenHash        string `gorm:"size:64;index"`
-	TokenSealed      []byte
+	// CertSerial is the serial (hex) of the agent's current certificate:
+	// the only one the manager accepts from it, besides PrevCertSerial
+	// right after a renewal, until the agent is seen using the new one.
+	// A reinstall issues a new certificate and clears PrevCertSerial,
+	// which revokes every older one. CertIssuer is the CA that signed it
+	// (pki.CAID), CertNotAfter its expiry.
+	CertSerial       string `gorm:"size:40;index"`
+	PrevCertSerial   string `gorm:"size:40;index"`
+	CertIssuer       string `gorm:"size:64"`
+	CertNotAfter     *time.Time
 	InstallDir       string `gorm:"size:1024"`
 	Hardware         string `gorm:"type:text"` // JSON of the agent's hardware report
 	Processes        string `gorm:"type:text"` // JSON of the last heartbeat's role processes

@@ -232,20 +232,22 @@ Cluster (simulated Doris %s)
 	for _, h := range s.Hosts.Hosts {
 		fmt.Printf("    ssh -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@%s   # %s\n", st.SSHKey, h.Addr, h.Name)
 	}
+	caFile := filepath.Join(s.DataDir, "pki", "bundle.crt")
 	fmt.Printf(`
-Manager API
+Manager API (TLS, certificate from the manager's CA)
   URL:        %s
+  CA bundle:  %s
   token file: %s
   token:      %s
-    TOKEN=$(sudo cat %s)
-    curl -s -H "Authorization: Bearer $TOKEN" %s/api/process/currentProcess
-    curl -s -H "Authorization: Bearer $TOKEN" '%s/api/server/agentList?clusterId=%d'
-    curl -s -H "Authorization: Bearer $TOKEN" '%s/api/server/roleList?clusterId=%d'
-    curl -s -H "Authorization: Bearer $TOKEN" %s/api/agent/hardware/%d
+    TOKEN=$(sudo cat %s); CA=%s
+    curl -s --cacert $CA -H "Authorization: Bearer $TOKEN" %s/api/process/currentProcess
+    curl -s --cacert $CA -H "Authorization: Bearer $TOKEN" '%s/api/server/agentList?clusterId=%d'
+    curl -s --cacert $CA -H "Authorization: Bearer $TOKEN" '%s/api/server/roleList?clusterId=%d'
+    curl -s --cacert $CA -H "Authorization: Bearer $TOKEN" %s/api/agent/hardware/%d
   manager log: %s
 
 State: %s   (remove everything with: sudo make demo-down)
-`, s.URL, st.TokenFile, token, st.TokenFile, s.URL, s.URL, plan.ClusterID, s.URL, plan.ClusterID, s.URL, plan.ClusterID,
+`, s.URL, caFile, st.TokenFile, token, st.TokenFile, caFile, s.URL, s.URL, plan.ClusterID, s.URL, plan.ClusterID, s.URL, plan.ClusterID,
 		s.ManagerLog(), statePath(dir))
 	// The package server lives in this process and stops with it; the hosts
 	// have the release already. The manager, agents and Doris stay.

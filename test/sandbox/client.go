@@ -3,6 +3,8 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,9 +21,16 @@ type Client struct {
 	HTTP  *http.Client
 }
 
-// Client returns an API client for the running manager.
+// Client returns an API client for the running manager: HTTPS, trusting
+// the manager's CA bundle (read now, so a client made after a CA
+// rotation trusts the new CA).
 func (s *Sandbox) Client() *Client {
-	return &Client{URL: s.URL, Token: s.Token, HTTP: &http.Client{Timeout: deadline.D(60 * time.Second)}}
+	pool := x509.NewCertPool()
+	if b, err := s.CABundle(); err == nil {
+		pool.AppendCertsFromPEM(b)
+	}
+	return &Client{URL: s.URL, Token: s.Token, HTTP: &http.Client{Timeout: deadline.D(60 * time.Second),
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}}
 }
 
 // Reply is one API answer.

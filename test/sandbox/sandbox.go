@@ -81,10 +81,12 @@ type Sandbox struct {
 	mu      sync.Mutex
 	manager *exec.Cmd
 	waitErr chan error
-	URL     string // the manager's URL, once started
+	URL     string // the manager's URL (https), once started
 	Token   string
-	ownWork bool
-	logFile *os.File
+	// AgentURL is the manager's agent endpoint (mutual TLS).
+	AgentURL string
+	ownWork  bool
+	logFile  *os.File
 }
 
 // Start brings up the hosts and the package server; the manager is started
@@ -197,29 +199,29 @@ func (s *Sandbox) FileURL(name string) string {
 	return fmt.Sprintf("http://%s/%s", s.filesLn.Addr().String(), name)
 }
 
-// StartManager starts bin/dorismanager serve on the bridge address and
-// waits until it answers. A second call after StopManager reuses the same
-// data dir and port (a restart).
+// StartManager starts bin/dorismanager serve on the bridge address, the
+// API over TLS with a certificate from the manager's CA (--tls auto) and
+// the agent endpoint beside it, and waits until it answers. A second call
+// after StopManager reuses the same data dir and ports (a restart).
 func (s *Sandbox) StartManager(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.manager != nil {
 		return errors.New("the manager is already running")
 	}
-	addr := ""
-	if s.URL != "" {
-		addr = strings.TrimPrefix(s.URL, "http://")
-	} else {
-		ln, err := net.Listen("tcp", net.JoinHostPort(s.Hosts.BridgeAddr, "0"))
-		if err != nil {
+	addr, agentAddr := strings.TrimPrefix(s.URL, "https://"), strings.TrimPrefix(s.AgentURL, "https://")
+	if s.URL == "" {
+		var err error
+		if addr, err = freePort(s.Hosts.BridgeAddr); err != nil {
 			return err
 		}
-		addr = ln.Addr().String()
-		ln.Close()
+		if agentAddr, err = freePort(s.Hosts.BridgeAddr); err != nil {
+			return err
+		}
 	}
-	url := "http://" + addr
-	args := []string{"serve", "--listen", addr, "--data-dir", s.DataDir, "--advertise-url", url,
-		"--plugins-dir", filepath.Join(s.Opts.BinDir, "plugins")}
+	url, agentURL := "https://"+addr, "https://"+agentAddr
+	args := []string{"serve", "--listen", addr, "--agent-listen", agentAddr, "--tls", "auto", "--data-dir", s.DataDir,
+		"--advertise-url", agentURL, "--plugins-dir", filepath.Join(s.Opts.BinDir, "plugins")}
 	if s.Opts.DB != "" {
 		args = append(args, "--db", s.Opts.DB)
 	}
@@ -243,7 +245,7 @@ func (s *Sandbox) StartManager(ctx context.Context) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start dorismanager: %w", err)
 	}
-	s.manager, s.URL = cmd, url
+	s.manager, s.URL, s.AgentURL = cmd, url, agentURL
 	s.waitErr = make(chan error, 1)
 	go func(ch chan error) { ch <- cmd.Wait() }(s.waitErr)
 	if err := s.waitReady(ctx); err != nil {
@@ -262,7 +264,7 @@ func (s *Sandbox) StartManager(ctx context.Context) error {
 func (s *Sandbox) waitReady(ctx context.Context) error {
 	ctx, cancel := deadline.Context(ctx, 30*time.Second)
 	defer cancel()
-	addr := strings.TrimPrefix(s.URL, "http://")
+	addr := strings.TrimPrefix(s.URL, "https://")
 	for delay := 5 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
@@ -343,4 +345,21 @@ func SaveMaxMapCount() func() {
 		return func() {}
 	}
 	return func() { _ = os.WriteFile(MaxMapCountFile, old, 0o644) }
+}
+
+// freePort picks a free port on host (it may be taken again before use,
+// which the manager's start then reports).
+func freePort(host string) (string, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// CABundle is the manager's CA bundle (PEM), what API clients and tests
+// trust.
+func (s *Sandbox) CABundle() ([]byte, error) {
+	return os.ReadFile(filepath.Join(s.DataDir, "pki", "bundle.crt"))
 }

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dorismanager/dorismanager/core/pki"
+	"github.com/dorismanager/dorismanager/core/store"
+)
+
+const caUsage = `usage:
+  dorismanager ca status [--data-dir DIR] [--db URL]
+      the signing CA, the previous one during a rotation, and which CA each agent's certificate is from
+  dorismanager ca rotate [--data-dir DIR]
+      start a rotation: a new CA signs from now on; the old one stays trusted
+  dorismanager ca rotate --finish [--force] [--data-dir DIR] [--db URL]
+      end it: the old CA is no longer trusted (refused while an agent still holds one of its certificates, unless --force)
+`
+
+// caCommand rolls the manager's CA. A running manager notices the change
+// on its own within a few seconds (pki.ReloadEvery).
+func caCommand(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "status" && args[0] != "rotate") {
+		fmt.Fprint(stderr, caUsage)
+		return errors.New("ca: give status or rotate")
+	}
+	fs := flag.NewFlagSet("ca "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", "./data", "the manager's data dir")
+	db := fs.String("db", "", "the manager's database (empty for SQLite in the data dir)")
+	finish := fs.Bool("finish", false, "end the rotation under way: drop the old CA")
+	force := fs.Bool("force", false, "with --finish: drop the old CA even though agents still hold its certificates (they are cut off)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("ca %s takes no arguments, got %q", args[0], fs.Args())
+	}
+	st, err := pki.ReadStatus(*dataDir)
+	if err != nil {
+		return fmt.Errorf("the CA in %s: %w", *dataDir, err)
+	}
+	switch {
+	case args[0] == "status":
+		return caStatus(*dataDir, *db, st, stdout)
+	case !*finish:
+		id, err := pki.Rotate(*dataDir, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, `started a CA rotation: the new CA %s signs from now on; the old CA %s stays trusted.
+Running agents get the new CA bundle and renew onto the new CA at their next heartbeat.
+When "dorismanager ca status" shows every agent on the new CA, run "dorismanager ca rotate --finish".
+`, id, st.SigningID)
+		return nil
+	}
+	if st.PrevID == "" {
+		return errors.New("no CA rotation is under way (start one with: dorismanager ca rotate)")
+	}
+	left, err := agentsNotOn(*dataDir, *db, st.SigningID)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 && !*force {
+		return fmt.Errorf("%d agent(s) still hold certificates of the old CA and would be cut off: %s; start them so they renew, reinstall them, or pass --force",
+			len(left), strings.Join(left, ", "))
+	}
+	if err := pki.FinishRotation(*dataDir); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "finished the CA rotation: only the CA %s is trusted now\n", st.SigningID)
+	return nil
+}
+
+func caStatus(dataDir, db string, st pki.Status, stdout io.Writer) error {
+	fmt.Fprintf(stdout, "signing CA:  %s\n", st.SigningID)
+	if st.PrevID != "" {
+		fmt.Fprintf(stdout, "previous CA: %s (rotation under way)\n", st.PrevID)
+	}
+	agents, err := listAgents(dataDir, db)
+	if err != nil {
+		return err
+	}
+	for _, a := range agents {
+		ca := "signing CA"
+		switch {
+		case a.CertIssuer == st.PrevID && st.PrevID != "":
+			ca = "previous CA"
+		case a.CertIssuer != st.SigningID:
+			ca = "unknown CA " + a.CertIssuer
+		}
+		exp := "-"
+		if a.CertNotAfter != nil {
+			exp = a.CertNotAfter.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(stdout, "agent cluster %d %s: %s, certificate %s from the %s, expires %s\n", a.ClusterID, a.Host, a.Status, a.CertSerial, ca, exp)
+	}
+	return nil
+}
+
+func listAgents(dataDir, db string) ([]store.Agent, error) {
+	s, err := store.Open(db, dataDir, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var agents []store.Agent
+	if err := s.DB().WithContext(ctx).Order("cluster_id, host").Find(&agents).Error; err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	return agents, nil
+}
+
+// agentsNotOn names the agents whose certificate is not from the CA id.
+func agentsNotOn(dataDir, db, id string) ([]string, error) {
+	agents, err := listAgents(dataDir, db)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range agents {
+		if a.CertIssuer != id {
+			out = append(out, fmt.Sprintf("cluster %d %s", a.ClusterID, a.Host))
+		}
+	}
+	return out, nil
+}
