@@ -38,7 +38,7 @@ func TestDownloadUnpackCappedByDownloadLimit(t *testing.T) {
 	parent := t.TempDir()
 	dest := filepath.Join(parent, "pkg")
 	const maxBytes = 64 << 10 // the archive is ~1 KiB: the download passes
-	_, lines := call(t, srv, wire.DownloadPath, token, wire.Download{RequestID: "bomb", URL: files.URL + "/bomb.tgz",
+	_, lines := call(t, srv, wire.DownloadPath, wire.Download{RequestID: "bomb", URL: files.URL + "/bomb.tgz",
 		SHA256: hex.EncodeToString(sum[:]), Dest: dest, Unpack: true, MaxBytes: maxBytes})
 	l := lines[len(lines)-1]
 	if l.Download != nil || !strings.Contains(l.Error, `"pkg/zeros"`) || !strings.Contains(l.Error, "limit of 262144") {

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/test/dorissim"
 )
 
@@ -75,17 +77,22 @@ func BenchmarkAgentRSS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	files := serve(b, http.FileServer(http.Dir(work)))
+	files := serve(b, http.FileServer(http.Dir(work)), nil)
+	// The agent talks to the manager only over mutual TLS, as installed.
+	ca, err := pki.Open(filepath.Join(work, "pki"), pki.Options{ManagerHosts: []string{"127.0.0.1"}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	manager := serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"msg":"","code":0,"data":{"agentId":1,"heartbeatSeconds":5}}`)
-	}))
+	}), ca.AgentEndpointTLS())
 	b.Logf("package %s: %.1f MiB", filepath.Base(pkg), float64(fi.Size())/(1<<20))
 
 	var all [][3]status
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		all = append(all, runOnce(b, agentBin, manager, files+"/"+filepath.Base(pkg), sum, filepath.Join(work, fmt.Sprintf("run%d", i))))
+		all = append(all, runOnce(b, ca, agentBin, manager, files+"/"+filepath.Base(pkg), sum, filepath.Join(work, fmt.Sprintf("run%d", i))))
 	}
 	b.StopTimer()
 	// Every iteration is logged; the metrics are the worst of them.
@@ -105,18 +112,37 @@ func BenchmarkAgentRSS(b *testing.B) {
 	b.ReportMetric(worst[1].cpu.Seconds(), "agent-CPU-s")
 }
 
-func runOnce(b *testing.B, agentBin, manager, url, sum, dir string) [3]status {
-	const token = "agentmem-token"
+func runOnce(b *testing.B, ca *pki.Authority, agentBin, manager, url, sum, dir string) [3]status {
 	port, err := freePort()
 	if err != nil {
 		b.Fatal(err)
 	}
 	listen := "127.0.0.1:" + strconv.Itoa(port)
-	cfg := wire.Config{ServerURL: manager, Token: token, Listen: listen, Host: "127.0.0.1",
-		DataDir: filepath.Join(dir, "data"), InstallDir: filepath.Join(dir, "install"), HeartbeatSeconds: 5}
+	cfg := wire.Config{ServerURL: manager, Listen: listen, Host: "127.0.0.1",
+		DataDir: filepath.Join(dir, "data"), InstallDir: filepath.Join(dir, "install"), HeartbeatSeconds: 5,
+		CertFile: filepath.Join(dir, "agent.pem"), CAFile: filepath.Join(dir, "ca.pem")}
 	if err := os.MkdirAll(cfg.InstallDir, 0o755); err != nil {
 		b.Fatal(err)
 	}
+	key, err := pki.NewKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	is, err := ca.Issue(pki.Request{PublicKey: key.Public(), CommonName: "agentmem", Hosts: []string{"127.0.0.1"}, Role: pki.Agent, Lifetime: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	kb, err := pki.EncodeKey(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.CertFile, append(is.PEM, kb...), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.CAFile, ca.Bundle(), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.ClientTLS(nil)}}
 	conf := filepath.Join(dir, "agent.json")
 	cb, _ := json.Marshal(cfg)
 	if err := os.WriteFile(conf, cb, 0o600); err != nil {
@@ -133,9 +159,9 @@ func runOnce(b *testing.B, agentBin, manager, url, sum, dir string) [3]status {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
-	base := "http://" + listen
+	base := "https://" + listen
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if resp, err := http.Get(base + wire.HealthPath); err == nil {
+		if resp, err := client.Get(base + wire.HealthPath); err == nil {
 			resp.Body.Close()
 			break
 		}
@@ -157,7 +183,7 @@ func runOnce(b *testing.B, agentBin, manager, url, sum, dir string) [3]status {
 			defer wg.Done()
 			req := wire.Download{RequestID: "install-" + role, TaskID: "1", URL: url, SHA256: sum,
 				Dest: filepath.Join(cfg.InstallDir, ".packages", "doris"), Unpack: true}
-			if err := download(base, token, req); err != nil {
+			if err := download(client, base, req); err != nil {
 				b.Errorf("%s: %v\n%s", role, err, logs.String())
 			}
 		}()
@@ -169,11 +195,9 @@ func runOnce(b *testing.B, agentBin, manager, url, sum, dir string) [3]status {
 	return st
 }
 
-func download(base, token string, req wire.Download) error {
+func download(client *http.Client, base string, req wire.Download) error {
 	body, _ := json.Marshal(req)
-	hr, _ := http.NewRequest(http.MethodPost, base+wire.DownloadPath, bytes.NewReader(body))
-	hr.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(hr)
+	resp, err := client.Post(base+wire.DownloadPath, "application/json", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -236,15 +260,20 @@ func cpuTime(b *testing.B, pid int) time.Duration {
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
-func serve(b *testing.B, h http.Handler) string {
+// serve serves h on 127.0.0.1, over TLS when cfg is set.
+func serve(b *testing.B, h http.Handler, cfg *tls.Config) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
+	scheme := "http://"
+	if cfg != nil {
+		ln, scheme = tls.NewListener(ln, cfg), "https://"
+	}
 	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String()
+	return scheme + ln.Addr().String()
 }
 
 func freePort() (int, error) {
