@@ -18,9 +18,8 @@ import (
 // GOGC would scale with the heap instead (a 64 MiB dictionary still lets
 // it grow by a multiple of that) and run the GC more often at every heap
 // size, where the limit only bites near it. A stream with a larger
-// dictionary (64 MiB at -9) raises the limit by the difference while it
-// unpacks (agent.memLimit): below the live heap the GC would run without
-// pause. What an unpack leaves behind is handed back right after it
+// dictionary (64 MiB at -9) raises the limit by its size while it unpacks
+// (agent.memLimit): below the live heap the GC would run without pause. What an unpack leaves behind is handed back right after it
 // (agent.fetch), not left to this limit.
 const defaultMemoryLimit = "16MiB"
 
