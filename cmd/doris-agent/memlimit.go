@@ -13,14 +13,13 @@ import (
 // makes about 1.3 bytes of short-lived garbage per byte unpacked. With the
 // runtime's default pacing (GOGC=100) that garbage may double the heap
 // before a GC runs: 27.5 MiB high-water mark for a 2.x .tar.xz. A soft
-// limit makes the GC run as the heap nears it instead: 19.2 MiB, for 12%
+// limit makes the GC run as the heap nears it instead: 19 MiB, for ~15%
 // more CPU during the unpack (BENCHMARKS.md, "Agent memory"). A lower
 // GOGC would scale with the heap instead (a 64 MiB dictionary still lets
 // it grow by a multiple of that) and run the GC more often at every heap
 // size, where the limit only bites near it. A stream with a larger
-// dictionary (64 MiB at -9) raises the limit by the difference while it
-// unpacks (agent.memLimit): below the live heap the GC would run without
-// pause. What an unpack leaves behind is handed back right after it
+// dictionary (64 MiB at -9) raises the limit by its size while it unpacks
+// (agent.memLimit): below the live heap the GC would run without pause. What an unpack leaves behind is handed back right after it
 // (agent.fetch), not left to this limit.
 const defaultMemoryLimit = "16MiB"
 
