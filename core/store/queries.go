@@ -372,3 +372,60 @@ func (s *Store) UpsertRole(ctx context.Context, r *AgentRole) error {
 		DoUpdates: clause.AssignmentColumns([]string{"fe_node_type", "master", "install_dir", "updated_at"}),
 	}).Create(r).Error
 }
+
+// ---- counts for metrics ----
+
+// Count is the number of rows sharing a pair of column values.
+type Count struct {
+	Type   string
+	Status string
+	N      int64
+}
+
+// StatusSkipped is how TaskCounts reports a skipped task, whatever its
+// stored status.
+const StatusSkipped = "SKIPPED"
+
+// TaskCounts counts tasks by type and status (skipped ones as StatusSkipped).
+func (s *Store) TaskCounts(ctx context.Context) ([]Count, error) {
+	var rows []struct {
+		TaskType string
+		Status   string
+		Skip     bool
+		N        int64
+	}
+	err := s.q(ctx).Model(&Task{}).Select("task_type, status, skip, count(*) AS n").
+		Group("task_type, status, skip").Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("count tasks: %w", err)
+	}
+	sum := map[[2]string]int64{}
+	for _, r := range rows {
+		st := r.Status
+		if r.Skip {
+			st = StatusSkipped
+		}
+		sum[[2]string{r.TaskType, st}] += r.N
+	}
+	out := make([]Count, 0, len(sum))
+	for k, n := range sum {
+		out = append(out, Count{Type: k[0], Status: k[1], N: n})
+	}
+	return out, nil
+}
+
+// AgentCounts counts agents of every cluster by status (Count.Type is "").
+func (s *Store) AgentCounts(ctx context.Context) ([]Count, error) {
+	var rows []struct {
+		Status string
+		N      int64
+	}
+	if err := s.q(ctx).Model(&Agent{}).Select("status, count(*) AS n").Group("status").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("count agents: %w", err)
+	}
+	out := make([]Count, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, Count{Status: r.Status, N: r.N})
+	}
+	return out, nil
+}

@@ -189,3 +189,15 @@ func translate(err error) error {
 func IsDuplicate(err error) bool {
 	return errors.Is(err, ErrDuplicate) || errors.Is(err, gorm.ErrDuplicatedKey)
 }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("database handle: %w", err)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
