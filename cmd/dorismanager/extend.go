@@ -29,7 +29,7 @@ func extendWith(clientOpts []agentclient.Option, certLifetime time.Duration) fun
 func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option, certLifetime time.Duration) (server.Extensions, error) {
 	db := d.Store.DB()
 	reg, err := agents.New(agents.Config{DB: db, PKI: d.PKI, CertLifetime: certLifetime, Logger: d.Logger.Named("agents"),
-		ClientOptions: clientOpts})
+		ClientOptions: clientOpts, Metrics: d.Metrics})
 	if err != nil {
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
 	}
@@ -48,7 +48,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		reg.Close()
 		return server.Extensions{}, fmt.Errorf("SSH installer: %w", err)
 	}
-	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, DB: db, Logger: d.Logger.Named("plugins")})
+	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, DB: db, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
 	if err != nil {
 		reg.Close()
 		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
@@ -63,6 +63,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		Plugins:  plugins.Handler(),
 		// roleList shows what the cluster itself reports.
 		RefreshRoles: exec.RefreshRegistration,
+		PluginsReady: plugins.Ready,
 		Close: func() {
 			exec.Close()
 			_ = plugins.Close()

@@ -27,6 +27,7 @@ import (
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/httpx"
+	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/hashicorp/go-hclog"
@@ -51,6 +52,8 @@ type Config struct {
 	MissedBeats      int // beats missed before STOP; default 3
 	// ClientOptions are passed to every agentclient the Registry builds.
 	ClientOptions []agentclient.Option
+	// Metrics, if set, receives dorismanager_agent_heartbeats_total.
+	Metrics *metrics.Registry
 }
 
 // Registry tracks the agents of every cluster.
@@ -59,6 +62,8 @@ type Registry struct {
 	db   *gorm.DB
 	log  hclog.Logger
 	beat time.Duration
+	// beats counts recorded heartbeats (Prometheus derives the rate).
+	beats *metrics.Counter
 
 	mu      sync.Mutex
 	waiters map[key]chan struct{} // closed when the agent registers
@@ -98,9 +103,13 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Registry{cfg: cfg, db: cfg.DB, log: cfg.Logger.Named("agents"),
+	r := &Registry{cfg: cfg, db: cfg.DB, log: cfg.Logger.Named("agents"),
 		beat:    time.Duration(cfg.HeartbeatSeconds) * time.Second,
-		waiters: map[key]chan struct{}{}, live: map[int64]*liveness{}, changed: make(chan struct{})}, nil
+		waiters: map[key]chan struct{}{}, live: map[int64]*liveness{}, changed: make(chan struct{})}
+	if cfg.Metrics != nil {
+		r.beats = cfg.Metrics.Counter("dorismanager_agent_heartbeats_total", "Agent heartbeats recorded.")
+	}
+	return r, nil
 }
 
 // Start arms a liveness deadline for every agent recorded as RUNNING.
@@ -458,6 +467,7 @@ func (r *Registry) heartbeat(w http.ResponseWriter, req *http.Request) {
 		httpx.Fail(w, fmt.Errorf("record heartbeat: %w", err))
 		return
 	}
+	r.beats.Inc()
 	r.arm(a.ID)
 	if a.Status != StatusRunning {
 		r.log.Info("agent is back", "cluster", a.ClusterID, "host", a.Host)

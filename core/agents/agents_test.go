@@ -17,6 +17,8 @@ import (
 	"github.com/dorismanager/dorismanager/agent"
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentclient"
+	"github.com/dorismanager/dorismanager/core/metrics"
+	"github.com/dorismanager/dorismanager/core/metrics/metricstest"
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/store"
 )
@@ -28,6 +30,7 @@ type env struct {
 	dataDir string
 	reg     *Registry
 	url     string
+	metrics *metrics.Registry
 }
 
 func setup(t testing.TB) *env {
@@ -42,7 +45,8 @@ func setup(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := New(Config{DB: st.DB(), PKI: ca, HeartbeatSeconds: 1})
+	mreg := metrics.NewRegistry()
+	reg, err := New(Config{DB: st.DB(), PKI: ca, HeartbeatSeconds: 1, Metrics: mreg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +60,7 @@ func setup(t testing.TB) *env {
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(tls.NewListener(ln, ca.AgentEndpointTLS()))
 	t.Cleanup(func() { srv.Close() })
-	return &env{st: st, ca: ca, dataDir: dataDir, reg: reg, url: "https://" + ln.Addr().String()}
+	return &env{st: st, ca: ca, dataDir: dataDir, reg: reg, url: "https://" + ln.Addr().String(), metrics: mreg}
 }
 
 // install does what sshboot does for host, without SSH: an agent id, a
@@ -169,6 +173,17 @@ func TestLiveness(t *testing.T) {
 	if h, err := c.Health(ctx); err != nil || h.AgentID != idA {
 		t.Fatalf("health %+v %v", h, err)
 	}
+	waitFor(wctx, t, "a heartbeat counted in dorismanager_agent_heartbeats_total", func() bool {
+		var b strings.Builder
+		if err := e.metrics.Write(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		m, err := metricstest.Parse(strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m["dorismanager_agent_heartbeats_total"] >= 1
+	})
 	stop()
 	if err := e.reg.WaitStatus(wctx, 1, "127.0.0.1", StatusStop); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/auth"
 	"github.com/dorismanager/dorismanager/core/httpx"
+	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/internal/netguard"
@@ -37,6 +38,11 @@ type Config struct {
 	// AuthLimiter, if set, blocks a client address for a while after
 	// repeated failed authentication on /api.
 	AuthLimiter *netguard.AuthLimiter
+	// Metrics, if set, receives dorismanager_http_request_duration_seconds
+	// and is served at /metrics.
+	Metrics *metrics.Registry
+	// Ready are the conditions /readyz checks.
+	Ready []Check
 }
 
 // New returns the HTTP handler of the whole API.
@@ -45,8 +51,16 @@ func New(cfg Config) http.Handler {
 	if a.log == nil {
 		a.log = hclog.NewNullLogger()
 	}
+	a.metrics = newHTTPMetrics(cfg.Metrics)
 	r := chi.NewRouter()
 	r.Use(a.recoverer, a.accessLog)
+	// Probes and metrics carry no secrets (states, counts and latencies
+	// only), so they need no token: probers and Prometheus have none.
+	r.Get("/healthz", healthz)
+	r.Get("/readyz", readyz(cfg.Ready))
+	if cfg.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", cfg.Metrics.Handler(a.log.Named("metrics")))
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httpx.Fail(w, httpx.NotFound("no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -87,6 +101,7 @@ type api struct {
 	e            *process.Engine
 	log          hclog.Logger
 	refreshRoles func(ctx context.Context, clusterID int64) error
+	metrics      *httpMetrics
 }
 
 func (a *api) recoverer(next http.Handler) http.Handler {
@@ -119,7 +134,9 @@ func (a *api) accessLog(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		next.ServeHTTP(sw, r)
-		a.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
+		d := time.Since(start)
+		a.metrics.observe(r, sw.status, d)
+		a.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", d)
 	})
 }
 

@@ -60,6 +60,10 @@ func Fail(w http.ResponseWriter, err error) {
 	write(w, he.Status, Envelope{Msg: he.Msg, Code: he.Status, Data: nil})
 }
 
+// Respond writes env with status, for answers that are neither a plain
+// success nor a plain error (a 503 that still carries data).
+func Respond(w http.ResponseWriter, status int, env Envelope) { write(w, status, env) }
+
 func write(w http.ResponseWriter, status int, env Envelope) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)

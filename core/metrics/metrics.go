@@ -93,9 +93,13 @@ type counterVal struct {
 	v float64
 }
 
-// Counter registers a counter; its name should end in _total.
+// Counter registers a counter; its name should end in _total. One
+// without labels is written as 0 until it counts, so a scrape finds it.
 func (r *Registry) Counter(name, help string, labels ...string) *Counter {
 	c := &Counter{name: name, help: help, labels: labels, vals: map[string]*counterVal{}}
+	if len(labels) == 0 {
+		c.vals[""] = &counterVal{}
+	}
 	r.add(name, labels, c)
 	return c
 }

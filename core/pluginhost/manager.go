@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
 )
@@ -56,6 +57,8 @@ type Config struct {
 	// ExitGrace is how long a failed call waits to learn whether the plugin
 	// process exited (default 5s).
 	ExitGrace time.Duration
+	// Metrics, if set, receives dorismanager_plugin_call_duration_seconds.
+	Metrics *metrics.Registry
 }
 
 // Manager discovers, pins and runs role plugins. It is safe for concurrent
@@ -63,6 +66,8 @@ type Config struct {
 type Manager struct {
 	cfg Config
 	log hclog.Logger
+	// calls times every call by role, method and outcome.
+	calls *metrics.Histogram
 
 	mu       sync.Mutex
 	accepted map[string][]Plugin // by upper-case role, highest version first
@@ -91,6 +96,11 @@ func New(cfg Config) (*Manager, error) {
 		cfg.ExitGrace = 5 * time.Second
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger.Named("pluginhost"), clients: map[string]*client{}}
+	if cfg.Metrics != nil {
+		m.calls = cfg.Metrics.Histogram("dorismanager_plugin_call_duration_seconds",
+			"Role plugin calls by role, method and outcome (ok, failure: reported by the plugin, error: the call itself failed), starting the plugin included.",
+			metrics.CallBuckets, "role", "method", "outcome")
+	}
 	if err := m.Rescan(context.Background()); err != nil {
 		return nil, err
 	}
@@ -303,7 +313,31 @@ func (m *Manager) Call(ctx context.Context, clusterID int64, role, method string
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	return c.call(ctx, method, fn, h, taskLog, req)
+	start := time.Now()
+	res, err := c.call(ctx, method, fn, h, taskLog, req)
+	outcome := "ok"
+	var f *sdk.Failure
+	if errors.As(err, &f) {
+		outcome = "failure"
+	} else if err != nil {
+		outcome = "error"
+	}
+	m.calls.Observe(time.Since(start).Seconds(), role, method, outcome)
+	return res, err
+}
+
+// Ready reports an error saying what to do when no role plugin was
+// accepted in the last scan of the plugins dir.
+func (m *Manager) Ready() error {
+	l := m.List()
+	if len(l.Plugins) > 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("no role plugin is loaded from %s: install the fe, be and broker plugins there (dorismanager plugins install FILE), then POST /api/plugins/rescan or restart the manager; or point --plugins-dir at them", m.cfg.Dir)
+	if len(l.Refused) > 0 {
+		msg += fmt.Sprintf(" (%d file(s) refused; dorismanager plugins list says why)", len(l.Refused))
+	}
+	return errors.New(msg)
 }
 
 func (m *Manager) client(p Plugin) (*client, error) {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/dorismanager/dorismanager/core/metrics"
+	"github.com/dorismanager/dorismanager/core/metrics/metricstest"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/dorismanager/dorismanager/sdk/sdktest"
@@ -144,7 +146,8 @@ func TestAPINegotiationRefused(t *testing.T) {
 }
 
 func TestFailureAndHostCallsAcrossProcess(t *testing.T) {
-	m := newManager(t, Config{Dir: twoVersions(t)})
+	reg := metrics.NewRegistry()
+	m := newManager(t, Config{Dir: twoVersions(t), Metrics: reg})
 	ctx := context.Background()
 	_, err := m.Call(ctx, 1, "TEST", "Configure", sdktest.NewFakeHost(), nil, testRequest(1))
 	var f *sdk.Failure
@@ -161,6 +164,35 @@ func TestFailureAndHostCallsAcrossProcess(t *testing.T) {
 	}
 	if _, err := m.Call(ctx, 1, "TEST", "Bogus", h, nil, testRequest(1)); err == nil {
 		t.Error("unknown method accepted")
+	}
+	var b strings.Builder
+	if err := reg.Write(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := metricstest.Parse(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for series, want := range map[string]float64{
+		`dorismanager_plugin_call_duration_seconds_count{role="TEST",method="Configure",outcome="failure"}`: 1,
+		`dorismanager_plugin_call_duration_seconds_count{role="TEST",method="Install",outcome="ok"}`:        1,
+	} {
+		if got[series] != want {
+			t.Errorf("%s = %v, want %v\n%s", series, got[series], want, b.String())
+		}
+	}
+	if n := metricstest.Sum(got, "dorismanager_plugin_call_duration_seconds_count", `method="Bogus"`); n != 0 {
+		t.Errorf("an unknown method was timed: %v", n)
+	}
+}
+
+func TestReady(t *testing.T) {
+	empty := newManager(t, Config{Dir: t.TempDir()})
+	if err := empty.Ready(); err == nil || !strings.Contains(err.Error(), "no role plugin is loaded") {
+		t.Errorf("Ready with no plugins = %v", err)
+	}
+	if err := newManager(t, Config{Dir: twoVersions(t)}).Ready(); err != nil {
+		t.Errorf("Ready with plugins = %v", err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/hashicorp/go-hclog"
 )
@@ -45,6 +46,9 @@ type Config struct {
 	// OnTaskEnd, if set, is called after a task's end was recorded (with the
 	// status written: SUCCESS, FAILURE or SUBMITTED when it will run again).
 	OnTaskEnd func(taskID int64, status string)
+	// Metrics, if set, receives dorismanager_tasks_ended_total and
+	// dorismanager_task_duration_seconds.
+	Metrics *metrics.Registry
 }
 
 // Runner runs tasks. Create it with New and start it with Run.
@@ -56,6 +60,8 @@ type Runner struct {
 	tick     time.Duration
 	log      hclog.Logger
 	onEnd    func(int64, string)
+	ended    *metrics.Counter   // by type and recorded status
+	duration *metrics.Histogram // by type
 	id       string
 	wake     chan struct{}
 }
@@ -84,6 +90,13 @@ func New(cfg Config) *Runner {
 	}
 	if r.onEnd == nil {
 		r.onEnd = func(int64, string) {}
+	}
+	if cfg.Metrics != nil {
+		r.ended = cfg.Metrics.Counter("dorismanager_tasks_ended_total",
+			"Task runs that ended, by task type and the status recorded (SUBMITTED: interrupted by a shutdown, to run again).",
+			"type", "status")
+		r.duration = cfg.Metrics.Histogram("dorismanager_task_duration_seconds",
+			"Time from a task's start to its end in this manager, by task type.", metrics.TaskBuckets, "type")
 	}
 	return r
 }
@@ -193,7 +206,9 @@ func (r *Runner) runTask(runCtx, taskCtx context.Context, t store.Task) {
 	defer cancel()
 	tl := &taskLog{st: r.st, ctx: wctx, id: t.ID, log: log}
 	log.Debug("task started")
+	start := time.Now()
 	out, err := safeRun(ctx, a, Job{Task: t, Log: tl})
+	r.duration.Observe(time.Since(start).Seconds(), t.TaskType)
 	tl.Close()
 	switch {
 	case err == nil:
@@ -249,6 +264,7 @@ func (r *Runner) end(ctx context.Context, log hclog.Logger, t store.Task, status
 	} else {
 		log.Info("task ended", "status", status)
 	}
+	r.ended.Inc(t.TaskType, status)
 	r.onEnd(t.ID, status)
 }
 

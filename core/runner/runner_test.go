@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/core/metrics"
+	"github.com/dorismanager/dorismanager/core/metrics/metricstest"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/test/pgtest"
 )
@@ -159,7 +161,8 @@ func TestFailureBlocksLaterSeq(t *testing.T) {
 		store.Task{ProcessID: 1, Seq: 1, TaskType: "OK"},
 		store.Task{ProcessID: 2, Seq: 0, TaskType: "OK"},
 	)
-	h := start(t, st, Config{Actions: Actions{"FAIL": fail("disk full on /opt"), "OK": succeed("fine")}})
+	reg := metrics.NewRegistry()
+	h := start(t, st, Config{Actions: Actions{"FAIL": fail("disk full on /opt"), "OK": succeed("fine")}, Metrics: reg})
 	h.waitEnds(2)
 	if got := h.task(ts[0].ID); got.Status != store.StatusFailure || got.Response != "disk full on /opt" || !got.Finish {
 		t.Fatalf("failed task: %+v", got)
@@ -169,6 +172,24 @@ func TestFailureBlocksLaterSeq(t *testing.T) {
 	}
 	if got := h.task(ts[2].ID); got.Status != store.StatusSuccess {
 		t.Fatalf("other process's task: %+v", got)
+	}
+	var b strings.Builder
+	if err := reg.Write(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	m, err := metricstest.Parse(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for series, want := range map[string]float64{
+		`dorismanager_tasks_ended_total{type="FAIL",status="FAILURE"}`: 1,
+		`dorismanager_tasks_ended_total{type="OK",status="SUCCESS"}`:   1,
+		`dorismanager_task_duration_seconds_count{type="FAIL"}`:        1,
+		`dorismanager_task_duration_seconds_count{type="OK"}`:          1,
+	} {
+		if m[series] != want {
+			t.Errorf("%s = %v, want %v\n%s", series, m[series], want, b.String())
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/api"
 	"github.com/dorismanager/dorismanager/core/auth"
+	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/runner"
@@ -41,6 +42,9 @@ type Deps struct {
 	PKI *pki.Authority
 	// Notify wakes the task runner (for example after an agent registered).
 	Notify func()
+	// Metrics is the server's registry (served at /metrics); extensions
+	// register their own series in it.
+	Metrics *metrics.Registry
 }
 
 // Extensions are the parts plugged in by Config.Extend; they add to the
@@ -58,6 +62,10 @@ type Extensions struct {
 	Background []func(ctx context.Context) error
 	// Close, if set, runs after everything else has stopped.
 	Close func()
+	// PluginsReady, if set, returns nil when at least one role plugin is
+	// loaded, else what to do about it; /readyz reports it. Without it the
+	// manager is never ready: it cannot run role tasks.
+	PluginsReady func() error
 }
 
 // Config configures a Server.
@@ -219,11 +227,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			r.Notify()
 		}
 	}
+	reg := storeMetrics(st)
 	ext := Extensions{}
 	if cfg.Extend != nil {
 		ext, err = cfg.Extend(ctx, Deps{Store: st, Secrets: box, Logger: log, DataDir: cfg.DataDir,
 			PluginsDir: cfg.PluginsDir, AdvertiseURL: cfg.AdvertiseURL, ListenAddr: ln.Addr(), AgentAddr: agentLn.Addr(),
-			PKI: ca, Notify: notify})
+			PKI: ca, Notify: notify, Metrics: reg})
 		if err != nil {
 			return nil, fmt.Errorf("set up extensions: %w", err)
 		}
@@ -248,13 +257,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.ext = ext
 	r := runner.New(runner.Config{Store: st, Actions: actions, Parallel: cfg.Parallel, TaskTimeout: cfg.TaskTimeout,
-		Logger: log.Named("runner")})
+		Logger: log.Named("runner"), Metrics: reg})
 	notifyMu.Lock()
 	s.runner = r
 	notifyMu.Unlock()
 	s.engine = process.New(process.Config{Store: st, Sealer: box, Stopper: stopper, Notify: r.Notify, Logger: log.Named("process")})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
-		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures})})
+		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
+		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady)})
 	s.http = limits.Server(handler)
 	s.http.ErrorLog = log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	if agentAPI != nil {
