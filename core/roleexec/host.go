@@ -16,6 +16,8 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/go-sql-driver/mysql"
+	"github.com/hashicorp/go-hclog"
 )
 
 // agentHost is the sdk.Host a plugin gets for one task: commands, files and
@@ -173,10 +175,11 @@ type sqlPool struct {
 	pools map[string]*sql.DB
 	user  string
 	pass  string
+	log   mysql.Logger // the driver's messages, into the manager's log
 }
 
-func newSQLPool(user, pass string) *sqlPool {
-	return &sqlPool{pools: map[string]*sql.DB{}, user: user, pass: pass}
+func newSQLPool(user, pass string, log hclog.Logger) *sqlPool {
+	return &sqlPool{pools: map[string]*sql.DB{}, user: user, pass: pass, log: DriverLogger(log)}
 }
 
 func (p *sqlPool) db(addr string) (*sql.DB, error) {
@@ -185,7 +188,7 @@ func (p *sqlPool) db(addr string) (*sql.DB, error) {
 	if db, ok := p.pools[addr]; ok {
 		return db, nil
 	}
-	db, err := openMySQL(p.user, p.pass, addr)
+	db, err := openMySQL(p.user, p.pass, addr, p.log)
 	if err != nil {
 		return nil, err
 	}

@@ -3,15 +3,20 @@ package roleexec
 import (
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/hashicorp/go-hclog"
 )
 
 // openMySQL opens a pool to an FE's query port. Doris speaks the MySQL
 // protocol; interpolateParams is off and no statement is ever built from
 // user data here (plugins send fixed statements with quoted addresses).
-func openMySQL(user, pass, addr string) (*sql.DB, error) {
+// The driver's own messages go to log: it takes a logger per connector
+// (mysql.Config.Logger), so its process-wide default (mysql.SetLogger,
+// stderr) is never used and never changed.
+func openMySQL(user, pass, addr string, log mysql.Logger) (*sql.DB, error) {
 	cfg := mysql.NewConfig()
 	cfg.User = user
 	cfg.Passwd = pass
@@ -21,9 +26,29 @@ func openMySQL(user, pass, addr string) (*sql.DB, error) {
 	cfg.ReadTimeout = 60 * time.Second
 	cfg.WriteTimeout = 30 * time.Second
 	cfg.AllowNativePasswords = true
+	if log != nil {
+		cfg.Logger = log
+	}
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("FE %s: %w", addr, err)
 	}
 	return sql.OpenDB(connector), nil
+}
+
+// DriverLogger adapts log to the MySQL driver's Logger. The driver logs
+// only what it cannot return as an error (a broken connection found while
+// reading, an auth plugin it had to fall back from), so every message is a
+// warning.
+func DriverLogger(log hclog.Logger) mysql.Logger {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return driverLogger{log: log}
+}
+
+type driverLogger struct{ log hclog.Logger }
+
+func (d driverLogger) Print(v ...any) {
+	d.log.Warn(strings.TrimSpace(fmt.Sprint(v...)))
 }

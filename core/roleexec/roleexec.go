@@ -67,7 +67,7 @@ func New(cfg Config) *Executor {
 		cfg.FEUser = "root"
 	}
 	return &Executor{st: cfg.Store, plugins: cfg.Plugins, agents: cfg.Agents, log: cfg.Logger.Named("roleexec"),
-		sql: newSQLPool(cfg.FEUser, cfg.FEPassword), http: &http.Client{Timeout: 10 * time.Second}}
+		sql: newSQLPool(cfg.FEUser, cfg.FEPassword, cfg.Logger.Named("mysql")), http: &http.Client{Timeout: 10 * time.Second}}
 }
 
 // Close releases the SQL pools.
