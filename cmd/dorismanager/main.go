@@ -129,6 +129,7 @@ func serve(args []string, stderr io.Writer) error {
 	taskTimeout := fs.Duration("task-timeout", runner.DefaultTaskTimeout, "time limit of one task")
 	advertise := fs.String("advertise-url", "", "https URL agents use to reach the agent endpoint (e.g. https://10.0.0.5:9603; default: the address the manager reached each host from, port of --agent-listen)")
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", `"text", or "json": one JSON object a line (@timestamp, @level, @module, @message, fields)`)
 	agentRetries := fs.Int("agent-retries", agentclient.DefaultRetries, "times a call to an agent is re-sent after its connection broke")
 	agentBackoff := fs.Duration("agent-retry-backoff", agentclient.DefaultBackoff, "first pause before re-sending a call to an agent (doubling)")
 	agentConnect := fs.Duration("agent-connect-timeout", agentclient.DefaultConnectTimeout, "time limit of one connection attempt to an agent")
@@ -187,11 +188,10 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	clientOpts := []agentclient.Option{agentclient.WithRetries(*agentRetries), agentclient.WithBackoff(*agentBackoff),
 		agentclient.WithConnectTimeout(*agentConnect), agentclient.WithKeepAlive(*agentKeepAlive)}
-	level := hclog.LevelFromString(*logLevel)
-	if level == hclog.NoLevel {
-		return fmt.Errorf("--log-level %q: use trace, debug, info, warn or error", *logLevel)
+	log, err := newLogger(*logLevel, *logFormat, stderr)
+	if err != nil {
+		return err
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "dorismanager", Level: level, Output: stderr, TimeFormat: time.RFC3339})
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -212,6 +212,20 @@ func serve(args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "API certificate SHA-256 fingerprint: %s\n", fp)
 	}
 	return srv.Serve(ctx)
+}
+
+// newLogger is the manager's one logger; every package (and the MySQL
+// driver, through roleexec) logs through it, so --log-format covers all.
+func newLogger(level, format string, w io.Writer) (hclog.Logger, error) {
+	lv := hclog.LevelFromString(level)
+	if lv == hclog.NoLevel {
+		return nil, fmt.Errorf("--log-level %q: use trace, debug, info, warn or error", level)
+	}
+	if format != "text" && format != "json" {
+		return nil, fmt.Errorf("--log-format %q: use text or json", format)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "dorismanager", Level: lv, Output: w, TimeFormat: time.RFC3339,
+		JSONFormat: format == "json"}), nil
 }
 
 func tokenCreate(args []string, stdout, stderr io.Writer) error {
