@@ -3,11 +3,11 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/dorismanager/dorismanager/core/api"
 	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/hashicorp/go-hclog"
 )
 
 // storeMetrics returns the server's metrics registry with the gauges read
@@ -46,8 +46,10 @@ func samples(cs []store.Count, err error) ([]metrics.Sample, error) {
 }
 
 // readyChecks are what /readyz checks: the store answers, and role
-// plugins are loaded (without them no role task can run).
-func readyChecks(st *store.Store, plugins func() error) []api.Check {
+// plugins are loaded (without them no role task can run). The database's
+// error goes to the log only: driver errors may name the database user
+// and host, which an unauthenticated endpoint should not show.
+func readyChecks(st *store.Store, plugins func() error, log hclog.Logger) []api.Check {
 	if plugins == nil {
 		plugins = func() error {
 			return errors.New("this manager has no role plugin host: no role plugin is loaded")
@@ -56,7 +58,8 @@ func readyChecks(st *store.Store, plugins func() error) []api.Check {
 	return []api.Check{
 		{Name: "store", Check: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
-				return fmt.Errorf("%w: check that the database is up and reachable (--db)", err)
+				log.Warn("readiness: the database does not answer", "error", err)
+				return errors.New("the database does not answer a ping: check that it is up and reachable (--db); the manager's log has the error")
 			}
 			return nil
 		}},

@@ -13,6 +13,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/hashicorp/go-hclog"
 )
 
 // readyz answers 503 naming what is missing until role plugins are
@@ -156,5 +157,27 @@ func TestMetricsAfterRequestsAndATask(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("agent endpoint %s = %d, want 404", p, resp.StatusCode)
 		}
+	}
+}
+
+// A store that does not answer fails the store check with what to do; the
+// driver's error (which may name the database user) stays in the log.
+func TestStoreCheckFailsWhenTheDatabaseIsGone(t *testing.T) {
+	st, err := store.Open("", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	checks := readyChecks(st, func() error { return nil }, hclog.New(&hclog.LoggerOptions{Output: &logs}))
+	if err := checks[0].Check(context.Background()); checks[0].Name != "store" || err != nil {
+		t.Fatalf("%s check on an open store: %v", checks[0].Name, err)
+	}
+	st.Close()
+	err = checks[0].Check(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "--db") || strings.Contains(err.Error(), "closed") {
+		t.Fatalf("store check on a closed store: %v", err)
+	}
+	if !strings.Contains(logs.String(), "database is closed") {
+		t.Errorf("the driver's error was not logged: %q", logs.String())
 	}
 }

@@ -264,7 +264,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.engine = process.New(process.Config{Store: st, Sealer: box, Stopper: stopper, Notify: r.Notify, Logger: log.Named("process")})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
 		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
-		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady)})
+		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady, log.Named("api"))})
 	s.http = limits.Server(handler)
 	s.http.ErrorLog = log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	if agentAPI != nil {
