@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/dorismanager/dorismanager/core/agents"
 	"github.com/dorismanager/dorismanager/core/api"
 	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/store"
@@ -25,9 +26,15 @@ func storeMetrics(st *store.Store) *metrics.Registry {
 			if err != nil {
 				return nil, err
 			}
-			out := make([]metrics.Sample, 0, len(cs))
+			// Both states are always there, so "none RUNNING" is a 0, not
+			// a missing series.
+			n := map[string]int64{agents.StatusRunning: 0, agents.StatusStop: 0}
 			for _, c := range cs {
-				out = append(out, metrics.Sample{Values: []string{c.Status}, Value: float64(c.N)})
+				n[c.Status] += c.N
+			}
+			out := make([]metrics.Sample, 0, len(n))
+			for state, v := range n {
+				out = append(out, metrics.Sample{Values: []string{state}, Value: float64(v)})
 			}
 			return out, nil
 		})

@@ -66,6 +66,17 @@ func TestReadyzWithoutPluginHost(t *testing.T) {
 	if code, body := call(t, s, "GET", "/readyz", "", ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "no role plugin") {
 		t.Fatalf("/readyz without a plugin host = %d %s", code, body)
 	}
+	// Without agents both states read 0 rather than being absent.
+	_, text := call(t, s, "GET", "/metrics", "", "")
+	m, err := metricstest.Parse(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, series := range []string{`dorismanager_agents{state="RUNNING"}`, `dorismanager_agents{state="STOP"}`} {
+		if v, ok := m[series]; !ok || v != 0 {
+			t.Errorf("%s = %v (present %v), want 0\n%s", series, v, ok, text)
+		}
+	}
 }
 
 // After some requests and a task, /metrics (no token) has the series of
