@@ -82,7 +82,7 @@ func serveTLS(t *testing.T) (string, *pki.Authority) {
 func TestMutualTLS(t *testing.T) {
 	base, ca := serveTLS(t)
 	ctx := context.Background()
-	if _, err := New(base, WithTLS(ca.ClientTLS(nil))).Health(ctx); err != nil {
+	if _, err := New(base, WithTLS(ca.ClientTLS("127.0.0.1", nil))).Health(ctx); err != nil {
 		t.Fatal(err)
 	}
 	other, err := pki.Open(t.TempDir(), pki.Options{ManagerHosts: []string{"127.0.0.1"}})
@@ -91,9 +91,10 @@ func TestMutualTLS(t *testing.T) {
 	}
 	var gone *AgentGoneError
 	for name, cfg := range map[string]*tls.Config{
-		"another CA's manager":   other.ClientTLS(nil),
-		"no client certificate":  {RootCAs: ca.Pool()},
-		"agent refused by check": ca.ClientTLS(func(*x509.Certificate) error { return errors.New("not this one") }),
+		"another CA's manager":        other.ClientTLS("127.0.0.1", nil),
+		"certificate of another host": ca.ClientTLS("10.9.9.9", nil),
+		"no client certificate":       {RootCAs: ca.Pool()},
+		"agent refused by check":      ca.ClientTLS("127.0.0.1", func(*x509.Certificate) error { return errors.New("not this one") }),
 	} {
 		_, err := New(base, WithTLS(cfg), WithRetries(2), WithBackoff(time.Millisecond)).Health(ctx)
 		if !errors.Is(err, ErrHandshake) || errors.As(err, &gone) {

@@ -283,7 +283,7 @@ func (r *Registry) Client(ctx context.Context, clusterID int64, host string) (*a
 		}
 		return accepts(cur, leaf)
 	}
-	opts := append([]agentclient.Option{agentclient.WithTLS(r.cfg.PKI.ClientTLS(check))}, r.cfg.ClientOptions...)
+	opts := append([]agentclient.Option{agentclient.WithTLS(r.cfg.PKI.ClientTLS(a.Host, check))}, r.cfg.ClientOptions...)
 	return agentclient.New("https://"+net.JoinHostPort(a.Host, strconv.Itoa(port)), opts...), nil
 }
 

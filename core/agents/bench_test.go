@@ -41,7 +41,7 @@ func BenchmarkAgentCall(b *testing.B) {
 	defer cancel()
 	go ag.Serve(ctx, ln)
 	secure := "https://" + ln.Addr().String()
-	mtls := e.ca.ClientTLS(nil)
+	mtls := e.ca.ClientTLS("127.0.0.1", nil)
 	for _, tc := range []struct {
 		name string
 		c    *agentclient.Client

@@ -272,3 +272,49 @@ func TestRotation(t *testing.T) {
 		t.Error("finished a rotation that was not under way")
 	}
 }
+
+// A client config made before a rotation was loaded accepts an agent that
+// renewed onto the new CA since: the chain is checked against the CAs
+// trusted at the handshake. It still checks the host it dials.
+func TestClientTLSFollowsRotation(t *testing.T) {
+	dir := t.TempDir()
+	a := open(t, dir)
+	before := a.ClientTLS("127.0.0.1", nil)
+	elsewhere := a.ClientTLS("10.9.9.9", nil)
+	if _, err := Rotate(dir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	renewed, _ := agentCert(t, a, "id-1", "127.0.0.1", time.Hour)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{renewed},
+		ClientAuth: tls.RequireAnyClientCert, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	for _, c := range []struct {
+		name string
+		cfg  *tls.Config
+		ok   bool
+	}{{"made before the rotation", before, true}, {"dialing another host", elsewhere, false}} {
+		conn, err := tls.Dial("tcp", ln.Addr().String(), c.cfg)
+		if err == nil {
+			conn.Close()
+		}
+		if (err == nil) != c.ok {
+			t.Errorf("%s: handshake error %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}

@@ -31,16 +31,25 @@ func (a *Authority) ServerTLS() *tls.Config {
 	}}
 }
 
-// ClientTLS is the TLS config of a call from the manager to an agent:
-// TLS 1.3, the manager's certificate as client certificate, and the
-// agent's certificate verified against the trusted CAs, for the host
-// dialed, with the agent role; check, if set, vets the verified leaf
+// ClientTLS is the TLS config of a call from the manager to an agent at
+// host: TLS 1.3, the manager's certificate as client certificate, and the
+// agent's certificate verified against the trusted CAs, for host, with the
+// agent role; check, if set, vets the verified leaf
 // further (which agent it belongs to).
-func (a *Authority) ClientTLS(check func(leaf *x509.Certificate) error) *tls.Config {
+//
+// The chain is verified in VerifyConnection against the CAs trusted at
+// that handshake, not against a pool copied when the config was made: a
+// client made before a CA rotation was loaded must still accept an agent
+// that has renewed onto the new CA in the meantime.
+func (a *Authority) ClientTLS(host string, check func(leaf *x509.Certificate) error) *tls.Config {
 	role := requireRole(Agent)
-	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: a.Pool(),
+	return &tls.Config{MinVersion: tls.VersionTLS13,
+		InsecureSkipVerify:   true, // the chain and host are verified in VerifyConnection
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return a.ManagerCertificate() },
 		VerifyConnection: func(cs tls.ConnectionState) error {
+			if err := a.verifyPeer(cs, host, x509.ExtKeyUsageServerAuth); err != nil {
+				return err
+			}
 			if err := role(cs); err != nil {
 				return err
 			}
@@ -65,4 +74,23 @@ func requireRole(role Role) func(tls.ConnectionState) error {
 		}
 		return nil
 	}
+}
+
+// verifyPeer verifies the peer's chain against the CAs trusted now, for
+// host (an IP address or DNS name; the connection state carries no name
+// for an IP address).
+func (a *Authority) verifyPeer(cs tls.ConnectionState, host string, usage x509.ExtKeyUsage) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("the peer presented no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: a.Pool(), Intermediates: inter,
+		DNSName: host, KeyUsages: []x509.ExtKeyUsage{usage}})
+	if err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+	}
+	return nil
 }

@@ -142,7 +142,7 @@ func runOnce(b *testing.B, ca *pki.Authority, agentBin, manager, url, sum, dir s
 	if err := os.WriteFile(cfg.CAFile, ca.Bundle(), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.ClientTLS(nil)}}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: ca.ClientTLS("127.0.0.1", nil)}}
 	conf := filepath.Join(dir, "agent.json")
 	cb, _ := json.Marshal(cfg)
 	if err := os.WriteFile(conf, cb, 0o600); err != nil {
