@@ -203,8 +203,8 @@ func present(st State) []string {
 		if linkExists(h.Veth) {
 			got = append(got, "link "+h.Veth)
 		}
-		if PidAlive(h.SSHDPid) {
-			got = append(got, "sshd "+strconv.Itoa(h.SSHDPid))
+		if PidAlive(h.InitPid) {
+			got = append(got, "init "+strconv.Itoa(h.InitPid))
 		}
 	}
 	if linkExists(st.Bridge) {

@@ -28,7 +28,7 @@ type HostState struct {
 	Veth    string `json:"veth"`
 	Dir     string `json:"dir"`
 	Root    string `json:"root"`
-	SSHDPid int    `json:"sshdPid"`
+	InitPid int    `json:"initPid"`
 }
 
 // State describes the running hosts.
@@ -36,7 +36,7 @@ func (hs *Hosts) State() State {
 	st := State{Dir: hs.Dir, Bridge: hs.bridge, BridgeAddr: hs.BridgeAddr, Subnet: hs.Subnet}
 	for _, h := range hs.Hosts {
 		st.Hosts = append(st.Hosts, HostState{Name: h.Name, Addr: h.Addr, NS: h.NS, Veth: h.veth,
-			Dir: h.Dir, Root: h.Root, SSHDPid: h.sshdPid})
+			Dir: h.Dir, Root: h.Root, InitPid: h.initPid})
 	}
 	return st
 }
@@ -69,7 +69,7 @@ func Attach(st State) (*Hosts, error) {
 		}
 		hs.Hosts = append(hs.Hosts, &Host{Name: s.Name, Addr: s.Addr, Port: 22, Root: s.Root, NS: s.NS,
 			Home: filepath.Join(s.Dir, "root"), Tmp: filepath.Join(s.Dir, "tmp"),
-			Dir: s.Dir, SSHDLog: filepath.Join(s.Dir, "sshd.log"), hs: hs, veth: s.Veth, sshdPid: s.SSHDPid})
+			Dir: s.Dir, SSHDLog: filepath.Join(s.Dir, "sshd.log"), hs: hs, veth: s.Veth, initPid: s.InitPid})
 	}
 	return hs, nil
 }

@@ -74,8 +74,8 @@ func TestAttachClose(t *testing.T) {
 		if strings.Contains(string(links), h.Veth) {
 			t.Errorf("link %s left behind", h.Veth)
 		}
-		if PidAlive(h.SSHDPid) {
-			t.Errorf("sshd %d of %s still runs", h.SSHDPid, h.Name)
+		if PidAlive(h.InitPid) {
+			t.Errorf("init %d of %s still runs", h.InitPid, h.Name)
 		}
 	}
 	if strings.Contains(string(links), st.Bridge) {

@@ -35,6 +35,13 @@ import (
 // SSHD is the OpenSSH server binary the hosts run.
 const SSHD = "/usr/sbin/sshd"
 
+// Init is the first process of every host (Debian package tini): sshd runs
+// under it, and as a child subreaper it reaps the host's orphans at once,
+// as a real host's init does. Without it they would wait for the machine's
+// PID 1, which here reaps late: a daemon that died would stay a zombie,
+// and start scripts that test its pid with kill -0 would think it alive.
+const Init = "/usr/bin/tini"
+
 // BaseDir holds every set of hosts' files and the machine-wide lock unless
 // TESTHOSTS_DIR names another folder. It is not /tmp: each host gets a
 // private /tmp mounted over the machine's, and sshd must still see its own
@@ -93,7 +100,7 @@ type Host struct {
 
 	hs      *Hosts
 	veth    string // root-side veth
-	sshdPid int
+	initPid int    // the host's first process (Init), sshd's parent
 	hostKey ssh.PublicKey
 }
 
@@ -112,6 +119,9 @@ func Require(t testing.TB) {
 	}
 	if _, err := os.Stat(SSHD); err != nil {
 		missing = append(missing, SSHD+" (Debian package openssh-server)")
+	}
+	if _, err := os.Stat(Init); err != nil {
+		missing = append(missing, Init+" (Debian package tini)")
 	}
 	if len(missing) == 0 {
 		return
@@ -462,16 +472,16 @@ func (h *Host) startSSHD(ctx context.Context) error {
 	defer logf.Close()
 	// Data goes in as positional parameters of a fixed script.
 	script := `hostname "$1" && mount --bind "$2" /opt && mount --bind "$3" /etc/hosts &&
-mount --bind "$4" /root && mount --bind "$5" /tmp && exec "$6" -D -e -f "$7"`
+mount --bind "$4" /root && mount --bind "$5" /tmp && exec "$8" -s -- "$6" -D -e -f "$7"`
 	cmd := exec.Command("ip", "netns", "exec", h.NS,
 		"unshare", "--uts", "--mount", "--propagation", "private",
-		"sh", "-c", script, "sh", h.Name, h.Root, hostsFile, h.Home, h.Tmp, SSHD, confFile)
+		"sh", "-c", script, "sh", h.Name, h.Root, hostsFile, h.Home, h.Tmp, SSHD, confFile, Init)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start sshd of %s: %w", h.Name, err)
 	}
-	h.sshdPid = cmd.Process.Pid // exec chain keeps the pid: ip -> unshare -> sh -> sshd
+	h.initPid = cmd.Process.Pid // exec chain keeps the pid: ip -> unshare -> sh -> tini
 	go func() { _ = cmd.Wait() }()
 	return nil
 }
@@ -509,7 +519,7 @@ func (h *Host) waitSSH(ctx context.Context) error {
 // Exec runs argv inside the host (its network, mount and UTS namespaces)
 // and returns the combined output.
 func (h *Host) Exec(ctx context.Context, argv ...string) ([]byte, error) {
-	args := append([]string{"--target", strconv.Itoa(h.sshdPid), "--net", "--mount", "--uts", "--"}, argv...)
+	args := append([]string{"--target", strconv.Itoa(h.initPid), "--net", "--mount", "--uts", "--"}, argv...)
 	out, err := exec.CommandContext(ctx, "nsenter", args...).CombinedOutput()
 	if err != nil {
 		return out, fmt.Errorf("on %s: %s: %w: %s", h.Name, strings.Join(argv, " "), err, bytes.TrimSpace(out))
@@ -537,8 +547,9 @@ func (h *Host) RotateHostKey(ctx context.Context) error {
 	if fi, err := os.Stat(h.SSHDLog); err == nil {
 		logged = fi.Size()
 	}
-	// sshd re-executes itself on SIGHUP, keeping its pid and namespaces.
-	if err := syscall.Kill(h.sshdPid, syscall.SIGHUP); err != nil {
+	// tini passes SIGHUP on to sshd, which re-executes itself, keeping its
+	// pid and namespaces.
+	if err := syscall.Kill(h.initPid, syscall.SIGHUP); err != nil {
 		return fmt.Errorf("reload sshd of %s: %w", h.Name, err)
 	}
 	// Wait until the re-executed sshd listens again, then until it serves

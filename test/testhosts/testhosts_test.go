@@ -2,13 +2,16 @@ package testhosts
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/test/deadline"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -99,5 +102,65 @@ func TestHosts(t *testing.T) {
 	}
 	if _, err := dial(t, h, hs.Keys.Ed25519, ""); err != nil {
 		t.Fatalf("after restoring link: %v", err)
+	}
+}
+
+// TestOrphansAreReaped: a daemon's process that dies after its parent is
+// gone is reaped by the host's own init at once, as on a real host, and
+// does not linger as a zombie that `kill -0` (start scripts' liveness
+// test) would take for alive.
+func TestOrphansAreReaped(t *testing.T) {
+	Require(t)
+	ctx, cancel := deadline.Context(context.Background(), time.Minute)
+	defer cancel()
+	hs, err := Start(ctx, Options{N: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hs.Close()
+	h := hs.Hosts[0]
+	c, err := dial(t, h, hs.Keys.Ed25519, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shell exits at once; its background child lives on, orphaned,
+	// for a moment, then exits.
+	out, err := s.Output(`sleep 1 </dev/null >/dev/null 2>&1 & echo $!`)
+	s.Close()
+	pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || perr != nil {
+		t.Fatalf("start an orphan: %q %v %v", out, err, perr)
+	}
+	// Orphaned, it belongs to the host's init, not to the machine's PID 1.
+	for ppid := -1; ppid != h.initPid; {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatalf("orphan %d gone before it was seen adopted: %v", pid, err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+				ppid, _ = strconv.Atoi(strings.TrimSpace(v))
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("orphan %d has parent %d, want the host's init %d", pid, ppid, h.initPid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+		if os.IsNotExist(err) {
+			return
+		}
+		if ctx.Err() != nil {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			t.Fatalf("orphan %d was never reaped: %s", pid, b)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
