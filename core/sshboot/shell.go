@@ -1,15 +1,18 @@
 package sshboot
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -32,6 +35,7 @@ type shell struct {
 // run executes a fixed shell script; data goes in as positional parameters
 // (never pasted into the script). It returns the script's own output.
 func (sh *shell) run(ctx context.Context, script string, args ...string) (string, error) {
+	mark := newMark()
 	s, err := sh.client.NewSession()
 	if err != nil {
 		return "", err
@@ -40,9 +44,6 @@ func (sh *shell) run(ctx context.Context, script string, args ...string) (string
 	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
 	defer stop()
 
-	var m [12]byte
-	_, _ = rand.Read(m[:])
-	mark := "dm-frame-" + hex.EncodeToString(m[:])
 	// $1 is the marker; the script sees its own arguments as $1, $2 ...
 	// The EXIT trap frames the end even when the script calls exit.
 	framed := `m=$1; shift; printf '%s\n' "$m"; trap 'printf "\n%s\n" "$m"' EXIT
@@ -113,4 +114,70 @@ func (w *frameWriter) split() (payload, noise string, began time.Time) {
 		rest = bytes.TrimSuffix(rest, []byte("\n"))
 	}
 	return string(rest), string(before) + string(after), w.began
+}
+
+func newMark() string {
+	var m [12]byte
+	_, _ = rand.Read(m[:])
+	return "dm-frame-" + hex.EncodeToString(m[:])
+}
+
+// sftpServers are where distributions install OpenSSH's sftp-server.
+var sftpServers = []string{"/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+	"/usr/lib/ssh/sftp-server", "/usr/libexec/sftp-server"}
+
+// openSFTP opens sftp on the connection: the sftp subsystem or, when its
+// stream is broken, sftp-server started behind a marker line. sshd starts
+// an external sftp-server (Debian's default) through the user's login
+// shell, so text its start files print lands in the sftp stream; a session
+// that prints the marker first lets everything before it be skipped.
+func (sh *shell) openSFTP(ctx context.Context) (*sftp.Client, error) {
+	sc, err := sftp.NewClient(sh.client)
+	if err == nil {
+		return sc, nil
+	}
+	sh.logf("warning: the sftp subsystem on %s did not answer cleanly (%v): the SSH user's login shell start files print text into it; starting sftp-server behind a marker instead", sh.host, err)
+	s, err := sh.client.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
+	defer stop()
+	in, err := s.StdinPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	out, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	mark := newMark()
+	cmd := "sh -c " + quote(`m=$1; shift; printf '%s\n' "$m"; for p in "$@"; do [ -x "$p" ] && exec "$p"; done; echo "no sftp-server in $*" >&2; exit 127`) + " sh " + quote(mark)
+	for _, p := range sftpServers {
+		cmd += " " + quote(p)
+	}
+	if err := s.Start(cmd); err != nil {
+		s.Close()
+		return nil, err
+	}
+	br := bufio.NewReader(out)
+	for skipped := 0; ; {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("start sftp-server on %s: %w", sh.host, errors.Join(err, ctx.Err()))
+		}
+		if strings.HasSuffix(strings.TrimSuffix(line, "\n"), mark) {
+			break
+		}
+		if skipped += len(line); skipped > 1<<20 {
+			s.Close()
+			return nil, fmt.Errorf("start sftp-server on %s: more than 1 MiB of text from the login shell before it", sh.host)
+		}
+	}
+	// Closing the client closes stdin: sftp-server exits and the session
+	// ends; the SSH connection's close takes the session in any case.
+	return sftp.NewClientPipe(br, in)
 }

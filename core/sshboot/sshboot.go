@@ -223,7 +223,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		logf("%v", err)
 		return res, err
 	}
-	sc, err := sftp.NewClient(client)
+	sc, err := sh.openSFTP(ctx)
 	if err != nil {
 		return res, fmt.Errorf("open sftp on %s: %w", t.Host, err)
 	}

@@ -457,7 +457,10 @@ func (h *Host) startSSHD(ctx context.Context) error {
 		"PermitRootLogin prohibit-password",
 		"PasswordAuthentication no",
 		"KbdInteractiveAuthentication no",
-		"Subsystem sftp internal-sftp",
+		// Debian's default: an external sftp-server, which sshd starts
+		// through the user's login shell (so its start files can print
+		// into the sftp stream, as on real hosts).
+		"Subsystem sftp /usr/lib/openssh/sftp-server",
 		"LogLevel VERBOSE",
 		"",
 	}, "\n")
