@@ -32,8 +32,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Version is the agent's version, reported at registration.
-const Version = "1.0.0"
+// DefaultVersion is the version an agent reports when its binary was not
+// stamped with one (SetVersion; the Makefile stamps the build's version).
+const DefaultVersion = "dev"
 
 // LoadConfig reads and validates a config file, filling defaults.
 func LoadConfig(path string) (wire.Config, error) {
@@ -111,6 +112,14 @@ type Agent struct {
 	dlMu    sync.Mutex
 	dlLocks map[string]*sync.Mutex
 	mem     *memLimit
+	version string // reported at registration and by health
+}
+
+// SetVersion sets the version the agent reports; call it before Run.
+func (a *Agent) SetVersion(v string) {
+	if v != "" {
+		a.version = v
+	}
 }
 
 // New prepares an agent: creates its directories and loads (or creates) its identity.
@@ -137,8 +146,9 @@ func New(cfg wire.Config, log hclog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg: cfg,
-		log: log,
+		cfg:     cfg,
+		log:     log,
+		version: DefaultVersion,
 		limits: netguard.Limits{ReadHeaderTimeout: seconds(cfg.ReadHeaderTimeoutSeconds), ReadTimeout: seconds(cfg.ReadTimeoutSeconds),
 			WriteTimeout: seconds(cfg.WriteTimeoutSeconds), IdleTimeout: seconds(cfg.IdleTimeoutSeconds), MaxConns: cfg.MaxConns}.Or(DefaultHTTP()),
 		id:      id,
@@ -210,7 +220,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	srv.ErrorLog = a.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tls.NewListener(ln, a.serverTLS())) }()
-	a.log.Info("agent listening", "addr", ln.Addr().String(), "agentId", a.id, "version", Version)
+	a.log.Info("agent listening", "addr", ln.Addr().String(), "agentId", a.id, "version", a.version)
 	go a.report(ctx)
 	go a.results.housekeep(ctx, func(n int) { a.log.Info("removed old task results", "count", n) })
 	select {
@@ -260,7 +270,7 @@ func (a *Agent) registerLoop(ctx context.Context) bool {
 	delay := 500 * time.Millisecond
 	for {
 		var reg wire.Registered
-		body := wire.Register{AgentID: a.id, Host: a.cfg.Host, Port: a.port, Version: Version,
+		body := wire.Register{AgentID: a.id, Host: a.cfg.Host, Port: a.port, Version: a.version,
 			Hardware: Hardware(a.cfg.DataDir, a.cfg.InstallDir), Processes: a.processes()}
 		_, err := a.post(ctx, wire.RegisterPath, body, &reg)
 		if err == nil {

@@ -29,7 +29,7 @@ func (a *Agent) Handler() http.Handler {
 }
 
 func (a *Agent) health(w http.ResponseWriter, r *http.Request) {
-	ok(w, wire.Health{AgentID: a.id, Version: Version, Host: a.cfg.Host})
+	ok(w, wire.Health{AgentID: a.id, Version: a.version, Host: a.cfg.Host})
 }
 
 func (a *Agent) hardware(w http.ResponseWriter, r *http.Request) {

@@ -14,15 +14,22 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
+// version is stamped at build time (-ldflags "-X main.version=...").
+var version = agent.DefaultVersion
+
 func main() {
 	agent.RunHelper()
 	config := flag.String("config", "conf/agent.json", "agent config file (JSON)")
-	version := flag.Bool("version", false, "print the version and exit")
+	printVersion := flag.Bool("version", false, "print the version and exit (also: doris-agent version)")
 	memLimit := flag.String("memory-limit", defaultMemoryLimit, "soft limit of the Go runtime's memory (bytes, or with KiB, MiB, GiB); 0 or off: none. Default "+defaultMemoryLimit+", or GOMEMLIMIT when that is set")
 	flag.Parse()
-	if *version {
-		fmt.Println(agent.Version)
+	switch {
+	case *printVersion || flag.Arg(0) == "version":
+		fmt.Println(version)
 		return
+	case flag.NArg() > 0:
+		fmt.Fprintf(os.Stderr, "doris-agent: unknown command %q: the agent takes flags only (-config FILE), or \"version\"\n", flag.Arg(0))
+		os.Exit(2)
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "doris-agent", Level: hclog.LevelFromString(envOr("DORIS_AGENT_LOG_LEVEL", "info"))})
 	limitSet := false
@@ -45,6 +52,7 @@ func main() {
 		log.Error("cannot start", "error", err)
 		os.Exit(2)
 	}
+	a.SetVersion(version)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := a.Run(ctx); err != nil {
