@@ -122,6 +122,10 @@ func (m *Manager) Rescan(ctx context.Context) error {
 			m.log.Info("role plugin available", "role", role, "version", p.Version, "file", p.Path)
 		}
 	}
+	if len(accepted) == 0 {
+		// A manager without plugins serves, but every role task fails.
+		m.log.Warn("NO ROLE PLUGINS: installService and every later step will fail", "what_to_do", noPlugins(m.cfg.Dir, len(refused)).Error())
+	}
 	m.mu.Lock()
 	m.accepted, m.refused = accepted, refused
 	keep := map[string]bool{}
@@ -333,9 +337,14 @@ func (m *Manager) Ready() error {
 	if len(l.Plugins) > 0 {
 		return nil
 	}
-	msg := fmt.Sprintf("no role plugin is loaded from %s: install the fe, be and broker plugins there (dorismanager plugins install FILE), then POST /api/plugins/rescan or restart the manager; or point --plugins-dir at them", m.cfg.Dir)
-	if len(l.Refused) > 0 {
-		msg += fmt.Sprintf(" (%d file(s) refused; dorismanager plugins list says why)", len(l.Refused))
+	return noPlugins(m.cfg.Dir, len(l.Refused))
+}
+
+// noPlugins says what to do about a plugins dir without an accepted plugin.
+func noPlugins(dir string, refused int) error {
+	msg := fmt.Sprintf("no role plugin is loaded from %s: install the fe, be and broker plugins there (dorismanager plugins install FILE), then POST /api/plugins/rescan or restart the manager; or point --plugins-dir at them", dir)
+	if refused > 0 {
+		msg += fmt.Sprintf(" (%d file(s) refused; dorismanager plugins list says why)", refused)
 	}
 	return errors.New(msg)
 }

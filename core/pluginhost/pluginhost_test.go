@@ -187,12 +187,21 @@ func TestFailureAndHostCallsAcrossProcess(t *testing.T) {
 }
 
 func TestReady(t *testing.T) {
-	empty := newManager(t, Config{Dir: t.TempDir()})
+	var logs strings.Builder
+	loud := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})
+	empty := newManager(t, Config{Dir: t.TempDir(), Logger: loud})
 	if err := empty.Ready(); err == nil || !strings.Contains(err.Error(), "no role plugin is loaded") {
 		t.Errorf("Ready with no plugins = %v", err)
 	}
-	if err := newManager(t, Config{Dir: twoVersions(t)}).Ready(); err != nil {
+	if !strings.Contains(logs.String(), "NO ROLE PLUGINS") || !strings.Contains(logs.String(), "dorismanager plugins install") {
+		t.Errorf("a manager without plugins starts without a loud word of what to do; log:\n%s", logs.String())
+	}
+	logs.Reset()
+	if err := newManager(t, Config{Dir: twoVersions(t), Logger: loud}).Ready(); err != nil {
 		t.Errorf("Ready with plugins = %v", err)
+	}
+	if strings.Contains(logs.String(), "NO ROLE PLUGINS") {
+		t.Errorf("warned about missing plugins while they are there:\n%s", logs.String())
 	}
 }
 

@@ -137,7 +137,13 @@ func New(cfg Config) (*Installer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Installer{cfg: cfg, log: cfg.Logger.Named("sshboot")}, nil
+	in := &Installer{cfg: cfg, log: cfg.Logger.Named("sshboot")}
+	if _, err := os.Stat(cfg.AgentBinary); err != nil {
+		// The manager serves without it, but every installAgent fails.
+		in.log.Warn("NO AGENT BINARY: installAgent will fail until it is there", "what_to_do",
+			fmt.Sprintf("put doris-agent at %s (make build writes bin/doris-agent beside bin/dorismanager)", cfg.AgentBinary), "error", err)
+	}
+	return in, nil
 }
 
 // agentBinary returns the size and SHA-256 (hex) of the local agent
