@@ -62,7 +62,7 @@ func (sh *shell) run(ctx context.Context, script string, args ...string) (string
 	payload, noise, began := out.split()
 	if began.IsZero() {
 		// The script never started: whatever came back is the shell's.
-		return "", fmt.Errorf("the login shell on %s did not run the command (%v): %s", sh.host, err, clip(noise, 300))
+		return "", fmt.Errorf("the login shell on %s did not run the command (%v): check the SSH user's shell and its start files (~/.bashrc, ~/.profile) on that host; it said: %s", sh.host, err, clip(noise, 300))
 	}
 	if d := began.Sub(start); d > sh.slow {
 		sh.logf("warning: an SSH session on %s took %.1fs before it ran the command: the SSH user's login shell start files on that host (~/.bashrc, /etc/bash.bashrc, ~/.profile) are slow, and every SSH step pays for it", sh.host, d.Seconds())
