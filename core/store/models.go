@@ -137,13 +137,16 @@ type AgentRole struct {
 	UpdatedAt  time.Time
 }
 
-// PluginPin fixes the plugin version a cluster uses for a role.
+// PluginPin fixes the plugin version a cluster uses for a role. Version is
+// always the resolved version; Constraint is what the operator asked for
+// ("~1.2", ">=1.2 <2", "1.2.3"), empty for a pin made at first use.
 type PluginPin struct {
-	ID        int64  `gorm:"primaryKey"`
-	ClusterID int64  `gorm:"uniqueIndex:idx_pin_cluster_role"`
-	Role      string `gorm:"size:16;uniqueIndex:idx_pin_cluster_role"`
-	Version   string `gorm:"size:64"`
-	UpdatedAt time.Time
+	ID         int64  `gorm:"primaryKey"`
+	ClusterID  int64  `gorm:"uniqueIndex:idx_pin_cluster_role"`
+	Role       string `gorm:"size:16;uniqueIndex:idx_pin_cluster_role"`
+	Version    string `gorm:"size:64"`
+	Constraint string `gorm:"column:version_constraint;size:128"`
+	UpdatedAt  time.Time
 }
 
 // AllModels lists every model for migration.
