@@ -48,7 +48,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		reg.Close()
 		return server.Extensions{}, fmt.Errorf("SSH installer: %w", err)
 	}
-	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, DB: db, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
+	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, Store: d.Store, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
 	if err != nil {
 		reg.Close()
 		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
