@@ -310,20 +310,15 @@ func describeFile(ctx context.Context, path string, timeout time.Duration) (sdk.
 	return info, nil
 }
 
-// checkInfo is what the manager requires of a plugin's Info: a valid role
-// name and semantic version, and its own API major. The error names the
-// rule broken.
+// checkInfo is what the manager requires of a plugin's Info: its own API
+// major and every rule of sdk.Info.Validate. The error names the rules
+// broken.
 func checkInfo(info sdk.Info) error {
-	switch {
-	case !roleNameRe.MatchString(info.Role) || len(info.Role) > 16:
-		return fmt.Errorf("describe gives role %q: a role is an upper-case letter then upper-case letters and digits, at most 16 bytes", info.Role)
-	case !validSemver(info.Version):
-		return fmt.Errorf("describe gives version %q, not a semantic version like 1.2.0", info.Version)
-	case info.APIMajor != sdk.APIMajor:
+	if info.APIMajor != sdk.APIMajor {
 		return fmt.Errorf("speaks plugin API %d.%d, this manager speaks API %d.x", info.APIMajor, info.APIMinor, sdk.APIMajor)
+	}
+	if err := info.Validate(); err != nil {
+		return fmt.Errorf("its Info breaks the contract: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return nil
 }
-
-// roleNameRe is what a role name in sdk.Info must look like.
-var roleNameRe = regexp.MustCompile(`^[A-Z][A-Z0-9]*$`)

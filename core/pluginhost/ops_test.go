@@ -30,7 +30,7 @@ func TestConstraintPinsStayResolved(t *testing.T) {
 	if _, err := m.Resolve(ctx, c2.ID, "TEST"); err != nil { // first use pins c2 to 1.1.0
 		t.Fatal(err)
 	}
-	place(t, dir, "wire2", fileName("1.2.0", 1, 0), "")
+	place(t, dir, "wire2", fileName("1.2.0", 2, 0), "")
 	if err := m.Rescan(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestRoleIsTyped(t *testing.T) {
 // plugin message".
 func TestCrashAtStartCarriesStderr(t *testing.T) {
 	dir := t.TempDir()
-	place(t, dir, "crash", fileName("1.2.0", 1, 0), "")
+	place(t, dir, "crash", fileName("1.2.0", 2, 0), "")
 	m := newManager(t, Config{Dir: dir})
 	var taskLog bytes.Buffer
 	_, err := m.Call(context.Background(), 1, "TEST", "Precheck", sdktest.NewFakeHost(), &taskLog, testRequest(1))
@@ -146,7 +146,7 @@ func TestCrashAtStartCarriesStderr(t *testing.T) {
 // what it said on stderr.
 func TestHangAtStartTimesOut(t *testing.T) {
 	dir := t.TempDir()
-	place(t, dir, "hang", fileName("1.2.0", 1, 0), "")
+	place(t, dir, "hang", fileName("1.2.0", 2, 0), "")
 	m := newManager(t, Config{Dir: dir, StartTimeout: 2 * time.Second})
 	_, err := m.Call(context.Background(), 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(1))
 	if err == nil || !strings.Contains(err.Error(), "timeout while waiting for plugin to start") || !strings.Contains(err.Error(), "warming up forever") {
@@ -208,7 +208,7 @@ func TestStderrTail(t *testing.T) {
 func TestScanRefusesHangingDescribe(t *testing.T) {
 	dir := twoVersions(t)
 	for _, v := range []string{"1.2.0", "1.3.0", "1.4.0"} {
-		place(t, dir, "mute", fileName(v, 1, 0), "")
+		place(t, dir, "mute", fileName(v, 2, 0), "")
 	}
 	m := newManager(t, Config{Dir: dir, DescribeTimeout: time.Second, ScanParallel: 2})
 	l := m.List()
@@ -236,9 +236,10 @@ func TestCLIHandshake(t *testing.T) {
 		return code, out.String()
 	}
 	for variant, want := range map[string][]string{
-		"crash": {"start through the plugin handshake", "panic: boom at start"},
-		"liar":  {`differs from describe`, `"another-name"`},
-		"wire2": {"start through the plugin handshake", "ncompatible API version"},
+		"crash":   {"start through the plugin handshake", "panic: boom at start"},
+		"liar":    {`differs from describe`, `"another-name"`},
+		"wire2":   {"start through the plugin handshake", "ncompatible API version"},
+		"badhome": {`its Info breaks the contract: home "FE_HOME"`},
 	} {
 		code, out := run("install", bins[variant])
 		if code != 1 {
@@ -258,9 +259,9 @@ func TestCLIHandshake(t *testing.T) {
 		t.Errorf("install: %d\n%s", code, out)
 	}
 	// A crashing binary placed by hand passes describe but not verify.
-	place(t, dir, "crash", fileName("1.2.0", 1, 0), "")
+	place(t, dir, "crash", fileName("1.2.0", 2, 0), "")
 	code, out = run("verify")
-	if code != 1 || !strings.Contains(out, "OK") || !strings.Contains(out, "REFUSED  test/"+fileName("1.2.0", 1, 0)) || !strings.Contains(out, "panic: boom at start") {
+	if code != 1 || !strings.Contains(out, "OK") || !strings.Contains(out, "REFUSED  test/"+fileName("1.2.0", 2, 0)) || !strings.Contains(out, "panic: boom at start") {
 		t.Errorf("verify: %d\n%s", code, out)
 	}
 }

@@ -57,15 +57,17 @@ func (m *Manager) Catalogue(ctx context.Context, clusterID int64) (map[string]sd
 	return out, nil
 }
 
-// Role returns the cluster's plugin for role (pinning it at first use) as
-// an sdk.Role whose every call writes the plugin's log lines for that call
-// into taskLog (nil: none), is counted for retire/kill and timed in the
-// call latency metrics.
+// Role returns the cluster's plugin for role (pinning it at first use, as
+// resolve does) as an sdk.Remote whose every call writes the plugin's log
+// lines for that call into taskLog (nil: none), is counted for retire/kill
+// and timed in the call latency metrics. An optional method (Register,
+// Unregister, Upgrade, Reconfigure) the plugin does not implement answers
+// a Failure saying so; check Info.Has first.
 //
 // A failure the plugin reports comes back as *sdk.Failure. A plugin that
 // exits during a call gives an error wrapping ErrPluginExited and naming
 // the plugin's last stderr lines; the next call starts it afresh.
-func (m *Manager) Role(ctx context.Context, clusterID int64, role string, taskLog io.Writer) (sdk.Role, error) {
+func (m *Manager) Role(ctx context.Context, clusterID int64, role string, taskLog io.Writer) (sdk.Remote, error) {
 	role = strings.ToUpper(role)
 	p, err := m.resolve(ctx, clusterID, role)
 	if err != nil {
@@ -78,7 +80,7 @@ func (m *Manager) Role(ctx context.Context, clusterID int64, role string, taskLo
 	return &remote{m: m, c: c, role: role, taskLog: taskLog}, nil
 }
 
-// remote is the sdk.Role Role hands out: one plugin binary, one task log.
+// remote is the sdk.Remote Role hands out: one plugin binary, one task log.
 type remote struct {
 	m       *Manager
 	c       *client
@@ -86,7 +88,7 @@ type remote struct {
 	taskLog io.Writer
 }
 
-var _ sdk.Role = (*remote)(nil)
+var _ sdk.Remote = (*remote)(nil)
 
 func (r *remote) run(ctx context.Context, method string, h sdk.Host, req sdk.Request, fn roleFunc) (sdk.Result, error) {
 	start := time.Now()
@@ -136,40 +138,61 @@ func (r *remote) Status(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	return r.run(ctx, "Status", h, req, (*sdk.RoleClient).Status)
 }
 
-// Register implements sdk.Role.
+// Remove implements sdk.Role.
+func (r *remote) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.run(ctx, "Remove", h, req, (*sdk.RoleClient).Remove)
+}
+
+// Register implements sdk.Member.
 func (r *remote) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	return r.run(ctx, "Register", h, req, (*sdk.RoleClient).Register)
 }
 
-// Unregister implements sdk.Role.
+// Unregister implements sdk.Member.
 func (r *remote) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	return r.run(ctx, "Unregister", h, req, (*sdk.RoleClient).Unregister)
+}
+
+// Upgrade implements sdk.Upgrader.
+func (r *remote) Upgrade(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.run(ctx, "Upgrade", h, req, (*sdk.RoleClient).Upgrade)
+}
+
+// Reconfigure implements sdk.Reconfigurer.
+func (r *remote) Reconfigure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.run(ctx, "Reconfigure", h, req, (*sdk.RoleClient).Reconfigure)
 }
 
 // Call runs one Role method, named by a string, of the plugin the cluster
 // uses for role.
 //
-// Deprecated: use Role, which hands out a typed sdk.Role. Call remains only
-// until core/roleexec has switched.
+// Deprecated: use Role, which hands out a typed sdk.Remote. Call remains
+// only until core/roleexec has switched.
 func (m *Manager) Call(ctx context.Context, clusterID int64, role, method string, h sdk.Host, taskLog io.Writer, req sdk.Request) (sdk.Result, error) {
-	var fn func(sdk.Role, context.Context, sdk.Host, sdk.Request) (sdk.Result, error)
+	var fn func(sdk.Remote, context.Context, sdk.Host, sdk.Request) (sdk.Result, error)
 	switch method {
 	case "Precheck":
-		fn = sdk.Role.Precheck
+		fn = sdk.Remote.Precheck
 	case "Install":
-		fn = sdk.Role.Install
+		fn = sdk.Remote.Install
 	case "Configure":
-		fn = sdk.Role.Configure
+		fn = sdk.Remote.Configure
 	case "Start":
-		fn = sdk.Role.Start
+		fn = sdk.Remote.Start
 	case "Stop":
-		fn = sdk.Role.Stop
+		fn = sdk.Remote.Stop
 	case "Status":
-		fn = sdk.Role.Status
+		fn = sdk.Remote.Status
+	case "Remove":
+		fn = sdk.Remote.Remove
 	case "Register":
-		fn = sdk.Role.Register
+		fn = sdk.Remote.Register
 	case "Unregister":
-		fn = sdk.Role.Unregister
+		fn = sdk.Remote.Unregister
+	case "Upgrade":
+		fn = sdk.Remote.Upgrade
+	case "Reconfigure":
+		fn = sdk.Remote.Reconfigure
 	default:
 		return sdk.Result{}, fmt.Errorf("unknown role method %q", method)
 	}

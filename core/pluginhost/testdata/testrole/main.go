@@ -30,6 +30,8 @@ var (
 	hangAtStart  = ""
 	describeHang = ""
 	lieOverWire  = ""
+	// home is Info.Home ("" for the default).
+	home = ""
 )
 
 // describing is true while the binary runs "describe".
@@ -49,7 +51,8 @@ func (testRole) Info(context.Context) (sdk.Info, error) {
 	if lieOverWire != "" && !describing {
 		name = "another-name"
 	}
-	return sdk.Info{Name: name, Role: role, Version: version, APIMajor: major, APIMinor: minor}, nil
+	return sdk.Info{Name: name, Role: role, Version: version, APIMajor: major, APIMinor: minor, Home: home,
+		Capabilities: []string{sdk.CapMembership}}, nil
 }
 
 // Precheck reports which version answered.
@@ -113,6 +116,10 @@ func (testRole) Status(ctx context.Context, _ sdk.Host, _ sdk.Request) (sdk.Resu
 
 func (testRole) Register(context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
 	return sdk.Result{Summary: "registered"}, nil
+}
+
+func (testRole) Remove(context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
+	return sdk.Result{Summary: "removed"}, nil
 }
 
 func (testRole) Unregister(context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
