@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/dorismanager/dorismanager/core/agentaction"
 	"github.com/dorismanager/dorismanager/core/agentclient"
@@ -53,6 +58,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		reg.Close()
 		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
 	}
+	stopHangup := rescanOnHangup(plugins, d.Logger.Named("plugins"))
 	exec := roleexec.New(roleexec.Config{Store: d.Store, Plugins: plugins, Agents: reg, Logger: d.Logger})
 	actions := exec.Actions()
 	actions[process.TaskInstallAgent] = agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}
@@ -65,9 +71,40 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		RefreshRoles: exec.RefreshRegistration,
 		PluginsReady: plugins.Ready,
 		Close: func() {
+			stopHangup()
 			exec.Close()
 			_ = plugins.Close()
 			reg.Close()
 		},
 	}, nil
+}
+
+// rescanOnHangup rescans the plugins dir on every SIGHUP ("dorismanager
+// plugins install" sends one) until the returned stop is called.
+func rescanOnHangup(plugins *pluginhost.Manager, log hclog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: rescanning the plugins dir", "dir", plugins.Dir())
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				if err := plugins.Rescan(ctx); err != nil {
+					log.Error("rescan of the plugins dir failed", "dir", plugins.Dir(), "error", err)
+				}
+				cancel()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-finished
+	}
 }
