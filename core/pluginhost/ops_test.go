@@ -65,7 +65,8 @@ func TestConstraintPinsStayResolved(t *testing.T) {
 func TestCatalogue(t *testing.T) {
 	st := testStore(t, "")
 	c1, c2 := newCluster(t, st, "c1"), newCluster(t, st, "c2")
-	m := newManager(t, Config{Dir: twoVersions(t), Store: st})
+	dir := twoVersions(t)
+	m := newManager(t, Config{Dir: dir, Store: st})
 	ctx := context.Background()
 	if _, err := m.Pin(ctx, c1.ID, "TEST", "1.0.0"); err != nil {
 		t.Fatal(err)
@@ -84,6 +85,14 @@ func TestCatalogue(t *testing.T) {
 	}
 	if pins, _ := m.Pins(ctx); len(pins) != 1 {
 		t.Errorf("Catalogue pinned: %+v", pins)
+	}
+	// A cluster pinned to a version that went away has no such role.
+	os.Remove(filepath.Join(dir, "test", fileName("1.0.0", 2, 0)))
+	if err := m.Rescan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cat, err := m.Catalogue(ctx, c1.ID); err != nil || len(cat) != 0 {
+		t.Errorf("catalogue with a broken pin: %+v %v, want no role", cat, err)
 	}
 	// Without a store every cluster sees the highest.
 	if cat, err := newManager(t, Config{Dir: twoVersions(t)}).Catalogue(ctx, c1.ID); err != nil || cat["TEST"].Version != "1.1.0" {
