@@ -16,7 +16,11 @@ SERVE_FLAGS    ?=
 export GOFLAGS := -buildvcs=false
 SHELL := /bin/bash
 
-.PHONY: all build run test vet fmt clean proto
+.PHONY: all build run test vet fmt tidy clean proto
+
+# The plugin SDK is a Go module of its own (sdk/go.mod, required by the root
+# module through a replace): vet, test and tidy run in both.
+MODULES        := . sdk
 
 all: build
 
@@ -41,13 +45,15 @@ run: build
 	./$(BIN)/dorismanager serve $(SERVE_FLAGS)
 
 vet:
-	$(GO) vet ./...
+	@for m in $(MODULES); do echo "(cd $$m && $(GO) vet ./...)"; (cd $$m && $(GO) vet ./...) || exit 1; done
 
 # testreport prints each package's result, the output of failed tests, the
 # slowest tests and a closing count; it fails when anything failed.
 test: build vet
 	$(GO) build -o $(BIN)/testreport ./test/testreport
-	set -o pipefail; $(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) -json ./... 2>&1 | ./$(BIN)/testreport
+	set -o pipefail; { rc=0; for m in $(MODULES); do \
+		(cd $$m && $(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) -json ./...) || rc=1; \
+	done; exit $$rc; } 2>&1 | ./$(BIN)/testreport
 
 # Regenerates the plugin wire code (committed) with pinned protoc plugins.
 proto:
@@ -55,6 +61,9 @@ proto:
 
 fmt:
 	gofmt -w $$(find . -name '*.go' -not -path './.git/*')
+
+tidy:
+	@for m in $(MODULES); do echo "(cd $$m && $(GO) mod tidy)"; (cd $$m && $(GO) mod tidy) || exit 1; done
 
 clean:
 	rm -rf $(BIN)
