@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/dorismanager/dorismanager/test/dorissim"
+	"github.com/dorismanager/dorismanager/test/exportersim"
 	"github.com/dorismanager/dorismanager/test/testhosts"
 )
 
@@ -362,4 +363,17 @@ func freePort(host string) (string, error) {
 // trust.
 func (s *Sandbox) CABundle() ([]byte, error) {
 	return os.ReadFile(filepath.Join(s.DataDir, "pki", "bundle.crt"))
+}
+
+// ExporterPackage packs the node exporter imitation's release into the
+// package server and returns its URL and SHA-256.
+func (s *Sandbox) ExporterPackage(ctx context.Context) (url, sha string, err error) {
+	p, err := exportersim.Pack(ctx, filepath.Dir(s.PackagePath), exportersim.DefaultVersion)
+	if err != nil {
+		return "", "", err
+	}
+	if sha, err = fileSHA256(p); err != nil {
+		return "", "", err
+	}
+	return s.FileURL(filepath.Base(p)), sha, nil
 }
