@@ -43,7 +43,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		agentPort, _ = strconv.Atoi(p)
 	}
 	inst, err := sshboot.New(sshboot.Config{AdvertiseURL: d.AdvertiseURL, AgentEndpointPort: agentPort,
-		Registry: reg, DB: db, Logger: d.Logger.Named("sshboot")})
+		Registry: reg, Store: d.Store, Logger: d.Logger.Named("sshboot")})
 	if err != nil {
 		reg.Close()
 		return server.Extensions{}, fmt.Errorf("SSH installer: %w", err)

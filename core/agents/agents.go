@@ -34,10 +34,10 @@ import (
 	"gorm.io/gorm"
 )
 
-// Agent statuses.
+// Agent statuses (kept in core/store).
 const (
-	StatusRunning = "RUNNING"
-	StatusStop    = "STOP"
+	StatusRunning = store.AgentRunning
+	StatusStop    = store.AgentStop
 )
 
 // Config configures a Registry.

@@ -35,13 +35,11 @@ const (
 	FEObserver = "OBSERVER"
 )
 
-// Process statuses.
+// Process statuses (kept in core/store).
 const (
-	StatusRunning = "RUNNING"
-	StatusSuccess = "SUCCESS"
-	// StatusCanceled marks a process completed before its cluster was
-	// fully built (an earlier step, or failed tasks left as they are).
-	StatusCanceled = "CANCELED"
+	StatusRunning  = store.ProcessRunning
+	StatusSuccess  = store.ProcessSuccess
+	StatusCanceled = store.ProcessCanceled
 )
 
 // Task types.

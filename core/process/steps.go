@@ -412,8 +412,7 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 		}
 		extra := func(tx *store.Store) error {
 			if masterHost != "" { // a newly marked master replaces an older one
-				if err := tx.DB().Model(&store.AgentRole{}).Where("cluster_id = ? AND role = ? AND host <> ?",
-					p.ClusterID, RoleFE, masterHost).Update("master", false).Error; err != nil {
+				if err := tx.UnmarkMasters(ctx, p.ClusterID, RoleFE, masterHost); err != nil {
 					return err
 				}
 			}

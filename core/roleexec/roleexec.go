@@ -174,10 +174,8 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 		if res, err = call("Register"); err != nil {
 			return fail(err)
 		}
-		if err := e.st.DB().WithContext(ctx).Model(&store.AgentRole{}).
-			Where("cluster_id = ? AND host = ? AND role = ?", in.ClusterID, in.Host, in.Role).
-			Update("register", true).Error; err != nil {
-			return fail(fmt.Errorf("record registration of %s on %s: %w", in.Role, in.Host, err))
+		if err := e.st.SetRegistered(ctx, store.RoleKey{ClusterID: in.ClusterID, Host: in.Host, Role: in.Role}, true); err != nil {
+			return fail(err)
 		}
 	}
 	resp := res.Summary
@@ -199,14 +197,7 @@ func (e *Executor) recordPorts(ctx context.Context, in input, facts map[string]s
 			}
 		}
 	}
-	b, _ := json.Marshal(ports)
-	err := e.st.DB().WithContext(ctx).Model(&store.AgentRole{}).
-		Where("cluster_id = ? AND host = ? AND role = ?", in.ClusterID, in.Host, in.Role).
-		Update("ports", string(b)).Error
-	if err != nil {
-		return fmt.Errorf("record ports of %s on %s: %w", in.Role, in.Host, err)
-	}
-	return nil
+	return e.st.RecordFacts(ctx, store.RoleKey{ClusterID: in.ClusterID, Host: in.Host, Role: in.Role}, nil, ports)
 }
 
 // request builds the plugin request: this node and the cluster as the
@@ -245,9 +236,9 @@ func (e *Executor) clusterView(ctx context.Context, clusterID, processID int64) 
 	if err != nil {
 		return sdk.Cluster{}, fmt.Errorf("roles of cluster %d: %w", clusterID, err)
 	}
-	var skipped []store.Task
-	if err := e.st.DB().WithContext(ctx).Where("process_id = ? AND skip = ?", processID, true).Find(&skipped).Error; err != nil {
-		return sdk.Cluster{}, fmt.Errorf("skipped tasks of process %d: %w", processID, err)
+	skipped, err := e.st.SkippedTasks(ctx, processID)
+	if err != nil {
+		return sdk.Cluster{}, err
 	}
 	skip := map[string]bool{}
 	for _, t := range skipped {
@@ -385,7 +376,5 @@ func (e *Executor) refreshOne(ctx context.Context, cl sdk.Cluster, n sdk.Node) e
 	if !ok {
 		return nil
 	}
-	return e.st.DB().WithContext(ctx).Model(&store.AgentRole{}).
-		Where("cluster_id = ? AND host = ? AND role = ?", cl.ID, n.Host, n.Role).
-		Update("register", reg == "YES").Error
+	return e.st.SetRegistered(ctx, store.RoleKey{ClusterID: cl.ID, Host: n.Host, Role: n.Role}, reg == "YES")
 }
