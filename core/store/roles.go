@@ -32,7 +32,9 @@ type RoleKey struct {
 	Role      string
 }
 
-func (k RoleKey) String() string { return fmt.Sprintf("%s on %s (cluster %d)", k.Role, k.Host, k.ClusterID) }
+func (k RoleKey) String() string {
+	return fmt.Sprintf("%s on %s (cluster %d)", k.Role, k.Host, k.ClusterID)
+}
 
 func (s *Store) roleRow(ctx context.Context, k RoleKey) *gorm.DB {
 	return s.q(ctx).Model(&AgentRole{}).Where("cluster_id = ? AND host = ? AND role = ?", k.ClusterID, k.Host, k.Role)
