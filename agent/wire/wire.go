@@ -120,7 +120,7 @@ func (p PidFile) Check() error {
 // within them.
 const (
 	MaxDisks     = 64
-	MaxProcesses = 64 // also the most pid files a Beat names
+	MaxProcesses = 64   // also the most pid files a Beat names
 	MaxText      = 256  // cpu, totalMemory, version, agentId, a process's role
 	MaxPath      = 4096 // a disk's mount point
 	MaxHost      = 253  // a DNS name's longest text form

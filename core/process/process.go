@@ -5,12 +5,12 @@ package process
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/core/task"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -248,29 +248,29 @@ func describePending(tasks []store.Task) string {
 	return strings.Join(parts, "; ")
 }
 
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only maps of plain values are marshalled here
-	}
-	return string(b)
-}
-
-// inputOf decodes a task's Input.
-func inputOf(t store.Task) map[string]any {
-	m := map[string]any{}
-	_ = json.Unmarshal([]byte(t.Input), &m)
-	return m
-}
-
-// carry copies a previous task's input for the next step, without the
-// keys only that step needed.
-func carry(t store.Task, drop ...string) map[string]any {
-	m := inputOf(t)
-	for _, k := range drop {
-		delete(m, k)
-	}
-	return m
-}
-
 func hostRole(host, role string) string { return host + "\x00" + role }
+
+// Labels of an FE node: the API document's feNodeType and master fields
+// as the role plugins see them (sdk.Node.Labels).
+const (
+	LabelFENodeType = "feNodeType"
+	LabelMaster     = "master"
+)
+
+// Labels turns the API document's FE placement into node labels (none
+// for other roles, whose feNodeType is empty and master false).
+func Labels(feNodeType string, master bool) map[string]string {
+	if feNodeType == "" && !master {
+		return nil
+	}
+	l := map[string]string{}
+	if feNodeType != "" {
+		l[LabelFENodeType] = feNodeType
+	}
+	if master {
+		l[LabelMaster] = "true"
+	}
+	return l
+}
+
+func isMaster(in task.Role) bool { return in.Labels[LabelMaster] == "true" }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/core/task"
 )
 
 // InstallAgentRequest starts a process (step 0). With ProcessID set it
@@ -81,8 +82,7 @@ func (e *Engine) sealCredentials(r *InstallAgentRequest) ([]byte, error) {
 }
 
 func agentInput(r *InstallAgentRequest, host string) string {
-	return mustJSON(map[string]any{"clusterId": r.ClusterID, "host": host, "sshPort": r.SSHPort,
-		"user": r.User, "installDir": r.InstallDir})
+	return task.Encode(task.Agent{ClusterID: r.ClusterID, Host: host, SSHPort: r.SSHPort, User: r.User, InstallDir: r.InstallDir})
 }
 
 // InstallAgent creates a process at INSTALL_AGENT with one task per host
@@ -185,9 +185,12 @@ func (e *Engine) reinstallAgent(ctx context.Context, userID int64, r InstallAgen
 			if t.Status != store.StatusFailure || t.Skip {
 				continue
 			}
-			in := inputOf(t)
-			in["user"], in["sshPort"], in["installDir"] = r.User, r.SSHPort, r.InstallDir
-			if _, err := tx.UpdateTaskIf(ctx, t.ID, []string{store.StatusFailure}, resubmit(t, mustJSON(in))); err != nil {
+			in, err := task.AgentOf(t)
+			if err != nil {
+				return err
+			}
+			in.User, in.SSHPort, in.InstallDir = r.User, r.SSHPort, r.InstallDir
+			if _, err := tx.UpdateTaskIf(ctx, t.ID, []string{store.StatusFailure}, resubmit(t, task.Encode(in))); err != nil {
 				return err
 			}
 		}
@@ -402,10 +405,9 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 		for _, in := range infos {
 			dir := p.InstallDir + "/" + RoleDir(in.Role)
 			master := in.Role == RoleFE && in.Host == mh
-			tasks = append(tasks, newTask(p, StepInstallService, in.Host, InstallTask(in.Role), in.Role, 0, mustJSON(map[string]any{
-				"clusterId": p.ClusterID, "host": in.Host, "role": in.Role, "feNodeType": in.FENodeType,
-				"master": master, "masterHost": mh, "packageUrl": p.PackageURL, "packageSha256": r.PackageSha256,
-				"installDir": dir, "baseDir": p.InstallDir, "autoFix": r.AutoFix, "params": r.Params,
+			tasks = append(tasks, newTask(p, StepInstallService, in.Host, InstallTask(in.Role), in.Role, 0, task.Encode(task.Role{
+				ClusterID: p.ClusterID, Host: in.Host, Role: in.Role, Labels: Labels(in.FENodeType, master),
+				PackageURL: p.PackageURL, PackageSHA256: r.PackageSha256, AutoFix: r.AutoFix, Params: r.Params,
 			})))
 			roles = append(roles, store.AgentRole{ClusterID: p.ClusterID, Host: in.Host, Role: in.Role,
 				FENodeType: in.FENodeType, Master: master, InstallDir: dir})
@@ -488,9 +490,12 @@ func (e *Engine) DeployConfig(ctx context.Context, userID int64, r DeployConfigR
 			if t.Skip {
 				continue
 			}
-			in := carry(t, "packageUrl", "packageSha256", "autoFix")
-			in["conf"] = it.conf
-			tasks = append(tasks, newTask(p, StepDeployConfig, it.host, DeployTask(it.role), it.role, 0, mustJSON(in)))
+			in, err := task.RoleOf(t)
+			if err != nil {
+				return nil, nil, err
+			}
+			in.PackageURL, in.PackageSHA256, in.AutoFix, in.Conf = "", "", false, it.conf
+			tasks = append(tasks, newTask(p, StepDeployConfig, it.host, DeployTask(it.role), it.role, 0, task.Encode(in)))
 		}
 		var missing []string
 		for _, t := range prev {
@@ -559,10 +564,14 @@ func (e *Engine) StartService(ctx context.Context, userID int64, r StartServiceR
 			if t.Skip {
 				continue
 			}
-			in := carry(t, "conf")
-			nt := newTask(p, StepStartService, s.Host, StartTask(s.Role), s.Role, 0, mustJSON(in))
+			in, err := task.RoleOf(t)
+			if err != nil {
+				return nil, nil, err
+			}
+			in.Conf = ""
+			nt := newTask(p, StepStartService, s.Host, StartTask(s.Role), s.Role, 0, task.Encode(in))
 			switch {
-			case s.Role == RoleFE && in["master"] == true:
+			case s.Role == RoleFE && isMaster(in):
 				anyFE = true
 				master = &nt
 			case s.Role == RoleFE:
@@ -587,10 +596,11 @@ func (e *Engine) StartService(ctx context.Context, userID int64, r StartServiceR
 	})
 }
 
+// masterHostOf names the master FE among a step's tasks.
 func masterHostOf(tasks []store.Task) string {
 	for _, t := range tasks {
-		if h, ok := inputOf(t)["masterHost"].(string); ok && h != "" {
-			return h
+		if in, err := task.RoleOf(t); err == nil && in.Role == RoleFE && isMaster(in) {
+			return in.Host
 		}
 	}
 	return "unknown"
@@ -641,11 +651,11 @@ func (e *Engine) BuildCluster(ctx context.Context, userID int64, r BuildClusterR
 			return nil, nil, err
 		}
 		// The master first, then the other FEs in request order.
-		sort.SliceStable(fes, func(i, j int) bool { return inputOf(fes[i])["master"] == true && inputOf(fes[j])["master"] != true })
+		master := func(t store.Task) bool { in, err := task.RoleOf(t); return err == nil && isMaster(in) }
+		sort.SliceStable(fes, func(i, j int) bool { return master(fes[i]) && !master(fes[j]) })
 		var tasks []store.Task
 		add := func(t store.Task, seq int) {
-			in := carry(t)
-			tasks = append(tasks, newTask(p, StepBuildCluster, t.Host, AddTask(t.TaskRole), "", seq, mustJSON(in)))
+			tasks = append(tasks, newTask(p, StepBuildCluster, t.Host, AddTask(t.TaskRole), "", seq, t.Input))
 		}
 		for i, t := range fes {
 			add(t, i)

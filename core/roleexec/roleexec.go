@@ -22,6 +22,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/core/task"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
@@ -103,28 +104,10 @@ type action struct {
 // contract demands it), so an interrupted one is simply resumed.
 func (action) Idempotent() bool { return true }
 
-// input is the part of Task.Input a role task reads (core/process writes it).
-type input struct {
-	ClusterID     int64             `json:"clusterId"`
-	Host          string            `json:"host"`
-	Role          string            `json:"role"`
-	FENodeType    string            `json:"feNodeType"`
-	Master        bool              `json:"master"`
-	PackageURL    string            `json:"packageUrl"`
-	PackageSHA256 string            `json:"packageSha256"`
-	BaseDir       string            `json:"baseDir"`
-	AutoFix       bool              `json:"autoFix"`
-	Conf          string            `json:"conf"`
-	Params        map[string]string `json:"params"`
-}
-
 func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error) {
-	var in input
-	if err := json.Unmarshal([]byte(job.Task.Input), &in); err != nil {
-		return runner.Outcome{}, fmt.Errorf("task %d has unreadable input: %w", job.Task.ID, err)
-	}
-	if in.Role == "" {
-		in.Role = job.Task.TaskRole
+	in, err := task.RoleOf(job.Task)
+	if err != nil {
+		return runner.Outcome{}, err
 	}
 	e := a.e
 	req, err := e.request(ctx, job.Task, in)
@@ -187,7 +170,7 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 
 // recordPorts keeps the effective ports Configure reported, for later
 // steps (a follower needs the master's edit_log_port) and for roleList.
-func (e *Executor) recordPorts(ctx context.Context, in input, facts map[string]string) error {
+func (e *Executor) recordPorts(ctx context.Context, in task.Role, facts map[string]string) error {
 	ports := map[string]int{}
 	for k, v := range facts {
 		if name, ok := strings.CutPrefix(k, "port."); ok {
@@ -202,7 +185,7 @@ func (e *Executor) recordPorts(ctx context.Context, in input, facts map[string]s
 
 // request builds the plugin request: this node and the cluster as the
 // manager knows it now.
-func (e *Executor) request(ctx context.Context, t store.Task, in input) (sdk.Request, error) {
+func (e *Executor) request(ctx context.Context, t store.Task, in task.Role) (sdk.Request, error) {
 	cl, err := e.clusterView(ctx, in.ClusterID, t.ProcessID)
 	if err != nil {
 		return sdk.Request{}, err
@@ -217,9 +200,6 @@ func (e *Executor) request(ctx context.Context, t store.Task, in input) (sdk.Req
 	}
 	if !found {
 		return sdk.Request{}, fmt.Errorf("no %s is recorded on %s in cluster %d: run installService for it first", in.Role, in.Host, in.ClusterID)
-	}
-	if req.Node.InstallDir == "" {
-		req.Node.InstallDir = in.BaseDir
 	}
 	req.Targets = []sdk.Node{req.Node}
 	return req, nil
@@ -285,13 +265,10 @@ func (e *Executor) StopStarted(ctx context.Context, tasks []store.Task) error {
 		if t.Status != store.StatusSuccess && t.Status != store.StatusFailure && t.Status != store.StatusRunning {
 			continue
 		}
-		var in input
-		if err := json.Unmarshal([]byte(t.Input), &in); err != nil {
-			errs = append(errs, fmt.Errorf("task %d: unreadable input: %w", t.ID, err))
+		in, err := task.RoleOf(t)
+		if err != nil {
+			errs = append(errs, err)
 			continue
-		}
-		if in.Role == "" {
-			in.Role = t.TaskRole
 		}
 		req, err := e.request(ctx, t, in)
 		if err != nil {
