@@ -54,7 +54,7 @@ func newFixture(t *testing.T, dsn string) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{t: t, st: st, stopper: &fakeStopper{}}
-	f.e = New(Config{Store: st, Sealer: plainSealer{}, Stopper: f.stopper, Notify: func() {
+	f.e = New(Config{Store: st, Sealer: plainSealer{}, Stopper: f.stopper, Catalogue: dorisCatalogue(), Notify: func() {
 		f.mu.Lock()
 		f.notes++
 		f.mu.Unlock()
