@@ -13,6 +13,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/roleexec"
+	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/server"
 	"github.com/dorismanager/dorismanager/core/sshboot"
 )
@@ -53,14 +54,15 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		reg.Close()
 		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
 	}
-	exec := roleexec.New(roleexec.Config{Store: d.Store, Plugins: plugins, Agents: reg, Logger: d.Logger})
-	actions := exec.Actions()
-	actions[process.TaskInstallAgent] = agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}
+	roles := server.PluginRoles{M: plugins}
+	exec := roleexec.New(roleexec.Config{Store: d.Store, Roles: roles, Agents: reg, Logger: d.Logger})
 	return server.Extensions{
-		Actions:  actions,
-		Stopper:  exec,
-		AgentAPI: reg.Handler(),
-		Plugins:  plugins.Handler(),
+		Actions:       runner.Actions{process.TaskInstallAgent: agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}},
+		ResolveAction: exec.Resolve,
+		Catalogue:     roles,
+		Stopper:       exec,
+		AgentAPI:      reg.Handler(),
+		Plugins:       plugins.Handler(),
 		// roleList shows what the cluster itself reports.
 		RefreshRoles: exec.RefreshRegistration,
 		PluginsReady: plugins.Ready,

@@ -51,6 +51,8 @@ type Deps struct {
 // fields of the same name in Config.
 type Extensions struct {
 	Actions runner.Actions
+	// Catalogue is the role catalogue the wizard accepts roles from.
+	Catalogue process.Catalogue
 	// ResolveAction finds the actions of task types Actions lacks (the
 	// tasks of roles whose plugins are installed later; runner.Config.Resolve).
 	ResolveAction func(taskType string) (runner.Action, bool)
@@ -264,7 +266,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	notifyMu.Lock()
 	s.runner = r
 	notifyMu.Unlock()
-	s.engine = process.New(process.Config{Store: st, Sealer: box, Stopper: stopper, Notify: r.Notify, Logger: log.Named("process")})
+	s.engine = process.New(process.Config{Store: st, Catalogue: ext.Catalogue, Sealer: box, Stopper: stopper, Notify: r.Notify, Logger: log.Named("process")})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
 		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
 		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady, log.Named("api"))})
