@@ -28,13 +28,19 @@ func extendWith(clientOpts []agentclient.Option, certLifetime time.Duration) fun
 }
 
 func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option, certLifetime time.Duration) (server.Extensions, error) {
-	db := d.Store.DB()
-	reg, err := agents.New(agents.Config{DB: db, PKI: d.PKI, CertLifetime: certLifetime, Logger: d.Logger.Named("agents"),
+	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, DB: d.Store.DB(), Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
+	if err != nil {
+		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
+	}
+	roles := server.PluginRoles{M: plugins}
+	reg, err := agents.New(agents.Config{Store: d.Store, Catalogue: roles, PKI: d.PKI, CertLifetime: certLifetime, Logger: d.Logger.Named("agents"),
 		ClientOptions: clientOpts, Metrics: d.Metrics})
 	if err != nil {
+		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
 	}
 	if err := reg.Start(ctx); err != nil {
+		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
 	}
 	agentPort := 0
@@ -47,14 +53,9 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		Registry: reg, Store: d.Store, Logger: d.Logger.Named("sshboot")})
 	if err != nil {
 		reg.Close()
+		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("SSH installer: %w", err)
 	}
-	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, DB: db, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
-	if err != nil {
-		reg.Close()
-		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
-	}
-	roles := server.PluginRoles{M: plugins}
 	exec := roleexec.New(roleexec.Config{Store: d.Store, Roles: roles, Agents: reg, Logger: d.Logger})
 	return server.Extensions{
 		Actions:       runner.Actions{process.TaskInstallAgent: agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}},

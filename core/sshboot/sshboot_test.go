@@ -97,7 +97,7 @@ func setup(t testing.TB, n int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := agents.New(agents.Config{DB: st.DB(), PKI: ca, Logger: logger, HeartbeatSeconds: 1})
+	reg, err := agents.New(agents.Config{Store: st, PKI: ca, Logger: logger, HeartbeatSeconds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
