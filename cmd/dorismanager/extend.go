@@ -18,6 +18,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/roleexec"
+	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/server"
 	"github.com/dorismanager/dorismanager/core/sshboot"
 )
@@ -32,13 +33,18 @@ func extendWith(clientOpts []agentclient.Option, certLifetime time.Duration) fun
 }
 
 func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option, certLifetime time.Duration) (server.Extensions, error) {
-	db := d.Store.DB()
-	reg, err := agents.New(agents.Config{DB: db, PKI: d.PKI, CertLifetime: certLifetime, Logger: d.Logger.Named("agents"),
+	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, Store: d.Store, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
+	if err != nil {
+		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
+	}
+	reg, err := agents.New(agents.Config{Store: d.Store, Catalogue: plugins, PKI: d.PKI, CertLifetime: certLifetime, Logger: d.Logger.Named("agents"),
 		ClientOptions: clientOpts, Metrics: d.Metrics})
 	if err != nil {
+		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
 	}
 	if err := reg.Start(ctx); err != nil {
+		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
 	}
 	agentPort := 0
@@ -48,25 +54,21 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		agentPort, _ = strconv.Atoi(p)
 	}
 	inst, err := sshboot.New(sshboot.Config{AdvertiseURL: d.AdvertiseURL, AgentEndpointPort: agentPort,
-		Registry: reg, DB: db, Logger: d.Logger.Named("sshboot")})
+		Registry: reg, Store: d.Store, Logger: d.Logger.Named("sshboot")})
 	if err != nil {
 		reg.Close()
+		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("SSH installer: %w", err)
 	}
-	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, Store: d.Store, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
-	if err != nil {
-		reg.Close()
-		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
-	}
 	stopHangup := rescanOnHangup(plugins, d.Logger.Named("plugins"))
-	exec := roleexec.New(roleexec.Config{Store: d.Store, Plugins: plugins, Agents: reg, Logger: d.Logger})
-	actions := exec.Actions()
-	actions[process.TaskInstallAgent] = agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}
+	exec := roleexec.New(roleexec.Config{Store: d.Store, Roles: plugins, Agents: reg, Logger: d.Logger})
 	return server.Extensions{
-		Actions:  actions,
-		Stopper:  exec,
-		AgentAPI: reg.Handler(),
-		Plugins:  plugins.Handler(),
+		Actions:       runner.Actions{process.TaskInstallAgent: agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}},
+		ResolveAction: exec.Resolve,
+		Catalogue:     plugins,
+		Stopper:       exec,
+		AgentAPI:      reg.Handler(),
+		Plugins:       plugins.Handler(),
 		// roleList shows what the cluster itself reports.
 		RefreshRoles: exec.RefreshRegistration,
 		PluginsReady: plugins.Ready,

@@ -24,7 +24,9 @@ var _ sdk.Role = (*Role)(nil)
 
 // New returns the BE role reporting version.
 func New(version string) *Role {
-	return &Role{Base: doris.Base{Spec: doris.BE, Version: version, Backoff: doris.DefaultBackoff, Health: doris.BEHealth}}
+	return &Role{Base: doris.Base{Spec: doris.BE, Version: version, Backoff: doris.DefaultBackoff, Health: doris.BEHealth,
+		Params: []sdk.Param{{Name: ParamUnregisterMode, Type: sdk.ParamString, Default: "decommission",
+			Description: "how Unregister removes a BE: decommission (move its tablets first) or drop"}}}}
 }
 
 // Start starts the BE (start_be.sh --daemon) and waits for /api/health.
@@ -73,7 +75,7 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if len(missing) > 0 {
 		sum += "; added " + strings.Join(missing, ", ")
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "YES", "master": m.Addr()}}, nil
+	return sdk.Result{Summary: sum, Facts: sdk.Facts{sdk.FactRegistered: "true", "master": m.Addr()}}, nil
 }
 
 func quoteList(eps []string) string {

@@ -231,7 +231,7 @@ func TestRegisterAddsMissingInOneStatement(t *testing.T) {
 	if len(c.adds) != 1 || c.adds[0] != `ALTER SYSTEM ADD BACKEND "10.0.0.5:9050", "10.0.0.6:9050"` {
 		t.Errorf("adds %v", c.adds)
 	}
-	if res.Facts["registered"] != "YES" || res.Facts["master"] != "10.0.0.1" {
+	if res.Facts["registered"] != "true" || res.Facts["master"] != "10.0.0.1" {
 		t.Errorf("facts %v", res.Facts)
 	}
 }

@@ -27,7 +27,9 @@ var _ sdk.Role = (*Role)(nil)
 
 // New returns the BROKER role reporting version.
 func New(version string) *Role {
-	return &Role{Base: doris.Base{Spec: doris.Broker, Version: version, Backoff: doris.DefaultBackoff, Health: doris.BrokerHealth}}
+	return &Role{Base: doris.Base{Spec: doris.Broker, Version: version, Backoff: doris.DefaultBackoff, Health: doris.BrokerHealth,
+		Params: []sdk.Param{{Name: ParamBrokerName, Type: sdk.ParamString,
+			Description: "the broker group every broker joins; default: one per broker, broker_<host>"}}}}
 }
 
 // Start starts the broker (start_broker.sh --daemon) and waits until it
@@ -92,7 +94,7 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if len(added) > 0 {
 		sum += "; added " + strings.Join(added, ", ")
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "YES", "master": m.Addr(), "brokerName": strings.Join(dedup(names), ",")}}, nil
+	return sdk.Result{Summary: sum, Facts: sdk.Facts{sdk.FactRegistered: "true", "master": m.Addr(), "brokerName": strings.Join(dedup(names), ",")}}, nil
 }
 
 func dedup(ss []string) []string {

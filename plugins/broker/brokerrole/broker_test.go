@@ -128,7 +128,7 @@ func TestRegisterAndUnregister(t *testing.T) {
 	if len(ddl) != 1 || ddl[0] != "ALTER SYSTEM ADD BROKER `broker_10_0_0_8` \"10.0.0.8:8000\"" {
 		t.Errorf("ddl %q", ddl)
 	}
-	if res.Facts["registered"] != "YES" || res.Facts["brokerName"] != "broker_10_0_0_7,broker_10_0_0_8" {
+	if res.Facts["registered"] != "true" || res.Facts["brokerName"] != "broker_10_0_0_7,broker_10_0_0_8" {
 		t.Errorf("facts %v", res.Facts)
 	}
 

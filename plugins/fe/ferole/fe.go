@@ -154,7 +154,7 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if len(added) > 0 {
 		sum += "; added " + strings.Join(added, ", ")
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "YES", "master": m.Addr()}}, nil
+	return sdk.Result{Summary: sum, Facts: sdk.Facts{sdk.FactRegistered: "true", "master": m.Addr()}}, nil
 }
 
 // Unregister drops the target FEs from the cluster (ALTER SYSTEM DROP

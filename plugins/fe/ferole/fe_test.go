@@ -492,7 +492,7 @@ func TestRegister(t *testing.T) {
 	if len(adds) != 1 || adds[0] != `ALTER SYSTEM ADD OBSERVER "10.0.0.3:9010"` {
 		t.Errorf("adds %v", adds)
 	}
-	if res.Facts["registered"] != "YES" || res.Facts["master"] != "10.0.0.1" {
+	if res.Facts["registered"] != "true" || res.Facts["master"] != "10.0.0.1" {
 		t.Errorf("facts %v", res.Facts)
 	}
 }
@@ -537,7 +537,7 @@ func TestUnregister(t *testing.T) {
 var _ sdk.Host = (*sdktest.FakeHost)(nil)
 
 // Status takes "registered" from the cluster's own SHOW FRONTENDS, and
-// leaves it out when no FE answers (unknown is not "NO").
+// leaves it out when no FE answers (unknown is not "false").
 func TestStatusRegisteredFromCluster(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
@@ -547,8 +547,8 @@ func TestStatusRegisteredFromCluster(t *testing.T) {
 		want    string
 		present bool
 	}{
-		{"member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true"}, nil, "YES", true},
-		{"not a member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true"}, nil, "NO", true},
+		{"member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true"}, nil, "true", true},
+		{"not a member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true"}, nil, "false", true},
 		{"no FE answers", nil, errors.New("connection refused"), "", false},
 	}
 	for _, c := range cases {

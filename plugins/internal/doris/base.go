@@ -26,6 +26,8 @@ type Base struct {
 	Version string
 	Backoff Backoff
 	Health  HealthFunc
+	// Params are the role's own params besides Spec.Params (Info.Params).
+	Params []sdk.Param
 }
 
 // Params read by Base (all optional, strings):
@@ -37,16 +39,25 @@ const (
 	ParamStopTimeout   = "stopTimeout"   // wait for the process to exit (default 2m)
 )
 
-// Info reports the plugin.
+// Info reports the plugin: the role's entry in the manager's catalogue.
 func (b *Base) Info(context.Context) (sdk.Info, error) {
 	return sdk.Info{
 		Name: "doris-role-" + strings.ToLower(b.Spec.Role), Role: b.Spec.Role, Version: b.Version,
 		APIMajor: sdk.APIMajor, APIMinor: sdk.APIMinor,
 		Home:         b.Spec.Dir,
-		PidFile:      path.Join("bin", b.Spec.PidFile),
+		PidFile:      path.Join("bin", b.Spec.PidFile), // PID_DIR defaults to <home>/bin
 		Capabilities: []string{sdk.CapMembership, sdk.CapAutoFix},
+		Params:       append(b.Spec.Params(), b.Params...),
+		Order:        b.Spec.Order,
+		Description:  b.Spec.Description,
 	}, nil
 }
+
+// Defaults of the params Spec.Params declares.
+const (
+	DefaultStopTimeout  = 2 * time.Minute
+	DefaultAliveTimeout = 3 * time.Minute
+)
 
 func installDir(req sdk.Request) (string, error) {
 	d := req.Node.InstallDir
@@ -542,7 +553,7 @@ func (b *Base) Status(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Res
 		facts["pid"] = strconv.Itoa(proc.PID)
 	}
 	if reg, ok := b.Registered(ctx, h, req); ok {
-		facts["registered"] = reg
+		sdk.Facts(facts).SetBool(sdk.FactRegistered, reg)
 	}
 	return sdk.Result{Summary: fmt.Sprintf("%s on %s: running=%v healthy=%v (%s)", b.Spec.Role, req.Node.Host, proc.Running(), healthy, seen), Facts: facts}, nil
 }
@@ -565,10 +576,7 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 	if err := CheckHost(req.Node.Host); err != nil {
 		return sdk.Result{}, sdk.Failf("%v", err)
 	}
-	timeout := 5 * time.Minute
-	if s.Role == FE.Role {
-		timeout = 10 * time.Minute
-	}
+	timeout := s.StartTimeout
 	if timeout, err = ParamDuration(req.Params, ParamStartTimeout, timeout); err != nil {
 		return sdk.Result{}, sdk.Failf("%v", err)
 	}
@@ -730,7 +738,7 @@ func (b *Base) Stop(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Resul
 		// No conf: fall back to the script defaults for pid and log dirs.
 		d = Deployed{Home: home, PidDir: path.Join(home, "bin"), LogDir: path.Join(home, "log")}
 	}
-	timeout, err := ParamDuration(req.Params, ParamStopTimeout, 2*time.Minute)
+	timeout, err := ParamDuration(req.Params, ParamStopTimeout, DefaultStopTimeout)
 	if err != nil {
 		return sdk.Result{}, sdk.Failf("%v", err)
 	}
