@@ -83,7 +83,8 @@ type Param struct {
 }
 
 // Parameter types. Values always travel as strings: ints in decimal, bools
-// as "true"/"false", durations in Go's syntax ("90s", "5m").
+// as "true"/"false", durations in Go's syntax ("90s", "5m"; whole seconds
+// such as "600" are accepted and passed on as "600s").
 const (
 	ParamString   = "string"
 	ParamInt      = "int"
