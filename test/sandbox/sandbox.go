@@ -40,6 +40,9 @@ type Options struct {
 	DB string
 	// BinDir holds dorismanager, doris-agent and plugins/ (see Build).
 	BinDir string
+	// PluginsDir is the manager's --plugins-dir (default BinDir/plugins);
+	// a test that installs plugins gives it a copy of its own.
+	PluginsDir string
 	// WorkDir holds packages, the manager's data dir and logs; default a
 	// new temp dir removed by Close.
 	WorkDir string
@@ -222,7 +225,7 @@ func (s *Sandbox) StartManager(ctx context.Context) error {
 	}
 	url, agentURL := "https://"+addr, "https://"+agentAddr
 	args := []string{"serve", "--listen", addr, "--agent-listen", agentAddr, "--tls", "auto", "--data-dir", s.DataDir,
-		"--advertise-url", agentURL, "--plugins-dir", filepath.Join(s.Opts.BinDir, "plugins")}
+		"--advertise-url", agentURL, "--plugins-dir", s.PluginsDir()}
 	if s.Opts.DB != "" {
 		args = append(args, "--db", s.Opts.DB)
 	}
@@ -363,6 +366,14 @@ func freePort(host string) (string, error) {
 // trust.
 func (s *Sandbox) CABundle() ([]byte, error) {
 	return os.ReadFile(filepath.Join(s.DataDir, "pki", "bundle.crt"))
+}
+
+// PluginsDir is the manager's plugins directory.
+func (s *Sandbox) PluginsDir() string {
+	if s.Opts.PluginsDir != "" {
+		return s.Opts.PluginsDir
+	}
+	return filepath.Join(s.Opts.BinDir, "plugins")
 }
 
 // ExporterPackage packs the node exporter imitation's release into the
