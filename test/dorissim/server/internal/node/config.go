@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dorismanager/dorismanager/test/dorissim/internal/conf"
+	"github.com/dorismanager/dorismanager/test/dorissim/server/internal/conf"
 )
 
 // confDef is one configuration item a process knows, as Doris declares it:

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dorismanager/dorismanager/test/dorissim/internal/conf"
+	"github.com/dorismanager/dorismanager/test/dorissim/server/internal/conf"
 )
 
 // Environment knobs; see README.md.

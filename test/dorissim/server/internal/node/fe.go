@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dorismanager/dorismanager/test/dorissim/internal/conf"
+	"github.com/dorismanager/dorismanager/test/dorissim/server/internal/conf"
 )
 
 // ErrNotAdded ends a 0.x FE whose helper does not know it.

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dorismanager/dorismanager/test/dorissim/internal/conf"
+	"github.com/dorismanager/dorismanager/test/dorissim/server/internal/conf"
 )
 
 type beHeartbeatReq struct {
