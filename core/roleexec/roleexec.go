@@ -400,11 +400,11 @@ func (e *Executor) refreshOne(ctx context.Context, cl sdk.Cluster, n sdk.Node) e
 	if err != nil {
 		return fmt.Errorf("status of %s on %s: %w", n.Role, n.Host, err)
 	}
-	reg, ok := res.Facts["registered"]
-	if !ok {
+	reg, known := res.Facts.Bool(sdk.FactRegistered)
+	if !known {
 		return nil
 	}
 	return e.st.DB().WithContext(ctx).Model(&store.AgentRole{}).
 		Where("cluster_id = ? AND host = ? AND role = ?", cl.ID, n.Host, n.Role).
-		Update("register", reg == "YES").Error
+		Update("register", reg).Error
 }

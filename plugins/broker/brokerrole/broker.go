@@ -58,7 +58,7 @@ func BrokerName(params map[string]string, host string) (string, error) {
 
 // Register adds the target brokers the cluster does not list yet (ALTER
 // SYSTEM ADD BROKER <name> "host:broker_ipc_port") and waits until SHOW
-// BROKER shows them Alive. Facts: registered=YES, brokerName, master.
+// BROKER shows them Alive. Facts: registered=true, alive=true, brokerName, master.
 func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	timeout, err := doris.AliveTimeout(req)
 	if err != nil {
@@ -92,7 +92,10 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if len(added) > 0 {
 		sum += "; added " + strings.Join(added, ", ")
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "YES", "master": m.Addr(), "brokerName": strings.Join(dedup(names), ",")}}, nil
+	facts := sdk.Facts{"master": m.Addr(), "brokerName": strings.Join(dedup(names), ",")}
+	facts.SetBool(sdk.FactRegistered, true)
+	facts.SetBool(sdk.FactAlive, true)
+	return sdk.Result{Summary: sum, Facts: facts}, nil
 }
 
 func dedup(ss []string) []string {
@@ -108,7 +111,7 @@ func dedup(ss []string) []string {
 }
 
 // Unregister drops the target brokers (ALTER SYSTEM DROP BROKER under the
-// name the cluster lists them by). Facts: registered=NO.
+// name the cluster lists them by). Facts: registered=false, alive=false.
 func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	members, err := r.ListMembers(ctx, h, req)
 	if err != nil {
@@ -133,5 +136,8 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 	if len(dropped) > 0 {
 		sum = "dropped broker " + strings.Join(dropped, ", ")
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "NO"}}, nil
+	facts := sdk.Facts{}
+	facts.SetBool(sdk.FactRegistered, false)
+	facts.SetBool(sdk.FactAlive, false)
+	return sdk.Result{Summary: sum, Facts: facts}, nil
 }

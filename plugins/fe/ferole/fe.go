@@ -111,7 +111,7 @@ func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Resu
 
 // Register makes sure every target FE is a member and alive, adding
 // missing ones on the master one at a time, each only after the previous
-// one has joined. Facts: registered=YES, master=<host>.
+// one has joined. Facts: registered=true, alive=true, master=<host>.
 func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	ts, err := doris.Targets(ctx, h, req, doris.FE, "edit_log_port")
 	if err != nil {
@@ -154,12 +154,17 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if len(added) > 0 {
 		sum += "; added " + strings.Join(added, ", ")
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "YES", "master": m.Addr()}}, nil
+	facts := sdk.Facts{"master": m.Addr()}
+	facts.SetBool(sdk.FactRegistered, true)
+	facts.SetBool(sdk.FactAlive, true)
+	return sdk.Result{Summary: sum, Facts: facts}, nil
 }
 
 // Unregister drops the target FEs from the cluster (ALTER SYSTEM DROP
-// FOLLOWER|OBSERVER, by the role the cluster reports). It refuses to drop
-// the current master. Facts: registered=NO.
+// FOLLOWER|OBSERVER, by the role the cluster reports) and waits until SHOW
+// FRONTENDS no longer lists them. It refuses to drop the current master,
+// and, unless req.Force, to leave the remaining FOLLOWERs without an alive
+// majority (CheckFollowerQuorum). Facts: registered=false, alive=false.
 func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	ts, err := doris.Targets(ctx, h, req, doris.FE, "edit_log_port")
 	if err != nil {
@@ -169,7 +174,8 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	var dropped []string
+	var present []doris.Target
+	var drop []doris.Member
 	for _, t := range ts {
 		mem, ok := doris.Find(m.Frontends, t.Addrs, t.Port)
 		if !ok {
@@ -178,18 +184,33 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 		if mem.IsMaster {
 			return sdk.Result{}, sdk.Failf("%s is the master FE and cannot be dropped: stop it so another follower takes over, then drop it", t.Endpoint)
 		}
-		typ := mem.Role
+		present = append(present, t)
+		drop = append(drop, mem)
+	}
+	facts := sdk.Facts{}
+	facts.SetBool(sdk.FactRegistered, false)
+	facts.SetBool(sdk.FactAlive, false)
+	if len(present) == 0 {
+		return sdk.Result{Summary: "no FE to drop: not members of the cluster", Facts: facts}, nil
+	}
+	if err := doris.CheckFollowerQuorum(m.Frontends, drop); err != nil {
+		if !req.Force {
+			return sdk.Result{}, err
+		}
+		h.Logf("dropping anyway (force): %v", err)
+	}
+	for i, t := range present {
+		typ := drop[i].Role
 		if typ != doris.FEObserver {
 			typ = doris.FEFollower
 		}
 		if err := doris.Exec(ctx, h, m, fmt.Sprintf("ALTER SYSTEM DROP %s %q", typ, t.Endpoint), doris.NotMember); err != nil {
 			return sdk.Result{}, &sdk.Failure{Summary: fmt.Sprintf("cannot drop FE %s", t.Endpoint), Detail: err.Error(), Retryable: true}
 		}
-		dropped = append(dropped, t.Endpoint)
 	}
-	sum := "no FE to drop: not members of the cluster"
-	if len(dropped) > 0 {
-		sum = "dropped FE " + strings.Join(dropped, ", ")
+	show := doris.Show(h, m.QueryAddr, "SHOW FRONTENDS", doris.ParseFrontends)
+	if err := doris.WaitGone(ctx, h, r.Backoff, show, present, false); err != nil {
+		return sdk.Result{}, err
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "NO"}}, nil
+	return sdk.Result{Summary: "dropped FE " + doris.Endpoints(present), Facts: facts}, nil
 }

@@ -135,7 +135,7 @@ func TestPrecheck(t *testing.T) {
 func installHost(found string) *doristest.Host {
 	h := doristest.New()
 	h.ExecOK(found, "find")
-	h.ExecOK("", "bash", "-c", doris.InstallArgv("", "", "")[2])
+	h.ExecOK("", "bash", "-c", doris.InstallArgv("", "", "", "")[2])
 	return h
 }
 
@@ -492,7 +492,7 @@ func TestRegister(t *testing.T) {
 	if len(adds) != 1 || adds[0] != `ALTER SYSTEM ADD OBSERVER "10.0.0.3:9010"` {
 		t.Errorf("adds %v", adds)
 	}
-	if res.Facts["registered"] != "YES" || res.Facts["master"] != "10.0.0.1" {
+	if res.Facts[sdk.FactRegistered] != "true" || res.Facts["master"] != "10.0.0.1" {
 		t.Errorf("facts %v", res.Facts)
 	}
 }
@@ -515,18 +515,37 @@ func TestRegisterAlreadyExistsAndDeadNodes(t *testing.T) {
 	}
 }
 
+// dropHost answers ALTER SYSTEM DROP FOLLOWER|OBSERVER by removing the
+// member, as the master does.
+func dropHost(t *testing.T, members *[]string, mu *sync.Mutex) *doristest.Host {
+	h := registerHost(t, members, mu, nil)
+	h.HandleQuery("ALTER SYSTEM DROP", func(_, sql string) (sdk.Rows, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		host := strings.Split(strings.Trim(strings.Fields(sql)[4], `"`), ":")[0]
+		kept := (*members)[:0]
+		for _, m := range *members {
+			if !strings.HasPrefix(m, host+":") {
+				kept = append(kept, m)
+			}
+		}
+		*members = kept
+		return sdk.Rows{}, nil
+	})
+	return h
+}
+
 func TestUnregister(t *testing.T) {
 	var mu sync.Mutex
 	members := []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.3:9010:9030:OBSERVER:false:true"}
-	h := registerHost(t, &members, &mu, nil)
-	h.QueryRows("ALTER SYSTEM DROP", sdk.Rows{})
+	h := dropHost(t, &members, &mu)
 	req := feReq("10.0.0.3", false)
 	res, err := newRole().Unregister(context.Background(), h, req)
-	if err != nil || res.Facts["registered"] != "NO" {
-		t.Fatalf("unregister %+v %v", res, err)
+	if err != nil || res.Facts[sdk.FactRegistered] != "false" || len(members) != 1 {
+		t.Fatalf("unregister %+v %v %v", res, err, members)
 	}
-	if q := h.CallsOf("Query"); q[len(q)-1].SQL != `ALTER SYSTEM DROP OBSERVER "10.0.0.3:9010"` {
-		t.Errorf("last query %q", q[len(q)-1].SQL)
+	if q := h.CallsOf("Query"); q[len(q)-2].SQL != `ALTER SYSTEM DROP OBSERVER "10.0.0.3:9010"` {
+		t.Errorf("drop query %q", q[len(q)-2].SQL)
 	}
 	_, err = newRole().Unregister(context.Background(), h, feReq("10.0.0.1", true))
 	if f := failure(t, err); !strings.Contains(f.Summary, "is the master FE") {
@@ -534,10 +553,54 @@ func TestUnregister(t *testing.T) {
 	}
 }
 
+// Dropping followers must leave an alive majority of the followers left;
+// force overrides that, never the master check.
+func TestUnregisterKeepsFollowerQuorum(t *testing.T) {
+	cases := []struct {
+		name    string
+		members []string
+		drop    []string
+		force   bool
+		wantErr string
+	}{
+		{name: "one of three", drop: []string{"10.0.0.2"},
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true", "10.0.0.3:9010:9030:FOLLOWER:false:true"}},
+		{name: "the alive one when another is dead", drop: []string{"10.0.0.2"}, wantErr: "1 of the 2 FOLLOWERs left would be alive",
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true", "10.0.0.3:9010:9030:FOLLOWER:false:false"}},
+		{name: "the dead one", drop: []string{"10.0.0.3"},
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true", "10.0.0.3:9010:9030:FOLLOWER:false:false"}},
+		{name: "forced", drop: []string{"10.0.0.2"}, force: true,
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true", "10.0.0.3:9010:9030:FOLLOWER:false:false"}},
+		{name: "observers do not count", drop: []string{"10.0.0.4"},
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:false", "10.0.0.3:9010:9030:FOLLOWER:false:true", "10.0.0.4:9010:9030:OBSERVER:false:true"}},
+		{name: "master with force", drop: []string{"10.0.0.1"}, force: true, wantErr: "is the master FE",
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			members := append([]string(nil), c.members...)
+			h := dropHost(t, &members, &mu)
+			req := feReq(c.drop[0], false)
+			req.Force = c.force
+			_, err := newRole().Unregister(context.Background(), h, req)
+			if c.wantErr == "" {
+				if err != nil || len(members) != len(c.members)-1 {
+					t.Fatalf("unregister: %v, members %v", err, members)
+				}
+				return
+			}
+			if f := failure(t, err); !strings.Contains(f.Summary, c.wantErr) || len(members) != len(c.members) {
+				t.Fatalf("failure %q (want %q), members %v", f.Summary, c.wantErr, members)
+			}
+		})
+	}
+}
+
 var _ sdk.Host = (*sdktest.FakeHost)(nil)
 
 // Status takes "registered" from the cluster's own SHOW FRONTENDS, and
-// leaves it out when no FE answers (unknown is not "NO").
+// leaves it out when no FE answers (unknown is not "false").
 func TestStatusRegisteredFromCluster(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
@@ -547,8 +610,8 @@ func TestStatusRegisteredFromCluster(t *testing.T) {
 		want    string
 		present bool
 	}{
-		{"member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true"}, nil, "YES", true},
-		{"not a member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true"}, nil, "NO", true},
+		{"member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true"}, nil, "true", true},
+		{"not a member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true"}, nil, "false", true},
 		{"no FE answers", nil, errors.New("connection refused"), "", false},
 	}
 	for _, c := range cases {
@@ -562,7 +625,7 @@ func TestStatusRegisteredFromCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, ok := st.Facts["registered"]
+			got, ok := st.Facts[sdk.FactRegistered]
 			if ok != c.present || got != c.want {
 				t.Fatalf("registered=%q (present %v), want %q (present %v)", got, ok, c.want, c.present)
 			}
