@@ -23,7 +23,12 @@ type Role struct {
 	DecommissionBackoff doris.Backoff
 }
 
-var _ sdk.Role = (*Role)(nil)
+var (
+	_ sdk.Role         = (*Role)(nil)
+	_ sdk.Member       = (*Role)(nil)
+	_ sdk.Upgrader     = (*Role)(nil)
+	_ sdk.Reconfigurer = (*Role)(nil)
+)
 
 // New returns the BE role reporting version.
 func New(version string) *Role {
@@ -172,4 +177,19 @@ func quoteTargets(ts []doris.Target) string {
 		eps[i] = t.Endpoint
 	}
 	return quoteList(eps)
+}
+
+// Upgrade replaces the BE's Doris by req.PackageURL keeping conf and data,
+// restarts it and waits until the cluster lists it alive at the new
+// version (see doris.Base.UpgradeWith).
+func (r *Role) Upgrade(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.UpgradeWith(ctx, h, req, r.Start)
+}
+
+// Reconfigure compares req.Conf with the deployed be.conf; keys the
+// running BE reports mutable (/api/show_config) are set with POST
+// /api/update_config, the others wait for a restart (FactRestartNeeded).
+// It refuses to change heartbeat_service_port or drop a storage root.
+func (r *Role) Reconfigure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.ReconfigureWith(ctx, h, req, doris.BELive{})
 }

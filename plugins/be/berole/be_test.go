@@ -502,3 +502,57 @@ func TestStartWaitsForThePidFile(t *testing.T) {
 		t.Errorf("pid file read %d times after the start, want 3", polls)
 	}
 }
+
+func TestReconfigure(t *testing.T) {
+	h := doristest.New()
+	h.Install(doris.BE, "disable_auto_compaction = false\nbe_port = 9060\n")
+	h.SetRunning(doris.BE, 4100)
+	h.SetFile("/opt/doris/be/conf/be_custom.conf", []byte("max_tablet_version_num = 3000\n"), 0o644)
+	h.HTTPGetResponse("http://10.0.0.4:8040/api/show_config", 200,
+		`[["be_port","int32_t","9060","false"],["disable_auto_compaction","bool","false","true"],["max_tablet_version_num","int32_t","3000","true"]]`)
+	var posts []string
+	h.HandleHTTPPost("http://10.0.0.4:8040/api/update_config", func(url, _ string, _ []byte) (sdk.HTTPResponse, error) {
+		posts = append(posts, strings.TrimPrefix(url, "http://10.0.0.4:8040"))
+		if strings.Contains(url, "max_tablet_version_num") {
+			return sdk.HTTPResponse{Status: 200, Body: []byte(`[{"config_name":"max_tablet_version_num","status":"BAD","msg":"set max_tablet_version_num=x failed"}]`)}, nil
+		}
+		return sdk.HTTPResponse{Status: 200, Body: []byte(`[{"config_name":"disable_auto_compaction","status":"OK","msg":""}]`)}, nil
+	})
+	req := beReq("10.0.0.4")
+	req.Conf = "disable_auto_compaction = true\nbe_port = 9061\nstorage_root_path = ${DORIS_HOME}/storage;/data2/be\n"
+	res, err := newRole().Reconfigure(context.Background(), h, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(posts, "|") != "/api/update_config?disable_auto_compaction=true" {
+		t.Errorf("posts %q (persist must not be asked: be_custom.conf would win over be.conf)", posts)
+	}
+	if res.Facts[sdk.FactRestartNeeded] != "true" || len(res.Changes) != 3 || res.Changes[0].Impact != sdk.ImpactRestart ||
+		res.Changes[1].Impact != sdk.ImpactLive || res.Changes[2].Key != "storage_root_path" {
+		t.Errorf("result %+v", res)
+	}
+	var mkdir []string
+	for _, argv := range h.Execs() {
+		if argv[0] == "mkdir" {
+			mkdir = argv
+		}
+	}
+	if strings.Join(mkdir, " ") != "mkdir -p -- /data2/be" {
+		t.Errorf("new storage root not created: %v", mkdir)
+	}
+
+	// A key the BE refuses live fails the call; be_custom.conf is named
+	// when it shadows a changed key.
+	posts = nil
+	req.Conf = "disable_auto_compaction = true\nbe_port = 9061\nstorage_root_path = ${DORIS_HOME}/storage;/data2/be\nmax_tablet_version_num = 10\n"
+	req.DryRun = true
+	res, err = newRole().Reconfigure(context.Background(), h, req)
+	if err != nil || !strings.Contains(res.Detail, "be_custom.conf also sets max_tablet_version_num") || len(posts) != 0 {
+		t.Fatalf("dry run %+v %v %q", res, err, posts)
+	}
+	req.DryRun = false
+	_, err = newRole().Reconfigure(context.Background(), h, req)
+	if f := failure(t, err); !strings.Contains(f.Summary, "set max_tablet_version_num=x failed") {
+		t.Fatalf("failure %+v", f)
+	}
+}

@@ -23,7 +23,12 @@ type Role struct {
 	doris.Base
 }
 
-var _ sdk.Role = (*Role)(nil)
+var (
+	_ sdk.Role         = (*Role)(nil)
+	_ sdk.Member       = (*Role)(nil)
+	_ sdk.Upgrader     = (*Role)(nil)
+	_ sdk.Reconfigurer = (*Role)(nil)
+)
 
 // New returns the BROKER role reporting version.
 func New(version string) *Role {
@@ -140,4 +145,18 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 	facts.SetBool(sdk.FactRegistered, false)
 	facts.SetBool(sdk.FactAlive, false)
 	return sdk.Result{Summary: sum, Facts: facts}, nil
+}
+
+// Upgrade replaces the BROKER's Doris by req.PackageURL keeping conf and data,
+// restarts it and waits until the cluster lists it alive at the new
+// version (see doris.Base.UpgradeWith).
+func (r *Role) Upgrade(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.UpgradeWith(ctx, h, req, r.Start)
+}
+
+// Reconfigure compares req.Conf with the deployed apache_hdfs_broker.conf:
+// the broker has no way to change a setting while it runs, so every
+// changed key takes effect at the next start (FactRestartNeeded).
+func (r *Role) Reconfigure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.ReconfigureWith(ctx, h, req, nil)
 }

@@ -17,7 +17,12 @@ type Role struct {
 	doris.Base
 }
 
-var _ sdk.Role = (*Role)(nil)
+var (
+	_ sdk.Role         = (*Role)(nil)
+	_ sdk.Member       = (*Role)(nil)
+	_ sdk.Upgrader     = (*Role)(nil)
+	_ sdk.Reconfigurer = (*Role)(nil)
+)
 
 // New returns the FE role reporting version.
 func New(version string) *Role {
@@ -213,4 +218,19 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 		return sdk.Result{}, err
 	}
 	return sdk.Result{Summary: "dropped FE " + doris.Endpoints(present), Facts: facts}, nil
+}
+
+// Upgrade replaces the FE's Doris by req.PackageURL keeping conf and data,
+// restarts it and waits until the cluster lists it alive at the new
+// version (see doris.Base.UpgradeWith).
+func (r *Role) Upgrade(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.UpgradeWith(ctx, h, req, r.Start)
+}
+
+// Reconfigure compares req.Conf with the deployed fe.conf; keys the
+// running FE reports mutable (SHOW FRONTEND CONFIG) are set on it with
+// ADMIN SET FRONTEND CONFIG, the others wait for a restart
+// (FactRestartNeeded). It refuses to change edit_log_port or meta_dir.
+func (r *Role) Reconfigure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.ReconfigureWith(ctx, h, req, doris.FELive{})
 }

@@ -3,6 +3,7 @@ package ferole
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -630,5 +631,117 @@ func TestStatusRegisteredFromCluster(t *testing.T) {
 				t.Fatalf("registered=%q (present %v), want %q (present %v)", got, ok, c.want, c.present)
 			}
 		})
+	}
+}
+
+// feConfigHost is an FE host whose running FE answers SHOW FRONTEND CONFIG
+// (or only the pre-2.1 ADMIN SHOW form) and ADMIN SET FRONTEND CONFIG.
+func feConfigHost(t *testing.T, conf string, adminOnly bool, refuse string) (*doristest.Host, *[]string) {
+	h := doristest.New()
+	h.Install(doris.FE, conf)
+	h.SetRunning(doris.FE, 4000)
+	rows := sdk.Rows{Columns: []string{"Key", "Value", "Type", "IsMutable", "MasterOnly", "Comment"}, Values: [][]string{
+		{"qe_slow_log_ms", "5000", "long", "true", "false", ""},
+		{"max_bytes_per_broker_scanner", "1", "long", "true", "true", ""},
+		{"http_port", "8030", "int", "false", "false", ""},
+	}}
+	h.HandleQuery("SHOW FRONTEND CONFIG", func(string, string) (sdk.Rows, error) {
+		if adminOnly {
+			return sdk.Rows{}, errors.New("errCode = 2, detailMessage = Syntax error")
+		}
+		return rows, nil
+	})
+	h.QueryRows("ADMIN SHOW FRONTEND CONFIG", rows)
+	var sets []string
+	h.HandleQuery("ADMIN SET FRONTEND CONFIG", func(fe, sql string) (sdk.Rows, error) {
+		if fe != "10.0.0.2:9030" {
+			t.Errorf("config set on %s, want the FE itself", fe)
+		}
+		sets = append(sets, sql)
+		if refuse != "" && strings.Contains(sql, refuse) {
+			return sdk.Rows{}, errors.New("errCode = 2, detailMessage = Config '" + refuse + "' is not mutable")
+		}
+		return sdk.Rows{}, nil
+	})
+	return h, &sets
+}
+
+func TestReconfigure(t *testing.T) {
+	const old = "http_port = 8030\nqe_slow_log_ms = 5000\n"
+	const new = "http_port = 8031\nqe_slow_log_ms = 100\nmax_bytes_per_broker_scanner = a\"b\"c\\d\n"
+	ctx := context.Background()
+	for _, adminOnly := range []bool{false, true} {
+		h, sets := feConfigHost(t, old, adminOnly, "")
+		req := feReq("10.0.0.2", false)
+		req.Conf, req.DryRun = new, true
+		res, err := newRole().Reconfigure(ctx, h, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []sdk.Change{
+			{Key: "http_port", Old: "8030", New: "8031", Impact: sdk.ImpactRestart},
+			{Key: "max_bytes_per_broker_scanner", New: `a"b"c\d`, Impact: sdk.ImpactLive},
+			{Key: "qe_slow_log_ms", Old: "5000", New: "100", Impact: sdk.ImpactLive},
+		}
+		if !reflect.DeepEqual(res.Changes, want) {
+			t.Fatalf("changes %+v", res.Changes)
+		}
+		if len(*sets) != 0 || len(h.CallsOf("WriteFile")) != 0 || len(res.Facts) != 0 {
+			t.Fatalf("dry run changed something: sets %v, writes %d, facts %v", *sets, len(h.CallsOf("WriteFile")), res.Facts)
+		}
+
+		req.DryRun = false
+		res, err = newRole().Reconfigure(ctx, h, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSets := []string{`ADMIN SET FRONTEND CONFIG ("max_bytes_per_broker_scanner" = "a\"b\"c\\d")`, `ADMIN SET FRONTEND CONFIG ("qe_slow_log_ms" = "100")`}
+		if strings.Join(*sets, "|") != strings.Join(wantSets, "|") {
+			t.Fatalf("sets %q", *sets)
+		}
+		if f, _ := h.File("/opt/doris/fe/conf/fe.conf"); string(f.Data) != new {
+			t.Fatalf("conf %q", f.Data)
+		}
+		if res.Facts[sdk.FactRestartNeeded] != "true" || res.Facts["port.http_port"] != "8031" {
+			t.Fatalf("facts %v", res.Facts)
+		}
+	}
+}
+
+// A key the FE refuses live: the keys set before it are put back and
+// nothing is written, so a retry starts over.
+func TestReconfigureRefusedLive(t *testing.T) {
+	h, sets := feConfigHost(t, "qe_slow_log_ms = 5000\n", false, "qe_slow_log_ms")
+	req := feReq("10.0.0.2", false)
+	req.Conf = "qe_slow_log_ms = 100\nmax_bytes_per_broker_scanner = 7\n"
+	_, err := newRole().Reconfigure(context.Background(), h, req)
+	f := failure(t, err)
+	if !f.Retryable || !strings.Contains(f.Summary, "refused qe_slow_log_ms") || !strings.Contains(f.Detail, "max_bytes_per_broker_scanner put back") {
+		t.Fatalf("failure %+v", f)
+	}
+	if len(*sets) != 3 || (*sets)[2] != `ADMIN SET FRONTEND CONFIG ("max_bytes_per_broker_scanner" = "1")` {
+		t.Errorf("sets %q", *sets)
+	}
+	if len(h.CallsOf("WriteFile")) != 0 {
+		t.Error("conf written after a refused live change")
+	}
+}
+
+// A stopped FE takes every change at its next start: nothing to restart.
+func TestReconfigureStopped(t *testing.T) {
+	h, sets := feConfigHost(t, "qe_slow_log_ms = 5000\n", false, "")
+	h.SetRunning(doris.FE, 0)
+	req := feReq("10.0.0.2", false)
+	req.Conf = "qe_slow_log_ms = 100\n"
+	res, err := newRole().Reconfigure(context.Background(), h, req)
+	if err != nil || len(*sets) != 0 || res.Facts[sdk.FactRestartNeeded] != "false" || res.Changes[0].Impact != sdk.ImpactRestart {
+		t.Fatalf("%+v %v %q", res, err, *sets)
+	}
+	if _, err := newRole().Reconfigure(context.Background(), h, sdk.Request{Node: req.Node}); err == nil || !strings.Contains(err.Error(), "no conf given") {
+		t.Errorf("empty conf: %v", err)
+	}
+	req.Conf = "edit_log_port = 9011\n"
+	if _, err := newRole().Reconfigure(context.Background(), h, req); err == nil || !strings.Contains(err.Error(), "edit_log_port") {
+		t.Errorf("edit_log_port: %v", err)
 	}
 }

@@ -44,7 +44,7 @@ func (b *Base) Info(context.Context) (sdk.Info, error) {
 		APIMajor: sdk.APIMajor, APIMinor: sdk.APIMinor,
 		Home:         b.Spec.Dir,
 		PidFile:      path.Join("bin", b.Spec.PidFile),
-		Capabilities: []string{sdk.CapMembership, sdk.CapAutoFix},
+		Capabilities: []string{sdk.CapMembership, sdk.CapAutoFix, sdk.CapUpgrade, sdk.CapReconfigure},
 	}, nil
 }
 
