@@ -47,20 +47,30 @@ func withClusterType(n sdk.Node, c sdk.Cluster) sdk.Node {
 		return n
 	}
 	for _, o := range c.Nodes {
-		if o.Role == doris.RoleFE && o.Host == n.Host && doris.FENodeType(o) != "" {
+		if o.Role == doris.RoleFE && sameFE(o, n) && doris.FENodeType(o) != "" {
 			n = doris.WithLabel(n, doris.LabelFENodeType, doris.FENodeType(o))
 		}
 	}
 	return n
 }
 
+// sameFE reports whether two nodes are the same FE: the same host and,
+// when both are known, the same edit_log_port (a host may run several).
+func sameFE(a, b sdk.Node) bool {
+	if a.Host != b.Host {
+		return false
+	}
+	pa, pb := a.Ports["edit_log_port"], b.Ports["edit_log_port"]
+	return pa == 0 || pb == 0 || pa == pb
+}
+
 // startsAsMaster: the node marked master, or the only FE the manager knows.
-func startsAsMaster(req sdk.Request) bool {
+func startsAsMaster(req sdk.Request, self sdk.Node) bool {
 	if doris.IsMaster(req.Node) {
 		return true
 	}
 	for _, n := range req.Cluster.Nodes {
-		if n.Role == doris.RoleFE && !n.Skipped && n.Host != req.Node.Host {
+		if n.Role == doris.RoleFE && !n.Skipped && !sameFE(n, self) {
 			return false
 		}
 	}
@@ -72,18 +82,19 @@ func startsAsMaster(req sdk.Request) bool {
 func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	var master string
 	res, err := r.Base.Start(ctx, h, req, doris.StartOptions{Prepare: func(ctx context.Context, d doris.Deployed) ([]string, error) {
-		if startsAsMaster(req) {
+		self := sdk.Node{Host: req.Node.Host, Role: doris.RoleFE, Labels: req.Node.Labels,
+			Ports: map[string]int{"query_port": d.Ports["query_port"], "edit_log_port": d.Ports["edit_log_port"]}}
+		if startsAsMaster(req, self) {
 			h.Logf("starting %s as the first (master) FE", req.Node.Host)
 			return nil, nil
 		}
-		typ, err := nodeType(withClusterType(req.Node, req.Cluster))
+		typ, err := nodeType(withClusterType(self, req.Cluster))
 		if err != nil {
 			return nil, err
 		}
-		self := sdk.Node{Host: req.Node.Host, Role: doris.RoleFE, Ports: map[string]int{"query_port": d.Ports["query_port"]}}
 		var others []sdk.Node
 		for _, n := range req.Cluster.Nodes {
-			if !(n.Role == doris.RoleFE && n.Host == self.Host) {
+			if !(n.Role == doris.RoleFE && sameFE(n, self)) {
 				others = append(others, n)
 			}
 		}
