@@ -178,9 +178,10 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 
 // Unregister drops the target FEs from the cluster (ALTER SYSTEM DROP
 // FOLLOWER|OBSERVER, by the role the cluster reports) and waits until SHOW
-// FRONTENDS no longer lists them. It refuses to drop the current master,
-// and, unless req.Force, to leave the remaining FOLLOWERs without an alive
-// majority (CheckFollowerQuorum). Facts: registered=false, alive=false.
+// FRONTENDS no longer lists them. It refuses to drop the current master
+// and to leave the remaining FOLLOWERs without an alive majority
+// (CheckFollowerQuorum), with or without req.Force (an FE holds no data to
+// drain). Facts: registered=false, alive=false.
 func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	ts, err := doris.Targets(ctx, h, req, doris.FE, "edit_log_port")
 	if err != nil {
@@ -209,11 +210,10 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 	if len(present) == 0 {
 		return sdk.Result{Summary: "no FE to drop: not members of the cluster", Facts: facts}, nil
 	}
+	// Force does not override this: without an alive majority the
+	// cluster can neither elect a master nor write metadata.
 	if err := doris.CheckFollowerQuorum(m.Frontends, drop); err != nil {
-		if !req.Force {
-			return sdk.Result{}, err
-		}
-		h.Logf("dropping anyway (force): %v", err)
+		return sdk.Result{}, err
 	}
 	for i, t := range present {
 		typ := drop[i].Role

@@ -554,8 +554,8 @@ func TestUnregister(t *testing.T) {
 	}
 }
 
-// Dropping followers must leave an alive majority of the followers left;
-// force overrides that, never the master check.
+// Dropping followers must leave an alive majority of the followers left,
+// force or not; the master is never dropped.
 func TestUnregisterKeepsFollowerQuorum(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -570,7 +570,7 @@ func TestUnregisterKeepsFollowerQuorum(t *testing.T) {
 			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true", "10.0.0.3:9010:9030:FOLLOWER:false:false"}},
 		{name: "the dead one", drop: []string{"10.0.0.3"},
 			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true", "10.0.0.3:9010:9030:FOLLOWER:false:false"}},
-		{name: "forced", drop: []string{"10.0.0.2"}, force: true,
+		{name: "forced", drop: []string{"10.0.0.2"}, force: true, wantErr: "1 of the 2 FOLLOWERs left would be alive",
 			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true", "10.0.0.3:9010:9030:FOLLOWER:false:false"}},
 		{name: "observers do not count", drop: []string{"10.0.0.4"},
 			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:false", "10.0.0.3:9010:9030:FOLLOWER:false:true", "10.0.0.4:9010:9030:OBSERVER:false:true"}},
