@@ -18,9 +18,11 @@ SHELL := /bin/bash
 
 .PHONY: all build run test vet fmt tidy clean proto
 
-# The plugin SDK is a Go module of its own (sdk/go.mod, required by the root
-# module through a replace): vet, test and tidy run in both.
-MODULES        := . sdk
+# Go modules of this repository; vet, test and tidy run in each. The plugin
+# SDK (required by the root module through a replace), the Doris
+# simulator's MySQL server (its libraries stay out of the manager's module)
+# and the example third-party role, built from the SDK alone.
+MODULES        := . sdk test/dorissim/server examples/exporter
 
 all: build
 

@@ -4,26 +4,36 @@
 // to a cluster. The role plugins compose it; it talks to hosts only through
 // sdk.Host.
 //
-// Facts the roles report (Result.Facts):
+// Facts the roles report (Result.Facts; booleans "true"/"false"):
 //   - Precheck: maxMapCount, swap (on|off), openFiles (the limit starts will
 //     use: min(65536, agent hard limit)), java, javaVersion.
 //   - Install: installDir (the role home, e.g. /opt/doris/fe), packageUrl,
-//     packageSha256.
+//     packageSha256, version (from the package's folder name).
 //   - Configure: installDir, port.<key> for every port key (the role's known
 //     ports with Doris defaults, plus other enabled *_port keys), metaDir
 //     (FE), storageRootPath (BE, ';'-joined paths).
 //   - Start: installDir, port.<key>, running, healthy, pid, openFiles (when
 //     it started the process), master (FE follower/observer).
-//   - Status: running, healthy, pid, port.<key>, registered (true|false,
-//     when an FE answered).
-//   - Register: registered=true, master, brokerName (BROKER).
-//   - Unregister: registered=NO (BE decommission: DECOMMISSIONING).
+//   - Status: running, healthy, pid, port.<key>; from the cluster's SHOW
+//     FRONTENDS/BACKENDS/BROKER (when an FE answers): registered, alive,
+//     decommissioning (BE), version (else the version the home was
+//     installed from).
+//   - Register: registered=true, alive=true, master, brokerName (BROKER).
+//   - Unregister: registered=false, alive=false (BE: after the decommission
+//     finished; decommissioning=false).
+//   - Remove: running=false, healthy=false.
+//   - Upgrade: version, running, healthy, pid, registered, alive, packageUrl.
+//   - Reconfigure: port.<key>, restartNeeded; Result.Changes.
+//
+// Day-2 (scale-in, upgrade, reconfigure, remove): scalein.go (replicas and
+// follower quorum), upgrade.go, reconfigure.go with liveconfig.go (how FE
+// and BE change settings live), remove.go.
 //
 // Params read (declared in Info.Params, so the manager checks them and
 // fills in the defaults): javaHome, minOpenFiles, minFreeDiskGB,
 // startTimeout, stopTimeout, aliveTimeout (Spec.Params); BE unregisterMode
-// (decommission|drop); BROKER brokerName. The plugins still accept plain
-// seconds for durations from callers other than the manager.
+// (decommission|drop, drop is the same as Request.Force); BROKER
+// brokerName. Durations are "90s" or plain seconds.
 package doris
 
 import (

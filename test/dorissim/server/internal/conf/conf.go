@@ -92,6 +92,14 @@ func (c *Conf) Get(key string) (string, bool) {
 	return v, ok
 }
 
+// Merge sets every key of o over c, as a later file read after c does
+// (be_custom.conf after be.conf).
+func (c *Conf) Merge(o *Conf) {
+	for k, v := range o.values {
+		c.values[k] = v
+	}
+}
+
 // String returns the value of key or def.
 func (c *Conf) String(key, def string) string {
 	if v, ok := c.values[key]; ok && v != "" {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/dorismanager/dorismanager/test/dorissim/internal/conf"
+	"github.com/dorismanager/dorismanager/test/dorissim/server/internal/conf"
 )
 
 // RunBroker runs an apache_hdfs_broker until ctx ends or a start-up check fails.

@@ -19,13 +19,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dorismanager/dorismanager/test/dorissim/internal/conf"
+	"github.com/dorismanager/dorismanager/test/dorissim/server/internal/conf"
 )
 
 // Environment knobs; see README.md.
 const (
 	EnvHeartbeatInterval = "DORIS_SIM_HEARTBEAT_INTERVAL"
 	EnvJoinRetryInterval = "DORIS_SIM_JOIN_RETRY_INTERVAL"
+	EnvCloneInterval     = "DORIS_SIM_CLONE_INTERVAL"
+	EnvCloneBatch        = "DORIS_SIM_CLONE_BATCH"
 )
 
 // VersionFile sits in <role>/lib and names the Doris version imitated.
@@ -82,6 +84,36 @@ func durationEnv(o *Options, name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+func intEnv(o *Options, name string, def int) int {
+	v, ok := o.lookup(name)
+	if !ok || v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return def
+	}
+	return n
+}
+
+// versionInfo is the build information FE /api/fe_version_info and BE
+// /api/be_version_info report.
+func versionInfo(version string) map[string]any {
+	nums := strings.SplitN(version, ".", 4)
+	num := func(i int) int {
+		if i >= len(nums) {
+			return 0
+		}
+		n, _ := strconv.Atoi(strings.SplitN(nums[i], "-", 2)[0])
+		return n
+	}
+	return map[string]any{
+		"dorisBuildVersionPrefix": "doris", "dorisBuildVersionMajor": num(0), "dorisBuildVersionMinor": num(1),
+		"dorisBuildVersionPatch": num(2), "dorisBuildVersionRcVersion": "", "dorisBuildVersion": VersionString(version),
+		"dorisBuildHash": "dorissim", "dorisBuildShortHash": "dorissim", "dorisBuildTime": "", "dorisBuildInfo": "dorissim",
+	}
 }
 
 // logger writes one role log file in the role's own line format.

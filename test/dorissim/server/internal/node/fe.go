@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dorismanager/dorismanager/test/dorissim/internal/conf"
+	"github.com/dorismanager/dorismanager/test/dorissim/server/internal/conf"
 )
 
 // ErrNotAdded ends a 0.x FE whose helper does not know it.
@@ -30,6 +30,9 @@ type fe struct {
 
 	hbInterval    time.Duration
 	retryInterval time.Duration
+	cloneInterval time.Duration
+	cloneBatch    int
+	cfg           *settings
 
 	mu   sync.Mutex
 	meta *Meta
@@ -58,6 +61,9 @@ func RunFE(ctx context.Context, o Options) error {
 		log:           &logger{w: teeErrors{lf}, format: log4jLine("DorisFE.start():0")},
 		hbInterval:    durationEnv(&o, EnvHeartbeatInterval, 5*time.Second),
 		retryInterval: durationEnv(&o, EnvJoinRetryInterval, 5*time.Second),
+		cloneInterval: durationEnv(&o, EnvCloneInterval, time.Second),
+		cloneBatch:    intEnv(&o, EnvCloneBatch, 4),
+		cfg:           newSettings(feConfDefs, c, o.lookup),
 		ports:         map[string]int{}}
 	err = f.run(ctx)
 	if err != nil {
@@ -142,6 +148,7 @@ func (f *fe) run(ctx context.Context) error {
 	if master {
 		role = "MASTER"
 		go f.heartbeatLoop(ctx)
+		go f.tabletScheduler(ctx, f.cloneInterval, f.cloneBatch)
 	}
 	f.log.Infof("thrift server started with port %d.", f.ports["rpc_port"])
 	f.log.Infof("mysql server started with port %d.", f.ports["query_port"])
@@ -165,7 +172,8 @@ func (f *fe) initMeta(ctx context.Context) error {
 	}
 	if m != nil {
 		f.meta = m
-		f.log.Infof("loaded meta: cluster id %d, is master %v", m.ClusterID, m.IsMaster)
+		f.log.Infof("loaded meta: cluster id %d, is master %v, written by %s", m.ClusterID, m.IsMaster, m.WrittenBy)
+		m.WrittenBy = VersionString(f.o.Version)
 		if m.IsMaster {
 			for _, x := range m.Frontends {
 				x.Alive = x.Name == m.SelfName
@@ -180,7 +188,8 @@ func (f *fe) initMeta(ctx context.Context) error {
 		return f.join(ctx, m.Master)
 	}
 	if f.o.Helper == "" || f.o.Helper == f.selfAddr() {
-		m = &Meta{ClusterID: randomClusterID(), SelfName: feNodeName(), IsMaster: true, NextID: 10001}
+		m = &Meta{ClusterID: randomClusterID(), SelfName: feNodeName(), IsMaster: true, NextID: 10001,
+			WrittenBy: VersionString(f.o.Version)}
 		m.Frontends = append(m.Frontends, &Frontend{Name: m.SelfName, Host: f.host, EditLogPort: f.ports["edit_log_port"],
 			HTTPPort: f.ports["http_port"], QueryPort: f.ports["query_port"], RPCPort: f.ports["rpc_port"],
 			Role: "FOLLOWER", IsHelper: true, Joined: true, Alive: true, LastStartTime: f.started,
@@ -204,11 +213,15 @@ type peerReq struct {
 	Meta        *Meta  `json:"meta,omitempty"`
 	SQL         string `json:"sql,omitempty"`
 	From        string `json:"from,omitempty"`
+	DB          string `json:"db,omitempty"`
+	Key         string `json:"key,omitempty"`
+	Value       string `json:"value,omitempty"`
 }
 
 type peerResp struct {
 	OK        bool   `json:"ok"`
 	Err       string `json:"err,omitempty"`
+	Code      uint16 `json:"code,omitempty"`
 	NotAdded  bool   `json:"notAdded,omitempty"`
 	ClusterID int64  `json:"clusterId,omitempty"`
 	Master    string `json:"master,omitempty"`
@@ -285,17 +298,26 @@ func (f *fe) handlePeer(raw json.RawMessage) any {
 		return f.acceptJoin(req)
 	case "heartbeat":
 		return f.acceptHeartbeat(req)
-	case "query":
+	case "query", "setConfig":
 		if !master {
 			return peerResp{Err: "this node is not master"}
 		}
-		res, err := f.execMaster(req.SQL, req.From)
-		if err != nil {
-			return peerResp{Err: err.Error()}
-		}
-		return peerResp{OK: true, Columns: res.columns, Rows: res.rows, Affected: res.affected}
+		return toPeerResp(f.execPeer(req))
+	case "setConfigLocal":
+		return toPeerResp(f.setFEConfigLocal(req.Key, req.Value))
 	}
 	return peerResp{Err: "unknown op " + req.Op}
+}
+
+func toPeerResp(res *result, err error) peerResp {
+	if err != nil {
+		var d *ddlError
+		if errors.As(err, &d) {
+			return peerResp{Err: d.msg, Code: d.code}
+		}
+		return peerResp{Err: err.Error()}
+	}
+	return peerResp{OK: true, Columns: res.columns, Rows: res.rows, Affected: res.affected}
 }
 
 func (f *fe) acceptJoin(req peerReq) peerResp {
@@ -346,6 +368,10 @@ func (f *fe) httpHandler() http.Handler {
 		f.mu.Unlock()
 		writeJSON(w, map[string]any{"msg": "success", "code": 0, "data": data, "count": 0})
 	})
+	mux.HandleFunc("/api/fe_version_info", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]any{"msg": "success", "code": 0,
+			"data": map[string]any{"feVersionInfo": versionInfo(f.o.Version)}, "count": 0})
+	})
 	mux.HandleFunc("/api/health", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		total, online := len(f.meta.Backends), 0
@@ -359,7 +385,7 @@ func (f *fe) httpHandler() http.Handler {
 			"data": map[string]any{"online_backend_num": online, "total_backend_num": total}, "count": 0})
 	})
 	mux.HandleFunc("/api/show_proc", func(w http.ResponseWriter, r *http.Request) {
-		res, err := f.query(fmt.Sprintf("SHOW PROC '%s'", r.URL.Query().Get("path")), f.host)
+		res, err := f.query(fmt.Sprintf("SHOW PROC '%s'", r.URL.Query().Get("path")), &session{from: f.host})
 		if err != nil {
 			writeJSON(w, map[string]any{"msg": err.Error(), "code": 1, "data": nil, "count": 0})
 			return
@@ -446,7 +472,6 @@ func (f *fe) heartbeatOnce() {
 	now := time.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	changed := false
 	for i, s := range snap.Frontends {
 		x := f.meta.frontend(s.Host, s.EditLogPort)
 		if x == nil {
@@ -495,21 +520,5 @@ func (f *fe) heartbeatOnce() {
 			}
 			b.Alive, b.ErrMsg, b.LastUpdateTime = true, "", now
 		}
-	}
-	// A decommissioned BE holds no tablets here, so it leaves at once, as a
-	// real one does when its last tablet has moved.
-	kept := f.meta.Backends[:0]
-	for _, b := range f.meta.Backends {
-		if b.Decommissioned {
-			f.log.Infof("backend %d (%s:%d) is decommissioned and dropped", b.ID, b.Host, b.HeartbeatPort)
-			changed = true
-			continue
-		}
-		kept = append(kept, b)
-	}
-	f.meta.Backends = kept
-	if changed {
-		f.meta.JournalID++
-		_ = f.meta.save(f.metaDir)
 	}
 }

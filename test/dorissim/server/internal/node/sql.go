@@ -24,9 +24,12 @@ type result struct {
 	affected uint64
 }
 
-// ddlError is a Doris-style failure: the client sees error 1105 with
-// "errCode = 2, detailMessage = ...".
-type ddlError struct{ msg string }
+// ddlError is a Doris-style failure: the client sees "errCode = 2,
+// detailMessage = ..." with MySQL error code (default 1105).
+type ddlError struct {
+	code uint16
+	msg  string
+}
 
 func (e *ddlError) Error() string { return e.msg }
 
@@ -43,7 +46,7 @@ func (f *fe) serveMySQL(l net.Listener) {
 			auth := server.NewInMemoryAuthenticationHandler(mysql.AUTH_NATIVE_PASSWORD)
 			_ = auth.AddUser("root", "")
 			_ = auth.AddUser("admin", "")
-			conn, err := srv.NewCustomizedConn(c, auth, &mysqlHandler{f: f})
+			conn, err := srv.NewCustomizedConn(c, auth, &mysqlHandler{f: f, s: &session{from: f.host}})
 			if err != nil {
 				c.Close()
 				return
@@ -60,18 +63,36 @@ func (f *fe) serveMySQL(l net.Listener) {
 type mysqlHandler struct {
 	server.EmptyHandler
 	f *fe
+	s *session
+}
+
+// session is one client connection's state.
+type session struct {
+	from string // the client's host, for CurrentConnected
+	db   string // the current database (USE)
 }
 
 func (h *mysqlHandler) UseDB(db string) error {
 	switch strings.ToLower(db) {
 	case "", "information_schema", "mysql", "__internal_schema":
+		h.s.db = ""
 		return nil
 	}
-	return toMyError(ddlErrorf("Unknown database '%s'", db))
+	res, err := h.f.query("SHOW DATABASES", h.s)
+	if err != nil {
+		return toMyError(err)
+	}
+	for _, r := range res.rows {
+		if r[0] == db {
+			h.s.db = db
+			return nil
+		}
+	}
+	return toMyError(&ddlError{code: 1049, msg: fmt.Sprintf("Unknown database '%s'", db)})
 }
 
 func (h *mysqlHandler) HandleQuery(q string) (*mysql.Result, error) {
-	res, err := h.f.query(q, h.f.host)
+	res, err := h.f.query(q, h.s)
 	if err != nil {
 		return nil, toMyError(err)
 	}
@@ -82,7 +103,9 @@ func (h *mysqlHandler) HandleQuery(q string) (*mysql.Result, error) {
 	for i, r := range res.rows {
 		values[i] = make([]any, len(r))
 		for j, v := range r {
-			values[i][j] = v
+			// As bytes, so that "" stays an empty string: the driver
+			// helper sends an empty Go string as NULL.
+			values[i][j] = append([]byte{}, v...)
 		}
 	}
 	rs, err := mysql.BuildSimpleTextResultset(res.columns, values)
@@ -99,7 +122,11 @@ func (h *mysqlHandler) HandleStmtPrepare(string) (int, int, any, error) {
 func toMyError(err error) error {
 	var d *ddlError
 	if errors.As(err, &d) {
-		return mysql.NewError(mysql.ER_UNKNOWN_ERROR, "errCode = 2, detailMessage = "+d.msg)
+		code := d.code
+		if code == 0 {
+			code = mysql.ER_UNKNOWN_ERROR
+		}
+		return mysql.NewError(code, "errCode = 2, detailMessage = "+d.msg)
 	}
 	return mysql.NewError(mysql.ER_UNKNOWN_ERROR, err.Error())
 }
@@ -115,12 +142,17 @@ var (
 	reShowFE       = regexp.MustCompile(`(?is)^SHOW\s+FRONTENDS$`)
 	reShowBE       = regexp.MustCompile(`(?is)^SHOW\s+BACKENDS$`)
 	reShowBroker   = regexp.MustCompile(`(?is)^SHOW\s+BROKER$`)
-	reShowProc     = regexp.MustCompile(`(?is)^SHOW\s+PROC\s+['"](/[a-z_]+)/?['"]$`)
+	reShowProc     = regexp.MustCompile(`(?is)^SHOW\s+PROC\s+['"]/([A-Za-z0-9_/]*?)/?['"]$`)
+	reCancelDecom  = regexp.MustCompile(`(?is)^CANCEL\s+DECOMMISSION\s+BACKEND\s+(.+)$`)
+	reSetFEConfig  = regexp.MustCompile(`(?is)^ADMIN\s+SET\s+(ALL\s+FRONTENDS|FRONTEND)\s+CONFIG\s*\(\s*["']([^"']+)["']\s*=\s*["']([^"']*)["']\s*\)$`)
+	reShowFEConfig = regexp.MustCompile(`(?is)^(?:ADMIN\s+)?SHOW\s+FRONTEND\s+CONFIG(?:\s+LIKE\s+["']([^"']*)["'])?$`)
 	reSelectVar    = regexp.MustCompile(`(?is)^SELECT\s+@@(?:session\.|global\.)?([a-z_]+)(?:\s+AS\s+\S+)?(?:\s+LIMIT\s+\d+)?$`)
 	reSelectNumber = regexp.MustCompile(`(?is)^SELECT\s+(\d+)$`)
 	reShowVars     = regexp.MustCompile(`(?is)^SHOW\s+(?:SESSION\s+|GLOBAL\s+)?VARIABLES\s+(?:LIKE|WHERE\s+Variable_name\s*=)\s*['"]([^'"]+)['"]$`)
 	reSet          = regexp.MustCompile(`(?is)^(SET|COMMIT|ROLLBACK|BEGIN|START\s+TRANSACTION|USE)\b`)
-	reMembership   = regexp.MustCompile(`(?is)^(ALTER\s+SYSTEM|SHOW\s+(FRONTENDS|BACKENDS|BROKER|PROC))\b`)
+	// Statements the master answers: membership and catalog changes, and
+	// what lists them (a follower's copy of the meta may lag).
+	reMaster = regexp.MustCompile(`(?is)^(ALTER\s+SYSTEM|CANCEL\s+DECOMMISSION|(CREATE|DROP)\s+(DATABASE|SCHEMA|TABLE)|SHOW\s+(FRONTENDS|BACKENDS|BROKER|PROC|DATABASES|TABLES|PARTITIONS))\b`)
 )
 
 func (f *fe) variables() map[string]string {
@@ -143,29 +175,19 @@ func (f *fe) variables() map[string]string {
 	}
 }
 
-// query runs one statement for a client of this FE. Membership statements
-// go to the master, as a non-master Doris FE forwards them.
-func (f *fe) query(q, from string) (*result, error) {
+// query runs one statement for a client of this FE. Membership and catalog
+// statements go to the master, as a non-master Doris FE forwards them.
+func (f *fe) query(q string, s *session) (*result, error) {
 	q = strings.TrimSpace(strings.TrimRight(strings.TrimSpace(q), ";"))
 	q = strings.Join(strings.Fields(q), " ")
-	if reMembership.MatchString(q) {
-		f.mu.Lock()
-		master, masterAddr := f.meta.IsMaster, f.meta.Master
-		f.mu.Unlock()
-		if master {
-			return f.execMaster(q, from)
-		}
-		var resp peerResp
-		if err := call(masterAddr, 10*time.Second, peerReq{Op: "query", SQL: q, From: from}, &resp); err != nil {
-			return nil, ddlErrorf("failed to forward stmt to master %s: %v", masterAddr, err)
-		}
-		if !resp.OK {
-			return nil, &ddlError{msg: resp.Err}
-		}
-		if resp.Columns != nil && resp.Rows == nil {
-			resp.Rows = [][]string{}
-		}
-		return &result{columns: resp.Columns, rows: resp.Rows, affected: resp.Affected}, nil
+	if reMaster.MatchString(q) {
+		return f.onMaster(peerReq{Op: "query", SQL: q, From: s.from, DB: s.db})
+	}
+	if m := reSetFEConfig.FindStringSubmatch(q); m != nil {
+		return f.setFEConfig(strings.HasPrefix(strings.ToUpper(m[1]), "ALL"), m[2], m[3])
+	}
+	if m := reShowFEConfig.FindStringSubmatch(q); m != nil {
+		return f.showFEConfig(m[1]), nil
 	}
 	vars := f.variables()
 	switch {
@@ -192,39 +214,87 @@ func (f *fe) query(q, from string) (*result, error) {
 			rows = append(rows, []string{name, v})
 		}
 		return &result{columns: []string{"Variable_name", "Value"}, rows: rows}, nil
-	case strings.EqualFold(q, "SHOW DATABASES"):
-		return &result{columns: []string{"Database"}, rows: [][]string{{"information_schema"}, {"mysql"}}}, nil
 	case reSet.MatchString(q):
 		return &result{}, nil
 	}
 	return nil, ddlErrorf("Syntax error in line 1:\n%s\n^\nEncountered: IDENTIFIER\nExpected", q)
 }
 
-// execMaster runs a membership statement on the master.
-func (f *fe) execMaster(q, from string) (*result, error) {
+// onMaster runs req on the master: here when this FE is the master, else
+// forwarded over edit_log_port.
+func (f *fe) onMaster(req peerReq) (*result, error) {
+	f.mu.Lock()
+	master, masterAddr := f.meta.IsMaster, f.meta.Master
+	f.mu.Unlock()
+	if master {
+		return f.execPeer(req)
+	}
+	var resp peerResp
+	if err := call(masterAddr, 10*time.Second, req, &resp); err != nil {
+		return nil, ddlErrorf("failed to forward stmt to master %s: %v", masterAddr, err)
+	}
+	if !resp.OK {
+		return nil, &ddlError{code: resp.Code, msg: resp.Err}
+	}
+	if resp.Columns != nil && resp.Rows == nil {
+		resp.Rows = [][]string{}
+	}
+	return &result{columns: resp.Columns, rows: resp.Rows, affected: resp.Affected}, nil
+}
+
+// execPeer runs a statement or config change sent to the master.
+func (f *fe) execPeer(req peerReq) (*result, error) {
+	if req.Op == "setConfig" {
+		return f.setFEConfig(false, req.Key, req.Value)
+	}
+	return f.execMaster(req.SQL, &session{from: req.From, db: req.DB})
+}
+
+// execMaster runs a membership or catalog statement on the master.
+func (f *fe) execMaster(q string, s *session) (*result, error) {
 	if m := reShowProc.FindStringSubmatch(q); m != nil {
-		switch strings.ToLower(m[1]) {
-		case "/frontends":
-			return f.showFrontends(from), nil
-		case "/backends":
+		parts := strings.Split(m[1], "/")
+		switch p := strings.ToLower(parts[0]); {
+		case p == "frontends" && len(parts) == 1:
+			return f.showFrontends(s.from), nil
+		case p == "backends" && len(parts) == 1:
 			return f.showBackends(), nil
-		case "/brokers":
+		case p == "brokers" && len(parts) == 1:
 			return f.showBrokers(), nil
+		case p == "dbs" || (p == "statistic" && len(parts) == 1):
+			parts[0] = p
+			return f.procCatalog(parts)
 		}
-		return nil, ddlErrorf("Proc path '%s' doesn't exist", m[1])
+		return nil, ddlErrorf("Proc path '/%s' doesn't exist", m[1])
 	}
 	switch {
 	case reShowFE.MatchString(q):
-		return f.showFrontends(from), nil
+		return f.showFrontends(s.from), nil
 	case reShowBE.MatchString(q):
 		return f.showBackends(), nil
 	case reShowBroker.MatchString(q):
 		return f.showBrokers(), nil
+	case strings.EqualFold(q, "SHOW DATABASES"):
+		return f.showDatabases(), nil
+	case reShowTables.MatchString(q):
+		return f.showTables(reShowTables.FindStringSubmatch(q)[1], s.db)
+	case reShowParts.MatchString(q):
+		return f.showPartitions(reShowParts.FindStringSubmatch(q), s.db)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var err error
 	switch {
+	case reCancelDecom.MatchString(q):
+		err = f.cancelDecommission(reCancelDecom.FindStringSubmatch(q)[1])
+	case reCreateDB.MatchString(q):
+		err = f.createDatabase(reCreateDB.FindStringSubmatch(q))
+	case reDropDB.MatchString(q):
+		err = f.dropDatabase(reDropDB.FindStringSubmatch(q))
+	case reCreateTbl.MatchString(q):
+		err = f.createTable(reCreateTbl.FindStringSubmatch(q), s.db)
+	case reDropTbl.MatchString(q):
+		err = f.dropTable(reDropTbl.FindStringSubmatch(q), s.db)
 	case reAddFE.MatchString(q):
 		m := reAddFE.FindStringSubmatch(q)
 		err = f.addFrontend(strings.ToUpper(m[1]), m[2])
@@ -316,12 +386,15 @@ func (f *fe) dropFrontend(role, list string) error {
 		return err
 	}
 	hp := hps[0]
+	if hp.host == f.host && hp.port == f.ports["edit_log_port"] {
+		return ddlErrorf("can not drop current master node.")
+	}
 	x := f.meta.frontend(hp.host, hp.port)
-	if x == nil || x.Role != role {
+	if x == nil {
 		return ddlErrorf("frontend does not exist[%s]", hp)
 	}
-	if x.Name == f.meta.SelfName {
-		return ddlErrorf("can not drop current master node.")
+	if x.Role != role {
+		return ddlErrorf("%s does not exist[%s]", role, hp)
 	}
 	out := f.meta.Frontends[:0]
 	for _, y := range f.meta.Frontends {
@@ -363,12 +436,24 @@ func (f *fe) dropBackends(decommission bool, list string) error {
 			return ddlErrorf("backend does not exists[%s]", hp)
 		}
 	}
+	if decommission {
+		var leaving []*Backend
+		for _, hp := range hps {
+			if b := f.meta.backend(hp.host, hp.port); !b.Decommissioned {
+				leaving = append(leaving, b)
+			}
+		}
+		if err := f.checkDecommission(leaving); err != nil {
+			return err
+		}
+		for _, b := range leaving {
+			b.Decommissioned = true
+			f.log.Infof("set backend %d to decommission", b.ID)
+		}
+		return nil
+	}
 	for _, hp := range hps {
 		b := f.meta.backend(hp.host, hp.port)
-		if decommission {
-			b.Decommissioned = true
-			continue
-		}
 		out := f.meta.Backends[:0]
 		for _, y := range f.meta.Backends {
 			if y != b {
@@ -376,6 +461,28 @@ func (f *fe) dropBackends(decommission bool, list string) error {
 			}
 		}
 		f.meta.Backends = out
+	}
+	return nil
+}
+
+// cancelDecommission clears the decommission mark; replicas already moved
+// stay where they are.
+func (f *fe) cancelDecommission(list string) error {
+	hps, err := parseHostPorts(list)
+	if err != nil {
+		return err
+	}
+	for _, hp := range hps {
+		if f.meta.backend(hp.host, hp.port) == nil {
+			return ddlErrorf("Backend does not exist[%s]", hp)
+		}
+	}
+	for _, hp := range hps {
+		b := f.meta.backend(hp.host, hp.port)
+		if !b.Decommissioned {
+			f.log.Infof("backend is not decommissioned[%d]", b.ID)
+		}
+		b.Decommissioned = false
 	}
 	return nil
 }
@@ -544,6 +651,7 @@ func (f *fe) showBackends() *result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	bes := append([]*Backend(nil), f.meta.Backends...)
+	counts := f.meta.replicaCounts()
 	sort.SliceStable(bes, func(i, j int) bool { return bes[i].Host < bes[j].Host })
 	var rows []map[string]string
 	for _, b := range bes {
@@ -559,7 +667,7 @@ func (f *fe) showBackends() *result {
 			"HttpPort": portString(b.HTTPPort), "BrpcPort": portString(b.BrpcPort), "ArrowFlightSqlPort": "-1",
 			"LastStartTime": timeString(b.LastStartTime), "LastHeartbeat": timeString(b.LastHeartbeat),
 			"Alive": strconv.FormatBool(b.Alive), "SystemDecommissioned": strconv.FormatBool(b.Decommissioned),
-			"ClusterDecommissioned": "false", "TabletNum": "0", "DataUsedCapacity": "0.000 ",
+			"ClusterDecommissioned": "false", "TabletNum": strconv.Itoa(counts[b.ID]), "DataUsedCapacity": "0.000 ",
 			"TrashUsedCapacity": "0.000 ", "AvailCapacity": "1.000 B", "TotalCapacity": "0.000 ", "UsedPct": "0.00 %",
 			"MaxDiskUsedPct": "0.00 %", "RemoteUsedCapacity": "0.000 ", "Tag": `{"location" : "default"}`,
 			"ErrMsg": b.ErrMsg, "Version": b.Version, "Status": string(status), "HeartbeatFailureCounter": "0",

@@ -68,6 +68,10 @@ type Meta struct {
 	Frontends []*Frontend
 	Backends  []*Backend
 	Brokers   []*Broker
+	Databases []*Database
+	// WrittenBy is the version of the FE that last wrote the meta; a newer
+	// version reads an older one's meta (fields only ever get added).
+	WrittenBy string `json:",omitempty"`
 }
 
 func metaPath(metaDir string) string { return filepath.Join(metaDir, "image", "dorissim-meta.json") }

@@ -7,12 +7,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/dorismanager/dorismanager/test/dorissim/internal/conf"
+	"github.com/dorismanager/dorismanager/test/dorissim/server/internal/conf"
 )
 
 type beHeartbeatReq struct {
@@ -40,8 +41,18 @@ type be struct {
 	ports   map[string]int
 	started time.Time
 
+	cfg        *settings
+	customConf string // be_custom.conf
+
 	mu        sync.Mutex
 	clusterID int64
+}
+
+const beCustomConf = "be_custom.conf"
+
+// customConfDir follows custom_config_dir (default ${DORIS_HOME}/conf).
+func customConfDir(o *Options, c *conf.Conf) string {
+	return c.String("custom_config_dir", filepath.Join(o.Home, "conf"))
 }
 
 // RunBE runs a backend until ctx ends or a start-up check fails.
@@ -54,13 +65,22 @@ func RunBE(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("load be.conf: %w", err)
 	}
+	// be_custom.conf holds what update_config persisted; it is read after
+	// be.conf and wins over it.
+	custom := filepath.Join(customConfDir(&o, c), beCustomConf)
+	if cc, err := conf.ParseFile(custom, o.lookup); err == nil {
+		c.Merge(cc)
+	} else if !os.IsNotExist(err) {
+		return fmt.Errorf("load %s: %w", custom, err)
+	}
 	lf, err := openLog(logDir(&o, c, "sys_log_dir"), "be.INFO")
 	if err != nil {
 		return err
 	}
 	defer lf.Close()
 	b := &be{o: o, started: time.Now(), ports: map[string]int{},
-		log: &logger{w: teeGlog{lf}, format: glogLine}}
+		log: &logger{w: teeGlog{lf}, format: glogLine}, cfg: newSettings(beConfDefs, c, o.lookup),
+		customConf: custom}
 	if err := b.run(ctx, c); err != nil {
 		b.log.Errorf("%v", err)
 		return err
@@ -131,6 +151,12 @@ func (b *be) run(ctx context.Context, c *conf.Conf) error {
 	mux.HandleFunc("/api/health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, map[string]string{"status": "OK", "msg": "To Be Added"})
 	})
+	mux.HandleFunc("/api/be_version_info", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]any{"msg": "success", "code": 0,
+			"data": map[string]any{"beVersionInfo": versionInfo(b.o.Version)}, "count": 0})
+	})
+	mux.HandleFunc("/api/show_config", b.showConfig)
+	mux.HandleFunc("/api/update_config", b.updateConfig)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ls["webserver_port"]) }()
 	defer hs.Close()
@@ -169,4 +195,101 @@ func (b *be) handleHeartbeat(raw json.RawMessage) any {
 	}
 	return beHeartbeatResp{OK: true, BePort: b.ports["be_port"], HTTPPort: b.ports["webserver_port"],
 		BrpcPort: b.ports["brpc_port"], Version: VersionString(b.o.Version), StartTime: b.started}
+}
+
+// showConfig answers GET /api/show_config[?conf_item=name]: an array of
+// [name, type, value, mutable].
+func (b *be) showConfig(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.NotFound(w, r)
+		return
+	}
+	only := r.URL.Query().Get("conf_item")
+	rows := [][]string{}
+	for _, it := range b.cfg.list("") {
+		if only == "" || only == it.key {
+			rows = append(rows, []string{it.key, it.typ, it.value, strconv.FormatBool(it.mutable)})
+		}
+	}
+	writeJSON(w, rows)
+}
+
+type updateResult struct {
+	ConfigName string `json:"config_name"`
+	Status     string `json:"status"`
+	Msg        string `json:"msg"`
+}
+
+// updateConfig answers POST /api/update_config?key=value[&persist=true].
+// Like the real BE it answers 200 either way; each key's status is OK or
+// BAD with the reason. persist=true also writes the key to be_custom.conf.
+func (b *be) updateConfig(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	persist := q.Get("persist") == "true"
+	var results []updateResult
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		if k != "persist" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := q.Get(k)
+		res := updateResult{ConfigName: k, Status: "OK"}
+		if err := b.cfg.set(k, v); err != nil {
+			reason := ""
+			switch ce := err.(*confErr); ce.kind {
+			case "notFound":
+				reason = fmt.Sprintf("[NOT_FOUND]'%s' is not found", k)
+			case "notMutable":
+				reason = fmt.Sprintf("[NOT_IMPLEMENTED_ERROR]'%s' is not support to modify", k)
+			default:
+				reason = "[INVALID_ARGUMENT]" + ce.msg
+			}
+			res.Status, res.Msg = "BAD", fmt.Sprintf("set %s=%s failed, reason: %s.", k, v, reason)
+			b.log.Warnf("set_config %s=%s failed", k, v)
+		} else {
+			b.log.Infof("set_config %s=%s success", k, v)
+			if persist {
+				if err := b.persist(k, v); err != nil {
+					res.Status, res.Msg = "BAD", fmt.Sprintf("set %s=%s failed, reason: %v.", k, v, err)
+				}
+			}
+		}
+		results = append(results, res)
+	}
+	if len(keys) == 0 {
+		results = append(results, updateResult{Status: "BAD", Msg: "Now only support to set a single config once, via 'config_name=new_value'"})
+	}
+	if major(b.o.Version) < 2 {
+		// 0.x/1.x answered one object for the (single) key.
+		writeJSON(w, map[string]string{"status": results[0].Status, "msg": results[0].Msg})
+		return
+	}
+	writeJSON(w, results)
+}
+
+// persist rewrites be_custom.conf with key = value set.
+func (b *be) persist(key, value string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	data, err := os.ReadFile(b.customConf)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		k, _, ok := strings.Cut(l, "=")
+		if l == "" || (ok && strings.TrimSpace(k) == key) {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	lines = append(lines, key+" = "+value)
+	return os.WriteFile(b.customConf, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
