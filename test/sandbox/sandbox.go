@@ -154,14 +154,9 @@ func (s *Sandbox) pack(ctx context.Context) error {
 		name = "PALO-" + dorissim.DefaultVersion(s.Opts.Layout) + "-binary." + string(s.Opts.Format)
 	}
 	s.PackagePath = filepath.Join(pkgDir, name)
-	args := []string{"pack", "--layout", string(s.Opts.Layout), "--format", string(s.Opts.Format),
-		"--out", s.PackagePath, "--sim-binary", sim}
-	for k, v := range SimEnv {
-		args = append(args, "--env", k+"="+v)
-	}
-	out, err := exec.CommandContext(ctx, sim, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("pack the simulated release: %v: %s", err, out)
+	if _, err := dorissim.Pack(dorissim.PackOptions{Layout: s.Opts.Layout, Format: s.Opts.Format, Out: s.PackagePath,
+		SimBinary: sim, SimEnv: SimEnv}); err != nil {
+		return fmt.Errorf("pack the simulated release: %w", err)
 	}
 	sum, err := fileSHA256(s.PackagePath)
 	if err != nil {
