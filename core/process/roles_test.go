@@ -322,3 +322,39 @@ func TestHomeIsOneFolderBelowTheBase(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleOutFEsJoinTheRunningMaster: a later process that adds FEs lists
+// no master; its FEs start one at a time and are added to the cluster, the
+// master being the one an earlier process installed. A process that
+// configured the master still refuses to start its FEs without it.
+func TestScaleOutFEsJoinTheRunningMaster(t *testing.T) {
+	ctx := context.Background()
+	f := newFixtureWith(t, withRoles())
+	w := f.start(t, "h1")
+	w.step(1, f.e.InstallService(ctx, 1, InstallServiceRequest{ProcessID: w.pid, InstallInfos: []InstallInfo{{Host: "h1", Role: "FE"}, {Host: "h1", Role: "BE"}}}))
+	w.step(2, f.e.DeployConfig(ctx, 1, DeployConfigRequest{ProcessID: w.pid, DeployConfigs: []DeployConfig{{Hosts: []string{"h1"}, Role: "FE", Conf: "a=1"}, {Hosts: []string{"h1"}, Role: "BE", Conf: "b=1"}}}))
+	err := f.e.StartService(ctx, 1, StartServiceRequest{ProcessID: w.pid, DorisStarts: []HostRole{{"h1", "BE"}, {"h1", "FE"}}})
+	w.step(3, err)
+	w.step(4, f.e.BuildCluster(ctx, 1, BuildClusterRequest{ProcessID: w.pid, FEHosts: []string{"h1"}, BEHosts: []string{"h1"}}))
+	if err := f.e.Complete(ctx, 1, w.pid); err != nil {
+		t.Fatal(err)
+	}
+
+	w = f.start(t, "h2", "h3")
+	ts := w.step(1, f.e.InstallService(ctx, 1, InstallServiceRequest{ProcessID: w.pid,
+		InstallInfos: []InstallInfo{{Host: "h2", Role: "FE", FENodeType: "FOLLOWER"}, {Host: "h3", Role: "FE", FENodeType: "OBSERVER"}}}))
+	for _, tk := range ts {
+		if in := inputOf(t, tk); in.Labels["master"] == "true" {
+			t.Fatalf("a scale-out FE is marked master: %+v", in)
+		}
+	}
+	w.step(2, f.e.DeployConfig(ctx, 1, DeployConfigRequest{ProcessID: w.pid, DeployConfigs: []DeployConfig{{Hosts: []string{"h2", "h3"}, Role: "FE", Conf: "a=1"}}}))
+	ts = w.step(3, f.e.StartService(ctx, 1, StartServiceRequest{ProcessID: w.pid, DorisStarts: []HostRole{{"h2", "FE"}, {"h3", "FE"}}}))
+	if got := types(ts); !reflect.DeepEqual(got, []string{"START_FE@h2", "START_FE@h3"}) || ts[0].Seq != 0 || ts[1].Seq != 1 {
+		t.Fatalf("START_SERVICE tasks %v (seqs %d, %d), want the new FEs one at a time", got, ts[0].Seq, ts[1].Seq)
+	}
+	ts = w.step(4, f.e.BuildCluster(ctx, 1, BuildClusterRequest{ProcessID: w.pid, FEHosts: []string{"h2", "h3"}, BEHosts: []string{}}))
+	if got := types(ts); !reflect.DeepEqual(got, []string{"ADD_FE@h2", "ADD_FE@h3"}) {
+		t.Fatalf("BUILD_CLUSTER tasks %v", got)
+	}
+}

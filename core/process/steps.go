@@ -632,8 +632,11 @@ func (e *Engine) StartService(ctx context.Context, userID int64, r StartServiceR
 			}
 			oneByOne[s.Role] = append(oneByOne[s.Role], nt)
 		}
-		if anyFE && !masterFE {
-			return nil, nil, invalid("dorisStarts: the master FE must be started with the other FEs; it is %s", masterHostOf(prev))
+		// A master configured in this process starts with its FEs; FEs
+		// added to a cluster whose master came from an earlier process
+		// (scale-out) join that running master.
+		if mh := masterHostOf(prev); anyFE && !masterFE && mh != "" {
+			return nil, nil, invalid("dorisStarts: the master FE must be started with the other FEs; it is %s", mh)
 		}
 		// Each one-by-one role's first node, then everything that starts
 		// at once, then the rest of the one-by-one nodes.
@@ -653,14 +656,15 @@ func (e *Engine) StartService(ctx context.Context, userID int64, r StartServiceR
 	})
 }
 
-// masterHostOf names the master FE among a step's tasks.
+// masterHostOf names the master FE among a step's tasks, "" when the
+// master is not one of them (it came from an earlier process).
 func masterHostOf(tasks []store.Task) string {
 	for _, t := range tasks {
 		if t.TaskRole == RoleFE && masterTask(t) {
 			return t.Host
 		}
 	}
-	return "unknown"
+	return ""
 }
 
 func masterTask(t store.Task) bool {
