@@ -358,3 +358,16 @@ func TestScaleOutFEsJoinTheRunningMaster(t *testing.T) {
 		t.Fatalf("BUILD_CLUSTER tasks %v", got)
 	}
 }
+
+func TestMasterConfiguredHereStartsWithItsFEs(t *testing.T) {
+	ctx := context.Background()
+	f := newFixtureWith(t, withRoles())
+	w := f.start(t, "h1", "h2")
+	w.step(1, f.e.InstallService(ctx, 1, InstallServiceRequest{ProcessID: w.pid, InstallInfos: []InstallInfo{{Host: "h1", Role: "FE"}, {Host: "h2", Role: "FE"}}}))
+	w.step(2, f.e.DeployConfig(ctx, 1, DeployConfigRequest{ProcessID: w.pid, DeployConfigs: []DeployConfig{{Hosts: []string{"h1", "h2"}, Role: "FE", Conf: "a=1"}}}))
+	err := f.e.StartService(ctx, 1, StartServiceRequest{ProcessID: w.pid, DorisStarts: []HostRole{{"h2", "FE"}}})
+	wantKind(t, err, KindInvalid)
+	if !strings.Contains(err.Error(), "master FE must be started with the other FEs; it is h1") {
+		t.Fatalf("message %v", err)
+	}
+}
