@@ -111,8 +111,8 @@ func listAgents(dataDir, db string) ([]store.Agent, error) {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var agents []store.Agent
-	if err := s.DB().WithContext(ctx).Order("cluster_id, host").Find(&agents).Error; err != nil {
+	agents, err := s.AllAgents(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
 	return agents, nil

@@ -33,7 +33,6 @@ import (
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/hashicorp/go-hclog"
-	"gorm.io/gorm"
 )
 
 // Agent statuses (kept in core/store).
@@ -71,7 +70,6 @@ type Config struct {
 // Registry tracks the agents of every cluster.
 type Registry struct {
 	cfg  Config
-	db   *gorm.DB // the store's, for the queries kept here
 	st   *store.Store
 	log  hclog.Logger
 	beat time.Duration
@@ -116,7 +114,7 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	r := &Registry{cfg: cfg, db: cfg.Store.DB(), st: cfg.Store, log: cfg.Logger.Named("agents"),
+	r := &Registry{cfg: cfg, st: cfg.Store, log: cfg.Logger.Named("agents"),
 		beat:    time.Duration(cfg.HeartbeatSeconds) * time.Second,
 		waiters: map[key]chan struct{}{}, live: map[int64]*liveness{}, changed: make(chan struct{})}
 	if cfg.Metrics != nil {
@@ -127,8 +125,8 @@ func New(cfg Config) (*Registry, error) {
 
 // Start arms a liveness deadline for every agent recorded as RUNNING.
 func (r *Registry) Start(ctx context.Context) error {
-	var running []store.Agent
-	if err := r.db.WithContext(ctx).Where("status = ?", StatusRunning).Find(&running).Error; err != nil {
+	running, err := r.st.AgentsWithStatus(ctx, StatusRunning)
+	if err != nil {
 		return fmt.Errorf("load running agents: %w", err)
 	}
 	for _, a := range running {
@@ -180,23 +178,8 @@ func (r *Registry) Prepare(ctx context.Context, clusterID int64, host string, po
 	if port <= 0 {
 		port = wire.DefaultPort
 	}
-	notAfter := is.Cert.NotAfter
-	cert := map[string]any{"agent_uuid": agentUUID, "cert_serial": is.Serial, "prev_cert_serial": "",
-		"cert_issuer": is.Issuer, "cert_not_after": &notAfter, "port": port, "install_dir": installDir}
-	err = r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var a store.Agent
-		err := tx.Where("cluster_id = ? AND host = ?", clusterID, host).First(&a).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return tx.Create(&store.Agent{ClusterID: clusterID, Host: host, Port: port, Status: StatusStop,
-				AgentUUID: agentUUID, CertSerial: is.Serial, CertIssuer: is.Issuer, CertNotAfter: &notAfter,
-				InstallDir: installDir}).Error
-		}
-		if err != nil {
-			return err
-		}
-		return tx.Model(&store.Agent{}).Where("id = ?", a.ID).Updates(cert).Error
-	})
-	if err != nil {
+	cert := store.AgentCert{Serial: is.Serial, Issuer: is.Issuer, NotAfter: is.Cert.NotAfter}
+	if err := r.st.PrepareAgent(ctx, clusterID, host, port, installDir, agentUUID, cert); err != nil {
 		return Credentials{}, fmt.Errorf("record agent of %s: %w", host, err)
 	}
 	r.mu.Lock()
@@ -265,9 +248,8 @@ func (r *Registry) WaitStatus(ctx context.Context, clusterID int64, host, status
 
 // Get returns the agent record of (clusterID, host).
 func (r *Registry) Get(ctx context.Context, clusterID int64, host string) (store.Agent, error) {
-	var a store.Agent
-	err := r.db.WithContext(ctx).Where("cluster_id = ? AND host = ?", clusterID, host).First(&a).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	a, err := r.st.AgentOf(ctx, clusterID, host)
+	if errors.Is(err, store.ErrNotFound) {
 		return a, fmt.Errorf("cluster %d, host %s: %w", clusterID, host, ErrUnknownAgent)
 	}
 	return a, err
@@ -290,8 +272,8 @@ func (r *Registry) Client(ctx context.Context, clusterID int64, host string) (*a
 	check := func(leaf *x509.Certificate) error {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		var cur store.Agent
-		if err := r.db.WithContext(cctx).First(&cur, a.ID).Error; err != nil {
+		cur, err := r.st.GetAgent(cctx, a.ID)
+		if err != nil {
 			return fmt.Errorf("look up the agent of %s: %w", host, err)
 		}
 		return accepts(cur, leaf)
@@ -354,9 +336,8 @@ func (r *Registry) authenticate(req *http.Request) (caller, error) {
 		return caller{}, httpx.Errorf(http.StatusForbidden, "the client certificate is not an agent's")
 	}
 	serial := pki.Serial(leaf)
-	var a store.Agent
-	err := r.db.WithContext(req.Context()).Where("cert_serial = ? OR prev_cert_serial = ?", serial, serial).First(&a).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	a, err := r.st.AgentBySerial(req.Context(), serial)
+	if errors.Is(err, store.ErrNotFound) {
 		r.log.Warn("refused an agent certificate not (or no longer) issued to any agent", "serial", serial, "cn", leaf.Subject.CommonName, "remote", req.RemoteAddr)
 		return caller{}, httpx.Errorf(http.StatusUnauthorized, "certificate serial %s is not the current one of any agent (revoked by a reinstall?): reinstall the agent", serial)
 	}
@@ -369,8 +350,7 @@ func (r *Registry) authenticate(req *http.Request) (caller, error) {
 	}
 	if serial == a.CertSerial && a.PrevCertSerial != "" {
 		// The agent uses its renewed certificate: the previous one is done.
-		if err := r.db.WithContext(req.Context()).Model(&store.Agent{}).Where("id = ? AND cert_serial = ?", a.ID, serial).
-			Update("prev_cert_serial", "").Error; err != nil {
+		if err := r.st.RetirePrevSerial(req.Context(), a.ID, serial); err != nil {
 			return caller{}, fmt.Errorf("retire the previous certificate of %s: %w", a.Host, err)
 		}
 		a.PrevCertSerial = ""
@@ -415,10 +395,8 @@ func (r *Registry) register(w http.ResponseWriter, req *http.Request) {
 	}
 	hw, _ := json.Marshal(body.Hardware)
 	ps, _ := json.Marshal(nonNil(body.Processes))
-	now := time.Now().UTC()
-	up := map[string]any{"agent_uuid": body.AgentID, "status": StatusRunning, "register_time": now,
-		"last_reported_time": now, "hardware": string(hw), "processes": string(ps), "port": body.Port}
-	if err := r.db.WithContext(req.Context()).Model(&store.Agent{}).Where("id = ?", a.ID).Updates(up).Error; err != nil {
+	rep := store.AgentReport{UUID: body.AgentID, Port: body.Port, Hardware: string(hw), Processes: string(ps)}
+	if err := r.st.RecordRegistration(req.Context(), a.ID, rep); err != nil {
 		httpx.Fail(w, fmt.Errorf("record registration: %w", err))
 		return
 	}
@@ -476,9 +454,7 @@ func (r *Registry) heartbeat(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	ps, _ := json.Marshal(nonNil(body.Processes))
-	now := time.Now().UTC()
-	if err := r.db.WithContext(req.Context()).Model(&store.Agent{}).Where("id = ?", a.ID).
-		Updates(map[string]any{"status": StatusRunning, "last_reported_time": now, "processes": string(ps)}).Error; err != nil {
+	if err := r.st.RecordHeartbeat(req.Context(), a.ID, string(ps)); err != nil {
 		httpx.Fail(w, fmt.Errorf("record heartbeat: %w", err))
 		return
 	}
@@ -578,14 +554,12 @@ func (r *Registry) renew(w http.ResponseWriter, req *http.Request) {
 	}
 	used := pki.Serial(c.leaf)
 	notAfter := is.Cert.NotAfter
-	res := r.db.WithContext(req.Context()).Model(&store.Agent{}).
-		Where("id = ? AND (cert_serial = ? OR prev_cert_serial = ?)", a.ID, used, used).
-		Updates(map[string]any{"cert_serial": is.Serial, "prev_cert_serial": used, "cert_issuer": is.Issuer, "cert_not_after": &notAfter})
-	if res.Error != nil {
-		httpx.Fail(w, fmt.Errorf("record the renewed certificate of %s: %w", a.Host, res.Error))
+	renewed, err := r.st.RenewAgentCert(req.Context(), a.ID, used, store.AgentCert{Serial: is.Serial, Issuer: is.Issuer, NotAfter: notAfter})
+	if err != nil {
+		httpx.Fail(w, fmt.Errorf("record the renewed certificate of %s: %w", a.Host, err))
 		return
 	}
-	if res.RowsAffected == 0 {
+	if !renewed {
 		httpx.Fail(w, httpx.Errorf(http.StatusConflict, "the agent of %s was reinstalled meanwhile: this certificate is revoked", a.Host))
 		return
 	}
@@ -629,13 +603,12 @@ func (r *Registry) expire(id int64) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res := r.db.WithContext(ctx).Model(&store.Agent{}).Where("id = ? AND status = ?", id, StatusRunning).
-		Update("status", StatusStop)
-	if res.Error != nil {
-		r.log.Error("mark agent STOP", "agent", id, "error", res.Error)
+	stopped, err := r.st.StopAgent(ctx, id)
+	if err != nil {
+		r.log.Error("mark agent STOP", "agent", id, "error", err)
 		return
 	}
-	if res.RowsAffected > 0 {
+	if stopped {
 		r.log.Warn("agent missed its heartbeats", "agent", id, "missed", r.cfg.MissedBeats)
 		r.mu.Lock()
 		r.broadcastLocked()

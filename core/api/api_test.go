@@ -260,7 +260,7 @@ func TestWizardOverHTTP(t *testing.T) {
 		if r := e.do("POST", "/api/agent/installService", infos, e.token); r.status != 409 || *r.Code != 409 || !strings.Contains(r.Msg, "INSTALL_AGENT") {
 			t.Fatalf("installService before agents: %d %s", r.status, r.raw)
 		}
-		e.finishStep(pid, 0, "SUCCESS")
+		e.finishStep(pid, 0, store.StatusSuccess)
 		if r := e.ok("GET", "/api/process/currentProcess", nil); !strings.Contains(string(r.Data), `"processStep":1`) {
 			t.Fatalf("processStep after step 0: %s", r.raw)
 		}
@@ -273,16 +273,16 @@ func TestWizardOverHTTP(t *testing.T) {
 		if !strings.Contains(r.raw, `"installDir":"/usr/local/doris/fe"`) || !strings.Contains(r.raw, `"register":"NO"`) {
 			t.Fatalf("roleList values: %s", r.raw)
 		}
-		e.finishStep(pid, 1, "SUCCESS")
+		e.finishStep(pid, 1, store.StatusSuccess)
 		e.ok("POST", "/api/agent/deployConfig", map[string]any{"processId": fmt.Sprint(pid), "deployConfigs": []map[string]any{
 			{"hosts": []string{"10.0.0.1"}, "role": "FE", "conf": "http_port = 8030\n"},
 			{"hosts": []string{"10.0.0.1", "10.0.0.2"}, "role": "BE", "conf": "be_port = 9060\n"},
 			{"hosts": []string{"10.0.0.2"}, "role": "BROKER", "conf": "broker_ipc_port = 8000\n"}}})
-		e.finishStep(pid, 2, "SUCCESS")
+		e.finishStep(pid, 2, store.StatusSuccess)
 		starts := map[string]any{"processId": pid, "dorisStarts": []map[string]any{
 			{"host": "10.0.0.1", "role": "FE"}, {"host": "10.0.0.1", "role": "BE"}, {"host": "10.0.0.2", "role": "BE"}, {"host": "10.0.0.2", "role": "BROKER"}}}
 		e.ok("POST", "/api/agent/startService", starts)
-		e.finishStep(pid, 3, "SUCCESS")
+		e.finishStep(pid, 3, store.StatusSuccess)
 		e.ok("POST", fmt.Sprintf("/api/process/back/%d", pid), nil)
 		if e.stopper.calls != 1 {
 			t.Fatalf("back must call the stopper once, got %d", e.stopper.calls)
@@ -294,9 +294,9 @@ func TestWizardOverHTTP(t *testing.T) {
 		r = e.ok("GET", fmt.Sprintf("/api/process/%d/currentTasks", pid), nil)
 		json.Unmarshal(r.Data, &tasks)
 		// Fail one task: retry and skip work on it; info and log show it.
-		e.finishStep(pid, 3, "SUCCESS")
+		e.finishStep(pid, 3, store.StatusSuccess)
 		failed := tasks[1].ID
-		e.st.DB().Model(&store.Task{}).Where("id = ?", failed).Updates(map[string]any{"status": "FAILURE", "response": "port 9060 in use"})
+		e.st.DB().Model(&store.Task{}).Where("id = ?", failed).Updates(map[string]any{"status": store.StatusFailure, "response": "port 9060 in use"})
 		e.st.AppendTaskLog(context.Background(), failed, []byte("starting be\nport 9060 in use\n"))
 		r = e.ok("GET", fmt.Sprintf("/api/process/task/info/%d", failed), nil)
 		if keysOf(t, r.Data) != taskKeys || !strings.Contains(r.raw, `"response":"port 9060 in use"`) {
@@ -314,14 +314,14 @@ func TestWizardOverHTTP(t *testing.T) {
 		if !strings.Contains(r.raw, `"status":"SUBMITTED"`) {
 			t.Fatalf("after retry: %s", r.raw)
 		}
-		e.st.DB().Model(&store.Task{}).Where("id = ?", failed).Update("status", "FAILURE")
+		e.st.DB().Model(&store.Task{}).Where("id = ?", failed).Update("status", store.StatusFailure)
 		e.ok("POST", fmt.Sprintf("/api/process/task/skip/%d", failed), nil)
 		r = e.ok("POST", fmt.Sprintf("/api/process/%d/currentTasks", pid), nil)
 		if len(list(t, r.Data)) != len(tasks)-1 {
 			t.Fatalf("currentTasks must hide the skipped task: %s", r.raw)
 		}
 		e.ok("POST", "/api/agent/buildCluster", map[string]any{"processId": pid, "feHosts": []string{"10.0.0.1"}, "beHosts": []string{"10.0.0.1"}})
-		e.finishStep(pid, 4, "SUCCESS")
+		e.finishStep(pid, 4, store.StatusSuccess)
 		e.ok("POST", fmt.Sprintf("/api/process/installComplete/%d", pid), map[string]any{"processId": pid, "hosts": []string{"10.0.0.1"}})
 		if r := e.ok("GET", "/api/process/currentProcess", nil); string(r.Data) != "null" {
 			t.Fatalf("after complete: %s", r.raw)
@@ -331,7 +331,7 @@ func TestWizardOverHTTP(t *testing.T) {
 		}
 		// Agents and hardware as reported by agents.
 		now := time.Now()
-		e.st.DB().Create(&store.Agent{ClusterID: 1, Host: "10.0.0.1", Port: 9602, Status: "RUNNING", RegisterTime: &now, LastReportedTime: &now,
+		e.st.DB().Create(&store.Agent{ClusterID: 1, Host: "10.0.0.1", Port: 9602, Status: store.AgentRunning, RegisterTime: &now, LastReportedTime: &now,
 			Hardware:   `{"cpu":"Intel(R) Xeon(R)","cores":8,"totalMemoryBytes":16642998272,"totalMemory":"15.5 GiB","disks":[{"mount":"/","totalBytes":1,"freeBytes":1}]}`,
 			CertSerial: "TOPSECRET-SERIAL", CertIssuer: "TOPSECRET-ISSUER"})
 		r = e.ok("GET", "/api/server/agentList?clusterId=1", nil)
@@ -429,7 +429,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
 		// A process at INSTALL_SERVICE on cluster 1 with hosts 10.0.0.1 and .2.
 		pid := e.installAgent("10.0.0.1", "10.0.0.2")
-		e.finishStep(pid, 0, "SUCCESS")
+		e.finishStep(pid, 0, store.StatusSuccess)
 		e.ok("POST", "/api/agent/installService", map[string]any{"processId": pid, "installInfos": []map[string]any{
 			{"host": "10.0.0.1", "role": "FE"}, {"host": "10.0.0.2", "role": "BE"}}})
 		agent := func(mod func(m map[string]any)) map[string]any {
@@ -511,7 +511,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 func TestConcurrentStepCallsOneWins(t *testing.T) {
 	e := newEnv(t, "")
 	pid := e.installAgent("10.0.0.1")
-	e.finishStep(pid, 0, "SUCCESS")
+	e.finishStep(pid, 0, store.StatusSuccess)
 	body := map[string]any{"processId": pid, "installInfos": []map[string]any{{"host": "10.0.0.1", "role": "FE"}}}
 	const n = 6
 	statuses := make(chan int, n)

@@ -222,13 +222,13 @@ func BenchmarkCall(b *testing.B) {
 	ctx := context.Background()
 	h := benchHost()
 	req := testRequest(1)
-	if _, err := m.Call(ctx, 1, "TEST", "Install", h, nil, req); err != nil {
+	if _, err := testRole(b, m, 1, nil).Install(ctx, h, req); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := m.Call(ctx, 1, "TEST", "Install", h, nil, req); err != nil {
+		if _, err := testRole(b, m, 1, nil).Install(ctx, h, req); err != nil {
 			b.Fatal(err)
 		}
 		h.ResetCalls()
@@ -244,7 +244,7 @@ func BenchmarkCallNoHost(b *testing.B) {
 	req := testRequest(1)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, err := m.Call(ctx, 1, "TEST", "Precheck", h, nil, req); err != nil {
+		if _, err := testRole(b, m, 1, nil).Precheck(ctx, h, req); err != nil {
 			b.Fatal(err)
 		}
 	}

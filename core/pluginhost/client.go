@@ -3,7 +3,6 @@ package pluginhost
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -67,10 +66,10 @@ func (c *client) get() (*sdk.RoleClient, *plugin.Client, error) {
 	return rc, pc, nil
 }
 
-// launch starts a plugin binary through the go-plugin handshake (gRPC only,
-// checksum checked, AutoMTLS, no environment) and dispenses its role. Its
-// output goes through logs; a start that fails is returned with the last
-// stderr lines of the process.
+// launch starts a plugin binary through the go-plugin handshake
+// (sdk.StartPlugin: gRPC only, checksum checked, AutoMTLS, no environment)
+// and dispenses its role. Its output goes through logs; a start that fails
+// is returned with the last stderr lines of the process.
 func launch(path, sha string, startTimeout time.Duration, log hclog.Logger, logs *logFanout) (*plugin.Client, *sdk.RoleClient, error) {
 	sum, err := hex.DecodeString(sha)
 	if err != nil {
@@ -79,38 +78,10 @@ func launch(path, sha string, startTimeout time.Duration, log hclog.Logger, logs
 	logs.resetTail() // a new process: earlier lines would mislead
 	cmd := exec.Command(path)
 	bindToParent(cmd)
-	pc := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake(),
-		VersionedPlugins: sdk.PluginSets(nil),
-		Cmd:              cmd,
-		// A fresh hash per client: SecureConfig.Check writes into it.
-		SecureConfig:     &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()},
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		SkipHostEnv:      true,
-		StartTimeout:     startTimeout,
-		Logger:           log,
-		Stderr:           logs.writer(true),
-		SyncStdout:       logs.writer(false),
-		SyncStderr:       logs.writer(true),
-	})
-	fail := func(err error) (*plugin.Client, *sdk.RoleClient, error) {
-		// Kill waits until go-plugin has read all of the process's
-		// stderr, so the tail is complete.
-		pc.Kill()
+	pc, rc, err := sdk.StartPlugin(sdk.StartOptions{Cmd: cmd, Checksum: sum, StartTimeout: startTimeout, Logger: log,
+		Stderr: logs.writer(true), SyncStdout: logs.writer(false), SyncStderr: logs.writer(true)})
+	if err != nil {
 		return nil, nil, withStderr(err, logs.tail())
-	}
-	rpc, err := pc.Client()
-	if err != nil {
-		return fail(err)
-	}
-	raw, err := rpc.Dispense(sdk.PluginName)
-	if err != nil {
-		return fail(err)
-	}
-	rc, ok := raw.(*sdk.RoleClient)
-	if !ok {
-		return fail(fmt.Errorf("dispensed %T, want *sdk.RoleClient", raw))
 	}
 	return pc, rc, nil
 }

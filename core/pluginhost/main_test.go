@@ -129,13 +129,24 @@ func newCluster(t testing.TB, st *store.Store, name string) store.Cluster {
 func runningTask(t testing.TB, st *store.Store, clusterID int64) {
 	t.Helper()
 	ctx := context.Background()
-	proc := store.Process{ClusterID: clusterID, UserID: clusterID, Status: "RUNNING"}
+	proc := store.Process{ClusterID: clusterID, UserID: clusterID, Status: store.ProcessRunning}
 	if err := st.CreateProcess(ctx, &proc); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CreateTasks(ctx, []store.Task{{ProcessID: proc.ID, Status: store.StatusRunning, TaskType: "INSTALL_FE"}}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testRole is the TEST role of cluster with taskLog (nil: none); the
+// test fails when the manager has no such role.
+func testRole(t testing.TB, m *Manager, cluster int64, taskLog io.Writer) sdk.Remote {
+	t.Helper()
+	r, err := m.Role(context.Background(), cluster, "TEST", taskLog)
+	if err != nil {
+		t.Fatalf("Role(%d, TEST): %v", cluster, err)
+	}
+	return r
 }
 
 func newManager(t testing.TB, cfg Config) *Manager {

@@ -136,7 +136,7 @@ func TestCrashAtStartCarriesStderr(t *testing.T) {
 	place(t, dir, "crash", fileName("1.2.0", 2, 0), "")
 	m := newManager(t, Config{Dir: dir})
 	var taskLog bytes.Buffer
-	_, err := m.Call(context.Background(), 1, "TEST", "Precheck", sdktest.NewFakeHost(), &taskLog, testRequest(1))
+	_, err := testRole(t, m, 1, &taskLog).Precheck(context.Background(), sdktest.NewFakeHost(), testRequest(1))
 	var se *StderrError
 	if !errors.As(err, &se) {
 		t.Fatalf("err = %v, want a StderrError", err)
@@ -157,7 +157,7 @@ func TestHangAtStartTimesOut(t *testing.T) {
 	dir := t.TempDir()
 	place(t, dir, "hang", fileName("1.2.0", 2, 0), "")
 	m := newManager(t, Config{Dir: dir, StartTimeout: 2 * time.Second})
-	_, err := m.Call(context.Background(), 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(1))
+	_, err := testRole(t, m, 1, nil).Precheck(context.Background(), sdktest.NewFakeHost(), testRequest(1))
 	if err == nil || !strings.Contains(err.Error(), "timeout while waiting for plugin to start") || !strings.Contains(err.Error(), "warming up forever") {
 		t.Fatalf("err = %v, want a start timeout naming the plugin's stderr", err)
 	}
@@ -170,7 +170,7 @@ func TestHangAtStartTimesOut(t *testing.T) {
 // the panic and where.
 func TestCrashMidCallCarriesStderr(t *testing.T) {
 	m := newManager(t, Config{Dir: twoVersions(t)})
-	_, err := m.Call(context.Background(), 1, "TEST", "Status", sdktest.NewFakeHost(), nil, testRequest(1))
+	_, err := testRole(t, m, 1, nil).Status(context.Background(), sdktest.NewFakeHost(), testRequest(1))
 	if !errors.Is(err, ErrPluginExited) {
 		t.Fatalf("err = %v, want ErrPluginExited", err)
 	}

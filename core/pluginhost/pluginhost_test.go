@@ -84,7 +84,11 @@ func TestHandshakeCallAndPinSwitch(t *testing.T) {
 	ctx := context.Background()
 	version := func(cluster int64) string {
 		t.Helper()
-		res, err := m.Call(ctx, cluster, "test", "Precheck", sdktest.NewFakeHost(), nil, testRequest(1))
+		r, err := m.Role(ctx, cluster, "test", nil) // role names are case-insensitive
+		if err != nil {
+			t.Fatalf("Role: %v", err)
+		}
+		res, err := r.Precheck(ctx, sdktest.NewFakeHost(), testRequest(1))
 		if err != nil {
 			t.Fatalf("call: %v", err)
 		}
@@ -136,7 +140,7 @@ func TestAPINegotiationRefused(t *testing.T) {
 	dir := t.TempDir()
 	place(t, dir, "wire2", fileName("1.2.0", 2, 0), "")
 	m := newManager(t, Config{Dir: dir})
-	_, err := m.Call(context.Background(), 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(1))
+	_, err := testRole(t, m, 1, nil).Precheck(context.Background(), sdktest.NewFakeHost(), testRequest(1))
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "incompatible api version") {
 		t.Fatalf("err = %v, want an incompatible API version error", err)
 	}
@@ -149,21 +153,18 @@ func TestFailureAndHostCallsAcrossProcess(t *testing.T) {
 	reg := metrics.NewRegistry()
 	m := newManager(t, Config{Dir: twoVersions(t), Metrics: reg})
 	ctx := context.Background()
-	_, err := m.Call(ctx, 1, "TEST", "Configure", sdktest.NewFakeHost(), nil, testRequest(1))
+	_, err := testRole(t, m, 1, nil).Configure(ctx, sdktest.NewFakeHost(), testRequest(1))
 	var f *sdk.Failure
 	if !errors.As(err, &f) || *f != (sdk.Failure{Summary: "http_port 8030 is in use", Detail: "ss -ltn", Retryable: true}) {
 		t.Fatalf("err = %#v, want the plugin's failure", err)
 	}
 	h := benchHost()
-	res, err := m.Call(ctx, 1, "TEST", "Install", h, nil, testRequest(1))
+	res, err := testRole(t, m, 1, nil).Install(ctx, h, testRequest(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Facts["conf"] != "k = v\n" || res.Facts["alive"] != "true" || res.Facts["exit"] != "0" {
 		t.Errorf("facts %v", res.Facts)
-	}
-	if _, err := m.Call(ctx, 1, "TEST", "Bogus", h, nil, testRequest(1)); err == nil {
-		t.Error("unknown method accepted")
 	}
 	var b strings.Builder
 	if err := reg.Write(ctx, &b); err != nil {
@@ -180,9 +181,6 @@ func TestFailureAndHostCallsAcrossProcess(t *testing.T) {
 		if got[series] != want {
 			t.Errorf("%s = %v, want %v\n%s", series, got[series], want, b.String())
 		}
-	}
-	if n := metricstest.Sum(got, "dorismanager_plugin_call_duration_seconds_count", `method="Bogus"`); n != 0 {
-		t.Errorf("an unknown method was timed: %v", n)
 	}
 }
 
@@ -226,7 +224,7 @@ func TestKilledMidCallFailsAndRestarts(t *testing.T) {
 	h := &pidHost{FakeHost: sdktest.NewFakeHost(), pid: make(chan int, 1)}
 	errc := make(chan error, 1)
 	go func() {
-		_, err := m.Call(ctx, 1, "TEST", "Start", h, nil, testRequest(1))
+		_, err := testRole(t, m, 1, nil).Start(ctx, h, testRequest(1))
 		errc <- err
 	}()
 	var pid int
@@ -242,7 +240,7 @@ func TestKilledMidCallFailsAndRestarts(t *testing.T) {
 	if !errors.Is(err, ErrPluginExited) || !strings.Contains(err.Error(), "exited during Start") {
 		t.Fatalf("err = %v, want ErrPluginExited naming the call", err)
 	}
-	res, err := m.Call(ctx, 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(2))
+	res, err := testRole(t, m, 1, nil).Precheck(ctx, sdktest.NewFakeHost(), testRequest(2))
 	if err != nil {
 		t.Fatalf("call after the crash: %v", err)
 	}
@@ -254,11 +252,11 @@ func TestKilledMidCallFailsAndRestarts(t *testing.T) {
 func TestExitMidCall(t *testing.T) {
 	m := newManager(t, Config{Dir: twoVersions(t)})
 	ctx := context.Background()
-	_, err := m.Call(ctx, 1, "TEST", "Status", sdktest.NewFakeHost(), nil, testRequest(1))
+	_, err := testRole(t, m, 1, nil).Status(ctx, sdktest.NewFakeHost(), testRequest(1))
 	if !errors.Is(err, ErrPluginExited) {
 		t.Fatalf("err = %v, want ErrPluginExited", err)
 	}
-	if _, err := m.Call(ctx, 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(2)); err != nil {
+	if _, err := testRole(t, m, 1, nil).Precheck(ctx, sdktest.NewFakeHost(), testRequest(2)); err != nil {
 		t.Fatalf("call after exit: %v", err)
 	}
 }
@@ -290,12 +288,12 @@ func TestPluginLogsReachTaskAndManagerLogs(t *testing.T) {
 	other := newNotifyWriter()
 	// A concurrent call of another task must not receive task 42's lines.
 	h := &logHost{FakeHost: sdktest.NewFakeHost(), task: taskLog, manager: mgrLog}
-	if _, err := m.Call(context.Background(), 1, "TEST", "Precheck", sdktest.NewFakeHost(), other, testRequest(7)); err != nil {
+	if _, err := testRole(t, m, 1, other).Precheck(context.Background(), sdktest.NewFakeHost(), testRequest(7)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := m.Call(ctx, 1, "TEST", "Stop", h, taskLog, req); err != nil {
+	if _, err := testRole(t, m, 1, taskLog).Stop(ctx, h, req); err != nil {
 		t.Fatalf("%v\ntask log:\n%s\nmanager log:\n%s", err, taskLog.String(), mgrLog.String())
 	}
 	if !strings.Contains(taskLog.String(), "[INFO] plugin TEST 1.1.0: stopping test role") {
@@ -333,7 +331,11 @@ func TestCloseLeavesNoPluginProcess(t *testing.T) {
 	if pids := pluginProcesses(t, dir); len(pids) != 0 {
 		t.Errorf("plugin processes left after Close: %v", pids)
 	}
-	if _, err := m.Call(ctx, 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(1)); err == nil {
+	r, err := m.Role(ctx, 1, "TEST", nil)
+	if err == nil {
+		_, err = r.Precheck(ctx, sdktest.NewFakeHost(), testRequest(1))
+	}
+	if err == nil {
 		t.Error("call after Close succeeded")
 	}
 }
@@ -343,7 +345,7 @@ func TestRescanSeesNewVersionAndRetiresRemoved(t *testing.T) {
 	place(t, dir, "1.0.0", fileName("1.0.0", 2, 0), "")
 	m := newManager(t, Config{Dir: dir})
 	ctx := context.Background()
-	if _, err := m.Call(ctx, 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(1)); err != nil {
+	if _, err := testRole(t, m, 1, nil).Precheck(ctx, sdktest.NewFakeHost(), testRequest(1)); err != nil {
 		t.Fatal(err)
 	}
 	p, err := Install(ctx, dir, bins["1.1.0"])
@@ -356,7 +358,7 @@ func TestRescanSeesNewVersionAndRetiresRemoved(t *testing.T) {
 	if err := m.Rescan(ctx); err != nil {
 		t.Fatal(err)
 	}
-	res, err := m.Call(ctx, 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(2))
+	res, err := testRole(t, m, 1, nil).Precheck(ctx, sdktest.NewFakeHost(), testRequest(2))
 	if err != nil || res.Facts["version"] != "1.1.0" {
 		t.Fatalf("after rescan: %v %v", res.Facts, err)
 	}
@@ -373,7 +375,7 @@ func TestRelativePluginsDir(t *testing.T) {
 	if l := m.List(); len(l.Plugins) != 2 || len(l.Refused) != 0 {
 		t.Fatalf("relative dir: %+v", l)
 	}
-	if _, err := m.Call(context.Background(), 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(1)); err != nil {
+	if _, err := testRole(t, m, 1, nil).Precheck(context.Background(), sdktest.NewFakeHost(), testRequest(1)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,7 +2,6 @@ package pluginhost
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -161,44 +160,4 @@ func (r *remote) Upgrade(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.
 // Reconfigure implements sdk.Reconfigurer.
 func (r *remote) Reconfigure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	return r.run(ctx, "Reconfigure", h, req, (*sdk.RoleClient).Reconfigure)
-}
-
-// Call runs one Role method, named by a string, of the plugin the cluster
-// uses for role.
-//
-// Deprecated: use Role, which hands out a typed sdk.Remote. Call remains
-// only until core/roleexec has switched.
-func (m *Manager) Call(ctx context.Context, clusterID int64, role, method string, h sdk.Host, taskLog io.Writer, req sdk.Request) (sdk.Result, error) {
-	var fn func(sdk.Remote, context.Context, sdk.Host, sdk.Request) (sdk.Result, error)
-	switch method {
-	case "Precheck":
-		fn = sdk.Remote.Precheck
-	case "Install":
-		fn = sdk.Remote.Install
-	case "Configure":
-		fn = sdk.Remote.Configure
-	case "Start":
-		fn = sdk.Remote.Start
-	case "Stop":
-		fn = sdk.Remote.Stop
-	case "Status":
-		fn = sdk.Remote.Status
-	case "Remove":
-		fn = sdk.Remote.Remove
-	case "Register":
-		fn = sdk.Remote.Register
-	case "Unregister":
-		fn = sdk.Remote.Unregister
-	case "Upgrade":
-		fn = sdk.Remote.Upgrade
-	case "Reconfigure":
-		fn = sdk.Remote.Reconfigure
-	default:
-		return sdk.Result{}, fmt.Errorf("unknown role method %q", method)
-	}
-	r, err := m.Role(ctx, clusterID, role, taskLog)
-	if err != nil {
-		return sdk.Result{}, err
-	}
-	return fn(r, ctx, h, req)
 }

@@ -160,6 +160,17 @@ func (e *Engine) loadOwned(ctx context.Context, userID, processID int64) (store.
 	return p, nil
 }
 
+// stepCatalogue checks that the process is the user's and unfinished
+// (loadOwned) and returns the role catalogue of its cluster, which the
+// role steps validate their input against.
+func (e *Engine) stepCatalogue(ctx context.Context, userID, processID int64) (catalogue, error) {
+	p, err := e.loadOwned(ctx, userID, processID)
+	if err != nil {
+		return nil, err
+	}
+	return e.catalogue(ctx, p.ClusterID)
+}
+
 // changedMeanwhile is the conflict for a lost race on a process's version:
 // it says where the other request left the process, so the caller knows
 // whether its own request is moot (the step was sent twice) or must be

@@ -319,7 +319,7 @@ func TestWizardHappyPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		p, _ = f.st.GetProcess(ctx, pid)
-		if !p.Finish || p.Status != "SUCCESS" || len(p.Credentials) != 0 {
+		if !p.Finish || p.Status != store.ProcessSuccess || len(p.Credentials) != 0 {
 			t.Fatalf("completed process: %+v", p)
 		}
 		if v, _ := f.e.Current(ctx, 1); v != nil {
@@ -415,7 +415,7 @@ func TestInstallServiceValidation(t *testing.T) {
 	pid, _ := f.e.InstallAgent(ctx, 1, agentReq(t, "h1", "h2", "h3"))
 	f.finishStep(pid, 0, store.StatusSuccess)
 	h3 := f.tasks(pid, 0)[2]
-	f.st.DB().Model(&store.Task{}).Where("id = ?", h3.ID).Updates(map[string]any{"status": "FAILURE", "skip": true})
+	f.st.DB().Model(&store.Task{}).Where("id = ?", h3.ID).Updates(map[string]any{"status": store.StatusFailure, "skip": true})
 	cases := []struct {
 		name   string
 		infos  []InstallInfo

@@ -334,11 +334,7 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 	if err := checkParams(r.Params); err != nil {
 		return err
 	}
-	p, err := e.loadOwned(ctx, userID, r.ProcessID)
-	if err != nil {
-		return err
-	}
-	cat, err := e.catalogue(ctx, p.ClusterID)
+	cat, err := e.stepCatalogue(ctx, userID, r.ProcessID)
 	if err != nil {
 		return err
 	}
@@ -482,11 +478,7 @@ func (e *Engine) DeployConfig(ctx context.Context, userID int64, r DeployConfigR
 	if len(r.DeployConfigs) == 0 {
 		return invalid("deployConfigs: list at least one {hosts, role, conf}")
 	}
-	p, err := e.loadOwned(ctx, userID, r.ProcessID)
-	if err != nil {
-		return err
-	}
-	cat, err := e.catalogue(ctx, p.ClusterID)
+	cat, err := e.stepCatalogue(ctx, userID, r.ProcessID)
 	if err != nil {
 		return err
 	}
@@ -571,11 +563,7 @@ func (e *Engine) StartService(ctx context.Context, userID int64, r StartServiceR
 	if len(r.DorisStarts) == 0 {
 		return invalid("dorisStarts: list at least one {host, role}")
 	}
-	p, err := e.loadOwned(ctx, userID, r.ProcessID)
-	if err != nil {
-		return err
-	}
-	cat, err := e.catalogue(ctx, p.ClusterID)
+	cat, err := e.stepCatalogue(ctx, userID, r.ProcessID)
 	if err != nil {
 		return err
 	}
@@ -698,11 +686,7 @@ func (e *Engine) BuildCluster(ctx context.Context, userID int64, r BuildClusterR
 			return err
 		}
 	}
-	p, err := e.loadOwned(ctx, userID, r.ProcessID)
-	if err != nil {
-		return err
-	}
-	cat, err := e.catalogue(ctx, p.ClusterID)
+	cat, err := e.stepCatalogue(ctx, userID, r.ProcessID)
 	if err != nil {
 		return err
 	}

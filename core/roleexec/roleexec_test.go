@@ -78,14 +78,14 @@ func TestClusterViewMarksSkippedNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := store.Process{ClusterID: c.ID, UserID: 1, ProcessType: "DEPLOY_CONFIG", Step: 2, Status: "RUNNING"}
+	p := store.Process{ClusterID: c.ID, UserID: 1, ProcessType: "DEPLOY_CONFIG", Step: 2, Status: store.ProcessRunning}
 	if err := st.CreateProcess(ctx, &p); err != nil {
 		t.Fatal(err)
 	}
 	// h2's BE install was skipped; h3's whole agent was.
 	if err := st.CreateTasks(ctx, []store.Task{
-		{ProcessID: p.ID, Step: 1, Host: "h2", TaskType: "INSTALL_BE", TaskRole: "BE", Status: "FAILURE", Skip: true},
-		{ProcessID: p.ID, Step: 0, Host: "h3", TaskType: "INSTALL_AGENT", Status: "FAILURE", Skip: true},
+		{ProcessID: p.ID, Step: 1, Host: "h2", TaskType: "INSTALL_BE", TaskRole: "BE", Status: store.StatusFailure, Skip: true},
+		{ProcessID: p.ID, Step: 0, Host: "h3", TaskType: "INSTALL_AGENT", Status: store.StatusFailure, Skip: true},
 	}); err != nil {
 		t.Fatal(err)
 	}

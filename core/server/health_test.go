@@ -93,8 +93,8 @@ func TestMetricsAfterRequestsAndATask(t *testing.T) {
 	defer stop()
 	ctx := context.Background()
 	if err := s.Store().DB().WithContext(ctx).Create(&[]store.Agent{
-		{ClusterID: 1, Host: "10.0.0.1", Status: "RUNNING"}, {ClusterID: 1, Host: "10.0.0.2", Status: "STOP"},
-		{ClusterID: 2, Host: "10.0.0.3", Status: "RUNNING"}}).Error; err != nil {
+		{ClusterID: 1, Host: "10.0.0.1", Status: store.AgentRunning}, {ClusterID: 1, Host: "10.0.0.2", Status: store.AgentStop},
+		{ClusterID: 2, Host: "10.0.0.3", Status: store.AgentRunning}}).Error; err != nil {
 		t.Fatal(err)
 	}
 	if code, body := call(t, s, "POST", "/api/server/installAgent", tok, installAgentBody(t)); code != 200 {

@@ -19,12 +19,6 @@ const (
 	ProcessCanceled = "CANCELED"
 )
 
-// Agent statuses (Agent.Status).
-const (
-	AgentRunning = "RUNNING"
-	AgentStop    = "STOP"
-)
-
 // RoleKey names one role instance: a role on a host of a cluster.
 type RoleKey struct {
 	ClusterID int64

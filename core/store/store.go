@@ -146,7 +146,8 @@ func (s *Store) ForgetDeleted(ctx context.Context) error {
 	return nil
 }
 
-// DB returns the gorm handle for packages that keep their own queries.
+// DB returns the gorm handle, for tests that set up rows directly; the
+// other packages read and write through the Store's methods.
 func (s *Store) DB() *gorm.DB { return s.db }
 
 // IsPostgres reports whether the store runs on PostgreSQL.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
 
 	"github.com/dorismanager/dorismanager/sdk"
 )
@@ -19,12 +18,12 @@ import (
 // Conformance with WithBinary).
 const DefaultStartTimeout = 10 * time.Second
 
-// StartBinary starts a built plugin binary as the manager does: the real
-// go-plugin handshake (sdk.Handshake, sdk.PluginSets(nil), gRPC only,
-// AutoMTLS, no environment) and returns the manager's side of it, every
-// call going through gRPC to that process. A binary that exits, crashes or
-// does not finish the handshake within startTimeout is an error naming the
-// last lines it wrote to stderr. The process is stopped when the test ends.
+// StartBinary starts a built plugin binary as the manager does
+// (sdk.StartPlugin: the real go-plugin handshake, gRPC only, AutoMTLS, no
+// environment) and returns the manager's side of it, every call going
+// through gRPC to that process. A binary that exits, crashes or does not
+// finish the handshake within startTimeout is an error naming the last
+// lines it wrote to stderr. The process is stopped when the test ends.
 func StartBinary(t testing.TB, path string, startTimeout time.Duration) (*sdk.RoleClient, error) {
 	t.Helper()
 	if startTimeout <= 0 {
@@ -32,43 +31,22 @@ func StartBinary(t testing.TB, path string, startTimeout time.Duration) (*sdk.Ro
 	}
 	tail := &stderrTail{}
 	logs := &testWriter{t: t}
-	pc := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake(),
-		VersionedPlugins: sdk.PluginSets(nil),
-		Cmd:              exec.Command(path),
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		SkipHostEnv:      true,
-		StartTimeout:     startTimeout,
+	pc, rc, err := sdk.StartPlugin(sdk.StartOptions{Cmd: exec.Command(path), StartTimeout: startTimeout,
 		// The plugin's own log records, and go-plugin's, go to the test log.
-		Logger:     hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: logs, Level: hclog.Info}),
-		Stderr:     tail,
-		SyncStderr: tail,
-	})
-	t.Cleanup(func() {
-		pc.Kill() // waits until the process and its output are done
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: logs, Level: hclog.Info}),
+		Stderr: tail, SyncStderr: tail})
+	if err != nil {
 		logs.stop()
-	})
-	fail := func(err error) (*sdk.RoleClient, error) {
-		pc.Kill() // waits until the process's stderr is read
 		msg := fmt.Sprintf("plugin binary %s did not start through the go-plugin handshake (start timeout %s): %v", path, startTimeout, err)
 		if lines := tail.lines(); len(lines) > 0 {
 			msg += "\nits last stderr lines:\n  " + strings.Join(lines, "\n  ")
 		}
 		return nil, fmt.Errorf("%s", msg)
 	}
-	rpc, err := pc.Client()
-	if err != nil {
-		return fail(err)
-	}
-	raw, err := rpc.Dispense(sdk.PluginName)
-	if err != nil {
-		return fail(err)
-	}
-	rc, ok := raw.(*sdk.RoleClient)
-	if !ok {
-		return fail(fmt.Errorf("dispensed %T, want *sdk.RoleClient", raw))
-	}
+	t.Cleanup(func() {
+		pc.Kill() // waits until the process and its output are done
+		logs.stop()
+	})
 	return rc, nil
 }
 

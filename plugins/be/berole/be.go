@@ -80,14 +80,7 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if err := r.Backoff.WaitAlive(ctx, timeout, "BE", show, ts); err != nil {
 		return sdk.Result{}, err
 	}
-	sum := fmt.Sprintf("BE %s alive in the cluster (master %s)", doris.Endpoints(ts), m.Addr())
-	if len(missing) > 0 {
-		sum += "; added " + strings.Join(missing, ", ")
-	}
-	facts := sdk.Facts{"master": m.Addr()}
-	facts.SetBool(sdk.FactRegistered, true)
-	facts.SetBool(sdk.FactAlive, true)
-	return sdk.Result{Summary: sum, Facts: facts}, nil
+	return doris.Registered("BE", ts, m, missing), nil
 }
 
 func quoteList(eps []string) string {

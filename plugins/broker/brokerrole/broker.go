@@ -95,14 +95,9 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if err := r.Backoff.WaitAlive(ctx, timeout, "broker", show, ts); err != nil {
 		return sdk.Result{}, err
 	}
-	sum := fmt.Sprintf("broker %s alive in the cluster (master %s)", doris.Endpoints(ts), m.Addr())
-	if len(added) > 0 {
-		sum += "; added " + strings.Join(added, ", ")
-	}
-	facts := sdk.Facts{"master": m.Addr(), "brokerName": strings.Join(dedup(names), ",")}
-	facts.SetBool(sdk.FactRegistered, true)
-	facts.SetBool(sdk.FactAlive, true)
-	return sdk.Result{Summary: sum, Facts: facts}, nil
+	res := doris.Registered("broker", ts, m, added)
+	res.Facts["brokerName"] = strings.Join(dedup(names), ",")
+	return res, nil
 }
 
 func dedup(ss []string) []string {

@@ -166,14 +166,7 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 			return sdk.Result{}, err
 		}
 	}
-	sum := fmt.Sprintf("FE %s alive in the cluster (master %s)", doris.Endpoints(ts), m.Addr())
-	if len(added) > 0 {
-		sum += "; added " + strings.Join(added, ", ")
-	}
-	facts := sdk.Facts{"master": m.Addr()}
-	facts.SetBool(sdk.FactRegistered, true)
-	facts.SetBool(sdk.FactAlive, true)
-	return sdk.Result{Summary: sum, Facts: facts}, nil
+	return doris.Registered("FE", ts, m, added), nil
 }
 
 // Unregister drops the target FEs from the cluster (ALTER SYSTEM DROP

@@ -67,6 +67,26 @@ func installDir(req sdk.Request) (string, error) {
 	return path.Clean(d), nil
 }
 
+// dirs returns the node's installDir, the base its roles share (package
+// cache, disk checks), and the role's home: Node.Home as the manager
+// computed it (installDir joined with Info.Home, which is Spec.Dir), or
+// Spec.Home for a request that names only installDir. A home that is not
+// a folder directly under installDir is refused.
+func (s Spec) dirs(req sdk.Request) (dir, home string, err error) {
+	dir, err = installDir(req)
+	if err != nil {
+		return "", "", err
+	}
+	if req.Node.Home == "" {
+		return dir, s.Home(dir), nil
+	}
+	home = path.Clean(req.Node.Home)
+	if path.Dir(home) != dir {
+		return "", "", sdk.Failf("home %q of the %s must be a folder directly under installDir %s", req.Node.Home, s.Role, dir)
+	}
+	return dir, home, nil
+}
+
 // report collects checks for a Result.
 type report struct {
 	ok, warn, fixed, fail []string
@@ -88,14 +108,13 @@ func (r *report) detail() string {
 // Precheck verifies the host for the role; see the Params above.
 func (b *Base) Precheck(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	s := b.Spec
-	dir, err := installDir(req)
+	dir, home, err := s.dirs(req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
 	if err := CheckHost(req.Node.Host); err != nil {
 		return sdk.Result{}, sdk.Failf("%v", err)
 	}
-	home := s.Home(dir)
 	ports := s.DefaultPorts()
 	for k, v := range req.Node.Ports {
 		if _, known := ports[k]; known && v > 0 {
@@ -328,14 +347,13 @@ func packageTop(cache, src string) string {
 // An existing install of the same package is left as it is, conf included.
 func (b *Base) Install(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	s := b.Spec
-	dir, err := installDir(req)
+	dir, home, err := s.dirs(req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
 	if req.PackageURL == "" {
 		return sdk.Result{}, sdk.Failf("no packageUrl given: set the URL of a Doris release package (.tar.gz or .tar.xz)")
 	}
-	home := s.Home(dir)
 	marker := packageMarker(req)
 	facts := map[string]string{"installDir": home, "packageUrl": req.PackageURL}
 	if old, err := h.ReadFile(ctx, path.Join(home, markerFile), 4096); err == nil {
@@ -420,11 +438,10 @@ func (s Spec) deployed(home, text string) (Deployed, error) {
 
 // Load reads the role's deployed conf from the host.
 func (b *Base) Load(ctx context.Context, h sdk.Host, req sdk.Request) (Deployed, error) {
-	dir, err := installDir(req)
+	_, home, err := b.Spec.dirs(req)
 	if err != nil {
 		return Deployed{}, err
 	}
-	home := b.Spec.Home(dir)
 	conf := b.Spec.ConfPath(home)
 	data, err := h.ReadFile(ctx, conf, 0)
 	if errors.Is(err, sdk.ErrNotExist) {
@@ -445,11 +462,10 @@ func (b *Base) Load(ctx context.Context, h sdk.Host, req sdk.Request) (Deployed,
 // storage_root_path (BE), and reports the effective ports.
 func (b *Base) Configure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	s := b.Spec
-	dir, err := installDir(req)
+	_, home, err := s.dirs(req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	home := s.Home(dir)
 	if _, err := h.ReadFile(ctx, path.Join(home, "bin", s.StartScript), 1); errors.Is(err, sdk.ErrNotExist) {
 		return sdk.Result{}, sdk.Failf("%s is not installed in %s: run installService first", s.Role, home)
 	} else if err != nil {
@@ -752,11 +768,10 @@ func joinNonEmpty(parts ...string) string {
 // Stop runs the role's stop script and waits until its process is gone.
 func (b *Base) Stop(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	s := b.Spec
-	dir, err := installDir(req)
+	_, home, err := s.dirs(req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	home := s.Home(dir)
 	d, err := b.Load(ctx, h, req)
 	if err != nil {
 		// No conf: fall back to the script defaults for pid and log dirs.

@@ -2,6 +2,8 @@ package doris
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/dorismanager/dorismanager/sdk"
 )
@@ -65,4 +67,18 @@ func (b *Base) ListMembers(ctx context.Context, h sdk.Host, req sdk.Request) (Me
 		return Members{}, &sdk.Failure{Summary: "cannot run " + m.show + " on the master " + master.QueryAddr, Detail: err.Error(), Retryable: true}
 	}
 	return Members{Targets: ts, Master: master, Show: show, Listed: listed}, nil
+}
+
+// Registered is Register's answer once every target is alive in the
+// cluster: what (FE, BE, broker) is alive under master m, naming the
+// endpoints added by this call; facts master, registered and alive.
+func Registered(what string, ts []Target, m Master, added []string) sdk.Result {
+	sum := fmt.Sprintf("%s %s alive in the cluster (master %s)", what, Endpoints(ts), m.Addr())
+	if len(added) > 0 {
+		sum += "; added " + strings.Join(added, ", ")
+	}
+	facts := sdk.Facts{"master": m.Addr()}
+	facts.SetBool(sdk.FactRegistered, true)
+	facts.SetBool(sdk.FactAlive, true)
+	return sdk.Result{Summary: sum, Facts: facts}
 }

@@ -17,11 +17,10 @@ import (
 // Configure reported (metaDir, storageRootPath).
 func (b *Base) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	s := b.Spec
-	dir, err := installDir(req)
+	dir, home, err := s.dirs(req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	home := s.Home(dir)
 	if err := removable(home); err != nil {
 		return sdk.Result{}, err
 	}
