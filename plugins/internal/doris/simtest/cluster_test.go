@@ -53,6 +53,7 @@ type cluster struct {
 	root  string
 	nodes []sdk.Node
 	confs []string
+	extra [][]string
 	ports doristest.Ports
 }
 
@@ -72,8 +73,17 @@ func (c *cluster) add(roleName string, labels map[string]string, extra ...string
 	_, spec := roleFor(roleName)
 	i := len(c.nodes)
 	dir := filepath.Join(c.root, fmt.Sprintf("n%d", i))
+	c.nodes = append(c.nodes, sdk.Node{Host: "127.0.0.1", Role: roleName, InstallDir: dir, Home: path.Join(dir, spec.Dir), Labels: labels})
+	c.confs = append(c.confs, "")
+	c.extra = append(c.extra, extra)
+	c.planPorts(i)
+	return i
+}
+
+// planPorts gives node i fresh ports in its conf.
+func (c *cluster) planPorts(i int) {
 	var conf []string
-	switch roleName {
+	switch c.nodes[i].Role {
 	case doris.RoleFE:
 		p := c.ports.Free(c.t, 4)
 		conf = []string{fmt.Sprintf("http_port = %d", p[0]), fmt.Sprintf("rpc_port = %d", p[1]), fmt.Sprintf("query_port = %d", p[2]),
@@ -85,9 +95,7 @@ func (c *cluster) add(roleName string, labels map[string]string, extra ...string
 	default:
 		conf = []string{fmt.Sprintf("broker_ipc_port = %d", c.ports.Free(c.t, 1)[0])}
 	}
-	c.nodes = append(c.nodes, sdk.Node{Host: "127.0.0.1", Role: roleName, InstallDir: dir, Home: path.Join(dir, spec.Dir), Labels: labels})
-	c.confs = append(c.confs, strings.Join(append(conf, extra...), "\n")+"\n")
-	return i
+	c.confs[i] = strings.Join(append(conf, c.extra[i]...), "\n") + "\n"
 }
 
 func (c *cluster) req(i int) sdk.Request {
@@ -161,9 +169,20 @@ func (c *cluster) must(i int, method string, mod func(*sdk.Request)) sdk.Result 
 func (c *cluster) deploy(i int, url string) {
 	c.t.Helper()
 	withURL := func(r *sdk.Request) { r.PackageURL = url }
-	for _, m := range []string{"Install", "Configure", "Start", "Register"} {
-		c.must(i, m, withURL)
+	c.must(i, "Install", withURL)
+	c.must(i, "Configure", withURL)
+	// A port free when it was picked may be taken by another test's
+	// process by the time the node starts: pick others once.
+	if _, err := c.call(i, "Start", withURL); err != nil {
+		if !strings.Contains(err.Error(), "port in use") {
+			c.t.Fatalf("Start of %s #%d: %v", c.nodes[i].Role, i, err)
+		}
+		c.t.Logf("node %d: %v; again with other ports", i, err)
+		c.planPorts(i)
+		c.must(i, "Configure", withURL)
+		c.must(i, "Start", withURL)
 	}
+	c.must(i, "Register", withURL)
 }
 
 // sql runs q on the FE node i.
