@@ -16,12 +16,10 @@ import (
 	"time"
 
 	"github.com/dorismanager/dorismanager/core/agentclient"
-	"github.com/dorismanager/dorismanager/core/auth"
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/server"
-	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/internal/netguard"
 	"github.com/dorismanager/dorismanager/internal/pidfile"
 	"github.com/hashicorp/go-hclog"
@@ -32,7 +30,13 @@ var version = "dev"
 
 const usage = `usage:
   dorismanager serve [flags]                     run the manager
-  dorismanager token create --user NAME [flags]  print a new API token for a user
+  dorismanager token create --user NAME --role admin|operator|viewer [--clusters 1,2] [--expires 90d]
+                                                 print a new API token (shown once)
+  dorismanager token list|revoke ID [flags]      list the tokens, or refuse one from now on
+  dorismanager grant|revoke-grant USER CLUSTER[,CLUSTER...]
+                                                 give or take a user's access to clusters
+  dorismanager audit [--user] [--cluster] [--since] [--action] [--outcome] [flags]
+                                                 who did what, newest first
   dorismanager ca status|rotate [--finish] [flags]
                                                  show or roll the manager's CA
   dorismanager plugins [flags] list|verify|install FILE|remove ROLE VERSION|pin CLUSTER ROLE RULE|unpin CLUSTER ROLE
@@ -69,10 +73,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "serve":
 		return serve(args[1:], stderr)
 	case "token":
-		if len(args) < 2 || args[1] != "create" {
-			return errors.New("usage: dorismanager token create --user NAME [--data-dir DIR] [--db URL]")
-		}
-		return tokenCreate(args[2:], stdout, stderr)
+		return tokenCommand(args[1:], stdout, stderr)
+	case "grant", "revoke-grant":
+		return grantCommand(args[0], args[1:], stdout, stderr)
+	case "audit":
+		return auditCommand(args[1:], stdout, stderr)
 	case "ca":
 		return caCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
@@ -234,31 +239,4 @@ func newLogger(level, format string, w io.Writer) (hclog.Logger, error) {
 	}
 	return hclog.New(&hclog.LoggerOptions{Name: "dorismanager", Level: lv, Output: w, TimeFormat: time.RFC3339,
 		JSONFormat: format == "json"}), nil
-}
-
-func tokenCreate(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	user := fs.String("user", "", "the user the token belongs to (created if new)")
-	dataDir := fs.String("data-dir", "./data", "the manager's data dir")
-	db := fs.String("db", "", "the manager's database (empty for SQLite in the data dir)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *user == "" {
-		return errors.New("--user is required")
-	}
-	st, err := store.Open(*db, *dataDir, nil)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	tok, err := auth.CreateToken(ctx, st, *user)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, tok)
-	return nil
 }

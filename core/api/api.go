@@ -1,5 +1,7 @@
 // Package api is the manager's REST API: every endpoint of the API document
-// plus clusters, with one envelope for every answer.
+// plus clusters, tokens, grants and the audit log, with one envelope for
+// every answer. Every /api/ route has an access rule (access.go) that the
+// guard checks before its handler runs.
 package api
 
 import (
@@ -29,7 +31,7 @@ type Config struct {
 	Store  *store.Store
 	Engine *process.Engine
 	Logger hclog.Logger
-	// Plugins, if set, is mounted at /api/plugins behind the bearer middleware.
+	// Plugins, if set, is mounted at /api/plugins, admin-only.
 	Plugins http.Handler
 	// RefreshRoles, if set, asks the cluster itself which roles are
 	// registered before roleList answers; its error only gets logged (the
@@ -67,8 +69,10 @@ func New(cfg Config) http.Handler {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		httpx.Fail(w, httpx.Errorf(http.StatusMethodNotAllowed, "method %s is not allowed on %s", r.Method, r.URL.Path))
 	})
+	root := r
+	authn := auth.NewAuthenticator(cfg.Store, cfg.AuthLimiter, a.log.Named("auth"))
 	r.Route("/api", func(r chi.Router) {
-		r.Use(auth.Middleware(cfg.Store, cfg.AuthLimiter))
+		r.Use(a.guard(root, authn))
 		r.Post("/server/installAgent", a.installAgent)
 		r.Get("/server/agentList", a.agentList)
 		r.Get("/server/roleList", a.roleList)
@@ -89,6 +93,12 @@ func New(cfg Config) http.Handler {
 		r.Post("/process/back/{processId}", a.onID("processId", a.e.Back))
 		r.Post("/cluster", a.createCluster)
 		r.Get("/cluster", a.listClusters)
+		r.Get("/tokens", a.listTokens)
+		r.Post("/tokens", a.createToken)
+		r.Delete("/tokens/{tokenId}", a.revokeToken)
+		r.Put("/users/{user}/grants/{clusterId}", a.grant)
+		r.Delete("/users/{user}/grants/{clusterId}", a.revokeGrant)
+		r.Get("/audit", a.listAudit)
 		if cfg.Plugins != nil {
 			r.Mount("/plugins", cfg.Plugins)
 		}
@@ -196,8 +206,8 @@ func truncate(s string, n int) string {
 // pathID reads a positive id from the URL path.
 func pathID(r *http.Request, name string) (int64, error) {
 	s := chi.URLParam(r, name)
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
+	n, ok := positiveID(s)
+	if !ok {
 		return 0, httpx.BadRequest("%s %q in the path must be a positive number", name, truncate(s, 40))
 	}
 	return n, nil
@@ -216,10 +226,16 @@ func queryID(r *http.Request, name string) (int64, error) {
 	return n, nil
 }
 
-// user is the authenticated caller (the middleware guarantees one).
+// user is the authenticated caller's user id (the guard guarantees one).
 func user(r *http.Request) int64 {
-	u, _ := auth.UserFrom(r.Context())
-	return u.ID
+	p, _ := auth.PrincipalFrom(r.Context())
+	return p.User.ID
+}
+
+// caller is the authenticated caller.
+func caller(r *http.Request) auth.Principal {
+	p, _ := auth.PrincipalFrom(r.Context())
+	return p
 }
 
 func yesNo(b bool) string {

@@ -50,7 +50,7 @@ type env struct {
 	st      *store.Store
 	srv     *httptest.Server
 	token   string // admin
-	other   string // another user
+	other   string // another admin
 	stopper *stopper
 	key     string
 }
@@ -73,10 +73,11 @@ func newEnv(t *testing.T, dsn string) *env {
 	e.srv = httptest.NewServer(New(Config{Store: st, Engine: eng, Plugins: plugins}))
 	t.Cleanup(e.srv.Close)
 	ctx := context.Background()
-	if e.token, err = auth.CreateToken(ctx, st, "admin"); err != nil {
+	// Two admins: a process belongs to its user, whatever the role.
+	if e.token, _, err = auth.CreateToken(ctx, st, auth.TokenSpec{User: "admin", Role: auth.Admin}); err != nil {
 		t.Fatal(err)
 	}
-	if e.other, err = auth.CreateToken(ctx, st, "bob"); err != nil {
+	if e.other, _, err = auth.CreateToken(ctx, st, auth.TokenSpec{User: "bob", Role: auth.Admin}); err != nil {
 		t.Fatal(err)
 	}
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)

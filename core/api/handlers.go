@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/dorismanager/dorismanager/core/auth"
 	"github.com/dorismanager/dorismanager/core/httpx"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/store"
@@ -83,6 +84,9 @@ func (a *api) installAgent(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fail(w, err)
 		return
+	}
+	if pid == 0 {
+		noteProcess(r.Context(), id)
 	}
 	httpx.OK(w, id)
 }
@@ -446,7 +450,15 @@ func (a *api) createCluster(w http.ResponseWriter, r *http.Request) {
 		fail(w, httpx.BadRequest("name %q: up to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", truncate(req.Name, 40)))
 		return
 	}
-	c, err := a.st.CreateCluster(r.Context(), req.Name)
+	// An operator's new cluster is granted to its user in the same
+	// transaction; an admin needs no grant.
+	var c store.Cluster
+	var err error
+	if p := caller(r); p.Role == auth.Admin {
+		c, err = a.st.CreateCluster(r.Context(), req.Name)
+	} else {
+		c, err = a.st.CreateClusterFor(r.Context(), req.Name, p.User.ID)
+	}
 	if store.IsDuplicate(err) {
 		fail(w, httpx.Conflict("a cluster named %q exists already", req.Name))
 		return
@@ -455,11 +467,20 @@ func (a *api) createCluster(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	noteCluster(r.Context(), c.ID)
+	note(r.Context(), "cluster %d %q", c.ID, c.Name)
 	httpx.OK(w, clusterView(c))
 }
 
+// listClusters shows an admin every cluster, anyone else the granted ones.
 func (a *api) listClusters(w http.ResponseWriter, r *http.Request) {
-	cs, err := a.st.ListClusters(r.Context())
+	var cs []store.Cluster
+	var err error
+	if p := caller(r); p.Role == auth.Admin {
+		cs, err = a.st.ListClusters(r.Context())
+	} else {
+		cs, err = a.st.ListClustersIn(r.Context(), p.GrantedIDs())
+	}
 	if err != nil {
 		fail(w, err)
 		return

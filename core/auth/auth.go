@@ -1,5 +1,6 @@
-// Package auth issues API tokens (only their SHA-256 is stored) and checks
-// the bearer token of every /api/ call.
+// Package auth issues API tokens (only their SHA-256 is stored), gives
+// them their meaning (a role, the user's granted clusters, an expiry) and
+// checks the bearer token of every /api/ call.
 package auth
 
 import (
@@ -10,14 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
-	"github.com/dorismanager/dorismanager/core/httpx"
 	"github.com/dorismanager/dorismanager/core/store"
-	"github.com/dorismanager/dorismanager/internal/netguard"
 )
 
 // AdminTokenFile is the admin token's file name inside the data dir.
@@ -28,6 +28,81 @@ const AdminUser = "admin"
 
 // tokenPrefix makes tokens recognisable in configs and secret scanners.
 const tokenPrefix = "dm_"
+
+// Role is what a token may do.
+type Role string
+
+// The roles, from most to least power. An admin does everything on every
+// cluster (plugins, tokens, grants, the audit log too); an operator runs
+// and changes the clusters its user is granted; a viewer reads them.
+const (
+	Admin    Role = store.RoleAdmin
+	Operator Role = store.RoleOperator
+	Viewer   Role = store.RoleViewer
+)
+
+func (r Role) rank() int {
+	switch r {
+	case Admin:
+		return 3
+	case Operator:
+		return 2
+	case Viewer:
+		return 1
+	}
+	return 0
+}
+
+// AtLeast reports whether r has every power of need.
+func (r Role) AtLeast(need Role) bool { return r.rank() > 0 && r.rank() >= need.rank() }
+
+// ParseRole reads a role name.
+func ParseRole(s string) (Role, error) {
+	r := Role(strings.ToLower(strings.TrimSpace(s)))
+	if r.rank() == 0 {
+		return "", fmt.Errorf("role %q: use admin, operator or viewer", s)
+	}
+	return r, nil
+}
+
+// DefaultLifetime is how long a token of role r lives unless its creator
+// says otherwise: operator and viewer tokens 90 days, admin tokens forever
+// (0).
+func DefaultLifetime(r Role) time.Duration {
+	if r == Admin {
+		return 0
+	}
+	return 90 * 24 * time.Hour
+}
+
+// MaxLifetime bounds a token's lifetime when one is given.
+const MaxLifetime = 10 * 365 * 24 * time.Hour
+
+// ParseLifetime reads a token lifetime: "90d", "12h", "30m" (Go durations
+// with days added), or "never" for a token that does not expire (0).
+func ParseLifetime(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "never" {
+		return 0, nil
+	}
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil {
+			return 0, fmt.Errorf("expiry %q: use a number of days (90d), a duration (12h) or never", s)
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("expiry %q: use a number of days (90d), a duration (12h) or never", s)
+		}
+	}
+	if d < time.Minute || d > MaxLifetime {
+		return 0, fmt.Errorf("expiry %q: between 1m and 3650d, or never", s)
+	}
+	return d, nil
+}
 
 // HashToken is the stored form of a token: hex SHA-256.
 func HashToken(token string) string {
@@ -44,27 +119,60 @@ func NewToken() (string, error) {
 	return tokenPrefix + hex.EncodeToString(b), nil
 }
 
-// CreateToken adds a token for user (created if new) and returns it. The
-// token itself is not kept anywhere.
-func CreateToken(ctx context.Context, st *store.Store, user string) (string, error) {
-	if err := validUserName(user); err != nil {
-		return "", err
+// TokenSpec says what a new token is for.
+type TokenSpec struct {
+	User string
+	Role Role
+	// Clusters are granted to the user (grants belong to the user and hold
+	// for all its tokens); each must exist.
+	Clusters []int64
+	// Lifetime is how long the token is accepted; 0 for ever.
+	Lifetime time.Duration
+}
+
+// CreateToken adds a token as spec says (its user created if new, its
+// clusters granted to the user) and returns the token, which is kept
+// nowhere, and its record.
+func CreateToken(ctx context.Context, st *store.Store, spec TokenSpec) (string, store.APIToken, error) {
+	if err := ValidUserName(spec.User); err != nil {
+		return "", store.APIToken{}, err
+	}
+	if spec.Role.rank() == 0 {
+		return "", store.APIToken{}, fmt.Errorf("role %q: use admin, operator or viewer", spec.Role)
+	}
+	if spec.Lifetime < 0 || spec.Lifetime > MaxLifetime {
+		return "", store.APIToken{}, fmt.Errorf("token lifetime %v: between 1m and 3650d, or 0 for none", spec.Lifetime)
 	}
 	tok, err := NewToken()
 	if err != nil {
-		return "", err
+		return "", store.APIToken{}, err
 	}
-	u, err := st.EnsureUser(ctx, user)
+	rec := store.APIToken{Hash: HashToken(tok), Role: string(spec.Role)}
+	if spec.Lifetime > 0 {
+		exp := time.Now().Add(spec.Lifetime).UTC()
+		rec.ExpiresAt = &exp
+	}
+	err = st.Tx(ctx, func(tx *store.Store) error {
+		u, err := tx.EnsureUser(ctx, spec.User)
+		if err != nil {
+			return fmt.Errorf("create user %q: %w", spec.User, err)
+		}
+		for _, c := range spec.Clusters {
+			if err := tx.AddGrant(ctx, u.ID, c); err != nil {
+				return err
+			}
+		}
+		rec.UserID = u.ID
+		return tx.CreateToken(ctx, &rec)
+	})
 	if err != nil {
-		return "", fmt.Errorf("create user %q: %w", user, err)
+		return "", store.APIToken{}, err
 	}
-	if err := st.AddToken(ctx, u.ID, HashToken(tok)); err != nil {
-		return "", fmt.Errorf("store token of %q: %w", user, err)
-	}
-	return tok, nil
+	return tok, rec, nil
 }
 
-func validUserName(name string) error {
+// ValidUserName checks a user name: 1 to 64 letters, digits and . _ - @.
+func ValidUserName(name string) error {
 	if name == "" || len(name) > 64 {
 		return errors.New("user name must be 1 to 64 characters")
 	}
@@ -77,11 +185,24 @@ func validUserName(name string) error {
 }
 
 // EnsureAdmin makes sure the admin token exists: on first start it creates
-// one and writes it to <dataDir>/admin.token (mode 0600). If the file exists
-// (for example with a new database) its token is registered again. It
-// returns the file's path and whether a new token was made.
+// one (role admin, no expiry) and writes it to <dataDir>/admin.token (mode
+// 0600). If the file exists (for example with a new database) its token is
+// registered again. It returns the file's path and whether a new token was
+// made.
 func EnsureAdmin(ctx context.Context, st *store.Store, dataDir string) (string, bool, error) {
 	path := filepath.Join(dataDir, AdminTokenFile)
+	register := func(tok string) error {
+		return st.Tx(ctx, func(tx *store.Store) error {
+			u, err := tx.EnsureUser(ctx, AdminUser)
+			if err != nil {
+				return fmt.Errorf("create admin user: %w", err)
+			}
+			if err := tx.CreateToken(ctx, &store.APIToken{UserID: u.ID, Hash: HashToken(tok), Role: string(Admin)}); err != nil {
+				return fmt.Errorf("store admin token: %w", err)
+			}
+			return nil
+		})
+	}
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
@@ -89,19 +210,12 @@ func EnsureAdmin(ctx context.Context, st *store.Store, dataDir string) (string, 
 		if !strings.HasPrefix(tok, tokenPrefix) || len(tok) < 20 {
 			return path, false, fmt.Errorf("%s does not hold a token: delete it to have a new one made", path)
 		}
-		if _, err := st.UserByTokenHash(ctx, HashToken(tok)); err == nil {
+		if _, _, err := st.TokenByHash(ctx, HashToken(tok)); err == nil {
 			return path, false, nil
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return path, false, fmt.Errorf("look up admin token: %w", err)
 		}
-		u, err := st.EnsureUser(ctx, AdminUser)
-		if err != nil {
-			return path, false, fmt.Errorf("create admin user: %w", err)
-		}
-		if err := st.AddToken(ctx, u.ID, HashToken(tok)); err != nil {
-			return path, false, fmt.Errorf("store admin token: %w", err)
-		}
-		return path, false, nil
+		return path, false, register(tok)
 	case errors.Is(err, fs.ErrNotExist):
 	default:
 		return path, false, fmt.Errorf("read %s: %w", path, err)
@@ -121,65 +235,11 @@ func EnsureAdmin(ctx context.Context, st *store.Store, dataDir string) (string, 
 	if err := os.Chmod(tmp, 0o600); err != nil {
 		return path, false, err
 	}
-	u, err := st.EnsureUser(ctx, AdminUser)
-	if err != nil {
-		return path, false, fmt.Errorf("create admin user: %w", err)
-	}
-	if err := st.AddToken(ctx, u.ID, HashToken(tok)); err != nil {
-		return path, false, fmt.Errorf("store admin token: %w", err)
+	if err := register(tok); err != nil {
+		return path, false, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return path, false, fmt.Errorf("write %s: %w", path, err)
 	}
 	return path, true, nil
-}
-
-type userKey struct{}
-
-// WithUser returns ctx carrying the authenticated user.
-func WithUser(ctx context.Context, u store.User) context.Context {
-	return context.WithValue(ctx, userKey{}, u)
-}
-
-// UserFrom returns the authenticated user of a request context.
-func UserFrom(ctx context.Context) (store.User, bool) {
-	u, ok := ctx.Value(userKey{}).(store.User)
-	return u, ok
-}
-
-// Middleware refuses requests without a valid "Authorization: Bearer" token
-// (401 with an envelope) and puts the token's user in the request context.
-// lim (nil for none) counts the refusals per client address and answers a
-// client with too many of them 429 until its block ends.
-func Middleware(st *store.Store, lim *netguard.AuthLimiter) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if msg, blocked := lim.Blocked(w, r); blocked {
-				httpx.Fail(w, httpx.Errorf(http.StatusTooManyRequests, "%s", msg))
-				return
-			}
-			h := r.Header.Get("Authorization")
-			scheme, tok, ok := strings.Cut(h, " ")
-			tok = strings.TrimSpace(tok)
-			if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-				lim.Failed(r)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="dorismanager"`)
-				httpx.Fail(w, httpx.Errorf(http.StatusUnauthorized,
-					"missing API token: send the header \"Authorization: Bearer <token>\" (the admin token is in <data-dir>/admin.token)"))
-				return
-			}
-			u, err := st.UserByTokenHash(r.Context(), HashToken(tok))
-			if errors.Is(err, store.ErrNotFound) {
-				lim.Failed(r)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="dorismanager", error="invalid_token"`)
-				httpx.Fail(w, httpx.Errorf(http.StatusUnauthorized, "unknown API token"))
-				return
-			}
-			if err != nil {
-				httpx.Fail(w, fmt.Errorf("check API token: %w", err))
-				return
-			}
-			next.ServeHTTP(w, r.WithContext(WithUser(r.Context(), u)))
-		})
-	}
 }

@@ -21,11 +21,50 @@ type User struct {
 }
 
 // APIToken authenticates REST calls. Only a SHA-256 of the token is stored.
+// Role is what the token may do (admin, operator, viewer); the clusters it
+// may do it on are its user's Grants. Tokens from before roles existed
+// were made admin tokens when the column was added.
 type APIToken struct {
-	ID        int64  `gorm:"primaryKey"`
-	UserID    int64  `gorm:"index"`
-	Hash      string `gorm:"size:64;uniqueIndex"` // hex SHA-256 of the bearer token
+	ID         int64      `gorm:"primaryKey"`
+	UserID     int64      `gorm:"index"`
+	Hash       string     `gorm:"size:64;uniqueIndex"` // hex SHA-256 of the bearer token
+	Role       string     `gorm:"size:16"`
+	ExpiresAt  *time.Time // nil: never
+	RevokedAt  *time.Time
+	LastUsedAt *time.Time // updated at most once a minute
+	CreatedAt  time.Time
+}
+
+// Grant lets a user's operator and viewer tokens act on (or read) one
+// cluster. Admin tokens need none.
+type Grant struct {
+	ID        int64 `gorm:"primaryKey"`
+	UserID    int64 `gorm:"uniqueIndex:idx_grant_user_cluster"`
+	ClusterID int64 `gorm:"uniqueIndex:idx_grant_user_cluster;index"`
 	CreatedAt time.Time
+}
+
+// AuditEntry records one state-changing API call or one refused call:
+// who, from where, what, on which target, and how it ended. It never
+// holds a request body, only ids and host names taken from it.
+type AuditEntry struct {
+	ID        int64     `gorm:"primaryKey"`
+	At        time.Time `gorm:"index"`
+	UserID    int64     // 0: no valid token
+	UserName  string    `gorm:"size:64;index"`
+	TokenID   int64
+	Role      string `gorm:"size:16"`
+	Remote    string `gorm:"size:64"`  // client address, or "local" for the CLI
+	Method    string `gorm:"size:16"`  // HTTP method, or CLI
+	Route     string `gorm:"size:255"` // route pattern (/api/process/task/retry/{taskId}) or CLI command
+	ClusterID int64  `gorm:"index"`
+	ProcessID int64
+	TaskID    int64
+	Hosts     string `gorm:"size:1024"` // hosts named in the request, comma-separated
+	Status    int    // HTTP status of the answer
+	Reason    string `gorm:"size:512"` // the refusal or error message, or what was made
+	// CreatedProcessID is the process the call started, if any.
+	CreatedProcessID int64
 }
 
 // Process is one run of the install wizard.
@@ -158,6 +197,6 @@ type PluginPin struct {
 
 // AllModels lists every model for migration.
 func AllModels() []any {
-	return []any{&Cluster{}, &User{}, &APIToken{}, &Process{}, &Task{}, &TaskLog{},
+	return []any{&Cluster{}, &User{}, &APIToken{}, &Grant{}, &AuditEntry{}, &Process{}, &Task{}, &TaskLog{},
 		&Agent{}, &HostKey{}, &AgentRole{}, &PluginPin{}}
 }

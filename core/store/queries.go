@@ -108,19 +108,6 @@ func (s *Store) GetUser(ctx context.Context, id int64) (User, error) {
 	return u, translate(err)
 }
 
-// AddToken stores the hash of a new API token of a user.
-func (s *Store) AddToken(ctx context.Context, userID int64, hash string) error {
-	return translate(s.q(ctx).Create(&APIToken{UserID: userID, Hash: hash}).Error)
-}
-
-// UserByTokenHash returns the owner of the token with this hash, or ErrNotFound.
-func (s *Store) UserByTokenHash(ctx context.Context, hash string) (User, error) {
-	var u User
-	err := s.q(ctx).Joins("JOIN api_tokens ON api_tokens.user_id = users.id").
-		Where("api_tokens.hash = ?", hash).Take(&u).Error
-	return u, translate(err)
-}
-
 // ---- processes ----
 
 // CreateProcess inserts p; a second unfinished process for the same user

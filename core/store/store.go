@@ -109,8 +109,22 @@ func redact(dsn string) string {
 }
 
 func (s *Store) migrate() error {
+	m := s.db.Migrator()
+	// Tokens made before roles existed had full power: they become admin
+	// tokens once, when the role column is added.
+	oldTokens := m.HasTable(&APIToken{}) && !m.HasColumn(&APIToken{}, "Role")
 	if err := s.db.AutoMigrate(AllModels()...); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
+	}
+	if oldTokens {
+		res := s.db.Model(&APIToken{}).Where("role IS NULL OR role = ?", "").Update("role", RoleAdmin)
+		if res.Error != nil {
+			return fmt.Errorf("migrate schema: make existing API tokens admin tokens: %w", res.Error)
+		}
+		if res.RowsAffected > 0 {
+			s.log.Warn("API tokens made before roles existed are now admin tokens: list them with `dorismanager token list`, revoke the ones that should have less",
+				"tokens", res.RowsAffected)
+		}
 	}
 	// At most one unfinished process per user and per cluster, enforced by
 	// the database so that concurrent requests cannot both create one.

@@ -301,14 +301,11 @@ func TestTokensAndRoles(t *testing.T) {
 		if u2, _ := s.EnsureUser(ctx, "admin"); u2.ID != u.ID {
 			t.Fatal("EnsureUser created a second admin")
 		}
-		if err := s.AddToken(ctx, u.ID, "h1"); err != nil {
+		if err := s.CreateToken(ctx, &store.APIToken{UserID: u.ID, Hash: "h1", Role: store.RoleAdmin}); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := s.UserByTokenHash(ctx, "h1"); err != nil || got.Name != "admin" {
-			t.Fatalf("UserByTokenHash: %+v %v", got, err)
-		}
-		if _, err := s.UserByTokenHash(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("unknown token: %v", err)
+		if _, got, err := s.TokenByHash(ctx, "h1"); err != nil || got.Name != "admin" {
+			t.Fatalf("TokenByHash: %+v %v", got, err)
 		}
 		r := &store.AgentRole{ClusterID: 1, Host: "h", Role: "FE", InstallDir: "/a/fe"}
 		if err := s.UpsertRole(ctx, r); err != nil {
