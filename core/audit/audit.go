@@ -23,17 +23,23 @@ var (
 	privateKey = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`)
 	urlCreds   = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@\s:]*):[^/?#@\s]*@`)
 	apiToken   = regexp.MustCompile(`\bdm_[0-9A-Fa-f]{6,}`)
-	// A named secret: "passphrase": "x", password=x, sshKey: x.
-	namedSecret = regexp.MustCompile(`(?i)("?(?:password|passwd|passphrase|secret|token|sshkey|private_?key|authorization)"?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|[^\s,;}&]+)`)
+	bearer     = regexp.MustCompile(`(?i)\b(Bearer\s+)[A-Za-z0-9._~+/-]{8,}=*`)
+	// A secret named in JSON ("passphrase": "x") or a query (password=x).
+	secretField = `(?:password|passwd|passphrase|secret|token|sshkey|private_?key)`
+	jsonSecret  = regexp.MustCompile(`(?i)("` + secretField + `"\s*:\s*)("(?:[^"\\]|\\.)*"|[^\s,}\]]+)`)
+	querySecret = regexp.MustCompile(`(?i)\b(` + secretField + `=)[^\s&,;]+`)
 )
 
 // Redact removes secrets from s: private keys, passwords in URLs (kept as
-// user:***@), API tokens and the values of fields named like secrets.
+// user:***@), API and bearer tokens, and the values of JSON fields and
+// query parameters named like secrets.
 func Redact(s string) string {
 	s = privateKey.ReplaceAllString(s, "[private key]")
 	s = urlCreds.ReplaceAllString(s, "${1}${2}:***@")
 	s = apiToken.ReplaceAllString(s, "dm_***")
-	s = namedSecret.ReplaceAllString(s, "${1}***")
+	s = bearer.ReplaceAllString(s, "${1}***")
+	s = jsonSecret.ReplaceAllString(s, "${1}***")
+	s = querySecret.ReplaceAllString(s, "${1}***")
 	return s
 }
 

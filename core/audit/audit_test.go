@@ -20,7 +20,11 @@ func TestRedact(t *testing.T) {
 		{"token dm_0123456789abcdef0123 unknown", "token dm_*** unknown"},
 		{`{"passphrase":"hunter2","user":"root"}`, `{"passphrase":***,"user":"root"}`},
 		{`password=hunter2&x=1`, `password=***&x=1`},
-		{`sshKey: abc def`, `sshKey: *** def`},
+		{`sshKey=abc def`, `sshKey=*** def`},
+		{`{"token": 12345, "x": 1}`, `{"token": ***, "x": 1}`},
+		{"Authorization: Bearer abcdefgh12345", "Authorization: Bearer ***"},
+		{`missing API token: send the header "Authorization: Bearer <token>"`, `missing API token: send the header "Authorization: Bearer <token>"`},
+		{"the token has expired; the password is wrong", "the token has expired; the password is wrong"},
 		{"plain message about cluster 3", "plain message about cluster 3"},
 	}
 	for _, c := range cases {
