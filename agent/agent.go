@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,6 +114,10 @@ type Agent struct {
 	dlLocks map[string]*sync.Mutex
 	mem     *memLimit
 	version string // reported at registration and by health
+
+	desiredMu sync.Mutex    // data/desired.json
+	quit      chan struct{} // closed once the agent uninstalled itself
+	quitOnce  sync.Once
 }
 
 // SetVersion sets the version the agent reports; call it before Run.
@@ -156,6 +161,7 @@ func New(cfg wire.Config, log hclog.Logger) (*Agent, error) {
 		hbEvery: time.Duration(cfg.HeartbeatSeconds) * time.Second,
 		dlLocks: map[string]*sync.Mutex{},
 		mem:     newMemLimit(),
+		quit:    make(chan struct{}),
 	}
 	a.setCreds(c)
 	return a, nil
@@ -223,10 +229,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	a.log.Info("agent listening", "addr", ln.Addr().String(), "agentId", a.id, "version", a.version)
 	go a.report(ctx)
 	go a.results.housekeep(ctx, func(n int) { a.log.Info("removed old task results", "count", n) })
+	go a.restoreRoles(ctx)
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	case <-a.quit:
+		a.log.Info("agent uninstalled: exiting")
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -334,14 +343,26 @@ var pidFiles = []struct{ role, path string }{
 	{"BROKER", "apache_hdfs_broker/bin/broker.pid"},
 }
 
-// processes reports the Doris role processes whose pid files exist.
+// processes reports the Doris role processes whose pid files exist, and
+// every role with a recorded desired state (with that state).
 func (a *Agent) processes() []wire.Process {
 	ps := []wire.Process{}
-	if a.cfg.InstallDir == "" {
-		return ps
+	a.desiredMu.Lock()
+	desired, err := a.loadDesired()
+	a.desiredMu.Unlock()
+	if err != nil {
+		a.log.Warn("report processes", "error", err)
 	}
+	seen := map[string]bool{}
 	for _, pf := range pidFiles {
-		b, err := os.ReadFile(filepath.Join(a.cfg.InstallDir, pf.path))
+		if a.cfg.InstallDir == "" || seen[pf.role] {
+			continue
+		}
+		path := filepath.Join(a.cfg.InstallDir, pf.path)
+		if d, ok := desired[pf.role]; ok && d.PidFile != "" {
+			path = d.PidFile
+		}
+		b, err := os.ReadFile(path)
 		if err != nil {
 			continue
 		}
@@ -349,7 +370,21 @@ func (a *Agent) processes() []wire.Process {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		ps = append(ps, wire.Process{Role: pf.role, Pid: pid, Running: pidAlive(pid)})
+		seen[pf.role] = true
+		ps = append(ps, wire.Process{Role: pf.role, Pid: pid, Running: pidAlive(pid), Desired: desired[pf.role].State})
+	}
+	roles := make([]string, 0, len(desired))
+	for r := range desired {
+		roles = append(roles, r)
+	}
+	sort.Strings(roles)
+	for _, r := range roles {
+		if seen[r] || len(ps) >= wire.MaxProcesses {
+			continue
+		}
+		d := desired[r]
+		pid, alive := livePid(d.PidFile)
+		ps = append(ps, wire.Process{Role: r, Pid: pid, Running: alive, Desired: d.State})
 	}
 	return ps
 }

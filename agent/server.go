@@ -25,6 +25,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.WriteFilePath, a.writeFile)
 	mux.HandleFunc("POST "+wire.ReadFilePath, a.readFile)
 	mux.HandleFunc("POST "+wire.DownloadPath, a.download)
+	mux.HandleFunc("POST "+wire.DesiredPath, a.setDesired)
+	mux.HandleFunc("POST "+wire.UninstallPath, a.uninstall)
 	return mux
 }
 

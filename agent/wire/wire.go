@@ -25,6 +25,8 @@ const (
 	WriteFilePath = "/api/v1/files/write"
 	ReadFilePath  = "/api/v1/files/read"
 	DownloadPath  = "/api/v1/download"
+	DesiredPath   = "/api/v1/roles/desired"
+	UninstallPath = "/api/v1/uninstall"
 )
 
 // DefaultPort is where an agent listens unless told otherwise.
@@ -82,6 +84,50 @@ type Process struct {
 	Role    string `json:"role"` // FE, BE, BROKER
 	Pid     int    `json:"pid"`
 	Running bool   `json:"running"`
+	// Desired is the state the manager last asked for (DesiredRunning or
+	// DesiredStopped), "" when it never did.
+	Desired string `json:"desired,omitempty"`
+}
+
+// Desired states of a role on a host (DesiredRole.State).
+const (
+	DesiredRunning = "running" // started when the agent starts (after a reboot)
+	DesiredStopped = "stopped" // left alone
+	DesiredAbsent  = "absent"  // forgotten: the role was removed
+)
+
+// DesiredRole is the body of DesiredPath: the state a role should be in
+// on the agent's host, which the agent keeps in data/desired.json and
+// restores when it starts.
+type DesiredRole struct {
+	Role  string `json:"role"`
+	State string `json:"state"`
+	// Order ranks the roles the agent starts when it starts: lower first,
+	// each started and its pid alive before a higher one (the FE master 0).
+	Order int `json:"order"`
+	// Start is the command that last started the role (its plugin's
+	// detached start command); nil keeps the recorded one.
+	Start *StartCommand `json:"start,omitempty"`
+	// PidFile is the absolute path of the role's pid file; "" keeps the
+	// recorded one.
+	PidFile string `json:"pidFile,omitempty"`
+}
+
+// StartCommand is a recorded detached start command.
+type StartCommand struct {
+	Argv   []string          `json:"argv"`
+	Env    map[string]string `json:"env,omitempty"`
+	Dir    string            `json:"dir,omitempty"`
+	NoFile uint64            `json:"noFile,omitempty"`
+}
+
+// Uninstall is the body of UninstallPath: the agent answers, then removes
+// its systemd unit (when named), its own folder (the parent of dataDir)
+// and installDir if that is left empty, and exits.
+type Uninstall struct {
+	// SystemdUnit is the unit the install created ("" on hosts without
+	// systemd); only names doris-agent-<hex>.service are accepted.
+	SystemdUnit string `json:"systemdUnit,omitempty"`
 }
 
 // Bounds of what an agent reports in Register and Heartbeat. The manager

@@ -432,3 +432,20 @@ func (c *Client) Download(ctx context.Context, req DownloadRequest, out io.Write
 	r := line.Download
 	return sdk.DownloadResult{Path: r.Path, SHA256: r.SHA256, Bytes: r.Bytes, Cached: r.Cached}, nil
 }
+
+// SetDesired records the state a role should be in on the agent's host;
+// the agent restores it when it starts (after a reboot). Repeating it is
+// harmless, so it carries no request id.
+func (c *Client) SetDesired(ctx context.Context, d wire.DesiredRole) error {
+	return c.do(ctx, "record desired state of "+d.Role, func(ctx context.Context) error {
+		return c.getJSON(ctx, http.MethodPost, wire.DesiredPath, d, nil)
+	})
+}
+
+// Uninstall asks the agent to remove itself from its host and exit. It
+// returns once the agent accepted; the removal follows right after.
+func (c *Client) Uninstall(ctx context.Context, u wire.Uninstall) error {
+	return c.do(ctx, "uninstall", func(ctx context.Context) error {
+		return c.getJSON(ctx, http.MethodPost, wire.UninstallPath, u, nil)
+	})
+}
