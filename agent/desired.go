@@ -258,14 +258,15 @@ func (a *Agent) uninstall(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) removeSelf(unit, home string) {
 	a.log.Info("uninstalling the agent", "home", home, "unit", unit)
-	if unit != "" {
+	unitFile := filepath.Join("/etc/systemd/system", unit)
+	if _, err := os.Stat(unitFile); unit != "" && err == nil {
 		// Disabled and its file gone, the unit is not started again; the
 		// running agent exits with 0, which Restart=on-failure leaves alone.
 		res := a.runCommand(wire.Exec{RequestID: "uninstall", TaskID: "uninstall", Argv: []string{"systemctl", "disable", unit}, TimeoutSeconds: 20}, func(string) {})
 		if res.ExitCode != 0 {
 			a.log.Warn("disable the agent's unit", "unit", unit, "output", res.Output, "error", res.Error)
 		}
-		if err := os.Remove(filepath.Join("/etc/systemd/system", unit)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(unitFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			a.log.Warn("remove the agent's unit file", "error", err)
 		}
 		res = a.runCommand(wire.Exec{RequestID: "uninstall", TaskID: "uninstall", Argv: []string{"systemctl", "daemon-reload"}, TimeoutSeconds: 20}, func(string) {})

@@ -125,8 +125,9 @@ type StartCommand struct {
 // its systemd unit (when named), its own folder (the parent of dataDir)
 // and installDir if that is left empty, and exits.
 type Uninstall struct {
-	// SystemdUnit is the unit the install created ("" on hosts without
-	// systemd); only names doris-agent-<hex>.service are accepted.
+	// SystemdUnit is the unit an install on a host with systemd created;
+	// removed when its file exists. Only doris-agent-<hex>.service names
+	// are accepted.
 	SystemdUnit string `json:"systemdUnit,omitempty"`
 }
 
