@@ -43,7 +43,8 @@ func (s *hostServer) Exec(in context.Context, req *rolepb.ExecRequest) (*rolepb.
 	if err != nil {
 		return nil, hostErrToStatus(err)
 	}
-	return &rolepb.ExecResponse{ExitCode: int32(res.ExitCode), Output: res.Output, LogPath: res.LogPath}, nil
+	return &rolepb.ExecResponse{ExitCode: int32(res.ExitCode), Output: res.Output, LogPath: res.LogPath,
+		Pid: int64(res.Pid), Running: res.Running}, nil
 }
 
 func (s *hostServer) WriteFile(in context.Context, req *rolepb.WriteFileRequest) (*rolepb.Empty, error) {
@@ -110,6 +111,19 @@ func (s *hostServer) HTTPGet(in context.Context, req *rolepb.HTTPGetRequest) (*r
 	return &rolepb.HTTPGetResponse{Status: int32(resp.Status), Body: resp.Body}, nil
 }
 
+func (s *hostServer) HTTPPost(in context.Context, req *rolepb.HTTPPostRequest) (*rolepb.HTTPGetResponse, error) {
+	ctx, done, err := s.ctx(in)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	resp, err := s.host.HTTPPost(ctx, req.GetUrl(), req.GetContentType(), req.GetBody())
+	if err != nil {
+		return nil, hostErrToStatus(err)
+	}
+	return &rolepb.HTTPGetResponse{Status: int32(resp.Status), Body: resp.Body}, nil
+}
+
 func (s *hostServer) Log(_ context.Context, req *rolepb.LogRequest) (*rolepb.Empty, error) {
 	if s.host == nil {
 		return nil, status.Error(codes.FailedPrecondition, "this call has no host")
@@ -167,7 +181,8 @@ func (h *hostClient) Exec(ctx context.Context, cmd Command) (ExecResult, error) 
 	if err != nil {
 		return ExecResult{}, hostErrFromStatus("exec", err)
 	}
-	return ExecResult{ExitCode: int(resp.GetExitCode()), Output: resp.GetOutput(), LogPath: resp.GetLogPath()}, nil
+	return ExecResult{ExitCode: int(resp.GetExitCode()), Output: resp.GetOutput(), LogPath: resp.GetLogPath(),
+		Pid: int(resp.GetPid()), Running: resp.GetRunning()}, nil
 }
 
 // WriteFile implements Host.
@@ -234,6 +249,19 @@ func (h *hostClient) HTTPGet(ctx context.Context, url string) (HTTPResponse, err
 
 // Logf implements Host. A line that cannot be delivered is dropped: the
 // task log is best effort, the step's outcome is not.
+// HTTPPost implements Host.
+func (h *hostClient) HTTPPost(ctx context.Context, url, contentType string, body []byte) (HTTPResponse, error) {
+	c, err := h.get()
+	if err != nil {
+		return HTTPResponse{}, err
+	}
+	resp, err := c.HTTPPost(ctx, &rolepb.HTTPPostRequest{Url: url, ContentType: contentType, Body: body})
+	if err != nil {
+		return HTTPResponse{}, hostErrFromStatus("http post", err)
+	}
+	return HTTPResponse{Status: int(resp.GetStatus()), Body: resp.GetBody()}, nil
+}
+
 func (h *hostClient) Logf(format string, args ...any) {
 	c, err := h.get()
 	if err != nil {

@@ -73,11 +73,38 @@ func (s *roleServer) Stop(ctx context.Context, in *rolepb.RoleRequest) (*rolepb.
 func (s *roleServer) Status(ctx context.Context, in *rolepb.RoleRequest) (*rolepb.RoleResponse, error) {
 	return s.call(ctx, "Status", in, Role.Status)
 }
+func (s *roleServer) Remove(ctx context.Context, in *rolepb.RoleRequest) (*rolepb.RoleResponse, error) {
+	return s.call(ctx, "Remove", in, Role.Remove)
+}
 func (s *roleServer) Register(ctx context.Context, in *rolepb.RoleRequest) (*rolepb.RoleResponse, error) {
-	return s.call(ctx, "Register", in, Role.Register)
+	return s.call(ctx, "Register", in, optional(CapMembership, "Register", func(m Member) roleMethod { return adapt(m.Register) }))
 }
 func (s *roleServer) Unregister(ctx context.Context, in *rolepb.RoleRequest) (*rolepb.RoleResponse, error) {
-	return s.call(ctx, "Unregister", in, Role.Unregister)
+	return s.call(ctx, "Unregister", in, optional(CapMembership, "Unregister", func(m Member) roleMethod { return adapt(m.Unregister) }))
+}
+func (s *roleServer) Upgrade(ctx context.Context, in *rolepb.RoleRequest) (*rolepb.RoleResponse, error) {
+	return s.call(ctx, "Upgrade", in, optional(CapUpgrade, "Upgrade", func(u Upgrader) roleMethod { return adapt(u.Upgrade) }))
+}
+func (s *roleServer) Reconfigure(ctx context.Context, in *rolepb.RoleRequest) (*rolepb.RoleResponse, error) {
+	return s.call(ctx, "Reconfigure", in, optional(CapReconfigure, "Reconfigure", func(r Reconfigurer) roleMethod { return adapt(r.Reconfigure) }))
+}
+
+type boundMethod func(context.Context, Host, Request) (Result, error)
+
+func adapt(m boundMethod) roleMethod {
+	return func(_ Role, ctx context.Context, h Host, req Request) (Result, error) { return m(ctx, h, req) }
+}
+
+// optional serves a method of an optional interface T: a role that does not
+// implement it answers a Failure naming the capability.
+func optional[T any](capability, method string, bind func(T) roleMethod) roleMethod {
+	return func(r Role, ctx context.Context, h Host, req Request) (Result, error) {
+		impl, ok := r.(T)
+		if !ok {
+			return Result{}, Failf("%s is not supported by the %s plugin (it does not announce capability %q)", method, req.Node.Role, capability)
+		}
+		return bind(impl)(r, ctx, h, req)
+	}
 }
 
 // RoleClient is the manager's side of a role plugin: a Role whose calls
@@ -92,7 +119,7 @@ type RoleClient struct {
 	exited context.Context
 }
 
-var _ Role = (*RoleClient)(nil)
+var _ Remote = (*RoleClient)(nil)
 
 // Exited is closed when the plugin process has exited.
 func (c *RoleClient) Exited() <-chan struct{} { return c.exited.Done() }
@@ -156,14 +183,29 @@ func (c *RoleClient) Status(ctx context.Context, h Host, req Request) (Result, e
 	return c.call(ctx, "Status", c.client.Status, h, req)
 }
 
-// Register implements Role.
+// Remove implements Role.
+func (c *RoleClient) Remove(ctx context.Context, h Host, req Request) (Result, error) {
+	return c.call(ctx, "Remove", c.client.Remove, h, req)
+}
+
+// Register implements Member.
 func (c *RoleClient) Register(ctx context.Context, h Host, req Request) (Result, error) {
 	return c.call(ctx, "Register", c.client.Register, h, req)
 }
 
-// Unregister implements Role.
+// Unregister implements Member.
 func (c *RoleClient) Unregister(ctx context.Context, h Host, req Request) (Result, error) {
 	return c.call(ctx, "Unregister", c.client.Unregister, h, req)
+}
+
+// Upgrade implements Upgrader.
+func (c *RoleClient) Upgrade(ctx context.Context, h Host, req Request) (Result, error) {
+	return c.call(ctx, "Upgrade", c.client.Upgrade, h, req)
+}
+
+// Reconfigure implements Reconfigurer.
+func (c *RoleClient) Reconfigure(ctx context.Context, h Host, req Request) (Result, error) {
+	return c.call(ctx, "Reconfigure", c.client.Reconfigure, h, req)
 }
 
 // hostServe is the Host server of one call. stop may come before the

@@ -26,12 +26,19 @@ type Host interface {
 	ReadFile(ctx context.Context, path string, maxBytes int64) ([]byte, error)
 	// Download fetches an http(s) URL on the host, checks its SHA-256 when
 	// given, and unpacks .tar.gz/.tgz/.tar.xz archives into Dest when Unpack.
+	// Downloads are cached on the host by URL and checksum.
 	Download(ctx context.Context, d Download) (DownloadResult, error)
-	// Query runs one SQL statement over the MySQL protocol against an FE
-	// ("host:query_port") of the task's cluster, as the cluster's admin user.
+	// Query runs one SQL statement over the MySQL protocol against addr
+	// ("host:port", a node of the task's cluster) as the cluster's admin
+	// account, for roles whose cluster speaks MySQL. The manager keeps the
+	// credentials; the plugin never sees them.
 	Query(ctx context.Context, fe string, sql string) (Rows, error)
-	// HTTPGet fetches a URL on a node of the task's cluster (health probes).
+	// HTTPGet fetches an http URL of a node of the task's cluster (health
+	// probes), from the manager. Bodies are cut at 1 MiB.
 	HTTPGet(ctx context.Context, url string) (HTTPResponse, error)
+	// HTTPPost posts body to an http URL of a node of the task's cluster
+	// (a role's admin endpoints), from the manager.
+	HTTPPost(ctx context.Context, url, contentType string, body []byte) (HTTPResponse, error)
 	// Logf writes a line into the task's log.
 	Logf(format string, args ...any)
 }
@@ -47,8 +54,9 @@ type Command struct {
 	// Timeout bounds the run; 0 means the task's remaining time.
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// Detach starts the process in its own session so that it outlives the
-	// agent; Exec then returns once it has started (or once it exits, for
-	// scripts that daemonize themselves and return).
+	// agent and the task. Exec then returns when the process exits (a start
+	// script that daemonizes and returns) or, for a process that keeps
+	// running, after Timeout (default 10 s when 0) with ExecResult.Running.
 	Detach bool   `json:"detach,omitempty"`
 	Stdin  []byte `json:"stdin,omitempty"`
 }
@@ -58,6 +66,10 @@ type ExecResult struct {
 	ExitCode int    `json:"exitCode"`
 	Output   string `json:"output"`  // tail of combined stdout+stderr (at most 64 KiB)
 	LogPath  string `json:"logPath"` // the task's log file on the host
+	// Pid is the process's id (the started process, for Detach).
+	Pid int `json:"pid,omitempty"`
+	// Running: a detached process still ran when Exec returned.
+	Running bool `json:"running,omitempty"`
 }
 
 // Download describes a package to fetch on the host.
@@ -65,7 +77,10 @@ type Download struct {
 	URL    string `json:"url"`
 	SHA256 string `json:"sha256,omitempty"`
 	// Dest is the file path to save to, or with Unpack the directory to
-	// unpack into (created; replaced atomically when complete).
+	// unpack into (created; replaced atomically when complete). Unpack keeps
+	// the archive's paths as they are: an archive whose entries sit under a
+	// top folder "pkg-1.0/" lands in Dest/pkg-1.0/. Entries that would leave
+	// Dest (absolute paths, "..", links out) fail the download.
 	Dest   string `json:"dest"`
 	Unpack bool   `json:"unpack,omitempty"`
 }

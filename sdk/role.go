@@ -17,49 +17,123 @@ import (
 // API version of this contract. The major changes only with incompatible
 // changes; the manager refuses plugins whose major differs from its own.
 const (
-	APIMajor = 1
+	APIMajor = 2
 	APIMinor = 0
 )
 
-// Role names known to the manager. Third-party roles may use other names.
+// Capabilities a plugin announces in Info.Capabilities. The manager calls an
+// optional method only when the plugin announces its capability.
 const (
-	RoleFE     = "FE"
-	RoleBE     = "BE"
-	RoleBroker = "BROKER"
+	// CapMembership: the role has cluster membership; the manager calls
+	// Register after the role's nodes started (a BUILD_CLUSTER task
+	// ADD_<ROLE>) and Unregister before it removes a node. The plugin
+	// implements Member.
+	CapMembership = "membership"
+	// CapAutoFix: Precheck can fix what it finds when Request.AutoFix.
+	CapAutoFix = "autofix"
+	// CapUpgrade: the plugin implements Upgrader.
+	CapUpgrade = "upgrade"
+	// CapReconfigure: the plugin implements Reconfigurer.
+	CapReconfigure = "reconfigure"
 )
 
-// FE node types.
-const (
-	FEFollower = "FOLLOWER"
-	FEObserver = "OBSERVER"
-)
-
-// Info describes a plugin binary.
+// Info describes a role plugin binary: it is the role's entry in the
+// manager's role catalogue. Info.Validate states the rules it must follow;
+// the manager refuses a plugin whose Info breaks one.
 type Info struct {
-	Name         string   `json:"name"`    // e.g. "doris-role-fe"
-	Role         string   `json:"role"`    // FE, BE, BROKER
-	Version      string   `json:"version"` // semver without a leading v, e.g. "1.2.0"
-	APIMajor     int      `json:"apiMajor"`
-	APIMinor     int      `json:"apiMinor"`
-	Capabilities []string `json:"capabilities,omitempty"` // e.g. "autofix", "tar.xz"
+	// Name of the plugin, e.g. "doris-role-fe"; printable, at most 64 bytes.
+	Name string `json:"name"`
+	// Role is the role's name as operators write it in the API (installInfos
+	// role, task types INSTALL_<ROLE>): upper-case ASCII letters and digits,
+	// starting with a letter, at most 16 bytes (RoleNameMaxLen).
+	Role string `json:"role"`
+	// Version is the plugin's semantic version without a leading v, e.g.
+	// "1.2.0". Clusters are pinned to one version of each role.
+	Version  string `json:"version"`
+	APIMajor int    `json:"apiMajor"`
+	APIMinor int    `json:"apiMinor"`
+	// Home is the name of the role's folder under the operator's installDir
+	// (Node.Home = installDir/Home); empty means the role name in lower case.
+	// Lower-case letters, digits, '.', '_' and '-', at most 64 bytes.
+	Home         string   `json:"home,omitempty"`
+	Capabilities []string `json:"capabilities,omitempty"` // Cap* constants; others are ignored
+	// Params are the parameters installService may pass for this role in its
+	// "params" object. The manager refuses unknown names and values that do
+	// not parse as the declared type, fills in defaults, and hands them to
+	// every call in Request.Params.
+	Params []Param `json:"params,omitempty"`
+	// Order is how the role's nodes are sequenced in a cluster.
+	Order Order `json:"order"`
+	// PidFile is where, relative to the role home, the role's process id is
+	// after Start (e.g. "bin/fe.pid"). The host's agent watches it and
+	// reports whether the role runs; empty means the agent cannot tell.
+	PidFile     string `json:"pidFile,omitempty"`
+	Description string `json:"description,omitempty"`
 }
+
+// Param is one parameter a role accepts.
+type Param struct {
+	// Name: a letter, then letters, digits or '_'; at most 64 bytes.
+	Name string `json:"name"`
+	// Type is one of ParamString, ParamInt, ParamBool, ParamDuration.
+	Type string `json:"type"`
+	// Default is used when the operator gives no value; it must parse as Type.
+	Default     string `json:"default,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// Parameter types. Values always travel as strings: ints in decimal, bools
+// as "true"/"false", durations in Go's syntax ("90s", "5m").
+const (
+	ParamString   = "string"
+	ParamInt      = "int"
+	ParamBool     = "bool"
+	ParamDuration = "duration"
+)
+
+// Order sequences a role's tasks.
+type Order struct {
+	// After names roles whose nodes must all have joined the cluster
+	// (their ADD_ tasks done) before this role's ADD_ tasks run, e.g. Doris
+	// BEs join after the FEs.
+	After []string `json:"after,omitempty"`
+	// OneAtATime: the role's nodes start and register one after another
+	// instead of all at once (Doris FEs join the master one by one).
+	OneAtATime bool `json:"oneAtATime,omitempty"`
+}
+
+// Limits of the names in Info.
+const (
+	RoleNameMaxLen   = 16
+	HomeMaxLen       = 64
+	ParamNameMaxLen  = 64
+	PluginNameMaxLen = 64
+)
 
 // Node is one role instance on one host.
 type Node struct {
-	Host       string `json:"host"`       // address the manager and other nodes use
-	Role       string `json:"role"`       // FE, BE, BROKER
-	InstallDir string `json:"installDir"` // base dir chosen by the operator, e.g. /usr/local/doris
-	FENodeType string `json:"feNodeType,omitempty"`
-	// Ports are the effective ports by Doris conf key (http_port, query_port,
-	// edit_log_port, heartbeat_service_port, webserver_port, broker_ipc_port...).
-	// Filled from what Configure reported in its Facts.
+	Host string `json:"host"` // address the manager and other nodes use
+	Role string `json:"role"`
+	// InstallDir is the base folder the operator chose, e.g. /usr/local/doris.
+	InstallDir string `json:"installDir"`
+	// Home is the role's folder: InstallDir joined with Info.Home.
+	Home string `json:"home,omitempty"`
+	// Labels are the placement the operator gave the node, by name. The
+	// manager fills those it knows from the API (a Doris FE: "feNodeType",
+	// "master"); they are the role's to interpret.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Ports are the node's ports by name, from the facts "port.<name>" the
+	// role reported (PortFact).
 	Ports map[string]int `json:"ports,omitempty"`
-	// Master marks the FE the operator (or the install order) designated as
-	// the first master. Register still asks the cluster who the master is.
-	Master bool `json:"master,omitempty"`
+	// Facts are every fact the role reported for this node in earlier calls,
+	// the latest value of each key.
+	Facts Facts `json:"facts,omitempty"`
 	// Skipped nodes took part in an earlier step whose task was skipped.
 	Skipped bool `json:"skipped,omitempty"`
 }
+
+// Label returns a label's value, or "".
+func (n Node) Label(name string) string { return n.Labels[name] }
 
 // Cluster is the manager's view of the cluster at the time of the call.
 type Cluster struct {
@@ -76,24 +150,49 @@ type Request struct {
 
 	PackageURL    string `json:"packageUrl,omitempty"`
 	PackageSHA256 string `json:"packageSha256,omitempty"`
-	// Conf is the role's config file text (Configure).
+	// Conf is the role's whole config file text (Configure, Reconfigure).
 	Conf    string `json:"conf,omitempty"`
 	AutoFix bool   `json:"autoFix,omitempty"`
 	// Targets lists the nodes a cluster-wide call (Register, Unregister)
 	// acts on; empty means just Node.
 	Targets []Node `json:"targets,omitempty"`
-	// Params carries further step inputs as strings.
+	// Params are the role's parameters (Info.Params), defaults filled in.
 	Params map[string]string `json:"params,omitempty"`
+	// Force lets Unregister drop a node without draining it first.
+	Force bool `json:"force,omitempty"`
+	// Purge makes Remove delete the role's data too.
+	Purge bool `json:"purge,omitempty"`
+	// DryRun makes Reconfigure report its changes without making them.
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // Result is what a successful call reports.
 type Result struct {
 	Summary string `json:"summary"` // one line for the task's response
 	Detail  string `json:"detail,omitempty"`
-	// Facts are remembered by the manager for later calls and for roleList,
-	// e.g. "port.http_port": "8030", "registered": "YES", "master": "10.0.0.2".
-	Facts map[string]string `json:"facts,omitempty"`
+	// Facts are remembered by the manager for this node, handed back in
+	// Node.Facts of later calls and shown in roleList; see the Fact* keys.
+	Facts Facts `json:"facts,omitempty"`
+	// Changes is what Reconfigure changed (or, with DryRun, would change).
+	Changes []Change `json:"changes,omitempty"`
 }
+
+// Change is one config key that differs between the deployed file and the
+// requested one.
+type Change struct {
+	Key string `json:"key"`
+	Old string `json:"old"` // "" when the key is added
+	New string `json:"new"` // "" when the key is removed
+	// Impact is ImpactLive (applied to the running process) or
+	// ImpactRestart (takes effect at the next start).
+	Impact string `json:"impact"`
+}
+
+// Impacts of a Change.
+const (
+	ImpactLive    = "live"
+	ImpactRestart = "restart"
+)
 
 // Failure is the error a plugin returns when a step fails for a reason the
 // operator should read: Summary says what is wrong and what to change, Detail
@@ -128,28 +227,80 @@ func AsFailure(err error) *Failure {
 	return &Failure{Summary: err.Error()}
 }
 
-// Role is what a role plugin implements. Every method must be safe to call
-// again with the same request (the manager retries), and must return promptly
-// when ctx is done.
+// Role is what every role plugin implements. Every method must be safe to
+// call again with the same request (the manager retries a task whose
+// manager died), must return promptly when ctx is done, and reports a
+// failure the operator should read as a *Failure.
+//
+// Everything a method does to the machine goes through the Host it is given:
+// the task's log shows each command, and the call obeys the task's deadline
+// (default 30 minutes per task). Write progress with Host.Logf; lines logged
+// through the plugin's hclog logger reach the manager's log, and the task's
+// log only when they carry a "task_id" key.
 type Role interface {
 	Info(ctx context.Context) (Info, error)
-	// Precheck verifies the host can run the role (swap, vm.max_map_count,
-	// open files, free ports, disk, Java...). With Request.AutoFix it applies
-	// the fixes that are safe to apply.
+	// Precheck verifies the host can run the role (ports free, disk, limits,
+	// runtime). With Request.AutoFix and CapAutoFix it applies the fixes
+	// that are safe to apply.
 	Precheck(ctx context.Context, h Host, req Request) (Result, error)
-	// Install downloads Request.PackageURL on the host and installs the
-	// role's folder under Node.InstallDir.
+	// Install downloads Request.PackageURL on the host and installs it as
+	// Node.Home.
 	Install(ctx context.Context, h Host, req Request) (Result, error)
 	// Configure validates and writes Request.Conf, creates the directories
-	// it names, and reports the effective ports as Facts "port.<key>".
+	// it names, and reports the effective ports as facts (PortFact).
 	Configure(ctx context.Context, h Host, req Request) (Result, error)
-	// Start starts the role and waits until it is healthy.
+	// Start starts the role detached (Command.Detach) and waits until it is
+	// healthy; it leaves the pid in Info.PidFile.
 	Start(ctx context.Context, h Host, req Request) (Result, error)
+	// Stop stops the role and waits until it is gone. Stopping a stopped
+	// role succeeds.
 	Stop(ctx context.Context, h Host, req Request) (Result, error)
-	// Status reports Facts "running" and "healthy" ("true"/"false").
+	// Status reports FactRunning and FactHealthy, and what else it knows
+	// (FactAlive, FactVersion, FactDecommissioning...). It changes nothing.
 	Status(ctx context.Context, h Host, req Request) (Result, error)
+	// Remove deletes what Install and Configure created (the role home);
+	// with Request.Purge also the role's data. The role is stopped first by
+	// the manager. Removing a removed role succeeds.
+	Remove(ctx context.Context, h Host, req Request) (Result, error)
+}
+
+// Member is implemented by roles with CapMembership.
+type Member interface {
 	// Register joins Request.Targets (or Node) to the cluster and waits
-	// until the cluster reports them alive.
+	// until the cluster reports them alive; FactRegistered.
 	Register(ctx context.Context, h Host, req Request) (Result, error)
+	// Unregister takes Request.Targets (or Node) out of the cluster,
+	// draining first where the role holds data, and refuses when the
+	// cluster would lose data or quorum; Request.Force drops without
+	// draining.
 	Unregister(ctx context.Context, h Host, req Request) (Result, error)
+}
+
+// Upgrader is implemented by roles with CapUpgrade.
+type Upgrader interface {
+	// Upgrade replaces the node's software by Request.PackageURL, keeping
+	// its conf and data: unpack beside the running version, stop, switch,
+	// start, wait healthy, report FactVersion. A Failure's Detail says how
+	// to roll the node back.
+	Upgrade(ctx context.Context, h Host, req Request) (Result, error)
+}
+
+// Reconfigurer is implemented by roles with CapReconfigure.
+type Reconfigurer interface {
+	// Reconfigure compares Request.Conf (the whole new file) with the
+	// deployed one and reports Result.Changes. With Request.DryRun it
+	// changes nothing. Otherwise it applies live the keys the running
+	// process can change, writes the file, and sets FactRestartNeeded when
+	// a key needs a restart (the manager then restarts the node).
+	Reconfigure(ctx context.Context, h Host, req Request) (Result, error)
+}
+
+// Remote is a role plugin as the manager holds it (*RoleClient): every
+// method, the optional ones answering a Failure when the plugin does not
+// implement them.
+type Remote interface {
+	Role
+	Member
+	Upgrader
+	Reconfigurer
 }

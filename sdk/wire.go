@@ -15,18 +15,30 @@ import (
 // Conversions between the sdk types and their protobuf messages.
 
 func infoToPB(i Info) *rolepb.InfoResponse {
+	params := make([]*rolepb.Param, len(i.Params))
+	for k, p := range i.Params {
+		params[k] = &rolepb.Param{Name: p.Name, Type: p.Type, Default: p.Default, Description: p.Description}
+	}
 	return &rolepb.InfoResponse{
 		Name: i.Name, Role: i.Role, Version: i.Version,
 		ApiMajor: int32(i.APIMajor), ApiMinor: int32(i.APIMinor),
-		Capabilities: i.Capabilities,
+		Capabilities: i.Capabilities, Home: i.Home, Params: params,
+		Order:   &rolepb.Order{After: i.Order.After, OneAtATime: i.Order.OneAtATime},
+		PidFile: i.PidFile, Description: i.Description,
 	}
 }
 
 func infoFromPB(p *rolepb.InfoResponse) Info {
+	var params []Param
+	for _, q := range p.GetParams() {
+		params = append(params, Param{Name: q.GetName(), Type: q.GetType(), Default: q.GetDefault(), Description: q.GetDescription()})
+	}
 	return Info{
 		Name: p.GetName(), Role: p.GetRole(), Version: p.GetVersion(),
 		APIMajor: int(p.GetApiMajor()), APIMinor: int(p.GetApiMinor()),
-		Capabilities: p.GetCapabilities(),
+		Capabilities: p.GetCapabilities(), Home: p.GetHome(), Params: params,
+		Order:   Order{After: p.GetOrder().GetAfter(), OneAtATime: p.GetOrder().GetOneAtATime()},
+		PidFile: p.GetPidFile(), Description: p.GetDescription(),
 	}
 }
 
@@ -39,8 +51,8 @@ func nodeToPB(n Node) *rolepb.Node {
 		}
 	}
 	return &rolepb.Node{
-		Host: n.Host, Role: n.Role, InstallDir: n.InstallDir, FeNodeType: n.FENodeType,
-		Ports: ports, Master: n.Master, Skipped: n.Skipped,
+		Host: n.Host, Role: n.Role, InstallDir: n.InstallDir, Home: n.Home,
+		Labels: n.Labels, Ports: ports, Facts: n.Facts, Skipped: n.Skipped,
 	}
 }
 
@@ -53,8 +65,8 @@ func nodeFromPB(p *rolepb.Node) Node {
 		}
 	}
 	return Node{
-		Host: p.GetHost(), Role: p.GetRole(), InstallDir: p.GetInstallDir(), FENodeType: p.GetFeNodeType(),
-		Ports: ports, Master: p.GetMaster(), Skipped: p.GetSkipped(),
+		Host: p.GetHost(), Role: p.GetRole(), InstallDir: p.GetInstallDir(), Home: p.GetHome(),
+		Labels: p.GetLabels(), Ports: ports, Facts: p.GetFacts(), Skipped: p.GetSkipped(),
 	}
 }
 
@@ -89,6 +101,7 @@ func requestToPB(r Request) *rolepb.Request {
 		Conf: r.Conf, AutoFix: r.AutoFix,
 		Targets: nodesToPB(r.Targets),
 		Params:  r.Params,
+		Force:   r.Force, Purge: r.Purge, DryRun: r.DryRun,
 	}
 }
 
@@ -102,15 +115,24 @@ func requestFromPB(p *rolepb.Request) Request {
 		Conf: p.GetConf(), AutoFix: p.GetAutoFix(),
 		Targets: nodesFromPB(p.GetTargets()),
 		Params:  p.GetParams(),
+		Force:   p.GetForce(), Purge: p.GetPurge(), DryRun: p.GetDryRun(),
 	}
 }
 
 func resultToPB(r Result) *rolepb.Result {
-	return &rolepb.Result{Summary: r.Summary, Detail: r.Detail, Facts: r.Facts}
+	var changes []*rolepb.Change
+	for _, c := range r.Changes {
+		changes = append(changes, &rolepb.Change{Key: c.Key, Old: c.Old, New: c.New, Impact: c.Impact})
+	}
+	return &rolepb.Result{Summary: r.Summary, Detail: r.Detail, Facts: r.Facts, Changes: changes}
 }
 
 func resultFromPB(p *rolepb.Result) Result {
-	return Result{Summary: p.GetSummary(), Detail: p.GetDetail(), Facts: p.GetFacts()}
+	var changes []Change
+	for _, c := range p.GetChanges() {
+		changes = append(changes, Change{Key: c.GetKey(), Old: c.GetOld(), New: c.GetNew(), Impact: c.GetImpact()})
+	}
+	return Result{Summary: p.GetSummary(), Detail: p.GetDetail(), Facts: p.GetFacts(), Changes: changes}
 }
 
 func failureToPB(f *Failure) *rolepb.Failure {

@@ -353,7 +353,7 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest, out io.Writer) (sdk.
 		return sdk.ExecResult{}, fmt.Errorf("%s on agent %s: %s", name, c.base, line.Error)
 	}
 	r := line.Exec
-	res := sdk.ExecResult{ExitCode: r.ExitCode, Output: r.Output, LogPath: r.LogPath}
+	res := sdk.ExecResult{ExitCode: r.ExitCode, Output: r.Output, LogPath: r.LogPath, Pid: r.Pid, Running: r.Running}
 	if r.Error != "" {
 		return res, fmt.Errorf("%s on agent %s: %s", name, c.base, r.Error)
 	}

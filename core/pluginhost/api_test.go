@@ -21,7 +21,7 @@ func TestHTTPHandler(t *testing.T) {
 	c1 := store.Cluster{Name: "c1"}
 	db.Create(&c1)
 	dir := twoVersions(t)
-	place(t, dir, "1.0.0", fileName("1.3.0", 1, 0), strings.Repeat("1", 64))
+	place(t, dir, "1.0.0", fileName("1.3.0", 2, 0), strings.Repeat("1", 64))
 	m := newManager(t, Config{Dir: dir, DB: db})
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
@@ -87,7 +87,7 @@ func TestHTTPHandler(t *testing.T) {
 	}
 
 	// A new version appears after a rescan; the pinned cluster keeps its version.
-	place(t, dir, "wire2", fileName("1.2.0", 1, 0), "")
+	place(t, dir, "wire2", fileName("1.2.0", 2, 0), "")
 	status, env = do("POST", "/rescan", "")
 	if err := json.Unmarshal(env.Data, &o); err != nil || status != 200 {
 		t.Fatalf("rescan: %d %s", status, env.Data)
@@ -124,14 +124,14 @@ func TestCLIInstallListVerifyRemove(t *testing.T) {
 	if code, _, errs := run("install", other); code == 0 || !strings.Contains(errs, "already installed") {
 		t.Errorf("overwrite: %d %s", code, errs)
 	}
-	if code, _, errs := run("install", bins["api2"]); code == 0 || !strings.Contains(errs, "speaks plugin API 2.0") {
+	if code, _, errs := run("install", bins["api2"]); code == 0 || !strings.Contains(errs, "speaks plugin API 3.0") {
 		t.Errorf("install api2: %d %s", code, errs)
 	}
 	if code, out, errs := run("install", bins["1.1.0"]); code != 0 {
 		t.Fatalf("install 1.1.0: %s %s", out, errs)
 	}
-	sum, _ := os.ReadFile(filepath.Join(dir, "test", fileName("1.1.0", 1, 0)+SumSuffix))
-	if !strings.HasSuffix(string(sum), "  "+fileName("1.1.0", 1, 0)+"\n") {
+	sum, _ := os.ReadFile(filepath.Join(dir, "test", fileName("1.1.0", 2, 0)+SumSuffix))
+	if !strings.HasSuffix(string(sum), "  "+fileName("1.1.0", 2, 0)+"\n") {
 		t.Errorf("checksum file %q is not in sha256sum format", sum)
 	}
 	code, out, _ := run("list")
@@ -157,7 +157,7 @@ func TestCLIInstallListVerifyRemove(t *testing.T) {
 		t.Errorf("list after remove: %s", out)
 	}
 
-	os.WriteFile(filepath.Join(dir, "test", fileName("1.0.0", 1, 0)+SumSuffix), []byte(strings.Repeat("a", 64)+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "test", fileName("1.0.0", 2, 0)+SumSuffix), []byte(strings.Repeat("a", 64)+"\n"), 0o644)
 	if code, out, _ := run("verify"); code != 1 || !strings.Contains(out, "REFUSED") || !strings.Contains(out, "checksum mismatch") {
 		t.Errorf("verify with a bad sum: %d %s", code, out)
 	}

@@ -28,8 +28,8 @@ var bins = map[string]string{}
 var builds = map[string][]string{
 	"1.0.0": {"main.version=1.0.0"},
 	"1.1.0": {"main.version=1.1.0"},
-	"api2":  {"main.version=2.0.0", "main.apiMajor=2"},
-	"wire2": {"main.version=1.2.0", "main.wireMajor=2"},
+	"api2":  {"main.version=2.0.0", "main.apiMajor=3"},
+	"wire2": {"main.version=1.2.0", "main.wireMajor=3"},
 }
 
 func TestMain(m *testing.M) {
@@ -92,8 +92,8 @@ func place(t testing.TB, dir, variant, name, sum string) string {
 // twoVersions is a plugins dir with test role 1.0.0 and 1.1.0.
 func twoVersions(t testing.TB) string {
 	dir := t.TempDir()
-	place(t, dir, "1.0.0", fileName("1.0.0", 1, 0), "")
-	place(t, dir, "1.1.0", fileName("1.1.0", 1, 0), "")
+	place(t, dir, "1.0.0", fileName("1.0.0", 2, 0), "")
+	place(t, dir, "1.1.0", fileName("1.1.0", 2, 0), "")
 	return dir
 }
 

@@ -39,8 +39,21 @@ var methods = map[string]func(sdk.Role, context.Context, sdk.Host, sdk.Request) 
 	"Start":      sdk.Role.Start,
 	"Stop":       sdk.Role.Stop,
 	"Status":     sdk.Role.Status,
-	"Register":   sdk.Role.Register,
-	"Unregister": sdk.Role.Unregister,
+	"Remove":     sdk.Role.Remove,
+	"Register":   member(sdk.Member.Register),
+	"Unregister": member(sdk.Member.Unregister),
+}
+
+// member calls an sdk.Member method; the manager's plugin clients
+// (*sdk.RoleClient) implement every optional interface.
+func member(m func(sdk.Member, context.Context, sdk.Host, sdk.Request) (sdk.Result, error)) func(sdk.Role, context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
+	return func(r sdk.Role, ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+		mem, ok := r.(sdk.Member)
+		if !ok {
+			return sdk.Result{}, fmt.Errorf("role plugin %T has no cluster membership calls", r)
+		}
+		return m(mem, ctx, h, req)
+	}
 }
 
 // Config configures a Manager.

@@ -23,26 +23,26 @@ import (
 func TestDiscoveryAcceptsAndRefuses(t *testing.T) {
 	dir := twoVersions(t)
 	bad := map[string]string{ // file name -> expected reason
-		fileName("1.3.0", 1, 0):                  "checksum mismatch",
-		fileName("1.4.0", 1, 0):                  "no checksum file",
-		fileName("1.5.0", 1, 0):                  `describe disagrees with the file name: version "1.0.0" (name says "1.5.0")`,
-		fileName("2.0.0", 2, 0):                  "speaks plugin API 2.0, this manager speaks API 1.x",
-		fileName("1.6.0", 1, 7):                  "API 1.0 (name says 1.7)",
+		fileName("1.3.0", 2, 0):                  "checksum mismatch",
+		fileName("1.4.0", 2, 0):                  "no checksum file",
+		fileName("1.5.0", 2, 0):                  `describe disagrees with the file name: version "1.0.0" (name says "1.5.0")`,
+		fileName("2.0.0", 3, 0):                  "speaks plugin API 3.0, this manager speaks API 2.x",
+		fileName("1.6.0", 2, 7):                  "API 2.0 (name says 2.7)",
 		"doris-role-test-1.0.0":                  "name is not doris-role-",
-		"doris-role-test_v1.0.0_x1.0_plan9_mips": "built for plan9/mips",
+		"doris-role-test_v1.0.0_x2.0_plan9_mips": "built for plan9/mips",
 	}
-	place(t, dir, "1.0.0", fileName("1.3.0", 1, 0), strings.Repeat("0", 64))
-	p := place(t, dir, "1.0.0", fileName("1.4.0", 1, 0), "")
+	place(t, dir, "1.0.0", fileName("1.3.0", 2, 0), strings.Repeat("0", 64))
+	p := place(t, dir, "1.0.0", fileName("1.4.0", 2, 0), "")
 	os.Remove(p + SumSuffix)
-	place(t, dir, "1.0.0", fileName("1.5.0", 1, 0), "")
-	place(t, dir, "api2", fileName("2.0.0", 2, 0), "")
-	place(t, dir, "1.0.0", fileName("1.6.0", 1, 7), "")
+	place(t, dir, "1.0.0", fileName("1.5.0", 2, 0), "")
+	place(t, dir, "api2", fileName("2.0.0", 3, 0), "")
+	place(t, dir, "1.0.0", fileName("1.6.0", 2, 7), "")
 	place(t, dir, "1.0.0", "doris-role-test-1.0.0", "")
-	place(t, dir, "1.0.0", "doris-role-test_v1.0.0_x1.0_plan9_mips", "")
+	place(t, dir, "1.0.0", "doris-role-test_v1.0.0_x2.0_plan9_mips", "")
 	// A plugin in the wrong role directory.
 	os.MkdirAll(filepath.Join(dir, "fe"), 0o755)
-	copyFileAtomic(filepath.Join(dir, "test", fileName("1.0.0", 1, 0)), filepath.Join(dir, "fe", fileName("1.0.0", 1, 0)), 0o755)
-	bad[filepath.Join("..", "fe", fileName("1.0.0", 1, 0))] = `role "test" in the name does not match its directory "fe"`
+	copyFileAtomic(filepath.Join(dir, "test", fileName("1.0.0", 2, 0)), filepath.Join(dir, "fe", fileName("1.0.0", 2, 0)), 0o755)
+	bad[filepath.Join("..", "fe", fileName("1.0.0", 2, 0))] = `role "test" in the name does not match its directory "fe"`
 
 	m := newManager(t, Config{Dir: dir})
 	l := m.List()
@@ -134,13 +134,13 @@ func TestHandshakeCallAndPinSwitch(t *testing.T) {
 
 func TestAPINegotiationRefused(t *testing.T) {
 	dir := t.TempDir()
-	place(t, dir, "wire2", fileName("1.2.0", 1, 0), "")
+	place(t, dir, "wire2", fileName("1.2.0", 2, 0), "")
 	m := newManager(t, Config{Dir: dir})
 	_, err := m.Call(context.Background(), 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(1))
 	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "incompatible api version") {
 		t.Fatalf("err = %v, want an incompatible API version error", err)
 	}
-	if !strings.Contains(err.Error(), fileName("1.2.0", 1, 0)) {
+	if !strings.Contains(err.Error(), fileName("1.2.0", 2, 0)) {
 		t.Errorf("error %q does not name the file", err)
 	}
 }
@@ -340,7 +340,7 @@ func TestCloseLeavesNoPluginProcess(t *testing.T) {
 
 func TestRescanSeesNewVersionAndRetiresRemoved(t *testing.T) {
 	dir := t.TempDir()
-	place(t, dir, "1.0.0", fileName("1.0.0", 1, 0), "")
+	place(t, dir, "1.0.0", fileName("1.0.0", 2, 0), "")
 	m := newManager(t, Config{Dir: dir})
 	ctx := context.Background()
 	if _, err := m.Call(ctx, 1, "TEST", "Precheck", sdktest.NewFakeHost(), nil, testRequest(1)); err != nil {

@@ -85,27 +85,44 @@ func (h *agentHost) Query(ctx context.Context, fe string, query string) (sdk.Row
 }
 
 func (h *agentHost) HTTPGet(ctx context.Context, rawURL string) (sdk.HTTPResponse, error) {
+	return h.httpDo(ctx, http.MethodGet, rawURL, "", nil)
+}
+
+func (h *agentHost) HTTPPost(ctx context.Context, rawURL, contentType string, body []byte) (sdk.HTTPResponse, error) {
+	return h.httpDo(ctx, http.MethodPost, rawURL, contentType, body)
+}
+
+// httpDo calls a node of the task's cluster, and nothing else: a plugin
+// must not turn the manager into a proxy to arbitrary addresses.
+func (h *agentHost) httpDo(ctx context.Context, method, rawURL, contentType string, body []byte) (sdk.HTTPResponse, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return sdk.HTTPResponse{}, fmt.Errorf("probe URL %q: want http(s)://host:port/path", rawURL)
+		return sdk.HTTPResponse{}, fmt.Errorf("URL %q: want http(s)://host:port/path", rawURL)
 	}
 	if !h.allowed[u.Hostname()] {
-		return sdk.HTTPResponse{}, fmt.Errorf("probe URL %s: %s is not a node of this cluster", rawURL, u.Hostname())
+		return sdk.HTTPResponse{}, fmt.Errorf("URL %s: %s is not a node of this cluster", rawURL, u.Hostname())
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
 	if err != nil {
 		return sdk.HTTPResponse{}, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := h.http.Do(req)
 	if err != nil {
 		return sdk.HTTPResponse{}, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return sdk.HTTPResponse{}, fmt.Errorf("read %s: %w", rawURL, err)
 	}
-	return sdk.HTTPResponse{Status: resp.StatusCode, Body: body}, nil
+	return sdk.HTTPResponse{Status: resp.StatusCode, Body: out}, nil
 }
 
 func (h *agentHost) Logf(format string, args ...any) {

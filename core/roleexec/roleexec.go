@@ -255,16 +255,35 @@ func (e *Executor) clusterView(ctx context.Context, clusterID, processID int64) 
 	}
 	out := sdk.Cluster{ID: c.ID, Name: c.Name}
 	for _, r := range roles {
-		n := sdk.Node{Host: r.Host, Role: r.Role, FENodeType: r.FENodeType, Master: r.Master,
-			InstallDir: baseDir(r.InstallDir, r.Role), Skipped: skip[r.Host+"/"] || skip[r.Host+"/"+r.Role]}
+		n := sdk.Node{Host: r.Host, Role: r.Role, Labels: labels(r),
+			InstallDir: baseDir(r.InstallDir, r.Role), Home: r.InstallDir, Skipped: skip[r.Host+"/"] || skip[r.Host+"/"+r.Role]}
 		if r.Ports != "" {
 			_ = json.Unmarshal([]byte(r.Ports), &n.Ports)
 		}
 		out.Nodes = append(out.Nodes, n)
 	}
-	sort.SliceStable(out.Nodes, func(i, j int) bool { return out.Nodes[i].Master && !out.Nodes[j].Master })
+	sort.SliceStable(out.Nodes, func(i, j int) bool { return r0(out.Nodes[i]) && !r0(out.Nodes[j]) })
 	return out, nil
 }
+
+// labels are the API's FE placement fields as the node labels Doris role
+// plugins read.
+func labels(r store.AgentRole) map[string]string {
+	l := map[string]string{}
+	if r.FENodeType != "" {
+		l["feNodeType"] = r.FENodeType
+	}
+	if r.Master {
+		l["master"] = "true"
+	}
+	if len(l) == 0 {
+		return nil
+	}
+	return l
+}
+
+// r0 marks the designated master FE, listed first.
+func r0(n sdk.Node) bool { return n.Labels["master"] == "true" }
 
 // baseDir turns a role home (/opt/doris/fe) back into the operator's base.
 func baseDir(home, role string) string {

@@ -1,5 +1,5 @@
 // The wire between Doris Manager and a role plugin, spoken over
-// go-plugin's gRPC transport. API major 1.
+// go-plugin's gRPC transport. API major 2.
 //
 // The manager calls the Role service. For every call it serves a Host
 // service through go-plugin's GRPCBroker and passes its broker id; the
@@ -73,6 +73,11 @@ type InfoResponse struct {
 	ApiMinor      int32                  `protobuf:"varint,5,opt,name=api_minor,json=apiMinor,proto3" json:"api_minor,omitempty"`
 	Capabilities  []string               `protobuf:"bytes,6,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	Failure       *Failure               `protobuf:"bytes,7,opt,name=failure,proto3" json:"failure,omitempty"`
+	Home          string                 `protobuf:"bytes,8,opt,name=home,proto3" json:"home,omitempty"`
+	Params        []*Param               `protobuf:"bytes,9,rep,name=params,proto3" json:"params,omitempty"`
+	Order         *Order                 `protobuf:"bytes,10,opt,name=order,proto3" json:"order,omitempty"`
+	PidFile       string                 `protobuf:"bytes,11,opt,name=pid_file,json=pidFile,proto3" json:"pid_file,omitempty"`
+	Description   string                 `protobuf:"bytes,12,opt,name=description,proto3" json:"description,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -156,22 +161,178 @@ func (x *InfoResponse) GetFailure() *Failure {
 	return nil
 }
 
+func (x *InfoResponse) GetHome() string {
+	if x != nil {
+		return x.Home
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetParams() []*Param {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *InfoResponse) GetOrder() *Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+func (x *InfoResponse) GetPidFile() string {
+	if x != nil {
+		return x.PidFile
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type Param struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Default       string                 `protobuf:"bytes,3,opt,name=default,proto3" json:"default,omitempty"`
+	Description   string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Param) Reset() {
+	*x = Param{}
+	mi := &file_role_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Param) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Param) ProtoMessage() {}
+
+func (x *Param) ProtoReflect() protoreflect.Message {
+	mi := &file_role_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Param.ProtoReflect.Descriptor instead.
+func (*Param) Descriptor() ([]byte, []int) {
+	return file_role_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Param) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Param) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Param) GetDefault() string {
+	if x != nil {
+		return x.Default
+	}
+	return ""
+}
+
+func (x *Param) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type Order struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	After         []string               `protobuf:"bytes,1,rep,name=after,proto3" json:"after,omitempty"`
+	OneAtATime    bool                   `protobuf:"varint,2,opt,name=one_at_a_time,json=oneAtATime,proto3" json:"one_at_a_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Order) Reset() {
+	*x = Order{}
+	mi := &file_role_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Order) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Order) ProtoMessage() {}
+
+func (x *Order) ProtoReflect() protoreflect.Message {
+	mi := &file_role_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Order.ProtoReflect.Descriptor instead.
+func (*Order) Descriptor() ([]byte, []int) {
+	return file_role_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Order) GetAfter() []string {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *Order) GetOneAtATime() bool {
+	if x != nil {
+		return x.OneAtATime
+	}
+	return false
+}
+
 type Node struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
 	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	InstallDir    string                 `protobuf:"bytes,3,opt,name=install_dir,json=installDir,proto3" json:"install_dir,omitempty"`
-	FeNodeType    string                 `protobuf:"bytes,4,opt,name=fe_node_type,json=feNodeType,proto3" json:"fe_node_type,omitempty"`
 	Ports         map[string]int32       `protobuf:"bytes,5,rep,name=ports,proto3" json:"ports,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	Master        bool                   `protobuf:"varint,6,opt,name=master,proto3" json:"master,omitempty"`
 	Skipped       bool                   `protobuf:"varint,7,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	Home          string                 `protobuf:"bytes,8,opt,name=home,proto3" json:"home,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Facts         map[string]string      `protobuf:"bytes,10,rep,name=facts,proto3" json:"facts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_role_proto_msgTypes[2]
+	mi := &file_role_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -183,7 +344,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[2]
+	mi := &file_role_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -196,7 +357,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{2}
+	return file_role_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Node) GetHost() string {
@@ -220,13 +381,6 @@ func (x *Node) GetInstallDir() string {
 	return ""
 }
 
-func (x *Node) GetFeNodeType() string {
-	if x != nil {
-		return x.FeNodeType
-	}
-	return ""
-}
-
 func (x *Node) GetPorts() map[string]int32 {
 	if x != nil {
 		return x.Ports
@@ -234,18 +388,32 @@ func (x *Node) GetPorts() map[string]int32 {
 	return nil
 }
 
-func (x *Node) GetMaster() bool {
-	if x != nil {
-		return x.Master
-	}
-	return false
-}
-
 func (x *Node) GetSkipped() bool {
 	if x != nil {
 		return x.Skipped
 	}
 	return false
+}
+
+func (x *Node) GetHome() string {
+	if x != nil {
+		return x.Home
+	}
+	return ""
+}
+
+func (x *Node) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Node) GetFacts() map[string]string {
+	if x != nil {
+		return x.Facts
+	}
+	return nil
 }
 
 type Cluster struct {
@@ -259,7 +427,7 @@ type Cluster struct {
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_role_proto_msgTypes[3]
+	mi := &file_role_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -271,7 +439,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[3]
+	mi := &file_role_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -284,7 +452,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{3}
+	return file_role_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Cluster) GetId() int64 {
@@ -319,13 +487,16 @@ type Request struct {
 	AutoFix       bool                   `protobuf:"varint,7,opt,name=auto_fix,json=autoFix,proto3" json:"auto_fix,omitempty"`
 	Targets       []*Node                `protobuf:"bytes,8,rep,name=targets,proto3" json:"targets,omitempty"`
 	Params        map[string]string      `protobuf:"bytes,9,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Force         bool                   `protobuf:"varint,10,opt,name=force,proto3" json:"force,omitempty"`
+	Purge         bool                   `protobuf:"varint,11,opt,name=purge,proto3" json:"purge,omitempty"`
+	DryRun        bool                   `protobuf:"varint,12,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_role_proto_msgTypes[4]
+	mi := &file_role_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +508,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[4]
+	mi := &file_role_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +521,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{4}
+	return file_role_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Request) GetTaskId() int64 {
@@ -416,6 +587,27 @@ func (x *Request) GetParams() map[string]string {
 	return nil
 }
 
+func (x *Request) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+func (x *Request) GetPurge() bool {
+	if x != nil {
+		return x.Purge
+	}
+	return false
+}
+
+func (x *Request) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 type RoleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// GRPCBroker id of the Host service for this call.
@@ -427,7 +619,7 @@ type RoleRequest struct {
 
 func (x *RoleRequest) Reset() {
 	*x = RoleRequest{}
-	mi := &file_role_proto_msgTypes[5]
+	mi := &file_role_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +631,7 @@ func (x *RoleRequest) String() string {
 func (*RoleRequest) ProtoMessage() {}
 
 func (x *RoleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[5]
+	mi := &file_role_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +644,7 @@ func (x *RoleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleRequest.ProtoReflect.Descriptor instead.
 func (*RoleRequest) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{5}
+	return file_role_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RoleRequest) GetHostBrokerId() uint32 {
@@ -481,7 +673,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_role_proto_msgTypes[6]
+	mi := &file_role_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +685,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[6]
+	mi := &file_role_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +698,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{6}
+	return file_role_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Failure) GetSummary() string {
@@ -541,7 +733,7 @@ type RoleResponse struct {
 
 func (x *RoleResponse) Reset() {
 	*x = RoleResponse{}
-	mi := &file_role_proto_msgTypes[7]
+	mi := &file_role_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +745,7 @@ func (x *RoleResponse) String() string {
 func (*RoleResponse) ProtoMessage() {}
 
 func (x *RoleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[7]
+	mi := &file_role_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +758,7 @@ func (x *RoleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleResponse.ProtoReflect.Descriptor instead.
 func (*RoleResponse) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{7}
+	return file_role_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RoleResponse) GetResult() *Result {
@@ -588,13 +780,14 @@ type Result struct {
 	Summary       string                 `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
 	Detail        string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
 	Facts         map[string]string      `protobuf:"bytes,3,rep,name=facts,proto3" json:"facts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Changes       []*Change              `protobuf:"bytes,4,rep,name=changes,proto3" json:"changes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_role_proto_msgTypes[8]
+	mi := &file_role_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +799,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[8]
+	mi := &file_role_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +812,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{8}
+	return file_role_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Result) GetSummary() string {
@@ -643,6 +836,81 @@ func (x *Result) GetFacts() map[string]string {
 	return nil
 }
 
+func (x *Result) GetChanges() []*Change {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+type Change struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Old           string                 `protobuf:"bytes,2,opt,name=old,proto3" json:"old,omitempty"`
+	New           string                 `protobuf:"bytes,3,opt,name=new,proto3" json:"new,omitempty"`
+	Impact        string                 `protobuf:"bytes,4,opt,name=impact,proto3" json:"impact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Change) Reset() {
+	*x = Change{}
+	mi := &file_role_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Change) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Change) ProtoMessage() {}
+
+func (x *Change) ProtoReflect() protoreflect.Message {
+	mi := &file_role_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Change.ProtoReflect.Descriptor instead.
+func (*Change) Descriptor() ([]byte, []int) {
+	return file_role_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Change) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Change) GetOld() string {
+	if x != nil {
+		return x.Old
+	}
+	return ""
+}
+
+func (x *Change) GetNew() string {
+	if x != nil {
+		return x.New
+	}
+	return ""
+}
+
+func (x *Change) GetImpact() string {
+	if x != nil {
+		return x.Impact
+	}
+	return ""
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -651,7 +919,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_role_proto_msgTypes[9]
+	mi := &file_role_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +931,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[9]
+	mi := &file_role_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +944,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{9}
+	return file_role_proto_rawDescGZIP(), []int{12}
 }
 
 type ExecRequest struct {
@@ -694,7 +962,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_role_proto_msgTypes[10]
+	mi := &file_role_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +974,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[10]
+	mi := &file_role_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +987,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{10}
+	return file_role_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ExecRequest) GetArgv() []string {
@@ -776,13 +1044,15 @@ type ExecResponse struct {
 	ExitCode      int32                  `protobuf:"varint,1,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	Output        string                 `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"`
 	LogPath       string                 `protobuf:"bytes,3,opt,name=log_path,json=logPath,proto3" json:"log_path,omitempty"`
+	Pid           int64                  `protobuf:"varint,4,opt,name=pid,proto3" json:"pid,omitempty"`
+	Running       bool                   `protobuf:"varint,5,opt,name=running,proto3" json:"running,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecResponse) Reset() {
 	*x = ExecResponse{}
-	mi := &file_role_proto_msgTypes[11]
+	mi := &file_role_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +1064,7 @@ func (x *ExecResponse) String() string {
 func (*ExecResponse) ProtoMessage() {}
 
 func (x *ExecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[11]
+	mi := &file_role_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +1077,7 @@ func (x *ExecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
 func (*ExecResponse) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{11}
+	return file_role_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ExecResponse) GetExitCode() int32 {
@@ -831,6 +1101,20 @@ func (x *ExecResponse) GetLogPath() string {
 	return ""
 }
 
+func (x *ExecResponse) GetPid() int64 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *ExecResponse) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
 type WriteFileRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
@@ -842,7 +1126,7 @@ type WriteFileRequest struct {
 
 func (x *WriteFileRequest) Reset() {
 	*x = WriteFileRequest{}
-	mi := &file_role_proto_msgTypes[12]
+	mi := &file_role_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +1138,7 @@ func (x *WriteFileRequest) String() string {
 func (*WriteFileRequest) ProtoMessage() {}
 
 func (x *WriteFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[12]
+	mi := &file_role_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +1151,7 @@ func (x *WriteFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteFileRequest.ProtoReflect.Descriptor instead.
 func (*WriteFileRequest) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{12}
+	return file_role_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WriteFileRequest) GetPath() string {
@@ -901,7 +1185,7 @@ type ReadFileRequest struct {
 
 func (x *ReadFileRequest) Reset() {
 	*x = ReadFileRequest{}
-	mi := &file_role_proto_msgTypes[13]
+	mi := &file_role_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1197,7 @@ func (x *ReadFileRequest) String() string {
 func (*ReadFileRequest) ProtoMessage() {}
 
 func (x *ReadFileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[13]
+	mi := &file_role_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1210,7 @@ func (x *ReadFileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadFileRequest.ProtoReflect.Descriptor instead.
 func (*ReadFileRequest) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{13}
+	return file_role_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReadFileRequest) GetPath() string {
@@ -952,7 +1236,7 @@ type ReadFileResponse struct {
 
 func (x *ReadFileResponse) Reset() {
 	*x = ReadFileResponse{}
-	mi := &file_role_proto_msgTypes[14]
+	mi := &file_role_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1248,7 @@ func (x *ReadFileResponse) String() string {
 func (*ReadFileResponse) ProtoMessage() {}
 
 func (x *ReadFileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[14]
+	mi := &file_role_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1261,7 @@ func (x *ReadFileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadFileResponse.ProtoReflect.Descriptor instead.
 func (*ReadFileResponse) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{14}
+	return file_role_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReadFileResponse) GetData() []byte {
@@ -999,7 +1283,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_role_proto_msgTypes[15]
+	mi := &file_role_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1295,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[15]
+	mi := &file_role_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1308,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{15}
+	return file_role_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DownloadRequest) GetUrl() string {
@@ -1067,7 +1351,7 @@ type DownloadResponse struct {
 
 func (x *DownloadResponse) Reset() {
 	*x = DownloadResponse{}
-	mi := &file_role_proto_msgTypes[16]
+	mi := &file_role_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1363,7 @@ func (x *DownloadResponse) String() string {
 func (*DownloadResponse) ProtoMessage() {}
 
 func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[16]
+	mi := &file_role_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1376,7 @@ func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadResponse.ProtoReflect.Descriptor instead.
 func (*DownloadResponse) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{16}
+	return file_role_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DownloadResponse) GetPath() string {
@@ -1133,7 +1417,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_role_proto_msgTypes[17]
+	mi := &file_role_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1429,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[17]
+	mi := &file_role_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1442,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{17}
+	return file_role_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *QueryRequest) GetFe() string {
@@ -1184,7 +1468,7 @@ type Row struct {
 
 func (x *Row) Reset() {
 	*x = Row{}
-	mi := &file_role_proto_msgTypes[18]
+	mi := &file_role_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1480,7 @@ func (x *Row) String() string {
 func (*Row) ProtoMessage() {}
 
 func (x *Row) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[18]
+	mi := &file_role_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1493,7 @@ func (x *Row) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Row.ProtoReflect.Descriptor instead.
 func (*Row) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{18}
+	return file_role_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Row) GetValues() []string {
@@ -1229,7 +1513,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_role_proto_msgTypes[19]
+	mi := &file_role_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1525,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[19]
+	mi := &file_role_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1538,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{19}
+	return file_role_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *QueryResponse) GetColumns() []string {
@@ -1280,7 +1564,7 @@ type HTTPGetRequest struct {
 
 func (x *HTTPGetRequest) Reset() {
 	*x = HTTPGetRequest{}
-	mi := &file_role_proto_msgTypes[20]
+	mi := &file_role_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1576,7 @@ func (x *HTTPGetRequest) String() string {
 func (*HTTPGetRequest) ProtoMessage() {}
 
 func (x *HTTPGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[20]
+	mi := &file_role_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1589,7 @@ func (x *HTTPGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPGetRequest.ProtoReflect.Descriptor instead.
 func (*HTTPGetRequest) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{20}
+	return file_role_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HTTPGetRequest) GetUrl() string {
@@ -1313,6 +1597,66 @@ func (x *HTTPGetRequest) GetUrl() string {
 		return x.Url
 	}
 	return ""
+}
+
+type HTTPPostRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	ContentType   string                 `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Body          []byte                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPPostRequest) Reset() {
+	*x = HTTPPostRequest{}
+	mi := &file_role_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPPostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPPostRequest) ProtoMessage() {}
+
+func (x *HTTPPostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_role_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPPostRequest.ProtoReflect.Descriptor instead.
+func (*HTTPPostRequest) Descriptor() ([]byte, []int) {
+	return file_role_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *HTTPPostRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *HTTPPostRequest) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *HTTPPostRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
 }
 
 type HTTPGetResponse struct {
@@ -1325,7 +1669,7 @@ type HTTPGetResponse struct {
 
 func (x *HTTPGetResponse) Reset() {
 	*x = HTTPGetResponse{}
-	mi := &file_role_proto_msgTypes[21]
+	mi := &file_role_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1681,7 @@ func (x *HTTPGetResponse) String() string {
 func (*HTTPGetResponse) ProtoMessage() {}
 
 func (x *HTTPGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[21]
+	mi := &file_role_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1694,7 @@ func (x *HTTPGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPGetResponse.ProtoReflect.Descriptor instead.
 func (*HTTPGetResponse) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{21}
+	return file_role_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HTTPGetResponse) GetStatus() int32 {
@@ -1376,7 +1720,7 @@ type LogRequest struct {
 
 func (x *LogRequest) Reset() {
 	*x = LogRequest{}
-	mi := &file_role_proto_msgTypes[22]
+	mi := &file_role_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1732,7 @@ func (x *LogRequest) String() string {
 func (*LogRequest) ProtoMessage() {}
 
 func (x *LogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_role_proto_msgTypes[22]
+	mi := &file_role_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1745,7 @@ func (x *LogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogRequest.ProtoReflect.Descriptor instead.
 func (*LogRequest) Descriptor() ([]byte, []int) {
-	return file_role_proto_rawDescGZIP(), []int{22}
+	return file_role_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LogRequest) GetMessage() string {
@@ -1417,7 +1761,7 @@ const file_role_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
 	"role.proto\x12\x13dorismanager.sdk.v1\"\r\n" +
-	"\vInfoRequest\"\xe6\x01\n" +
+	"\vInfoRequest\"\x9d\x03\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
@@ -1425,25 +1769,48 @@ const file_role_proto_rawDesc = "" +
 	"\tapi_major\x18\x04 \x01(\x05R\bapiMajor\x12\x1b\n" +
 	"\tapi_minor\x18\x05 \x01(\x05R\bapiMinor\x12\"\n" +
 	"\fcapabilities\x18\x06 \x03(\tR\fcapabilities\x126\n" +
-	"\afailure\x18\a \x01(\v2\x1c.dorismanager.sdk.v1.FailureR\afailure\"\x99\x02\n" +
+	"\afailure\x18\a \x01(\v2\x1c.dorismanager.sdk.v1.FailureR\afailure\x12\x12\n" +
+	"\x04home\x18\b \x01(\tR\x04home\x122\n" +
+	"\x06params\x18\t \x03(\v2\x1a.dorismanager.sdk.v1.ParamR\x06params\x120\n" +
+	"\x05order\x18\n" +
+	" \x01(\v2\x1a.dorismanager.sdk.v1.OrderR\x05order\x12\x19\n" +
+	"\bpid_file\x18\v \x01(\tR\apidFile\x12 \n" +
+	"\vdescription\x18\f \x01(\tR\vdescription\"k\n" +
+	"\x05Param\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +
+	"\adefault\x18\x03 \x01(\tR\adefault\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"@\n" +
+	"\x05Order\x12\x14\n" +
+	"\x05after\x18\x01 \x03(\tR\x05after\x12!\n" +
+	"\rone_at_a_time\x18\x02 \x01(\bR\n" +
+	"oneAtATime\"\xef\x03\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1f\n" +
 	"\vinstall_dir\x18\x03 \x01(\tR\n" +
-	"installDir\x12 \n" +
-	"\ffe_node_type\x18\x04 \x01(\tR\n" +
-	"feNodeType\x12:\n" +
-	"\x05ports\x18\x05 \x03(\v2$.dorismanager.sdk.v1.Node.PortsEntryR\x05ports\x12\x16\n" +
-	"\x06master\x18\x06 \x01(\bR\x06master\x12\x18\n" +
-	"\askipped\x18\a \x01(\bR\askipped\x1a8\n" +
+	"installDir\x12:\n" +
+	"\x05ports\x18\x05 \x03(\v2$.dorismanager.sdk.v1.Node.PortsEntryR\x05ports\x12\x18\n" +
+	"\askipped\x18\a \x01(\bR\askipped\x12\x12\n" +
+	"\x04home\x18\b \x01(\tR\x04home\x12=\n" +
+	"\x06labels\x18\t \x03(\v2%.dorismanager.sdk.v1.Node.LabelsEntryR\x06labels\x12:\n" +
+	"\x05facts\x18\n" +
+	" \x03(\v2$.dorismanager.sdk.v1.Node.FactsEntryR\x05facts\x1a8\n" +
 	"\n" +
 	"PortsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"^\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a8\n" +
+	"\n" +
+	"FactsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x04\x10\x05J\x04\b\x06\x10\a\"^\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12/\n" +
-	"\x05nodes\x18\x03 \x03(\v2\x19.dorismanager.sdk.v1.NodeR\x05nodes\"\xb2\x03\n" +
+	"\x05nodes\x18\x03 \x03(\v2\x19.dorismanager.sdk.v1.NodeR\x05nodes\"\xf7\x03\n" +
 	"\aRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x03R\x06taskId\x12-\n" +
 	"\x04node\x18\x02 \x01(\v2\x19.dorismanager.sdk.v1.NodeR\x04node\x126\n" +
@@ -1454,7 +1821,11 @@ const file_role_proto_rawDesc = "" +
 	"\x04conf\x18\x06 \x01(\tR\x04conf\x12\x19\n" +
 	"\bauto_fix\x18\a \x01(\bR\aautoFix\x123\n" +
 	"\atargets\x18\b \x03(\v2\x19.dorismanager.sdk.v1.NodeR\atargets\x12@\n" +
-	"\x06params\x18\t \x03(\v2(.dorismanager.sdk.v1.Request.ParamsEntryR\x06params\x1a9\n" +
+	"\x06params\x18\t \x03(\v2(.dorismanager.sdk.v1.Request.ParamsEntryR\x06params\x12\x14\n" +
+	"\x05force\x18\n" +
+	" \x01(\bR\x05force\x12\x14\n" +
+	"\x05purge\x18\v \x01(\bR\x05purge\x12\x17\n" +
+	"\adry_run\x18\f \x01(\bR\x06dryRun\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"k\n" +
@@ -1467,15 +1838,21 @@ const file_role_proto_rawDesc = "" +
 	"\tretryable\x18\x03 \x01(\bR\tretryable\"{\n" +
 	"\fRoleResponse\x123\n" +
 	"\x06result\x18\x01 \x01(\v2\x1b.dorismanager.sdk.v1.ResultR\x06result\x126\n" +
-	"\afailure\x18\x02 \x01(\v2\x1c.dorismanager.sdk.v1.FailureR\afailure\"\xb2\x01\n" +
+	"\afailure\x18\x02 \x01(\v2\x1c.dorismanager.sdk.v1.FailureR\afailure\"\xe9\x01\n" +
 	"\x06Result\x12\x18\n" +
 	"\asummary\x18\x01 \x01(\tR\asummary\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x12<\n" +
-	"\x05facts\x18\x03 \x03(\v2&.dorismanager.sdk.v1.Result.FactsEntryR\x05facts\x1a8\n" +
+	"\x05facts\x18\x03 \x03(\v2&.dorismanager.sdk.v1.Result.FactsEntryR\x05facts\x125\n" +
+	"\achanges\x18\x04 \x03(\v2\x1b.dorismanager.sdk.v1.ChangeR\achanges\x1a8\n" +
 	"\n" +
 	"FactsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\a\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"V\n" +
+	"\x06Change\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x10\n" +
+	"\x03old\x18\x02 \x01(\tR\x03old\x12\x10\n" +
+	"\x03new\x18\x03 \x01(\tR\x03new\x12\x16\n" +
+	"\x06impact\x18\x04 \x01(\tR\x06impact\"\a\n" +
 	"\x05Empty\"\x94\x02\n" +
 	"\vExecRequest\x12\x12\n" +
 	"\x04argv\x18\x01 \x03(\tR\x04argv\x12;\n" +
@@ -1487,11 +1864,13 @@ const file_role_proto_rawDesc = "" +
 	"\x05stdin\x18\a \x01(\fR\x05stdin\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x01\n" +
 	"\fExecResponse\x12\x1b\n" +
 	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06output\x18\x02 \x01(\tR\x06output\x12\x19\n" +
-	"\blog_path\x18\x03 \x01(\tR\alogPath\"N\n" +
+	"\blog_path\x18\x03 \x01(\tR\alogPath\x12\x10\n" +
+	"\x03pid\x18\x04 \x01(\x03R\x03pid\x12\x18\n" +
+	"\arunning\x18\x05 \x01(\bR\arunning\"N\n" +
 	"\x10WriteFileRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
@@ -1520,13 +1899,17 @@ const file_role_proto_rawDesc = "" +
 	"\acolumns\x18\x01 \x03(\tR\acolumns\x12,\n" +
 	"\x04rows\x18\x02 \x03(\v2\x18.dorismanager.sdk.v1.RowR\x04rows\"\"\n" +
 	"\x0eHTTPGetRequest\x12\x10\n" +
-	"\x03url\x18\x01 \x01(\tR\x03url\"=\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\"Z\n" +
+	"\x0fHTTPPostRequest\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12!\n" +
+	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\"=\n" +
 	"\x0fHTTPGetResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\"&\n" +
 	"\n" +
 	"LogRequest\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\tR\amessage2\xd4\x05\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage2\xc7\a\n" +
 	"\x04Role\x12K\n" +
 	"\x04Info\x12 .dorismanager.sdk.v1.InfoRequest\x1a!.dorismanager.sdk.v1.InfoResponse\x12O\n" +
 	"\bPrecheck\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse\x12N\n" +
@@ -1534,17 +1917,21 @@ const file_role_proto_rawDesc = "" +
 	"\tConfigure\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse\x12L\n" +
 	"\x05Start\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse\x12K\n" +
 	"\x04Stop\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse\x12M\n" +
-	"\x06Status\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse\x12O\n" +
+	"\x06Status\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse\x12M\n" +
+	"\x06Remove\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse\x12O\n" +
 	"\bRegister\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse\x12Q\n" +
 	"\n" +
-	"Unregister\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse2\xbf\x04\n" +
+	"Unregister\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse\x12N\n" +
+	"\aUpgrade\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse\x12R\n" +
+	"\vReconfigure\x12 .dorismanager.sdk.v1.RoleRequest\x1a!.dorismanager.sdk.v1.RoleResponse2\x97\x05\n" +
 	"\x04Host\x12K\n" +
 	"\x04Exec\x12 .dorismanager.sdk.v1.ExecRequest\x1a!.dorismanager.sdk.v1.ExecResponse\x12N\n" +
 	"\tWriteFile\x12%.dorismanager.sdk.v1.WriteFileRequest\x1a\x1a.dorismanager.sdk.v1.Empty\x12W\n" +
 	"\bReadFile\x12$.dorismanager.sdk.v1.ReadFileRequest\x1a%.dorismanager.sdk.v1.ReadFileResponse\x12W\n" +
 	"\bDownload\x12$.dorismanager.sdk.v1.DownloadRequest\x1a%.dorismanager.sdk.v1.DownloadResponse\x12N\n" +
 	"\x05Query\x12!.dorismanager.sdk.v1.QueryRequest\x1a\".dorismanager.sdk.v1.QueryResponse\x12T\n" +
-	"\aHTTPGet\x12#.dorismanager.sdk.v1.HTTPGetRequest\x1a$.dorismanager.sdk.v1.HTTPGetResponse\x12B\n" +
+	"\aHTTPGet\x12#.dorismanager.sdk.v1.HTTPGetRequest\x1a$.dorismanager.sdk.v1.HTTPGetResponse\x12V\n" +
+	"\bHTTPPost\x12$.dorismanager.sdk.v1.HTTPPostRequest\x1a$.dorismanager.sdk.v1.HTTPGetResponse\x12B\n" +
 	"\x03Log\x12\x1f.dorismanager.sdk.v1.LogRequest\x1a\x1a.dorismanager.sdk.v1.EmptyB7Z5github.com/dorismanager/dorismanager/sdk/proto;rolepbb\x06proto3"
 
 var (
@@ -1559,87 +1946,106 @@ func file_role_proto_rawDescGZIP() []byte {
 	return file_role_proto_rawDescData
 }
 
-var file_role_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_role_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_role_proto_goTypes = []any{
 	(*InfoRequest)(nil),      // 0: dorismanager.sdk.v1.InfoRequest
 	(*InfoResponse)(nil),     // 1: dorismanager.sdk.v1.InfoResponse
-	(*Node)(nil),             // 2: dorismanager.sdk.v1.Node
-	(*Cluster)(nil),          // 3: dorismanager.sdk.v1.Cluster
-	(*Request)(nil),          // 4: dorismanager.sdk.v1.Request
-	(*RoleRequest)(nil),      // 5: dorismanager.sdk.v1.RoleRequest
-	(*Failure)(nil),          // 6: dorismanager.sdk.v1.Failure
-	(*RoleResponse)(nil),     // 7: dorismanager.sdk.v1.RoleResponse
-	(*Result)(nil),           // 8: dorismanager.sdk.v1.Result
-	(*Empty)(nil),            // 9: dorismanager.sdk.v1.Empty
-	(*ExecRequest)(nil),      // 10: dorismanager.sdk.v1.ExecRequest
-	(*ExecResponse)(nil),     // 11: dorismanager.sdk.v1.ExecResponse
-	(*WriteFileRequest)(nil), // 12: dorismanager.sdk.v1.WriteFileRequest
-	(*ReadFileRequest)(nil),  // 13: dorismanager.sdk.v1.ReadFileRequest
-	(*ReadFileResponse)(nil), // 14: dorismanager.sdk.v1.ReadFileResponse
-	(*DownloadRequest)(nil),  // 15: dorismanager.sdk.v1.DownloadRequest
-	(*DownloadResponse)(nil), // 16: dorismanager.sdk.v1.DownloadResponse
-	(*QueryRequest)(nil),     // 17: dorismanager.sdk.v1.QueryRequest
-	(*Row)(nil),              // 18: dorismanager.sdk.v1.Row
-	(*QueryResponse)(nil),    // 19: dorismanager.sdk.v1.QueryResponse
-	(*HTTPGetRequest)(nil),   // 20: dorismanager.sdk.v1.HTTPGetRequest
-	(*HTTPGetResponse)(nil),  // 21: dorismanager.sdk.v1.HTTPGetResponse
-	(*LogRequest)(nil),       // 22: dorismanager.sdk.v1.LogRequest
-	nil,                      // 23: dorismanager.sdk.v1.Node.PortsEntry
-	nil,                      // 24: dorismanager.sdk.v1.Request.ParamsEntry
-	nil,                      // 25: dorismanager.sdk.v1.Result.FactsEntry
-	nil,                      // 26: dorismanager.sdk.v1.ExecRequest.EnvEntry
+	(*Param)(nil),            // 2: dorismanager.sdk.v1.Param
+	(*Order)(nil),            // 3: dorismanager.sdk.v1.Order
+	(*Node)(nil),             // 4: dorismanager.sdk.v1.Node
+	(*Cluster)(nil),          // 5: dorismanager.sdk.v1.Cluster
+	(*Request)(nil),          // 6: dorismanager.sdk.v1.Request
+	(*RoleRequest)(nil),      // 7: dorismanager.sdk.v1.RoleRequest
+	(*Failure)(nil),          // 8: dorismanager.sdk.v1.Failure
+	(*RoleResponse)(nil),     // 9: dorismanager.sdk.v1.RoleResponse
+	(*Result)(nil),           // 10: dorismanager.sdk.v1.Result
+	(*Change)(nil),           // 11: dorismanager.sdk.v1.Change
+	(*Empty)(nil),            // 12: dorismanager.sdk.v1.Empty
+	(*ExecRequest)(nil),      // 13: dorismanager.sdk.v1.ExecRequest
+	(*ExecResponse)(nil),     // 14: dorismanager.sdk.v1.ExecResponse
+	(*WriteFileRequest)(nil), // 15: dorismanager.sdk.v1.WriteFileRequest
+	(*ReadFileRequest)(nil),  // 16: dorismanager.sdk.v1.ReadFileRequest
+	(*ReadFileResponse)(nil), // 17: dorismanager.sdk.v1.ReadFileResponse
+	(*DownloadRequest)(nil),  // 18: dorismanager.sdk.v1.DownloadRequest
+	(*DownloadResponse)(nil), // 19: dorismanager.sdk.v1.DownloadResponse
+	(*QueryRequest)(nil),     // 20: dorismanager.sdk.v1.QueryRequest
+	(*Row)(nil),              // 21: dorismanager.sdk.v1.Row
+	(*QueryResponse)(nil),    // 22: dorismanager.sdk.v1.QueryResponse
+	(*HTTPGetRequest)(nil),   // 23: dorismanager.sdk.v1.HTTPGetRequest
+	(*HTTPPostRequest)(nil),  // 24: dorismanager.sdk.v1.HTTPPostRequest
+	(*HTTPGetResponse)(nil),  // 25: dorismanager.sdk.v1.HTTPGetResponse
+	(*LogRequest)(nil),       // 26: dorismanager.sdk.v1.LogRequest
+	nil,                      // 27: dorismanager.sdk.v1.Node.PortsEntry
+	nil,                      // 28: dorismanager.sdk.v1.Node.LabelsEntry
+	nil,                      // 29: dorismanager.sdk.v1.Node.FactsEntry
+	nil,                      // 30: dorismanager.sdk.v1.Request.ParamsEntry
+	nil,                      // 31: dorismanager.sdk.v1.Result.FactsEntry
+	nil,                      // 32: dorismanager.sdk.v1.ExecRequest.EnvEntry
 }
 var file_role_proto_depIdxs = []int32{
-	6,  // 0: dorismanager.sdk.v1.InfoResponse.failure:type_name -> dorismanager.sdk.v1.Failure
-	23, // 1: dorismanager.sdk.v1.Node.ports:type_name -> dorismanager.sdk.v1.Node.PortsEntry
-	2,  // 2: dorismanager.sdk.v1.Cluster.nodes:type_name -> dorismanager.sdk.v1.Node
-	2,  // 3: dorismanager.sdk.v1.Request.node:type_name -> dorismanager.sdk.v1.Node
-	3,  // 4: dorismanager.sdk.v1.Request.cluster:type_name -> dorismanager.sdk.v1.Cluster
-	2,  // 5: dorismanager.sdk.v1.Request.targets:type_name -> dorismanager.sdk.v1.Node
-	24, // 6: dorismanager.sdk.v1.Request.params:type_name -> dorismanager.sdk.v1.Request.ParamsEntry
-	4,  // 7: dorismanager.sdk.v1.RoleRequest.request:type_name -> dorismanager.sdk.v1.Request
-	8,  // 8: dorismanager.sdk.v1.RoleResponse.result:type_name -> dorismanager.sdk.v1.Result
-	6,  // 9: dorismanager.sdk.v1.RoleResponse.failure:type_name -> dorismanager.sdk.v1.Failure
-	25, // 10: dorismanager.sdk.v1.Result.facts:type_name -> dorismanager.sdk.v1.Result.FactsEntry
-	26, // 11: dorismanager.sdk.v1.ExecRequest.env:type_name -> dorismanager.sdk.v1.ExecRequest.EnvEntry
-	18, // 12: dorismanager.sdk.v1.QueryResponse.rows:type_name -> dorismanager.sdk.v1.Row
-	0,  // 13: dorismanager.sdk.v1.Role.Info:input_type -> dorismanager.sdk.v1.InfoRequest
-	5,  // 14: dorismanager.sdk.v1.Role.Precheck:input_type -> dorismanager.sdk.v1.RoleRequest
-	5,  // 15: dorismanager.sdk.v1.Role.Install:input_type -> dorismanager.sdk.v1.RoleRequest
-	5,  // 16: dorismanager.sdk.v1.Role.Configure:input_type -> dorismanager.sdk.v1.RoleRequest
-	5,  // 17: dorismanager.sdk.v1.Role.Start:input_type -> dorismanager.sdk.v1.RoleRequest
-	5,  // 18: dorismanager.sdk.v1.Role.Stop:input_type -> dorismanager.sdk.v1.RoleRequest
-	5,  // 19: dorismanager.sdk.v1.Role.Status:input_type -> dorismanager.sdk.v1.RoleRequest
-	5,  // 20: dorismanager.sdk.v1.Role.Register:input_type -> dorismanager.sdk.v1.RoleRequest
-	5,  // 21: dorismanager.sdk.v1.Role.Unregister:input_type -> dorismanager.sdk.v1.RoleRequest
-	10, // 22: dorismanager.sdk.v1.Host.Exec:input_type -> dorismanager.sdk.v1.ExecRequest
-	12, // 23: dorismanager.sdk.v1.Host.WriteFile:input_type -> dorismanager.sdk.v1.WriteFileRequest
-	13, // 24: dorismanager.sdk.v1.Host.ReadFile:input_type -> dorismanager.sdk.v1.ReadFileRequest
-	15, // 25: dorismanager.sdk.v1.Host.Download:input_type -> dorismanager.sdk.v1.DownloadRequest
-	17, // 26: dorismanager.sdk.v1.Host.Query:input_type -> dorismanager.sdk.v1.QueryRequest
-	20, // 27: dorismanager.sdk.v1.Host.HTTPGet:input_type -> dorismanager.sdk.v1.HTTPGetRequest
-	22, // 28: dorismanager.sdk.v1.Host.Log:input_type -> dorismanager.sdk.v1.LogRequest
-	1,  // 29: dorismanager.sdk.v1.Role.Info:output_type -> dorismanager.sdk.v1.InfoResponse
-	7,  // 30: dorismanager.sdk.v1.Role.Precheck:output_type -> dorismanager.sdk.v1.RoleResponse
-	7,  // 31: dorismanager.sdk.v1.Role.Install:output_type -> dorismanager.sdk.v1.RoleResponse
-	7,  // 32: dorismanager.sdk.v1.Role.Configure:output_type -> dorismanager.sdk.v1.RoleResponse
-	7,  // 33: dorismanager.sdk.v1.Role.Start:output_type -> dorismanager.sdk.v1.RoleResponse
-	7,  // 34: dorismanager.sdk.v1.Role.Stop:output_type -> dorismanager.sdk.v1.RoleResponse
-	7,  // 35: dorismanager.sdk.v1.Role.Status:output_type -> dorismanager.sdk.v1.RoleResponse
-	7,  // 36: dorismanager.sdk.v1.Role.Register:output_type -> dorismanager.sdk.v1.RoleResponse
-	7,  // 37: dorismanager.sdk.v1.Role.Unregister:output_type -> dorismanager.sdk.v1.RoleResponse
-	11, // 38: dorismanager.sdk.v1.Host.Exec:output_type -> dorismanager.sdk.v1.ExecResponse
-	9,  // 39: dorismanager.sdk.v1.Host.WriteFile:output_type -> dorismanager.sdk.v1.Empty
-	14, // 40: dorismanager.sdk.v1.Host.ReadFile:output_type -> dorismanager.sdk.v1.ReadFileResponse
-	16, // 41: dorismanager.sdk.v1.Host.Download:output_type -> dorismanager.sdk.v1.DownloadResponse
-	19, // 42: dorismanager.sdk.v1.Host.Query:output_type -> dorismanager.sdk.v1.QueryResponse
-	21, // 43: dorismanager.sdk.v1.Host.HTTPGet:output_type -> dorismanager.sdk.v1.HTTPGetResponse
-	9,  // 44: dorismanager.sdk.v1.Host.Log:output_type -> dorismanager.sdk.v1.Empty
-	29, // [29:45] is the sub-list for method output_type
-	13, // [13:29] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	8,  // 0: dorismanager.sdk.v1.InfoResponse.failure:type_name -> dorismanager.sdk.v1.Failure
+	2,  // 1: dorismanager.sdk.v1.InfoResponse.params:type_name -> dorismanager.sdk.v1.Param
+	3,  // 2: dorismanager.sdk.v1.InfoResponse.order:type_name -> dorismanager.sdk.v1.Order
+	27, // 3: dorismanager.sdk.v1.Node.ports:type_name -> dorismanager.sdk.v1.Node.PortsEntry
+	28, // 4: dorismanager.sdk.v1.Node.labels:type_name -> dorismanager.sdk.v1.Node.LabelsEntry
+	29, // 5: dorismanager.sdk.v1.Node.facts:type_name -> dorismanager.sdk.v1.Node.FactsEntry
+	4,  // 6: dorismanager.sdk.v1.Cluster.nodes:type_name -> dorismanager.sdk.v1.Node
+	4,  // 7: dorismanager.sdk.v1.Request.node:type_name -> dorismanager.sdk.v1.Node
+	5,  // 8: dorismanager.sdk.v1.Request.cluster:type_name -> dorismanager.sdk.v1.Cluster
+	4,  // 9: dorismanager.sdk.v1.Request.targets:type_name -> dorismanager.sdk.v1.Node
+	30, // 10: dorismanager.sdk.v1.Request.params:type_name -> dorismanager.sdk.v1.Request.ParamsEntry
+	6,  // 11: dorismanager.sdk.v1.RoleRequest.request:type_name -> dorismanager.sdk.v1.Request
+	10, // 12: dorismanager.sdk.v1.RoleResponse.result:type_name -> dorismanager.sdk.v1.Result
+	8,  // 13: dorismanager.sdk.v1.RoleResponse.failure:type_name -> dorismanager.sdk.v1.Failure
+	31, // 14: dorismanager.sdk.v1.Result.facts:type_name -> dorismanager.sdk.v1.Result.FactsEntry
+	11, // 15: dorismanager.sdk.v1.Result.changes:type_name -> dorismanager.sdk.v1.Change
+	32, // 16: dorismanager.sdk.v1.ExecRequest.env:type_name -> dorismanager.sdk.v1.ExecRequest.EnvEntry
+	21, // 17: dorismanager.sdk.v1.QueryResponse.rows:type_name -> dorismanager.sdk.v1.Row
+	0,  // 18: dorismanager.sdk.v1.Role.Info:input_type -> dorismanager.sdk.v1.InfoRequest
+	7,  // 19: dorismanager.sdk.v1.Role.Precheck:input_type -> dorismanager.sdk.v1.RoleRequest
+	7,  // 20: dorismanager.sdk.v1.Role.Install:input_type -> dorismanager.sdk.v1.RoleRequest
+	7,  // 21: dorismanager.sdk.v1.Role.Configure:input_type -> dorismanager.sdk.v1.RoleRequest
+	7,  // 22: dorismanager.sdk.v1.Role.Start:input_type -> dorismanager.sdk.v1.RoleRequest
+	7,  // 23: dorismanager.sdk.v1.Role.Stop:input_type -> dorismanager.sdk.v1.RoleRequest
+	7,  // 24: dorismanager.sdk.v1.Role.Status:input_type -> dorismanager.sdk.v1.RoleRequest
+	7,  // 25: dorismanager.sdk.v1.Role.Remove:input_type -> dorismanager.sdk.v1.RoleRequest
+	7,  // 26: dorismanager.sdk.v1.Role.Register:input_type -> dorismanager.sdk.v1.RoleRequest
+	7,  // 27: dorismanager.sdk.v1.Role.Unregister:input_type -> dorismanager.sdk.v1.RoleRequest
+	7,  // 28: dorismanager.sdk.v1.Role.Upgrade:input_type -> dorismanager.sdk.v1.RoleRequest
+	7,  // 29: dorismanager.sdk.v1.Role.Reconfigure:input_type -> dorismanager.sdk.v1.RoleRequest
+	13, // 30: dorismanager.sdk.v1.Host.Exec:input_type -> dorismanager.sdk.v1.ExecRequest
+	15, // 31: dorismanager.sdk.v1.Host.WriteFile:input_type -> dorismanager.sdk.v1.WriteFileRequest
+	16, // 32: dorismanager.sdk.v1.Host.ReadFile:input_type -> dorismanager.sdk.v1.ReadFileRequest
+	18, // 33: dorismanager.sdk.v1.Host.Download:input_type -> dorismanager.sdk.v1.DownloadRequest
+	20, // 34: dorismanager.sdk.v1.Host.Query:input_type -> dorismanager.sdk.v1.QueryRequest
+	23, // 35: dorismanager.sdk.v1.Host.HTTPGet:input_type -> dorismanager.sdk.v1.HTTPGetRequest
+	24, // 36: dorismanager.sdk.v1.Host.HTTPPost:input_type -> dorismanager.sdk.v1.HTTPPostRequest
+	26, // 37: dorismanager.sdk.v1.Host.Log:input_type -> dorismanager.sdk.v1.LogRequest
+	1,  // 38: dorismanager.sdk.v1.Role.Info:output_type -> dorismanager.sdk.v1.InfoResponse
+	9,  // 39: dorismanager.sdk.v1.Role.Precheck:output_type -> dorismanager.sdk.v1.RoleResponse
+	9,  // 40: dorismanager.sdk.v1.Role.Install:output_type -> dorismanager.sdk.v1.RoleResponse
+	9,  // 41: dorismanager.sdk.v1.Role.Configure:output_type -> dorismanager.sdk.v1.RoleResponse
+	9,  // 42: dorismanager.sdk.v1.Role.Start:output_type -> dorismanager.sdk.v1.RoleResponse
+	9,  // 43: dorismanager.sdk.v1.Role.Stop:output_type -> dorismanager.sdk.v1.RoleResponse
+	9,  // 44: dorismanager.sdk.v1.Role.Status:output_type -> dorismanager.sdk.v1.RoleResponse
+	9,  // 45: dorismanager.sdk.v1.Role.Remove:output_type -> dorismanager.sdk.v1.RoleResponse
+	9,  // 46: dorismanager.sdk.v1.Role.Register:output_type -> dorismanager.sdk.v1.RoleResponse
+	9,  // 47: dorismanager.sdk.v1.Role.Unregister:output_type -> dorismanager.sdk.v1.RoleResponse
+	9,  // 48: dorismanager.sdk.v1.Role.Upgrade:output_type -> dorismanager.sdk.v1.RoleResponse
+	9,  // 49: dorismanager.sdk.v1.Role.Reconfigure:output_type -> dorismanager.sdk.v1.RoleResponse
+	14, // 50: dorismanager.sdk.v1.Host.Exec:output_type -> dorismanager.sdk.v1.ExecResponse
+	12, // 51: dorismanager.sdk.v1.Host.WriteFile:output_type -> dorismanager.sdk.v1.Empty
+	17, // 52: dorismanager.sdk.v1.Host.ReadFile:output_type -> dorismanager.sdk.v1.ReadFileResponse
+	19, // 53: dorismanager.sdk.v1.Host.Download:output_type -> dorismanager.sdk.v1.DownloadResponse
+	22, // 54: dorismanager.sdk.v1.Host.Query:output_type -> dorismanager.sdk.v1.QueryResponse
+	25, // 55: dorismanager.sdk.v1.Host.HTTPGet:output_type -> dorismanager.sdk.v1.HTTPGetResponse
+	25, // 56: dorismanager.sdk.v1.Host.HTTPPost:output_type -> dorismanager.sdk.v1.HTTPGetResponse
+	12, // 57: dorismanager.sdk.v1.Host.Log:output_type -> dorismanager.sdk.v1.Empty
+	38, // [38:58] is the sub-list for method output_type
+	18, // [18:38] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_role_proto_init() }
@@ -1653,7 +2059,7 @@ func file_role_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_role_proto_rawDesc), len(file_role_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,5 +1,5 @@
 // The wire between Doris Manager and a role plugin, spoken over
-// go-plugin's gRPC transport. API major 1.
+// go-plugin's gRPC transport. API major 2.
 //
 // The manager calls the Role service. For every call it serves a Host
 // service through go-plugin's GRPCBroker and passes its broker id; the
@@ -26,15 +26,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Role_Info_FullMethodName       = "/dorismanager.sdk.v1.Role/Info"
-	Role_Precheck_FullMethodName   = "/dorismanager.sdk.v1.Role/Precheck"
-	Role_Install_FullMethodName    = "/dorismanager.sdk.v1.Role/Install"
-	Role_Configure_FullMethodName  = "/dorismanager.sdk.v1.Role/Configure"
-	Role_Start_FullMethodName      = "/dorismanager.sdk.v1.Role/Start"
-	Role_Stop_FullMethodName       = "/dorismanager.sdk.v1.Role/Stop"
-	Role_Status_FullMethodName     = "/dorismanager.sdk.v1.Role/Status"
-	Role_Register_FullMethodName   = "/dorismanager.sdk.v1.Role/Register"
-	Role_Unregister_FullMethodName = "/dorismanager.sdk.v1.Role/Unregister"
+	Role_Info_FullMethodName        = "/dorismanager.sdk.v1.Role/Info"
+	Role_Precheck_FullMethodName    = "/dorismanager.sdk.v1.Role/Precheck"
+	Role_Install_FullMethodName     = "/dorismanager.sdk.v1.Role/Install"
+	Role_Configure_FullMethodName   = "/dorismanager.sdk.v1.Role/Configure"
+	Role_Start_FullMethodName       = "/dorismanager.sdk.v1.Role/Start"
+	Role_Stop_FullMethodName        = "/dorismanager.sdk.v1.Role/Stop"
+	Role_Status_FullMethodName      = "/dorismanager.sdk.v1.Role/Status"
+	Role_Remove_FullMethodName      = "/dorismanager.sdk.v1.Role/Remove"
+	Role_Register_FullMethodName    = "/dorismanager.sdk.v1.Role/Register"
+	Role_Unregister_FullMethodName  = "/dorismanager.sdk.v1.Role/Unregister"
+	Role_Upgrade_FullMethodName     = "/dorismanager.sdk.v1.Role/Upgrade"
+	Role_Reconfigure_FullMethodName = "/dorismanager.sdk.v1.Role/Reconfigure"
 )
 
 // RoleClient is the client API for Role service.
@@ -48,8 +51,12 @@ type RoleClient interface {
 	Start(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error)
 	Stop(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error)
 	Status(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error)
+	Remove(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error)
+	// Optional, announced by capabilities: membership, upgrade, reconfigure.
 	Register(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error)
 	Unregister(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error)
+	Upgrade(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error)
+	Reconfigure(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error)
 }
 
 type roleClient struct {
@@ -130,6 +137,16 @@ func (c *roleClient) Status(ctx context.Context, in *RoleRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *roleClient) Remove(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RoleResponse)
+	err := c.cc.Invoke(ctx, Role_Remove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *roleClient) Register(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RoleResponse)
@@ -150,6 +167,26 @@ func (c *roleClient) Unregister(ctx context.Context, in *RoleRequest, opts ...gr
 	return out, nil
 }
 
+func (c *roleClient) Upgrade(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RoleResponse)
+	err := c.cc.Invoke(ctx, Role_Upgrade_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *roleClient) Reconfigure(ctx context.Context, in *RoleRequest, opts ...grpc.CallOption) (*RoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RoleResponse)
+	err := c.cc.Invoke(ctx, Role_Reconfigure_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RoleServer is the server API for Role service.
 // All implementations must embed UnimplementedRoleServer
 // for forward compatibility.
@@ -161,8 +198,12 @@ type RoleServer interface {
 	Start(context.Context, *RoleRequest) (*RoleResponse, error)
 	Stop(context.Context, *RoleRequest) (*RoleResponse, error)
 	Status(context.Context, *RoleRequest) (*RoleResponse, error)
+	Remove(context.Context, *RoleRequest) (*RoleResponse, error)
+	// Optional, announced by capabilities: membership, upgrade, reconfigure.
 	Register(context.Context, *RoleRequest) (*RoleResponse, error)
 	Unregister(context.Context, *RoleRequest) (*RoleResponse, error)
+	Upgrade(context.Context, *RoleRequest) (*RoleResponse, error)
+	Reconfigure(context.Context, *RoleRequest) (*RoleResponse, error)
 	mustEmbedUnimplementedRoleServer()
 }
 
@@ -194,11 +235,20 @@ func (UnimplementedRoleServer) Stop(context.Context, *RoleRequest) (*RoleRespons
 func (UnimplementedRoleServer) Status(context.Context, *RoleRequest) (*RoleResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Status not implemented")
 }
+func (UnimplementedRoleServer) Remove(context.Context, *RoleRequest) (*RoleResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Remove not implemented")
+}
 func (UnimplementedRoleServer) Register(context.Context, *RoleRequest) (*RoleResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Register not implemented")
 }
 func (UnimplementedRoleServer) Unregister(context.Context, *RoleRequest) (*RoleResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Unregister not implemented")
+}
+func (UnimplementedRoleServer) Upgrade(context.Context, *RoleRequest) (*RoleResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Upgrade not implemented")
+}
+func (UnimplementedRoleServer) Reconfigure(context.Context, *RoleRequest) (*RoleResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Reconfigure not implemented")
 }
 func (UnimplementedRoleServer) mustEmbedUnimplementedRoleServer() {}
 func (UnimplementedRoleServer) testEmbeddedByValue()              {}
@@ -347,6 +397,24 @@ func _Role_Status_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Role_Remove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RoleServer).Remove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Role_Remove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RoleServer).Remove(ctx, req.(*RoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Role_Register_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RoleRequest)
 	if err := dec(in); err != nil {
@@ -379,6 +447,42 @@ func _Role_Unregister_Handler(srv interface{}, ctx context.Context, dec func(int
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RoleServer).Unregister(ctx, req.(*RoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Role_Upgrade_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RoleServer).Upgrade(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Role_Upgrade_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RoleServer).Upgrade(ctx, req.(*RoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Role_Reconfigure_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RoleServer).Reconfigure(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Role_Reconfigure_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RoleServer).Reconfigure(ctx, req.(*RoleRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -419,12 +523,24 @@ var Role_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Role_Status_Handler,
 		},
 		{
+			MethodName: "Remove",
+			Handler:    _Role_Remove_Handler,
+		},
+		{
 			MethodName: "Register",
 			Handler:    _Role_Register_Handler,
 		},
 		{
 			MethodName: "Unregister",
 			Handler:    _Role_Unregister_Handler,
+		},
+		{
+			MethodName: "Upgrade",
+			Handler:    _Role_Upgrade_Handler,
+		},
+		{
+			MethodName: "Reconfigure",
+			Handler:    _Role_Reconfigure_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
@@ -438,6 +554,7 @@ const (
 	Host_Download_FullMethodName  = "/dorismanager.sdk.v1.Host/Download"
 	Host_Query_FullMethodName     = "/dorismanager.sdk.v1.Host/Query"
 	Host_HTTPGet_FullMethodName   = "/dorismanager.sdk.v1.Host/HTTPGet"
+	Host_HTTPPost_FullMethodName  = "/dorismanager.sdk.v1.Host/HTTPPost"
 	Host_Log_FullMethodName       = "/dorismanager.sdk.v1.Host/Log"
 )
 
@@ -455,6 +572,7 @@ type HostClient interface {
 	Download(ctx context.Context, in *DownloadRequest, opts ...grpc.CallOption) (*DownloadResponse, error)
 	Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (*QueryResponse, error)
 	HTTPGet(ctx context.Context, in *HTTPGetRequest, opts ...grpc.CallOption) (*HTTPGetResponse, error)
+	HTTPPost(ctx context.Context, in *HTTPPostRequest, opts ...grpc.CallOption) (*HTTPGetResponse, error)
 	Log(ctx context.Context, in *LogRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
@@ -526,6 +644,16 @@ func (c *hostClient) HTTPGet(ctx context.Context, in *HTTPGetRequest, opts ...gr
 	return out, nil
 }
 
+func (c *hostClient) HTTPPost(ctx context.Context, in *HTTPPostRequest, opts ...grpc.CallOption) (*HTTPGetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HTTPGetResponse)
+	err := c.cc.Invoke(ctx, Host_HTTPPost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *hostClient) Log(ctx context.Context, in *LogRequest, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
@@ -550,6 +678,7 @@ type HostServer interface {
 	Download(context.Context, *DownloadRequest) (*DownloadResponse, error)
 	Query(context.Context, *QueryRequest) (*QueryResponse, error)
 	HTTPGet(context.Context, *HTTPGetRequest) (*HTTPGetResponse, error)
+	HTTPPost(context.Context, *HTTPPostRequest) (*HTTPGetResponse, error)
 	Log(context.Context, *LogRequest) (*Empty, error)
 	mustEmbedUnimplementedHostServer()
 }
@@ -578,6 +707,9 @@ func (UnimplementedHostServer) Query(context.Context, *QueryRequest) (*QueryResp
 }
 func (UnimplementedHostServer) HTTPGet(context.Context, *HTTPGetRequest) (*HTTPGetResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method HTTPGet not implemented")
+}
+func (UnimplementedHostServer) HTTPPost(context.Context, *HTTPPostRequest) (*HTTPGetResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method HTTPPost not implemented")
 }
 func (UnimplementedHostServer) Log(context.Context, *LogRequest) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Log not implemented")
@@ -711,6 +843,24 @@ func _Host_HTTPGet_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_HTTPPost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HTTPPostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).HTTPPost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_HTTPPost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).HTTPPost(ctx, req.(*HTTPPostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Host_Log_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(LogRequest)
 	if err := dec(in); err != nil {
@@ -759,6 +909,10 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "HTTPGet",
 			Handler:    _Host_HTTPGet_Handler,
+		},
+		{
+			MethodName: "HTTPPost",
+			Handler:    _Host_HTTPPost_Handler,
 		},
 		{
 			MethodName: "Log",

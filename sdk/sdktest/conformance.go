@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path"
 	"reflect"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -56,14 +56,41 @@ var methods = []method{
 	{"Start", sdk.Role.Start},
 	{"Stop", sdk.Role.Stop},
 	{"Status", sdk.Role.Status},
-	{"Register", sdk.Role.Register},
-	{"Unregister", sdk.Role.Unregister},
+	{"Remove", sdk.Role.Remove},
 }
 
-var (
-	semverRe = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
-	roleRe   = regexp.MustCompile(`^[A-Z][A-Z0-9]*$`)
-)
+// optionalMethods are checked for roles that implement them.
+var optionalMethods = []struct {
+	method
+	capability string
+	implements func(sdk.Role) bool
+}{
+	{method{"Register", func(r sdk.Role, ctx context.Context, h sdk.Host, q sdk.Request) (sdk.Result, error) {
+		return r.(sdk.Member).Register(ctx, h, q)
+	}}, sdk.CapMembership, is[sdk.Member]},
+	{method{"Unregister", func(r sdk.Role, ctx context.Context, h sdk.Host, q sdk.Request) (sdk.Result, error) {
+		return r.(sdk.Member).Unregister(ctx, h, q)
+	}}, sdk.CapMembership, is[sdk.Member]},
+	{method{"Upgrade", func(r sdk.Role, ctx context.Context, h sdk.Host, q sdk.Request) (sdk.Result, error) {
+		return r.(sdk.Upgrader).Upgrade(ctx, h, q)
+	}}, sdk.CapUpgrade, is[sdk.Upgrader]},
+	{method{"Reconfigure", func(r sdk.Role, ctx context.Context, h sdk.Host, q sdk.Request) (sdk.Result, error) {
+		return r.(sdk.Reconfigurer).Reconfigure(ctx, h, q)
+	}}, sdk.CapReconfigure, is[sdk.Reconfigurer]},
+}
+
+func is[T any](r sdk.Role) bool { _, ok := r.(T); return ok }
+
+// methodsOf lists the methods role implements.
+func methodsOf(role sdk.Role) []method {
+	out := append([]method(nil), methods...)
+	for _, m := range optionalMethods {
+		if m.implements(role) {
+			out = append(out, m.method)
+		}
+	}
+	return out
+}
 
 // Conformance checks that a role behaves as the manager expects, directly
 // and across the real gRPC boundary (Connect):
@@ -85,6 +112,7 @@ func Conformance(t *testing.T, role sdk.Role, opts ...Option) {
 		o(c)
 	}
 	remote := Connect(t, role)
+	methods := methodsOf(role)
 
 	var info sdk.Info
 	t.Run("Info", func(t *testing.T) {
@@ -182,17 +210,13 @@ func (c *conformance) checkInfo(t *testing.T, role sdk.Role, remote sdk.Role) sd
 	if err != nil {
 		t.Fatalf("Info: %v", err)
 	}
-	if info.Name == "" {
-		t.Error("Info.Name is empty")
+	if err := info.Validate(); err != nil {
+		t.Errorf("Info breaks the rules the manager enforces: %v", err)
 	}
-	if !roleRe.MatchString(info.Role) {
-		t.Errorf("Info.Role %q must be upper-case letters and digits (e.g. FE)", info.Role)
-	}
-	if !semverRe.MatchString(info.Version) {
-		t.Errorf("Info.Version %q is not a semantic version like 1.2.0 (no leading v)", info.Version)
-	}
-	if info.APIMajor != sdk.APIMajor {
-		t.Errorf("Info.APIMajor = %d, this SDK speaks %d", info.APIMajor, sdk.APIMajor)
+	for _, m := range optionalMethods {
+		if has, impl := info.Has(m.capability), m.implements(role); has != impl {
+			t.Errorf("capability %q announced: %v, but %s implemented: %v (announce exactly what the role implements)", m.capability, has, m.name, impl)
+		}
 	}
 	if info.APIMinor < 0 {
 		t.Errorf("Info.APIMinor = %d", info.APIMinor)
@@ -237,6 +261,12 @@ func normInfo(i sdk.Info) sdk.Info {
 	if len(i.Capabilities) == 0 {
 		i.Capabilities = nil
 	}
+	if len(i.Params) == 0 {
+		i.Params = nil
+	}
+	if len(i.Order.After) == 0 {
+		i.Order.After = nil
+	}
 	return i
 }
 
@@ -244,10 +274,7 @@ func (c *conformance) request(info sdk.Info) sdk.Request {
 	if c.req != nil {
 		return *c.req
 	}
-	node := sdk.Node{Host: "10.0.0.1", Role: info.Role, InstallDir: "/opt/doris", Master: true}
-	if info.Role == sdk.RoleFE {
-		node.FENodeType = sdk.FEFollower
-	}
+	node := sdk.Node{Host: "10.0.0.1", Role: info.Role, InstallDir: "/opt/roles", Home: path.Join("/opt/roles", info.HomeDir())}
 	return sdk.Request{
 		TaskID:  1,
 		Node:    node,
@@ -399,6 +426,13 @@ func (b *blockingHost) Query(ctx context.Context, fe, sql string) (sdk.Rows, err
 		return sdk.Rows{}, err
 	}
 	return b.FakeHost.Query(ctx, fe, sql)
+}
+
+func (b *blockingHost) HTTPPost(ctx context.Context, url, contentType string, body []byte) (sdk.HTTPResponse, error) {
+	if err := b.block(ctx); err != nil {
+		return sdk.HTTPResponse{}, err
+	}
+	return b.FakeHost.HTTPPost(ctx, url, contentType, body)
 }
 
 func (b *blockingHost) HTTPGet(ctx context.Context, url string) (sdk.HTTPResponse, error) {

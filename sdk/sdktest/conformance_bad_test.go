@@ -15,13 +15,20 @@ import (
 type badVersion struct{ toyRole }
 
 func (badVersion) Info(context.Context) (sdk.Info, error) {
-	return sdk.Info{Name: "doris-role-toy", Role: "TOY", Version: "v1.0", APIMajor: sdk.APIMajor}, nil
+	return sdk.Info{Name: "doris-role-toy", Role: "TOY", Version: "v1.0", APIMajor: sdk.APIMajor, Capabilities: []string{sdk.CapMembership}}, nil
 }
 
 type wrongAPI struct{ toyRole }
 
 func (wrongAPI) Info(context.Context) (sdk.Info, error) {
-	return sdk.Info{Name: "doris-role-toy", Role: "toy", Version: "1.0.0", APIMajor: sdk.APIMajor + 1}, nil
+	return sdk.Info{Name: "doris-role-toy", Role: "toy", Version: "1.0.0", APIMajor: sdk.APIMajor + 1, Capabilities: []string{sdk.CapMembership}}, nil
+}
+
+// undeclared implements Member without announcing it.
+type undeclared struct{ toyRole }
+
+func (undeclared) Info(context.Context) (sdk.Info, error) {
+	return sdk.Info{Name: "doris-role-toy", Role: "TOY", Version: "1.0.0", APIMajor: sdk.APIMajor}, nil
 }
 
 type panicky struct{ toyRole }
@@ -51,8 +58,10 @@ var badRoles = map[string]struct {
 	role sdk.Role
 	want string
 }{
-	"version":  {badVersion{toyRole{"1.0.0"}}, "not a semantic version"},
-	"api":      {wrongAPI{toyRole{"1.0.0"}}, "this SDK speaks"},
+	"version":  {badVersion{toyRole{"1.0.0"}}, "use a semantic version"},
+	"api":      {wrongAPI{toyRole{"1.0.0"}}, "this manager speaks API"},
+	"role":     {wrongAPI{toyRole{"1.0.0"}}, "upper-case letters and digits"},
+	"caps":     {undeclared{toyRole{"1.0.0"}}, "announce exactly what the role implements"},
 	"panic":    {panicky{toyRole{"1.0.0"}}, "panicked"},
 	"deaf":     {deaf{toyRole{"1.0.0"}}, "did not return within"},
 	"nosummry": {emptyFailure{toyRole{"1.0.0"}}, "failure without a summary"},

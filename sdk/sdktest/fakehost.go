@@ -18,7 +18,7 @@ import (
 
 // Call is one recorded Host call. Only the fields of its Method are set.
 type Call struct {
-	Method   string // Exec, WriteFile, ReadFile, Download, Query, HTTPGet, Logf
+	Method   string // Exec, WriteFile, ReadFile, Download, Query, HTTPGet, HTTPPost, Logf
 	Command  sdk.Command
 	Path     string // WriteFile, ReadFile
 	Data     []byte // WriteFile
@@ -27,7 +27,8 @@ type Call struct {
 	Download sdk.Download
 	FE       string // Query
 	SQL      string // Query
-	URL      string // HTTPGet
+	URL      string // HTTPGet, HTTPPost
+	Body     []byte // HTTPPost
 	Message  string // Logf, formatted
 }
 
@@ -39,6 +40,9 @@ type QueryFunc func(fe, sql string) (sdk.Rows, error)
 
 // HTTPGetFunc answers one HTTPGet.
 type HTTPGetFunc func(url string) (sdk.HTTPResponse, error)
+
+// HTTPPostFunc answers one HTTPPost.
+type HTTPPostFunc func(url, contentType string, body []byte) (sdk.HTTPResponse, error)
 
 // DownloadFunc answers one Download.
 type DownloadFunc func(d sdk.Download) (sdk.DownloadResult, error)
@@ -71,6 +75,7 @@ type FakeHost struct {
 	execs    []prefixed[ExecFunc]
 	queries  []prefixed[QueryFunc]
 	gets     []prefixed[HTTPGetFunc]
+	posts    []prefixed[HTTPPostFunc]
 	download DownloadFunc
 	defExec  ExecFunc
 	logPath  string
@@ -134,6 +139,14 @@ func (f *FakeHost) HandleHTTPGet(urlPrefix string, fn HTTPGetFunc) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gets = append(f.gets, prefixed[HTTPGetFunc]{prefix: []string{urlPrefix}, fn: fn})
+}
+
+// HandleHTTPPost answers HTTPPost calls whose URL starts with urlPrefix.
+// The longest matching prefix wins.
+func (f *FakeHost) HandleHTTPPost(urlPrefix string, fn HTTPPostFunc) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.posts = append(f.posts, prefixed[HTTPPostFunc]{prefix: []string{urlPrefix}, fn: fn})
 }
 
 // HTTPGetResponse answers HTTPGet calls starting with urlPrefix with a
@@ -380,6 +393,20 @@ func (f *FakeHost) HTTPGet(ctx context.Context, url string) (sdk.HTTPResponse, e
 		return sdk.HTTPResponse{}, fmt.Errorf("sdktest.FakeHost: no HTTPGet handler for %s", url)
 	}
 	return fn(url)
+}
+
+// HTTPPost implements sdk.Host.
+func (f *FakeHost) HTTPPost(ctx context.Context, url, contentType string, body []byte) (sdk.HTTPResponse, error) {
+	if err := f.record(ctx, Call{Method: "HTTPPost", URL: url, Body: append([]byte(nil), body...)}); err != nil {
+		return sdk.HTTPResponse{}, err
+	}
+	f.mu.Lock()
+	fn := longest(f.posts, func(p []string) bool { return strings.HasPrefix(url, p[0]) })
+	f.mu.Unlock()
+	if fn == nil {
+		return sdk.HTTPResponse{}, fmt.Errorf("sdktest.FakeHost: no HTTPPost handler for %s", url)
+	}
+	return fn(url, contentType, body)
 }
 
 // Logf implements sdk.Host.

@@ -16,7 +16,7 @@ type toyRole struct{ version string }
 
 func (r toyRole) Info(context.Context) (sdk.Info, error) {
 	return sdk.Info{Name: "doris-role-toy", Role: "TOY", Version: r.version,
-		APIMajor: sdk.APIMajor, APIMinor: sdk.APIMinor, Capabilities: []string{"test"}}, nil
+		APIMajor: sdk.APIMajor, APIMinor: sdk.APIMinor, Capabilities: []string{sdk.CapMembership}, Home: "toy", PidFile: "bin/toy.pid"}, nil
 }
 
 func (toyRole) Precheck(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
@@ -104,4 +104,16 @@ func (toyRole) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 		return sdk.Result{}, err
 	}
 	return sdk.Result{Summary: "unregistered"}, nil
+}
+
+func (toyRole) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	home := path.Join(req.Node.InstallDir, "toy")
+	res, err := h.Exec(ctx, sdk.Command{Argv: []string{"rm", "-rf", "--", home}})
+	if err != nil {
+		return sdk.Result{}, fmt.Errorf("remove %s: %w", home, err)
+	}
+	if res.ExitCode != 0 {
+		return sdk.Result{}, &sdk.Failure{Summary: "could not remove " + home, Detail: res.Output}
+	}
+	return sdk.Result{Summary: "removed " + home}, nil
 }

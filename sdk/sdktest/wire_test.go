@@ -44,17 +44,29 @@ func (r funcRole) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sd
 func (r funcRole) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	return r.fn(ctx, h, req)
 }
+func (r funcRole) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.fn(ctx, h, req)
+}
+func (r funcRole) Upgrade(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.fn(ctx, h, req)
+}
+func (r funcRole) Reconfigure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.fn(ctx, h, req)
+}
 
 func fullRequest() sdk.Request {
-	fe := sdk.Node{Host: "10.0.0.1", Role: sdk.RoleFE, InstallDir: "/opt/doris", FENodeType: sdk.FEFollower,
-		Ports: map[string]int{"http_port": 8030, "query_port": 9030}, Master: true}
-	be := sdk.Node{Host: "10.0.0.2", Role: sdk.RoleBE, InstallDir: "/opt/doris", Skipped: true}
+	fe := sdk.Node{Host: "10.0.0.1", Role: "FE", InstallDir: "/opt/doris", Home: "/opt/doris/fe",
+		Labels: map[string]string{"feNodeType": "FOLLOWER", "master": "true"},
+		Ports:  map[string]int{"http_port": 8030, "query_port": 9030},
+		Facts:  sdk.Facts{"running": "true", "port.http_port": "8030"}}
+	be := sdk.Node{Host: "10.0.0.2", Role: "BE", InstallDir: "/opt/doris", Skipped: true}
 	return sdk.Request{
 		TaskID: 42, Node: fe,
 		Cluster:    sdk.Cluster{ID: 7, Name: "c1", Nodes: []sdk.Node{fe, be}},
 		PackageURL: "http://10.0.0.9/doris.tar.gz", PackageSHA256: strings.Repeat("ab", 32),
 		Conf: "http_port = 8030\n", AutoFix: true, Targets: []sdk.Node{be},
 		Params: map[string]string{"k": "v"},
+		Force:  true, Purge: true, DryRun: true,
 	}
 }
 
@@ -64,7 +76,8 @@ func TestRequestResultAndFailureRoundTrip(t *testing.T) {
 	role := funcRole{fn: func(_ context.Context, _ sdk.Host, req sdk.Request) (sdk.Result, error) {
 		got = req
 		if req.Params["fail"] == "" {
-			return sdk.Result{Summary: "ok", Detail: "d", Facts: map[string]string{"port.http_port": "8030"}}, nil
+			return sdk.Result{Summary: "ok", Detail: "d", Facts: sdk.Facts{"port.http_port": "8030"},
+				Changes: []sdk.Change{{Key: "a", Old: "1", New: "2", Impact: sdk.ImpactLive}}}, nil
 		}
 		return sdk.Result{}, &sdk.Failure{Summary: "port 8030 is in use: free it or change http_port", Detail: "ss output", Retryable: true}
 	}}
@@ -77,7 +90,8 @@ func TestRequestResultAndFailureRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("request changed on the wire:\n got %+v\nwant %+v", got, want)
 	}
-	if wantRes := (sdk.Result{Summary: "ok", Detail: "d", Facts: map[string]string{"port.http_port": "8030"}}); !reflect.DeepEqual(res, wantRes) {
+	if wantRes := (sdk.Result{Summary: "ok", Detail: "d", Facts: sdk.Facts{"port.http_port": "8030"},
+		Changes: []sdk.Change{{Key: "a", Old: "1", New: "2", Impact: sdk.ImpactLive}}}); !reflect.DeepEqual(res, wantRes) {
 		t.Errorf("result = %+v, want %+v", res, wantRes)
 	}
 
@@ -237,4 +251,56 @@ func (c *ctxHost) Exec(ctx context.Context, cmd sdk.Command) (sdk.ExecResult, er
 	<-ctx.Done()
 	close(c.done)
 	return sdk.ExecResult{}, ctx.Err()
+}
+
+func TestOptionalMethodNotImplemented(t *testing.T) {
+	type onlyRole struct{ sdk.Role }
+	rc := sdktest.Connect(t, onlyRole{funcRole{fn: func(context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
+		return sdk.Result{Summary: "ok"}, nil
+	}}})
+	ctx := context.Background()
+	req := sdk.Request{Node: sdk.Node{Role: "FUNC"}}
+	for name, call := range map[string]func() error{
+		"Register":    func() error { _, err := rc.Register(ctx, sdktest.NewFakeHost(), req); return err },
+		"Unregister":  func() error { _, err := rc.Unregister(ctx, sdktest.NewFakeHost(), req); return err },
+		"Upgrade":     func() error { _, err := rc.Upgrade(ctx, sdktest.NewFakeHost(), req); return err },
+		"Reconfigure": func() error { _, err := rc.Reconfigure(ctx, sdktest.NewFakeHost(), req); return err },
+	} {
+		var f *sdk.Failure
+		if err := call(); !errors.As(err, &f) || !strings.Contains(f.Summary, name+" is not supported by the FUNC plugin") {
+			t.Errorf("%s on a role without it: %v, want a Failure saying it is not supported", name, err)
+		}
+	}
+	if res, err := rc.Remove(ctx, sdktest.NewFakeHost(), req); err != nil || res.Summary != "ok" {
+		t.Errorf("Remove = %+v, %v", res, err)
+	}
+}
+
+func TestHTTPPostAndExecPidCrossTheWire(t *testing.T) {
+	fh := sdktest.NewFakeHost()
+	fh.HandleHTTPPost("http://10.0.0.2:8040/api/update_config", func(url, ct string, body []byte) (sdk.HTTPResponse, error) {
+		return sdk.HTTPResponse{Status: 200, Body: []byte(ct + "|" + string(body))}, nil
+	})
+	fh.HandleExec(func(sdk.Command) (sdk.ExecResult, error) {
+		return sdk.ExecResult{Pid: 4242, Running: true}, nil
+	}, "start.sh")
+	var post sdk.HTTPResponse
+	var exec sdk.ExecResult
+	rc := sdktest.Connect(t, funcRole{fn: func(ctx context.Context, h sdk.Host, _ sdk.Request) (sdk.Result, error) {
+		var err error
+		if post, err = h.HTTPPost(ctx, "http://10.0.0.2:8040/api/update_config?k=v", "text/plain", []byte("x=1")); err != nil {
+			return sdk.Result{}, err
+		}
+		exec, err = h.Exec(ctx, sdk.Command{Argv: []string{"start.sh"}, Detach: true})
+		return sdk.Result{Summary: "ok"}, err
+	}})
+	if _, err := rc.Start(context.Background(), fh, sdk.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	if post.Status != 200 || string(post.Body) != "text/plain|x=1" {
+		t.Errorf("HTTPPost = %d %q", post.Status, post.Body)
+	}
+	if exec.Pid != 4242 || !exec.Running {
+		t.Errorf("Exec = pid %d running %v, want 4242 true", exec.Pid, exec.Running)
+	}
 }

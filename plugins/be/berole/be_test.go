@@ -21,10 +21,10 @@ func newRole() *Role {
 
 func beReq(host string) sdk.Request {
 	return sdk.Request{
-		Node: sdk.Node{Host: host, Role: sdk.RoleBE, InstallDir: "/opt/doris"},
+		Node: sdk.Node{Host: host, Role: doris.RoleBE, InstallDir: "/opt/doris"},
 		Cluster: sdk.Cluster{Nodes: []sdk.Node{
-			{Host: "10.0.0.1", Role: sdk.RoleFE, Master: true, Ports: map[string]int{"query_port": 9030}},
-			{Host: "10.0.0.4", Role: sdk.RoleBE}, {Host: "10.0.0.5", Role: sdk.RoleBE}, {Host: "10.0.0.6", Role: sdk.RoleBE},
+			{Host: "10.0.0.1", Role: doris.RoleFE, Labels: map[string]string{doris.LabelMaster: "true"}, Ports: map[string]int{"query_port": 9030}},
+			{Host: "10.0.0.4", Role: doris.RoleBE}, {Host: "10.0.0.5", Role: doris.RoleBE}, {Host: "10.0.0.6", Role: doris.RoleBE},
 		}},
 		Params: map[string]string{"startTimeout": "2s", "aliveTimeout": "1s"},
 	}
@@ -214,7 +214,7 @@ func (c *cluster) host(t *testing.T, liveAfterAdd bool) *doristest.Host {
 func targets(hosts ...string) []sdk.Node {
 	var ns []sdk.Node
 	for _, h := range hosts {
-		ns = append(ns, sdk.Node{Host: h, Role: sdk.RoleBE})
+		ns = append(ns, sdk.Node{Host: h, Role: doris.RoleBE})
 	}
 	return ns
 }

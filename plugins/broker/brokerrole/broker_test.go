@@ -21,8 +21,8 @@ func newRole() *Role {
 
 func brReq(host string) sdk.Request {
 	return sdk.Request{
-		Node:    sdk.Node{Host: host, Role: sdk.RoleBroker, InstallDir: "/opt/doris"},
-		Cluster: sdk.Cluster{Nodes: []sdk.Node{{Host: "10.0.0.1", Role: sdk.RoleFE, Master: true}}},
+		Node:    sdk.Node{Host: host, Role: doris.RoleBroker, InstallDir: "/opt/doris"},
+		Cluster: sdk.Cluster{Nodes: []sdk.Node{{Host: "10.0.0.1", Role: doris.RoleFE, Labels: map[string]string{doris.LabelMaster: "true"}}}},
 		Params:  map[string]string{"startTimeout": "2s", "aliveTimeout": "1s"},
 	}
 }
@@ -120,7 +120,7 @@ func TestRegisterAndUnregister(t *testing.T) {
 		return sdk.Rows{}, nil
 	})
 	req := brReq("10.0.0.7")
-	req.Targets = []sdk.Node{{Host: "10.0.0.7", Role: sdk.RoleBroker}, {Host: "10.0.0.8", Role: sdk.RoleBroker}}
+	req.Targets = []sdk.Node{{Host: "10.0.0.7", Role: doris.RoleBroker}, {Host: "10.0.0.8", Role: doris.RoleBroker}}
 	res, err := newRole().Register(context.Background(), h, req)
 	if err != nil {
 		t.Fatalf("register: %v", err)

@@ -25,25 +25,25 @@ func New(version string) *Role {
 }
 
 func nodeType(n sdk.Node) (string, error) {
-	switch t := strings.ToUpper(n.FENodeType); t {
-	case "", sdk.FEFollower:
-		return sdk.FEFollower, nil
-	case sdk.FEObserver:
+	switch t := strings.ToUpper(doris.FENodeType(n)); t {
+	case "", doris.FEFollower:
+		return doris.FEFollower, nil
+	case doris.FEObserver:
 		return t, nil
 	default:
-		return "", sdk.Failf("feNodeType %q of %s must be FOLLOWER or OBSERVER", n.FENodeType, n.Host)
+		return "", sdk.Failf("feNodeType %q of %s must be FOLLOWER or OBSERVER", doris.FENodeType(n), n.Host)
 	}
 }
 
 // withClusterType fills a node's missing feNodeType from the manager's
 // view of the cluster.
 func withClusterType(n sdk.Node, c sdk.Cluster) sdk.Node {
-	if n.FENodeType != "" {
+	if doris.FENodeType(n) != "" {
 		return n
 	}
 	for _, o := range c.Nodes {
-		if o.Role == sdk.RoleFE && o.Host == n.Host {
-			n.FENodeType = o.FENodeType
+		if o.Role == doris.RoleFE && o.Host == n.Host && doris.FENodeType(o) != "" {
+			n = doris.WithLabel(n, doris.LabelFENodeType, doris.FENodeType(o))
 		}
 	}
 	return n
@@ -51,11 +51,11 @@ func withClusterType(n sdk.Node, c sdk.Cluster) sdk.Node {
 
 // startsAsMaster: the node marked master, or the only FE the manager knows.
 func startsAsMaster(req sdk.Request) bool {
-	if req.Node.Master {
+	if doris.IsMaster(req.Node) {
 		return true
 	}
 	for _, n := range req.Cluster.Nodes {
-		if n.Role == sdk.RoleFE && !n.Skipped && n.Host != req.Node.Host {
+		if n.Role == doris.RoleFE && !n.Skipped && n.Host != req.Node.Host {
 			return false
 		}
 	}
@@ -75,10 +75,10 @@ func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Resu
 		if err != nil {
 			return nil, err
 		}
-		self := sdk.Node{Host: req.Node.Host, Role: sdk.RoleFE, Ports: map[string]int{"query_port": d.Ports["query_port"]}}
+		self := sdk.Node{Host: req.Node.Host, Role: doris.RoleFE, Ports: map[string]int{"query_port": d.Ports["query_port"]}}
 		var others []sdk.Node
 		for _, n := range req.Cluster.Nodes {
-			if !(n.Role == sdk.RoleFE && n.Host == self.Host) {
+			if !(n.Role == doris.RoleFE && n.Host == self.Host) {
 				others = append(others, n)
 			}
 		}
@@ -179,8 +179,8 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 			return sdk.Result{}, sdk.Failf("%s is the master FE and cannot be dropped: stop it so another follower takes over, then drop it", t.Endpoint)
 		}
 		typ := mem.Role
-		if typ != sdk.FEObserver {
-			typ = sdk.FEFollower
+		if typ != doris.FEObserver {
+			typ = doris.FEFollower
 		}
 		if err := doris.Exec(ctx, h, m, fmt.Sprintf("ALTER SYSTEM DROP %s %q", typ, t.Endpoint), doris.NotMember); err != nil {
 			return sdk.Result{}, &sdk.Failure{Summary: fmt.Sprintf("cannot drop FE %s", t.Endpoint), Detail: err.Error(), Retryable: true}

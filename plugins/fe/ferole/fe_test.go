@@ -21,11 +21,14 @@ func newRole() *Role {
 }
 
 func feReq(host string, master bool) sdk.Request {
-	n := sdk.Node{Host: host, Role: sdk.RoleFE, InstallDir: "/opt/doris", Master: master}
+	n := sdk.Node{Host: host, Role: doris.RoleFE, InstallDir: "/opt/doris"}
+	if master {
+		n.Labels = map[string]string{doris.LabelMaster: "true"}
+	}
 	return sdk.Request{Node: n, Cluster: sdk.Cluster{Nodes: []sdk.Node{
-		{Host: "10.0.0.1", Role: sdk.RoleFE, Master: true},
-		{Host: "10.0.0.2", Role: sdk.RoleFE, FENodeType: sdk.FEFollower},
-		{Host: "10.0.0.3", Role: sdk.RoleFE, FENodeType: sdk.FEObserver},
+		{Host: "10.0.0.1", Role: doris.RoleFE, Labels: map[string]string{doris.LabelMaster: "true"}},
+		{Host: "10.0.0.2", Role: doris.RoleFE, Labels: map[string]string{doris.LabelFENodeType: doris.FEFollower}},
+		{Host: "10.0.0.3", Role: doris.RoleFE, Labels: map[string]string{doris.LabelFENodeType: doris.FEObserver}},
 	}}, Params: map[string]string{"startTimeout": "2s", "aliveTimeout": "1s"}}
 }
 
@@ -40,7 +43,7 @@ func failure(t *testing.T, err error) *sdk.Failure {
 
 func TestInfo(t *testing.T) {
 	info, err := newRole().Info(context.Background())
-	if err != nil || info.Name != "doris-role-fe" || info.Role != sdk.RoleFE || info.Version != "1.2.3" || info.APIMajor != sdk.APIMajor {
+	if err != nil || info.Name != "doris-role-fe" || info.Role != doris.RoleFE || info.Version != "1.2.3" || info.APIMajor != sdk.APIMajor {
 		t.Fatalf("info %+v %v", info, err)
 	}
 }
@@ -224,7 +227,7 @@ func TestConfigure(t *testing.T) {
 
 	clash := req
 	clash.Conf = "http_port = 8040\n"
-	clash.Cluster.Nodes = append(clash.Cluster.Nodes, sdk.Node{Host: "10.0.0.1", Role: sdk.RoleBE, Ports: map[string]int{"webserver_port": 8040}})
+	clash.Cluster.Nodes = append(clash.Cluster.Nodes, sdk.Node{Host: "10.0.0.1", Role: doris.RoleBE, Ports: map[string]int{"webserver_port": 8040}})
 	_, err = newRole().Configure(ctx, h, clash)
 	if f := failure(t, err); !strings.Contains(f.Summary, "http_port 8040 is also BE's webserver_port") {
 		t.Errorf("failure %v", f)

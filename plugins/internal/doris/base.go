@@ -42,7 +42,9 @@ func (b *Base) Info(context.Context) (sdk.Info, error) {
 	return sdk.Info{
 		Name: "doris-role-" + strings.ToLower(b.Spec.Role), Role: b.Spec.Role, Version: b.Version,
 		APIMajor: sdk.APIMajor, APIMinor: sdk.APIMinor,
-		Capabilities: []string{"autofix", "tar.gz", "tar.xz", "layout:0.15", "layout:1.2", "layout:2.x", "layout:per-role"},
+		Home:         b.Spec.Dir,
+		PidFile:      path.Join("bin", b.Spec.PidFile),
+		Capabilities: []string{sdk.CapMembership, sdk.CapAutoFix},
 	}, nil
 }
 

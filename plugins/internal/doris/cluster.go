@@ -168,7 +168,7 @@ func FEQueryAddrs(c sdk.Cluster, extra ...sdk.Node) []string {
 	var first, rest []string
 	seen := map[string]bool{}
 	for _, n := range append(append([]sdk.Node(nil), c.Nodes...), extra...) {
-		if n.Role != sdk.RoleFE || n.Skipped || n.Host == "" {
+		if n.Role != RoleFE || n.Skipped || n.Host == "" {
 			continue
 		}
 		a := Endpoint(n.Host, FE.NodePort(n, "query_port"))
@@ -176,7 +176,7 @@ func FEQueryAddrs(c sdk.Cluster, extra ...sdk.Node) []string {
 			continue
 		}
 		seen[a] = true
-		if n.Master {
+		if IsMaster(n) {
 			first = append(first, a)
 		} else {
 			rest = append(rest, a)

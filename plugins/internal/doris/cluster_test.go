@@ -80,10 +80,10 @@ func TestFindMasterAsksAndNeverAssumes(t *testing.T) {
 		return sdk.Rows{}, errors.New("unexpected")
 	})
 	c := sdk.Cluster{Nodes: []sdk.Node{
-		{Host: "10.0.0.2", Role: sdk.RoleFE},
-		{Host: "10.0.0.1", Role: sdk.RoleFE, Master: true},
-		{Host: "10.0.0.9", Role: sdk.RoleFE, Skipped: true},
-		{Host: "10.0.0.5", Role: sdk.RoleBE},
+		{Host: "10.0.0.2", Role: RoleFE},
+		{Host: "10.0.0.1", Role: RoleFE, Labels: map[string]string{LabelMaster: "true"}},
+		{Host: "10.0.0.9", Role: RoleFE, Skipped: true},
+		{Host: "10.0.0.5", Role: RoleBE},
 	}}
 	addrs := FEQueryAddrs(c)
 	if strings.Join(addrs, ",") != "10.0.0.1:9030,10.0.0.2:9030" {

@@ -14,9 +14,9 @@ type membership struct {
 }
 
 var memberships = map[string]membership{
-	sdk.RoleFE:     {"SHOW FRONTENDS", ParseFrontends, "edit_log_port"},
-	sdk.RoleBE:     {"SHOW BACKENDS", ParseBackends, "heartbeat_service_port"},
-	sdk.RoleBroker: {"SHOW BROKER", ParseBrokers, "broker_ipc_port"},
+	RoleFE:     {"SHOW FRONTENDS", ParseFrontends, "edit_log_port"},
+	RoleBE:     {"SHOW BACKENDS", ParseBackends, "heartbeat_service_port"},
+	RoleBroker: {"SHOW BROKER", ParseBrokers, "broker_ipc_port"},
 }
 
 // Registered asks the cluster whether req.Node is a member: "YES" or "NO",

@@ -39,7 +39,7 @@ type Port struct {
 
 // Spec describes one Doris role as its release package lays it out.
 type Spec struct {
-	Role        string // sdk.RoleFE, sdk.RoleBE, sdk.RoleBroker
+	Role        string // RoleFE, RoleBE, RoleBroker
 	Dir         string // folder name in the package and under installDir
 	StartScript string // bin/<StartScript>
 	StopScript  string
@@ -64,21 +64,21 @@ type Spec struct {
 // The three Doris roles.
 var (
 	FE = Spec{
-		Role: sdk.RoleFE, Dir: "fe", StartScript: "start_fe.sh", StopScript: "stop_fe.sh",
+		Role: RoleFE, Dir: "fe", StartScript: "start_fe.sh", StopScript: "stop_fe.sh",
 		ConfFile: "fe.conf", PidFile: "fe.pid", HomeVar: "DORIS_HOME",
 		Ports: []Port{{"http_port", 8030}, {"rpc_port", 9020}, {"query_port", 9030}, {"edit_log_port", 9010}},
 		Logs:  []string{"fe.log", "fe.out", "fe.warn.log"}, NeedsJava: true,
 		Markers: []string{"DorisFE", "PaloFe", "doris", "palo"},
 	}
 	BE = Spec{
-		Role: sdk.RoleBE, Dir: "be", StartScript: "start_be.sh", StopScript: "stop_be.sh",
+		Role: RoleBE, Dir: "be", StartScript: "start_be.sh", StopScript: "stop_be.sh",
 		ConfFile: "be.conf", PidFile: "be.pid", HomeVar: "DORIS_HOME",
 		Ports: []Port{{"be_port", 9060}, {"webserver_port", 8040}, {"heartbeat_service_port", 9050}, {"brpc_port", 8060}},
 		Logs:  []string{"be.INFO", "be.out", "be.WARNING"}, KernelStrict: true, MinOpenFiles: 60000,
 		Markers: []string{"doris_be", "palo_be", "doris", "palo"},
 	}
 	Broker = Spec{
-		Role: sdk.RoleBroker, Dir: "apache_hdfs_broker", StartScript: "start_broker.sh", StopScript: "stop_broker.sh",
+		Role: RoleBroker, Dir: "apache_hdfs_broker", StartScript: "start_broker.sh", StopScript: "stop_broker.sh",
 		ConfFile: "apache_hdfs_broker.conf", PidFile: "apache_hdfs_broker.pid", HomeVar: "BROKER_HOME",
 		Ports:     []Port{{"broker_ipc_port", 8000}},
 		Logs:      []string{"apache_hdfs_broker.log", "apache_hdfs_broker.out"},

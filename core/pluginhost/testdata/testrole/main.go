@@ -34,7 +34,8 @@ func (testRole) Info(context.Context) (sdk.Info, error) {
 	if apiMinor != "" {
 		minor, _ = strconv.Atoi(apiMinor)
 	}
-	return sdk.Info{Name: "doris-role-test", Role: role, Version: version, APIMajor: major, APIMinor: minor}, nil
+	return sdk.Info{Name: "doris-role-test", Role: role, Version: version, APIMajor: major, APIMinor: minor,
+		Capabilities: []string{sdk.CapMembership}}, nil
 }
 
 // Precheck reports which version answered.
@@ -97,6 +98,10 @@ func (testRole) Status(context.Context, sdk.Host, sdk.Request) (sdk.Result, erro
 
 func (testRole) Register(context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
 	return sdk.Result{Summary: "registered"}, nil
+}
+
+func (testRole) Remove(context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
+	return sdk.Result{Summary: "removed"}, nil
 }
 
 func (testRole) Unregister(context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {

@@ -27,7 +27,7 @@ func Conformance(t *testing.T, role sdk.Role, version string, s doris.Spec, pkg 
 		h.QueryRows("ALTER SYSTEM", sdk.Rows{})
 		return h.FakeHost
 	}
-	node := sdk.Node{Host: "10.0.0.1", Role: s.Role, InstallDir: "/opt/doris", Master: true}
+	node := sdk.Node{Host: "10.0.0.1", Role: s.Role, InstallDir: "/opt/doris", Home: s.Home("/opt/doris"), Labels: map[string]string{doris.LabelMaster: "true"}}
 	req := sdk.Request{
 		TaskID: 1, Node: node, Cluster: sdk.Cluster{ID: 1, Name: "conformance", Nodes: []sdk.Node{node}},
 		Conf:       "# conformance\n",
