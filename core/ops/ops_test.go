@@ -60,8 +60,8 @@ func newFixture(t *testing.T, dsn string) *fixture {
 		Master: func(int64) (string, bool) { return f.master, f.master != "" },
 		Catalogue: func(context.Context, int64) (map[string]sdk.Info, error) {
 			return map[string]sdk.Info{
-				"FE":     {Name: "doris-role-fe", Role: "FE", Version: "2.0.0", Capabilities: []string{"membership", sdkCapUpgrade, sdkCapReconfigure}},
-				"BE":     {Name: "doris-role-be", Role: "BE", Version: "2.0.0", Capabilities: []string{"membership", sdkCapUpgrade, sdkCapReconfigure}},
+				"FE":     {Name: "doris-role-fe", Role: "FE", Version: "2.0.0", Capabilities: []string{sdk.CapMembership, sdk.CapUpgrade, sdk.CapReconfigure}},
+				"BE":     {Name: "doris-role-be", Role: "BE", Version: "2.0.0", Capabilities: []string{sdk.CapMembership, sdk.CapUpgrade, sdk.CapReconfigure}},
 				"BROKER": {Name: "doris-role-broker", Role: "BROKER", Version: "2.0.0"},
 			}, nil
 		}})

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dorismanager/dorismanager/core/process"
+	"github.com/dorismanager/dorismanager/core/roleexec"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
 )
@@ -37,18 +38,6 @@ func rollingRank(r store.AgentRole, master string) int {
 	return 4
 }
 
-// RestoreOrder is a role's rank when an agent restores the roles of its
-// host: the master FE first, then other FEs, then the rest.
-func RestoreOrder(role string, isMaster bool) int {
-	switch {
-	case role == process.RoleFE && isMaster:
-		return 0
-	case role == process.RoleFE:
-		return 1
-	}
-	return 2
-}
-
 func sortRolling(rs []store.AgentRole, master string) []store.AgentRole {
 	out := append([]store.AgentRole(nil), rs...)
 	sort.SliceStable(out, func(i, j int) bool {
@@ -71,7 +60,7 @@ type planner struct {
 
 func (p *planner) add(taskType string, r store.AgentRole, seq int, in Input) {
 	in.ClusterID, in.Host, in.Role = p.c.ID, r.Host, r.Role
-	in.Order = RestoreOrder(r.Role, r.Host == p.c.master && r.Role == process.RoleFE)
+	in.Order = roleexec.RestoreOrder(r.Role, r.Host == p.c.master && r.Role == process.RoleFE)
 	b, _ := json.Marshal(in)
 	p.tasks = append(p.tasks, store.Task{Host: r.Host, TaskType: taskType, Seq: seq, Input: string(b)})
 	if seq >= p.seq {
@@ -267,13 +256,13 @@ func (e *Engine) Upgrade(ctx context.Context, userID, clusterID int64, r Upgrade
 			return plan{}, err
 		}
 		if len(r.Nodes) == 0 {
-			if rs, err = e.onlyCapable(ctx, c.ID, rs, sdkCapUpgrade); err != nil {
+			if rs, err = e.onlyCapable(ctx, c.ID, rs, sdk.CapUpgrade); err != nil {
 				return plan{}, err
 			}
 			if len(rs) == 0 {
 				return plan{}, invalid("no role of cluster %d has a plugin that can upgrade", c.ID)
 			}
-		} else if err := e.capable(ctx, c.ID, rs, sdkCapUpgrade, "upgrade"); err != nil {
+		} else if err := e.capable(ctx, c.ID, rs, sdk.CapUpgrade, "upgrade"); err != nil {
 			return plan{}, err
 		}
 		p := &planner{c: c}
@@ -359,7 +348,7 @@ func (e *Engine) Config(ctx context.Context, userID, clusterID int64, r ConfigRe
 		if err != nil {
 			return plan{}, err
 		}
-		if err := e.capable(ctx, c.ID, rs, sdkCapReconfigure, "change its config"); err != nil {
+		if err := e.capable(ctx, c.ID, rs, sdk.CapReconfigure, "change its config"); err != nil {
 			return plan{}, err
 		}
 		p := &planner{c: c}
@@ -412,11 +401,3 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
-
-// Capabilities asked for (sdk's names; sdk v1 has no constants for them).
-const (
-	sdkCapUpgrade     = "upgrade"
-	sdkCapReconfigure = "reconfigure"
-)
-
-var _ = sdk.Info{}
