@@ -42,6 +42,20 @@ var methods = map[string]func(sdk.Role, context.Context, sdk.Host, sdk.Request) 
 	"Remove":     sdk.Role.Remove,
 	"Register":   member(sdk.Member.Register),
 	"Unregister": member(sdk.Member.Unregister),
+	// Day-2 operations (core/ops); the plugin clients implement sdk.Remote.
+	"Upgrade":     remote(sdk.Remote.Upgrade),
+	"Reconfigure": remote(sdk.Remote.Reconfigure),
+}
+
+// remote calls a method of sdk.Remote beyond sdk.Role.
+func remote(m func(sdk.Remote, context.Context, sdk.Host, sdk.Request) (sdk.Result, error)) func(sdk.Role, context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
+	return func(r sdk.Role, ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+		rm, ok := r.(sdk.Remote)
+		if !ok {
+			return sdk.Result{}, fmt.Errorf("role plugin %T has no day-2 calls", r)
+		}
+		return m(rm, ctx, h, req)
+	}
 }
 
 // member calls an sdk.Member method; the manager's plugin clients

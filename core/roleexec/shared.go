@@ -2,7 +2,9 @@ package roleexec
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"io"
 	"path"
 	"sync"
@@ -99,10 +101,18 @@ func (e *Executor) RecordDesired(ctx context.Context, d Desired) error {
 		w.Start = &wire.StartCommand{Argv: s.Argv, Env: s.Env, Dir: s.Dir, NoFile: s.NoFile}
 	}
 	if err := c.SetDesired(ctx, w); err != nil {
+		var se *agentclient.StatusError
+		if errors.As(err, &se) && se.Status == http.StatusNotFound {
+			return fmt.Errorf("%w (%s): reinstall it with installAgent", ErrNoDesiredState, d.Host)
+		}
 		return fmt.Errorf("record on %s that %s should be %s: %w", d.Host, d.Role, d.State, err)
 	}
 	return nil
 }
+
+// ErrNoDesiredState: the agent predates desired role states; it cannot
+// restore roles after a reboot until it is reinstalled.
+var ErrNoDesiredState = errors.New("the agent is too old to keep desired role states")
 
 // PidFile is a role's pid file on its host: its home joined with the
 // plugin's Info.PidFile ("" when either is unknown).

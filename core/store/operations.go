@@ -111,3 +111,15 @@ func (s *Store) ClustersWithRoles(ctx context.Context) ([]int64, error) {
 		Where("clusters.destroyed_at IS NULL").Order("agent_roles.cluster_id").Pluck("agent_roles.cluster_id", &ids).Error
 	return ids, err
 }
+
+// LatestWizardTask returns the newest task of the given type on host in a
+// wizard process of the cluster, or ErrNotFound. Operations read the
+// parameters installService gave a role from its INSTALL_<ROLE> task.
+func (s *Store) LatestWizardTask(ctx context.Context, clusterID int64, host, taskType string) (Task, error) {
+	var t Task
+	err := s.q(ctx).Model(&Task{}).
+		Joins("JOIN processes ON processes.id = tasks.process_id").
+		Where("processes.cluster_id = ? AND processes.kind = ? AND tasks.host = ? AND tasks.task_type = ?", clusterID, KindWizard, host, taskType).
+		Order("tasks.id DESC").Take(&t).Error
+	return t, translate(err)
+}

@@ -81,6 +81,18 @@ func TestActiveWizardTask(t *testing.T) {
 		if _, err := s.ActiveWizardTask(ctx, 2); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("another cluster: %v", err)
 		}
+		newer := []store.Task{{ProcessID: p.ID, Step: 1, Host: "h1", TaskType: "INSTALL_BE", Input: "old"},
+			{ProcessID: p.ID, Step: 1, Host: "h1", TaskType: "INSTALL_BE", Input: "new"},
+			{ProcessID: p.ID, Step: 1, Host: "h2", TaskType: "INSTALL_BE", Input: "other host"}}
+		if err := s.CreateTasks(ctx, newer); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.LatestWizardTask(ctx, 1, "h1", "INSTALL_BE"); err != nil || got.Input != "new" {
+			t.Fatalf("LatestWizardTask = %+v, %v; want the newer one", got, err)
+		}
+		if _, err := s.LatestWizardTask(ctx, 2, "h1", "INSTALL_BE"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("LatestWizardTask of another cluster: %v", err)
+		}
 	})
 }
 
