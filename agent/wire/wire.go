@@ -225,6 +225,10 @@ type Exec struct {
 	TimeoutSeconds float64           `json:"timeoutSeconds,omitempty"`
 	Detach         bool              `json:"detach,omitempty"`
 	Stdin          []byte            `json:"stdin,omitempty"`
+	// Probe marks a read-only check (a status probe every few seconds): it
+	// runs without its result recorded or a task log written, and cannot
+	// be detached.
+	Probe bool `json:"probe,omitempty"`
 }
 
 // ExecResult is the recorded outcome of an Exec.

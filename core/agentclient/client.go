@@ -324,6 +324,9 @@ type ExecRequest struct {
 	RequestID string // unique per attempt of the call; re-sent as is
 	TaskID    string // the task whose log file receives the output
 	Command   sdk.Command
+	// Probe runs a read-only check without recording it or writing the
+	// task log (status probes); it cannot be detached.
+	Probe bool
 }
 
 // Exec runs a command, streaming its output into out. A non-zero exit is
@@ -338,7 +341,7 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest, out io.Writer) (sdk.
 		timeout = time.Until(dl)
 	}
 	body := wire.Exec{RequestID: req.RequestID, TaskID: req.TaskID, Argv: cmd.Argv, Env: cmd.Env, Dir: cmd.Dir,
-		NoFile: cmd.NoFile, TimeoutSeconds: timeout.Seconds(), Detach: cmd.Detach, Stdin: cmd.Stdin}
+		NoFile: cmd.NoFile, TimeoutSeconds: timeout.Seconds(), Detach: cmd.Detach, Stdin: cmd.Stdin, Probe: req.Probe}
 	var line wire.Line
 	name := "run " + first(cmd.Argv)
 	err := c.do(ctx, name, func(ctx context.Context) error {

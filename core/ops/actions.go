@@ -391,9 +391,8 @@ func (r *run) waitReady(ctx context.Context, version string) (string, error) {
 		return "", fmt.Errorf("%s plugin: %w", r.in.Role, err)
 	}
 	last := ""
-	for i := 0; ; i++ {
-		h := r.a.x.HostWith(client, r.job.Task.ID, fmt.Sprintf("t%d-a%d-probe-%d-%d", r.job.Task.ID, r.job.Task.Attempt, time.Now().UnixNano(), i), io.Discard, r.cl)
-		res, err := rm.Status(ctx, h, r.request(ctx))
+	for {
+		res, err := rm.Status(ctx, r.a.x.ProbeHost(client, r.cl), r.request(ctx))
 		seen := ""
 		if err != nil {
 			seen = "status: " + err.Error()

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"io"
+	"net/http"
 	"path"
 	"sync"
 
@@ -153,4 +153,30 @@ func (c *StartCapture) Command() *sdk.Command {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.cmd
+}
+
+// ProbeHost is the sdk.Host for read-only calls (Status) repeated every
+// few seconds: its commands run as agent probes, neither recorded nor
+// written to a task log, and it refuses to write files, download or start
+// anything.
+func (e *Executor) ProbeHost(client *agentclient.Client, cl sdk.Cluster) sdk.Host {
+	return probeHost{e.HostWith(client, 0, "probe", io.Discard, cl).(*agentHost)}
+}
+
+type probeHost struct{ *agentHost }
+
+// errProbe is what a probe answers a call that would change the host.
+var errProbe = errors.New("a status probe changes nothing on the host")
+
+func (p probeHost) Exec(ctx context.Context, cmd sdk.Command) (sdk.ExecResult, error) {
+	if cmd.Detach {
+		return sdk.ExecResult{}, errProbe
+	}
+	return p.client.Exec(ctx, agentclient.ExecRequest{RequestID: p.nextID("exec"), TaskID: "probe", Command: cmd, Probe: true}, io.Discard)
+}
+
+func (p probeHost) WriteFile(context.Context, string, []byte, uint32) error { return errProbe }
+
+func (p probeHost) Download(context.Context, sdk.Download) (sdk.DownloadResult, error) {
+	return sdk.DownloadResult{}, errProbe
 }

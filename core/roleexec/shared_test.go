@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +117,29 @@ func TestRestoreOrder(t *testing.T) {
 	}
 	if PidFile("", "bin/x.pid") != "" || PidFile("/h", "") != "" {
 		t.Error("PidFile with an unknown part must be empty")
+	}
+}
+
+func TestProbeHostChangesNothing(t *testing.T) {
+	client, dataDir := realAgent(t)
+	e := New(Config{Agents: oneAgent{client}})
+	defer e.Close()
+	ctx := context.Background()
+	h := e.ProbeHost(client, sdk.Cluster{ID: 1})
+	res, err := h.Exec(ctx, sdk.Command{Argv: []string{"echo", "alive"}})
+	if err != nil || res.ExitCode != 0 || !strings.Contains(res.Output, "alive") {
+		t.Fatalf("probe exec: %+v %v", res, err)
+	}
+	if _, err := h.Exec(ctx, sdk.Command{Argv: []string{"true"}, Detach: true}); err == nil {
+		t.Error("a probe host started a detached command")
+	}
+	if err := h.WriteFile(ctx, filepath.Join(t.TempDir(), "x"), []byte("x"), 0o644); err == nil {
+		t.Error("a probe host wrote a file")
+	}
+	if _, err := h.Download(ctx, sdk.Download{URL: "http://127.0.0.1:1/x", Dest: t.TempDir()}); err == nil {
+		t.Error("a probe host downloaded")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dataDir, "results")); len(ents) != 0 {
+		t.Errorf("probes left %d recorded results", len(ents))
 	}
 }
