@@ -102,11 +102,15 @@ func (s *statusRole) Status(ctx context.Context, h sdk.Host, req sdk.Request) (s
 
 type onePlugin struct{ r *statusRole }
 
-func (o onePlugin) Role(context.Context, int64, string, io.Writer) (sdk.Remote, error) { return o.r, nil }
+func (o onePlugin) Role(context.Context, int64, string, io.Writer) (sdk.Remote, error) {
+	return o.r, nil
+}
 
 type oneAgent struct{ c *agentclient.Client }
 
-func (o oneAgent) Client(context.Context, int64, string) (*agentclient.Client, error) { return o.c, nil }
+func (o oneAgent) Client(context.Context, int64, string) (*agentclient.Client, error) {
+	return o.c, nil
+}
 
 func realAgent(t *testing.T) *agentclient.Client {
 	t.Helper()
