@@ -297,7 +297,7 @@ type Node struct {
 func (c *Cache) Status(ctx context.Context, clusterID int64) (View, error) {
 	cl, err := c.cfg.Store.GetCluster(ctx, clusterID)
 	if err != nil {
-		return View{}, err
+		return View{}, fmt.Errorf("cluster %d: %w", clusterID, err)
 	}
 	roles, err := c.cfg.Store.ListRoles(ctx, clusterID)
 	if err != nil {
