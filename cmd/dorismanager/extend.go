@@ -10,6 +10,9 @@ import (
 	"github.com/dorismanager/dorismanager/core/agentaction"
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/agents"
+	"github.com/dorismanager/dorismanager/core/api"
+	"github.com/dorismanager/dorismanager/core/clusterstatus"
+	"github.com/dorismanager/dorismanager/core/ops"
 	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/roleexec"
@@ -56,11 +59,30 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 	exec := roleexec.New(roleexec.Config{Store: d.Store, Plugins: plugins, Agents: reg, Logger: d.Logger})
 	actions := exec.Actions()
 	actions[process.TaskInstallAgent] = agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}
+	// Day-2 operations and the status cache.
+	roles := pluginRoles{plugins}
+	status := clusterstatus.New(clusterstatus.Config{Store: d.Store, Exec: exec, Plugins: roles, Logger: d.Logger.Named("status")})
+	opsEngine := ops.New(ops.Config{Store: d.Store, Catalogue: roles.Catalogue, Master: status.Master, Notify: d.Notify,
+		Logger: d.Logger.Named("ops")})
+	for k, v := range ops.NewActions(ops.ActionsConfig{Store: d.Store, Plugins: roles, Exec: exec, Changed: status.Kick,
+		Logger: d.Logger.Named("ops")}).Map() {
+		actions[k] = v
+	}
 	return server.Extensions{
-		Actions:  actions,
-		Stopper:  exec,
-		AgentAPI: reg.Handler(),
-		Plugins:  plugins.Handler(),
+		Operations: &api.Operations{Engine: opsEngine, Status: status.Status},
+		Background: []func(context.Context) error{status.Run},
+		OnTaskEnd: func(taskID int64, _ string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if id := opsEngine.TaskEnded(ctx, taskID); id != 0 {
+				status.Kick(id)
+			}
+		},
+		WizardGuard: opsEngine.CheckNoOperation,
+		Actions:     actions,
+		Stopper:     exec,
+		AgentAPI:    reg.Handler(),
+		Plugins:     plugins.Handler(),
 		// roleList shows what the cluster itself reports.
 		RefreshRoles: exec.RefreshRegistration,
 		PluginsReady: plugins.Ready,

@@ -209,6 +209,24 @@ func (e *Engine) CheckIdle(ctx context.Context, clusterID int64) error {
 	return nil
 }
 
+// CheckNoOperation refuses (409, naming it) while the cluster has an
+// unfinished operation: the wizard's guard, so a scale-out does not run
+// into an upgrade.
+func (e *Engine) CheckNoOperation(ctx context.Context, clusterID int64) error {
+	p, err := e.st.OpenOperationOfCluster(ctx, clusterID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look for a running operation of cluster %d: %w", clusterID, err)
+	}
+	if done, err := e.Settle(ctx, p.ID); err != nil || done {
+		return err
+	}
+	return conflict("cluster %d is busy with operation %d (%s): wait for it to end, or end it with POST /api/process/installComplete/%d",
+		clusterID, p.ID, p.ProcessType, p.ID)
+}
+
 // Settle finishes an operation whose tasks are all SUCCESS or skipped and
 // reports whether it is finished.
 func (e *Engine) Settle(ctx context.Context, processID int64) (bool, error) {

@@ -406,3 +406,22 @@ func TestTaskEndedSettles(t *testing.T) {
 		t.Fatalf("not settled after its last task: %+v", p)
 	}
 }
+
+func TestCheckNoOperation(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := context.Background()
+	if err := f.e.CheckNoOperation(ctx, 1); err != nil {
+		t.Fatalf("idle cluster: %v", err)
+	}
+	pid, err := f.e.Start(ctx, 1, 1, []Node{{"h1", "BE"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.e.CheckNoOperation(ctx, 1)
+	if process.KindOf(err) != process.KindConflict || !strings.Contains(err.Error(), fmt.Sprintf("operation %d (START_CLUSTER)", pid)) {
+		t.Fatalf("busy cluster: %v", err)
+	}
+	if err := f.e.CheckNoOperation(ctx, 2); err != nil {
+		t.Fatalf("another cluster: %v", err)
+	}
+}
