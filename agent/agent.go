@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -343,26 +342,14 @@ var pidFiles = []struct{ role, path string }{
 	{"BROKER", "apache_hdfs_broker/bin/broker.pid"},
 }
 
-// processes reports the Doris role processes whose pid files exist, and
-// every role with a recorded desired state (with that state).
+// processes reports the Doris role processes whose pid files exist.
 func (a *Agent) processes() []wire.Process {
 	ps := []wire.Process{}
-	a.desiredMu.Lock()
-	desired, err := a.loadDesired()
-	a.desiredMu.Unlock()
-	if err != nil {
-		a.log.Warn("report processes", "error", err)
+	if a.cfg.InstallDir == "" {
+		return a.withDesired(ps)
 	}
-	seen := map[string]bool{}
 	for _, pf := range pidFiles {
-		if a.cfg.InstallDir == "" || seen[pf.role] {
-			continue
-		}
-		path := filepath.Join(a.cfg.InstallDir, pf.path)
-		if d, ok := desired[pf.role]; ok && d.PidFile != "" {
-			path = d.PidFile
-		}
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(filepath.Join(a.cfg.InstallDir, pf.path))
 		if err != nil {
 			continue
 		}
@@ -370,23 +357,9 @@ func (a *Agent) processes() []wire.Process {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		seen[pf.role] = true
-		ps = append(ps, wire.Process{Role: pf.role, Pid: pid, Running: pidAlive(pid), Desired: desired[pf.role].State})
+		ps = append(ps, wire.Process{Role: pf.role, Pid: pid, Running: pidAlive(pid)})
 	}
-	roles := make([]string, 0, len(desired))
-	for r := range desired {
-		roles = append(roles, r)
-	}
-	sort.Strings(roles)
-	for _, r := range roles {
-		if seen[r] || len(ps) >= wire.MaxProcesses {
-			continue
-		}
-		d := desired[r]
-		pid, alive := livePid(d.PidFile)
-		ps = append(ps, wire.Process{Role: r, Pid: pid, Running: alive, Desired: d.State})
-	}
-	return ps
+	return a.withDesired(ps)
 }
 
 // pidAlive judges a process by /proc state: a zombie is not alive.

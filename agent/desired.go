@@ -114,8 +114,8 @@ func (a *Agent) setDesired(w http.ResponseWriter, r *http.Request) {
 	ok(w, nil)
 }
 
-// pidFileOf is the recorded pid file of a role, else the one of the
-// standard layout under installDir.
+// pidFileOf is the recorded pid file of a role, else the one the agent
+// reports the role's process from.
 func (a *Agent) pidFileOf(d wire.DesiredRole) string {
 	if d.PidFile != "" {
 		return d.PidFile
@@ -132,6 +132,42 @@ func (a *Agent) pidFileOf(d wire.DesiredRole) string {
 		}
 	}
 	return ""
+}
+
+// withDesired adds to a process report each role's desired state: on the
+// role's entry, or as an entry of its own (its pid file's process) when
+// the report has none.
+func (a *Agent) withDesired(ps []wire.Process) []wire.Process {
+	a.desiredMu.Lock()
+	desired, err := a.loadDesired()
+	a.desiredMu.Unlock()
+	if err != nil {
+		a.log.Warn("report desired role states", "error", err)
+		return ps
+	}
+	seen := map[string]bool{}
+	for i := range ps {
+		if d, ok := desired[ps[i].Role]; ok && !seen[ps[i].Role] {
+			ps[i].Desired = d.State
+		}
+		seen[ps[i].Role] = true
+	}
+	roles := make([]string, 0, len(desired))
+	for r := range desired {
+		if !seen[r] {
+			roles = append(roles, r)
+		}
+	}
+	sort.Strings(roles)
+	for _, r := range roles {
+		if len(ps) >= wire.MaxProcesses {
+			break
+		}
+		d := desired[r]
+		pid, alive := livePid(a.pidFileOf(d))
+		ps = append(ps, wire.Process{Role: r, Pid: pid, Running: alive, Desired: d.State})
+	}
+	return ps
 }
 
 // livePid reads a pid file and reports its pid if that process is alive.
