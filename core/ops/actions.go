@@ -310,12 +310,18 @@ func (r *run) stop(ctx context.Context) (runner.Outcome, error) {
 	return runner.Outcome{Response: res.Summary, Result: res.Facts}, nil
 }
 
+// start is health-gated: the node is healthy and, when the role reports
+// it, alive in the cluster before the next one starts.
 func (r *run) start(ctx context.Context) (runner.Outcome, error) {
 	res, err := r.startNode(ctx)
 	if err != nil {
 		return runner.Outcome{}, err
 	}
-	return runner.Outcome{Response: res.Summary, Result: res.Facts}, nil
+	st, err := r.waitReady(ctx, "")
+	if err != nil {
+		return runner.Outcome{}, err
+	}
+	return runner.Outcome{Response: res.Summary + "; " + st, Result: res.Facts}, nil
 }
 
 func (r *run) restart(ctx context.Context) (runner.Outcome, error) {
