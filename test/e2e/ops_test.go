@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -233,4 +235,172 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
+}
+
+// querier asks the cluster "SELECT 1" every 100 ms through any FE that
+// answers, and counts the rounds in which none did.
+type querier struct {
+	dbs    []*sql.DB
+	rounds int
+	failed []string
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func startQuerier(t *testing.T, plan sandbox.Plan) *querier {
+	t.Helper()
+	q := &querier{stop: make(chan struct{}), done: make(chan struct{})}
+	for _, fe := range plan.FEs {
+		db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s:9030)/?timeout=1s&readTimeout=2s", fe.Host))
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.SetConnMaxLifetime(time.Second)
+		q.dbs = append(q.dbs, db)
+	}
+	go func() {
+		defer close(q.done)
+		for {
+			select {
+			case <-q.stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			q.rounds++
+			ok := false
+			var errs []string
+			for _, db := range q.dbs {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				var one int
+				err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+				cancel()
+				if err == nil && one == 1 {
+					ok = true
+					break
+				}
+				errs = append(errs, fmt.Sprint(err))
+			}
+			if !ok {
+				q.failed = append(q.failed, time.Now().Format("15:04:05.000")+": "+strings.Join(errs, "; "))
+			}
+		}
+	}()
+	return q
+}
+
+func (q *querier) finish() {
+	close(q.stop)
+	<-q.done
+	for _, db := range q.dbs {
+		db.Close()
+	}
+}
+
+// TestOpsRollingRestart restarts every node, one at a time in Doris's
+// order, while a client queries the cluster: some FE answers throughout.
+func TestOpsRollingRestart(t *testing.T) {
+	t.Parallel()
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			t.Parallel()
+			_, c, plan := installed(t, db)
+			ctx, cancel := deadline.Context(context.Background(), 6*time.Minute)
+			defer cancel()
+			q := startQuerier(t, plan)
+			started := time.Now()
+			_, ts, err := c.RunOperation(ctx, plan.ClusterID, "restart", map[string]any{"rolling": true})
+			q.finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("rolling restart of %d nodes took %s; %d query rounds", len(ts), time.Since(started).Round(time.Millisecond), q.rounds)
+			if len(q.failed) > 0 || q.rounds < 10 {
+				t.Fatalf("no FE answered in %d of %d rounds: %s", len(q.failed), q.rounds, strings.Join(q.failed, "\n"))
+			}
+			// One node after the other: BEs first, the master FE last.
+			var order []string
+			for _, x := range ts {
+				if x.TaskType != "RESTART_NODE" || x.Status != "SUCCESS" {
+					t.Fatalf("task %+v", x)
+				}
+				order = append(order, x.Host)
+			}
+			if len(ts) != len(plan.FEs)+len(plan.BEs)+len(plan.Brokers) || ts[len(ts)-1].Host != plan.FEs[0].Host {
+				t.Fatalf("restart order %v: want every node, the master %s last", order, plan.FEs[0].Host)
+			}
+			for i := 1; i < len(ts); i++ {
+				if ts[i].StartTime == nil || ts[i-1].EndTime == nil || *ts[i].StartTime < *ts[i-1].EndTime {
+					t.Fatalf("task %d started before task %d ended", ts[i].ID, ts[i-1].ID)
+				}
+			}
+			if _, err := c.WaitStatus(ctx, plan.ClusterID, "every node is UP", sandbox.AllUp); err != nil {
+				t.Fatal(err)
+			}
+			waitAlive(ctx, t, plan)
+		})
+	}
+}
+
+// TestOpsDestroy destroys the cluster: no process of it and no role or
+// agent folder is left on the hosts, and the manager forgets its nodes.
+func TestOpsDestroy(t *testing.T) {
+	t.Parallel()
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			t.Parallel()
+			s, c, plan := installed(t, db)
+			ctx, cancel := deadline.Context(context.Background(), 4*time.Minute)
+			defer cancel()
+			if r, err := c.Call(ctx, "POST", fmt.Sprintf("/api/cluster/%d/destroy", plan.ClusterID), map[string]any{"confirm": "nope"}); err != nil || r.Code != 400 {
+				t.Fatalf("destroy with a wrong confirm: %+v %v", r, err)
+			}
+			st, err := c.Status(ctx, plan.ClusterID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := c.RunOperation(ctx, plan.ClusterID, "destroy", map[string]any{"confirm": st.Name, "purge": true}); err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range s.Hosts.Hosts {
+				pids, err := h.Pids(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range pids {
+					comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+					if name := strings.TrimSpace(string(comm)); name != "tini" && !strings.HasPrefix(name, "sshd") && name != "" {
+						t.Errorf("%s still runs %s (pid %d)", h.Name, name, p)
+					}
+				}
+				for _, dir := range []string{"fe", "be", "apache_hdfs_broker", "agent"} {
+					p, _ := sandbox.OnHost(h, sandbox.InstallDir+"/"+dir)
+					if _, err := os.Stat(p); !os.IsNotExist(err) {
+						t.Errorf("%s: %s/%s is left (%v)", h.Name, sandbox.InstallDir, dir, err)
+					}
+				}
+				if root, _ := sandbox.OnHost(h, sandbox.InstallDir); true {
+					if ents, err := os.ReadDir(root); err == nil {
+						var names []string
+						for _, e := range ents {
+							names = append(names, e.Name())
+						}
+						t.Logf("%s: left in %s: %v", h.Name, sandbox.InstallDir, names)
+					}
+				}
+			}
+			st, err = c.Status(ctx, plan.ClusterID)
+			if err != nil || !st.Destroyed || len(st.Nodes) != 0 {
+				t.Fatalf("status after destroy: %+v %v", st, err)
+			}
+			if roles, err := c.RoleList(ctx, plan.ClusterID); err != nil || len(roles) != 0 {
+				t.Fatalf("roleList after destroy: %v %v", roles, err)
+			}
+			if agents, err := c.AgentList(ctx, plan.ClusterID); err != nil || len(agents) != 0 {
+				t.Fatalf("agentList after destroy: %v %v", agents, err)
+			}
+			if r, err := c.Call(ctx, "POST", fmt.Sprintf("/api/cluster/%d/start", plan.ClusterID), nil); err != nil || r.Code != 409 || !strings.Contains(r.Msg, "destroyed") {
+				t.Fatalf("start after destroy: %+v %v", r, err)
+			}
+		})
+	}
 }
