@@ -335,6 +335,12 @@ func (e *Executor) StopStarted(ctx context.Context, tasks []store.Task) error {
 			errs = append(errs, err)
 			continue
 		}
+		// Recorded first, so the agent does not start it again at its next start.
+		if err := e.RecordDesired(ctx, Desired{ClusterID: in.ClusterID, Host: in.Host, Role: in.Role, State: wire.DesiredStopped,
+			Order: RestoreOrder(in.Role, in.Master)}); err != nil && !errors.Is(err, ErrNoDesiredState) {
+			errs = append(errs, err)
+			continue
+		}
 		if _, err := e.plugins.Call(ctx, in.ClusterID, in.Role, "Stop", h, io.Discard, req); err != nil {
 			errs = append(errs, fmt.Errorf("stop %s on %s: %w", in.Role, in.Host, err))
 		}
