@@ -16,7 +16,13 @@ SERVE_FLAGS    ?=
 export GOFLAGS := -buildvcs=false
 SHELL := /bin/bash
 
-.PHONY: all build run test vet fmt clean proto
+.PHONY: all build run test vet fmt tidy clean proto
+
+# Go modules of this repository; vet, test and tidy run in each. The plugin
+# SDK (required by the root module through a replace), the Doris
+# simulator's MySQL server (its libraries stay out of the manager's module)
+# and the example third-party role, built from the SDK alone.
+MODULES        := . sdk test/dorissim/server examples/exporter
 
 all: build
 
@@ -41,13 +47,15 @@ run: build
 	./$(BIN)/dorismanager serve $(SERVE_FLAGS)
 
 vet:
-	$(GO) vet ./...
+	@for m in $(MODULES); do echo "(cd $$m && $(GO) vet ./...)"; (cd $$m && $(GO) vet ./...) || exit 1; done
 
 # testreport prints each package's result, the output of failed tests, the
 # slowest tests and a closing count; it fails when anything failed.
 test: build vet
 	$(GO) build -o $(BIN)/testreport ./test/testreport
-	set -o pipefail; $(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) -json ./... 2>&1 | ./$(BIN)/testreport
+	set -o pipefail; { rc=0; for m in $(MODULES); do \
+		(cd $$m && $(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) -json ./...) || rc=1; \
+	done; exit $$rc; } 2>&1 | ./$(BIN)/testreport
 
 # Regenerates the plugin wire code (committed) with pinned protoc plugins.
 proto:
@@ -55,6 +63,9 @@ proto:
 
 fmt:
 	gofmt -w $$(find . -name '*.go' -not -path './.git/*')
+
+tidy:
+	@for m in $(MODULES); do echo "(cd $$m && $(GO) mod tidy)"; (cd $$m && $(GO) mod tidy) || exit 1; done
 
 clean:
 	rm -rf $(BIN)

@@ -108,6 +108,9 @@ type Agent struct {
 	// report loop touches it).
 	retryRenew time.Time
 	hbEvery    time.Duration
+	// pidFiles are the role pid files the manager last named; reported
+	// in every register and heartbeat.
+	pidFiles atomic.Pointer[[]wire.PidFile]
 
 	dlMu    sync.Mutex
 	dlLocks map[string]*sync.Mutex
@@ -334,32 +337,60 @@ func (a *Agent) post(ctx context.Context, path string, body, out any) (int, erro
 	return resp.StatusCode, nil
 }
 
-// pidFiles maps roles to their pid files relative to the install dir.
-var pidFiles = []struct{ role, path string }{
-	{"FE", "fe/bin/fe.pid"},
-	{"BE", "be/bin/be.pid"},
-	{"BROKER", "broker/bin/broker.pid"},
-	{"BROKER", "apache_hdfs_broker/bin/broker.pid"},
+// watch takes the pid files the manager named in an answer (nil: no
+// change). Entries that fail wire.PidFile.Check are dropped and logged.
+func (a *Agent) watch(files []wire.PidFile) {
+	if files == nil {
+		return
+	}
+	keep := make([]wire.PidFile, 0, len(files))
+	for _, f := range files {
+		if len(keep) == wire.MaxProcesses {
+			a.log.Warn("the manager named more pid files than are reported", "limit", wire.MaxProcesses)
+			break
+		}
+		if err := f.Check(); err != nil {
+			a.log.Warn("ignoring a pid file the manager named", "error", err)
+			continue
+		}
+		keep = append(keep, f)
+	}
+	a.pidFiles.Store(&keep)
 }
 
-// processes reports the Doris role processes whose pid files exist.
+// processes reports the role processes whose pid files exist.
 func (a *Agent) processes() []wire.Process {
 	ps := []wire.Process{}
-	if a.cfg.InstallDir == "" {
+	files := a.pidFiles.Load()
+	if files == nil {
 		return a.withDesired(ps)
 	}
-	for _, pf := range pidFiles {
-		b, err := os.ReadFile(filepath.Join(a.cfg.InstallDir, pf.path))
-		if err != nil {
+	for _, pf := range *files {
+		pid, ok := readPid(pf.Path)
+		if !ok {
 			continue
 		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 0 {
-			continue
-		}
-		ps = append(ps, wire.Process{Role: pf.role, Pid: pid, Running: pidAlive(pid)})
+		ps = append(ps, wire.Process{Role: pf.Role, Pid: pid, Running: pidAlive(pid)})
 	}
 	return a.withDesired(ps)
+}
+
+// readPid reads a pid file: a positive number, perhaps with spaces around.
+func readPid(path string) (int, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, true
 }
 
 // pidAlive judges a process by /proc state: a zombie is not alive.

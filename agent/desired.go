@@ -114,20 +114,17 @@ func (a *Agent) setDesired(w http.ResponseWriter, r *http.Request) {
 	ok(w, nil)
 }
 
-// pidFileOf is the recorded pid file of a role, else the one the agent
-// reports the role's process from.
+// pidFileOf is the recorded pid file of a role, else the one the manager
+// named for it in its last answer (the agent reports the role's process
+// from it).
 func (a *Agent) pidFileOf(d wire.DesiredRole) string {
 	if d.PidFile != "" {
 		return d.PidFile
 	}
-	if a.cfg.InstallDir == "" {
-		return ""
-	}
-	for _, pf := range pidFiles {
-		if pf.role == d.Role {
-			p := filepath.Join(a.cfg.InstallDir, pf.path)
-			if _, err := os.Stat(p); err == nil {
-				return p
+	if files := a.pidFiles.Load(); files != nil {
+		for _, pf := range *files {
+			if pf.Role == d.Role {
+				return pf.Path
 			}
 		}
 	}

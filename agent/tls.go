@@ -99,8 +99,10 @@ func requireRole(role string) func(tls.ConnectionState) error {
 }
 
 // answered applies what the manager said in a register or heartbeat
-// answer: a new CA bundle, or a request to renew now (a CA rotation).
+// answer: the pid files to report, a new CA bundle, or a request to renew
+// now (a CA rotation).
 func (a *Agent) answered(ctx context.Context, b wire.Beat) {
+	a.watch(b.PidFiles)
 	if b.CABundle != "" {
 		if err := a.storeBundle([]byte(b.CABundle)); err != nil {
 			a.log.Warn("cannot store the manager's CA bundle", "error", err)

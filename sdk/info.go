@@ -116,9 +116,13 @@ func (p Param) Parse(v string) (string, error) {
 		}
 		return strconv.FormatBool(b), nil
 	case ParamDuration:
-		d, err := time.ParseDuration(strings.TrimSpace(v))
+		v = strings.TrimSpace(v)
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && n <= 1<<31 {
+			return v + "s", nil // whole seconds, as clients have always sent them
+		}
+		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
-			return "", fmt.Errorf("%q is not a duration such as 90s or 5m", v)
+			return "", fmt.Errorf("%q is not a duration such as 90s, 5m or 600 (seconds)", v)
 		}
 		return d.String(), nil
 	}

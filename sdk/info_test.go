@@ -60,6 +60,8 @@ func TestParamParse(t *testing.T) {
 		{ParamBool, "yes", "", true},
 		{ParamDuration, "90s", "1m30s", false},
 		{ParamDuration, "-1s", "", true},
+		{ParamDuration, "600", "600s", false},
+		{ParamDuration, "-600", "", true},
 		{ParamString, " kept ", " kept ", false},
 	}
 	for _, tt := range tests {

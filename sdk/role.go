@@ -1,11 +1,59 @@
 // Package sdk is the public, versioned contract between Doris Manager and its
-// role plugins (FE, BE, BROKER, or a third party's own role).
+// role plugins: the Doris roles (FE, BE, BROKER) and any third party's own.
 //
 // A plugin implements Role and calls Serve from its main. The manager calls the
 // Role for one task at a time and hands it a Host: a narrow, task-scoped view of
 // exactly one machine (run a command, read and write files, download a package)
-// plus SQL and HTTP probes against the cluster. A plugin never sees the
-// manager's credentials or environment.
+// plus SQL and HTTP probes against the nodes of the cluster. A plugin never
+// sees the manager's credentials or environment.
+//
+// # Writing a role
+//
+// The rules a plugin must follow; the manager enforces the first group when it
+// accepts a plugin file (Info.Validate), sdktest.Conformance checks the rest.
+//
+//   - Info is the role's catalogue entry. Role: upper-case letters and digits,
+//     starting with a letter, at most RoleNameMaxLen (16) bytes; AGENT and
+//     BACKEND are taken. Version: semantic, no leading v. APIMajor: this
+//     package's APIMajor. Home: the folder under the operator's installDir
+//     (lower case, at most HomeMaxLen bytes; default the role name in lower
+//     case). Params: every parameter the role reads, typed; the manager refuses
+//     others. PidFile: relative to the home. Capabilities: exactly the optional
+//     interfaces the role implements (CapMembership: Member, CapUpgrade:
+//     Upgrader, CapReconfigure: Reconfigurer).
+//   - The task types of a role X are INSTALL_X (Precheck, then Install),
+//     DEPLOY_X_CONFIG (Configure), START_X (Start) and, with CapMembership,
+//     ADD_X (Register). Their order in a cluster follows Info.Order.
+//   - Every method may be called again with the same Request (a retry, or a
+//     manager that restarted mid-task) and must then succeed or fail the same
+//     way without harm: check before you change.
+//   - Every method returns promptly when ctx is done. A task has a deadline
+//     (30 minutes by default); long waits take a timeout parameter.
+//   - A failure the operator should act on is a *Failure whose Summary says
+//     what is wrong and what to change, with evidence (a log tail) in Detail;
+//     Retryable marks failures a retry may cure. Other errors are reported
+//     as they are.
+//   - Everything happens through Host: argv, never a shell line with user
+//     data pasted in (pass data as separate arguments); files through
+//     WriteFile/ReadFile; packages through Download (cached, checksummed,
+//     unpacked keeping the archive's top folder).
+//   - Long-running processes start with Command.Detach: Exec returns when the
+//     process exits, or after Command.Timeout (default 10 s) with
+//     ExecResult.Running and ExecResult.Pid. Record the pid in Info.PidFile.
+//   - Facts report what the manager should remember about a node: the Fact*
+//     keys (booleans as "true"/"false"), ports as PortFact(name). The manager
+//     hands them back in Node.Facts and Node.Ports in later calls for the node.
+//   - Host.Logf writes to the task's log, which the operator reads in
+//     /api/process/task/log. Lines the plugin logs through hclog (on stderr)
+//     reach the manager's log and the logs of the tasks whose calls are in
+//     flight (only that task's, when the line has a "task_id" key holding
+//     Request.TaskID). Text a crashing plugin leaves on stderr (a panic) is
+//     shown in the failed task.
+//
+// sdktest holds a FakeHost for unit tests and Conformance, which runs these
+// checks directly, over gRPC in process and, with WithBinary, on the built
+// binary through the real plugin handshake. The repository's
+// examples/exporter is a complete third-party role.
 package sdk
 
 import (
@@ -83,7 +131,8 @@ type Param struct {
 }
 
 // Parameter types. Values always travel as strings: ints in decimal, bools
-// as "true"/"false", durations in Go's syntax ("90s", "5m").
+// as "true"/"false", durations in Go's syntax ("90s", "5m"; whole seconds
+// such as "600" are accepted and passed on as "600s").
 const (
 	ParamString   = "string"
 	ParamInt      = "int"

@@ -2,6 +2,13 @@
 // manager, in both directions. It has no dependencies so both sides share it.
 package wire
 
+import (
+	"fmt"
+	"path"
+	"strings"
+	"unicode"
+)
+
 // Paths of the manager's agent API (agent -> manager).
 const (
 	RegisterPath  = "/agent-api/v1/register"
@@ -50,8 +57,9 @@ type Config struct {
 	DataDir          string `json:"dataDir"`
 	ClusterID        int64  `json:"clusterId"`
 	HeartbeatSeconds int    `json:"heartbeatSeconds"`
-	// InstallDir is where the Doris roles live; pid files under it are
-	// reported in heartbeats.
+	// InstallDir is the operator's base dir of the roles (its disk is
+	// in the hardware report). Which pid files to report the manager
+	// says in its answers (Beat.PidFiles).
 	InstallDir string `json:"installDir,omitempty"`
 	// MaxDownloadBytes caps a download (default 8 GiB).
 	MaxDownloadBytes int64 `json:"maxDownloadBytes,omitempty"`
@@ -79,9 +87,10 @@ type Disk struct {
 	FreeBytes  int64  `json:"freeBytes"`
 }
 
-// Process is the state of one Doris role process on the host.
+// Process is the state of one role process on the host, read from a pid
+// file the manager named (Beat.PidFiles).
 type Process struct {
-	Role    string `json:"role"` // FE, BE, BROKER
+	Role    string `json:"role"` // FE, BE, BROKER, or a third-party role
 	Pid     int    `json:"pid"`
 	Running bool   `json:"running"`
 	// Desired is the state the manager last asked for (DesiredRunning or
@@ -131,12 +140,34 @@ type Uninstall struct {
 	SystemdUnit string `json:"systemdUnit,omitempty"`
 }
 
+// PidFile is a role's pid file on the host that the agent reports in
+// Process entries: Path is absolute and clean.
+type PidFile struct {
+	Role string `json:"role"`
+	Path string `json:"path"`
+}
+
+// Check reports what is wrong with a pid file entry (nil when nothing).
+// The manager checks what it sends, the agent what it receives.
+func (p PidFile) Check() error {
+	switch {
+	case p.Role == "" || len(p.Role) > MaxText:
+		return fmt.Errorf("pid file role %q: want 1 to %d bytes", p.Role, MaxText)
+	case strings.ContainsFunc(p.Role, func(r rune) bool { return !unicode.IsPrint(r) }):
+		return fmt.Errorf("pid file role %q: control or invalid character", p.Role)
+	case len(p.Path) > MaxPath || !strings.HasPrefix(p.Path, "/") || path.Clean(p.Path) != p.Path ||
+		strings.ContainsRune(p.Path, 0) || p.Path == "/":
+		return fmt.Errorf("pid file of %s %q: want an absolute, clean path of at most %d bytes", p.Role, p.Path, MaxPath)
+	}
+	return nil
+}
+
 // Bounds of what an agent reports in Register and Heartbeat. The manager
 // refuses a report beyond them (400 naming the field); the agent keeps
 // within them.
 const (
 	MaxDisks     = 64
-	MaxProcesses = 64
+	MaxProcesses = 64   // also the most pid files a Beat names
 	MaxText      = 256  // cpu, totalMemory, version, agentId, a process's role
 	MaxPath      = 4096 // a disk's mount point
 	MaxHost      = 253  // a DNS name's longest text form
@@ -175,6 +206,12 @@ type Beat struct {
 	CABundle string `json:"caBundle,omitempty"`
 	// Renew asks the agent to renew its certificate now (the CA rotated).
 	Renew bool `json:"renew,omitempty"`
+	// PidFiles, when present (even empty), replaces the list of pid
+	// files the agent reports in Processes: one per role the manager
+	// knows on this host whose plugin names one. Absent (nil) keeps the
+	// list the agent has. At most MaxProcesses entries, each passing
+	// PidFile.Check.
+	PidFiles []PidFile `json:"pidFiles"`
 }
 
 // Renew is the body of RenewPath: a PEM certificate request signed with

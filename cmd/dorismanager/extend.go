@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/dorismanager/dorismanager/core/agentaction"
 	"github.com/dorismanager/dorismanager/core/agentclient"
@@ -16,6 +21,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/roleexec"
+	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/server"
 	"github.com/dorismanager/dorismanager/core/sshboot"
 )
@@ -30,13 +36,18 @@ func extendWith(clientOpts []agentclient.Option, certLifetime time.Duration) fun
 }
 
 func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option, certLifetime time.Duration) (server.Extensions, error) {
-	db := d.Store.DB()
-	reg, err := agents.New(agents.Config{DB: db, PKI: d.PKI, CertLifetime: certLifetime, Logger: d.Logger.Named("agents"),
+	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, Store: d.Store, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
+	if err != nil {
+		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
+	}
+	reg, err := agents.New(agents.Config{Store: d.Store, Catalogue: plugins, PKI: d.PKI, CertLifetime: certLifetime, Logger: d.Logger.Named("agents"),
 		ClientOptions: clientOpts, Metrics: d.Metrics})
 	if err != nil {
+		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
 	}
 	if err := reg.Start(ctx); err != nil {
+		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
 	}
 	agentPort := 0
@@ -46,31 +57,32 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		agentPort, _ = strconv.Atoi(p)
 	}
 	inst, err := sshboot.New(sshboot.Config{AdvertiseURL: d.AdvertiseURL, AgentEndpointPort: agentPort,
-		Registry: reg, DB: db, Logger: d.Logger.Named("sshboot")})
+		Registry: reg, Store: d.Store, Logger: d.Logger.Named("sshboot")})
 	if err != nil {
 		reg.Close()
+		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("SSH installer: %w", err)
 	}
-	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, DB: db, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
-	if err != nil {
-		reg.Close()
-		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
-	}
-	exec := roleexec.New(roleexec.Config{Store: d.Store, Plugins: plugins, Agents: reg, Logger: d.Logger})
-	actions := exec.Actions()
-	actions[process.TaskInstallAgent] = agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}
+	stopHangup := rescanOnHangup(plugins, d.Logger.Named("plugins"))
+	exec := roleexec.New(roleexec.Config{Store: d.Store, Roles: plugins, Agents: reg, Logger: d.Logger})
+	actions := runner.Actions{process.TaskInstallAgent: agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}}
 	// Day-2 operations and the status cache.
-	roles := pluginRoles{plugins}
-	status := clusterstatus.New(clusterstatus.Config{Store: d.Store, Exec: exec, Plugins: roles, Logger: d.Logger.Named("status")})
-	opsEngine := ops.New(ops.Config{Store: d.Store, Catalogue: roles.Catalogue, Master: status.Master, Notify: d.Notify,
+	status := clusterstatus.New(clusterstatus.Config{Store: d.Store, Exec: exec, Plugins: plugins, Logger: d.Logger.Named("status")})
+	opsEngine := ops.New(ops.Config{Store: d.Store, Catalogue: plugins.Catalogue, Master: status.Master, Notify: d.Notify,
 		Logger: d.Logger.Named("ops")})
-	for k, v := range ops.NewActions(ops.ActionsConfig{Store: d.Store, Plugins: roles, Exec: exec, Changed: status.Kick,
+	for k, v := range ops.NewActions(ops.ActionsConfig{Store: d.Store, Plugins: plugins, Exec: exec, Changed: status.Kick,
 		Logger: d.Logger.Named("ops")}).Map() {
 		actions[k] = v
 	}
 	return server.Extensions{
-		Operations: &api.Operations{Engine: opsEngine, Status: status.Status},
-		Background: []func(context.Context) error{status.Run},
+		Actions:       actions,
+		ResolveAction: exec.Resolve,
+		Catalogue:     plugins,
+		Stopper:       exec,
+		AgentAPI:      reg.Handler(),
+		Plugins:       plugins.Handler(),
+		Operations:    &api.Operations{Engine: opsEngine, Status: status.Status},
+		Background:    []func(context.Context) error{status.Run},
 		OnTaskEnd: func(taskID int64, _ string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -79,17 +91,44 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 			}
 		},
 		WizardGuard: opsEngine.CheckNoOperation,
-		Actions:     actions,
-		Stopper:     exec,
-		AgentAPI:    reg.Handler(),
-		Plugins:     plugins.Handler(),
 		// roleList shows what the cluster itself reports.
 		RefreshRoles: exec.RefreshRegistration,
 		PluginsReady: plugins.Ready,
 		Close: func() {
+			stopHangup()
 			exec.Close()
 			_ = plugins.Close()
 			reg.Close()
 		},
 	}, nil
+}
+
+// rescanOnHangup rescans the plugins dir on every SIGHUP ("dorismanager
+// plugins install" sends one) until the returned stop is called.
+func rescanOnHangup(plugins *pluginhost.Manager, log hclog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: rescanning the plugins dir", "dir", plugins.Dir())
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				if err := plugins.Rescan(ctx); err != nil {
+					log.Error("rescan of the plugins dir failed", "dir", plugins.Dir(), "error", err)
+				}
+				cancel()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-finished
+	}
 }

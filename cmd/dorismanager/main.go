@@ -23,6 +23,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/server"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/internal/netguard"
+	"github.com/dorismanager/dorismanager/internal/pidfile"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -34,8 +35,8 @@ const usage = `usage:
   dorismanager token create --user NAME [flags]  print a new API token for a user
   dorismanager ca status|rotate [--finish] [flags]
                                                  show or roll the manager's CA
-  dorismanager plugins [flags] list|verify|install FILE|remove ROLE VERSION
-                                                 manage the role plugins
+  dorismanager plugins [flags] list|verify|install FILE|remove ROLE VERSION|pin CLUSTER ROLE RULE|unpin CLUSTER ROLE
+                                                 manage the role plugins and the clusters' pins
   dorismanager version
 
 run "dorismanager <command> -h" for the flags of a command
@@ -210,6 +211,13 @@ func serve(args []string, stderr io.Writer) error {
 		"plugins_dir", *pluginsDir)
 	if fp := srv.TLSFingerprint(); fp != "" {
 		fmt.Fprintf(stderr, "API certificate SHA-256 fingerprint: %s\n", fp)
+	}
+	// The pid file lets "plugins install" beside a running manager tell it
+	// to rescan (SIGHUP).
+	if release, err := pidfile.Write(*dataDir); err != nil {
+		log.Warn("no pid file: plugins install cannot tell this manager to rescan", "error", err)
+	} else {
+		defer release()
 	}
 	return srv.Serve(ctx)
 }

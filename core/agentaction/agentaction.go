@@ -14,6 +14,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/sshboot"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/core/task"
 )
 
 // Opener unseals what core/process sealed (core/secret.Box).
@@ -36,19 +37,11 @@ type Action struct {
 // Idempotent: installing an agent again replaces the older one.
 func (Action) Idempotent() bool { return true }
 
-type input struct {
-	ClusterID  int64  `json:"clusterId"`
-	Host       string `json:"host"`
-	SSHPort    int    `json:"sshPort"`
-	User       string `json:"user"`
-	InstallDir string `json:"installDir"`
-}
-
 // Run installs the agent on the task's host.
 func (a Action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error) {
-	var in input
-	if err := json.Unmarshal([]byte(job.Task.Input), &in); err != nil {
-		return runner.Outcome{}, fmt.Errorf("task %d has unreadable input: %w", job.Task.ID, err)
+	in, err := task.AgentOf(job.Task)
+	if err != nil {
+		return runner.Outcome{}, err
 	}
 	p, err := a.Store.GetProcess(ctx, job.Task.ProcessID)
 	if err != nil {

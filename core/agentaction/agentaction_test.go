@@ -42,7 +42,7 @@ func TestRunUnsealsCredentialsForTheHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := store.Process{ClusterID: 1, UserID: 1, ProcessType: "INSTALL_AGENT", Status: "RUNNING", Credentials: sealed}
+	p := store.Process{ClusterID: 1, UserID: 1, ProcessType: process.StepTypes[process.StepInstallAgent], Status: store.ProcessRunning, Credentials: sealed}
 	if err := st.CreateProcess(ctx, &p); err != nil {
 		t.Fatal(err)
 	}
@@ -65,8 +65,8 @@ func TestRunUnsealsCredentialsForTheHost(t *testing.T) {
 	}
 
 	// Completed processes have their credentials wiped: the task says what to do.
-	if err := st.DB().Model(&store.Process{}).Where("id = ?", p.ID).Update("credentials", nil).Error; err != nil {
-		t.Fatal(err)
+	if ok, err := st.UpdateProcessIf(ctx, p.ID, p.Version, map[string]any{"credentials": nil}); err != nil || !ok {
+		t.Fatalf("wipe credentials: %v %v", ok, err)
 	}
 	if _, err := a.Run(ctx, runner.Job{Task: task, Log: io.Discard}); err == nil || !strings.Contains(err.Error(), "installAgent again") {
 		t.Fatalf("without credentials: %v", err)

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,19 +31,30 @@ import (
 	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/hashicorp/go-hclog"
 	"gorm.io/gorm"
 )
 
-// Agent statuses.
+// Agent statuses (kept in core/store).
 const (
-	StatusRunning = "RUNNING"
-	StatusStop    = "STOP"
+	StatusRunning = store.AgentRunning
+	StatusStop    = store.AgentStop
 )
+
+// Catalogue lists the roles with an accepted plugin (core/pluginhost.Manager):
+// their Info names the pid file agents report.
+type Catalogue interface {
+	Catalogue(ctx context.Context, clusterID int64) (map[string]sdk.Info, error)
+}
 
 // Config configures a Registry.
 type Config struct {
-	DB *gorm.DB
+	Store *store.Store
+	// Catalogue, if set, tells which pid files each agent reports: those
+	// of the roles recorded on its host (Info.PidFile under the role's
+	// home). Without it agents report no processes.
+	Catalogue Catalogue
 	// PKI is the manager's CA: it issues agent certificates and is the
 	// trust of calls to agents.
 	PKI              *pki.Authority
@@ -59,7 +71,8 @@ type Config struct {
 // Registry tracks the agents of every cluster.
 type Registry struct {
 	cfg  Config
-	db   *gorm.DB
+	db   *gorm.DB // the store's, for the queries kept here
+	st   *store.Store
 	log  hclog.Logger
 	beat time.Duration
 	// beats counts recorded heartbeats (Prometheus derives the rate).
@@ -88,8 +101,8 @@ var ErrUnknownAgent = errors.New("no agent is known for this host")
 // New returns a Registry. Call Start to arm liveness deadlines of agents
 // already RUNNING (after a manager restart) and Close at shutdown.
 func New(cfg Config) (*Registry, error) {
-	if cfg.DB == nil || cfg.PKI == nil {
-		return nil, errors.New("agents: DB and PKI are required")
+	if cfg.Store == nil || cfg.PKI == nil {
+		return nil, errors.New("agents: Store and PKI are required")
 	}
 	if cfg.CertLifetime <= 0 {
 		cfg.CertLifetime = pki.AgentLifetime
@@ -103,7 +116,7 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	r := &Registry{cfg: cfg, db: cfg.DB, log: cfg.Logger.Named("agents"),
+	r := &Registry{cfg: cfg, db: cfg.Store.DB(), st: cfg.Store, log: cfg.Logger.Named("agents"),
 		beat:    time.Duration(cfg.HeartbeatSeconds) * time.Second,
 		waiters: map[key]chan struct{}{}, live: map[int64]*liveness{}, changed: make(chan struct{})}
 	if cfg.Metrics != nil {
@@ -426,7 +439,9 @@ func (r *Registry) register(w http.ResponseWriter, req *http.Request) {
 	}
 	r.broadcastLocked()
 	r.mu.Unlock()
-	httpx.OK(w, wire.Registered{AgentID: a.ID, HeartbeatSeconds: r.cfg.HeartbeatSeconds, Beat: r.answer(c.leaf, "")})
+	beat := r.answer(c.leaf, "")
+	beat.PidFiles = r.pidFiles(req.Context(), a)
+	httpx.OK(w, wire.Registered{AgentID: a.ID, HeartbeatSeconds: r.cfg.HeartbeatSeconds, Beat: beat})
 }
 
 func nonNil(p []wire.Process) []wire.Process {
@@ -475,7 +490,46 @@ func (r *Registry) heartbeat(w http.ResponseWriter, req *http.Request) {
 		r.broadcastLocked()
 		r.mu.Unlock()
 	}
-	httpx.OK(w, r.answer(c.leaf, body.BundleSHA256))
+	beat := r.answer(c.leaf, body.BundleSHA256)
+	beat.PidFiles = r.pidFiles(req.Context(), a)
+	httpx.OK(w, beat)
+}
+
+// pidFiles are the pid files the agent of a is to report: one for each
+// role recorded on its host whose plugin names one (Info.PidFile, relative
+// to the role's home). nil, which leaves the agent's list as it is, when
+// they cannot be told now.
+func (r *Registry) pidFiles(ctx context.Context, a store.Agent) []wire.PidFile {
+	if r.cfg.Catalogue == nil {
+		return nil
+	}
+	roles, err := r.st.RolesOfHost(ctx, a.ClusterID, a.Host)
+	if err != nil {
+		r.log.Warn("cannot tell the agent its pid files", "cluster", a.ClusterID, "host", a.Host, "error", err)
+		return nil
+	}
+	out := []wire.PidFile{}
+	if len(roles) == 0 {
+		return out
+	}
+	cat, err := r.cfg.Catalogue.Catalogue(ctx, a.ClusterID)
+	if err != nil {
+		r.log.Warn("cannot tell the agent its pid files", "cluster", a.ClusterID, "host", a.Host, "error", err)
+		return nil
+	}
+	for _, ro := range roles {
+		info, ok := cat[ro.Role]
+		if !ok || info.PidFile == "" || ro.InstallDir == "" || len(out) == wire.MaxProcesses {
+			continue
+		}
+		pf := wire.PidFile{Role: ro.Role, Path: path.Join(ro.InstallDir, info.PidFile)}
+		if err := pf.Check(); err != nil {
+			r.log.Warn("not watching a pid file", "cluster", a.ClusterID, "host", a.Host, "error", err)
+			continue
+		}
+		out = append(out, pf)
+	}
+	return out
 }
 
 // renew issues the calling agent a new certificate for the public key of

@@ -33,7 +33,10 @@ type env struct {
 	metrics *metrics.Registry
 }
 
-func setup(t testing.TB) *env {
+func setup(t testing.TB) *env { return setupWith(t, nil) }
+
+// setupWith is setup with the registry's Config changed by change.
+func setupWith(t testing.TB, change func(*Config)) *env {
 	t.Helper()
 	st, err := store.Open("", t.TempDir(), nil)
 	if err != nil {
@@ -46,7 +49,11 @@ func setup(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	mreg := metrics.NewRegistry()
-	reg, err := New(Config{DB: st.DB(), PKI: ca, HeartbeatSeconds: 1, Metrics: mreg})
+	cfg := Config{Store: st, PKI: ca, HeartbeatSeconds: 1, Metrics: mreg}
+	if change != nil {
+		change(&cfg)
+	}
+	reg, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

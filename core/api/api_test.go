@@ -20,6 +20,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/dorismanager/dorismanager/test/pgtest"
 	"golang.org/x/crypto/ssh"
 )
@@ -29,6 +30,20 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 type stopper struct{ calls int }
 
 func (s *stopper) StopStarted(context.Context, []store.Task) error { s.calls++; return nil }
+
+// dorisRoles is the role catalogue of the Doris plugins, as far as the
+// wizard's rules need it.
+type dorisRoles struct{}
+
+func (dorisRoles) Catalogue(context.Context, int64) (map[string]sdk.Info, error) {
+	member := []string{sdk.CapMembership}
+	java := []sdk.Param{{Name: "javaHome", Type: sdk.ParamString}}
+	return map[string]sdk.Info{
+		"FE":     {Role: "FE", Home: "fe", Capabilities: member, Order: sdk.Order{OneAtATime: true}, Params: java},
+		"BE":     {Role: "BE", Home: "be", Capabilities: member, Order: sdk.Order{After: []string{"FE"}}, Params: java},
+		"BROKER": {Role: "BROKER", Home: "apache_hdfs_broker", Capabilities: member, Order: sdk.Order{After: []string{"FE"}}, Params: java},
+	}, nil
+}
 
 type env struct {
 	t       *testing.T
@@ -53,7 +68,7 @@ func newEnv(t *testing.T, dsn string) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, st: st, stopper: &stopper{}}
-	eng := process.New(process.Config{Store: st, Sealer: box, Stopper: e.stopper})
+	eng := process.New(process.Config{Store: st, Sealer: box, Stopper: e.stopper, Catalogue: dorisRoles{}})
 	plugins := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "plugins") })
 	e.srv = httptest.NewServer(New(Config{Store: st, Engine: eng, Plugins: plugins}))
 	t.Cleanup(e.srv.Close)

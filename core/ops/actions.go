@@ -19,6 +19,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/sshboot"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/core/task"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
@@ -200,10 +201,10 @@ func (r *run) params(ctx context.Context) map[string]string {
 	if err != nil {
 		return nil
 	}
-	var in struct {
-		Params map[string]string `json:"params"`
+	in, err := task.RoleOf(t)
+	if err != nil {
+		return nil
 	}
-	_ = json.Unmarshal([]byte(t.Input), &in)
 	return in.Params
 }
 

@@ -17,12 +17,11 @@ import (
 )
 
 func TestHTTPHandler(t *testing.T) {
-	db := testDB(t)
-	c1 := store.Cluster{Name: "c1"}
-	db.Create(&c1)
+	st := testStore(t, "")
+	c1 := newCluster(t, st, "c1")
 	dir := twoVersions(t)
 	place(t, dir, "1.0.0", fileName("1.3.0", 2, 0), strings.Repeat("1", 64))
-	m := newManager(t, Config{Dir: dir, DB: db})
+	m := newManager(t, Config{Dir: dir, Store: st})
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 
@@ -69,7 +68,9 @@ func TestHTTPHandler(t *testing.T) {
 		{`{"clusterId":` + itoa(c1.ID) + `,"role":"test","version":"1.0.0"}`, 200, "success"},
 		{`{"clusterId":` + itoa(c1.ID) + `,"role":"TEST","version":"1.3.0"}`, 404, "was refused"},
 		{`{"clusterId":999,"role":"TEST","version":"1.0.0"}`, 404, "cluster 999 does not exist"},
-		{`{"clusterId":` + itoa(c1.ID) + `,"role":"TEST","version":"v1"}`, 400, "not a semantic version"},
+		{`{"clusterId":` + itoa(c1.ID) + `,"role":"TEST","version":"v1"}`, 400, "without a leading v"},
+		{`{"clusterId":` + itoa(c1.ID) + `,"role":"TEST","version":""}`, 400, "empty version"},
+		{`{"clusterId":` + itoa(c1.ID) + `,"role":"TEST","version":"^2"}`, 404, `no accepted TEST plugin matches "^2" (accepted: 1.1.0, 1.0.0)`},
 		{`{"clusterId":0,"role":"TEST","version":"1.0.0"}`, 400, "clusterId"},
 		{`{"clusterId":` + itoa(c1.ID) + `,"role":"","version":"1.0.0"}`, 400, "role is required"},
 	}
@@ -79,11 +80,33 @@ func TestHTTPHandler(t *testing.T) {
 			t.Errorf("POST /pin %s: %d %+v, want %d %q", tc.body, status, env, tc.status, tc.msg)
 		}
 	}
-	proc := store.Process{ClusterID: c1.ID}
-	db.Create(&proc)
-	db.Create(&store.Task{ProcessID: proc.ID, Status: "RUNNING"})
+	// Unpin, then pin by a rule: it resolves to the highest match and
+	// records both.
+	for _, tc := range []struct {
+		path   string
+		status int
+		msg    string
+	}{
+		{"/pin/" + itoa(c1.ID) + "/test", 200, "success"},
+		{"/pin/" + itoa(c1.ID) + "/TEST", 404, "has no pin for TEST"},
+		{"/pin/999/TEST", 404, "cluster 999 does not exist"},
+		{"/pin/x/TEST", 400, "positive number"},
+	} {
+		if status, env := do("DELETE", tc.path, ""); status != tc.status || !strings.Contains(env.Msg, tc.msg) {
+			t.Errorf("DELETE %s: %d %+v, want %d %q", tc.path, status, env, tc.status, tc.msg)
+		}
+	}
+	status, env = do("POST", "/pin", `{"clusterId":`+itoa(c1.ID)+`,"role":"TEST","version":"~1.0"}`)
+	var pin PinInfo
+	if err := json.Unmarshal(env.Data, &pin); err != nil || status != 200 || pin != (PinInfo{ClusterID: c1.ID, Role: "TEST", Version: "1.0.0", Constraint: "~1.0"}) {
+		t.Errorf("pin ~1.0: %d %s", status, env.Data)
+	}
+	runningTask(t, st, c1.ID)
 	if status, env := do("POST", "/pin", `{"clusterId":`+itoa(c1.ID)+`,"role":"TEST","version":"1.1.0"}`); status != 409 || !strings.Contains(env.Msg, "running task") {
 		t.Errorf("pin while running: %d %+v", status, env)
+	}
+	if status, env := do("DELETE", "/pin/"+itoa(c1.ID)+"/TEST", ""); status != 409 || !strings.Contains(env.Msg, "running task") {
+		t.Errorf("unpin while running: %d %+v", status, env)
 	}
 
 	// A new version appears after a rescan; the pinned cluster keeps its version.
@@ -95,8 +118,24 @@ func TestHTTPHandler(t *testing.T) {
 	if len(o.Roles) != 1 || len(o.Roles[0].Versions) != 3 || o.Roles[0].Versions[0].Version != "1.2.0" {
 		t.Errorf("after rescan: %+v", o.Roles)
 	}
-	if o.Clusters[0].Version != "1.0.0" || !o.Clusters[0].Pinned {
-		t.Errorf("after pin: %+v", o.Clusters)
+	if o.Clusters[0] != (ClusterPin{ClusterID: c1.ID, ClusterName: "c1", Role: "TEST", Version: "1.0.0", Pinned: true, Constraint: "~1.0"}) {
+		t.Errorf("after pin and a new version: %+v", o.Clusters)
+	}
+
+	// A pin to a file that is then refused, or removed, is flagged.
+	os.WriteFile(filepath.Join(dir, "test", fileName("1.0.0", 2, 0)+SumSuffix), []byte(strings.Repeat("2", 64)+"\n"), 0o644)
+	if status, env = do("POST", "/rescan", ""); status != 200 || json.Unmarshal(env.Data, &o) != nil {
+		t.Fatalf("rescan: %d %s", status, env.Data)
+	}
+	if p := o.Clusters[0].Problem; !strings.Contains(p, "TEST plugin 1.0.0 was refused") || !strings.Contains(p, "checksum mismatch") {
+		t.Errorf("pin to a refused file: problem %q", p)
+	}
+	os.Remove(filepath.Join(dir, "test", fileName("1.0.0", 2, 0)))
+	if status, env = do("POST", "/rescan", ""); status != 200 || json.Unmarshal(env.Data, &o) != nil {
+		t.Fatalf("rescan: %d %s", status, env.Data)
+	}
+	if p := o.Clusters[0].Problem; !strings.Contains(p, "TEST plugin version 1.0.0 is not installed") {
+		t.Errorf("pin to a missing file: problem %q", p)
 	}
 }
 
@@ -143,10 +182,11 @@ func TestCLIInstallListVerifyRemove(t *testing.T) {
 	}
 
 	// Pins live in the data dir's database.
-	db := openTestSQLite(t, filepath.Join(dataDir, "dorismanager.db"))
-	c := store.Cluster{Name: "c1"}
-	db.Create(&c)
-	db.Create(&store.PluginPin{ClusterID: c.ID, Role: "TEST", Version: "1.0.0"})
+	st := testStore(t, dataDir)
+	c := newCluster(t, st, "c1")
+	if err := st.SetPin(ctx, store.PluginPin{ClusterID: c.ID, Role: "TEST", Version: "1.0.0"}); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, errs := run("remove", "test", "1.0.0"); code == 0 || !strings.Contains(errs, "pinned") {
 		t.Errorf("remove pinned: %d %s", code, errs)
 	}

@@ -2,42 +2,45 @@ package pluginhost
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/glebarez/sqlite"
-	"gorm.io/driver/postgres"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
-
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/internal/pidfile"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
 const cliUsage = `usage: dorismanager plugins [flags] COMMAND
 commands:
-  list                    accepted plugins, refused files, pins
-  verify                  check every file; exit 1 if any is refused
-  install FILE            check FILE's describe and install it under its canonical name
-  remove ROLE VERSION     remove a version no cluster is pinned to
+  list                     accepted plugins, refused files, every cluster's versions
+  verify                   check every file, starting each through the plugin handshake;
+                           exit 1 if any is refused
+  install FILE             check FILE (describe, handshake) and install it under its
+                           canonical name; a running manager is told to rescan
+  remove ROLE VERSION      remove a version no cluster is pinned to
+  pin CLUSTER ROLE RULE    pin a cluster's role to a version or rule (1.2.3, ~1.2, ">=1.2 <2")
+  unpin CLUSTER ROLE       remove a pin (the next use pins the highest version)
 flags:
 `
 
 // CLI runs "dorismanager plugins ..." and returns the exit code. Pins are
-// read from the manager's database: --db (a PostgreSQL URL/DSN or a SQLite
-// file) or else <data-dir>/dorismanager.db when it exists.
+// read from the manager's database: --db (a postgres:// URL) or else
+// <data-dir>/dorismanager.db when it exists.
 func CLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("plugins", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("plugins-dir", "bin/plugins", "plugins directory")
-	dataDir := fs.String("data-dir", "data", "the manager's data directory (for pins)")
-	dsn := fs.String("db", "", "database: postgres://... or a SQLite file (default <data-dir>/dorismanager.db)")
+	dataDir := fs.String("data-dir", "data", "the manager's data directory (pins, and the pid of a running manager)")
+	dsn := fs.String("db", "", "database: a postgres:// URL (default the SQLite file <data-dir>/dorismanager.db)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, cliUsage)
 		fs.PrintDefaults()
@@ -50,71 +53,107 @@ func CLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	db, err := openCLIDB(*dsn, *dataDir)
-	if err != nil {
-		fmt.Fprintf(stderr, "plugins: %v\n", err)
+	cmd, cmdArgs := rest[0], rest[1:]
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "plugins %s: %v\n", cmd, err)
 		return 1
 	}
-	if db != nil {
-		if sqlDB, err := db.DB(); err == nil {
-			defer sqlDB.Close()
-		}
-	}
-	cmd, cmdArgs := rest[0], rest[1:]
-	switch {
-	case cmd == "list" && len(cmdArgs) == 0:
-		return cliList(ctx, *dir, db, stdout, stderr, false)
-	case cmd == "verify" && len(cmdArgs) == 0:
-		return cliList(ctx, *dir, db, stdout, stderr, true)
-	case cmd == "install" && len(cmdArgs) == 1:
-		p, err := Install(ctx, *dir, cmdArgs[0])
-		if err != nil {
-			fmt.Fprintf(stderr, "plugins install: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "installed %s %s as %s (sha256 %s)\n", p.Role, p.Version, p.Path, p.SHA256)
-		return 0
-	case cmd == "remove" && len(cmdArgs) == 2:
-		path, err := Remove(ctx, *dir, db, cmdArgs[0], cmdArgs[1])
-		if err != nil {
-			fmt.Fprintf(stderr, "plugins remove: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "removed %s\n", path)
-		return 0
-	default:
+	needs := map[string]int{"list": 0, "verify": 0, "install": 1, "remove": 2, "pin": 3, "unpin": 2}
+	if n, ok := needs[cmd]; !ok || n != len(cmdArgs) {
 		fs.Usage()
 		return 2
 	}
+	st, err := openCLIStore(*dsn, *dataDir, cmd == "pin" || cmd == "unpin")
+	if err != nil {
+		return fail(err)
+	}
+	if st != nil {
+		defer st.Close()
+	}
+	switch cmd {
+	case "list":
+		return cliList(ctx, *dir, st, stdout, stderr, false)
+	case "verify":
+		return cliList(ctx, *dir, st, stdout, stderr, true)
+	case "install":
+		p, err := Install(ctx, *dir, cmdArgs[0])
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "installed %s %s as %s (sha256 %s)\n", p.Role, p.Version, p.Path, p.SHA256)
+		fmt.Fprintln(stdout, tellManager(*dataDir))
+		fmt.Fprintf(stdout, "clusters already using %s keep their version; pin one to use %s: dorismanager plugins pin CLUSTER %s %s\n",
+			p.Role, p.Version, p.Role, p.Version)
+		return 0
+	case "remove":
+		path, err := Remove(ctx, *dir, st, cmdArgs[0], cmdArgs[1])
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "removed %s\n", path)
+		fmt.Fprintln(stdout, tellManager(*dataDir))
+		return 0
+	case "pin", "unpin":
+		id, err := strconv.ParseInt(cmdArgs[0], 10, 64)
+		if err != nil || id <= 0 {
+			return fail(fmt.Errorf("cluster %q is not a cluster id", cmdArgs[0]))
+		}
+		if _, err := st.GetCluster(ctx, id); err != nil {
+			return fail(fmt.Errorf("cluster %d: %w", id, err))
+		}
+		m, err := New(Config{Dir: *dir, Store: st})
+		if err != nil {
+			return fail(err)
+		}
+		defer m.Close()
+		if cmd == "unpin" {
+			if err := m.Unpin(ctx, id, cmdArgs[1]); err != nil {
+				return fail(err)
+			}
+			fmt.Fprintf(stdout, "cluster %d: %s unpinned; its next use pins the highest accepted version\n", id, strings.ToUpper(cmdArgs[1]))
+			return 0
+		}
+		pin, err := m.Pin(ctx, id, cmdArgs[1], cmdArgs[2])
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "cluster %d: %s pinned to %s%s\n", id, pin.Role, pin.Version, ruleNote(pin.Constraint))
+		return 0
+	}
+	return 2
 }
 
-func openCLIDB(dsn, dataDir string) (*gorm.DB, error) {
-	cfg := &gorm.Config{Logger: logger.Discard}
+// tellManager asks a manager running on dataDir to rescan its plugins dir
+// (SIGHUP) and says what happened.
+func tellManager(dataDir string) string {
+	pid, err := pidfile.Hangup(dataDir)
+	switch {
+	case err == nil:
+		return fmt.Sprintf("told the running manager (pid %d) to rescan its plugins dir", pid)
+	case errors.Is(err, pidfile.ErrNotRunning):
+		return fmt.Sprintf("no running manager found for data dir %s (%v): a manager started later sees the change; restart a running one (or POST /api/plugins/rescan) if it uses another data dir", dataDir, err)
+	default:
+		return fmt.Sprintf("could not tell the manager to rescan (%v): restart it or POST /api/plugins/rescan", err)
+	}
+}
+
+// openCLIStore opens the manager's database. Without --db and without a
+// SQLite file in dataDir there is no database yet: nil, unless need.
+func openCLIStore(dsn, dataDir string, need bool) (*store.Store, error) {
 	if dsn == "" {
 		path := filepath.Join(dataDir, "dorismanager.db")
 		if _, err := os.Stat(path); err != nil {
+			if need {
+				return nil, fmt.Errorf("no database at %s: give --data-dir of the manager or --db", path)
+			}
 			return nil, nil // no database yet: no pins
 		}
-		dsn = path
 	}
-	var db *gorm.DB
-	var err error
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") || strings.Contains(dsn, "host=") {
-		db, err = gorm.Open(postgres.Open(dsn), cfg)
-	} else {
-		db, err = gorm.Open(sqlite.Open(dsn), cfg)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
-	if !db.Migrator().HasTable(&store.PluginPin{}) {
-		return nil, nil
-	}
-	return db, nil
+	return store.Open(dsn, dataDir, nil)
 }
 
-func cliList(ctx context.Context, dir string, db *gorm.DB, stdout, stderr io.Writer, verifyOnly bool) int {
-	m, err := New(Config{Dir: dir, DB: db})
+func cliList(ctx context.Context, dir string, st *store.Store, stdout, stderr io.Writer, verifyAll bool) int {
+	m, err := New(Config{Dir: dir, Store: st})
 	if err != nil {
 		fmt.Fprintf(stderr, "plugins: %v\n", err)
 		return 1
@@ -126,9 +165,19 @@ func cliList(ctx context.Context, dir string, db *gorm.DB, stdout, stderr io.Wri
 		return 1
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	if verifyOnly {
+	if verifyAll {
+		bad := len(o.Refused)
 		for _, r := range o.Roles {
 			for _, v := range r.Versions {
+				p, err := m.lookup(r.Role, v.Version)
+				if err == nil {
+					err = handshakeAgrees(ctx, p.Path, p.SHA256, p.Info)
+				}
+				if err != nil {
+					bad++
+					fmt.Fprintf(tw, "REFUSED\t%s\t%s\n", v.File, err)
+					continue
+				}
 				fmt.Fprintf(tw, "OK\t%s\t%s\n", v.File, v.SHA256)
 			}
 		}
@@ -136,8 +185,8 @@ func cliList(ctx context.Context, dir string, db *gorm.DB, stdout, stderr io.Wri
 			fmt.Fprintf(tw, "REFUSED\t%s\t%s\n", r.File, r.Reason)
 		}
 		_ = tw.Flush()
-		if len(o.Refused) > 0 {
-			fmt.Fprintf(stderr, "%d file(s) refused in %s\n", len(o.Refused), dir)
+		if bad > 0 {
+			fmt.Fprintf(stderr, "%d file(s) refused in %s\n", bad, dir)
 			return 1
 		}
 		return 0
@@ -160,35 +209,113 @@ func cliList(ctx context.Context, dir string, db *gorm.DB, stdout, stderr io.Wri
 		fmt.Fprintf(stdout, "\nCLUSTER\tROLE\tVERSION\n")
 		for _, c := range o.Clusters {
 			how := "pinned"
-			if !c.Pinned {
+			switch {
+			case !c.Pinned:
 				how = "default"
+			case c.Constraint != "":
+				how = fmt.Sprintf("pinned by %q", c.Constraint)
 			}
-			fmt.Fprintf(tw, "%d %s\t%s\t%s (%s)\n", c.ClusterID, c.ClusterName, c.Role, c.Version, how)
+			line := fmt.Sprintf("%d %s\t%s\t%s (%s)", c.ClusterID, c.ClusterName, c.Role, c.Version, how)
+			if c.Problem != "" {
+				line += "  PROBLEM: " + c.Problem
+			}
+			fmt.Fprintln(tw, line)
 		}
 		_ = tw.Flush()
 	}
 	return 0
 }
 
-// Install checks a plugin binary's describe and copies it into dir under
-// its canonical name with its checksum file. Installing the same bytes
-// again is a no-op; different bytes for an installed version are refused.
+// handshakeAgrees starts a plugin file through the go-plugin handshake and
+// checks that its Info over gRPC is what its describe said.
+func handshakeAgrees(ctx context.Context, path, sha string, described sdk.Info) error {
+	info, err := handshakeInfo(ctx, path, sha, handshakeTimeout)
+	if err != nil {
+		return err
+	}
+	if !sameInfo(info, described) {
+		a, _ := json.Marshal(info)
+		b, _ := json.Marshal(described)
+		return fmt.Errorf("Info over gRPC %s differs from describe %s", a, b)
+	}
+	return nil
+}
+
+// sameInfo compares two Infos, an empty list or map equal to none.
+func sameInfo(a, b sdk.Info) bool {
+	return reflect.DeepEqual(pruned(a), pruned(b))
+}
+
+// pruned is an Info as generic JSON without empty values.
+func pruned(i sdk.Info) any {
+	raw, _ := json.Marshal(i)
+	var v any
+	_ = json.Unmarshal(raw, &v)
+	return prune(v)
+}
+
+func prune(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			e = prune(e)
+			if e == nil {
+				delete(t, k)
+			} else {
+				t[k] = e
+			}
+		}
+		if len(t) == 0 {
+			return nil
+		}
+		return t
+	case []any:
+		for i := range t {
+			t[i] = prune(t[i])
+		}
+		if len(t) == 0 {
+			return nil
+		}
+		return t
+	case string:
+		if t == "" {
+			return nil
+		}
+	case bool:
+		if !t {
+			return nil
+		}
+	case float64:
+		if t == 0 {
+			return nil
+		}
+	}
+	return v
+}
+
+// Install checks a plugin binary (its describe, then a start through the
+// plugin handshake whose Info over gRPC must agree) and copies it into dir
+// under its canonical name with its checksum file. Installing the same
+// bytes again is a no-op; different bytes for an installed version are
+// refused.
 func Install(ctx context.Context, dir, file string) (Plugin, error) {
-	info, err := describeFile(ctx, file)
+	info, err := describeFile(ctx, file, describeTimeout)
 	if err != nil {
 		return Plugin{}, fmt.Errorf("%s: %w", file, err)
 	}
-	switch {
-	case !roleNameRe.MatchString(info.Role):
-		return Plugin{}, fmt.Errorf("%s: describe gives role %q; a role is upper-case letters and digits", file, info.Role)
-	case !validSemver(info.Version):
-		return Plugin{}, fmt.Errorf("%s: describe gives version %q, not a semantic version like 1.2.0", file, info.Version)
-	case info.APIMajor != sdk.APIMajor:
-		return Plugin{}, fmt.Errorf("%s: speaks plugin API %d.%d, this manager speaks API %d.x", file, info.APIMajor, info.APIMinor, sdk.APIMajor)
+	if err := checkInfo(info); err != nil {
+		return Plugin{}, fmt.Errorf("%s: %w", file, err)
 	}
 	sum, err := fileSHA256(file)
 	if err != nil {
 		return Plugin{}, err
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return Plugin{}, err
+	}
+	if err := handshakeAgrees(ctx, abs, sum, info); err != nil {
+		return Plugin{}, fmt.Errorf("%s: %w", file, err)
 	}
 	name := CanonicalName(info)
 	roleDir := filepath.Join(dir, strings.ToLower(info.Role))
@@ -209,7 +336,7 @@ func Install(ctx context.Context, dir, file string) (Plugin, error) {
 	if err := writeFileAtomic(dest+SumSuffix, sumFileContent(sum, name), 0o644); err != nil {
 		return Plugin{}, err
 	}
-	p, err := verify(ctx, dest, strings.ToLower(info.Role))
+	p, err := verify(ctx, dest, strings.ToLower(info.Role), describeTimeout)
 	if err != nil {
 		return Plugin{}, fmt.Errorf("installed %s but it does not verify: %w", dest, err)
 	}
@@ -217,13 +344,13 @@ func Install(ctx context.Context, dir, file string) (Plugin, error) {
 }
 
 // Remove deletes an installed version and its checksum file, unless a
-// cluster is pinned to it (ErrInUse). db may be nil (no pins).
-func Remove(ctx context.Context, dir string, db *gorm.DB, role, version string) (string, error) {
+// cluster is pinned to it (ErrInUse). st may be nil (no pins).
+func Remove(ctx context.Context, dir string, st *store.Store, role, version string) (string, error) {
 	role = strings.ToUpper(role)
-	if db != nil {
-		var pins []store.PluginPin
-		if err := db.WithContext(ctx).Where("role = ? AND version = ?", role, version).Find(&pins).Error; err != nil {
-			return "", fmt.Errorf("read pins: %w", err)
+	if st != nil {
+		pins, err := st.PinsOfVersion(ctx, role, version)
+		if err != nil {
+			return "", err
 		}
 		if len(pins) > 0 {
 			ids := make([]string, len(pins))

@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dorismanager/dorismanager/sdk"
@@ -32,11 +33,13 @@ import (
 // SumSuffix ends the name of a plugin's checksum file.
 const SumSuffix = "_SHA256SUM"
 
-// describeTimeout bounds one run of "<plugin> describe".
+// describeTimeout bounds one run of "<plugin> describe" outside a scan
+// (install); a scan uses Config.DescribeTimeout.
 const describeTimeout = 15 * time.Second
 
-// roleNameRe is what a role name in sdk.Info must look like.
-var roleNameRe = regexp.MustCompile(`^[A-Z][A-Z0-9]*$`)
+// handshakeTimeout bounds the start and the Info call of the handshake
+// "plugins install" and "plugins verify" make.
+const handshakeTimeout = 15 * time.Second
 
 var nameRe = regexp.MustCompile(`^doris-role-([a-z][a-z0-9]*)_v(` + semverPattern + `)_x(\d+)\.(\d+)_([a-z0-9]+)_([a-z0-9]+)$`)
 
@@ -59,10 +62,13 @@ func (p Plugin) File(dir string) string {
 	return p.Path
 }
 
-// Refused is a file in the plugins dir that is not used, and why.
+// Refused is a file in the plugins dir that is not used, and why. Role and
+// Version are what its name says, when it has the canonical form.
 type Refused struct {
-	Path   string `json:"path"`
-	Reason string `json:"reason"`
+	Path    string `json:"path"`
+	Reason  string `json:"reason"`
+	Role    string `json:"role,omitempty"`
+	Version string `json:"version,omitempty"`
 }
 
 func (r Refused) Error() string { return r.Path + ": " + r.Reason }
@@ -74,12 +80,18 @@ func CanonicalName(info sdk.Info) string {
 		info.APIMajor, info.APIMinor, runtime.GOOS, runtime.GOARCH)
 }
 
+// scanOptions tune a scan.
+type scanOptions struct {
+	describeTimeout time.Duration // bounds one "describe"
+	parallel        int           // files checked at once
+}
+
 // scan looks at every file under dir/<role>/ and sorts it into accepted
 // plugins (per upper-case role, highest version first) and refused files.
-// A missing dir is empty, not an error.
-func scan(ctx context.Context, dir string) (map[string][]Plugin, []Refused, error) {
-	accepted := map[string][]Plugin{}
-	var refused []Refused
+// Files are checked in parallel (bounded), each "describe" with its own
+// timeout, so one hanging binary does not stall the others. A missing dir
+// is empty, not an error.
+func scan(ctx context.Context, dir string, opt scanOptions) (map[string][]Plugin, []Refused, error) {
 	// Absolute paths: plugins are run with their own directory as working
 	// directory.
 	dir, err := filepath.Abs(dir)
@@ -88,11 +100,13 @@ func scan(ctx context.Context, dir string) (map[string][]Plugin, []Refused, erro
 	}
 	roleDirs, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
-		return accepted, nil, nil
+		return map[string][]Plugin{}, nil, nil
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read plugins dir: %w", err)
 	}
+	type file struct{ path, roleDir string }
+	var files []file
 	for _, rd := range roleDirs {
 		if !rd.IsDir() {
 			continue
@@ -105,14 +119,33 @@ func scan(ctx context.Context, dir string) (map[string][]Plugin, []Refused, erro
 			if e.IsDir() || strings.HasSuffix(e.Name(), SumSuffix) || strings.HasPrefix(e.Name(), ".") {
 				continue
 			}
-			path := filepath.Join(dir, rd.Name(), e.Name())
-			p, err := verify(ctx, path, rd.Name())
-			if err != nil {
-				refused = append(refused, Refused{Path: path, Reason: err.Error()})
-				continue
-			}
-			accepted[p.Role] = append(accepted[p.Role], p)
+			files = append(files, file{filepath.Join(dir, rd.Name(), e.Name()), rd.Name()})
 		}
+	}
+	if opt.parallel < 1 {
+		opt.parallel = 1
+	}
+	plugins := make([]Plugin, len(files))
+	errs := make([]error, len(files))
+	sem := make(chan struct{}, opt.parallel)
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			plugins[i], errs[i] = verify(ctx, f.path, f.roleDir, opt.describeTimeout)
+		}()
+	}
+	wg.Wait()
+	accepted := map[string][]Plugin{}
+	var refused []Refused
+	for i, f := range files {
+		if errs[i] != nil {
+			refused = append(refused, newRefused(f.path, errs[i].Error()))
+			continue
+		}
+		accepted[plugins[i].Role] = append(accepted[plugins[i].Role], plugins[i])
 	}
 	for role := range accepted {
 		vs := accepted[role]
@@ -122,9 +155,19 @@ func scan(ctx context.Context, dir string) (map[string][]Plugin, []Refused, erro
 	return accepted, refused, nil
 }
 
+// newRefused records a refused file, with the role and version its name
+// gives when it has the canonical form.
+func newRefused(path, reason string) Refused {
+	r := Refused{Path: path, Reason: reason}
+	if m := nameRe.FindStringSubmatch(filepath.Base(path)); m != nil {
+		r.Role, r.Version = strings.ToUpper(m[1]), m[2]
+	}
+	return r
+}
+
 // verify checks one plugin file; roleDir is the name of its directory ("" to
 // skip that check). The error says what is wrong with the file.
-func verify(ctx context.Context, path, roleDir string) (Plugin, error) {
+func verify(ctx context.Context, path, roleDir string, describeTimeout time.Duration) (Plugin, error) {
 	base := filepath.Base(path)
 	m := nameRe.FindStringSubmatch(base)
 	if m == nil {
@@ -146,8 +189,11 @@ func verify(ctx context.Context, path, roleDir string) (Plugin, error) {
 	if err != nil {
 		return Plugin{}, err
 	}
-	info, err := describeFile(ctx, path)
+	info, err := describeFile(ctx, path, describeTimeout)
 	if err != nil {
+		return Plugin{}, err
+	}
+	if err := checkInfo(info); err != nil {
 		return Plugin{}, err
 	}
 	var diffs []string
@@ -227,20 +273,27 @@ func fileSHA256(path string) (string, error) {
 }
 
 // describeFile runs "<path> describe" with an empty environment and parses
-// its Info.
-func describeFile(ctx context.Context, path string) (sdk.Info, error) {
+// its Info. A binary that does not answer within timeout is killed.
+func describeFile(ctx context.Context, path string, timeout time.Duration) (sdk.Info, error) {
 	path, err := filepath.Abs(path)
 	if err != nil {
 		return sdk.Info{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, describeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, sdk.DescribeArg)
 	cmd.Env = []string{}
 	cmd.Dir = filepath.Dir(path)
+	// A child that keeps the output pipes open must not hold Run past the
+	// kill.
+	cmd.WaitDelay = time.Second
+	bindToParent(cmd)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return sdk.Info{}, fmt.Errorf("describe did not answer within %s (killed)", timeout)
+		}
 		msg := strings.TrimSpace(stderr.String())
 		if len(msg) > 300 {
 			msg = msg[:300] + "..."
@@ -255,4 +308,17 @@ func describeFile(ctx context.Context, path string) (sdk.Info, error) {
 		return sdk.Info{}, fmt.Errorf("describe printed no Info JSON: %v", err)
 	}
 	return info, nil
+}
+
+// checkInfo is what the manager requires of a plugin's Info: its own API
+// major and every rule of sdk.Info.Validate. The error names the rules
+// broken.
+func checkInfo(info sdk.Info) error {
+	if info.APIMajor != sdk.APIMajor {
+		return fmt.Errorf("speaks plugin API %d.%d, this manager speaks API %d.x", info.APIMajor, info.APIMinor, sdk.APIMajor)
+	}
+	if err := info.Validate(); err != nil {
+		return fmt.Errorf("its Info breaks the contract: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return nil
 }

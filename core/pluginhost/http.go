@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -44,13 +45,18 @@ type RefusedFile struct {
 }
 
 // ClusterPin is the version a cluster uses for a role. Pinned is false when
-// nothing is recorded yet and the cluster would get the highest version.
+// nothing is recorded yet and the cluster would get the highest version;
+// Constraint is the rule of an operator's pin ("" for a pin made at first
+// use); Problem says why the pinned version cannot run (refused or not
+// installed), "" when it can.
 type ClusterPin struct {
 	ClusterID   int64  `json:"clusterId"`
 	ClusterName string `json:"clusterName"`
 	Role        string `json:"role"`
 	Version     string `json:"version"`
 	Pinned      bool   `json:"pinned"`
+	Constraint  string `json:"constraint,omitempty"`
+	Problem     string `json:"problem,omitempty"`
 }
 
 // Overview reports the plugins, refused files and every cluster's versions.
@@ -74,32 +80,38 @@ func (m *Manager) Overview(ctx context.Context) (Overview, error) {
 	for _, r := range l.Refused {
 		out.Refused = append(out.Refused, RefusedFile{File: relTo(m.cfg.Dir, r.Path), Reason: r.Reason})
 	}
-	if m.cfg.DB == nil {
+	if m.cfg.Store == nil {
 		return out, nil
 	}
-	var clusters []store.Cluster
-	if err := m.cfg.DB.WithContext(ctx).Order("id").Find(&clusters).Error; err != nil {
+	clusters, err := m.cfg.Store.ListClusters(ctx)
+	if err != nil {
 		return out, fmt.Errorf("list clusters: %w", err)
 	}
-	pins, err := m.Pins(ctx)
+	pins, err := m.cfg.Store.ListPins(ctx)
 	if err != nil {
 		return out, err
 	}
-	pinned := map[[2]string]string{}
+	pinned := map[int64]map[string]store.PluginPin{}
 	for _, p := range pins {
-		pinned[[2]string{fmt.Sprint(p.ClusterID), p.Role}] = p.Version
+		if pinned[p.ClusterID] == nil {
+			pinned[p.ClusterID] = map[string]store.PluginPin{}
+		}
+		pinned[p.ClusterID][p.Role] = p
 	}
 	for _, c := range clusters {
 		roles := sortedKeys(highest)
-		for _, p := range pins {
-			if p.ClusterID == c.ID && highest[p.Role] == "" {
-				roles = append(roles, p.Role) // pinned to a role no longer installed
+		for _, role := range sortedKeys(pinned[c.ID]) {
+			if highest[role] == "" {
+				roles = append(roles, role) // pinned to a role no longer installed
 			}
 		}
 		for _, role := range roles {
 			cp := ClusterPin{ClusterID: c.ID, ClusterName: c.Name, Role: role, Version: highest[role]}
-			if v, ok := pinned[[2]string{fmt.Sprint(c.ID), role}]; ok {
-				cp.Version, cp.Pinned = v, true
+			if p, ok := pinned[c.ID][role]; ok {
+				cp.Version, cp.Pinned, cp.Constraint = p.Version, true, p.Constraint
+				if _, err := m.lookup(role, p.Version); err != nil {
+					cp.Problem = strings.TrimPrefix(err.Error(), ErrNoPlugin.Error()+": ") + "; pin the cluster to an accepted version"
+				}
 			}
 			out.Clusters = append(out.Clusters, cp)
 		}
@@ -107,7 +119,9 @@ func (m *Manager) Overview(ctx context.Context) (Overview, error) {
 	return out, nil
 }
 
-// PinRequest is the body of POST /api/plugins/pin.
+// PinRequest is the body of POST /api/plugins/pin. Version is an exact
+// version or a rule (~1.2, ^1.2, ">=1.2 <2"), resolved at once to the
+// highest accepted version it matches.
 type PinRequest struct {
 	ClusterID int64  `json:"clusterId"`
 	Role      string `json:"role"`
@@ -116,13 +130,15 @@ type PinRequest struct {
 
 // Handler serves /api/plugins (mount it there, behind auth):
 //
-//	GET  /        Overview
-//	POST /pin     PinRequest -> 409 while the cluster has a running task
-//	POST /rescan  re-reads the plugins dir, answers the new Overview
+//	GET    /                        Overview
+//	POST   /pin                     PinRequest -> PinInfo; 409 while the cluster has a running task
+//	DELETE /pin/{clusterId}/{role}  unpin; 409 while the cluster has a running task, 404 without a pin
+//	POST   /rescan                  re-reads the plugins dir, answers the new Overview
 func (m *Manager) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Get("/", m.serveOverview)
 	r.Post("/pin", m.servePin)
+	r.Delete("/pin/{clusterId}/{role}", m.serveUnpin)
 	r.Post("/rescan", func(w http.ResponseWriter, r *http.Request) {
 		if err := m.Rescan(r.Context()); err != nil {
 			httpx.Fail(w, err)
@@ -156,30 +172,65 @@ func (m *Manager) servePin(w http.ResponseWriter, r *http.Request) {
 	case req.Role == "":
 		httpx.Fail(w, httpx.BadRequest("role is required (FE, BE, BROKER...)"))
 		return
-	case !validSemver(req.Version):
-		httpx.Fail(w, httpx.BadRequest("version %q is not a semantic version like 1.2.0", req.Version))
+	}
+	if _, err := ParseConstraint(req.Version); err != nil {
+		httpx.Fail(w, httpx.BadRequest("version: %v", err))
 		return
 	}
-	if m.cfg.DB != nil {
-		var n int64
-		if err := m.cfg.DB.WithContext(r.Context()).Model(&store.Cluster{}).Where("id = ?", req.ClusterID).Count(&n).Error; err != nil {
-			httpx.Fail(w, err)
-			return
-		}
-		if n == 0 {
-			httpx.Fail(w, httpx.NotFound("cluster %d does not exist", req.ClusterID))
-			return
-		}
+	if !m.clusterExists(w, r, req.ClusterID) {
+		return
 	}
-	err := m.Pin(r.Context(), req.ClusterID, req.Role, req.Version)
+	pin, err := m.Pin(r.Context(), req.ClusterID, req.Role, req.Version)
+	if err != nil {
+		failPin(w, err)
+		return
+	}
+	httpx.OK(w, pin)
+}
+
+func (m *Manager) serveUnpin(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(chi.URLParam(r, "clusterId"), 10, 64)
+	if err != nil || id <= 0 {
+		httpx.Fail(w, httpx.BadRequest("cluster id %q must be a positive number", chi.URLParam(r, "clusterId")))
+		return
+	}
+	role := strings.ToUpper(strings.TrimSpace(chi.URLParam(r, "role")))
+	if !m.clusterExists(w, r, id) {
+		return
+	}
+	if err := m.Unpin(r.Context(), id, role); err != nil {
+		failPin(w, err)
+		return
+	}
+	httpx.OK(w, nil)
+}
+
+// clusterExists answers 404 for a cluster that does not exist.
+func (m *Manager) clusterExists(w http.ResponseWriter, r *http.Request, id int64) bool {
+	if m.cfg.Store == nil {
+		return true
+	}
+	_, err := m.cfg.Store.GetCluster(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		httpx.Fail(w, httpx.NotFound("cluster %d does not exist", id))
+		return false
+	case err != nil:
+		httpx.Fail(w, err)
+		return false
+	}
+	return true
+}
+
+func failPin(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrBusy):
 		httpx.Fail(w, httpx.Conflict("%v", err))
-	case errors.Is(err, ErrNoPlugin):
+	case errors.Is(err, ErrNoPlugin), errors.Is(err, ErrNotPinned):
 		httpx.Fail(w, httpx.NotFound("%v", err))
-	case err != nil:
-		httpx.Fail(w, err)
+	case errors.Is(err, ErrBadVersion):
+		httpx.Fail(w, httpx.BadRequest("%v", err))
 	default:
-		httpx.OK(w, PinInfo{ClusterID: req.ClusterID, Role: req.Role, Version: req.Version})
+		httpx.Fail(w, err)
 	}
 }

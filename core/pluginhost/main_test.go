@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -12,10 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/glebarez/sqlite"
 	"github.com/hashicorp/go-hclog"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
@@ -30,6 +28,12 @@ var builds = map[string][]string{
 	"1.1.0": {"main.version=1.1.0"},
 	"api2":  {"main.version=2.0.0", "main.apiMajor=3"},
 	"wire2": {"main.version=1.2.0", "main.wireMajor=3"},
+	"crash": {"main.version=1.2.0", "main.crashAtStart=1"},
+	"hang":  {"main.version=1.2.0", "main.hangAtStart=1"},
+	"mute":  {"main.version=1.2.0", "main.describeHang=1"},
+	"liar":  {"main.version=1.2.0", "main.lieOverWire=1"},
+	// An Info that breaks a rule of sdk.Info.Validate.
+	"badhome": {"main.version=1.7.0", "main.home=FE_HOME"},
 }
 
 func TestMain(m *testing.M) {
@@ -97,21 +101,41 @@ func twoVersions(t testing.TB) string {
 	return dir
 }
 
-func testDB(t testing.TB) *gorm.DB {
+// testStore is a fresh SQLite store in dataDir ("" for a temp dir).
+func testStore(t testing.TB, dataDir string) *store.Store {
 	t.Helper()
-	db, err := gorm.Open(sqlite.Open(filepath.Join(t.TempDir(), "test.db")), &gorm.Config{Logger: logger.Discard})
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	st, err := store.Open("", dataDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.AutoMigrate(store.AllModels()...); err != nil {
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// newCluster creates a cluster named name.
+func newCluster(t testing.TB, st *store.Store, name string) store.Cluster {
+	t.Helper()
+	c, err := st.CreateCluster(context.Background(), name)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if s, err := db.DB(); err == nil {
-			s.Close()
-		}
-	})
-	return db
+	return c
+}
+
+// runningTask gives cluster a RUNNING task.
+func runningTask(t testing.TB, st *store.Store, clusterID int64) {
+	t.Helper()
+	ctx := context.Background()
+	proc := store.Process{ClusterID: clusterID, UserID: clusterID, Status: "RUNNING"}
+	if err := st.CreateProcess(ctx, &proc); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateTasks(ctx, []store.Task{{ProcessID: proc.ID, Status: store.StatusRunning, TaskType: "INSTALL_FE"}}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newManager(t testing.TB, cfg Config) *Manager {
@@ -188,21 +212,4 @@ func (w *notifyWriter) String() string {
 func testRequest(taskID int64) sdk.Request {
 	n := sdk.Node{Host: "10.0.0.1", Role: "TEST", InstallDir: "/opt/doris/test"}
 	return sdk.Request{TaskID: taskID, Node: n, Cluster: sdk.Cluster{ID: 1, Name: "c1", Nodes: []sdk.Node{n}}, Conf: "k = v\n"}
-}
-
-func openTestSQLite(t testing.TB, path string) *gorm.DB {
-	t.Helper()
-	db, err := gorm.Open(sqlite.Open(path), &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.AutoMigrate(store.AllModels()...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if s, err := db.DB(); err == nil {
-			s.Close()
-		}
-	})
-	return db
 }

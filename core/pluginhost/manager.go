@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/store"
@@ -29,58 +26,27 @@ var (
 	ErrBusy = errors.New("cluster has a running task")
 	// ErrInUse: the version is pinned by a cluster.
 	ErrInUse = errors.New("plugin version is in use")
+	// ErrNotPinned: the cluster has no pin for the role.
+	ErrNotPinned = errors.New("no pin")
+	// ErrBadVersion: a pin's version rule does not parse.
+	ErrBadVersion = errors.New("bad version rule")
 )
-
-// Methods are the Role methods Call accepts.
-var methods = map[string]func(sdk.Role, context.Context, sdk.Host, sdk.Request) (sdk.Result, error){
-	"Precheck":   sdk.Role.Precheck,
-	"Install":    sdk.Role.Install,
-	"Configure":  sdk.Role.Configure,
-	"Start":      sdk.Role.Start,
-	"Stop":       sdk.Role.Stop,
-	"Status":     sdk.Role.Status,
-	"Remove":     sdk.Role.Remove,
-	"Register":   member(sdk.Member.Register),
-	"Unregister": member(sdk.Member.Unregister),
-	// Day-2 operations (core/ops); the plugin clients implement sdk.Remote.
-	"Upgrade":     remote(sdk.Remote.Upgrade),
-	"Reconfigure": remote(sdk.Remote.Reconfigure),
-}
-
-// remote calls a method of sdk.Remote beyond sdk.Role.
-func remote(m func(sdk.Remote, context.Context, sdk.Host, sdk.Request) (sdk.Result, error)) func(sdk.Role, context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
-	return func(r sdk.Role, ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
-		rm, ok := r.(sdk.Remote)
-		if !ok {
-			return sdk.Result{}, fmt.Errorf("role plugin %T has no day-2 calls", r)
-		}
-		return m(rm, ctx, h, req)
-	}
-}
-
-// member calls an sdk.Member method; the manager's plugin clients
-// (*sdk.RoleClient) implement every optional interface.
-func member(m func(sdk.Member, context.Context, sdk.Host, sdk.Request) (sdk.Result, error)) func(sdk.Role, context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
-	return func(r sdk.Role, ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
-		mem, ok := r.(sdk.Member)
-		if !ok {
-			return sdk.Result{}, fmt.Errorf("role plugin %T has no cluster membership calls", r)
-		}
-		return m(mem, ctx, h, req)
-	}
-}
 
 // Config configures a Manager.
 type Config struct {
 	// Dir is the plugins dir (--plugins-dir).
 	Dir string
-	// DB holds the pins (store.PluginPin). Nil: no pins, every cluster uses
-	// the highest accepted version.
-	DB *gorm.DB
+	// Store holds the pins. Nil: no pins, every cluster uses the highest
+	// accepted version.
+	Store *store.Store
 	// Logger receives the manager's messages and every plugin's log.
 	Logger hclog.Logger
 	// StartTimeout bounds a plugin's start (default 30s).
 	StartTimeout time.Duration
+	// DescribeTimeout bounds one "<plugin> describe" of a scan (default 5s).
+	DescribeTimeout time.Duration
+	// ScanParallel is how many files a scan checks at once (default 4).
+	ScanParallel int
 	// ExitGrace is how long a failed call waits to learn whether the plugin
 	// process exited (default 5s).
 	ExitGrace time.Duration
@@ -119,6 +85,12 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 30 * time.Second
 	}
+	if cfg.DescribeTimeout == 0 {
+		cfg.DescribeTimeout = 5 * time.Second
+	}
+	if cfg.ScanParallel < 1 {
+		cfg.ScanParallel = 4
+	}
 	if cfg.ExitGrace == 0 {
 		cfg.ExitGrace = 5 * time.Second
 	}
@@ -134,10 +106,13 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
+// Dir is the plugins dir (absolute).
+func (m *Manager) Dir() string { return m.cfg.Dir }
+
 // Rescan re-reads the plugins dir. Running plugins whose file is still
 // accepted keep running; the others stop once their calls are done.
 func (m *Manager) Rescan(ctx context.Context) error {
-	accepted, refused, err := scan(ctx, m.cfg.Dir)
+	accepted, refused, err := scan(ctx, m.cfg.Dir, scanOptions{describeTimeout: m.cfg.DescribeTimeout, parallel: m.cfg.ScanParallel})
 	if err != nil {
 		return err
 	}
@@ -195,15 +170,16 @@ func (m *Manager) List() Listing {
 }
 
 // lookup returns the accepted plugin of role at version ("" for the
-// highest).
+// highest). The error says why a version is missing: refused (and why) or
+// not installed.
 func (m *Manager) lookup(role, version string) (Plugin, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	vs := m.accepted[role]
-	if len(vs) == 0 {
-		return Plugin{}, fmt.Errorf("%w: no accepted plugin for role %s in %s", ErrNoPlugin, role, m.cfg.Dir)
-	}
 	if version == "" {
+		if len(vs) == 0 {
+			return Plugin{}, fmt.Errorf("%w: no accepted plugin for role %s in %s", ErrNoPlugin, role, m.cfg.Dir)
+		}
 		return vs[0], nil
 	}
 	for _, p := range vs {
@@ -211,73 +187,143 @@ func (m *Manager) lookup(role, version string) (Plugin, error) {
 			return p, nil
 		}
 	}
-	for _, r := range m.refused {
-		if strings.Contains(r.Path, "doris-role-"+strings.ToLower(role)+"_v"+version+"_") {
-			return Plugin{}, fmt.Errorf("%w: %s plugin %s was refused: %s", ErrNoPlugin, role, version, r.Error())
-		}
+	if r, ok := m.refusedLocked(role, version); ok {
+		return Plugin{}, fmt.Errorf("%w: %s plugin %s was refused: %s", ErrNoPlugin, role, version, r.Error())
 	}
 	return Plugin{}, fmt.Errorf("%w: %s plugin version %s is not installed in %s", ErrNoPlugin, role, version, m.cfg.Dir)
 }
 
-// PinInfo is the version a cluster uses for a role.
+func (m *Manager) refusedLocked(role, version string) (Refused, bool) {
+	for _, r := range m.refused {
+		if r.Role == role && r.Version == version {
+			return r, true
+		}
+	}
+	return Refused{}, false
+}
+
+// versions lists the accepted versions of role, highest first.
+func (m *Manager) versions(role string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, p := range m.accepted[role] {
+		out = append(out, p.Version)
+	}
+	return out
+}
+
+// PinInfo is the version a cluster uses for a role: Version is the
+// resolved version, Constraint the rule it was pinned with ("" when it was
+// pinned at first use).
 type PinInfo struct {
-	ClusterID int64  `json:"clusterId"`
-	Role      string `json:"role"`
-	Version   string `json:"version"`
+	ClusterID  int64  `json:"clusterId"`
+	Role       string `json:"role"`
+	Version    string `json:"version"`
+	Constraint string `json:"constraint,omitempty"`
 }
 
 // Pins lists every recorded pin.
 func (m *Manager) Pins(ctx context.Context) ([]PinInfo, error) {
-	if m.cfg.DB == nil {
+	if m.cfg.Store == nil {
 		return []PinInfo{}, nil
 	}
-	var pins []store.PluginPin
-	if err := m.cfg.DB.WithContext(ctx).Order("cluster_id, role").Find(&pins).Error; err != nil {
-		return nil, fmt.Errorf("list plugin pins: %w", err)
+	pins, err := m.cfg.Store.ListPins(ctx)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]PinInfo, 0, len(pins))
 	for _, p := range pins {
-		out = append(out, PinInfo{ClusterID: p.ClusterID, Role: p.Role, Version: p.Version})
+		out = append(out, pinInfo(p))
 	}
 	return out, nil
 }
 
-// Pin makes a cluster use version of role. It is refused while the cluster
-// has a RUNNING task (ErrBusy) or when the version is not accepted
-// (ErrNoPlugin).
-func (m *Manager) Pin(ctx context.Context, clusterID int64, role, version string) error {
-	role = strings.ToUpper(strings.TrimSpace(role))
-	if m.cfg.DB == nil {
-		return errors.New("pins need a database")
-	}
-	if _, err := m.lookup(role, version); err != nil {
-		return err
-	}
-	return m.cfg.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var n int64
-		err := tx.Model(&store.Task{}).
-			Joins("JOIN processes ON processes.id = tasks.process_id").
-			Where("processes.cluster_id = ? AND tasks.status = ?", clusterID, "RUNNING").
-			Count(&n).Error
-		if err != nil {
-			return fmt.Errorf("check running tasks of cluster %d: %w", clusterID, err)
-		}
-		if n > 0 {
-			return fmt.Errorf("%w: cluster %d has %d running task(s); pin %s %s once they finish", ErrBusy, clusterID, n, role, version)
-		}
-		return upsertPin(tx, clusterID, role, version, true)
-	})
+func pinInfo(p store.PluginPin) PinInfo {
+	return PinInfo{ClusterID: p.ClusterID, Role: p.Role, Version: p.Version, Constraint: p.Constraint}
 }
 
-func upsertPin(tx *gorm.DB, clusterID int64, role, version string, overwrite bool) error {
-	pin := store.PluginPin{ClusterID: clusterID, Role: role, Version: version, UpdatedAt: time.Now()}
-	onConflict := clause.OnConflict{Columns: []clause.Column{{Name: "cluster_id"}, {Name: "role"}}, DoNothing: true}
-	if overwrite {
-		onConflict = clause.OnConflict{Columns: []clause.Column{{Name: "cluster_id"}, {Name: "role"}},
-			DoUpdates: clause.AssignmentColumns([]string{"version", "updated_at"})}
+// Pin makes a cluster use a version of role chosen by rule: an exact
+// version or a constraint (see ParseConstraint), which resolves now to the
+// highest accepted version it matches and stays on it (a later install
+// changes nothing until the cluster is pinned again). It is refused while
+// the cluster has a RUNNING task (ErrBusy), for a rule that does not parse
+// (ErrBadVersion) or when no accepted version matches (ErrNoPlugin).
+func (m *Manager) Pin(ctx context.Context, clusterID int64, role, rule string) (PinInfo, error) {
+	role = strings.ToUpper(strings.TrimSpace(role))
+	if m.cfg.Store == nil {
+		return PinInfo{}, errors.New("pins need a database")
 	}
-	if err := tx.Clauses(onConflict).Create(&pin).Error; err != nil {
-		return fmt.Errorf("pin %s %s for cluster %d: %w", role, version, clusterID, err)
+	c, err := ParseConstraint(rule)
+	if err != nil {
+		return PinInfo{}, fmt.Errorf("%w: %v", ErrBadVersion, err)
+	}
+	version, err := m.match(role, c)
+	if err != nil {
+		return PinInfo{}, err
+	}
+	pin := store.PluginPin{ClusterID: clusterID, Role: role, Version: version, Constraint: c.String()}
+	err = m.cfg.Store.Tx(ctx, func(tx *store.Store) error {
+		if err := notBusy(ctx, tx, clusterID, "pin "+role+" "+c.String()); err != nil {
+			return err
+		}
+		return tx.SetPin(ctx, pin)
+	})
+	if err != nil {
+		return PinInfo{}, err
+	}
+	m.log.Info("plugin pinned", "cluster", clusterID, "role", role, "version", version, "rule", c.String())
+	return pinInfo(pin), nil
+}
+
+// match resolves a rule to the highest accepted version of role it
+// matches.
+func (m *Manager) match(role string, c Constraint) (string, error) {
+	if c.Exact() {
+		p, err := m.lookup(role, strings.TrimPrefix(c.String(), "="))
+		return p.Version, err
+	}
+	vs := m.versions(role)
+	if len(vs) == 0 {
+		return "", fmt.Errorf("%w: no accepted plugin for role %s in %s", ErrNoPlugin, role, m.cfg.Dir)
+	}
+	v := c.Highest(vs)
+	if v == "" {
+		return "", fmt.Errorf("%w: no accepted %s plugin matches %q (accepted: %s)", ErrNoPlugin, role, c.String(), strings.Join(vs, ", "))
+	}
+	return v, nil
+}
+
+// Unpin removes a cluster's pin for role: its next use pins the highest
+// accepted version then. Refused while the cluster has a RUNNING task
+// (ErrBusy); ErrNotPinned when there is no pin.
+func (m *Manager) Unpin(ctx context.Context, clusterID int64, role string) error {
+	role = strings.ToUpper(strings.TrimSpace(role))
+	if m.cfg.Store == nil {
+		return errors.New("pins need a database")
+	}
+	err := m.cfg.Store.Tx(ctx, func(tx *store.Store) error {
+		if err := notBusy(ctx, tx, clusterID, "unpin "+role); err != nil {
+			return err
+		}
+		return tx.DeletePin(ctx, clusterID, role)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: cluster %d has no pin for %s", ErrNotPinned, clusterID, role)
+	}
+	if err == nil {
+		m.log.Info("plugin unpinned", "cluster", clusterID, "role", role)
+	}
+	return err
+}
+
+func notBusy(ctx context.Context, st *store.Store, clusterID int64, what string) error {
+	n, err := st.RunningTasks(ctx, clusterID)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: cluster %d has %d running task(s); %s once they finish", ErrBusy, clusterID, n, what)
 	}
 	return nil
 }
@@ -286,75 +332,42 @@ func upsertPin(tx *gorm.DB, clusterID int64, role, version string, overwrite boo
 // highest accepted version, which is then pinned so that the cluster keeps
 // it when newer versions are installed.
 func (m *Manager) resolve(ctx context.Context, clusterID int64, role string) (Plugin, error) {
-	if m.cfg.DB == nil {
+	if m.cfg.Store == nil {
 		return m.lookup(role, "")
 	}
-	var pin store.PluginPin
-	err := m.cfg.DB.WithContext(ctx).Where("cluster_id = ? AND role = ?", clusterID, role).Take(&pin).Error
+	pin, err := m.cfg.Store.GetPin(ctx, clusterID, role)
 	switch {
 	case err == nil:
-		p, err := m.lookup(role, pin.Version)
-		if err != nil {
-			return Plugin{}, fmt.Errorf("cluster %d is pinned to %s %s: %w", clusterID, role, pin.Version, err)
-		}
-		return p, nil
-	case errors.Is(err, gorm.ErrRecordNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		p, err := m.lookup(role, "")
 		if err != nil {
 			return Plugin{}, err
 		}
-		if err := upsertPin(m.cfg.DB.WithContext(ctx), clusterID, role, p.Version, false); err != nil {
+		// Another caller may have pinned first: PinIfAbsent returns theirs.
+		if pin, err = m.cfg.Store.PinIfAbsent(ctx, store.PluginPin{ClusterID: clusterID, Role: role, Version: p.Version}); err != nil {
 			return Plugin{}, err
 		}
-		// Another caller may have pinned first: use what is recorded.
-		if err := m.cfg.DB.WithContext(ctx).Where("cluster_id = ? AND role = ?", clusterID, role).Take(&pin).Error; err != nil {
-			return Plugin{}, fmt.Errorf("read pin: %w", err)
-		}
-		return m.lookup(role, pin.Version)
 	default:
 		return Plugin{}, fmt.Errorf("read plugin pin of cluster %d: %w", clusterID, err)
 	}
+	p, err := m.lookup(role, pin.Version)
+	if err != nil {
+		return Plugin{}, fmt.Errorf("cluster %d is pinned to %s %s%s: %w", clusterID, role, pin.Version, ruleNote(pin.Constraint), err)
+	}
+	return p, nil
+}
+
+func ruleNote(rule string) string {
+	if rule == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (rule %q)", rule)
 }
 
 // Resolve reports which plugin a cluster uses for a role (pinning the
 // highest accepted version when there is no pin yet).
 func (m *Manager) Resolve(ctx context.Context, clusterID int64, role string) (Plugin, error) {
 	return m.resolve(ctx, clusterID, strings.ToUpper(role))
-}
-
-// Call runs one Role method (Precheck, Install, Configure, Start, Stop,
-// Status, Register, Unregister) of the plugin the cluster uses for role,
-// serving h to it for the duration of the call. The plugin's log lines
-// during the call go to taskLog as well as to the manager's log.
-//
-// A failure the plugin reports is returned as *sdk.Failure. A plugin that
-// exits during the call gives an error wrapping ErrPluginExited; the next
-// call starts it afresh.
-func (m *Manager) Call(ctx context.Context, clusterID int64, role, method string, h sdk.Host, taskLog io.Writer, req sdk.Request) (sdk.Result, error) {
-	role = strings.ToUpper(role)
-	fn, ok := methods[method]
-	if !ok {
-		return sdk.Result{}, fmt.Errorf("unknown role method %q", method)
-	}
-	p, err := m.resolve(ctx, clusterID, role)
-	if err != nil {
-		return sdk.Result{}, err
-	}
-	c, err := m.client(p)
-	if err != nil {
-		return sdk.Result{}, err
-	}
-	start := time.Now()
-	res, err := c.call(ctx, method, fn, h, taskLog, req)
-	outcome := "ok"
-	var f *sdk.Failure
-	if errors.As(err, &f) {
-		outcome = "failure"
-	} else if err != nil {
-		outcome = "error"
-	}
-	m.calls.Observe(time.Since(start).Seconds(), role, method, outcome)
-	return res, err
 }
 
 // Ready reports an error saying what to do when no role plugin was
@@ -369,7 +382,7 @@ func (m *Manager) Ready() error {
 
 // noPlugins says what to do about a plugins dir without an accepted plugin.
 func noPlugins(dir string, refused int) error {
-	msg := fmt.Sprintf("no role plugin is loaded from %s: install the fe, be and broker plugins there (dorismanager plugins install FILE), then POST /api/plugins/rescan or restart the manager; or point --plugins-dir at them", dir)
+	msg := fmt.Sprintf("no role plugin is loaded from %s: install the fe, be and broker plugins there (dorismanager plugins install FILE tells a running manager to rescan), or point --plugins-dir at them", dir)
 	if refused > 0 {
 		msg += fmt.Sprintf(" (%d file(s) refused; dorismanager plugins list says why)", refused)
 	}
@@ -389,6 +402,18 @@ func (m *Manager) client(p Plugin) (*client, error) {
 		m.clients[k] = c
 	}
 	return c, nil
+}
+
+// observe times one call.
+func (m *Manager) observe(start time.Time, role, method string, err error) {
+	outcome := "ok"
+	var f *sdk.Failure
+	if errors.As(err, &f) {
+		outcome = "failure"
+	} else if err != nil {
+		outcome = "error"
+	}
+	m.calls.Observe(time.Since(start).Seconds(), role, method, outcome)
 }
 
 // Close stops every plugin process and waits for them to exit.

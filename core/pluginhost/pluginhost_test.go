@@ -15,7 +15,6 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/metrics/metricstest"
-	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/dorismanager/dorismanager/sdk/sdktest"
 )
@@ -28,6 +27,7 @@ func TestDiscoveryAcceptsAndRefuses(t *testing.T) {
 		fileName("1.5.0", 2, 0):                  `describe disagrees with the file name: version "1.0.0" (name says "1.5.0")`,
 		fileName("2.0.0", 3, 0):                  "speaks plugin API 3.0, this manager speaks API 2.x",
 		fileName("1.6.0", 2, 7):                  "API 2.0 (name says 2.7)",
+		fileName("1.7.0", 2, 0):                  `its Info breaks the contract: home "FE_HOME"`,
 		"doris-role-test-1.0.0":                  "name is not doris-role-",
 		"doris-role-test_v1.0.0_x2.0_plan9_mips": "built for plan9/mips",
 	}
@@ -37,6 +37,7 @@ func TestDiscoveryAcceptsAndRefuses(t *testing.T) {
 	place(t, dir, "1.0.0", fileName("1.5.0", 2, 0), "")
 	place(t, dir, "api2", fileName("2.0.0", 3, 0), "")
 	place(t, dir, "1.0.0", fileName("1.6.0", 2, 7), "")
+	place(t, dir, "badhome", fileName("1.7.0", 2, 0), "")
 	place(t, dir, "1.0.0", "doris-role-test-1.0.0", "")
 	place(t, dir, "1.0.0", "doris-role-test_v1.0.0_x2.0_plan9_mips", "")
 	// A plugin in the wrong role directory.
@@ -77,11 +78,9 @@ func TestDiscoveryAcceptsAndRefuses(t *testing.T) {
 }
 
 func TestHandshakeCallAndPinSwitch(t *testing.T) {
-	db := testDB(t)
-	c1, c2 := store.Cluster{Name: "c1"}, store.Cluster{Name: "c2"}
-	db.Create(&c1)
-	db.Create(&c2)
-	m := newManager(t, Config{Dir: twoVersions(t), DB: db})
+	st := testStore(t, "")
+	c1, c2 := newCluster(t, st, "c1"), newCluster(t, st, "c2")
+	m := newManager(t, Config{Dir: twoVersions(t), Store: st})
 	ctx := context.Background()
 	version := func(cluster int64) string {
 		t.Helper()
@@ -94,7 +93,7 @@ func TestHandshakeCallAndPinSwitch(t *testing.T) {
 	if v := version(c1.ID); v != "1.1.0" {
 		t.Errorf("default version %s, want the highest, 1.1.0", v)
 	}
-	if err := m.Pin(ctx, c1.ID, "TEST", "1.0.0"); err != nil {
+	if _, err := m.Pin(ctx, c1.ID, "TEST", "1.0.0"); err != nil {
 		t.Fatal(err)
 	}
 	if v := version(c1.ID); v != "1.0.0" {
@@ -103,24 +102,25 @@ func TestHandshakeCallAndPinSwitch(t *testing.T) {
 	if v := version(c2.ID); v != "1.1.0" {
 		t.Errorf("other cluster got %s, want 1.1.0", v)
 	}
-	if err := m.Pin(ctx, c1.ID, "test", "1.1.0"); err != nil {
+	if _, err := m.Pin(ctx, c1.ID, "test", "1.1.0"); err != nil {
 		t.Fatal(err)
 	}
 	if v := version(c1.ID); v != "1.1.0" {
 		t.Errorf("re-pinned cluster got %s, want 1.1.0", v)
 	}
-	if err := m.Pin(ctx, c1.ID, "TEST", "9.9.9"); !errors.Is(err, ErrNoPlugin) {
+	if _, err := m.Pin(ctx, c1.ID, "TEST", "9.9.9"); !errors.Is(err, ErrNoPlugin) {
 		t.Errorf("pin to a missing version: %v, want ErrNoPlugin", err)
 	}
 
 	// A running task of the cluster blocks pin changes.
-	proc := store.Process{ClusterID: c1.ID, Status: "RUNNING"}
-	db.Create(&proc)
-	db.Create(&store.Task{ProcessID: proc.ID, Status: "RUNNING", TaskType: "INSTALL_FE"})
-	if err := m.Pin(ctx, c1.ID, "TEST", "1.0.0"); !errors.Is(err, ErrBusy) {
+	runningTask(t, st, c1.ID)
+	if _, err := m.Pin(ctx, c1.ID, "TEST", "1.0.0"); !errors.Is(err, ErrBusy) {
 		t.Errorf("pin with a running task: %v, want ErrBusy", err)
 	}
-	if err := m.Pin(ctx, c2.ID, "TEST", "1.0.0"); err != nil {
+	if err := m.Unpin(ctx, c1.ID, "TEST"); !errors.Is(err, ErrBusy) {
+		t.Errorf("unpin with a running task: %v, want ErrBusy", err)
+	}
+	if _, err := m.Pin(ctx, c2.ID, "TEST", "1.0.0"); err != nil {
 		t.Errorf("other cluster's pin: %v", err)
 	}
 
@@ -320,7 +320,7 @@ func TestCloseLeavesNoPluginProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, _ := m.client(p)
-		if _, err := c.call(ctx, "Precheck", sdk.Role.Precheck, sdktest.NewFakeHost(), nil, testRequest(1)); err != nil {
+		if _, err := c.call(ctx, "Precheck", (*sdk.RoleClient).Precheck, sdktest.NewFakeHost(), nil, testRequest(1)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -38,7 +38,7 @@ func (e *Engine) view(ctx context.Context, p store.Process) (*View, error) {
 		return nil, err
 	}
 	v := &View{Process: p, ProcessStep: p.Step}
-	if stepDone(tasks) {
+	if stepDone(p.Step, tasks) {
 		v.ProcessStep++
 	}
 	return v, nil
@@ -277,7 +277,7 @@ func (e *Engine) Complete(ctx context.Context, userID, processID int64) error {
 			}
 		}
 		status := StatusSuccess
-		if p.Step != StepBuildCluster || !stepDone(all) {
+		if p.Step != StepBuildCluster || !stepDone(p.Step, all) {
 			status = StatusCanceled
 		}
 		for _, t := range all {

@@ -5,12 +5,12 @@ package process
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/core/task"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -26,59 +26,12 @@ const (
 // StepTypes names each step (Process.ProcessType and Task.ProcessType).
 var StepTypes = [...]string{"INSTALL_AGENT", "INSTALL_SERVICE", "DEPLOY_CONFIG", "START_SERVICE", "BUILD_CLUSTER"}
 
-// Roles and FE node types.
+// Process statuses (kept in core/store).
 const (
-	RoleFE     = "FE"
-	RoleBE     = "BE"
-	RoleBroker = "BROKER"
-	FEFollower = "FOLLOWER"
-	FEObserver = "OBSERVER"
+	StatusRunning  = store.ProcessRunning
+	StatusSuccess  = store.ProcessSuccess
+	StatusCanceled = store.ProcessCanceled
 )
-
-// Process statuses.
-const (
-	StatusRunning = "RUNNING"
-	StatusSuccess = "SUCCESS"
-	// StatusCanceled marks a process completed before its cluster was
-	// fully built (an earlier step, or failed tasks left as they are).
-	StatusCanceled = "CANCELED"
-)
-
-// Task types.
-const (
-	TaskInstallAgent = "INSTALL_AGENT"
-	TaskAddFE        = "ADD_FE"
-	TaskAddBackend   = "ADD_BACKEND"
-	TaskAddBroker    = "ADD_BROKER"
-)
-
-// InstallTask, DeployTask and StartTask name a role's task of steps 1-3,
-// e.g. INSTALL_FE, DEPLOY_BE_CONFIG, START_BROKER.
-func InstallTask(role string) string { return "INSTALL_" + role }
-func DeployTask(role string) string  { return "DEPLOY_" + role + "_CONFIG" }
-func StartTask(role string) string   { return "START_" + role }
-
-// AddTask is the BUILD_CLUSTER task type of a role.
-func AddTask(role string) string {
-	switch role {
-	case RoleFE:
-		return TaskAddFE
-	case RoleBE:
-		return TaskAddBackend
-	}
-	return TaskAddBroker
-}
-
-// RoleDir is the role's home below the process's installDir.
-func RoleDir(role string) string {
-	switch role {
-	case RoleFE:
-		return "fe"
-	case RoleBE:
-		return "be"
-	}
-	return "apache_hdfs_broker"
-}
 
 // Credentials are the SSH credentials of a process, stored sealed in
 // Process.Credentials until installComplete wipes them.
@@ -144,11 +97,14 @@ func KindOf(err error) Kind {
 
 // Config wires an Engine.
 type Config struct {
-	Store   *store.Store
-	Sealer  Sealer  // required for installAgent
-	Stopper Stopper // used by back; nil refuses back once something was started
-	Notify  func()  // called after new or re-submitted tasks are committed
-	Logger  hclog.Logger
+	Store *store.Store
+	// Catalogue says which roles can be installed and how (their plugins'
+	// Info); without it no role can be.
+	Catalogue Catalogue
+	Sealer    Sealer  // required for installAgent
+	Stopper   Stopper // used by back; nil refuses back once something was started
+	Notify    func()  // called after new or re-submitted tasks are committed
+	Logger    hclog.Logger
 	// Guard, if set, refuses a step on a cluster busy with something else
 	// (a day-2 operation); its error is returned as is.
 	Guard func(ctx context.Context, clusterID int64) error
@@ -158,6 +114,7 @@ type Config struct {
 // truth, so several engines may share one database.
 type Engine struct {
 	st      *store.Store
+	cat     Catalogue
 	sealer  Sealer
 	stopper Stopper
 	notify  func()
@@ -167,7 +124,7 @@ type Engine struct {
 
 // New returns an Engine.
 func New(cfg Config) *Engine {
-	e := &Engine{st: cfg.Store, sealer: cfg.Sealer, stopper: cfg.Stopper, notify: cfg.Notify, log: cfg.Logger, guard: cfg.Guard}
+	e := &Engine{st: cfg.Store, cat: cfg.Catalogue, sealer: cfg.Sealer, stopper: cfg.Stopper, notify: cfg.Notify, log: cfg.Logger, guard: cfg.Guard}
 	if e.guard == nil {
 		e.guard = func(context.Context, int64) error { return nil }
 	}
@@ -229,14 +186,16 @@ func changedMeanwhile(ctx context.Context, st *store.Store, id int64, hint strin
 	return conflict("process %d was changed by another request meanwhile%s and is now %s: reload it", id, hint, state)
 }
 
-// stepDone reports whether every task is SUCCESS or skipped (and there is one).
-func stepDone(tasks []store.Task) bool {
+// stepDone reports whether every task of a step is SUCCESS or skipped
+// and there is one; BUILD_CLUSTER may have none (no role with cluster
+// membership was started), and is done then.
+func stepDone(step int, tasks []store.Task) bool {
 	for _, t := range tasks {
 		if !done(t) {
 			return false
 		}
 	}
-	return len(tasks) > 0
+	return len(tasks) > 0 || step == StepBuildCluster
 }
 
 func done(t store.Task) bool { return t.Skip || t.Status == store.StatusSuccess }
@@ -257,29 +216,6 @@ func describePending(tasks []store.Task) string {
 	return strings.Join(parts, "; ")
 }
 
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only maps of plain values are marshalled here
-	}
-	return string(b)
-}
-
-// inputOf decodes a task's Input.
-func inputOf(t store.Task) map[string]any {
-	m := map[string]any{}
-	_ = json.Unmarshal([]byte(t.Input), &m)
-	return m
-}
-
-// carry copies a previous task's input for the next step, without the
-// keys only that step needed.
-func carry(t store.Task, drop ...string) map[string]any {
-	m := inputOf(t)
-	for _, k := range drop {
-		delete(m, k)
-	}
-	return m
-}
-
 func hostRole(host, role string) string { return host + "\x00" + role }
+
+func isMaster(in task.Role) bool { return in.Labels[LabelMaster] == "true" }

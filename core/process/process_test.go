@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/core/task"
 	"github.com/dorismanager/dorismanager/test/pgtest"
 	"golang.org/x/crypto/ssh"
 )
@@ -53,7 +54,7 @@ func newFixture(t *testing.T, dsn string) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{t: t, st: st, stopper: &fakeStopper{}}
-	f.e = New(Config{Store: st, Sealer: plainSealer{}, Stopper: f.stopper, Notify: func() {
+	f.e = New(Config{Store: st, Sealer: plainSealer{}, Stopper: f.stopper, Catalogue: dorisCatalogue(), Notify: func() {
 		f.mu.Lock()
 		f.notes++
 		f.mu.Unlock()
@@ -249,9 +250,15 @@ func TestWizardHappyPath(t *testing.T) {
 		if len(st1) != 6 || st1[0].TaskType != "INSTALL_FE" || st1[0].TaskRole != "FE" {
 			t.Fatalf("step 1 tasks: %+v", st1)
 		}
-		in := inputOf(st1[0])
-		if in["packageUrl"] != "http://10.0.0.1/doris.tar.gz" || in["masterHost"] != "h2" || in["installDir"] != "/opt/doris/fe" {
-			t.Fatalf("INSTALL_FE input: %v", in)
+		in := inputOf(t, st1[0])
+		if in.PackageURL != "http://10.0.0.1/doris.tar.gz" || in.Labels[LabelFENodeType] != FEFollower || isMaster(in) {
+			t.Fatalf("INSTALL_FE input on h1: %+v", in)
+		}
+		if in := inputOf(t, st1[1]); in.Host != "h2" || !isMaster(in) || in.PackageSHA256 != strings.Repeat("ab", 32) {
+			t.Fatalf("INSTALL_FE input on h2: %+v", in)
+		}
+		if in := inputOf(t, st1[3]); in.Role != RoleBE || in.Labels != nil {
+			t.Fatalf("INSTALL_BE input: %+v", in)
 		}
 		f.finishStep(pid, 1, store.StatusSuccess)
 
@@ -264,7 +271,7 @@ func TestWizardHappyPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, tk := range f.tasks(pid, 2) {
-			if !strings.HasPrefix(tk.TaskType, "DEPLOY_") || inputOf(tk)["conf"] == "" {
+			if in := inputOf(t, tk); !strings.HasPrefix(tk.TaskType, "DEPLOY_") || in.Conf == "" || in.PackageURL != "" {
 				t.Fatalf("deploy task %+v", tk)
 			}
 		}
@@ -278,7 +285,7 @@ func TestWizardHappyPath(t *testing.T) {
 		seqs := map[string]int{}
 		for _, tk := range f.tasks(pid, 3) {
 			seqs[tk.TaskType+"@"+tk.Host] = tk.Seq
-			if _, has := inputOf(tk)["conf"]; has {
+			if inputOf(t, tk).Conf != "" {
 				t.Fatal("START task carries the conf")
 			}
 		}
@@ -296,7 +303,7 @@ func TestWizardHappyPath(t *testing.T) {
 		seqs = map[string]int{}
 		for _, tk := range f.tasks(pid, 4) {
 			seqs[tk.TaskType+"@"+tk.Host] = tk.Seq
-			if tk.TaskRole != "" || inputOf(tk)["role"] == nil {
+			if tk.TaskRole != "" || inputOf(t, tk).Role == "" {
 				t.Fatalf("BUILD_CLUSTER task role: %+v", tk)
 			}
 		}
@@ -327,6 +334,15 @@ func TestWizardHappyPath(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func inputOf(t *testing.T, tk store.Task) task.Role {
+	t.Helper()
+	in, err := task.RoleOf(tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
 }
 
 func equalMap(a, b map[string]int) bool {
@@ -637,7 +653,7 @@ func TestReinstallAgentReplacesCredentialsAndResubmits(t *testing.T) {
 	if byHost["h1"].Status != store.StatusSuccess || byHost["h2"].Status != store.StatusSubmitted || byHost["h2"].Attempt != 1 {
 		t.Fatalf("tasks after re-run: %+v", byHost)
 	}
-	if in := inputOf(byHost["h2"]); in["user"] != "deploy" || in["sshPort"] != float64(2222) {
+	if in, err := task.AgentOf(byHost["h2"]); err != nil || in.User != "deploy" || in.SSHPort != 2222 || in.Host != "h2" {
 		t.Fatalf("re-submitted input: %v", in)
 	}
 	// Not possible once the process moved on.
@@ -809,7 +825,7 @@ func TestDeployConfigAgain(t *testing.T) {
 			old[tk.ID] = true
 		}
 		for _, tk := range again {
-			c := inputOf(tk)["conf"]
+			c := inputOf(t, tk).Conf
 			if old[tk.ID] || tk.Status != store.StatusSubmitted || (c != "a=2" && c != "b=2") {
 				t.Fatalf("task after sending DEPLOY_CONFIG again: %+v (conf %v)", tk, c)
 			}

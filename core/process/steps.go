@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/core/task"
+	"github.com/dorismanager/dorismanager/sdk"
 )
 
 // InstallAgentRequest starts a process (step 0). With ProcessID set it
@@ -81,8 +84,7 @@ func (e *Engine) sealCredentials(r *InstallAgentRequest) ([]byte, error) {
 }
 
 func agentInput(r *InstallAgentRequest, host string) string {
-	return mustJSON(map[string]any{"clusterId": r.ClusterID, "host": host, "sshPort": r.SSHPort,
-		"user": r.User, "installDir": r.InstallDir})
+	return task.Encode(task.Agent{ClusterID: r.ClusterID, Host: host, SSHPort: r.SSHPort, User: r.User, InstallDir: r.InstallDir})
 }
 
 // InstallAgent creates a process at INSTALL_AGENT with one task per host
@@ -188,9 +190,12 @@ func (e *Engine) reinstallAgent(ctx context.Context, userID int64, r InstallAgen
 			if t.Status != store.StatusFailure || t.Skip {
 				continue
 			}
-			in := inputOf(t)
-			in["user"], in["sshPort"], in["installDir"] = r.User, r.SSHPort, r.InstallDir
-			if _, err := tx.UpdateTaskIf(ctx, t.ID, []string{store.StatusFailure}, resubmit(t, mustJSON(in))); err != nil {
+			in, err := task.AgentOf(t)
+			if err != nil {
+				return err
+			}
+			in.User, in.SSHPort, in.InstallDir = r.User, r.SSHPort, r.InstallDir
+			if _, err := tx.UpdateTaskIf(ctx, t.ID, []string{store.StatusFailure}, resubmit(t, task.Encode(in))); err != nil {
 				return err
 			}
 		}
@@ -255,7 +260,7 @@ func (e *Engine) advance(ctx context.Context, userID, processID int64, next int,
 	if err != nil {
 		return err
 	}
-	if !stepDone(prev) {
+	if !stepDone(next-1, prev) {
 		return conflict("%s of process %d is not done (every task must be SUCCESS or skipped): %s",
 			p.ProcessType, p.ID, describePending(prev))
 	}
@@ -263,7 +268,7 @@ func (e *Engine) advance(ctx context.Context, userID, processID int64, next int,
 	if err != nil {
 		return err
 	}
-	if len(tasks) == 0 {
+	if len(tasks) == 0 && next != StepBuildCluster { // BuildCluster decides itself
 		return invalid("the request leaves no task to run (every host named was skipped earlier)")
 	}
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
@@ -311,12 +316,17 @@ type InstallServiceRequest struct {
 	InstallInfos  []InstallInfo
 	PackageSha256 string // optional checksum of the package
 	AutoFix       bool   // let the role fix host prerequisites it can fix
-	// Params are passed to the role plugins in every later task of these
-	// roles (for example javaHome, minOpenFiles, startTimeout).
+	// Params are checked against the Info.Params of the roles listed, and
+	// each role gets those it declares (with its defaults) in every later
+	// task (for example javaHome, minOpenFiles, startTimeout).
 	Params map[string]string
 }
 
-// InstallService moves a process to INSTALL_SERVICE: one task per host and role.
+// InstallService moves a process to INSTALL_SERVICE: one task per host and
+// role, for any role the cluster's catalogue has. The rules of the master
+// FE (exactly one FOLLOWER is the master: the one marked, else the
+// cluster's from an earlier process, else the first follower listed) apply
+// when FEs are listed or the cluster has no FE yet.
 func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServiceRequest) error {
 	if len(r.InstallInfos) == 0 {
 		return invalid("installInfos: list at least one {host, role}")
@@ -330,16 +340,26 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 	if err := checkParams(r.Params); err != nil {
 		return err
 	}
+	p, err := e.loadOwned(ctx, userID, r.ProcessID)
+	if err != nil {
+		return err
+	}
+	cat, err := e.catalogue(ctx, p.ClusterID)
+	if err != nil {
+		return err
+	}
 	infos := make([]InstallInfo, len(r.InstallInfos))
 	seen := map[string]bool{}
+	var listed []string // roles, in order of first appearance
 	masterHost := ""
 	firstFollower := ""
+	feListed := false
 	for i, in := range r.InstallInfos {
 		f := fmt.Sprintf("installInfos[%d]", i)
 		if err := checkHost(f+".host", in.Host); err != nil {
 			return err
 		}
-		role, err := normRole(f+".role", in.Role)
+		role, err := cat.role(f+".role", in.Role)
 		if err != nil {
 			return err
 		}
@@ -357,6 +377,9 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 			return invalid("%s: %s on %s is listed twice", f, role, in.Host)
 		}
 		seen[hostRole(in.Host, role)] = true
+		if !slices.Contains(listed, role) {
+			listed = append(listed, role)
+		}
 		if in.Master {
 			if nt != FEFollower {
 				return invalid("%s.master: the master FE must be a FOLLOWER", f)
@@ -366,10 +389,17 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 			}
 			masterHost = in.Host
 		}
-		if role == RoleFE && nt == FEFollower && firstFollower == "" {
-			firstFollower = in.Host
+		if role == RoleFE {
+			feListed = true
+			if nt == FEFollower && firstFollower == "" {
+				firstFollower = in.Host
+			}
 		}
 		infos[i] = InstallInfo{Host: in.Host, Role: role, FENodeType: nt}
+	}
+	params, err := cat.params(r.Params, listed)
+	if err != nil {
+		return err
 	}
 	return e.advance(ctx, userID, r.ProcessID, StepInstallService, false, func(p store.Process, prev []store.Task) ([]store.Task, func(*store.Store) error, error) {
 		agents := map[string]store.Task{}
@@ -385,41 +415,44 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 				return nil, nil, invalid("installInfos[%d].host: %s has no agent: its INSTALL_AGENT task was skipped", i, in.Host)
 			}
 		}
+		existing, err := e.st.ListRoles(ctx, p.ClusterID)
+		if err != nil {
+			return nil, nil, err
+		}
 		mh := masterHost
-		if mh == "" {
-			roles, err := e.st.ListRoles(ctx, p.ClusterID)
-			if err != nil {
-				return nil, nil, err
+		hasFE := false
+		for _, ro := range existing {
+			if ro.Role != RoleFE {
+				continue
 			}
-			for _, ro := range roles {
-				if ro.Role == RoleFE && ro.Master && !seen[hostRole(ro.Host, RoleFE)] {
-					mh = ro.Host // the cluster's master from an earlier process stays
-				}
+			hasFE = true
+			if mh == "" && ro.Master && !seen[hostRole(ro.Host, RoleFE)] {
+				mh = ro.Host // the cluster's master from an earlier process stays
 			}
 		}
-		if mh == "" {
-			mh = firstFollower
-		}
-		if mh == "" {
-			return nil, nil, invalid("installInfos: list at least one FE with feNodeType FOLLOWER: the first becomes the master")
+		_, feInstallable := cat[RoleFE]
+		if feListed || (!hasFE && feInstallable) {
+			if mh == "" {
+				mh = firstFollower
+			}
+			if mh == "" {
+				return nil, nil, invalid("installInfos: list at least one FE with feNodeType FOLLOWER: the first becomes the master")
+			}
 		}
 		var tasks []store.Task
 		var roles []store.AgentRole
 		for _, in := range infos {
-			dir := p.InstallDir + "/" + RoleDir(in.Role)
 			master := in.Role == RoleFE && in.Host == mh
-			tasks = append(tasks, newTask(p, StepInstallService, in.Host, InstallTask(in.Role), in.Role, 0, mustJSON(map[string]any{
-				"clusterId": p.ClusterID, "host": in.Host, "role": in.Role, "feNodeType": in.FENodeType,
-				"master": master, "masterHost": mh, "packageUrl": p.PackageURL, "packageSha256": r.PackageSha256,
-				"installDir": dir, "baseDir": p.InstallDir, "autoFix": r.AutoFix, "params": r.Params,
+			tasks = append(tasks, newTask(p, StepInstallService, in.Host, InstallTask(in.Role), in.Role, 0, task.Encode(task.Role{
+				ClusterID: p.ClusterID, Host: in.Host, Role: in.Role, Labels: Labels(in.FENodeType, master),
+				PackageURL: p.PackageURL, PackageSHA256: r.PackageSha256, AutoFix: r.AutoFix, Params: params[in.Role],
 			})))
 			roles = append(roles, store.AgentRole{ClusterID: p.ClusterID, Host: in.Host, Role: in.Role,
-				FENodeType: in.FENodeType, Master: master, InstallDir: dir})
+				FENodeType: in.FENodeType, Master: master, InstallDir: Home(p.InstallDir, cat[in.Role])})
 		}
 		extra := func(tx *store.Store) error {
 			if masterHost != "" { // a newly marked master replaces an older one
-				if err := tx.DB().Model(&store.AgentRole{}).Where("cluster_id = ? AND role = ? AND host <> ?",
-					p.ClusterID, RoleFE, masterHost).Update("master", false).Error; err != nil {
+				if err := tx.UnmarkMasters(ctx, p.ClusterID, RoleFE, masterHost); err != nil {
 					return err
 				}
 			}
@@ -455,6 +488,14 @@ func (e *Engine) DeployConfig(ctx context.Context, userID int64, r DeployConfigR
 	if len(r.DeployConfigs) == 0 {
 		return invalid("deployConfigs: list at least one {hosts, role, conf}")
 	}
+	p, err := e.loadOwned(ctx, userID, r.ProcessID)
+	if err != nil {
+		return err
+	}
+	cat, err := e.catalogue(ctx, p.ClusterID)
+	if err != nil {
+		return err
+	}
 	type item struct{ host, role, conf string }
 	var items []item
 	seen := map[string]bool{}
@@ -463,7 +504,7 @@ func (e *Engine) DeployConfig(ctx context.Context, userID int64, r DeployConfigR
 		if err := checkHosts(f+".hosts", dc.Hosts); err != nil {
 			return err
 		}
-		role, err := normRole(f+".role", dc.Role)
+		role, err := cat.role(f+".role", dc.Role)
 		if err != nil {
 			return err
 		}
@@ -495,9 +536,12 @@ func (e *Engine) DeployConfig(ctx context.Context, userID int64, r DeployConfigR
 			if t.Skip {
 				continue
 			}
-			in := carry(t, "packageUrl", "packageSha256", "autoFix")
-			in["conf"] = it.conf
-			tasks = append(tasks, newTask(p, StepDeployConfig, it.host, DeployTask(it.role), it.role, 0, mustJSON(in)))
+			in, err := task.RoleOf(t)
+			if err != nil {
+				return nil, nil, err
+			}
+			in.PackageURL, in.PackageSHA256, in.AutoFix, in.Conf = "", "", false, it.conf
+			tasks = append(tasks, newTask(p, StepDeployConfig, it.host, DeployTask(it.role), it.role, 0, task.Encode(in)))
 		}
 		var missing []string
 		for _, t := range prev {
@@ -525,12 +569,21 @@ type StartServiceRequest struct {
 	DorisStarts []HostRole
 }
 
-// StartService moves a process to START_SERVICE. The master FE and every
-// BE and broker get Seq 0; each other FE its own Seq 1, 2, ... so FEs start
-// one at a time after the master.
+// StartService moves a process to START_SERVICE. Each role is its own
+// lane; the nodes of a role whose Info.Order is OneAtATime get Seq 0, 1,
+// 2 ... (for FE the master first), so they start one after another,
+// while the other roles' nodes all get Seq 0 and start at once.
 func (e *Engine) StartService(ctx context.Context, userID int64, r StartServiceRequest) error {
 	if len(r.DorisStarts) == 0 {
 		return invalid("dorisStarts: list at least one {host, role}")
+	}
+	p, err := e.loadOwned(ctx, userID, r.ProcessID)
+	if err != nil {
+		return err
+	}
+	cat, err := e.catalogue(ctx, p.ClusterID)
+	if err != nil {
+		return err
 	}
 	starts := make([]HostRole, len(r.DorisStarts))
 	seen := map[string]bool{}
@@ -539,7 +592,7 @@ func (e *Engine) StartService(ctx context.Context, userID int64, r StartServiceR
 		if err := checkHost(f+".host", s.Host); err != nil {
 			return err
 		}
-		role, err := normRole(f+".role", s.Role)
+		role, err := cat.role(f+".role", s.Role)
 		if err != nil {
 			return err
 		}
@@ -554,10 +607,10 @@ func (e *Engine) StartService(ctx context.Context, userID int64, r StartServiceR
 		for _, t := range prev {
 			configured[hostRole(t.Host, t.TaskRole)] = t
 		}
-		var master *store.Task
-		var others []store.Task
 		var rest []store.Task
-		anyFE := false
+		oneByOne := map[string][]store.Task{} // OneAtATime roles' tasks, in request order
+		var order []string
+		anyFE, masterFE := false, false
 		for _, s := range starts {
 			t, ok := configured[hostRole(s.Host, s.Role)]
 			if !ok {
@@ -566,41 +619,63 @@ func (e *Engine) StartService(ctx context.Context, userID int64, r StartServiceR
 			if t.Skip {
 				continue
 			}
-			in := carry(t, "conf")
-			nt := newTask(p, StepStartService, s.Host, StartTask(s.Role), s.Role, 0, mustJSON(in))
-			switch {
-			case s.Role == RoleFE && in["master"] == true:
-				anyFE = true
-				master = &nt
-			case s.Role == RoleFE:
-				anyFE = true
-				others = append(others, nt)
-			default:
-				rest = append(rest, nt)
+			in, err := task.RoleOf(t)
+			if err != nil {
+				return nil, nil, err
 			}
+			in.Conf = ""
+			nt := newTask(p, StepStartService, s.Host, StartTask(s.Role), s.Role, 0, task.Encode(in))
+			if s.Role == RoleFE {
+				anyFE = true
+				masterFE = masterFE || isMaster(in)
+			}
+			if !cat.oneAtATime(s.Role) {
+				rest = append(rest, nt)
+				continue
+			}
+			if _, ok := oneByOne[s.Role]; !ok {
+				order = append(order, s.Role)
+			}
+			oneByOne[s.Role] = append(oneByOne[s.Role], nt)
 		}
-		if anyFE && master == nil {
-			return nil, nil, invalid("dorisStarts: the master FE must be started with the other FEs; it is %s", masterHostOf(prev))
+		// A master configured in this process starts with its FEs; FEs
+		// added to a cluster whose master came from an earlier process
+		// (scale-out) join that running master.
+		if mh := masterHostOf(prev); anyFE && !masterFE && mh != "" {
+			return nil, nil, invalid("dorisStarts: the master FE must be started with the other FEs; it is %s", mh)
 		}
-		var tasks []store.Task
-		if master != nil {
-			tasks = append(tasks, *master)
+		// Each one-by-one role's first node, then everything that starts
+		// at once, then the rest of the one-by-one nodes.
+		var firsts, later []store.Task
+		for _, role := range order {
+			ts := oneByOne[role]
+			if role == RoleFE {
+				sort.SliceStable(ts, func(i, j int) bool { return masterTask(ts[i]) && !masterTask(ts[j]) })
+			}
+			for i := range ts {
+				ts[i].Seq = i
+			}
+			firsts = append(firsts, ts[0])
+			later = append(later, ts[1:]...)
 		}
-		for i := range others {
-			others[i].Seq = i + 1
-		}
-		tasks = append(append(tasks, rest...), others...)
-		return tasks, nil, nil
+		return append(append(firsts, rest...), later...), nil, nil
 	})
 }
 
+// masterHostOf names the master FE among a step's tasks, "" when the
+// master is not one of them (it came from an earlier process).
 func masterHostOf(tasks []store.Task) string {
 	for _, t := range tasks {
-		if h, ok := inputOf(t)["masterHost"].(string); ok && h != "" {
-			return h
+		if t.TaskRole == RoleFE && masterTask(t) {
+			return t.Host
 		}
 	}
-	return "unknown"
+	return ""
+}
+
+func masterTask(t store.Task) bool {
+	in, err := task.RoleOf(t)
+	return err == nil && isMaster(in)
 }
 
 // BuildClusterRequest is step 4.
@@ -610,23 +685,47 @@ type BuildClusterRequest struct {
 	BEHosts   []string
 }
 
-// BuildCluster moves a process to BUILD_CLUSTER: ADD_FE one at a time (the
-// master first), then ADD_BACKEND and ADD_BROKER (every started broker).
+// BuildCluster moves a process to BUILD_CLUSTER: an ADD_ task for each
+// node that joins the cluster: the FEs of feHosts (the master first), the
+// BEs of beHosts, and every started node of the other roles with cluster
+// membership; roles without it get none. Order and lanes come from the
+// roles' Info.Order (catalogue.addSeqs): ADD_FE one at a time, then
+// ADD_BACKEND and ADD_BROKER. feHosts may be empty only when the process
+// started no FE; a process whose roles have no membership gets an empty
+// step, which is done at once.
 func (e *Engine) BuildCluster(ctx context.Context, userID int64, r BuildClusterRequest) error {
-	if err := checkHosts("feHosts", r.FEHosts); err != nil {
-		return err
+	if len(r.FEHosts) > 0 {
+		if err := checkHosts("feHosts", r.FEHosts); err != nil {
+			return err
+		}
 	}
 	if len(r.BEHosts) > 0 {
 		if err := checkHosts("beHosts", r.BEHosts); err != nil {
 			return err
 		}
 	}
+	p, err := e.loadOwned(ctx, userID, r.ProcessID)
+	if err != nil {
+		return err
+	}
+	cat, err := e.catalogue(ctx, p.ClusterID)
+	if err != nil {
+		return err
+	}
 	return e.advance(ctx, userID, r.ProcessID, StepBuildCluster, false, func(p store.Process, prev []store.Task) ([]store.Task, func(*store.Store) error, error) {
 		started := map[string]store.Task{}
+		startedFE := false
 		for _, t := range prev {
 			started[hostRole(t.Host, t.TaskRole)] = t
+			startedFE = startedFE || t.TaskRole == RoleFE
+		}
+		if startedFE && len(r.FEHosts) == 0 {
+			return nil, nil, invalid("feHosts: list at least one host: the FEs started in startService")
 		}
 		pick := func(field, role string, hosts []string) ([]store.Task, error) {
+			if len(hosts) > 0 && !cat.member(role) {
+				return nil, invalid("%s: %s has no cluster membership (its plugin does not announce %q): leave %s empty", field, role, sdk.CapMembership, field)
+			}
 			var out []store.Task
 			for i, h := range hosts {
 				t, ok := started[hostRole(h, role)]
@@ -639,32 +738,60 @@ func (e *Engine) BuildCluster(ctx context.Context, userID int64, r BuildClusterR
 			}
 			return out, nil
 		}
-		fes, err := pick("feHosts", RoleFE, r.FEHosts)
-		if err != nil {
+		byRole := map[string][]store.Task{}
+		var err error
+		if byRole[RoleFE], err = pick("feHosts", RoleFE, r.FEHosts); err != nil {
 			return nil, nil, err
 		}
-		bes, err := pick("beHosts", RoleBE, r.BEHosts)
-		if err != nil {
+		if byRole[RoleBE], err = pick("beHosts", RoleBE, r.BEHosts); err != nil {
 			return nil, nil, err
 		}
 		// The master first, then the other FEs in request order.
-		sort.SliceStable(fes, func(i, j int) bool { return inputOf(fes[i])["master"] == true && inputOf(fes[j])["master"] != true })
-		var tasks []store.Task
-		add := func(t store.Task, seq int) {
-			in := carry(t)
-			tasks = append(tasks, newTask(p, StepBuildCluster, t.Host, AddTask(t.TaskRole), "", seq, mustJSON(in)))
-		}
-		for i, t := range fes {
-			add(t, i)
-		}
-		for _, t := range bes {
-			add(t, len(fes))
-		}
+		fes := byRole[RoleFE]
+		sort.SliceStable(fes, func(i, j int) bool { return masterTask(fes[i]) && !masterTask(fes[j]) })
 		for _, t := range prev {
-			if t.TaskRole == RoleBroker && !t.Skip {
-				add(t, len(fes))
+			if t.TaskRole != RoleFE && t.TaskRole != RoleBE && !t.Skip && cat.member(t.TaskRole) {
+				byRole[t.TaskRole] = append(byRole[t.TaskRole], t)
 			}
+		}
+		counts := map[string]int{}
+		for role, ts := range byRole {
+			if len(ts) > 0 {
+				counts[role] = len(ts)
+			}
+		}
+		lane, first, err := cat.addSeqs(counts)
+		if err != nil {
+			return nil, nil, err
+		}
+		roles := sortedKeys(counts)
+		sort.SliceStable(roles, func(i, j int) bool { return rank(roles[i]) < rank(roles[j]) })
+		sort.SliceStable(roles, func(i, j int) bool { return first[roles[i]] < first[roles[j]] })
+		var tasks []store.Task
+		for _, role := range roles {
+			for i, t := range byRole[role] {
+				seq := first[role]
+				if cat.oneAtATime(role) {
+					seq += i
+				}
+				tasks = append(tasks, newTask(p, StepBuildCluster, t.Host, AddTask(role), lane[role], seq, t.Input))
+			}
+		}
+		if len(tasks) == 0 && len(r.FEHosts)+len(r.BEHosts) > 0 {
+			return nil, nil, invalid("the request leaves no task to run (every host named was skipped earlier)")
 		}
 		return tasks, nil, nil
 	})
+}
+
+// rank orders the API document's roles as buildCluster lists them (FE,
+// BE), before the others.
+func rank(role string) int {
+	switch role {
+	case RoleFE:
+		return 0
+	case RoleBE:
+		return 1
+	}
+	return 2
 }

@@ -153,18 +153,6 @@ func checkSSHKey(key, passphrase string) error {
 	return nil
 }
 
-// normRole upper-cases a role and checks it is FE, BE or BROKER.
-func normRole(field, r string) (string, error) {
-	u := strings.ToUpper(strings.TrimSpace(r))
-	switch u {
-	case RoleFE, RoleBE, RoleBroker:
-		return u, nil
-	case "":
-		return "", invalid("%s is required: FE, BE or BROKER", field)
-	}
-	return "", invalid("%s %q is unknown: use FE, BE or BROKER", field, r)
-}
-
 // normFENodeType checks an FE node type; empty means FOLLOWER.
 func normFENodeType(field, t string) (string, error) {
 	u := strings.ToUpper(strings.TrimSpace(t))

@@ -1,7 +1,8 @@
-// Package roleexec runs the wizard's role tasks (INSTALL_FE, DEPLOY_BE_CONFIG,
-// START_BROKER, ADD_BACKEND ...) by calling the cluster's pinned role plugin
-// with an sdk.Host backed by the agent on the task's host. It is the only
-// place where the core's tasks meet the plugin contract.
+// Package roleexec runs the wizard's role tasks (INSTALL_<ROLE>,
+// DEPLOY_<ROLE>_CONFIG, START_<ROLE>, ADD_<ROLE>, for any role with a
+// plugin) by calling the cluster's role plugin with an sdk.Host backed by
+// the agent on the task's host. It is the only place where the core's
+// tasks meet the plugin contract.
 package roleexec
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -23,12 +25,15 @@ import (
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/core/task"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
-// Plugins calls a cluster's role plugin (core/pluginhost.Manager).
-type Plugins interface {
-	Call(ctx context.Context, clusterID int64, role, method string, h sdk.Host, taskLog io.Writer, req sdk.Request) (sdk.Result, error)
+// Roles hands out the plugin a cluster uses for a role
+// (core/pluginhost.Manager); the plugin's log lines during a call go to
+// taskLog too.
+type Roles interface {
+	Role(ctx context.Context, clusterID int64, role string, taskLog io.Writer) (sdk.Remote, error)
 }
 
 // Agents finds the agent client for a host (core/agents.Registry).
@@ -38,10 +43,10 @@ type Agents interface {
 
 // Config wires an Executor.
 type Config struct {
-	Store   *store.Store
-	Plugins Plugins
-	Agents  Agents
-	Logger  hclog.Logger
+	Store  *store.Store
+	Roles  Roles
+	Agents Agents
+	Logger hclog.Logger
 	// FEUser and FEPassword are the cluster admin account used for SQL;
 	// a fresh Doris cluster has root with an empty password.
 	FEUser     string
@@ -51,12 +56,12 @@ type Config struct {
 // Executor holds what role tasks share: the store, the plugins, the agent
 // clients and one SQL pool per FE.
 type Executor struct {
-	st      *store.Store
-	plugins Plugins
-	agents  Agents
-	log     hclog.Logger
-	sql     *sqlPool
-	http    *http.Client
+	st     *store.Store
+	roles  Roles
+	agents Agents
+	log    hclog.Logger
+	sql    *sqlPool
+	http   *http.Client
 }
 
 // New returns an Executor.
@@ -67,23 +72,23 @@ func New(cfg Config) *Executor {
 	if cfg.FEUser == "" {
 		cfg.FEUser = "root"
 	}
-	return &Executor{st: cfg.Store, plugins: cfg.Plugins, agents: cfg.Agents, log: cfg.Logger.Named("roleexec"),
+	return &Executor{st: cfg.Store, roles: cfg.Roles, agents: cfg.Agents, log: cfg.Logger.Named("roleexec"),
 		sql: newSQLPool(cfg.FEUser, cfg.FEPassword, cfg.Logger.Named("mysql")), http: &http.Client{Timeout: 10 * time.Second}}
 }
 
 // Close releases the SQL pools.
 func (e *Executor) Close() { e.sql.close() }
 
-// Actions returns the runner actions for every role task type.
-func (e *Executor) Actions() runner.Actions {
-	acts := runner.Actions{}
-	for _, role := range []string{process.RoleFE, process.RoleBE, process.RoleBroker} {
-		acts[process.InstallTask(role)] = action{e, opInstall}
-		acts[process.DeployTask(role)] = action{e, opConfigure}
-		acts[process.StartTask(role)] = action{e, opStart}
-		acts[process.AddTask(role)] = action{e, opRegister}
+// Resolve returns the runner action of a role task type (runner.Config.Resolve):
+// the wizard names them after roles, and a role's plugin may be installed
+// while the manager runs.
+func (e *Executor) Resolve(taskType string) (runner.Action, bool) {
+	step, ok := process.RoleTaskStep(taskType)
+	if !ok {
+		return nil, false
 	}
-	return acts
+	return action{e, map[int]op{process.StepInstallService: opInstall, process.StepDeployConfig: opConfigure,
+		process.StepStartService: opStart, process.StepBuildCluster: opRegister}[step]}, true
 }
 
 type op int
@@ -104,28 +109,10 @@ type action struct {
 // contract demands it), so an interrupted one is simply resumed.
 func (action) Idempotent() bool { return true }
 
-// input is the part of Task.Input a role task reads (core/process writes it).
-type input struct {
-	ClusterID     int64             `json:"clusterId"`
-	Host          string            `json:"host"`
-	Role          string            `json:"role"`
-	FENodeType    string            `json:"feNodeType"`
-	Master        bool              `json:"master"`
-	PackageURL    string            `json:"packageUrl"`
-	PackageSHA256 string            `json:"packageSha256"`
-	BaseDir       string            `json:"baseDir"`
-	AutoFix       bool              `json:"autoFix"`
-	Conf          string            `json:"conf"`
-	Params        map[string]string `json:"params"`
-}
-
 func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error) {
-	var in input
-	if err := json.Unmarshal([]byte(job.Task.Input), &in); err != nil {
-		return runner.Outcome{}, fmt.Errorf("task %d has unreadable input: %w", job.Task.ID, err)
-	}
-	if in.Role == "" {
-		in.Role = job.Task.TaskRole
+	in, err := task.RoleOf(job.Task)
+	if err != nil {
+		return runner.Outcome{}, err
 	}
 	e := a.e
 	req, err := e.request(ctx, job.Task, in)
@@ -139,21 +126,27 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 	// Failures keep the host's task log path too: that is where an
 	// operator looks first.
 	fail := func(err error) (runner.Outcome, error) { return runner.Outcome{LogPath: h.HostLogPath()}, err }
-	call := func(method string) (sdk.Result, error) {
-		res, err := e.plugins.Call(ctx, in.ClusterID, in.Role, method, h, h.rawLogWriter(), req)
+	role, err := e.roles.Role(ctx, in.ClusterID, in.Role, h.rawLogWriter())
+	if err != nil {
+		return fail(fmt.Errorf("%s plugin of cluster %d: %w", in.Role, in.ClusterID, err))
+	}
+	call := func(name string, method func(context.Context, sdk.Host, sdk.Request) (sdk.Result, error)) (sdk.Result, error) {
+		res, err := method(ctx, h, req)
 		if err != nil {
-			return res, fmt.Errorf("%s %s on %s: %w", strings.ToLower(method), in.Role, in.Host, err)
+			return res, fmt.Errorf("%s %s on %s: %w", name, in.Role, in.Host, err)
 		}
 		return res, nil
 	}
+	key := store.RoleKey{ClusterID: in.ClusterID, Host: in.Host, Role: in.Role}
 	var res sdk.Result
+	var ports map[string]int // replaced when set
 	switch a.op {
 	case opInstall:
-		pre, err := call("Precheck")
+		pre, err := call("precheck", role.Precheck)
 		if err != nil {
 			return fail(err)
 		}
-		if res, err = call("Install"); err != nil {
+		if res, err = call("install", role.Install); err != nil {
 			return fail(err)
 		}
 		res.Facts = merge(pre.Facts, res.Facts)
@@ -161,65 +154,81 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 			res.Detail = strings.TrimSpace(pre.Detail + "\n" + res.Detail)
 		}
 	case opConfigure:
-		if res, err = call("Configure"); err != nil {
+		if res, err = call("configure", role.Configure); err != nil {
 			return fail(err)
 		}
-		if err := e.recordPorts(ctx, in, res.Facts); err != nil {
-			return fail(err)
+		// The effective ports, for later steps (a follower needs the
+		// master's edit_log_port) and for roleList.
+		ports = res.Facts.Ports()
+		if ports == nil {
+			ports = map[string]int{}
 		}
 	case opStart:
 		// The agent keeps the start command to start the role again after
 		// a reboot (core/ops records stops and starts the same way).
 		capture := CaptureStarts(h)
-		if res, err = e.plugins.Call(ctx, in.ClusterID, in.Role, "Start", capture, h.rawLogWriter(), req); err != nil {
+		if res, err = role.Start(ctx, capture, req); err != nil {
 			return fail(fmt.Errorf("start %s on %s: %w", in.Role, in.Host, err))
 		}
 		if err := e.RecordDesired(ctx, Desired{ClusterID: in.ClusterID, Host: in.Host, Role: in.Role, State: wire.DesiredRunning,
-			Order: RestoreOrder(in.Role, in.Master), Start: capture.Command()}); err != nil {
+			Order: RestoreOrder(in.Role, in.Labels[process.LabelMaster] == "true"), Start: capture.Command(),
+			PidFile: e.pidFile(ctx, role, req.Node)}); err != nil {
 			h.Logf("warning: %v: the agent will not start it after a reboot", err)
 		}
 	case opRegister:
-		if res, err = call("Register"); err != nil {
+		if res, err = call("register", role.Register); err != nil {
 			return fail(err)
 		}
-		if err := e.st.DB().WithContext(ctx).Model(&store.AgentRole{}).
-			Where("cluster_id = ? AND host = ? AND role = ?", in.ClusterID, in.Host, in.Role).
-			Update("register", true).Error; err != nil {
-			return fail(fmt.Errorf("record registration of %s on %s: %w", in.Role, in.Host, err))
+		if err := e.st.SetRegistered(ctx, key, true); err != nil {
+			return fail(err)
 		}
 	}
-	resp := res.Summary
+	if err := e.recordFacts(ctx, key, req.Node.Facts, res.Facts, ports, h); err != nil {
+		return fail(err)
+	}
 	if res.Detail != "" {
 		h.Logf("%s", res.Detail)
 	}
-	return runner.Outcome{Response: resp, Result: res.Facts, LogPath: h.HostLogPath()}, nil
+	return runner.Outcome{Response: res.Summary, Result: res.Facts, LogPath: h.HostLogPath()}, nil
 }
 
-// recordPorts keeps the effective ports Configure reported, for later
-// steps (a follower needs the master's edit_log_port) and for roleList.
-func (e *Executor) recordPorts(ctx context.Context, in input, facts map[string]string) error {
-	ports := map[string]int{}
-	for k, v := range facts {
-		if name, ok := strings.CutPrefix(k, "port."); ok {
-			var p int
-			if _, err := fmt.Sscan(v, &p); err == nil && p > 0 && p < 65536 {
-				ports[name] = p
+// Bounds of the facts kept for one node: a plugin reporting more has the
+// rest dropped (and told in the task log), not the task failed.
+const (
+	maxFacts     = 256
+	maxFactKey   = 128
+	maxFactValue = 4096
+)
+
+// recordFacts keeps what the plugin reported for the node, to hand it back
+// in Node.Facts of later calls. With ports, they replace the node's ports,
+// and port facts the node no longer reports are forgotten.
+func (e *Executor) recordFacts(ctx context.Context, k store.RoleKey, old, facts sdk.Facts, ports map[string]int, log interface{ Logf(string, ...any) }) error {
+	keep := sdk.Facts{}
+	for _, name := range sortedKeys(facts) {
+		v := facts[name]
+		switch {
+		case len(name) > maxFactKey || len(v) > maxFactValue:
+			log.Logf("fact %.40q not kept: keys are at most %d bytes, values %d", name, maxFactKey, maxFactValue)
+		case len(keep) == maxFacts:
+			log.Logf("fact %.40q not kept: at most %d facts are kept per node", name, maxFacts)
+		default:
+			keep[name] = v
+		}
+	}
+	if ports != nil {
+		for name := range old {
+			if _, reported := keep[name]; !reported && strings.HasPrefix(name, sdk.PortFact("")) {
+				keep[name] = "" // forget it
 			}
 		}
 	}
-	b, _ := json.Marshal(ports)
-	err := e.st.DB().WithContext(ctx).Model(&store.AgentRole{}).
-		Where("cluster_id = ? AND host = ? AND role = ?", in.ClusterID, in.Host, in.Role).
-		Update("ports", string(b)).Error
-	if err != nil {
-		return fmt.Errorf("record ports of %s on %s: %w", in.Role, in.Host, err)
-	}
-	return nil
+	return e.st.RecordFacts(ctx, k, keep, ports)
 }
 
 // request builds the plugin request: this node and the cluster as the
 // manager knows it now.
-func (e *Executor) request(ctx context.Context, t store.Task, in input) (sdk.Request, error) {
+func (e *Executor) request(ctx context.Context, t store.Task, in task.Role) (sdk.Request, error) {
 	cl, err := e.clusterView(ctx, in.ClusterID, t.ProcessID)
 	if err != nil {
 		return sdk.Request{}, err
@@ -234,9 +243,6 @@ func (e *Executor) request(ctx context.Context, t store.Task, in input) (sdk.Req
 	}
 	if !found {
 		return sdk.Request{}, fmt.Errorf("no %s is recorded on %s in cluster %d: run installService for it first", in.Role, in.Host, in.ClusterID)
-	}
-	if req.Node.InstallDir == "" {
-		req.Node.InstallDir = in.BaseDir
 	}
 	req.Targets = []sdk.Node{req.Node}
 	return req, nil
@@ -253,9 +259,9 @@ func (e *Executor) clusterView(ctx context.Context, clusterID, processID int64) 
 	if err != nil {
 		return sdk.Cluster{}, fmt.Errorf("roles of cluster %d: %w", clusterID, err)
 	}
-	var skipped []store.Task
-	if err := e.st.DB().WithContext(ctx).Where("process_id = ? AND skip = ?", processID, true).Find(&skipped).Error; err != nil {
-		return sdk.Cluster{}, fmt.Errorf("skipped tasks of process %d: %w", processID, err)
+	skipped, err := e.st.SkippedTasks(ctx, processID)
+	if err != nil {
+		return sdk.Cluster{}, err
 	}
 	skip := map[string]bool{}
 	for _, t := range skipped {
@@ -263,39 +269,29 @@ func (e *Executor) clusterView(ctx context.Context, clusterID, processID int64) 
 	}
 	out := sdk.Cluster{ID: c.ID, Name: c.Name}
 	for _, r := range roles {
-		n := sdk.Node{Host: r.Host, Role: r.Role, Labels: labels(r),
-			InstallDir: baseDir(r.InstallDir, r.Role), Home: r.InstallDir, Skipped: skip[r.Host+"/"] || skip[r.Host+"/"+r.Role]}
-		if r.Ports != "" {
-			_ = json.Unmarshal([]byte(r.Ports), &n.Ports)
-		}
-		out.Nodes = append(out.Nodes, n)
+		out.Nodes = append(out.Nodes, node(r, skip[r.Host+"/"] || skip[r.Host+"/"+r.Role]))
 	}
-	sort.SliceStable(out.Nodes, func(i, j int) bool { return r0(out.Nodes[i]) && !r0(out.Nodes[j]) })
+	master := func(n sdk.Node) bool { return n.Labels[process.LabelMaster] == "true" }
+	sort.SliceStable(out.Nodes, func(i, j int) bool { return master(out.Nodes[i]) && !master(out.Nodes[j]) })
 	return out, nil
 }
 
-// labels are the API's FE placement fields as the node labels Doris role
-// plugins read.
-func labels(r store.AgentRole) map[string]string {
-	l := map[string]string{}
-	if r.FENodeType != "" {
-		l["feNodeType"] = r.FENodeType
+// node is a recorded role instance as plugins see it. Its home was made
+// by process.Home, one folder below the operator's installDir.
+func node(r store.AgentRole, skipped bool) sdk.Node {
+	n := sdk.Node{Host: r.Host, Role: r.Role, Home: r.InstallDir, Labels: process.Labels(r.FENodeType, r.Master), Skipped: skipped}
+	if r.InstallDir != "" {
+		n.InstallDir = path.Dir(r.InstallDir)
 	}
-	if r.Master {
-		l["master"] = "true"
+	if r.Facts != "" {
+		_ = json.Unmarshal([]byte(r.Facts), &n.Facts)
 	}
-	if len(l) == 0 {
-		return nil
+	if r.Ports != "" {
+		_ = json.Unmarshal([]byte(r.Ports), &n.Ports)
+	} else {
+		n.Ports = n.Facts.Ports()
 	}
-	return l
-}
-
-// r0 marks the designated master FE, listed first.
-func r0(n sdk.Node) bool { return n.Labels["master"] == "true" }
-
-// baseDir turns a role home (/opt/doris/fe) back into the operator's base.
-func baseDir(home, role string) string {
-	return strings.TrimSuffix(home, "/"+process.RoleDir(role))
+	return n
 }
 
 // host builds the sdk.Host for one run; prefix makes its agent request ids
@@ -316,13 +312,10 @@ func (e *Executor) StopStarted(ctx context.Context, tasks []store.Task) error {
 		if t.Status != store.StatusSuccess && t.Status != store.StatusFailure && t.Status != store.StatusRunning {
 			continue
 		}
-		var in input
-		if err := json.Unmarshal([]byte(t.Input), &in); err != nil {
-			errs = append(errs, fmt.Errorf("task %d: unreadable input: %w", t.ID, err))
+		in, err := task.RoleOf(t)
+		if err != nil {
+			errs = append(errs, err)
 			continue
-		}
-		if in.Role == "" {
-			in.Role = t.TaskRole
 		}
 		req, err := e.request(ctx, t, in)
 		if err != nil {
@@ -337,22 +330,26 @@ func (e *Executor) StopStarted(ctx context.Context, tasks []store.Task) error {
 		}
 		// Recorded first, so the agent does not start it again at its next start.
 		if err := e.RecordDesired(ctx, Desired{ClusterID: in.ClusterID, Host: in.Host, Role: in.Role, State: wire.DesiredStopped,
-			Order: RestoreOrder(in.Role, in.Master)}); err != nil && !errors.Is(err, ErrNoDesiredState) {
+			Order: RestoreOrder(in.Role, in.Labels[process.LabelMaster] == "true")}); err != nil && !errors.Is(err, ErrNoDesiredState) {
 			errs = append(errs, err)
 			continue
 		}
-		if _, err := e.plugins.Call(ctx, in.ClusterID, in.Role, "Stop", h, io.Discard, req); err != nil {
+		role, err := e.roles.Role(ctx, in.ClusterID, in.Role, io.Discard)
+		if err == nil {
+			_, err = role.Stop(ctx, h, req)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("stop %s on %s: %w", in.Role, in.Host, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func merge(a, b map[string]string) map[string]string {
+func merge(a, b sdk.Facts) sdk.Facts {
 	if len(a) == 0 {
 		return b
 	}
-	out := make(map[string]string, len(a)+len(b))
+	out := make(sdk.Facts, len(a)+len(b))
 	for k, v := range a {
 		out[k] = v
 	}
@@ -362,14 +359,23 @@ func merge(a, b map[string]string) map[string]string {
 	return out
 }
 
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // refreshBudget bounds how long roleList waits for the cluster's word.
 const refreshBudget = 5 * time.Second
 
 // RefreshRegistration asks each role's plugin for its Status, which
-// carries the cluster's own view of membership ("registered"), and records
-// it, so roleList shows what the cluster reports rather than what the
-// manager once did. Roles whose host or cluster cannot be asked keep their
-// recorded value.
+// carries the cluster's own view of membership (sdk.FactRegistered), and
+// records it with the other facts, so roleList shows what the cluster
+// reports rather than what the manager once did. Roles whose host or
+// cluster cannot be asked keep their recorded value.
 func (e *Executor) RefreshRegistration(ctx context.Context, clusterID int64) error {
 	ctx, cancel := context.WithTimeout(ctx, refreshBudget)
 	defer cancel()
@@ -404,16 +410,25 @@ func (e *Executor) refreshOne(ctx context.Context, cl sdk.Cluster, n sdk.Node) e
 	if err != nil {
 		return err
 	}
-	req := sdk.Request{Node: n, Cluster: cl, Targets: []sdk.Node{n}}
-	res, err := e.plugins.Call(ctx, cl.ID, n.Role, "Status", h, io.Discard, req)
+	role, err := e.roles.Role(ctx, cl.ID, n.Role, io.Discard)
 	if err != nil {
 		return fmt.Errorf("status of %s on %s: %w", n.Role, n.Host, err)
 	}
-	reg, ok := res.Facts["registered"]
-	if !ok {
-		return nil
+	res, err := role.Status(ctx, h, sdk.Request{Node: n, Cluster: cl, Targets: []sdk.Node{n}})
+	if err != nil {
+		return fmt.Errorf("status of %s on %s: %w", n.Role, n.Host, err)
 	}
-	return e.st.DB().WithContext(ctx).Model(&store.AgentRole{}).
-		Where("cluster_id = ? AND host = ? AND role = ?", cl.ID, n.Host, n.Role).
-		Update("register", reg == "YES").Error
+	key := store.RoleKey{ClusterID: cl.ID, Host: n.Host, Role: n.Role}
+	if err := e.recordFacts(ctx, key, n.Facts, res.Facts, nil, discardLog{}); err != nil {
+		return err
+	}
+	if reg, known := res.Facts.Bool(sdk.FactRegistered); known {
+		return e.st.SetRegistered(ctx, key, reg)
+	}
+	return nil
 }
+
+// discardLog drops what recordFacts would tell a task's log.
+type discardLog struct{}
+
+func (discardLog) Logf(string, ...any) {}

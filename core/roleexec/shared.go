@@ -180,3 +180,13 @@ func (p probeHost) WriteFile(context.Context, string, []byte, uint32) error { re
 func (p probeHost) Download(context.Context, sdk.Download) (sdk.DownloadResult, error) {
 	return sdk.DownloadResult{}, errProbe
 }
+
+// pidFile is where the node's role keeps its pid (its plugin's
+// Info.PidFile under the node's home), "" when the plugin does not say.
+func (e *Executor) pidFile(ctx context.Context, role sdk.Remote, n sdk.Node) string {
+	info, err := role.Info(ctx)
+	if err != nil {
+		return ""
+	}
+	return PidFile(n.Home, info.PidFile)
+}

@@ -37,8 +37,12 @@ const (
 
 // Config wires a Runner.
 type Config struct {
-	Store       *store.Store
-	Actions     Actions
+	Store   *store.Store
+	Actions Actions
+	// Resolve, if set, finds the Action of a task type Actions lacks: the
+	// task types of roles are made from role names, and a role's plugin
+	// may be installed while the manager runs.
+	Resolve     func(taskType string) (Action, bool)
 	Parallel    int           // tasks run at once; DefaultParallel when <= 0
 	TaskTimeout time.Duration // per task; DefaultTaskTimeout when <= 0
 	SafetyTick  time.Duration // DefaultSafetyTick when <= 0
@@ -55,6 +59,7 @@ type Config struct {
 type Runner struct {
 	st       *store.Store
 	actions  Actions
+	resolve  func(string) (Action, bool)
 	parallel int
 	timeout  time.Duration
 	tick     time.Duration
@@ -70,7 +75,7 @@ type Runner struct {
 func New(cfg Config) *Runner {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
-	r := &Runner{st: cfg.Store, actions: cfg.Actions, parallel: cfg.Parallel, timeout: cfg.TaskTimeout,
+	r := &Runner{st: cfg.Store, actions: cfg.Actions, resolve: cfg.Resolve, parallel: cfg.Parallel, timeout: cfg.TaskTimeout,
 		tick: cfg.SafetyTick, log: cfg.Logger, onEnd: cfg.OnTaskEnd, id: hex.EncodeToString(b),
 		wake: make(chan struct{}, 1)}
 	if r.parallel <= 0 {
@@ -157,6 +162,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
+// action finds the Action of a task type.
+func (r *Runner) action(taskType string) (Action, bool) {
+	if a, ok := r.actions[taskType]; ok {
+		return a, true
+	}
+	if r.resolve != nil {
+		return r.resolve(taskType)
+	}
+	return nil, false
+}
+
 // reconcile settles tasks that were RUNNING when a manager stopped: an
 // idempotent action runs again, anything else fails with a message saying
 // so. It assumes one manager per database; several managers sharing one
@@ -167,7 +183,7 @@ func (r *Runner) reconcile(ctx context.Context) error {
 		return err
 	}
 	for _, t := range tasks {
-		a, ok := r.actions[t.TaskType]
+		a, ok := r.action(t.TaskType)
 		if ok && a.Idempotent() {
 			changed, err := r.st.UpdateTaskIf(ctx, t.ID, []string{store.StatusRunning}, map[string]any{
 				"status": store.StatusSubmitted, "executor_id": "", "start_time": nil, "end_time": nil})
@@ -197,7 +213,7 @@ func (r *Runner) runTask(runCtx, taskCtx context.Context, t store.Task) {
 	log := r.log.With("task", t.ID, "type", t.TaskType, "host", t.Host, "attempt", t.Attempt)
 	// Store writes must happen even while shutting down.
 	wctx := context.WithoutCancel(taskCtx)
-	a, ok := r.actions[t.TaskType]
+	a, ok := r.action(t.TaskType)
 	if !ok {
 		r.end(wctx, log, t, store.StatusFailure, fmt.Sprintf("no action is registered for task type %s in this manager (is the component that runs it installed?)", t.TaskType), "", "")
 		return

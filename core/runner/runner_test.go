@@ -286,6 +286,43 @@ func TestUnknownTaskTypeFails(t *testing.T) {
 	}
 }
 
+func TestResolveFindsTypesActionsLack(t *testing.T) {
+	st := openStore(t, "")
+	ts := addTasks(t, st,
+		store.Task{ProcessID: 1, TaskType: "INSTALL_EXPORTER"},
+		store.Task{ProcessID: 2, TaskType: "OK"},
+		store.Task{ProcessID: 3, TaskType: "NOPE"})
+	var asked []string
+	var mu sync.Mutex
+	resolve := func(tt string) (Action, bool) {
+		mu.Lock()
+		asked = append(asked, tt)
+		mu.Unlock()
+		if tt == "INSTALL_EXPORTER" {
+			return succeed("resolved"), true
+		}
+		return nil, false
+	}
+	h := start(t, st, Config{Actions: Actions{"OK": succeed("static")}, Resolve: resolve})
+	h.waitEnds(3)
+	if got := h.task(ts[0].ID); got.Status != store.StatusSuccess || got.Response != "resolved" {
+		t.Fatalf("resolved task: %+v", got)
+	}
+	if got := h.task(ts[1].ID); got.Response != "static" {
+		t.Fatalf("Actions must win: %+v", got)
+	}
+	if got := h.task(ts[2].ID); got.Status != store.StatusFailure || !strings.Contains(got.Response, "no action is registered for task type NOPE") {
+		t.Fatalf("unresolved task: %+v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, tt := range asked {
+		if tt == "OK" {
+			t.Fatal("Resolve was asked for a type Actions has")
+		}
+	}
+}
+
 func TestTimeout(t *testing.T) {
 	st := openStore(t, "")
 	hang := funcAction{run: func(ctx context.Context, job Job) (Outcome, error) {

@@ -51,7 +51,12 @@ type Deps struct {
 // fields of the same name in Config.
 type Extensions struct {
 	Actions runner.Actions
-	Stopper process.Stopper
+	// Catalogue is the role catalogue the wizard accepts roles from.
+	Catalogue process.Catalogue
+	// ResolveAction finds the actions of task types Actions lacks (the
+	// tasks of roles whose plugins are installed later; runner.Config.Resolve).
+	ResolveAction func(taskType string) (runner.Action, bool)
+	Stopper       process.Stopper
 	// AgentAPI is served at /agent-api/ on the agent endpoint, mutual TLS
 	// with agent certificates only; never on the REST listener.
 	AgentAPI http.Handler
@@ -263,13 +268,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		plugins = ext.Plugins
 	}
 	s.ext = ext
-	r := runner.New(runner.Config{Store: st, Actions: actions, Parallel: cfg.Parallel, TaskTimeout: cfg.TaskTimeout,
+	r := runner.New(runner.Config{Store: st, Actions: actions, Resolve: ext.ResolveAction, Parallel: cfg.Parallel, TaskTimeout: cfg.TaskTimeout,
 		Logger: log.Named("runner"), Metrics: reg, OnTaskEnd: ext.OnTaskEnd})
 	notifyMu.Lock()
 	s.runner = r
 	notifyMu.Unlock()
-	s.engine = process.New(process.Config{Store: st, Sealer: box, Stopper: stopper, Notify: r.Notify, Logger: log.Named("process"),
-		Guard: ext.WizardGuard})
+	s.engine = process.New(process.Config{Store: st, Catalogue: ext.Catalogue, Sealer: box, Stopper: stopper, Notify: r.Notify,
+		Logger: log.Named("process"), Guard: ext.WizardGuard})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
 		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
 		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady, log.Named("api")), Operations: ext.Operations})

@@ -33,7 +33,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
-	"gorm.io/gorm"
 )
 
 // Failure kinds, wrapped by Install's errors (the messages say what to fix).
@@ -55,7 +54,7 @@ type Config struct {
 	AdvertiseURL      string
 	AgentEndpointPort int
 	Registry          *agents.Registry
-	DB                *gorm.DB
+	Store             *store.Store
 	Logger            hclog.Logger
 	ConnectTimeout    time.Duration // default 10s
 	RegisterTimeout   time.Duration // default 60s
@@ -106,8 +105,8 @@ type Result struct {
 
 // New returns an Installer.
 func New(cfg Config) (*Installer, error) {
-	if cfg.Registry == nil || cfg.DB == nil {
-		return nil, errors.New("sshboot: Registry and DB are required")
+	if cfg.Registry == nil || cfg.Store == nil {
+		return nil, errors.New("sshboot: Registry and Store are required")
 	}
 	if cfg.AdvertiseURL == "" && cfg.AgentEndpointPort <= 0 {
 		return nil, errors.New("sshboot: give AdvertiseURL or AgentEndpointPort")
@@ -448,15 +447,15 @@ func (in *Installer) checkHostKey(ctx context.Context, t Target, key ssh.PublicK
 	if pinned != "" && pinned != fp {
 		return fmt.Errorf("%w: %s presented host key %s, but %s was pinned for it: check the host or correct the pinned fingerprint", ErrHostKeyChanged, addr, fp, pinned)
 	}
-	db := in.cfg.DB.WithContext(ctx)
-	var rec store.HostKey
-	err := db.Where("host = ? AND port = ?", t.Host, t.Port).First(&rec).Error
+	st := in.cfg.Store
+	rec, err := st.HostKeyOf(ctx, t.Host, t.Port)
 	switch {
-	case errors.Is(err, gorm.ErrRecordNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		rec = store.HostKey{Host: t.Host, Port: t.Port, KeyType: key.Type(), Fingerprint: fp, PublicKey: key.Marshal()}
-		if err := db.Create(&rec).Error; err != nil {
+		if err := st.AddHostKey(ctx, &rec); err != nil {
 			// Another install may have recorded it just now: compare with that.
-			if err2 := db.Where("host = ? AND port = ?", t.Host, t.Port).First(&rec).Error; err2 != nil {
+			rec, err2 := st.HostKeyOf(ctx, t.Host, t.Port)
+			if err2 != nil {
 				return fmt.Errorf("record host key of %s: %w", addr, err)
 			}
 			if rec.Fingerprint != fp {
@@ -471,8 +470,7 @@ func (in *Installer) checkHostKey(ctx context.Context, t Target, key ssh.PublicK
 		return nil
 	case pinned == fp:
 		// The operator pinned the new key: it replaces the recorded one.
-		return db.Model(&store.HostKey{}).Where("id = ?", rec.ID).Updates(map[string]any{
-			"key_type": key.Type(), "fingerprint": fp, "public_key": key.Marshal()}).Error
+		return st.ReplaceHostKey(ctx, rec.ID, key.Type(), fp, key.Marshal())
 	default:
 		return changed(addr, rec.Fingerprint, fp)
 	}

@@ -97,7 +97,7 @@ func setup(t testing.TB, n int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := agents.New(agents.Config{DB: st.DB(), PKI: ca, Logger: logger, HeartbeatSeconds: 1})
+	reg, err := agents.New(agents.Config{Store: st, PKI: ca, Logger: logger, HeartbeatSeconds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func setup(t testing.TB, n int) *env {
 	go srv.Serve(tls.NewListener(ln, ca.AgentEndpointTLS()))
 	t.Cleanup(func() { srv.Close() })
 	port := ln.Addr().(*net.TCPAddr).Port
-	inst, err := New(Config{AgentBinary: agentBin, AgentEndpointPort: port, Registry: reg, DB: st.DB(), Logger: logger,
+	inst, err := New(Config{AgentBinary: agentBin, AgentEndpointPort: port, Registry: reg, Store: st, Logger: logger,
 		ConnectTimeout: 2 * time.Second, RegisterTimeout: deadline.D(30 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +297,7 @@ func TestInstall(t *testing.T) {
 
 	t.Run("no registration in time", func(t *testing.T) {
 		bad, err := New(Config{AgentBinary: agentBin, AdvertiseURL: "https://" + net.JoinHostPort(hs.BridgeAddr, "1"),
-			Registry: e.reg, DB: e.st.DB(), ConnectTimeout: 2 * time.Second, RegisterTimeout: 3 * time.Second})
+			Registry: e.reg, Store: e.st, ConnectTimeout: 2 * time.Second, RegisterTimeout: 3 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -45,7 +45,7 @@ type Process struct {
 	ProcessType string `gorm:"size:32"` // INSTALL_AGENT ... BUILD_CLUSTER, or the operation (UPGRADE...)
 	Step        int    // 0..4, the number of ProcessType
 	Finish      bool
-	Status      string `gorm:"size:16"` // RUNNING, SUCCESS
+	Status      string `gorm:"size:16"` // ProcessRunning, ProcessSuccess, ProcessCanceled
 	PackageURL  string `gorm:"size:2048"`
 	InstallDir  string `gorm:"size:1024"`
 	// Credentials holds the SSH credentials sealed with the data dir's key
@@ -106,7 +106,7 @@ type Agent struct {
 	Host      string `gorm:"size:255;uniqueIndex:idx_agent_cluster_host"`
 	Port      int
 	AgentUUID string `gorm:"size:64;index"` // identity the agent keeps across restarts
-	Status    string `gorm:"size:16"`       // RUNNING, STOP
+	Status    string `gorm:"size:16"`       // AgentRunning, AgentStop
 	// CertSerial is the serial (hex) of the agent's current certificate:
 	// the only one the manager accepts from it, besides PrevCertSerial
 	// right after a renewal, until the agent is seen using the new one.
@@ -137,28 +137,38 @@ type HostKey struct {
 	CreatedAt   time.Time
 }
 
-// AgentRole is one Doris role installed on one host of a cluster.
+// AgentRole is one role installed on one host of a cluster.
 type AgentRole struct {
-	ID         int64  `gorm:"primaryKey"`
-	ClusterID  int64  `gorm:"uniqueIndex:idx_role_cluster_host_role"`
-	Host       string `gorm:"size:255;uniqueIndex:idx_role_cluster_host_role"`
-	Role       string `gorm:"size:16;uniqueIndex:idx_role_cluster_host_role"`
+	ID        int64  `gorm:"primaryKey"`
+	ClusterID int64  `gorm:"uniqueIndex:idx_role_cluster_host_role"`
+	Host      string `gorm:"size:255;uniqueIndex:idx_role_cluster_host_role"`
+	Role      string `gorm:"size:16;uniqueIndex:idx_role_cluster_host_role"`
+	// FENodeType and Master are the API document's placement of an FE;
+	// role plugins see them as node labels.
 	FENodeType string `gorm:"size:16"`
 	Master     bool   // designated first master FE
-	InstallDir string `gorm:"size:1024"` // the role's home, e.g. /usr/local/doris/fe
+	// InstallDir is the role's home, always one folder below the
+	// operator's installDir, e.g. /usr/local/doris/fe.
+	InstallDir string `gorm:"size:1024"`
 	Ports      string `gorm:"type:text"` // JSON map of effective ports from Configure
-	Register   bool   // as last reported by the cluster itself
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Facts is the JSON map of every fact the role's plugin reported for
+	// this node, handed back to it in later calls.
+	Facts     string `gorm:"type:text"`
+	Register  bool   // as last reported by the cluster itself
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
-// PluginPin fixes the plugin version a cluster uses for a role.
+// PluginPin fixes the plugin version a cluster uses for a role. Version is
+// always the resolved version; Constraint is what the operator asked for
+// ("~1.2", ">=1.2 <2", "1.2.3"), empty for a pin made at first use.
 type PluginPin struct {
-	ID        int64  `gorm:"primaryKey"`
-	ClusterID int64  `gorm:"uniqueIndex:idx_pin_cluster_role"`
-	Role      string `gorm:"size:16;uniqueIndex:idx_pin_cluster_role"`
-	Version   string `gorm:"size:64"`
-	UpdatedAt time.Time
+	ID         int64  `gorm:"primaryKey"`
+	ClusterID  int64  `gorm:"uniqueIndex:idx_pin_cluster_role"`
+	Role       string `gorm:"size:16;uniqueIndex:idx_pin_cluster_role"`
+	Version    string `gorm:"size:64"`
+	Constraint string `gorm:"column:version_constraint;size:128"`
+	UpdatedAt  time.Time
 }
 
 // AllModels lists every model for migration.

@@ -20,9 +20,16 @@ import (
 // Option adjusts Conformance.
 type Option func(*conformance)
 
-// WithBinary also checks a built plugin binary: its "describe" output must
-// agree with the role's Info.
+// WithBinary checks a built plugin binary of the role too: its "describe"
+// output must agree with the role's Info, and it is started through the
+// real go-plugin handshake (StartBinary) so that every call "through gRPC"
+// goes to that process. A binary that crashes, exits or hangs at start
+// fails the test with the last lines it wrote to stderr.
 func WithBinary(path string) Option { return func(c *conformance) { c.binary = path } }
+
+// WithStartTimeout bounds the start of the WithBinary binary (default
+// DefaultStartTimeout).
+func WithStartTimeout(d time.Duration) Option { return func(c *conformance) { c.startTimeout = d } }
 
 // WithRequest sets the request the calls use (default: one node at
 // 10.0.0.1 with the role's name, install dir /opt/doris, in a one-node
@@ -38,10 +45,11 @@ func WithHost(newHost func() *FakeHost) Option { return func(c *conformance) { c
 func WithCallTimeout(d time.Duration) Option { return func(c *conformance) { c.timeout = d } }
 
 type conformance struct {
-	binary  string
-	req     *sdk.Request
-	newHost func() *FakeHost
-	timeout time.Duration
+	binary       string
+	startTimeout time.Duration
+	req          *sdk.Request
+	newHost      func() *FakeHost
+	timeout      time.Duration
 }
 
 type method struct {
@@ -93,7 +101,8 @@ func methodsOf(role sdk.Role) []method {
 }
 
 // Conformance checks that a role behaves as the manager expects, directly
-// and across the real gRPC boundary (Connect):
+// and across the real gRPC boundary (Connect, or with WithBinary the built
+// binary started through the go-plugin handshake):
 //   - Info is sane: name, an upper-case role, a semver version without a
 //     leading "v", and this SDK's API major; "describe" prints the same;
 //   - every method returns a Result or an *sdk.Failure with a summary, never
@@ -111,7 +120,7 @@ func Conformance(t *testing.T, role sdk.Role, opts ...Option) {
 	for _, o := range opts {
 		o(c)
 	}
-	remote := Connect(t, role)
+	remote := c.remote(t, role)
 	methods := methodsOf(role)
 
 	var info sdk.Info
@@ -201,6 +210,20 @@ func Conformance(t *testing.T, role sdk.Role, opts ...Option) {
 			}
 		}
 	})
+}
+
+// remote is the manager's side of the role: the WithBinary process, or
+// role served in-process behind the gRPC transport.
+func (c *conformance) remote(t *testing.T, role sdk.Role) *sdk.RoleClient {
+	t.Helper()
+	if c.binary == "" {
+		return Connect(t, role)
+	}
+	rc, err := StartBinary(t, c.binary, c.startTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc
 }
 
 func (c *conformance) checkInfo(t *testing.T, role sdk.Role, remote sdk.Role) sdk.Info {

@@ -117,6 +117,31 @@ func TestFEMasterFollowerJoinAndForwarding(t *testing.T) {
 		t.Fatalf("follower ports in SHOW FRONTENDS: %v", row)
 	}
 
+	// Config: a MasterOnly item set through the follower lands on the
+	// master; others stay on the FE they were set on, unless ALL FRONTENDS.
+	feConfig := func(db *sql.DB, key string) string {
+		var k, v, typ, mut, mo, c string
+		if err := db.QueryRow("SHOW FRONTEND CONFIG LIKE '"+key+"'").Scan(&k, &v, &typ, &mut, &mo, &c); err != nil {
+			t.Fatalf("show config %s: %v", key, err)
+		}
+		return v
+	}
+	for _, s := range []string{`ADMIN SET FRONTEND CONFIG ("max_bytes_per_broker_scanner" = "77")`,
+		`ADMIN SET FRONTEND CONFIG ("qe_slow_log_ms" = "78")`} {
+		if _, err := fdb.Exec(s); err != nil {
+			t.Fatalf("%s through follower: %v", s, err)
+		}
+	}
+	if m, f := feConfig(db, "max_bytes_per_broker_scanner"), feConfig(fdb, "qe_slow_log_ms"); m != "77" || f != "78" || feConfig(db, "qe_slow_log_ms") != "5000" {
+		t.Fatalf("master max_bytes_per_broker_scanner %s, follower qe_slow_log_ms %s, master qe_slow_log_ms %s", m, f, feConfig(db, "qe_slow_log_ms"))
+	}
+	if _, err := db.Exec(`ADMIN SET ALL FRONTENDS CONFIG ("qe_slow_log_ms" = "79")`); err != nil {
+		t.Fatal(err)
+	}
+	if m, f := feConfig(db, "qe_slow_log_ms"), feConfig(fdb, "qe_slow_log_ms"); m != "79" || f != "79" {
+		t.Fatalf("ALL FRONTENDS: master %s follower %s", m, f)
+	}
+
 	// A restarted follower rejoins from its meta, without --helper.
 	if out, err := script(t, r.env, followerHome, "stop_fe.sh"); err != nil {
 		t.Fatalf("stop follower: %v %s", err, out)
@@ -261,12 +286,23 @@ func TestFEStatements(t *testing.T) {
 		{sql: `ALTER SYSTEM DROP BROKER b1 "127.0.0.1:28001"`},
 		{sql: `ALTER SYSTEM DROP BROKER b1 "127.0.0.1:28001"`, wantErr: "has not in brokers"},
 		{sql: `ALTER SYSTEM ADD FOLLOWER "127.0.0.1:29010"`},
-		{sql: `ALTER SYSTEM DROP OBSERVER "127.0.0.1:29010"`, wantErr: "frontend does not exist[127.0.0.1:29010]"},
+		{sql: `ALTER SYSTEM DROP OBSERVER "127.0.0.1:29010"`, wantErr: "OBSERVER does not exist[127.0.0.1:29010]"},
+		{sql: `ALTER SYSTEM DROP OBSERVER "127.0.0.1:29011"`, wantErr: "frontend does not exist[127.0.0.1:29011]"},
+		{sql: `CANCEL DECOMMISSION BACKEND "127.0.0.1:29051"`, wantErr: "Backend does not exist[127.0.0.1:29051]"},
 		{sql: `ALTER SYSTEM DROP FOLLOWER "127.0.0.1:29010"`},
 		{sql: fmt.Sprintf(`ALTER SYSTEM DROP FOLLOWER "127.0.0.1:%d"`, p.editLog), wantErr: "can not drop current master node."},
 		{sql: `SELECT 1`},
 		{sql: `SET NAMES utf8mb4`},
-		{sql: `CREATE TABLE t (a int)`, wantErr: "Syntax error"},
+		{sql: `CREATE TABLE t (a int)`, wantErr: "No database selected"},
+		{sql: `CREATE DATABASE d1`},
+		{sql: `CREATE DATABASE d1`, wantErr: "Can't create database 'd1'; database exists"},
+		{sql: `CREATE DATABASE IF NOT EXISTS d1`},
+		{sql: `CREATE TABLE d1.t (a int) DISTRIBUTED BY HASH(a) BUCKETS 2 PROPERTIES ("replication_num" = "1")`,
+			wantErr: "Failed to find enough backend"},
+		{sql: `DROP TABLE d1.t`, wantErr: "Unknown table 't'"},
+		{sql: `DROP TABLE IF EXISTS d1.t`},
+		{sql: `DROP DATABASE d1`},
+		{sql: `UPDATE t SET a = 1`, wantErr: "Syntax error"},
 	}
 	for _, tc := range tests {
 		_, err := db.Exec(tc.sql)

@@ -117,13 +117,19 @@ func newRelease(t *testing.T, layout dorissim.Layout) *release {
 // newReleaseEnv is newRelease with knobs baked into lib/dorissim.env.
 func newReleaseEnv(t *testing.T, layout dorissim.Layout, simEnv map[string]string) *release {
 	t.Helper()
+	return newReleaseVersion(t, layout, "", simEnv)
+}
+
+// newReleaseVersion is newReleaseEnv of a given version ("" the layout's default).
+func newReleaseVersion(t *testing.T, layout dorissim.Layout, version string, simEnv map[string]string) *release {
+	t.Helper()
 	dir := t.TempDir()
 	stand := filepath.Join(dir, "stand-in")
 	if err := os.WriteFile(stand, []byte("stand-in"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	o := dorissim.PackOptions{Layout: layout, Format: dorissim.TarGz, Out: filepath.Join(dir, "pkg.tar.gz"), SimBinary: stand,
-		SimEnv: simEnv}
+	o := dorissim.PackOptions{Layout: layout, Version: version, Format: dorissim.TarGz, Out: filepath.Join(dir, "pkg.tar.gz"),
+		SimBinary: stand, SimEnv: simEnv}
 	if _, err := dorissim.Pack(o); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +170,8 @@ func testEnv() []string {
 		env = append(env, kv)
 	}
 	return append(env, "JAVA_HOME="+javaHome, "DORIS_SIM_MIN_NOFILE=1024", "DORIS_SIM_MIN_MAP_COUNT=0",
-		"DORIS_SIM_HEARTBEAT_INTERVAL=200ms", "DORIS_SIM_JOIN_RETRY_INTERVAL=200ms")
+		"DORIS_SIM_HEARTBEAT_INTERVAL=200ms", "DORIS_SIM_JOIN_RETRY_INTERVAL=200ms", "DORIS_SIM_CLONE_INTERVAL=100ms",
+		"DORIS_SIM_CLONE_BATCH=2")
 }
 
 // clone copies one role home so a second process of that role can run.

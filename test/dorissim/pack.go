@@ -315,17 +315,47 @@ func WriteFakeJavaHome(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "bin", "java"), fakeJava, 0o755)
 }
 
-// BuildBinary compiles the dorissim program to out with the go tool of this
-// toolchain (or "go" on PATH).
-func BuildBinary(ctx context.Context, out string) error {
+// ServerDir is the source folder of the dorissim program, a Go module of
+// its own (server/go.mod) so that its MySQL server libraries stay out of the
+// manager's module: next to this file when the source is at hand, else
+// where the go tool finds this package.
+func ServerDir(ctx context.Context) (string, error) {
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		d := filepath.Join(filepath.Dir(file), "server")
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+	}
+	out, err := exec.CommandContext(ctx, goTool(), "list", "-f", "{{.Dir}}", "github.com/dorismanager/dorismanager/test/dorissim").Output()
+	if err != nil {
+		return "", fmt.Errorf("find the dorissim source (run from the Doris Manager source tree): %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "server"), nil
+}
+
+func goTool() string {
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
+		return "go"
 	}
-	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-ldflags=-s -w", "-o", out, "github.com/dorismanager/dorismanager/test/dorissim/cmd/dorissim")
+	return gobin
+}
+
+// BuildBinary compiles the dorissim program to out with the go tool of this
+// toolchain (or "go" on PATH): go build -C <ServerDir>.
+func BuildBinary(ctx context.Context, out string) error {
+	dir, err := ServerDir(ctx)
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-C", dir, "-trimpath", "-ldflags=-s -w", "-o", abs, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build dorissim: %w: %s", err, b)
+		return fmt.Errorf("build dorissim in %s: %w: %s", dir, err, b)
 	}
 	return nil
 }

@@ -93,3 +93,20 @@ func trimLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// BuildExampleRole builds the example third-party role plugin
+// (examples/exporter: a Go module of its own that depends on the SDK only)
+// as out, stamped with version. Install it with `dorismanager plugins
+// install`.
+func BuildExampleRole(ctx context.Context, out, version string) error {
+	root, err := RepoRoot()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", "-X main.version="+version, "-o", out, ".")
+	cmd.Dir = filepath.Join(root, "examples", "exporter")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build examples/exporter: %v: %s", err, b)
+	}
+	return nil
+}

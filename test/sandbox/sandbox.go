@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/dorismanager/dorismanager/test/dorissim"
+	"github.com/dorismanager/dorismanager/test/exportersim"
 	"github.com/dorismanager/dorismanager/test/testhosts"
 )
 
@@ -39,6 +40,9 @@ type Options struct {
 	DB string
 	// BinDir holds dorismanager, doris-agent and plugins/ (see Build).
 	BinDir string
+	// PluginsDir is the manager's --plugins-dir (default BinDir/plugins);
+	// a test that installs plugins gives it a copy of its own.
+	PluginsDir string
 	// WorkDir holds packages, the manager's data dir and logs; default a
 	// new temp dir removed by Close.
 	WorkDir string
@@ -150,14 +154,9 @@ func (s *Sandbox) pack(ctx context.Context) error {
 		name = "PALO-" + dorissim.DefaultVersion(s.Opts.Layout) + "-binary." + string(s.Opts.Format)
 	}
 	s.PackagePath = filepath.Join(pkgDir, name)
-	args := []string{"pack", "--layout", string(s.Opts.Layout), "--format", string(s.Opts.Format),
-		"--out", s.PackagePath, "--sim-binary", sim}
-	for k, v := range SimEnv {
-		args = append(args, "--env", k+"="+v)
-	}
-	out, err := exec.CommandContext(ctx, sim, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("pack the simulated release: %v: %s", err, out)
+	if _, err := dorissim.Pack(dorissim.PackOptions{Layout: s.Opts.Layout, Format: s.Opts.Format, Out: s.PackagePath,
+		SimBinary: sim, SimEnv: SimEnv}); err != nil {
+		return fmt.Errorf("pack the simulated release: %w", err)
 	}
 	sum, err := fileSHA256(s.PackagePath)
 	if err != nil {
@@ -221,7 +220,7 @@ func (s *Sandbox) StartManager(ctx context.Context) error {
 	}
 	url, agentURL := "https://"+addr, "https://"+agentAddr
 	args := []string{"serve", "--listen", addr, "--agent-listen", agentAddr, "--tls", "auto", "--data-dir", s.DataDir,
-		"--advertise-url", agentURL, "--plugins-dir", filepath.Join(s.Opts.BinDir, "plugins")}
+		"--advertise-url", agentURL, "--plugins-dir", s.PluginsDir()}
 	if s.Opts.DB != "" {
 		args = append(args, "--db", s.Opts.DB)
 	}
@@ -362,4 +361,25 @@ func freePort(host string) (string, error) {
 // trust.
 func (s *Sandbox) CABundle() ([]byte, error) {
 	return os.ReadFile(filepath.Join(s.DataDir, "pki", "bundle.crt"))
+}
+
+// PluginsDir is the manager's plugins directory.
+func (s *Sandbox) PluginsDir() string {
+	if s.Opts.PluginsDir != "" {
+		return s.Opts.PluginsDir
+	}
+	return filepath.Join(s.Opts.BinDir, "plugins")
+}
+
+// ExporterPackage packs the node exporter imitation's release into the
+// package server and returns its URL and SHA-256.
+func (s *Sandbox) ExporterPackage(ctx context.Context) (url, sha string, err error) {
+	p, err := exportersim.Pack(ctx, filepath.Dir(s.PackagePath), exportersim.DefaultVersion)
+	if err != nil {
+		return "", "", err
+	}
+	if sha, err = fileSHA256(p); err != nil {
+		return "", "", err
+	}
+	return s.FileURL(filepath.Base(p)), sha, nil
 }

@@ -12,19 +12,30 @@ import (
 
 // ParamUnregisterMode chooses how Unregister removes a BE: "decommission"
 // (default: Doris first moves its tablets to other BEs, then drops it) or
-// "drop" (ALTER SYSTEM DROPP BACKEND: immediate, its replicas are lost).
+// "drop" (ALTER SYSTEM DROPP BACKEND: immediate, its replicas are lost),
+// the same as Request.Force.
 const ParamUnregisterMode = "unregisterMode"
 
 // Role implements sdk.Role for Doris BE.
 type Role struct {
 	doris.Base
+	// DecommissionBackoff paces the wait for a decommission to finish.
+	DecommissionBackoff doris.Backoff
 }
 
-var _ sdk.Role = (*Role)(nil)
+var (
+	_ sdk.Role         = (*Role)(nil)
+	_ sdk.Member       = (*Role)(nil)
+	_ sdk.Upgrader     = (*Role)(nil)
+	_ sdk.Reconfigurer = (*Role)(nil)
+)
 
 // New returns the BE role reporting version.
 func New(version string) *Role {
-	return &Role{Base: doris.Base{Spec: doris.BE, Version: version, Backoff: doris.DefaultBackoff, Health: doris.BEHealth}}
+	return &Role{Base: doris.Base{Spec: doris.BE, Version: version, Backoff: doris.DefaultBackoff, Health: doris.BEHealth,
+		Params: []sdk.Param{{Name: ParamUnregisterMode, Type: sdk.ParamString, Default: "decommission",
+			Description: "how Unregister removes a BE: decommission (move its tablets first) or drop"}}},
+		DecommissionBackoff: doris.DecommissionBackoff}
 }
 
 // Start starts the BE (start_be.sh --daemon) and waits for /api/health.
@@ -34,7 +45,7 @@ func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Resu
 
 // Register adds the target BEs that the cluster does not list yet, in one
 // ALTER SYSTEM ADD BACKEND on the master, and waits until SHOW BACKENDS
-// shows every target Alive. Facts: registered=YES, master=<host>.
+// shows every target Alive. Facts: registered=true, alive=true, master=<host>.
 func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	timeout, err := doris.AliveTimeout(req)
 	if err != nil {
@@ -73,7 +84,10 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if len(missing) > 0 {
 		sum += "; added " + strings.Join(missing, ", ")
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "YES", "master": m.Addr()}}, nil
+	facts := sdk.Facts{"master": m.Addr()}
+	facts.SetBool(sdk.FactRegistered, true)
+	facts.SetBool(sdk.FactAlive, true)
+	return sdk.Result{Summary: sum, Facts: facts}, nil
 }
 
 func quoteList(eps []string) string {
@@ -84,10 +98,15 @@ func quoteList(eps []string) string {
 	return strings.Join(q, ", ")
 }
 
-// Unregister removes the target BEs: DECOMMISSION by default (Facts
-// registered=DECOMMISSIONING; Doris drops the BE once its tablets have
-// moved), or with param unregisterMode=drop ALTER SYSTEM DROPP BACKEND
-// (Facts registered=NO).
+// Unregister takes the target BEs out of the cluster. By default it
+// decommissions them (ALTER SYSTEM DECOMMISSION BACKEND: Doris moves their
+// tablets to the other BEs, then drops them) and waits until SHOW BACKENDS
+// no longer lists them, logging the tablets left; it refuses up front when
+// the BEs that would remain cannot hold the replicas of every table. With
+// req.Force (or param unregisterMode=drop) it drops them at once (ALTER
+// SYSTEM DROPP BACKEND): their replicas are lost. A retry after the task
+// ran out of time waits for the decommission already under way.
+// Facts: registered=false, decommissioning=false, alive=false.
 func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	mode := strings.ToLower(req.Params[ParamUnregisterMode])
 	if mode == "" {
@@ -96,26 +115,83 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 	if mode != "decommission" && mode != "drop" {
 		return sdk.Result{}, sdk.Failf("param %s = %q must be decommission or drop", ParamUnregisterMode, mode)
 	}
+	force := req.Force || mode == "drop"
 	members, err := r.ListMembers(ctx, h, req)
 	if err != nil {
 		return sdk.Result{}, err
 	}
 	ts, m, bes := members.Targets, members.Master, members.Listed
-	var present []string
+	var present []doris.Target
+	var leaving, fresh []doris.Member
 	for _, t := range ts {
-		if _, ok := doris.Find(bes, t.Addrs, t.Port); ok {
-			present = append(present, t.Endpoint)
+		if mem, ok := doris.Find(bes, t.Addrs, t.Port); ok {
+			present = append(present, t)
+			leaving = append(leaving, mem)
+			if !mem.Decommissioned {
+				fresh = append(fresh, mem)
+			}
 		}
 	}
+	facts := sdk.Facts{}
+	facts.SetBool(sdk.FactRegistered, false)
+	facts.SetBool(sdk.FactDecommissioning, false)
+	facts.SetBool(sdk.FactAlive, false)
 	if len(present) == 0 {
-		return sdk.Result{Summary: "no BE to remove: not members of the cluster", Facts: map[string]string{"registered": "NO"}}, nil
+		return sdk.Result{Summary: "no BE to remove: not members of the cluster", Facts: facts}, nil
 	}
-	stmt, fact, verb := "ALTER SYSTEM DECOMMISSION BACKEND ", "DECOMMISSIONING", "decommission started for "
-	if mode == "drop" {
-		stmt, fact, verb = "ALTER SYSTEM DROPP BACKEND ", "NO", "dropped "
+	eps := doris.Endpoints(present)
+	if force {
+		if err := doris.Exec(ctx, h, m, "ALTER SYSTEM DROPP BACKEND "+quoteTargets(present), doris.NotMember); err != nil {
+			return sdk.Result{}, &sdk.Failure{Summary: "cannot drop backends " + eps, Detail: err.Error(), Retryable: true}
+		}
+		return sdk.Result{Summary: "dropped BE " + eps + " without moving its tablets", Facts: facts}, nil
 	}
-	if err := doris.Exec(ctx, h, m, stmt+quoteList(present), doris.NotMember); err != nil {
-		return sdk.Result{}, &sdk.Failure{Summary: "cannot remove backends " + strings.Join(present, ", "), Detail: err.Error(), Retryable: true}
+	if len(fresh) > 0 {
+		rep, err := doris.MaxReplication(ctx, h, m.QueryAddr)
+		if err != nil {
+			return sdk.Result{}, &sdk.Failure{Summary: "cannot tell how many replicas the tables need", Detail: err.Error(), Retryable: true}
+		}
+		h.Logf("largest replication_num of %d tables: %d (%s)", rep.Tables, rep.Max, rep.Table)
+		if err := doris.CheckBEsHoldReplicas(bes, leaving, rep); err != nil {
+			return sdk.Result{}, err
+		}
+		var stmt []doris.Target
+		for _, t := range present {
+			if mem, _ := doris.Find(bes, t.Addrs, t.Port); !mem.Decommissioned {
+				stmt = append(stmt, t)
+			}
+		}
+		if err := doris.Exec(ctx, h, m, "ALTER SYSTEM DECOMMISSION BACKEND "+quoteTargets(stmt), nil); err != nil {
+			return sdk.Result{}, &sdk.Failure{Summary: "cannot decommission backends " + doris.Endpoints(stmt), Detail: err.Error(), Retryable: true}
+		}
+	} else {
+		h.Logf("%s already decommissioning; waiting for it to finish", eps)
 	}
-	return sdk.Result{Summary: verb + strings.Join(present, ", "), Facts: map[string]string{"registered": fact}}, nil
+	if err := doris.WaitGone(ctx, h, r.DecommissionBackoff, members.Show, present, true); err != nil {
+		return sdk.Result{}, err
+	}
+	return sdk.Result{Summary: "decommissioned BE " + eps + ": its tablets moved and the cluster dropped it", Facts: facts}, nil
+}
+
+func quoteTargets(ts []doris.Target) string {
+	eps := make([]string, len(ts))
+	for i, t := range ts {
+		eps[i] = t.Endpoint
+	}
+	return quoteList(eps)
+}
+
+// Upgrade replaces the BE's Doris by req.PackageURL keeping conf and data,
+// restarts it and waits until the cluster lists it alive at the new
+// version (see doris.Base.UpgradeWith).
+func (r *Role) Upgrade(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.UpgradeWith(ctx, h, req, r.Start)
+}
+
+// Reconfigure compares req.Conf with the deployed be.conf; keys the
+// running BE reports mutable (/api/show_config) are set with POST
+// /api/update_config, the others wait for a restart (FactRestartNeeded).
+// It refuses to change heartbeat_service_port or drop a storage root.
+func (r *Role) Reconfigure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.ReconfigureWith(ctx, h, req, doris.BELive{})
 }

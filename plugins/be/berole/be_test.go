@@ -3,6 +3,7 @@ package berole
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 func newRole() *Role {
 	r := New("1.2.3")
 	r.Backoff = doris.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond}
+	r.DecommissionBackoff = r.Backoff
 	return r
 }
 
@@ -231,7 +233,7 @@ func TestRegisterAddsMissingInOneStatement(t *testing.T) {
 	if len(c.adds) != 1 || c.adds[0] != `ALTER SYSTEM ADD BACKEND "10.0.0.5:9050", "10.0.0.6:9050"` {
 		t.Errorf("adds %v", c.adds)
 	}
-	if res.Facts["registered"] != "YES" || res.Facts["master"] != "10.0.0.1" {
+	if res.Facts[sdk.FactRegistered] != "true" || res.Facts[sdk.FactAlive] != "true" || res.Facts["master"] != "10.0.0.1" {
 		t.Errorf("facts %v", res.Facts)
 	}
 }
@@ -272,26 +274,199 @@ func TestRegisterNamesDeadNodes(t *testing.T) {
 	}
 }
 
-func TestUnregister(t *testing.T) {
-	c := &cluster{backends: []string{"10.0.0.4:9050:true", "10.0.0.5:9050:true"}}
-	h := c.host(t, true)
-	h.QueryRows("ALTER SYSTEM DECOMMISSION", sdk.Rows{})
-	h.QueryRows("ALTER SYSTEM DROPP", sdk.Rows{})
+// decommissioning is a fake cluster whose master moves a decommissioned
+// BE's tablets off it, two per SHOW BACKENDS, and drops it when none are left.
+type decommissioning struct {
+	mu    sync.Mutex
+	bes   map[string]*fakeBE // by "host:port"
+	order []string
+	stmts []string
+}
+
+type fakeBE struct {
+	alive, decom bool
+	tablets      int
+}
+
+func newDecommissioning(bes ...string) *decommissioning {
+	d := &decommissioning{bes: map[string]*fakeBE{}}
+	for _, b := range bes {
+		d.bes[b] = &fakeBE{alive: true, tablets: 5}
+		d.order = append(d.order, b)
+	}
+	return d
+}
+
+func (d *decommissioning) host(replication ...int) *doristest.Host {
+	h := doristest.New()
+	h.QueryRows("SHOW FRONTENDS", doristest.FrontendsRows("10.0.0.1:9010:9030:FOLLOWER:true:true"))
+	h.HandleQuery("SHOW PROC '/dbs", doristest.CatalogRows(replication...))
+	h.HandleQuery("SHOW BACKENDS", func(string, string) (sdk.Rows, error) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		var rows []string
+		for _, ep := range d.order {
+			b, ok := d.bes[ep]
+			if !ok {
+				continue
+			}
+			if b.decom {
+				if b.tablets == 0 {
+					delete(d.bes, ep)
+					continue
+				}
+				b.tablets = max(0, b.tablets-2)
+			}
+			rows = append(rows, fmt.Sprintf("%s:%v:%v:%d", ep, b.alive, b.decom, b.tablets))
+		}
+		return doristest.BackendsRows(rows...), nil
+	})
+	h.HandleQuery("ALTER SYSTEM", func(_, sql string) (sdk.Rows, error) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.stmts = append(d.stmts, sql)
+		for _, ep := range strings.Split(sql[strings.Index(sql, `"`):], ", ") {
+			b := d.bes[strings.Trim(ep, `"`)]
+			switch {
+			case b == nil:
+				return sdk.Rows{}, errors.New("errCode = 2, detailMessage = Backend does not exist[" + ep + "]")
+			case strings.HasPrefix(sql, "ALTER SYSTEM DECOMMISSION"):
+				b.decom = true
+			case strings.HasPrefix(sql, "ALTER SYSTEM DROPP"):
+				delete(d.bes, strings.Trim(ep, `"`))
+			}
+		}
+		return sdk.Rows{}, nil
+	})
+	return h
+}
+
+func TestUnregisterDecommissions(t *testing.T) {
+	d := newDecommissioning("10.0.0.4:9050", "10.0.0.5:9050", "10.0.0.6:9050")
+	h := d.host(1, 2)
 	req := beReq("10.0.0.4")
 	req.Targets = targets("10.0.0.4", "10.0.0.9")
 	res, err := newRole().Unregister(context.Background(), h, req)
-	if err != nil || res.Facts["registered"] != "DECOMMISSIONING" {
+	if err != nil || res.Facts[sdk.FactRegistered] != "false" || res.Facts[sdk.FactDecommissioning] != "false" {
 		t.Fatalf("unregister %+v %v", res, err)
 	}
-	q := h.CallsOf("Query")
-	if q[len(q)-1].SQL != `ALTER SYSTEM DECOMMISSION BACKEND "10.0.0.4:9050"` {
-		t.Errorf("sql %q", q[len(q)-1].SQL)
+	if strings.Join(d.stmts, "|") != `ALTER SYSTEM DECOMMISSION BACKEND "10.0.0.4:9050"` {
+		t.Errorf("statements %q", d.stmts)
 	}
-	req.Params["unregisterMode"] = "drop"
+	if _, listed := d.bes["10.0.0.4:9050"]; listed {
+		t.Error("returned before the cluster dropped the BE")
+	}
+	var progress []string
+	for _, l := range h.Logs() {
+		if strings.HasPrefix(l, "decommissioning: ") {
+			progress = append(progress, l)
+		}
+	}
+	want := []string{"decommissioning: 3 tablets left (10.0.0.4:9050 3)", "decommissioning: 1 tablets left (10.0.0.4:9050 1)",
+		"decommissioning: 0 tablets left (10.0.0.4:9050 0)"}
+	if strings.Join(progress, "|") != strings.Join(want, "|") {
+		t.Errorf("progress %q", progress)
+	}
+
+	// Already gone: nothing to do.
 	res, err = newRole().Unregister(context.Background(), h, req)
-	q = h.CallsOf("Query")
-	if err != nil || res.Facts["registered"] != "NO" || q[len(q)-1].SQL != `ALTER SYSTEM DROPP BACKEND "10.0.0.4:9050"` {
-		t.Errorf("drop: %+v %v %q", res, err, q[len(q)-1].SQL)
+	if err != nil || len(d.stmts) != 1 || !strings.Contains(res.Summary, "not members") {
+		t.Errorf("again: %+v %v %q", res, err, d.stmts)
+	}
+}
+
+func TestUnregisterRefusesWhenReplicasCannotBePlaced(t *testing.T) {
+	cases := []struct {
+		name    string
+		bes     []string
+		dead    string
+		targets []string
+		rep     []int
+		wantErr string
+	}{
+		{name: "three replicas on three BEs", bes: []string{"10.0.0.4:9050", "10.0.0.5:9050", "10.0.0.6:9050"}, targets: []string{"10.0.0.4"},
+			rep: []int{1, 3}, wantErr: "only 2 alive BEs would remain, but table db.t1 needs 3 replicas"},
+		{name: "a dead BE does not count", bes: []string{"10.0.0.4:9050", "10.0.0.5:9050", "10.0.0.6:9050", "10.0.0.7:9050"}, dead: "10.0.0.7:9050",
+			targets: []string{"10.0.0.4"}, rep: []int{3}, wantErr: "only 2 alive BEs would remain"},
+		{name: "two at once", bes: []string{"10.0.0.4:9050", "10.0.0.5:9050", "10.0.0.6:9050", "10.0.0.7:9050"},
+			targets: []string{"10.0.0.4", "10.0.0.5"}, rep: []int{3}, wantErr: "cannot take out 10.0.0.4:9050, 10.0.0.5:9050"},
+		{name: "enough left", bes: []string{"10.0.0.4:9050", "10.0.0.5:9050", "10.0.0.6:9050", "10.0.0.7:9050"}, targets: []string{"10.0.0.4"}, rep: []int{3}},
+		{name: "no tables", bes: []string{"10.0.0.4:9050"}, targets: []string{"10.0.0.4"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := newDecommissioning(c.bes...)
+			if c.dead != "" {
+				d.bes[c.dead].alive = false
+			}
+			h := d.host(c.rep...)
+			req := beReq(c.targets[0])
+			req.Targets = targets(c.targets...)
+			_, err := newRole().Unregister(context.Background(), h, req)
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unregister: %v", err)
+				}
+				return
+			}
+			if f := failure(t, err); !strings.Contains(f.Summary, c.wantErr) {
+				t.Fatalf("failure %q, want %q", f.Summary, c.wantErr)
+			}
+			if len(d.stmts) != 0 {
+				t.Errorf("statements sent although refused: %q", d.stmts)
+			}
+		})
+	}
+}
+
+func TestUnregisterForceDrops(t *testing.T) {
+	for _, how := range []string{"force", "param"} {
+		d := newDecommissioning("10.0.0.4:9050", "10.0.0.5:9050")
+		h := d.host(2)
+		req := beReq("10.0.0.4")
+		if how == "force" {
+			req.Force = true
+		} else {
+			req.Params["unregisterMode"] = "drop"
+		}
+		res, err := newRole().Unregister(context.Background(), h, req)
+		if err != nil || res.Facts[sdk.FactRegistered] != "false" || strings.Join(d.stmts, "|") != `ALTER SYSTEM DROPP BACKEND "10.0.0.4:9050"` {
+			t.Errorf("%s: %+v %v %q", how, res, err, d.stmts)
+		}
+	}
+}
+
+func TestUnregisterWaitsForRunningDecommission(t *testing.T) {
+	d := newDecommissioning("10.0.0.4:9050", "10.0.0.5:9050")
+	d.bes["10.0.0.4:9050"].decom = true
+	h := d.host(2) // would be refused if it were asked again
+	res, err := newRole().Unregister(context.Background(), h, beReq("10.0.0.4"))
+	if err != nil || len(d.stmts) != 0 {
+		t.Fatalf("unregister %+v %v %q", res, err, d.stmts)
+	}
+}
+
+func TestUnregisterNoticesCancel(t *testing.T) {
+	d := newDecommissioning("10.0.0.4:9050", "10.0.0.5:9050", "10.0.0.6:9050")
+	d.bes["10.0.0.4:9050"].tablets = 100
+	h := d.host(1)
+	h.HandleQuery("ALTER SYSTEM DECOMMISSION", func(string, string) (sdk.Rows, error) { return sdk.Rows{}, nil }) // nobody marks it
+	_, err := newRole().Unregister(context.Background(), h, beReq("10.0.0.4"))
+	if f := failure(t, err); !strings.Contains(f.Summary, "was cancelled") {
+		t.Fatalf("failure %+v", f)
+	}
+}
+
+func TestUnregisterOutOfTime(t *testing.T) {
+	d := newDecommissioning("10.0.0.4:9050", "10.0.0.5:9050", "10.0.0.6:9050")
+	d.bes["10.0.0.4:9050"].tablets = 1 << 30
+	h := d.host(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := newRole().Unregister(ctx, h, beReq("10.0.0.4"))
+	f := failure(t, err)
+	if !f.Retryable || !strings.Contains(f.Summary, "10.0.0.4:9050 still decommissioning") {
+		t.Fatalf("failure %+v", f)
 	}
 }
 
@@ -325,5 +500,59 @@ func TestStartWaitsForThePidFile(t *testing.T) {
 	}
 	if polls < 3 {
 		t.Errorf("pid file read %d times after the start, want 3", polls)
+	}
+}
+
+func TestReconfigure(t *testing.T) {
+	h := doristest.New()
+	h.Install(doris.BE, "disable_auto_compaction = false\nbe_port = 9060\n")
+	h.SetRunning(doris.BE, 4100)
+	h.SetFile("/opt/doris/be/conf/be_custom.conf", []byte("max_tablet_version_num = 3000\n"), 0o644)
+	h.HTTPGetResponse("http://10.0.0.4:8040/api/show_config", 200,
+		`[["be_port","int32_t","9060","false"],["disable_auto_compaction","bool","false","true"],["max_tablet_version_num","int32_t","3000","true"]]`)
+	var posts []string
+	h.HandleHTTPPost("http://10.0.0.4:8040/api/update_config", func(url, _ string, _ []byte) (sdk.HTTPResponse, error) {
+		posts = append(posts, strings.TrimPrefix(url, "http://10.0.0.4:8040"))
+		if strings.Contains(url, "max_tablet_version_num") {
+			return sdk.HTTPResponse{Status: 200, Body: []byte(`[{"config_name":"max_tablet_version_num","status":"BAD","msg":"set max_tablet_version_num=x failed"}]`)}, nil
+		}
+		return sdk.HTTPResponse{Status: 200, Body: []byte(`[{"config_name":"disable_auto_compaction","status":"OK","msg":""}]`)}, nil
+	})
+	req := beReq("10.0.0.4")
+	req.Conf = "disable_auto_compaction = true\nbe_port = 9061\nstorage_root_path = ${DORIS_HOME}/storage;/data2/be\n"
+	res, err := newRole().Reconfigure(context.Background(), h, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(posts, "|") != "/api/update_config?disable_auto_compaction=true" {
+		t.Errorf("posts %q (persist must not be asked: be_custom.conf would win over be.conf)", posts)
+	}
+	if res.Facts[sdk.FactRestartNeeded] != "true" || len(res.Changes) != 3 || res.Changes[0].Impact != sdk.ImpactRestart ||
+		res.Changes[1].Impact != sdk.ImpactLive || res.Changes[2].Key != "storage_root_path" {
+		t.Errorf("result %+v", res)
+	}
+	var mkdir []string
+	for _, argv := range h.Execs() {
+		if argv[0] == "mkdir" {
+			mkdir = argv
+		}
+	}
+	if strings.Join(mkdir, " ") != "mkdir -p -- /data2/be" {
+		t.Errorf("new storage root not created: %v", mkdir)
+	}
+
+	// A key the BE refuses live fails the call; be_custom.conf is named
+	// when it shadows a changed key.
+	posts = nil
+	req.Conf = "disable_auto_compaction = true\nbe_port = 9061\nstorage_root_path = ${DORIS_HOME}/storage;/data2/be\nmax_tablet_version_num = 10\n"
+	req.DryRun = true
+	res, err = newRole().Reconfigure(context.Background(), h, req)
+	if err != nil || !strings.Contains(res.Detail, "be_custom.conf also sets max_tablet_version_num") || len(posts) != 0 {
+		t.Fatalf("dry run %+v %v %q", res, err, posts)
+	}
+	req.DryRun = false
+	_, err = newRole().Reconfigure(context.Background(), h, req)
+	if f := failure(t, err); !strings.Contains(f.Summary, "set max_tablet_version_num=x failed") {
+		t.Fatalf("failure %+v", f)
 	}
 }

@@ -23,11 +23,18 @@ type Role struct {
 	doris.Base
 }
 
-var _ sdk.Role = (*Role)(nil)
+var (
+	_ sdk.Role         = (*Role)(nil)
+	_ sdk.Member       = (*Role)(nil)
+	_ sdk.Upgrader     = (*Role)(nil)
+	_ sdk.Reconfigurer = (*Role)(nil)
+)
 
 // New returns the BROKER role reporting version.
 func New(version string) *Role {
-	return &Role{Base: doris.Base{Spec: doris.Broker, Version: version, Backoff: doris.DefaultBackoff, Health: doris.BrokerHealth}}
+	return &Role{Base: doris.Base{Spec: doris.Broker, Version: version, Backoff: doris.DefaultBackoff, Health: doris.BrokerHealth,
+		Params: []sdk.Param{{Name: ParamBrokerName, Type: sdk.ParamString,
+			Description: "the broker group every broker joins; default: one per broker, broker_<host>"}}}}
 }
 
 // Start starts the broker (start_broker.sh --daemon) and waits until it
@@ -58,7 +65,7 @@ func BrokerName(params map[string]string, host string) (string, error) {
 
 // Register adds the target brokers the cluster does not list yet (ALTER
 // SYSTEM ADD BROKER <name> "host:broker_ipc_port") and waits until SHOW
-// BROKER shows them Alive. Facts: registered=YES, brokerName, master.
+// BROKER shows them Alive. Facts: registered=true, alive=true, brokerName, master.
 func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	timeout, err := doris.AliveTimeout(req)
 	if err != nil {
@@ -92,7 +99,10 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if len(added) > 0 {
 		sum += "; added " + strings.Join(added, ", ")
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "YES", "master": m.Addr(), "brokerName": strings.Join(dedup(names), ",")}}, nil
+	facts := sdk.Facts{"master": m.Addr(), "brokerName": strings.Join(dedup(names), ",")}
+	facts.SetBool(sdk.FactRegistered, true)
+	facts.SetBool(sdk.FactAlive, true)
+	return sdk.Result{Summary: sum, Facts: facts}, nil
 }
 
 func dedup(ss []string) []string {
@@ -108,7 +118,7 @@ func dedup(ss []string) []string {
 }
 
 // Unregister drops the target brokers (ALTER SYSTEM DROP BROKER under the
-// name the cluster lists them by). Facts: registered=NO.
+// name the cluster lists them by). Facts: registered=false, alive=false.
 func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	members, err := r.ListMembers(ctx, h, req)
 	if err != nil {
@@ -133,5 +143,22 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 	if len(dropped) > 0 {
 		sum = "dropped broker " + strings.Join(dropped, ", ")
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "NO"}}, nil
+	facts := sdk.Facts{}
+	facts.SetBool(sdk.FactRegistered, false)
+	facts.SetBool(sdk.FactAlive, false)
+	return sdk.Result{Summary: sum, Facts: facts}, nil
+}
+
+// Upgrade replaces the BROKER's Doris by req.PackageURL keeping conf and data,
+// restarts it and waits until the cluster lists it alive at the new
+// version (see doris.Base.UpgradeWith).
+func (r *Role) Upgrade(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.UpgradeWith(ctx, h, req, r.Start)
+}
+
+// Reconfigure compares req.Conf with the deployed apache_hdfs_broker.conf:
+// the broker has no way to change a setting while it runs, so every
+// changed key takes effect at the next start (FactRestartNeeded).
+func (r *Role) Reconfigure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.ReconfigureWith(ctx, h, req, nil)
 }

@@ -128,13 +128,13 @@ func TestRegisterAndUnregister(t *testing.T) {
 	if len(ddl) != 1 || ddl[0] != "ALTER SYSTEM ADD BROKER `broker_10_0_0_8` \"10.0.0.8:8000\"" {
 		t.Errorf("ddl %q", ddl)
 	}
-	if res.Facts["registered"] != "YES" || res.Facts["brokerName"] != "broker_10_0_0_7,broker_10_0_0_8" {
+	if res.Facts[sdk.FactRegistered] != "true" || res.Facts["brokerName"] != "broker_10_0_0_7,broker_10_0_0_8" {
 		t.Errorf("facts %v", res.Facts)
 	}
 
 	req.Targets = req.Targets[1:]
 	res, err = newRole().Unregister(context.Background(), h, req)
-	if err != nil || res.Facts["registered"] != "NO" || ddl[len(ddl)-1] != "ALTER SYSTEM DROP BROKER `broker_10_0_0_8` \"10.0.0.8:8000\"" {
+	if err != nil || res.Facts[sdk.FactRegistered] != "false" || ddl[len(ddl)-1] != "ALTER SYSTEM DROP BROKER `broker_10_0_0_8` \"10.0.0.8:8000\"" {
 		t.Errorf("unregister %+v %v %q", res, err, ddl)
 	}
 }

@@ -17,7 +17,12 @@ type Role struct {
 	doris.Base
 }
 
-var _ sdk.Role = (*Role)(nil)
+var (
+	_ sdk.Role         = (*Role)(nil)
+	_ sdk.Member       = (*Role)(nil)
+	_ sdk.Upgrader     = (*Role)(nil)
+	_ sdk.Reconfigurer = (*Role)(nil)
+)
 
 // New returns the FE role reporting version.
 func New(version string) *Role {
@@ -42,20 +47,30 @@ func withClusterType(n sdk.Node, c sdk.Cluster) sdk.Node {
 		return n
 	}
 	for _, o := range c.Nodes {
-		if o.Role == doris.RoleFE && o.Host == n.Host && doris.FENodeType(o) != "" {
+		if o.Role == doris.RoleFE && sameFE(o, n) && doris.FENodeType(o) != "" {
 			n = doris.WithLabel(n, doris.LabelFENodeType, doris.FENodeType(o))
 		}
 	}
 	return n
 }
 
+// sameFE reports whether two nodes are the same FE: the same host and,
+// when both are known, the same edit_log_port (a host may run several).
+func sameFE(a, b sdk.Node) bool {
+	if a.Host != b.Host {
+		return false
+	}
+	pa, pb := a.Ports["edit_log_port"], b.Ports["edit_log_port"]
+	return pa == 0 || pb == 0 || pa == pb
+}
+
 // startsAsMaster: the node marked master, or the only FE the manager knows.
-func startsAsMaster(req sdk.Request) bool {
+func startsAsMaster(req sdk.Request, self sdk.Node) bool {
 	if doris.IsMaster(req.Node) {
 		return true
 	}
 	for _, n := range req.Cluster.Nodes {
-		if n.Role == doris.RoleFE && !n.Skipped && n.Host != req.Node.Host {
+		if n.Role == doris.RoleFE && !n.Skipped && !sameFE(n, self) {
 			return false
 		}
 	}
@@ -67,18 +82,19 @@ func startsAsMaster(req sdk.Request) bool {
 func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	var master string
 	res, err := r.Base.Start(ctx, h, req, doris.StartOptions{Prepare: func(ctx context.Context, d doris.Deployed) ([]string, error) {
-		if startsAsMaster(req) {
+		self := sdk.Node{Host: req.Node.Host, Role: doris.RoleFE, Labels: req.Node.Labels,
+			Ports: map[string]int{"query_port": d.Ports["query_port"], "edit_log_port": d.Ports["edit_log_port"]}}
+		if startsAsMaster(req, self) {
 			h.Logf("starting %s as the first (master) FE", req.Node.Host)
 			return nil, nil
 		}
-		typ, err := nodeType(withClusterType(req.Node, req.Cluster))
+		typ, err := nodeType(withClusterType(self, req.Cluster))
 		if err != nil {
 			return nil, err
 		}
-		self := sdk.Node{Host: req.Node.Host, Role: doris.RoleFE, Ports: map[string]int{"query_port": d.Ports["query_port"]}}
 		var others []sdk.Node
 		for _, n := range req.Cluster.Nodes {
-			if !(n.Role == doris.RoleFE && n.Host == self.Host) {
+			if !(n.Role == doris.RoleFE && sameFE(n, self)) {
 				others = append(others, n)
 			}
 		}
@@ -111,7 +127,7 @@ func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Resu
 
 // Register makes sure every target FE is a member and alive, adding
 // missing ones on the master one at a time, each only after the previous
-// one has joined. Facts: registered=YES, master=<host>.
+// one has joined. Facts: registered=true, alive=true, master=<host>.
 func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	ts, err := doris.Targets(ctx, h, req, doris.FE, "edit_log_port")
 	if err != nil {
@@ -154,12 +170,18 @@ func (r *Role) Register(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.R
 	if len(added) > 0 {
 		sum += "; added " + strings.Join(added, ", ")
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "YES", "master": m.Addr()}}, nil
+	facts := sdk.Facts{"master": m.Addr()}
+	facts.SetBool(sdk.FactRegistered, true)
+	facts.SetBool(sdk.FactAlive, true)
+	return sdk.Result{Summary: sum, Facts: facts}, nil
 }
 
 // Unregister drops the target FEs from the cluster (ALTER SYSTEM DROP
-// FOLLOWER|OBSERVER, by the role the cluster reports). It refuses to drop
-// the current master. Facts: registered=NO.
+// FOLLOWER|OBSERVER, by the role the cluster reports) and waits until SHOW
+// FRONTENDS no longer lists them. It refuses to drop the current master
+// and to leave the remaining FOLLOWERs without an alive majority
+// (CheckFollowerQuorum), with or without req.Force (an FE holds no data to
+// drain). Facts: registered=false, alive=false.
 func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	ts, err := doris.Targets(ctx, h, req, doris.FE, "edit_log_port")
 	if err != nil {
@@ -169,7 +191,8 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	var dropped []string
+	var present []doris.Target
+	var drop []doris.Member
 	for _, t := range ts {
 		mem, ok := doris.Find(m.Frontends, t.Addrs, t.Port)
 		if !ok {
@@ -178,18 +201,47 @@ func (r *Role) Unregister(ctx context.Context, h sdk.Host, req sdk.Request) (sdk
 		if mem.IsMaster {
 			return sdk.Result{}, sdk.Failf("%s is the master FE and cannot be dropped: stop it so another follower takes over, then drop it", t.Endpoint)
 		}
-		typ := mem.Role
+		present = append(present, t)
+		drop = append(drop, mem)
+	}
+	facts := sdk.Facts{}
+	facts.SetBool(sdk.FactRegistered, false)
+	facts.SetBool(sdk.FactAlive, false)
+	if len(present) == 0 {
+		return sdk.Result{Summary: "no FE to drop: not members of the cluster", Facts: facts}, nil
+	}
+	// Force does not override this: without an alive majority the
+	// cluster can neither elect a master nor write metadata.
+	if err := doris.CheckFollowerQuorum(m.Frontends, drop); err != nil {
+		return sdk.Result{}, err
+	}
+	for i, t := range present {
+		typ := drop[i].Role
 		if typ != doris.FEObserver {
 			typ = doris.FEFollower
 		}
 		if err := doris.Exec(ctx, h, m, fmt.Sprintf("ALTER SYSTEM DROP %s %q", typ, t.Endpoint), doris.NotMember); err != nil {
 			return sdk.Result{}, &sdk.Failure{Summary: fmt.Sprintf("cannot drop FE %s", t.Endpoint), Detail: err.Error(), Retryable: true}
 		}
-		dropped = append(dropped, t.Endpoint)
 	}
-	sum := "no FE to drop: not members of the cluster"
-	if len(dropped) > 0 {
-		sum = "dropped FE " + strings.Join(dropped, ", ")
+	show := doris.Show(h, m.QueryAddr, "SHOW FRONTENDS", doris.ParseFrontends)
+	if err := doris.WaitGone(ctx, h, r.Backoff, show, present, false); err != nil {
+		return sdk.Result{}, err
 	}
-	return sdk.Result{Summary: sum, Facts: map[string]string{"registered": "NO"}}, nil
+	return sdk.Result{Summary: "dropped FE " + doris.Endpoints(present), Facts: facts}, nil
+}
+
+// Upgrade replaces the FE's Doris by req.PackageURL keeping conf and data,
+// restarts it and waits until the cluster lists it alive at the new
+// version (see doris.Base.UpgradeWith).
+func (r *Role) Upgrade(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.UpgradeWith(ctx, h, req, r.Start)
+}
+
+// Reconfigure compares req.Conf with the deployed fe.conf; keys the
+// running FE reports mutable (SHOW FRONTEND CONFIG) are set on it with
+// ADMIN SET FRONTEND CONFIG, the others wait for a restart
+// (FactRestartNeeded). It refuses to change edit_log_port or meta_dir.
+func (r *Role) Reconfigure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	return r.ReconfigureWith(ctx, h, req, doris.FELive{})
 }

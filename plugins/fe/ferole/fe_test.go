@@ -3,6 +3,7 @@ package ferole
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -135,7 +136,7 @@ func TestPrecheck(t *testing.T) {
 func installHost(found string) *doristest.Host {
 	h := doristest.New()
 	h.ExecOK(found, "find")
-	h.ExecOK("", "bash", "-c", doris.InstallArgv("", "", "")[2])
+	h.ExecOK("", "bash", "-c", doris.InstallArgv("", "", "", "")[2])
 	return h
 }
 
@@ -492,7 +493,7 @@ func TestRegister(t *testing.T) {
 	if len(adds) != 1 || adds[0] != `ALTER SYSTEM ADD OBSERVER "10.0.0.3:9010"` {
 		t.Errorf("adds %v", adds)
 	}
-	if res.Facts["registered"] != "YES" || res.Facts["master"] != "10.0.0.1" {
+	if res.Facts[sdk.FactRegistered] != "true" || res.Facts["master"] != "10.0.0.1" {
 		t.Errorf("facts %v", res.Facts)
 	}
 }
@@ -515,18 +516,37 @@ func TestRegisterAlreadyExistsAndDeadNodes(t *testing.T) {
 	}
 }
 
+// dropHost answers ALTER SYSTEM DROP FOLLOWER|OBSERVER by removing the
+// member, as the master does.
+func dropHost(t *testing.T, members *[]string, mu *sync.Mutex) *doristest.Host {
+	h := registerHost(t, members, mu, nil)
+	h.HandleQuery("ALTER SYSTEM DROP", func(_, sql string) (sdk.Rows, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		host := strings.Split(strings.Trim(strings.Fields(sql)[4], `"`), ":")[0]
+		kept := (*members)[:0]
+		for _, m := range *members {
+			if !strings.HasPrefix(m, host+":") {
+				kept = append(kept, m)
+			}
+		}
+		*members = kept
+		return sdk.Rows{}, nil
+	})
+	return h
+}
+
 func TestUnregister(t *testing.T) {
 	var mu sync.Mutex
 	members := []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.3:9010:9030:OBSERVER:false:true"}
-	h := registerHost(t, &members, &mu, nil)
-	h.QueryRows("ALTER SYSTEM DROP", sdk.Rows{})
+	h := dropHost(t, &members, &mu)
 	req := feReq("10.0.0.3", false)
 	res, err := newRole().Unregister(context.Background(), h, req)
-	if err != nil || res.Facts["registered"] != "NO" {
-		t.Fatalf("unregister %+v %v", res, err)
+	if err != nil || res.Facts[sdk.FactRegistered] != "false" || len(members) != 1 {
+		t.Fatalf("unregister %+v %v %v", res, err, members)
 	}
-	if q := h.CallsOf("Query"); q[len(q)-1].SQL != `ALTER SYSTEM DROP OBSERVER "10.0.0.3:9010"` {
-		t.Errorf("last query %q", q[len(q)-1].SQL)
+	if q := h.CallsOf("Query"); q[len(q)-2].SQL != `ALTER SYSTEM DROP OBSERVER "10.0.0.3:9010"` {
+		t.Errorf("drop query %q", q[len(q)-2].SQL)
 	}
 	_, err = newRole().Unregister(context.Background(), h, feReq("10.0.0.1", true))
 	if f := failure(t, err); !strings.Contains(f.Summary, "is the master FE") {
@@ -534,10 +554,54 @@ func TestUnregister(t *testing.T) {
 	}
 }
 
+// Dropping followers must leave an alive majority of the followers left,
+// force or not; the master is never dropped.
+func TestUnregisterKeepsFollowerQuorum(t *testing.T) {
+	cases := []struct {
+		name    string
+		members []string
+		drop    []string
+		force   bool
+		wantErr string
+	}{
+		{name: "one of three", drop: []string{"10.0.0.2"},
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true", "10.0.0.3:9010:9030:FOLLOWER:false:true"}},
+		{name: "the alive one when another is dead", drop: []string{"10.0.0.2"}, wantErr: "1 of the 2 FOLLOWERs left would be alive",
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true", "10.0.0.3:9010:9030:FOLLOWER:false:false"}},
+		{name: "the dead one", drop: []string{"10.0.0.3"},
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true", "10.0.0.3:9010:9030:FOLLOWER:false:false"}},
+		{name: "forced", drop: []string{"10.0.0.2"}, force: true, wantErr: "1 of the 2 FOLLOWERs left would be alive",
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true", "10.0.0.3:9010:9030:FOLLOWER:false:false"}},
+		{name: "observers do not count", drop: []string{"10.0.0.4"},
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:false", "10.0.0.3:9010:9030:FOLLOWER:false:true", "10.0.0.4:9010:9030:OBSERVER:false:true"}},
+		{name: "master with force", drop: []string{"10.0.0.1"}, force: true, wantErr: "is the master FE",
+			members: []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var mu sync.Mutex
+			members := append([]string(nil), c.members...)
+			h := dropHost(t, &members, &mu)
+			req := feReq(c.drop[0], false)
+			req.Force = c.force
+			_, err := newRole().Unregister(context.Background(), h, req)
+			if c.wantErr == "" {
+				if err != nil || len(members) != len(c.members)-1 {
+					t.Fatalf("unregister: %v, members %v", err, members)
+				}
+				return
+			}
+			if f := failure(t, err); !strings.Contains(f.Summary, c.wantErr) || len(members) != len(c.members) {
+				t.Fatalf("failure %q (want %q), members %v", f.Summary, c.wantErr, members)
+			}
+		})
+	}
+}
+
 var _ sdk.Host = (*sdktest.FakeHost)(nil)
 
 // Status takes "registered" from the cluster's own SHOW FRONTENDS, and
-// leaves it out when no FE answers (unknown is not "NO").
+// leaves it out when no FE answers (unknown is not "false").
 func TestStatusRegisteredFromCluster(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
@@ -547,8 +611,8 @@ func TestStatusRegisteredFromCluster(t *testing.T) {
 		want    string
 		present bool
 	}{
-		{"member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true"}, nil, "YES", true},
-		{"not a member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true"}, nil, "NO", true},
+		{"member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true", "10.0.0.2:9010:9030:FOLLOWER:false:true"}, nil, "true", true},
+		{"not a member", []string{"10.0.0.1:9010:9030:FOLLOWER:true:true"}, nil, "false", true},
 		{"no FE answers", nil, errors.New("connection refused"), "", false},
 	}
 	for _, c := range cases {
@@ -562,10 +626,122 @@ func TestStatusRegisteredFromCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, ok := st.Facts["registered"]
+			got, ok := st.Facts[sdk.FactRegistered]
 			if ok != c.present || got != c.want {
 				t.Fatalf("registered=%q (present %v), want %q (present %v)", got, ok, c.want, c.present)
 			}
 		})
+	}
+}
+
+// feConfigHost is an FE host whose running FE answers SHOW FRONTEND CONFIG
+// (or only the pre-2.1 ADMIN SHOW form) and ADMIN SET FRONTEND CONFIG.
+func feConfigHost(t *testing.T, conf string, adminOnly bool, refuse string) (*doristest.Host, *[]string) {
+	h := doristest.New()
+	h.Install(doris.FE, conf)
+	h.SetRunning(doris.FE, 4000)
+	rows := sdk.Rows{Columns: []string{"Key", "Value", "Type", "IsMutable", "MasterOnly", "Comment"}, Values: [][]string{
+		{"qe_slow_log_ms", "5000", "long", "true", "false", ""},
+		{"max_bytes_per_broker_scanner", "1", "long", "true", "true", ""},
+		{"http_port", "8030", "int", "false", "false", ""},
+	}}
+	h.HandleQuery("SHOW FRONTEND CONFIG", func(string, string) (sdk.Rows, error) {
+		if adminOnly {
+			return sdk.Rows{}, errors.New("errCode = 2, detailMessage = Syntax error")
+		}
+		return rows, nil
+	})
+	h.QueryRows("ADMIN SHOW FRONTEND CONFIG", rows)
+	var sets []string
+	h.HandleQuery("ADMIN SET FRONTEND CONFIG", func(fe, sql string) (sdk.Rows, error) {
+		if fe != "10.0.0.2:9030" {
+			t.Errorf("config set on %s, want the FE itself", fe)
+		}
+		sets = append(sets, sql)
+		if refuse != "" && strings.Contains(sql, refuse) {
+			return sdk.Rows{}, errors.New("errCode = 2, detailMessage = Config '" + refuse + "' is not mutable")
+		}
+		return sdk.Rows{}, nil
+	})
+	return h, &sets
+}
+
+func TestReconfigure(t *testing.T) {
+	const old = "http_port = 8030\nqe_slow_log_ms = 5000\n"
+	const new = "http_port = 8031\nqe_slow_log_ms = 100\nmax_bytes_per_broker_scanner = a\"b\"c\\d\n"
+	ctx := context.Background()
+	for _, adminOnly := range []bool{false, true} {
+		h, sets := feConfigHost(t, old, adminOnly, "")
+		req := feReq("10.0.0.2", false)
+		req.Conf, req.DryRun = new, true
+		res, err := newRole().Reconfigure(ctx, h, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []sdk.Change{
+			{Key: "http_port", Old: "8030", New: "8031", Impact: sdk.ImpactRestart},
+			{Key: "max_bytes_per_broker_scanner", New: `a"b"c\d`, Impact: sdk.ImpactLive},
+			{Key: "qe_slow_log_ms", Old: "5000", New: "100", Impact: sdk.ImpactLive},
+		}
+		if !reflect.DeepEqual(res.Changes, want) {
+			t.Fatalf("changes %+v", res.Changes)
+		}
+		if len(*sets) != 0 || len(h.CallsOf("WriteFile")) != 0 || len(res.Facts) != 0 {
+			t.Fatalf("dry run changed something: sets %v, writes %d, facts %v", *sets, len(h.CallsOf("WriteFile")), res.Facts)
+		}
+
+		req.DryRun = false
+		res, err = newRole().Reconfigure(ctx, h, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSets := []string{`ADMIN SET FRONTEND CONFIG ("max_bytes_per_broker_scanner" = "a\"b\"c\\d")`, `ADMIN SET FRONTEND CONFIG ("qe_slow_log_ms" = "100")`}
+		if strings.Join(*sets, "|") != strings.Join(wantSets, "|") {
+			t.Fatalf("sets %q", *sets)
+		}
+		if f, _ := h.File("/opt/doris/fe/conf/fe.conf"); string(f.Data) != new {
+			t.Fatalf("conf %q", f.Data)
+		}
+		if res.Facts[sdk.FactRestartNeeded] != "true" || res.Facts["port.http_port"] != "8031" {
+			t.Fatalf("facts %v", res.Facts)
+		}
+	}
+}
+
+// A key the FE refuses live: the keys set before it are put back and
+// nothing is written, so a retry starts over.
+func TestReconfigureRefusedLive(t *testing.T) {
+	h, sets := feConfigHost(t, "qe_slow_log_ms = 5000\n", false, "qe_slow_log_ms")
+	req := feReq("10.0.0.2", false)
+	req.Conf = "qe_slow_log_ms = 100\nmax_bytes_per_broker_scanner = 7\n"
+	_, err := newRole().Reconfigure(context.Background(), h, req)
+	f := failure(t, err)
+	if !f.Retryable || !strings.Contains(f.Summary, "refused qe_slow_log_ms") || !strings.Contains(f.Detail, "max_bytes_per_broker_scanner put back") {
+		t.Fatalf("failure %+v", f)
+	}
+	if len(*sets) != 3 || (*sets)[2] != `ADMIN SET FRONTEND CONFIG ("max_bytes_per_broker_scanner" = "1")` {
+		t.Errorf("sets %q", *sets)
+	}
+	if len(h.CallsOf("WriteFile")) != 0 {
+		t.Error("conf written after a refused live change")
+	}
+}
+
+// A stopped FE takes every change at its next start: nothing to restart.
+func TestReconfigureStopped(t *testing.T) {
+	h, sets := feConfigHost(t, "qe_slow_log_ms = 5000\n", false, "")
+	h.SetRunning(doris.FE, 0)
+	req := feReq("10.0.0.2", false)
+	req.Conf = "qe_slow_log_ms = 100\n"
+	res, err := newRole().Reconfigure(context.Background(), h, req)
+	if err != nil || len(*sets) != 0 || res.Facts[sdk.FactRestartNeeded] != "false" || res.Changes[0].Impact != sdk.ImpactRestart {
+		t.Fatalf("%+v %v %q", res, err, *sets)
+	}
+	if _, err := newRole().Reconfigure(context.Background(), h, sdk.Request{Node: req.Node}); err == nil || !strings.Contains(err.Error(), "no conf given") {
+		t.Errorf("empty conf: %v", err)
+	}
+	req.Conf = "edit_log_port = 9011\n"
+	if _, err := newRole().Reconfigure(context.Background(), h, req); err == nil || !strings.Contains(err.Error(), "edit_log_port") {
+		t.Errorf("edit_log_port: %v", err)
 	}
 }

@@ -26,6 +26,8 @@ type Base struct {
 	Version string
 	Backoff Backoff
 	Health  HealthFunc
+	// Params are the role's own params besides Spec.Params (Info.Params).
+	Params []sdk.Param
 }
 
 // Params read by Base (all optional, strings):
@@ -37,16 +39,25 @@ const (
 	ParamStopTimeout   = "stopTimeout"   // wait for the process to exit (default 2m)
 )
 
-// Info reports the plugin.
+// Info reports the plugin: the role's entry in the manager's catalogue.
 func (b *Base) Info(context.Context) (sdk.Info, error) {
 	return sdk.Info{
 		Name: "doris-role-" + strings.ToLower(b.Spec.Role), Role: b.Spec.Role, Version: b.Version,
 		APIMajor: sdk.APIMajor, APIMinor: sdk.APIMinor,
 		Home:         b.Spec.Dir,
-		PidFile:      path.Join("bin", b.Spec.PidFile),
-		Capabilities: []string{sdk.CapMembership, sdk.CapAutoFix},
+		PidFile:      path.Join("bin", b.Spec.PidFile), // PID_DIR defaults to <home>/bin
+		Capabilities: []string{sdk.CapMembership, sdk.CapAutoFix, sdk.CapUpgrade, sdk.CapReconfigure},
+		Params:       append(b.Spec.Params(), b.Params...),
+		Order:        b.Spec.Order,
+		Description:  b.Spec.Description,
 	}, nil
 }
+
+// Defaults of the params Spec.Params declares.
+const (
+	DefaultStopTimeout  = 2 * time.Minute
+	DefaultAliveTimeout = 3 * time.Minute
+)
 
 func installDir(req sdk.Request) (string, error) {
 	d := req.Node.InstallDir
@@ -280,18 +291,36 @@ const markerFile = ".doris-manager-package"
 
 // installScript copies the role folder into a temp sibling and renames it
 // into place, so a half-copied install never looks installed.
-// $1 source, $2 destination, $3 marker text.
+// $1 source, $2 destination, $3 marker text, $4 Doris version ("" unknown).
 const installScript = `set -e
 src=$1; dst=$2; tmp="$dst.installing"
 rm -rf "$tmp"
+mkdir -p "$(dirname "$dst")"
 cp -a "$src" "$tmp"
 printf '%s\n' "$3" > "$tmp/` + markerFile + `"
+if [ -n "$4" ]; then printf '%s\n' "$4" > "$tmp/` + versionFile + `"; fi
 mv -T "$tmp" "$dst"
 `
 
-// InstallArgv builds the argv that installs src as dst.
-func InstallArgv(src, dst, marker string) []string {
-	return []string{"bash", "-c", installScript, "doris-install", src, dst, marker}
+// InstallArgv builds the argv that installs src as dst, recording the
+// package (marker) and its Doris version.
+func InstallArgv(src, dst, marker, version string) []string {
+	return []string{"bash", "-c", installScript, "doris-install", src, dst, marker, version}
+}
+
+// packageMarker is what markerFile holds for a package.
+func packageMarker(req sdk.Request) string {
+	marker := req.PackageURL
+	if req.PackageSHA256 != "" {
+		marker += " sha256:" + strings.ToLower(req.PackageSHA256)
+	}
+	return marker
+}
+
+// packageTop is the top folder of an unpacked package that src lies in.
+func packageTop(cache, src string) string {
+	rel := strings.TrimPrefix(strings.TrimPrefix(src, cache), "/")
+	return strings.SplitN(rel, "/", 2)[0]
 }
 
 // Install downloads the package (once per URL under installDir/.packages)
@@ -307,10 +336,7 @@ func (b *Base) Install(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Re
 		return sdk.Result{}, sdk.Failf("no packageUrl given: set the URL of a Doris release package (.tar.gz or .tar.xz)")
 	}
 	home := s.Home(dir)
-	marker := req.PackageURL
-	if req.PackageSHA256 != "" {
-		marker += " sha256:" + strings.ToLower(req.PackageSHA256)
-	}
+	marker := packageMarker(req)
 	facts := map[string]string{"installDir": home, "packageUrl": req.PackageURL}
 	if old, err := h.ReadFile(ctx, path.Join(home, markerFile), 4096); err == nil {
 		if strings.TrimSpace(string(old)) == marker {
@@ -342,7 +368,8 @@ func (b *Base) Install(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Re
 	if err != nil {
 		return sdk.Result{}, sdk.Failf("%s: %v", req.PackageURL, err)
 	}
-	res, err = h.Exec(ctx, sdk.Command{Argv: InstallArgv(src, home, marker)})
+	version := PackageVersion(packageTop(cache, src))
+	res, err = h.Exec(ctx, sdk.Command{Argv: InstallArgv(src, home, marker, version)})
 	if err != nil {
 		return sdk.Result{}, fmt.Errorf("install %s into %s: %w", s.Role, home, err)
 	}
@@ -350,6 +377,9 @@ func (b *Base) Install(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Re
 		return sdk.Result{}, sdk.Failf("install %s into %s failed: %s", s.Role, home, execErr(res, nil))
 	}
 	facts["packageSha256"] = dl.SHA256
+	if version != "" {
+		facts[sdk.FactVersion] = version
+	}
 	return sdk.Result{Summary: fmt.Sprintf("%s installed in %s from %s", s.Role, home, path.Base(src)), Facts: facts}, nil
 }
 
@@ -443,34 +473,15 @@ func (b *Base) Configure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.
 	}
 	facts := map[string]string{"installDir": home}
 	PortFacts(d.Ports, facts)
-	var dirs []string
+	dirs, err := DataDirs(s, d)
+	if err != nil {
+		return sdk.Result{}, err
+	}
 	switch s.Role {
 	case FE.Role:
-		meta := "${DORIS_HOME}/doris-meta"
-		if v, ok := d.Conf.Get("meta_dir"); ok && v != "" {
-			meta = v
-		}
-		m, err := Expand(meta, d.Vars)
-		if err != nil || !strings.HasPrefix(m, "/") {
-			return sdk.Result{}, sdk.Failf("%s: meta_dir = %q must be an absolute path or use ${DORIS_HOME} (%v)", d.ConfPath, meta, errOr(err, "relative path"))
-		}
-		dirs = append(dirs, m)
-		facts["metaDir"] = m
+		facts["metaDir"] = dirs[0]
 	case BE.Role:
-		val := "${DORIS_HOME}/storage"
-		if v, ok := d.Conf.Get("storage_root_path"); ok && v != "" {
-			val = v
-		}
-		roots, err := ParseStorageRoots(val, d.Vars)
-		if err != nil {
-			return sdk.Result{}, sdk.Failf("%s: %v", d.ConfPath, err)
-		}
-		var ps []string
-		for _, r := range roots {
-			ps = append(ps, r.Path)
-		}
-		dirs = append(dirs, ps...)
-		facts["storageRootPath"] = strings.Join(ps, ";")
+		facts["storageRootPath"] = strings.Join(dirs, ";")
 	}
 	if len(dirs) > 0 {
 		res, err := h.Exec(ctx, sdk.Command{Argv: append([]string{"mkdir", "-p", "--"}, dirs...)})
@@ -522,7 +533,10 @@ func checkHostPortClash(s Spec, req sdk.Request, ports map[string]int) error {
 	return nil
 }
 
-// Status reports Facts running, healthy and pid.
+// Status reports facts running, healthy, pid and the ports, and from the
+// cluster's own SHOW FRONTENDS/BACKENDS/BROKER: registered, alive,
+// decommissioning (BE) and version (else the version the home was
+// installed from). Without an FE to ask, the cluster's facts are left out.
 func (b *Base) Status(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	d, err := b.Load(ctx, h, req)
 	if err != nil {
@@ -536,15 +550,36 @@ func (b *Base) Status(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Res
 	if proc.Running() {
 		healthy, seen = b.Health(ctx, h, req.Node.Host, d)
 	}
-	facts := map[string]string{"running": strconv.FormatBool(proc.Running()), "healthy": strconv.FormatBool(healthy)}
+	facts := sdk.Facts{}
+	facts.SetBool(sdk.FactRunning, proc.Running())
+	facts.SetBool(sdk.FactHealthy, healthy)
 	PortFacts(d.Ports, facts)
 	if proc.Running() {
 		facts["pid"] = strconv.Itoa(proc.PID)
 	}
-	if reg, ok := b.Registered(ctx, h, req); ok {
-		facts["registered"] = reg
+	sum := fmt.Sprintf("%s on %s: running=%v healthy=%v (%s)", b.Spec.Role, req.Node.Host, proc.Running(), healthy, seen)
+	if row, listed, ok := b.ClusterRow(ctx, h, req); ok {
+		facts.SetBool(sdk.FactRegistered, listed)
+		facts.SetBool(sdk.FactAlive, listed && row.Alive)
+		facts.SetBool(sdk.FactDecommissioning, listed && row.Decommissioned)
+		if v := ShowVersion(row.Version); listed && v != "" {
+			facts[sdk.FactVersion] = v
+		}
+		switch {
+		case !listed:
+			sum += "; not a member of the cluster"
+		case row.Decommissioned:
+			sum += fmt.Sprintf("; decommissioning, %d tablets left", row.TabletNum)
+		default:
+			sum += fmt.Sprintf("; cluster sees it alive=%v", row.Alive)
+		}
 	}
-	return sdk.Result{Summary: fmt.Sprintf("%s on %s: running=%v healthy=%v (%s)", b.Spec.Role, req.Node.Host, proc.Running(), healthy, seen), Facts: facts}, nil
+	if facts[sdk.FactVersion] == "" {
+		if v, err := InstalledVersion(ctx, h, d.Home); err == nil && v != "" {
+			facts[sdk.FactVersion] = v
+		}
+	}
+	return sdk.Result{Summary: sum, Facts: facts}, nil
 }
 
 // StartOptions adapt the common start path to a role.
@@ -565,10 +600,7 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 	if err := CheckHost(req.Node.Host); err != nil {
 		return sdk.Result{}, sdk.Failf("%v", err)
 	}
-	timeout := 5 * time.Minute
-	if s.Role == FE.Role {
-		timeout = 10 * time.Minute
-	}
+	timeout := s.StartTimeout
 	if timeout, err = ParamDuration(req.Params, ParamStartTimeout, timeout); err != nil {
 		return sdk.Result{}, sdk.Failf("%v", err)
 	}
@@ -730,7 +762,7 @@ func (b *Base) Stop(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Resul
 		// No conf: fall back to the script defaults for pid and log dirs.
 		d = Deployed{Home: home, PidDir: path.Join(home, "bin"), LogDir: path.Join(home, "log")}
 	}
-	timeout, err := ParamDuration(req.Params, ParamStopTimeout, 2*time.Minute)
+	timeout, err := ParamDuration(req.Params, ParamStopTimeout, DefaultStopTimeout)
 	if err != nil {
 		return sdk.Result{}, sdk.Failf("%v", err)
 	}

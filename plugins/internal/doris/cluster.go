@@ -50,6 +50,10 @@ type Member struct {
 	IsMaster bool
 	Alive    bool
 	ErrMsg   string
+	Version  string // as Doris shows it, e.g. "doris-2.1.7-rc03-443e87e203"
+	// BE only: SystemDecommissioned and TabletNum (replicas it holds).
+	Decommissioned bool
+	TabletNum      int
 }
 
 // Addr is the member's address as Doris shows it first.
@@ -79,7 +83,7 @@ func ParseFrontends(r sdk.Rows) []Member {
 			Port: colInt(r, i, "EditLogPort"), Query: colInt(r, i, "QueryPort"),
 			Role: strings.ToUpper(Col(r, i, "Role")), IsMaster: colBool(r, i, "IsMaster"),
 			Alive:  colBool(r, i, "Alive") && !strings.EqualFold(Col(r, i, "Join"), "false"),
-			ErrMsg: Col(r, i, "ErrMsg"),
+			ErrMsg: Col(r, i, "ErrMsg"), Version: Col(r, i, "Version"),
 		})
 	}
 	return ms
@@ -91,7 +95,8 @@ func ParseBackends(r sdk.Rows) []Member {
 	for i := range r.Values {
 		ms = append(ms, Member{
 			Name: Col(r, i, "BackendId"), Hosts: hostsOf(r, i), Port: colInt(r, i, "HeartbeatPort"),
-			Alive: colBool(r, i, "Alive"), ErrMsg: Col(r, i, "ErrMsg"),
+			Alive: colBool(r, i, "Alive"), ErrMsg: Col(r, i, "ErrMsg"), Version: Col(r, i, "Version"),
+			Decommissioned: colBool(r, i, "SystemDecommissioned"), TabletNum: colInt(r, i, "TabletNum"),
 		})
 	}
 	return ms

@@ -129,7 +129,7 @@ func (b Backoff) WaitAlive(ctx context.Context, timeout time.Duration, what stri
 
 // AliveTimeout reads ParamAliveTimeout.
 func AliveTimeout(req sdk.Request) (time.Duration, error) {
-	d, err := ParamDuration(req.Params, ParamAliveTimeout, 3*time.Minute)
+	d, err := ParamDuration(req.Params, ParamAliveTimeout, DefaultAliveTimeout)
 	if err != nil {
 		return 0, sdk.Failf("%v", err)
 	}

@@ -19,20 +19,19 @@ var memberships = map[string]membership{
 	RoleBroker: {"SHOW BROKER", ParseBrokers, "broker_ipc_port"},
 }
 
-// Registered asks the cluster whether req.Node is a member: "YES" or "NO",
-// or ok=false when no FE could be asked (the cluster's word is missing,
-// which is not the same as "not a member").
-func (b *Base) Registered(ctx context.Context, h sdk.Host, req sdk.Request) (registered string, ok bool) {
+// ClusterRow asks the cluster for req.Node's row in SHOW FRONTENDS,
+// BACKENDS or BROKER: listed says whether it is a member; ok=false when no
+// FE could be asked (the cluster's word is missing, which is not the same
+// as "not a member").
+func (b *Base) ClusterRow(ctx context.Context, h sdk.Host, req sdk.Request) (row Member, listed, ok bool) {
 	req.Targets = []sdk.Node{req.Node}
 	members, err := b.ListMembers(ctx, h, req)
 	if err != nil || len(members.Targets) != 1 {
-		return "", false
+		return Member{}, false, false
 	}
 	t := members.Targets[0]
-	if _, found := Find(members.Listed, t.Addrs, t.Port); found {
-		return "YES", true
-	}
-	return "NO", true
+	row, listed = Find(members.Listed, t.Addrs, t.Port)
+	return row, listed, true
 }
 
 // Members is where a Register or Unregister call of a BE or broker starts:

@@ -9,8 +9,12 @@ import (
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
-// Remove deletes the role's home. The manager has stopped the role first;
-// a role that still runs is refused rather than deleted under its feet.
+// Remove deletes the role's home and, with req.Purge, the data dirs its
+// deployed conf names outside the home (FE meta_dir, every BE
+// storage_root_path entry). The manager has stopped the role first; a role
+// that still runs is refused rather than deleted under its feet. Removing a
+// removed role succeeds; the data dirs are then taken from the facts
+// Configure reported (metaDir, storageRootPath).
 func (b *Base) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	s := b.Spec
 	dir, err := installDir(req)
@@ -21,19 +25,103 @@ func (b *Base) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Res
 	if err := removable(home); err != nil {
 		return sdk.Result{}, err
 	}
-	if proc, err := s.ReadProc(ctx, h, home, path.Join(home, "bin")); err == nil && proc.Running() {
+	if proc, err := s.ReadProc(ctx, h, home, path.Join(home, "bin")); err != nil {
+		return sdk.Result{}, err
+	} else if proc.Running() {
 		return sdk.Result{}, sdk.Failf("%s still runs on %s (pid %d): stop it before removing %s", s.Role, req.Node.Host, proc.PID, home)
 	}
-	res, err := h.Exec(ctx, sdk.Command{Argv: []string{"rm", "-rf", "--", home}})
+	targets := []string{home}
+	if req.Purge {
+		data, err := b.dataDirs(ctx, h, req)
+		if err != nil {
+			return sdk.Result{}, err
+		}
+		for _, d := range data {
+			if err := checkDataDir(d, dir); err != nil {
+				return sdk.Result{}, err
+			}
+			if !within(d, home) {
+				targets = append(targets, d)
+			}
+		}
+	}
+	res, err := h.Exec(ctx, sdk.Command{Argv: append([]string{"rm", "-rf", "--"}, targets...)})
 	if err != nil {
-		return sdk.Result{}, fmt.Errorf("remove %s on %s: %w", home, req.Node.Host, err)
+		return sdk.Result{}, fmt.Errorf("remove %s on %s: %w", strings.Join(targets, ", "), req.Node.Host, err)
 	}
 	if res.ExitCode != 0 {
-		return sdk.Result{}, &sdk.Failure{Summary: fmt.Sprintf("could not remove %s on %s", home, req.Node.Host), Detail: res.Output, Retryable: true}
+		return sdk.Result{}, &sdk.Failure{Summary: fmt.Sprintf("could not remove %s on %s", strings.Join(targets, ", "), req.Node.Host),
+			Detail: res.Output, Retryable: true}
 	}
 	facts := sdk.Facts{}
 	facts.SetBool(sdk.FactRunning, false)
-	return sdk.Result{Summary: fmt.Sprintf("removed %s on %s", home, req.Node.Host), Facts: facts}, nil
+	facts.SetBool(sdk.FactHealthy, false)
+	sum := fmt.Sprintf("removed %s on %s", home, req.Node.Host)
+	if len(targets) > 1 {
+		sum += " and its data " + strings.Join(targets[1:], ", ")
+	} else if req.Purge {
+		sum += " (its data was inside it)"
+	}
+	return sdk.Result{Summary: sum, Facts: facts}, nil
+}
+
+// dataDirs lists the role's data dirs from the deployed conf, or from the
+// facts Configure reported when the conf is gone.
+func (b *Base) dataDirs(ctx context.Context, h sdk.Host, req sdk.Request) ([]string, error) {
+	d, err := b.Load(ctx, h, req)
+	if err == nil {
+		return DataDirs(b.Spec, d)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	var out []string
+	switch b.Spec.Role {
+	case RoleFE:
+		if v := req.Node.Facts["metaDir"]; v != "" {
+			out = append(out, v)
+		}
+	case RoleBE:
+		for _, p := range strings.Split(req.Node.Facts["storageRootPath"], ";") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// DataDirs are the role's data dirs as the deployed conf names them: FE
+// meta_dir (default ${DORIS_HOME}/doris-meta), BE storage_root_path
+// entries (default ${DORIS_HOME}/storage); none for the broker.
+func DataDirs(s Spec, d Deployed) ([]string, error) {
+	switch s.Role {
+	case RoleFE:
+		meta := "${DORIS_HOME}/doris-meta"
+		if v, ok := d.Conf.Get("meta_dir"); ok && v != "" {
+			meta = v
+		}
+		m, err := Expand(meta, d.Vars)
+		if err != nil || !strings.HasPrefix(m, "/") {
+			return nil, sdk.Failf("%s: meta_dir = %q must be an absolute path or use ${DORIS_HOME} (%v)", d.ConfPath, meta, errOr(err, "relative path"))
+		}
+		return []string{path.Clean(m)}, nil
+	case RoleBE:
+		val := "${DORIS_HOME}/storage"
+		if v, ok := d.Conf.Get("storage_root_path"); ok && v != "" {
+			val = v
+		}
+		roots, err := ParseStorageRoots(val, d.Vars)
+		if err != nil {
+			return nil, sdk.Failf("%s: %v", d.ConfPath, err)
+		}
+		var out []string
+		for _, r := range roots {
+			out = append(out, path.Clean(r.Path))
+		}
+		return out, nil
+	}
+	return nil, nil
 }
 
 // removable refuses paths whose removal would take more than a role home
@@ -44,4 +132,22 @@ func removable(p string) error {
 		return sdk.Failf("refusing to remove %q: not a role folder (an absolute path at least two levels deep)", p)
 	}
 	return nil
+}
+
+// checkDataDir refuses to purge a data dir that is relative, shallower
+// than /a/b, or is or holds the install dir (and so every role's home).
+func checkDataDir(p, installDir string) error {
+	if !path.IsAbs(p) || strings.Count(path.Clean(p), "/") < 2 {
+		return sdk.Failf("refusing to purge data dir %q: not an absolute path at least two levels deep; remove it by hand if it really is the role's data", p)
+	}
+	if within(installDir, p) {
+		return sdk.Failf("refusing to purge data dir %q: it holds the install dir %s; remove the role's data by hand", p, installDir)
+	}
+	return nil
+}
+
+// within reports whether p is dir or lies under it.
+func within(p, dir string) bool {
+	p, dir = path.Clean(p), path.Clean(dir)
+	return p == dir || strings.HasPrefix(p, dir+"/")
 }

@@ -118,7 +118,7 @@ func TestInstallScript(t *testing.T) {
 	}
 	dst := filepath.Join(root, "inst", "be")
 	os.MkdirAll(filepath.Dir(dst), 0o755)
-	if out, code := runArgv(t, InstallArgv(src, dst, "http://x/p.tar.gz; rm -rf /")); code != 0 {
+	if out, code := runArgv(t, InstallArgv(src, dst, "http://x/p.tar.gz; rm -rf /", "2.1.7")); code != 0 {
 		t.Fatalf("install exit %d: %s", code, out)
 	}
 	st, err := os.Stat(filepath.Join(dst, "bin", "start_be.sh"))
@@ -128,6 +128,9 @@ func TestInstallScript(t *testing.T) {
 	m, _ := os.ReadFile(filepath.Join(dst, markerFile))
 	if string(m) != "http://x/p.tar.gz; rm -rf /\n" {
 		t.Errorf("marker %q", m)
+	}
+	if v, _ := os.ReadFile(filepath.Join(dst, versionFile)); string(v) != "2.1.7\n" {
+		t.Errorf("version file %q", v)
 	}
 	if _, err := os.Stat(dst + ".installing"); !os.IsNotExist(err) {
 		t.Errorf("temp dir left behind: %v", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -22,7 +23,19 @@ var (
 	// wireMajor, when set, serves the role under that API major only, to
 	// test version negotiation.
 	wireMajor = ""
+	// Misbehaviours, each set to "1" by a test build: crash or hang when
+	// started as a plugin (describe still answers), hang in describe, or
+	// give another Info over gRPC than in describe.
+	crashAtStart = ""
+	hangAtStart  = ""
+	describeHang = ""
+	lieOverWire  = ""
+	// home is Info.Home ("" for the default).
+	home = ""
 )
+
+// describing is true while the binary runs "describe".
+var describing = len(os.Args) > 1 && os.Args[1] == sdk.DescribeArg
 
 type testRole struct{ log hclog.Logger }
 
@@ -34,7 +47,11 @@ func (testRole) Info(context.Context) (sdk.Info, error) {
 	if apiMinor != "" {
 		minor, _ = strconv.Atoi(apiMinor)
 	}
-	return sdk.Info{Name: "doris-role-test", Role: role, Version: version, APIMajor: major, APIMinor: minor,
+	name := "doris-role-test"
+	if lieOverWire != "" && !describing {
+		name = "another-name"
+	}
+	return sdk.Info{Name: name, Role: role, Version: version, APIMajor: major, APIMinor: minor, Home: home,
 		Capabilities: []string{sdk.CapMembership}}, nil
 }
 
@@ -90,10 +107,11 @@ func (r testRole) Stop(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Re
 	return sdk.Result{Summary: "stopped"}, nil
 }
 
-// Status exits the process mid-call.
-func (testRole) Status(context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
-	os.Exit(3)
-	return sdk.Result{}, nil
+// Status crashes the process mid-call with a panic no recover catches.
+func (testRole) Status(ctx context.Context, _ sdk.Host, _ sdk.Request) (sdk.Result, error) {
+	go func() { panic("status exploded") }()
+	<-ctx.Done()
+	return sdk.Result{}, ctx.Err()
 }
 
 func (testRole) Register(context.Context, sdk.Host, sdk.Request) (sdk.Result, error) {
@@ -109,8 +127,18 @@ func (testRole) Unregister(context.Context, sdk.Host, sdk.Request) (sdk.Result, 
 }
 
 func main() {
+	switch {
+	case describing && describeHang != "":
+		time.Sleep(time.Hour)
+	case !describing && crashAtStart != "":
+		fmt.Fprintln(os.Stderr, "loading config: no such file")
+		panic("boom at start")
+	case !describing && hangAtStart != "":
+		fmt.Fprintln(os.Stderr, "warming up forever")
+		time.Sleep(time.Hour)
+	}
 	r := testRole{log: hclog.New(&hclog.LoggerOptions{Name: "testrole", Output: os.Stderr, JSONFormat: true})}
-	if wireMajor != "" && (len(os.Args) < 2 || os.Args[1] != sdk.DescribeArg) {
+	if wireMajor != "" && !describing {
 		major, _ := strconv.Atoi(wireMajor)
 		plugin.Serve(&plugin.ServeConfig{
 			HandshakeConfig:  sdk.Handshake(),

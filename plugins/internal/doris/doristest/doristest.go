@@ -191,14 +191,42 @@ func FrontendsRows(fes ...string) sdk.Rows {
 	return r
 }
 
-// BackendsRows renders SHOW BACKENDS: each be is "host:heartbeatPort:alive".
+// BackendsRows renders SHOW BACKENDS: each be is
+// "host:heartbeatPort:alive[:decommissioned:tabletNum[:version]]".
 func BackendsRows(bes ...string) sdk.Rows {
-	r := sdk.Rows{Columns: []string{"BackendId", "Host", "HeartbeatPort", "BePort", "HttpPort", "BrpcPort", "Alive", "ErrMsg"}}
+	r := sdk.Rows{Columns: []string{"BackendId", "Host", "HeartbeatPort", "BePort", "HttpPort", "BrpcPort", "Alive",
+		"SystemDecommissioned", "TabletNum", "ErrMsg", "Version"}}
 	for i, be := range bes {
-		p := strings.Split(be, ":")
-		r.Values = append(r.Values, []string{strconv.Itoa(10000 + i), p[0], p[1], "9060", "8040", "8060", p[2], ""})
+		p := []string{"", "", "", "false", "0", "doris-2.1.7-rc03-443e87e203"}
+		copy(p, strings.Split(be, ":"))
+		r.Values = append(r.Values, []string{strconv.Itoa(10000 + i), p[0], p[1], "9060", "8040", "8060", p[2], p[3], p[4], "", p[5]})
 	}
 	return r
+}
+
+// CatalogRows answers the SHOW PROC queries of doris.MaxReplication for one
+// database "db" whose tables (named t0, t1...) have the given
+// replication_num; install it with HandleQuery("SHOW PROC '/dbs", ...).
+func CatalogRows(replication ...int) sdktest.QueryFunc {
+	return func(_, sql string) (sdk.Rows, error) {
+		switch {
+		case strings.Contains(sql, "'/dbs'"):
+			return sdk.Rows{Columns: []string{"DbId", "DbName"}, Values: [][]string{{"10001", "db"}}}, nil
+		case strings.Contains(sql, "/partitions'"):
+			id := strings.Split(strings.Trim(strings.TrimPrefix(sql, "SHOW PROC "), "'"), "/")[3]
+			n, _ := strconv.Atoi(id)
+			return sdk.Rows{Columns: []string{"PartitionId", "PartitionName", "Buckets", "ReplicationNum"},
+				Values: [][]string{{"1", "p", "10", strconv.Itoa(replication[n-20000])}}}, nil
+		case strings.Contains(sql, "'/dbs/10001'"):
+			r := sdk.Rows{Columns: []string{"TableId", "TableName", "Type"}}
+			for i := range replication {
+				r.Values = append(r.Values, []string{strconv.Itoa(20000 + i), fmt.Sprintf("t%d", i), "OLAP"})
+			}
+			r.Values = append(r.Values, []string{"29999", "v", "VIEW"})
+			return r, nil
+		}
+		return sdk.Rows{}, fmt.Errorf("errCode = 2, detailMessage = Proc path %s doesn't exist", sql)
+	}
 }
 
 // BrokersRows renders SHOW BROKER: each is "name:host:port:alive".

@@ -1,0 +1,156 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Process statuses (Process.Status).
+const (
+	ProcessRunning = "RUNNING"
+	ProcessSuccess = "SUCCESS"
+	// ProcessCanceled marks a process completed before its cluster was
+	// fully built (an earlier step, or failed tasks left as they are).
+	ProcessCanceled = "CANCELED"
+)
+
+// Agent statuses (Agent.Status).
+const (
+	AgentRunning = "RUNNING"
+	AgentStop    = "STOP"
+)
+
+// RoleKey names one role instance: a role on a host of a cluster.
+type RoleKey struct {
+	ClusterID int64
+	Host      string
+	Role      string
+}
+
+func (k RoleKey) String() string {
+	return fmt.Sprintf("%s on %s (cluster %d)", k.Role, k.Host, k.ClusterID)
+}
+
+func (s *Store) roleRow(ctx context.Context, k RoleKey) *gorm.DB {
+	return s.q(ctx).Model(&AgentRole{}).Where("cluster_id = ? AND host = ? AND role = ?", k.ClusterID, k.Host, k.Role)
+}
+
+// RolesOfHost returns the roles recorded on one host of a cluster, by role.
+func (s *Store) RolesOfHost(ctx context.Context, clusterID int64, host string) ([]AgentRole, error) {
+	var rs []AgentRole
+	err := s.q(ctx).Where("cluster_id = ? AND host = ?", clusterID, host).Order("role, id").Find(&rs).Error
+	return rs, err
+}
+
+// UnmarkMasters clears the master flag of every instance of role in the
+// cluster except the one on host (a newly designated master replaces the
+// one an earlier process marked).
+func (s *Store) UnmarkMasters(ctx context.Context, clusterID int64, role, host string) error {
+	err := s.q(ctx).Model(&AgentRole{}).Where("cluster_id = ? AND role = ? AND host <> ? AND master = ?", clusterID, role, host, true).
+		Updates(map[string]any{"master": false, "updated_at": time.Now().UTC()}).Error
+	if err != nil {
+		return fmt.Errorf("unmark earlier %s masters of cluster %d: %w", role, clusterID, err)
+	}
+	return nil
+}
+
+// SetRegistered records whether the cluster reports the role instance as a
+// member. ErrNotFound when it is not recorded.
+func (s *Store) SetRegistered(ctx context.Context, k RoleKey, registered bool) error {
+	res := s.roleRow(ctx, k).Updates(map[string]any{"register": registered, "updated_at": time.Now().UTC()})
+	if res.Error != nil {
+		return fmt.Errorf("record registration of %s: %w", k, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("record registration of %s: %w", k, ErrNotFound)
+	}
+	return nil
+}
+
+// RecordFacts merges facts into the facts recorded for a role instance
+// (a reported value replaces the recorded one; an empty value removes the
+// key) and, when ports is not nil, replaces its ports. The read and the
+// write are one transaction, so concurrent reports of one node do not
+// lose each other's keys. ErrNotFound when it is not recorded.
+func (s *Store) RecordFacts(ctx context.Context, k RoleKey, facts map[string]string, ports map[string]int) error {
+	if len(facts) == 0 && ports == nil {
+		return nil
+	}
+	err := s.Tx(ctx, func(tx *Store) error {
+		q := tx.q(ctx)
+		if tx.postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		var r AgentRole
+		if err := q.Where("cluster_id = ? AND host = ? AND role = ?", k.ClusterID, k.Host, k.Role).Take(&r).Error; err != nil {
+			return translate(err)
+		}
+		merged := map[string]string{}
+		if r.Facts != "" {
+			if err := json.Unmarshal([]byte(r.Facts), &merged); err != nil {
+				merged = map[string]string{} // unreadable: the new report replaces it
+			}
+		}
+		for key, v := range facts {
+			if v == "" {
+				delete(merged, key)
+			} else {
+				merged[key] = v
+			}
+		}
+		b, err := json.Marshal(merged)
+		if err != nil {
+			return err
+		}
+		up := map[string]any{"facts": string(b), "updated_at": time.Now().UTC()}
+		if ports != nil {
+			pb, err := json.Marshal(ports)
+			if err != nil {
+				return err
+			}
+			up["ports"] = string(pb)
+		}
+		return tx.q(ctx).Model(&AgentRole{}).Where("id = ?", r.ID).Updates(up).Error
+	})
+	if err != nil {
+		return fmt.Errorf("record facts of %s: %w", k, err)
+	}
+	return nil
+}
+
+// SkippedTasks returns the skipped tasks of a process.
+func (s *Store) SkippedTasks(ctx context.Context, processID int64) ([]Task, error) {
+	var ts []Task
+	err := s.q(ctx).Where("process_id = ? AND skip = ?", processID, true).Order("id").Find(&ts).Error
+	if err != nil {
+		return nil, fmt.Errorf("skipped tasks of process %d: %w", processID, err)
+	}
+	return ts, nil
+}
+
+// ---- SSH host keys ----
+
+// HostKeyOf returns the host key recorded for host:port, or ErrNotFound.
+func (s *Store) HostKeyOf(ctx context.Context, host string, port int) (HostKey, error) {
+	var k HostKey
+	err := s.q(ctx).Where("host = ? AND port = ?", host, port).Take(&k).Error
+	return k, translate(err)
+}
+
+// AddHostKey records the first key seen for a host:port; ErrDuplicate
+// when another install recorded one first.
+func (s *Store) AddHostKey(ctx context.Context, k *HostKey) error {
+	return translate(s.q(ctx).Create(k).Error)
+}
+
+// ReplaceHostKey replaces the recorded key of record id (the operator
+// pinned a new one).
+func (s *Store) ReplaceHostKey(ctx context.Context, id int64, keyType, fingerprint string, publicKey []byte) error {
+	return s.q(ctx).Model(&HostKey{}).Where("id = ?", id).Updates(map[string]any{
+		"key_type": keyType, "fingerprint": fingerprint, "public_key": publicKey}).Error
+}

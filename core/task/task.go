@@ -1,0 +1,75 @@
+// Package task is the typed input of the wizard's tasks (store.Task.Input,
+// JSON): core/process writes it, the actions that run the tasks
+// (core/roleexec, core/agentaction) read it. It is the one declaration of
+// each input; no other package re-declares or reads it as a map.
+package task
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/dorismanager/dorismanager/core/store"
+)
+
+// Role is the input of a role task: INSTALL_<ROLE>, DEPLOY_<ROLE>_CONFIG,
+// START_<ROLE> and the BUILD_CLUSTER task of the role. Later steps carry
+// the install task's input forward, without the fields only that step
+// needed. Where the role lives (its home) and what the plugin reported are
+// in the role's record (store.AgentRole), not here.
+type Role struct {
+	ClusterID int64  `json:"clusterId"`
+	Host      string `json:"host"`
+	Role      string `json:"role"`
+	// Labels is the placement the operator gave at installService (the
+	// API document's FE fields: feNodeType, master).
+	Labels map[string]string `json:"labels,omitempty"`
+	// PackageURL, PackageSHA256 and AutoFix are for INSTALL_ only.
+	PackageURL    string `json:"packageUrl,omitempty"`
+	PackageSHA256 string `json:"packageSha256,omitempty"`
+	AutoFix       bool   `json:"autoFix,omitempty"`
+	// Params are installService's params that this role declares, with
+	// the role's defaults applied.
+	Params map[string]string `json:"params,omitempty"`
+	// Conf is the role's config file text (DEPLOY_ only).
+	Conf string `json:"conf,omitempty"`
+}
+
+// Agent is the input of INSTALL_AGENT. The SSH credentials are not here:
+// they are sealed in store.Process.Credentials.
+type Agent struct {
+	ClusterID  int64  `json:"clusterId"`
+	Host       string `json:"host"`
+	SSHPort    int    `json:"sshPort"`
+	User       string `json:"user"`
+	InstallDir string `json:"installDir"`
+}
+
+// Encode is the Task.Input text of a Role or an Agent.
+func Encode[T Role | Agent](in T) string {
+	b, err := json.Marshal(in)
+	if err != nil {
+		panic(err) // plain strings, numbers and string maps always marshal
+	}
+	return string(b)
+}
+
+// RoleOf reads the input of a role task.
+func RoleOf(t store.Task) (Role, error) {
+	var in Role
+	if err := json.Unmarshal([]byte(t.Input), &in); err != nil {
+		return in, fmt.Errorf("task %d has unreadable input: %w", t.ID, err)
+	}
+	if in.Role == "" {
+		in.Role = t.TaskRole
+	}
+	return in, nil
+}
+
+// AgentOf reads the input of an INSTALL_AGENT task.
+func AgentOf(t store.Task) (Agent, error) {
+	var in Agent
+	if err := json.Unmarshal([]byte(t.Input), &in); err != nil {
+		return in, fmt.Errorf("task %d has unreadable input: %w", t.ID, err)
+	}
+	return in, nil
+}
