@@ -589,7 +589,7 @@ func (r *run) remove(ctx context.Context) (runner.Outcome, error) {
 // and waits until it no longer answers; then the manager forgets it,
 // which revokes its certificate.
 func (r *run) removeAgent(ctx context.Context) (runner.Outcome, error) {
-	ag, err := r.a.st.GetAgent(ctx, r.in.ClusterID, r.in.Host)
+	ag, err := r.a.st.AgentOf(ctx, r.in.ClusterID, r.in.Host)
 	if errors.Is(err, store.ErrNotFound) {
 		return runner.Outcome{Response: fmt.Sprintf("no agent is recorded on %s: nothing to do", r.in.Host)}, nil
 	}

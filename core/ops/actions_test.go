@@ -518,7 +518,7 @@ func TestRemoveAgentOfAGoneHost(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "does not answer") || !strings.Contains(err.Error(), filepath.Join(e.ag.install, "agent")) {
 		t.Fatalf("gone agent: %v", err)
 	}
-	if _, err := e.st.GetAgent(context.Background(), 1, "h2"); err != nil {
+	if _, err := e.st.AgentOf(context.Background(), 1, "h2"); err != nil {
 		t.Fatalf("the agent must stay recorded until it is removed or skipped: %v", err)
 	}
 }

@@ -75,13 +75,6 @@ func (s *Store) UpdateRolePorts(ctx context.Context, clusterID int64, host, role
 	return nil
 }
 
-// GetAgent returns the agent of (cluster, host) or ErrNotFound.
-func (s *Store) GetAgent(ctx context.Context, clusterID int64, host string) (Agent, error) {
-	var a Agent
-	err := s.q(ctx).Where("cluster_id = ? AND host = ?", clusterID, host).Take(&a).Error
-	return a, translate(err)
-}
-
 // DeleteAgent forgets the agent of a host, which revokes its certificate
 // (the manager accepts only serials recorded for an agent).
 func (s *Store) DeleteAgent(ctx context.Context, clusterID int64, host string) error {

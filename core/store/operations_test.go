@@ -133,7 +133,7 @@ func TestRolesAgentsAndDestroyedClusters(t *testing.T) {
 		if err := s.DeleteAgent(ctx, 1, "h1"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.GetAgent(ctx, 1, "h1"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.AgentOf(ctx, 1, "h1"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("deleted agent: %v", err)
 		}
 		if err := s.MarkClusterDestroyed(ctx, 2); err != nil {
