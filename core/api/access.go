@@ -73,6 +73,15 @@ var rules = map[string]access{
 	"GET /api/server/agentList":                  clusterRead,
 	"GET /api/server/roleList":                   clusterRead,
 	"GET /api/agent/hardware/{clusterId}":        clusterRead,
+	// Day-2 operations (each starts a process of its cluster) and status.
+	"GET /api/cluster/{clusterId}/status":   clusterRead,
+	"POST /api/cluster/{clusterId}/stop":    clusterAct,
+	"POST /api/cluster/{clusterId}/start":   clusterAct,
+	"POST /api/cluster/{clusterId}/restart": clusterAct,
+	"POST /api/cluster/{clusterId}/scaleIn": clusterAct,
+	"POST /api/cluster/{clusterId}/upgrade": clusterAct,
+	"POST /api/cluster/{clusterId}/config":  clusterAct,
+	"POST /api/cluster/{clusterId}/destroy": clusterAct,
 	// Clusters: the list shows the caller's granted ones (all to an admin).
 	"GET /api/cluster":  anyRead,
 	"POST /api/cluster": operatorAct,

@@ -18,8 +18,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/dorismanager/dorismanager/core/auth"
+	"github.com/dorismanager/dorismanager/core/clusterstatus"
 	"github.com/dorismanager/dorismanager/core/httpx"
 	"github.com/dorismanager/dorismanager/core/metrics"
+	"github.com/dorismanager/dorismanager/core/ops"
 	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/secret"
@@ -27,7 +29,8 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// accessEnv is the whole router (with the real plugins handler) and a
+// accessEnv is the whole router (with the real plugins and day-2
+// handlers) and a
 // cast: an admin, an operator and a viewer granted cluster 1 (not 2), and
 // tokens that are expired or revoked. Cluster 1 has an unfinished
 // process of the operator, cluster 2 one of the admin, each with a task.
@@ -65,7 +68,10 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	b, _ := ssh.MarshalPrivateKey(priv, "")
 	e.key = string(pem.EncodeToMemory(b))
 	a := &accessEnv{env: e, process: map[int64]int64{}, task: map[int64]int64{}}
-	a.router = New(Config{Store: st, Engine: eng, Plugins: pm.Handler(), Metrics: metrics.NewRegistry()})
+	cache := clusterstatus.New(clusterstatus.Config{Store: st})
+	opsEng := ops.New(ops.Config{Store: st, Master: cache.Master, Catalogue: dorisRoles{}.Catalogue})
+	a.router = New(Config{Store: st, Engine: eng, Plugins: pm.Handler(), Metrics: metrics.NewRegistry(),
+		Operations: &Operations{Engine: opsEng, Status: cache.Status}})
 	e.srv = httptest.NewServer(a.router)
 	t.Cleanup(e.srv.Close)
 	ctx := context.Background()

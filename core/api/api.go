@@ -45,6 +45,8 @@ type Config struct {
 	Metrics *metrics.Registry
 	// Ready are the conditions /readyz checks.
 	Ready []Check
+	// Operations, if set, serves the day-2 endpoints under /api/cluster/{clusterId}/.
+	Operations *Operations
 }
 
 // New returns the HTTP handler of the whole API.
@@ -99,6 +101,9 @@ func New(cfg Config) http.Handler {
 		r.Put("/users/{user}/grants/{clusterId}", a.grant)
 		r.Delete("/users/{user}/grants/{clusterId}", a.revokeGrant)
 		r.Get("/audit", a.listAudit)
+		if cfg.Operations != nil {
+			cfg.Operations.routes(r)
+		}
 		if cfg.Plugins != nil {
 			r.Mount("/plugins", cfg.Plugins)
 		}
