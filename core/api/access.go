@@ -184,6 +184,9 @@ func (c *captureWriter) WriteHeader(code int) {
 	c.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (c *captureWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
 func (c *captureWriter) Write(p []byte) (int, error) {
 	if n := captureBytes - len(c.head); n > 0 {
 		c.head = append(c.head, p[:min(n, len(p))]...)
