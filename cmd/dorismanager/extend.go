@@ -33,7 +33,7 @@ func extendWith(clientOpts []agentclient.Option, certLifetime time.Duration) fun
 }
 
 func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option, certLifetime time.Duration) (server.Extensions, error) {
-	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, Store: d.Store, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
+	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, DataDir: d.DataDir, Store: d.Store, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
 	if err != nil {
 		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
 	}

@@ -2,9 +2,12 @@
 // serves each call's sdk.Host to them.
 //
 // A plugin lives in <dir>/<role>/doris-role-<role>_v<semver>_x<major>.<minor>_<os>_<arch>
-// next to a <name>_SHA256SUM file in sha256sum format. It is accepted only
-// if the checksum matches, its "describe" output agrees with its name, and
-// its API major is the manager's (sdk.APIMajor).
+// next to a <name>_SHA256SUM file in sha256sum format and its signature
+// <name>_SHA256SUM.sig (core/plugintrust). It is accepted only if the
+// checksum matches, the signature is by a key the admin trusts, its
+// "describe" output agrees with its name, and its API major is the
+// manager's (sdk.APIMajor). Nothing of a file is run before its signature
+// is checked.
 package pluginhost
 
 import (
@@ -14,6 +17,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,11 +31,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dorismanager/dorismanager/core/plugintrust"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
 // SumSuffix ends the name of a plugin's checksum file.
 const SumSuffix = "_SHA256SUM"
+
+// SigSuffix ends the name of the signature of a plugin's checksum file.
+const SigSuffix = SumSuffix + plugintrust.SigSuffix
 
 // describeTimeout bounds one run of "<plugin> describe" outside a scan
 // (install); a scan uses Config.DescribeTimeout.
@@ -51,6 +59,7 @@ type Plugin struct {
 	APIMinor int      `json:"apiMinor"`
 	Path     string   `json:"path"`
 	SHA256   string   `json:"sha256"` // hex
+	Signer   string   `json:"signer"` // fingerprint of the trusted key that signed it
 	Info     sdk.Info `json:"info"`
 }
 
@@ -82,8 +91,9 @@ func CanonicalName(info sdk.Info) string {
 
 // scanOptions tune a scan.
 type scanOptions struct {
-	describeTimeout time.Duration // bounds one "describe"
-	parallel        int           // files checked at once
+	describeTimeout time.Duration     // bounds one "describe"
+	parallel        int               // files checked at once
+	keys            *plugintrust.Keys // the trusted keys (nil: none)
 }
 
 // scan looks at every file under dir/<role>/ and sorts it into accepted
@@ -116,7 +126,7 @@ func scan(ctx context.Context, dir string, opt scanOptions) (map[string][]Plugin
 			return nil, nil, fmt.Errorf("read plugins dir: %w", err)
 		}
 		for _, e := range entries {
-			if e.IsDir() || strings.HasSuffix(e.Name(), SumSuffix) || strings.HasPrefix(e.Name(), ".") {
+			if e.IsDir() || strings.HasSuffix(e.Name(), SumSuffix) || strings.HasSuffix(e.Name(), SigSuffix) || strings.HasPrefix(e.Name(), ".") {
 				continue
 			}
 			files = append(files, file{filepath.Join(dir, rd.Name(), e.Name()), rd.Name()})
@@ -134,7 +144,7 @@ func scan(ctx context.Context, dir string, opt scanOptions) (map[string][]Plugin
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			plugins[i], errs[i] = verify(ctx, f.path, f.roleDir, opt.describeTimeout)
+			plugins[i], errs[i] = verify(ctx, f.path, f.roleDir, opt.describeTimeout, opt.keys)
 		}()
 	}
 	wg.Wait()
@@ -167,7 +177,7 @@ func newRefused(path, reason string) Refused {
 
 // verify checks one plugin file; roleDir is the name of its directory ("" to
 // skip that check). The error says what is wrong with the file.
-func verify(ctx context.Context, path, roleDir string, describeTimeout time.Duration) (Plugin, error) {
+func verify(ctx context.Context, path, roleDir string, describeTimeout time.Duration, keys *plugintrust.Keys) (Plugin, error) {
 	base := filepath.Base(path)
 	m := nameRe.FindStringSubmatch(base)
 	if m == nil {
@@ -185,10 +195,15 @@ func verify(ctx context.Context, path, roleDir string, describeTimeout time.Dura
 	if major != sdk.APIMajor {
 		return Plugin{}, fmt.Errorf("speaks plugin API %d.%d, this manager speaks API %d.x", major, minor, sdk.APIMajor)
 	}
-	sum, err := checkSum(path)
+	signed, err := readSigned(path)
 	if err != nil {
 		return Plugin{}, err
 	}
+	signer, err := signed.check(path, keys)
+	if err != nil {
+		return Plugin{}, err
+	}
+	sum := signed.sha
 	info, err := describeFile(ctx, path, describeTimeout)
 	if err != nil {
 		return Plugin{}, err
@@ -209,34 +224,69 @@ func verify(ctx context.Context, path, roleDir string, describeTimeout time.Dura
 	if len(diffs) > 0 {
 		return Plugin{}, fmt.Errorf("describe disagrees with the file name: %s", strings.Join(diffs, ", "))
 	}
-	return Plugin{Role: info.Role, Version: version, APIMajor: major, APIMinor: minor, Path: path, SHA256: sum, Info: info}, nil
+	return Plugin{Role: info.Role, Version: version, APIMajor: major, APIMinor: minor, Path: path, SHA256: sum, Signer: signer.Fingerprint, Info: info}, nil
 }
 
-// checkSum compares a file with its sibling _SHA256SUM ("<hex>  <name>").
-func checkSum(path string) (string, error) {
-	sumPath := path + SumSuffix
-	raw, err := os.ReadFile(sumPath)
+// signedSum is a plugin's checksum file and signature as read once: what
+// is verified is what is installed.
+type signedSum struct {
+	sumName string // base name of the checksum file
+	sum     []byte // the checksum file's bytes
+	sig     []byte // the signature file's bytes; nil when there is none
+	sha     string // the hex SHA-256 the checksum file gives
+	name    string // the file name it gives ("" for none)
+}
+
+// readSigned reads the checksum file and signature beside a plugin file.
+func readSigned(path string) (signedSum, error) {
+	s := signedSum{sumName: filepath.Base(path + SumSuffix)}
+	raw, err := plugintrust.ReadBounded(path + SumSuffix)
 	if os.IsNotExist(err) {
-		return "", fmt.Errorf("no checksum file %s", filepath.Base(sumPath))
+		return s, fmt.Errorf("%s: no checksum file %s nor signature (sign it: dorismanager plugins sign --key KEY FILE)", plugintrust.ErrUnsigned, s.sumName)
 	}
 	if err != nil {
-		return "", fmt.Errorf("read checksum file: %w", err)
+		return s, fmt.Errorf("read checksum file: %w", err)
 	}
-	want, name, err := parseSumFile(raw)
-	if err != nil {
-		return "", fmt.Errorf("checksum file %s: %w", filepath.Base(sumPath), err)
+	s.sum = raw
+	if s.sha, s.name, err = parseSumFile(raw); err != nil {
+		return s, fmt.Errorf("checksum file %s: %w", s.sumName, err)
 	}
-	if name != "" && name != filepath.Base(path) {
-		return "", fmt.Errorf("checksum file %s names %q, not this file", filepath.Base(sumPath), name)
+	sig, err := plugintrust.ReadBounded(path + SigSuffix)
+	switch {
+	case err == nil:
+		s.sig = sig
+	case !os.IsNotExist(err):
+		return s, fmt.Errorf("read signature: %w", err)
+	}
+	return s, nil
+}
+
+// check compares the plugin file with the checksum and the checksum file
+// with its signature, and returns the trusted key that signed it. The
+// checksum file may name this file, or the non-canonical name the file
+// was signed under before "plugins install" gave it its canonical name.
+func (s signedSum) check(path string, keys *plugintrust.Keys) (plugintrust.Key, error) {
+	base := filepath.Base(path)
+	if s.name != "" && s.name != base && nameRe.MatchString(s.name) {
+		return plugintrust.Key{}, fmt.Errorf("checksum file %s names %q, not this file", s.sumName, s.name)
 	}
 	got, err := fileSHA256(path)
 	if err != nil {
-		return "", err
+		return plugintrust.Key{}, err
 	}
-	if got != want {
-		return "", fmt.Errorf("checksum mismatch: file has sha256 %s, %s says %s", got, filepath.Base(sumPath), want)
+	if got != s.sha {
+		return plugintrust.Key{}, fmt.Errorf("checksum mismatch: file has sha256 %s, %s says %s", got, s.sumName, s.sha)
 	}
-	return got, nil
+	k, err := keys.Verify(s.sum, s.sig)
+	switch {
+	case err == nil:
+		return k, nil
+	case errors.Is(err, plugintrust.ErrUnsigned):
+		return k, fmt.Errorf("%w: no signature file %s (sign it: dorismanager plugins sign --key KEY FILE)", plugintrust.ErrUnsigned, s.sumName+plugintrust.SigSuffix)
+	case errors.Is(err, plugintrust.ErrBadSignature):
+		return k, fmt.Errorf("%w (%s)", err, s.sumName+plugintrust.SigSuffix)
+	}
+	return k, err
 }
 
 // parseSumFile reads the first line of sha256sum output: "<64 hex>  <name>"

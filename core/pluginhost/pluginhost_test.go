@@ -15,6 +15,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/metrics/metricstest"
+	"github.com/dorismanager/dorismanager/core/plugintrust"
 	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/dorismanager/dorismanager/sdk/sdktest"
 )
@@ -23,7 +24,7 @@ func TestDiscoveryAcceptsAndRefuses(t *testing.T) {
 	dir := twoVersions(t)
 	bad := map[string]string{ // file name -> expected reason
 		fileName("1.3.0", 2, 0):                  "checksum mismatch",
-		fileName("1.4.0", 2, 0):                  "no checksum file",
+		fileName("1.4.0", 2, 0):                  "unsigned: no checksum file",
 		fileName("1.5.0", 2, 0):                  `describe disagrees with the file name: version "1.0.0" (name says "1.5.0")`,
 		fileName("2.0.0", 3, 0):                  "speaks plugin API 3.0, this manager speaks API 2.x",
 		fileName("1.6.0", 2, 7):                  "API 2.0 (name says 2.7)",
@@ -306,7 +307,7 @@ func TestPluginLogsReachTaskAndManagerLogs(t *testing.T) {
 
 func TestCloseLeavesNoPluginProcess(t *testing.T) {
 	dir := twoVersions(t)
-	m, err := New(Config{Dir: dir, Logger: hclog.NewNullLogger()})
+	m, err := New(Config{Dir: dir, DataDir: trustedData, Logger: hclog.NewNullLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +349,7 @@ func TestRescanSeesNewVersionAndRetiresRemoved(t *testing.T) {
 	if _, err := testRole(t, m, 1, nil).Precheck(ctx, sdktest.NewFakeHost(), testRequest(1)); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Install(ctx, dir, bins["1.1.0"])
+	p, err := Install(ctx, dir, bins["1.1.0"], plugintrust.Load(trustedData))
 	if err != nil {
 		t.Fatal(err)
 	}
