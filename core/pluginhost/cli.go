@@ -328,7 +328,7 @@ func cliList(ctx context.Context, dir, dataDir string, st *store.Store, stdout, 
 			for _, v := range r.Versions {
 				p, err := m.lookup(r.Role, v.Version)
 				if err == nil {
-					err = handshakeAgrees(ctx, p.Path, p.SHA256, p.Info)
+					err = handshakeAgrees(ctx, p.Exec, p.SHA256, p.Info)
 				}
 				if err != nil {
 					bad++
@@ -470,23 +470,29 @@ func Install(ctx context.Context, dir, file string, keys *plugintrust.Keys) (Plu
 	if signed.name != "" && signed.name != filepath.Base(file) {
 		return Plugin{}, fmt.Errorf("%s: checksum file %s names %q, not this file", file, signed.sumName, signed.name)
 	}
-	signer, err := signed.check(file, keys)
+	// What is checked, run and installed is a private copy: the file
+	// given may sit where others can change it.
+	private, err := os.MkdirTemp("", "dorismanager-install-")
+	if err != nil {
+		return Plugin{}, err
+	}
+	defer os.RemoveAll(private)
+	exe, sum, err := stage(file, private)
 	if err != nil {
 		return Plugin{}, fmt.Errorf("%s: %w", file, err)
 	}
-	sum := signed.sha
-	info, err := describeFile(ctx, file, describeTimeout)
+	signer, err := signed.check(filepath.Base(file), sum, keys)
+	if err != nil {
+		return Plugin{}, fmt.Errorf("%s: %w", file, err)
+	}
+	info, err := describeFile(ctx, exe, describeTimeout)
 	if err != nil {
 		return Plugin{}, fmt.Errorf("%s: %w", file, err)
 	}
 	if err := checkInfo(info); err != nil {
 		return Plugin{}, fmt.Errorf("%s: %w", file, err)
 	}
-	abs, err := filepath.Abs(file)
-	if err != nil {
-		return Plugin{}, err
-	}
-	if err := handshakeAgrees(ctx, abs, sum, info); err != nil {
+	if err := handshakeAgrees(ctx, exe, sum, info); err != nil {
 		return Plugin{}, fmt.Errorf("%s: %w", file, err)
 	}
 	name := CanonicalName(info)
@@ -502,7 +508,7 @@ func Install(ctx context.Context, dir, file string, keys *plugintrust.Keys) (Plu
 	if err := os.MkdirAll(roleDir, 0o755); err != nil {
 		return Plugin{}, fmt.Errorf("create %s: %w", roleDir, err)
 	}
-	if err := copyFileAtomic(file, dest, 0o755); err != nil {
+	if err := copyFileAtomic(exe, dest, 0o755); err != nil {
 		return Plugin{}, err
 	}
 	if err := writeFileAtomic(dest+SumSuffix, signed.sum, 0o644); err != nil {
@@ -511,13 +517,14 @@ func Install(ctx context.Context, dir, file string, keys *plugintrust.Keys) (Plu
 	if err := writeFileAtomic(dest+SigSuffix, signed.sig, 0o644); err != nil {
 		return Plugin{}, err
 	}
-	p, err := verify(ctx, dest, strings.ToLower(info.Role), describeTimeout, keys)
+	p, err := verify(ctx, dest, strings.ToLower(info.Role), scanOptions{describeTimeout: describeTimeout, keys: keys, execDir: private})
 	if err != nil {
 		return Plugin{}, fmt.Errorf("installed %s but it does not verify: %w", dest, err)
 	}
 	if p.Signer != signer.Fingerprint {
 		return Plugin{}, fmt.Errorf("installed %s but it verifies as signed by %s, not %s", dest, p.Signer, signer.Fingerprint)
 	}
+	p.Exec = "" // the private copy goes with this call
 	return p, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,6 +45,10 @@ type Config struct {
 	// <DataDir>/plugin-keys at every scan. Empty: no key is trusted and
 	// every plugin is refused.
 	DataDir string
+	// ExecDir holds the private copies of plugin files that are checked
+	// and run (made 0700; emptied by New). Default: a new temp folder,
+	// removed by Close.
+	ExecDir string
 	// Store holds the pins. Nil: no pins, every cluster uses the highest
 	// accepted version.
 	Store *store.Store
@@ -69,6 +74,10 @@ type Manager struct {
 	log hclog.Logger
 	// calls times every call by role, method and outcome.
 	calls *metrics.Histogram
+
+	ownExec bool // ExecDir is a temp folder of this Manager's
+	// scanMu makes scans (and their pruning of ExecDir) one at a time.
+	scanMu sync.Mutex
 
 	mu       sync.Mutex
 	accepted map[string][]Plugin // by upper-case role, highest version first
@@ -103,16 +112,74 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.ExitGrace == 0 {
 		cfg.ExitGrace = 5 * time.Second
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger.Named("pluginhost"), clients: map[string]*client{}}
+	ownExec := cfg.ExecDir == ""
+	if ownExec {
+		if cfg.ExecDir, err = os.MkdirTemp("", "dorismanager-plugins-"); err != nil {
+			return nil, fmt.Errorf("folder for checked plugin copies: %w", err)
+		}
+	} else {
+		if err := privateDir(cfg.ExecDir); err != nil {
+			return nil, err
+		}
+		if err := emptyDir(cfg.ExecDir); err != nil {
+			return nil, err
+		}
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger.Named("pluginhost"), clients: map[string]*client{}, ownExec: ownExec}
 	if cfg.Metrics != nil {
 		m.calls = cfg.Metrics.Histogram("dorismanager_plugin_call_duration_seconds",
 			"Role plugin calls by role, method and outcome (ok, failure: reported by the plugin, error: the call itself failed), starting the plugin included.",
 			metrics.CallBuckets, "role", "method", "outcome")
 	}
 	if err := m.Rescan(context.Background()); err != nil {
+		m.removeExecDir()
 		return nil, err
 	}
 	return m, nil
+}
+
+// ExecDir is the folder the checked copies of plugin files run from.
+func (m *Manager) ExecDir() string { return m.cfg.ExecDir }
+
+func (m *Manager) removeExecDir() {
+	if m.ownExec {
+		_ = os.RemoveAll(m.cfg.ExecDir)
+	}
+}
+
+// emptyDir removes what a folder holds.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prune removes the checked copies no accepted plugin runs from. A process
+// still running from one keeps it until it exits.
+func (m *Manager) prune(accepted map[string][]Plugin) {
+	keep := map[string]bool{}
+	for _, vs := range accepted {
+		for _, p := range vs {
+			keep[filepath.Base(p.Exec)] = true
+		}
+	}
+	entries, err := os.ReadDir(m.cfg.ExecDir)
+	if err != nil {
+		m.log.Warn("could not prune the checked plugin copies", "dir", m.cfg.ExecDir, "error", err)
+		return
+	}
+	for _, e := range entries {
+		if !keep[e.Name()] {
+			_ = os.Remove(filepath.Join(m.cfg.ExecDir, e.Name()))
+		}
+	}
 }
 
 // Dir is the plugins dir (absolute).
@@ -124,11 +191,15 @@ func (m *Manager) Dir() string { return m.cfg.Dir }
 // longer accepted (or was replaced) is refused that role until an admin
 // restores the file or pins it again, and is logged here.
 func (m *Manager) Rescan(ctx context.Context) error {
+	m.scanMu.Lock()
+	defer m.scanMu.Unlock()
 	keys := m.loadKeys()
-	accepted, refused, err := scan(ctx, m.cfg.Dir, scanOptions{describeTimeout: m.cfg.DescribeTimeout, parallel: m.cfg.ScanParallel, keys: keys})
+	accepted, refused, err := scan(ctx, m.cfg.Dir, scanOptions{describeTimeout: m.cfg.DescribeTimeout, parallel: m.cfg.ScanParallel,
+		keys: keys, execDir: m.cfg.ExecDir})
 	if err != nil {
 		return err
 	}
+	m.prune(accepted)
 	for _, r := range refused {
 		m.log.Warn("refused role plugin", "file", r.Path, "reason", r.Reason)
 	}
@@ -526,6 +597,9 @@ func (m *Manager) Close() error {
 		}()
 	}
 	wg.Wait()
+	m.scanMu.Lock()
+	m.removeExecDir()
+	m.scanMu.Unlock()
 	return nil
 }
 

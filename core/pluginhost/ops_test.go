@@ -161,7 +161,7 @@ func TestHangAtStartTimesOut(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "timeout while waiting for plugin to start") || !strings.Contains(err.Error(), "warming up forever") {
 		t.Fatalf("err = %v, want a start timeout naming the plugin's stderr", err)
 	}
-	if pids := pluginProcesses(t, dir); len(pids) != 0 {
+	if pids := pluginProcesses(t, m.ExecDir()); len(pids) != 0 {
 		t.Errorf("the hanging plugin still runs: %v", pids)
 	}
 }
@@ -229,7 +229,7 @@ func TestScanRefusesHangingDescribe(t *testing.T) {
 			t.Errorf("refused %+v", r)
 		}
 	}
-	if pids := pluginProcesses(t, dir); len(pids) != 0 {
+	if pids := pluginProcesses(t, m.ExecDir()); len(pids) != 0 {
 		t.Errorf("hanging describes left running: %v", pids)
 	}
 }

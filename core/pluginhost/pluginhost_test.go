@@ -323,13 +323,17 @@ func TestCloseLeavesNoPluginProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(pluginProcesses(t, dir)); n != 2 {
+	execDir := m.ExecDir()
+	if n := len(pluginProcesses(t, execDir)); n != 2 {
 		t.Fatalf("%d plugin processes running, want 2", n)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if pids := pluginProcesses(t, dir); len(pids) != 0 {
+	if _, err := os.Stat(execDir); !os.IsNotExist(err) {
+		t.Errorf("Close left the folder of checked copies: %v", err)
+	}
+	if pids := pluginProcesses(t, execDir); len(pids) != 0 {
 		t.Errorf("plugin processes left after Close: %v", pids)
 	}
 	r, err := m.Role(ctx, 1, "TEST", nil)
@@ -364,7 +368,7 @@ func TestRescanSeesNewVersionAndRetiresRemoved(t *testing.T) {
 		t.Fatalf("after rescan: %v %v", res.Facts, err)
 	}
 	// Only the new version's process is left.
-	if pids := pluginProcesses(t, dir); len(pids) != 1 {
+	if pids := pluginProcesses(t, m.ExecDir()); len(pids) != 1 {
 		t.Errorf("processes %v, want only %s's", pids, p.Path)
 	}
 }

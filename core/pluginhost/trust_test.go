@@ -309,3 +309,44 @@ func TestCLIKeysAndSign(t *testing.T) {
 		}
 	}
 }
+
+// What runs is the copy that was checked: a plugin file replaced in the
+// plugins dir after the scan is not run (its next scan refuses it), and
+// the copies are private.
+func TestRunsTheCheckedCopy(t *testing.T) {
+	dir := t.TempDir()
+	p := place(t, dir, "1.0.0", fileName("1.0.0", 2, 0), "")
+	execDir := filepath.Join(t.TempDir(), "exec")
+	os.MkdirAll(execDir, 0o755)
+	os.WriteFile(filepath.Join(execDir, "stale"), []byte("x"), 0o644)
+	m := newManager(t, Config{Dir: dir, ExecDir: execDir})
+	if fi, err := os.Stat(execDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("exec dir mode %v %v, want 0700", fi.Mode(), err)
+	}
+	if _, err := os.Stat(filepath.Join(execDir, "stale")); !os.IsNotExist(err) {
+		t.Errorf("a stale file in the exec dir was kept: %v", err)
+	}
+	mark := filepath.Join(t.TempDir(), "ran")
+	tmp := p + ".new"
+	os.WriteFile(tmp, []byte("#!/bin/sh\ntouch "+mark+"\n"), 0o755)
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	res, err := testRole(t, m, 1, nil).Precheck(context.Background(), sdktest.NewFakeHost(), testRequest(1))
+	if err != nil || res.Facts["version"] != "1.0.0" {
+		t.Fatalf("call after the file was replaced: %+v %v", res, err)
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Error("the replaced file was run")
+	}
+	if err := m.Rescan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := refusedFor(t, m.List(), filepath.Base(p)); !strings.HasPrefix(got, "checksum mismatch") {
+		t.Errorf("replaced file after rescan: %q", got)
+	}
+	// Only the copies of accepted files are kept.
+	if entries, _ := os.ReadDir(execDir); len(entries) != 0 {
+		t.Errorf("exec dir after the rescan holds %v", entries)
+	}
+}
