@@ -43,6 +43,8 @@ type Config struct {
 	Metrics *metrics.Registry
 	// Ready are the conditions /readyz checks.
 	Ready []Check
+	// Operations, if set, serves the day-2 endpoints under /api/cluster/{clusterId}/.
+	Operations *Operations
 }
 
 // New returns the HTTP handler of the whole API.
@@ -89,6 +91,9 @@ func New(cfg Config) http.Handler {
 		r.Post("/process/back/{processId}", a.onID("processId", a.e.Back))
 		r.Post("/cluster", a.createCluster)
 		r.Get("/cluster", a.listClusters)
+		if cfg.Operations != nil {
+			cfg.Operations.routes(r)
+		}
 		if cfg.Plugins != nil {
 			r.Mount("/plugins", cfg.Plugins)
 		}
