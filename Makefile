@@ -12,6 +12,11 @@ TEST_TIMEOUT   ?= 20m
 # most of their time waiting on processes, so more than the cores pays off.
 TEST_PARALLEL  ?= 4
 SERVE_FLAGS    ?=
+DATA_DIR       ?= data
+# The development key `make build` signs the plugins with (made once, 0600);
+# `make run` trusts its public key in DATA_DIR. Release builds are signed
+# with the publisher's own key instead (dorismanager plugins sign).
+DEV_KEY        := $(BIN)/dev-plugin-key
 
 export GOFLAGS := -buildvcs=false
 SHELL := /bin/bash
@@ -33,6 +38,7 @@ build:
 		echo "$(GO) build -o $(BIN)/doris-agent ./cmd/doris-agent"; \
 		CGO_ENABLED=0 $(GO) build -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/doris-agent ./cmd/doris-agent || exit 1; \
 	fi
+	@[ -f $(DEV_KEY) ] || ./$(BIN)/dorismanager plugins keygen $(DEV_KEY)
 	@for role in $(ROLES); do \
 		[ -d ./plugins/$$role ] || continue; \
 		[ "$$($(GO) list -f '{{.Name}}' ./plugins/$$role 2>/dev/null)" = main ] || continue; \
@@ -40,11 +46,12 @@ build:
 		dir=$(BIN)/plugins/$$role; mkdir -p $$dir; \
 		echo "$(GO) build -o $$dir/$$name ./plugins/$$role"; \
 		$(GO) build -ldflags "-X main.version=$(PLUGIN_VERSION)" -o $$dir/$$name ./plugins/$$role || exit 1; \
-		(cd $$dir && sha256sum $$name > $${name}_SHA256SUM) || exit 1; \
+		./$(BIN)/dorismanager plugins sign --key $(DEV_KEY) $$dir/$$name >/dev/null || exit 1; \
 	done
 
 run: build
-	./$(BIN)/dorismanager serve $(SERVE_FLAGS)
+	./$(BIN)/dorismanager plugins --data-dir $(DATA_DIR) trust $(DEV_KEY).pub
+	./$(BIN)/dorismanager serve --data-dir $(DATA_DIR) $(SERVE_FLAGS)
 
 vet:
 	@for m in $(MODULES); do echo "(cd $$m && $(GO) vet ./...)"; (cd $$m && $(GO) vet ./...) || exit 1; done

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -36,7 +37,10 @@ func extendWith(clientOpts []agentclient.Option, certLifetime time.Duration) fun
 }
 
 func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option, certLifetime time.Duration) (server.Extensions, error) {
-	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, Store: d.Store, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
+	// Plugins run from checked copies in the data dir (the manager's own,
+	// and not a temp folder that may be mounted noexec).
+	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, DataDir: d.DataDir, ExecDir: filepath.Join(d.DataDir, "plugin-exec"),
+		Store: d.Store, Logger: d.Logger.Named("plugins"), Metrics: d.Metrics})
 	if err != nil {
 		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
 	}

@@ -40,7 +40,9 @@ const usage = `usage:
   dorismanager ca status|rotate [--finish] [flags]
                                                  show or roll the manager's CA
   dorismanager plugins [flags] list|verify|install FILE|remove ROLE VERSION|pin CLUSTER ROLE RULE|unpin CLUSTER ROLE
-                                                 manage the role plugins and the clusters' pins
+  dorismanager plugins [flags] trust KEY|untrust KEY|keys|sign --key PRIVATE FILE|keygen FILE
+                                                 manage the role plugins, the clusters' pins and
+                                                 the keys plugins must be signed by
   dorismanager version
 
 run "dorismanager <command> -h" for the flags of a command

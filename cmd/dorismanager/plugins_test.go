@@ -58,6 +58,18 @@ func TestInstallTellsRunningManagerToRescan(t *testing.T) {
 	goBuild(t, plugin, "./plugins/broker", "-X main.version=1.0.0")
 
 	dataDir, pluginsDir := t.TempDir(), t.TempDir()
+	// The plugin is signed with a key the manager's data dir trusts.
+	key := filepath.Join(bin, "key")
+	for _, args := range [][]string{
+		{"plugins", "keygen", key},
+		{"plugins", "sign", "--key", key, plugin},
+		{"plugins", "--data-dir", dataDir, "trust", key + ".pub"},
+	} {
+		var out bytes.Buffer
+		if err := run(args, &out, &out); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out.String())
+		}
+	}
 	cmd := exec.Command(manager, "serve", "--listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0",
 		"--data-dir", dataDir, "--plugins-dir", pluginsDir)
 	stderr, err := cmd.StderrPipe()

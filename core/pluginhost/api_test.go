@@ -98,7 +98,7 @@ func TestHTTPHandler(t *testing.T) {
 	}
 	status, env = do("POST", "/pin", `{"clusterId":`+itoa(c1.ID)+`,"role":"TEST","version":"~1.0"}`)
 	var pin PinInfo
-	if err := json.Unmarshal(env.Data, &pin); err != nil || status != 200 || pin != (PinInfo{ClusterID: c1.ID, Role: "TEST", Version: "1.0.0", Constraint: "~1.0"}) {
+	if err := json.Unmarshal(env.Data, &pin); err != nil || status != 200 || pin != (PinInfo{ClusterID: c1.ID, Role: "TEST", Version: "1.0.0", Constraint: "~1.0", SHA256: fileSum(t, dir, "1.0.0")}) {
 		t.Errorf("pin ~1.0: %d %s", status, env.Data)
 	}
 	runningTask(t, st, c1.ID)
@@ -118,7 +118,7 @@ func TestHTTPHandler(t *testing.T) {
 	if len(o.Roles) != 1 || len(o.Roles[0].Versions) != 3 || o.Roles[0].Versions[0].Version != "1.2.0" {
 		t.Errorf("after rescan: %+v", o.Roles)
 	}
-	if o.Clusters[0] != (ClusterPin{ClusterID: c1.ID, ClusterName: "c1", Role: "TEST", Version: "1.0.0", Pinned: true, Constraint: "~1.0"}) {
+	if o.Clusters[0] != (ClusterPin{ClusterID: c1.ID, ClusterName: "c1", Role: "TEST", Version: "1.0.0", Pinned: true, Constraint: "~1.0", SHA256: fileSum(t, dir, "1.0.0")}) {
 		t.Errorf("after pin and a new version: %+v", o.Clusters)
 	}
 
@@ -144,6 +144,7 @@ func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 func TestCLIInstallListVerifyRemove(t *testing.T) {
 	dir := t.TempDir()
 	dataDir := t.TempDir()
+	trustTestKey(t, dataDir)
 	ctx := context.Background()
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
@@ -160,6 +161,12 @@ func TestCLIInstallListVerifyRemove(t *testing.T) {
 	other := filepath.Join(t.TempDir(), "x")
 	b, _ := os.ReadFile(bins["1.0.0"])
 	os.WriteFile(other, append(b, 0), 0o755)
+	if code, _, errs := run("install", other); code == 0 || !strings.Contains(errs, "unsigned: no checksum file x_SHA256SUM") {
+		t.Errorf("install unsigned: %d %s", code, errs)
+	}
+	if _, _, err := Sign(testKey, other); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, errs := run("install", other); code == 0 || !strings.Contains(errs, "already installed") {
 		t.Errorf("overwrite: %d %s", code, errs)
 	}
@@ -169,9 +176,13 @@ func TestCLIInstallListVerifyRemove(t *testing.T) {
 	if code, out, errs := run("install", bins["1.1.0"]); code != 0 {
 		t.Fatalf("install 1.1.0: %s %s", out, errs)
 	}
-	sum, _ := os.ReadFile(filepath.Join(dir, "test", fileName("1.1.0", 2, 0)+SumSuffix))
-	if !strings.HasSuffix(string(sum), "  "+fileName("1.1.0", 2, 0)+"\n") {
-		t.Errorf("checksum file %q is not in sha256sum format", sum)
+	// The checksum file and signature are installed as they were signed.
+	for _, suffix := range []string{SumSuffix, SigSuffix} {
+		got, _ := os.ReadFile(filepath.Join(dir, "test", fileName("1.1.0", 2, 0)+suffix))
+		want, _ := os.ReadFile(bins["1.1.0"] + suffix)
+		if len(want) == 0 || !bytes.Equal(got, want) {
+			t.Errorf("installed %s %q, want the signed %q", suffix, got, want)
+		}
 	}
 	code, out, _ := run("list")
 	if code != 0 || !strings.Contains(out, "TEST  1.1.0") || !strings.Contains(out, "TEST  1.0.0") {

@@ -57,7 +57,7 @@ func (c *client) get() (*sdk.RoleClient, *plugin.Client, error) {
 		c.pc.Kill() // releases what go-plugin still holds for the dead process
 		c.pc, c.role = nil, nil
 	}
-	pc, rc, err := launch(c.p.Path, c.p.SHA256, c.cfg.StartTimeout, c.log, c.logs)
+	pc, rc, err := launch(c.p.Exec, c.p.SHA256, c.cfg.StartTimeout, c.log, c.logs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("start %s plugin %s (%s): %w", c.p.Role, c.p.Version, c.p.File(c.cfg.Dir), err)
 	}

@@ -2,9 +2,13 @@
 // serves each call's sdk.Host to them.
 //
 // A plugin lives in <dir>/<role>/doris-role-<role>_v<semver>_x<major>.<minor>_<os>_<arch>
-// next to a <name>_SHA256SUM file in sha256sum format. It is accepted only
-// if the checksum matches, its "describe" output agrees with its name, and
-// its API major is the manager's (sdk.APIMajor).
+// next to a <name>_SHA256SUM file in sha256sum format and its signature
+// <name>_SHA256SUM.sig (core/plugintrust). It is accepted only if the
+// checksum matches, the signature is by a key the admin trusts, its
+// "describe" output agrees with its name, and its API major is the
+// manager's (sdk.APIMajor). Nothing of a file is run before its signature
+// is checked, and what runs is a private copy of the bytes that were
+// checked (the plugins dir may be writable by others than root).
 package pluginhost
 
 import (
@@ -14,6 +18,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,13 +30,18 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/dorismanager/dorismanager/core/plugintrust"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
 // SumSuffix ends the name of a plugin's checksum file.
 const SumSuffix = "_SHA256SUM"
+
+// SigSuffix ends the name of the signature of a plugin's checksum file.
+const SigSuffix = SumSuffix + plugintrust.SigSuffix
 
 // describeTimeout bounds one run of "<plugin> describe" outside a scan
 // (install); a scan uses Config.DescribeTimeout.
@@ -45,13 +55,17 @@ var nameRe = regexp.MustCompile(`^doris-role-([a-z][a-z0-9]*)_v(` + semverPatter
 
 // Plugin is an accepted plugin binary.
 type Plugin struct {
-	Role     string   `json:"role"`    // upper case, as in sdk.Info: FE, BE, BROKER
-	Version  string   `json:"version"` // semver without "v"
-	APIMajor int      `json:"apiMajor"`
-	APIMinor int      `json:"apiMinor"`
-	Path     string   `json:"path"`
-	SHA256   string   `json:"sha256"` // hex
-	Info     sdk.Info `json:"info"`
+	Role     string `json:"role"`    // upper case, as in sdk.Info: FE, BE, BROKER
+	Version  string `json:"version"` // semver without "v"
+	APIMajor int    `json:"apiMajor"`
+	APIMinor int    `json:"apiMinor"`
+	Path     string `json:"path"`
+	SHA256   string `json:"sha256"` // hex
+	// Exec is the private copy of the checked bytes that is run (see
+	// Config.ExecDir).
+	Exec   string   `json:"-"`
+	Signer string   `json:"signer"` // fingerprint of the trusted key that signed it
+	Info   sdk.Info `json:"info"`
 }
 
 // File is the plugin's path relative to the plugins dir.
@@ -82,9 +96,14 @@ func CanonicalName(info sdk.Info) string {
 
 // scanOptions tune a scan.
 type scanOptions struct {
-	describeTimeout time.Duration // bounds one "describe"
-	parallel        int           // files checked at once
+	describeTimeout time.Duration     // bounds one "describe"
+	parallel        int               // files checked at once
+	keys            *plugintrust.Keys // the trusted keys (nil: none)
+	execDir         string            // where the checked copies go (private)
 }
+
+// maxPluginBytes bounds a plugin file: each is copied before it is checked.
+const maxPluginBytes = 1 << 30
 
 // scan looks at every file under dir/<role>/ and sorts it into accepted
 // plugins (per upper-case role, highest version first) and refused files.
@@ -116,7 +135,7 @@ func scan(ctx context.Context, dir string, opt scanOptions) (map[string][]Plugin
 			return nil, nil, fmt.Errorf("read plugins dir: %w", err)
 		}
 		for _, e := range entries {
-			if e.IsDir() || strings.HasSuffix(e.Name(), SumSuffix) || strings.HasPrefix(e.Name(), ".") {
+			if e.IsDir() || strings.HasSuffix(e.Name(), SumSuffix) || strings.HasSuffix(e.Name(), SigSuffix) || strings.HasPrefix(e.Name(), ".") {
 				continue
 			}
 			files = append(files, file{filepath.Join(dir, rd.Name(), e.Name()), rd.Name()})
@@ -134,7 +153,7 @@ func scan(ctx context.Context, dir string, opt scanOptions) (map[string][]Plugin
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			plugins[i], errs[i] = verify(ctx, f.path, f.roleDir, opt.describeTimeout)
+			plugins[i], errs[i] = verify(ctx, f.path, f.roleDir, opt)
 		}()
 	}
 	wg.Wait()
@@ -167,7 +186,7 @@ func newRefused(path, reason string) Refused {
 
 // verify checks one plugin file; roleDir is the name of its directory ("" to
 // skip that check). The error says what is wrong with the file.
-func verify(ctx context.Context, path, roleDir string, describeTimeout time.Duration) (Plugin, error) {
+func verify(ctx context.Context, path, roleDir string, opt scanOptions) (_ Plugin, err error) {
 	base := filepath.Base(path)
 	m := nameRe.FindStringSubmatch(base)
 	if m == nil {
@@ -185,11 +204,30 @@ func verify(ctx context.Context, path, roleDir string, describeTimeout time.Dura
 	if major != sdk.APIMajor {
 		return Plugin{}, fmt.Errorf("speaks plugin API %d.%d, this manager speaks API %d.x", major, minor, sdk.APIMajor)
 	}
-	sum, err := checkSum(path)
+	signed, err := readSigned(path)
 	if err != nil {
 		return Plugin{}, err
 	}
-	info, err := describeFile(ctx, path, describeTimeout)
+	exe, sum, err := stage(path, opt.execDir)
+	if err != nil {
+		return Plugin{}, err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(exe)
+		}
+	}()
+	signer, err := signed.check(base, sum, opt.keys)
+	if err != nil {
+		return Plugin{}, err
+	}
+	// Content-addressed: a file that changes later is another copy.
+	final := filepath.Join(opt.execDir, sum+"-"+base)
+	if err := os.Rename(exe, final); err != nil {
+		return Plugin{}, fmt.Errorf("keep the checked copy: %w", err)
+	}
+	exe = final
+	info, err := describeFile(ctx, exe, opt.describeTimeout)
 	if err != nil {
 		return Plugin{}, err
 	}
@@ -209,34 +247,65 @@ func verify(ctx context.Context, path, roleDir string, describeTimeout time.Dura
 	if len(diffs) > 0 {
 		return Plugin{}, fmt.Errorf("describe disagrees with the file name: %s", strings.Join(diffs, ", "))
 	}
-	return Plugin{Role: info.Role, Version: version, APIMajor: major, APIMinor: minor, Path: path, SHA256: sum, Info: info}, nil
+	return Plugin{Role: info.Role, Version: version, APIMajor: major, APIMinor: minor, Path: path, SHA256: sum, Exec: exe, Signer: signer.Fingerprint, Info: info}, nil
 }
 
-// checkSum compares a file with its sibling _SHA256SUM ("<hex>  <name>").
-func checkSum(path string) (string, error) {
-	sumPath := path + SumSuffix
-	raw, err := os.ReadFile(sumPath)
+// signedSum is a plugin's checksum file and signature as read once: what
+// is verified is what is installed.
+type signedSum struct {
+	sumName string // base name of the checksum file
+	sum     []byte // the checksum file's bytes
+	sig     []byte // the signature file's bytes; nil when there is none
+	sha     string // the hex SHA-256 the checksum file gives
+	name    string // the file name it gives ("" for none)
+}
+
+// readSigned reads the checksum file and signature beside a plugin file.
+func readSigned(path string) (signedSum, error) {
+	s := signedSum{sumName: filepath.Base(path + SumSuffix)}
+	raw, err := plugintrust.ReadBounded(path + SumSuffix)
 	if os.IsNotExist(err) {
-		return "", fmt.Errorf("no checksum file %s", filepath.Base(sumPath))
+		return s, fmt.Errorf("%s: no checksum file %s nor signature (sign it: dorismanager plugins sign --key KEY FILE)", plugintrust.ErrUnsigned, s.sumName)
 	}
 	if err != nil {
-		return "", fmt.Errorf("read checksum file: %w", err)
+		return s, fmt.Errorf("read checksum file: %w", err)
 	}
-	want, name, err := parseSumFile(raw)
-	if err != nil {
-		return "", fmt.Errorf("checksum file %s: %w", filepath.Base(sumPath), err)
+	s.sum = raw
+	if s.sha, s.name, err = parseSumFile(raw); err != nil {
+		return s, fmt.Errorf("checksum file %s: %w", s.sumName, err)
 	}
-	if name != "" && name != filepath.Base(path) {
-		return "", fmt.Errorf("checksum file %s names %q, not this file", filepath.Base(sumPath), name)
+	sig, err := plugintrust.ReadBounded(path + SigSuffix)
+	switch {
+	case err == nil:
+		s.sig = sig
+	case !os.IsNotExist(err):
+		return s, fmt.Errorf("read signature: %w", err)
 	}
-	got, err := fileSHA256(path)
-	if err != nil {
-		return "", err
+	return s, nil
+}
+
+// check compares a plugin file's SHA-256 (got) with the checksum and the
+// checksum file with its signature, and returns the trusted key that
+// signed it. The checksum file may name the file (base), or the
+// non-canonical name it was signed under before "plugins install" gave it
+// its canonical name.
+func (s signedSum) check(base, got string, keys *plugintrust.Keys) (plugintrust.Key, error) {
+	if s.name != "" && s.name != base && nameRe.MatchString(s.name) {
+		return plugintrust.Key{}, fmt.Errorf("checksum file %s names %q, not this file", s.sumName, s.name)
 	}
-	if got != want {
-		return "", fmt.Errorf("checksum mismatch: file has sha256 %s, %s says %s", got, filepath.Base(sumPath), want)
+	if got != s.sha {
+		return plugintrust.Key{}, fmt.Errorf("checksum mismatch: file has sha256 %s, %s says %s", got, s.sumName, s.sha)
 	}
-	return got, nil
+	k, err := keys.Verify(s.sum, s.sig)
+	switch {
+	case err == nil:
+		return k, nil
+	case errors.Is(err, plugintrust.ErrUnsigned):
+		return k, fmt.Errorf("%w: no signature file %s (sign it: dorismanager plugins sign --key KEY FILE)", plugintrust.ErrUnsigned, s.sumName+plugintrust.SigSuffix)
+	case errors.Is(err, plugintrust.ErrBadSignature):
+		return k, fmt.Errorf("%w (%s)", err, s.sumName+plugintrust.SigSuffix)
+	}
+	return k, err
 }
 
 // parseSumFile reads the first line of sha256sum output: "<64 hex>  <name>"
@@ -255,6 +324,72 @@ func parseSumFile(raw []byte) (sum, name string, err error) {
 		name = filepath.Base(strings.TrimPrefix(fields[1], "*"))
 	}
 	return sum, name, nil
+}
+
+// stage copies a plugin file into dir (private: only the manager's user
+// may write it) under a temporary name, hashing the bytes as they are
+// copied; the copy is what is checked and run, so the file changing after
+// the check changes nothing. The caller renames or removes the copy.
+func stage(path, dir string) (string, string, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return "", "", err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return "", "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", "", fmt.Errorf("not a regular file")
+	}
+	if fi.Size() > maxPluginBytes {
+		return "", "", fmt.Errorf("%d bytes, more than a plugin may have (%d)", fi.Size(), maxPluginBytes)
+	}
+	// No process may be forked while the copy is open for writing: a
+	// child that inherited the descriptor (until its exec closes it) would
+	// make running the copy fail with "text file busy".
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	out, err := os.CreateTemp(dir, ".stage-*")
+	if err != nil {
+		return "", "", fmt.Errorf("copy to check: %w", err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), io.LimitReader(in, maxPluginBytes+1))
+	if err == nil && n > maxPluginBytes {
+		err = fmt.Errorf("grew past %d bytes while copied", maxPluginBytes)
+	}
+	if err == nil {
+		err = out.Chmod(0o500)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(out.Name())
+		return "", "", fmt.Errorf("copy to check: %w", err)
+	}
+	return out.Name(), hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// privateDir makes (or takes) dir for staged copies: 0700, owned by this
+// user.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("folder for checked plugin copies: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a folder", dir)
+	}
+	if !ownedByMe(fi) {
+		return fmt.Errorf("%s is owned by another user: the checked plugin copies must be private", dir)
+	}
+	return os.Chmod(dir, 0o700)
 }
 
 func sumFileContent(sum, name string) []byte { return []byte(sum + "  " + name + "\n") }

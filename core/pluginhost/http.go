@@ -20,6 +20,16 @@ type Overview struct {
 	Roles    []RoleVersions `json:"roles"`
 	Refused  []RefusedFile  `json:"refused"`
 	Clusters []ClusterPin   `json:"clusters"`
+	// TrustedKeys are the keys plugins must be signed by; KeyProblems says
+	// why some (or all) key files were not used.
+	TrustedKeys []TrustedKey `json:"trustedKeys"`
+	KeyProblems []string     `json:"keyProblems,omitempty"`
+}
+
+// TrustedKey is one trusted plugin signing key.
+type TrustedKey struct {
+	Fingerprint string `json:"fingerprint"`
+	File        string `json:"file"`
 }
 
 // RoleVersions lists the accepted versions of one role, highest first.
@@ -33,7 +43,8 @@ type VersionInfo struct {
 	Version      string   `json:"version"`
 	APIVersion   string   `json:"apiVersion"` // "1.0"
 	SHA256       string   `json:"sha256"`
-	File         string   `json:"file"` // relative to the plugins dir
+	File         string   `json:"file"`   // relative to the plugins dir
+	Signer       string   `json:"signer"` // fingerprint of the key that signed it
 	Name         string   `json:"name"`
 	Capabilities []string `json:"capabilities"`
 }
@@ -56,13 +67,25 @@ type ClusterPin struct {
 	Version     string `json:"version"`
 	Pinned      bool   `json:"pinned"`
 	Constraint  string `json:"constraint,omitempty"`
+	SHA256      string `json:"sha256,omitempty"` // the binary pinned
 	Problem     string `json:"problem,omitempty"`
 }
 
-// Overview reports the plugins, refused files and every cluster's versions.
+// Overview reports the plugins, refused files, trusted keys and every
+// cluster's versions.
 func (m *Manager) Overview(ctx context.Context) (Overview, error) {
 	l := m.List()
-	out := Overview{Dir: m.cfg.Dir, Roles: []RoleVersions{}, Refused: []RefusedFile{}, Clusters: []ClusterPin{}}
+	out := Overview{Dir: m.cfg.Dir, Roles: []RoleVersions{}, Refused: []RefusedFile{}, Clusters: []ClusterPin{}, TrustedKeys: []TrustedKey{}}
+	m.mu.Lock()
+	keys := m.keys
+	m.mu.Unlock()
+	for _, k := range keys.List() {
+		out.TrustedKeys = append(out.TrustedKeys, TrustedKey{Fingerprint: k.Fingerprint, File: k.File})
+	}
+	if err := keys.Err(); err != nil {
+		out.KeyProblems = append(out.KeyProblems, "no key is trusted: "+err.Error())
+	}
+	out.KeyProblems = append(out.KeyProblems, keys.Problems()...)
 	highest := map[string]string{}
 	for _, p := range l.Plugins {
 		if len(out.Roles) == 0 || out.Roles[len(out.Roles)-1].Role != p.Role {
@@ -75,7 +98,7 @@ func (m *Manager) Overview(ctx context.Context) (Overview, error) {
 		}
 		rv := &out.Roles[len(out.Roles)-1]
 		rv.Versions = append(rv.Versions, VersionInfo{Version: p.Version, APIVersion: fmt.Sprintf("%d.%d", p.APIMajor, p.APIMinor),
-			SHA256: p.SHA256, File: p.File(m.cfg.Dir), Name: p.Info.Name, Capabilities: caps})
+			SHA256: p.SHA256, File: p.File(m.cfg.Dir), Signer: p.Signer, Name: p.Info.Name, Capabilities: caps})
 	}
 	for _, r := range l.Refused {
 		out.Refused = append(out.Refused, RefusedFile{File: relTo(m.cfg.Dir, r.Path), Reason: r.Reason})
@@ -108,8 +131,11 @@ func (m *Manager) Overview(ctx context.Context) (Overview, error) {
 		for _, role := range roles {
 			cp := ClusterPin{ClusterID: c.ID, ClusterName: c.Name, Role: role, Version: highest[role]}
 			if p, ok := pinned[c.ID][role]; ok {
-				cp.Version, cp.Pinned, cp.Constraint = p.Version, true, p.Constraint
-				if _, err := m.lookup(role, p.Version); err != nil {
+				cp.Version, cp.Pinned, cp.Constraint, cp.SHA256 = p.Version, true, p.Constraint, p.SHA256
+				switch _, err := m.pinned(p); {
+				case errors.Is(err, ErrBinaryChanged):
+					cp.Problem = err.Error() + "; put the pinned build back, or pin the cluster again to use this one"
+				case err != nil:
 					cp.Problem = strings.TrimPrefix(err.Error(), ErrNoPlugin.Error()+": ") + "; pin the cluster to an accepted version"
 				}
 			}
@@ -128,7 +154,8 @@ type PinRequest struct {
 	Version   string `json:"version"`
 }
 
-// Handler serves /api/plugins (mount it there, behind auth):
+// Handler serves /api/plugins (mount it there, behind auth; every route is
+// for admins only: pins choose the code that runs as the manager):
 //
 //	GET    /                        Overview
 //	POST   /pin                     PinRequest -> PinInfo; 409 while the cluster has a running task

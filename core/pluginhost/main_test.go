@@ -15,12 +15,18 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/dorismanager/dorismanager/core/plugintrust"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
-// bins are test role binaries built once by TestMain, by variant.
+// bins are test role binaries built once by TestMain, by variant, each
+// signed with testKey.
 var bins = map[string]string{}
+
+// testKey is the private key file that signs the test plugins; trustedData
+// is a data dir that trusts it, the default of newManager.
+var testKey, trustedData string
 
 // builds lists the variants and their -X stamps.
 var builds = map[string][]string{
@@ -61,7 +67,43 @@ func runMain(m *testing.M) int {
 		}
 		bins[name] = out
 	}
+	testKey = filepath.Join(tmp, "test-key")
+	pub, priv, err := plugintrust.GenerateKey()
+	if err == nil {
+		err = plugintrust.WriteKeyPair(testKey, pub, priv)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for _, out := range bins {
+		if _, _, err := Sign(testKey, out); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	trustedData = filepath.Join(tmp, "data")
+	if _, _, err := plugintrust.Trust(trustedData, pub); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	return m.Run()
+}
+
+// trustTestKey makes dataDir trust testKey.
+func trustTestKey(t testing.TB, dataDir string) {
+	t.Helper()
+	b, err := os.ReadFile(testKey + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := plugintrust.ParsePublicKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := plugintrust.Trust(dataDir, pub); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // fileName is the canonical name of the test role at a version and API.
@@ -69,8 +111,8 @@ func fileName(version string, major, minor int) string {
 	return fmt.Sprintf("doris-role-test_v%s_x%d.%d_%s_%s", version, major, minor, runtime.GOOS, runtime.GOARCH)
 }
 
-// place copies a built variant into dir/test/name with a checksum file;
-// sum overrides the checksum when not "".
+// place copies a built variant into dir/test/name with a checksum file
+// signed with testKey; sum overrides the checksum when not "".
 func place(t testing.TB, dir, variant, name, sum string) string {
 	t.Helper()
 	roleDir := filepath.Join(dir, "test")
@@ -90,7 +132,35 @@ func place(t testing.TB, dir, variant, name, sum string) string {
 	if err := os.WriteFile(dest+SumSuffix, sumFileContent(sum, name), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	signSum(t, dest, testKey)
 	return dest
+}
+
+// signSum signs the checksum file beside a plugin file with keyFile.
+func signSum(t testing.TB, path, keyFile string) {
+	t.Helper()
+	priv, err := plugintrust.ReadPrivateKeyFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := os.ReadFile(path + SumSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+SigSuffix, plugintrust.Sign(priv, sum), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fileSum is the SHA-256 of the test role's file of version (API 2.0) in
+// plugins dir dir.
+func fileSum(t testing.TB, dir, version string) string {
+	t.Helper()
+	sum, err := fileSHA256(filepath.Join(dir, "test", fileName(version, 2, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
 }
 
 // twoVersions is a plugins dir with test role 1.0.0 and 1.1.0.
@@ -153,6 +223,9 @@ func newManager(t testing.TB, cfg Config) *Manager {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Debug})
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = trustedData
 	}
 	m, err := New(cfg)
 	if err != nil {

@@ -24,7 +24,7 @@ func TestConstraintPinsStayResolved(t *testing.T) {
 	m := newManager(t, Config{Dir: dir, Store: st})
 	ctx := context.Background()
 	pin, err := m.Pin(ctx, c1.ID, "test", ">=1.0 <2")
-	if err != nil || pin != (PinInfo{ClusterID: c1.ID, Role: "TEST", Version: "1.1.0", Constraint: ">=1.0 <2"}) {
+	if err != nil || pin != (PinInfo{ClusterID: c1.ID, Role: "TEST", Version: "1.1.0", Constraint: ">=1.0 <2", SHA256: fileSum(t, dir, "1.1.0")}) {
 		t.Fatalf("pin >=1.0 <2: %+v %v", pin, err)
 	}
 	if _, err := m.Resolve(ctx, c2.ID, "TEST"); err != nil { // first use pins c2 to 1.1.0
@@ -161,7 +161,7 @@ func TestHangAtStartTimesOut(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "timeout while waiting for plugin to start") || !strings.Contains(err.Error(), "warming up forever") {
 		t.Fatalf("err = %v, want a start timeout naming the plugin's stderr", err)
 	}
-	if pids := pluginProcesses(t, dir); len(pids) != 0 {
+	if pids := pluginProcesses(t, m.ExecDir()); len(pids) != 0 {
 		t.Errorf("the hanging plugin still runs: %v", pids)
 	}
 }
@@ -229,7 +229,7 @@ func TestScanRefusesHangingDescribe(t *testing.T) {
 			t.Errorf("refused %+v", r)
 		}
 	}
-	if pids := pluginProcesses(t, dir); len(pids) != 0 {
+	if pids := pluginProcesses(t, m.ExecDir()); len(pids) != 0 {
 		t.Errorf("hanging describes left running: %v", pids)
 	}
 }
@@ -238,6 +238,7 @@ func TestScanRefusesHangingDescribe(t *testing.T) {
 // what crashes, hangs or answers differently over gRPC.
 func TestCLIHandshake(t *testing.T) {
 	dir, dataDir := t.TempDir(), t.TempDir()
+	trustTestKey(t, dataDir)
 	ctx := context.Background()
 	run := func(args ...string) (int, string) {
 		var out bytes.Buffer
@@ -278,6 +279,7 @@ func TestCLIHandshake(t *testing.T) {
 // pin and unpin from the command line work on the data dir's database.
 func TestCLIPinUnpin(t *testing.T) {
 	dir, dataDir := twoVersions(t), t.TempDir()
+	trustTestKey(t, dataDir)
 	ctx := context.Background()
 	run := func(args ...string) (int, string) {
 		var out bytes.Buffer

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/metrics/metricstest"
+	"github.com/dorismanager/dorismanager/core/plugintrust"
 	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/dorismanager/dorismanager/sdk/sdktest"
 )
@@ -23,7 +24,7 @@ func TestDiscoveryAcceptsAndRefuses(t *testing.T) {
 	dir := twoVersions(t)
 	bad := map[string]string{ // file name -> expected reason
 		fileName("1.3.0", 2, 0):                  "checksum mismatch",
-		fileName("1.4.0", 2, 0):                  "no checksum file",
+		fileName("1.4.0", 2, 0):                  "unsigned: no checksum file",
 		fileName("1.5.0", 2, 0):                  `describe disagrees with the file name: version "1.0.0" (name says "1.5.0")`,
 		fileName("2.0.0", 3, 0):                  "speaks plugin API 3.0, this manager speaks API 2.x",
 		fileName("1.6.0", 2, 7):                  "API 2.0 (name says 2.7)",
@@ -306,7 +307,7 @@ func TestPluginLogsReachTaskAndManagerLogs(t *testing.T) {
 
 func TestCloseLeavesNoPluginProcess(t *testing.T) {
 	dir := twoVersions(t)
-	m, err := New(Config{Dir: dir, Logger: hclog.NewNullLogger()})
+	m, err := New(Config{Dir: dir, DataDir: trustedData, Logger: hclog.NewNullLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,13 +323,17 @@ func TestCloseLeavesNoPluginProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(pluginProcesses(t, dir)); n != 2 {
+	execDir := m.ExecDir()
+	if n := len(pluginProcesses(t, execDir)); n != 2 {
 		t.Fatalf("%d plugin processes running, want 2", n)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if pids := pluginProcesses(t, dir); len(pids) != 0 {
+	if _, err := os.Stat(execDir); !os.IsNotExist(err) {
+		t.Errorf("Close left the folder of checked copies: %v", err)
+	}
+	if pids := pluginProcesses(t, execDir); len(pids) != 0 {
 		t.Errorf("plugin processes left after Close: %v", pids)
 	}
 	r, err := m.Role(ctx, 1, "TEST", nil)
@@ -348,7 +353,7 @@ func TestRescanSeesNewVersionAndRetiresRemoved(t *testing.T) {
 	if _, err := testRole(t, m, 1, nil).Precheck(ctx, sdktest.NewFakeHost(), testRequest(1)); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Install(ctx, dir, bins["1.1.0"])
+	p, err := Install(ctx, dir, bins["1.1.0"], plugintrust.Load(trustedData))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +368,7 @@ func TestRescanSeesNewVersionAndRetiresRemoved(t *testing.T) {
 		t.Fatalf("after rescan: %v %v", res.Facts, err)
 	}
 	// Only the new version's process is left.
-	if pids := pluginProcesses(t, dir); len(pids) != 1 {
+	if pids := pluginProcesses(t, m.ExecDir()); len(pids) != 1 {
 		t.Errorf("processes %v, want only %s's", pids, p.Path)
 	}
 }

@@ -2,6 +2,12 @@
 
 package pluginhost
 
-import "os/exec"
+import (
+	"os"
+	"os/exec"
+)
 
 func bindToParent(*exec.Cmd) {}
+
+// ownedByMe: no owners to compare here.
+func ownedByMe(os.FileInfo) bool { return true }

@@ -14,7 +14,8 @@ import (
 // the version the cluster uses (its pin), or for a cluster without a pin
 // for that role (or clusterID 0) the version it would get: the highest
 // accepted. It never pins. A role whose pinned version is no longer
-// accepted is left out (Overview flags the pin).
+// accepted, or is there as another binary, is left out (Overview flags the
+// pin).
 func (m *Manager) Catalogue(ctx context.Context, clusterID int64) (map[string]sdk.Info, error) {
 	l := m.List()
 	pins := map[string]store.PluginPin{}
@@ -39,7 +40,7 @@ func (m *Manager) Catalogue(ctx context.Context, clusterID int64) (map[string]sd
 			out[p.Role] = p.Info
 			continue
 		}
-		pp, err := m.lookup(p.Role, pin.Version)
+		pp, err := m.pinned(pin)
 		if err != nil {
 			m.log.Warn("cluster pinned to a plugin that is not accepted; the role is left out of its catalogue",
 				"cluster", clusterID, "role", p.Role, "version", pin.Version, "error", err)

@@ -200,13 +200,17 @@ type AgentRole struct {
 
 // PluginPin fixes the plugin version a cluster uses for a role. Version is
 // always the resolved version; Constraint is what the operator asked for
-// ("~1.2", ">=1.2 <2", "1.2.3"), empty for a pin made at first use.
+// ("~1.2", ">=1.2 <2", "1.2.3"), empty for a pin made at first use. SHA256
+// is the hex SHA-256 of the binary pinned: another binary under the same
+// version is refused for the cluster. It is empty only in pins recorded
+// before the column existed, until their next use fills it.
 type PluginPin struct {
 	ID         int64  `gorm:"primaryKey"`
 	ClusterID  int64  `gorm:"uniqueIndex:idx_pin_cluster_role"`
 	Role       string `gorm:"size:16;uniqueIndex:idx_pin_cluster_role"`
 	Version    string `gorm:"size:64"`
 	Constraint string `gorm:"column:version_constraint;size:128"`
+	SHA256     string `gorm:"column:sha256;size:64;not null;default:''"`
 	UpdatedAt  time.Time
 }
 

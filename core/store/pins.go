@@ -40,7 +40,7 @@ func (s *Store) SetPin(ctx context.Context, p PluginPin) error {
 	p.ID, p.UpdatedAt = 0, time.Now().UTC()
 	err := s.q(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "cluster_id"}, {Name: "role"}},
-		DoUpdates: clause.AssignmentColumns([]string{"version", "version_constraint", "updated_at"}),
+		DoUpdates: clause.AssignmentColumns([]string{"version", "version_constraint", "sha256", "updated_at"}),
 	}).Create(&p).Error
 	if err != nil {
 		return fmt.Errorf("pin %s %s for cluster %d: %w", p.Role, p.Version, p.ClusterID, err)
@@ -61,6 +61,19 @@ func (s *Store) PinIfAbsent(ctx context.Context, p PluginPin) (PluginPin, error)
 		return PluginPin{}, fmt.Errorf("pin %s %s for cluster %d: %w", p.Role, p.Version, p.ClusterID, err)
 	}
 	return s.GetPin(ctx, p.ClusterID, p.Role)
+}
+
+// FillPinSHA256 records the binary's hash in a pin made before pins had
+// one (its SHA256 empty), if the pin is still at version; it returns the
+// pin that holds afterwards.
+func (s *Store) FillPinSHA256(ctx context.Context, clusterID int64, role, version, sha string) (PluginPin, error) {
+	err := s.q(ctx).Model(&PluginPin{}).
+		Where("cluster_id = ? AND role = ? AND version = ? AND sha256 = ''", clusterID, role, version).
+		Update("sha256", sha).Error
+	if err != nil {
+		return PluginPin{}, fmt.Errorf("record the binary of %s %s for cluster %d: %w", role, version, clusterID, err)
+	}
+	return s.GetPin(ctx, clusterID, role)
 }
 
 // DeletePin removes the pin of a cluster's role; ErrNotFound when there is

@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/test/pgtest"
 )
 
 func pinString(ps []store.PluginPin) string {
@@ -102,5 +108,98 @@ func TestRunningTasks(t *testing.T) {
 				t.Errorf("cluster %d: %d running tasks, want %d", tc.cluster, n, tc.want)
 			}
 		}
+	})
+}
+
+// A pin records the binary's hash; SetPin replaces it, PinIfAbsent keeps
+// the first, FillPinSHA256 fills only a pin without one at that version.
+func TestPinHashes(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+		got, err := s.PinIfAbsent(ctx, store.PluginPin{ClusterID: 1, Role: "FE", Version: "1.0.0", SHA256: a})
+		if err != nil || got.SHA256 != a {
+			t.Fatalf("PinIfAbsent: %+v %v", got, err)
+		}
+		if got, _ = s.PinIfAbsent(ctx, store.PluginPin{ClusterID: 1, Role: "FE", Version: "1.0.0", SHA256: b}); got.SHA256 != a {
+			t.Errorf("second PinIfAbsent changed the hash: %+v", got)
+		}
+		if got, _ = s.FillPinSHA256(ctx, 1, "FE", "1.0.0", b); got.SHA256 != a {
+			t.Errorf("FillPinSHA256 replaced a recorded hash: %+v", got)
+		}
+		if err := s.SetPin(ctx, store.PluginPin{ClusterID: 1, Role: "FE", Version: "1.0.0", SHA256: b}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ = s.GetPin(ctx, 1, "FE"); got.SHA256 != b {
+			t.Errorf("SetPin kept the old hash: %+v", got)
+		}
+		if err := s.SetPin(ctx, store.PluginPin{ClusterID: 2, Role: "FE", Version: "1.0.0"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ = s.FillPinSHA256(ctx, 2, "FE", "1.1.0", a); got.SHA256 != "" {
+			t.Errorf("FillPinSHA256 filled a pin of another version: %+v", got)
+		}
+		if got, _ = s.FillPinSHA256(ctx, 2, "FE", "1.0.0", a); got.SHA256 != a {
+			t.Errorf("FillPinSHA256: %+v", got)
+		}
+	})
+}
+
+// A database from before pins had a hash gets the column; its pins keep
+// their version with an empty hash.
+func TestPinHashMigration(t *testing.T) {
+	oldSchema := func(t *testing.T, db *gorm.DB) {
+		t.Helper()
+		for _, q := range []string{
+			`CREATE TABLE plugin_pins (id integer PRIMARY KEY, cluster_id bigint, role varchar(16), version varchar(64), version_constraint varchar(128), updated_at timestamp)`,
+			`CREATE UNIQUE INDEX idx_pin_cluster_role ON plugin_pins (cluster_id, role)`,
+			`INSERT INTO plugin_pins (id, cluster_id, role, version, version_constraint, updated_at) VALUES (1, 7, 'FE', '1.0.0', '', CURRENT_TIMESTAMP)`,
+		} {
+			if err := db.Exec(q).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if sqlDB, err := db.DB(); err == nil {
+			sqlDB.Close()
+		}
+	}
+	check := func(t *testing.T, s *store.Store) {
+		t.Helper()
+		ctx := context.Background()
+		p, err := s.GetPin(ctx, 7, "FE")
+		if err != nil || p.Version != "1.0.0" || p.SHA256 != "" {
+			t.Fatalf("old pin after migration: %+v %v", p, err)
+		}
+		if p, err = s.FillPinSHA256(ctx, 7, "FE", "1.0.0", strings.Repeat("c", 64)); err != nil || p.SHA256 != strings.Repeat("c", 64) {
+			t.Errorf("FillPinSHA256 after migration: %+v %v", p, err)
+		}
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		dir := t.TempDir()
+		db, err := gorm.Open(sqlite.Open(filepath.Join(dir, "dorismanager.db")), &gorm.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldSchema(t, db)
+		s, err := store.Open("", dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		check(t, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := pgtest.Start(t)
+		db, err := gorm.Open(postgres.Open(dsn), &gorm.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldSchema(t, db)
+		s, err := store.Open(dsn, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		check(t, s)
 	})
 }

@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,7 +20,7 @@ import (
 
 // TestThirdPartyRole installs the example role (examples/exporter, built
 // from the SDK module alone) with `dorismanager plugins install` into a
-// running manager, then walks the wizard again on the existing cluster's
+// running manager (refused unsigned, accepted signed with a trusted key), then walks the wizard again on the existing cluster's
 // hosts for that role with its own package: it runs on every host, shows in
 // roleList, and gets no BUILD_CLUSTER task (it has no membership).
 func TestThirdPartyRole(t *testing.T) {
@@ -54,16 +57,41 @@ func TestThirdPartyRole(t *testing.T) {
 		t.Errorf("installService with an uninstalled role: %+v %v, want a 400 naming the installed roles", r, err)
 	}
 
+	// Unsigned, with a checksum file of its own making: refused, naming
+	// the missing signature, and nothing is installed.
 	bin := filepath.Join(t.TempDir(), "doris-role-exporter")
-	if err := sandbox.BuildExampleRole(ctx, bin, "1.0.0"); err != nil {
+	if err := sandbox.BuildExampleRole(ctx, "", bin, "1.0.0"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "dorismanager"), "plugins", "--plugins-dir", plugins,
-		"--data-dir", s.DataDir, "install", bin).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "installed EXPORTER 1.0.0") {
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	if err := os.WriteFile(bin+"_SHA256SUM", []byte(hex.EncodeToString(sum[:])+"  doris-role-exporter\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	install := func() (string, error) {
+		out, err := exec.CommandContext(ctx, filepath.Join(binDir, "dorismanager"), "plugins", "--plugins-dir", plugins,
+			"--data-dir", s.DataDir, "install", bin).CombinedOutput()
+		return string(out), err
+	}
+	out, err := install()
+	if err == nil || !strings.Contains(out, "unsigned: no signature file doris-role-exporter_SHA256SUM.sig") {
+		t.Fatalf("plugins install of an unsigned plugin: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(plugins, "exporter")); !os.IsNotExist(err) {
+		t.Errorf("the unsigned plugin was installed: %v", err)
+	}
+	// Signed with the development key the manager trusts: installed.
+	if err := sandbox.SignPlugin(ctx, binDir, bin); err != nil {
+		t.Fatal(err)
+	}
+	out, err = install()
+	if err != nil || !strings.Contains(out, "installed EXPORTER 1.0.0") {
 		t.Fatalf("plugins install: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "rescan") {
+	if !strings.Contains(out, "rescan") {
 		t.Errorf("plugins install did not tell the running manager:\n%s", out)
 	}
 	waitPlugin(ctx, t, c, "EXPORTER")

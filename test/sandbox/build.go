@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -36,8 +34,14 @@ func RepoRoot() (string, error) {
 	}
 }
 
+// DevKey is the development signing key Build makes in binDir once, as
+// `make build` does (bin/dev-plugin-key, 0600; its public key beside it
+// with ".pub"). StartManager trusts it.
+const DevKey = "dev-plugin-key"
+
 // Build compiles the manager, the agent and the three role plugins into
-// binDir with the layout `make build` uses, checksum files included.
+// binDir with the layout `make build` uses, each plugin with its checksum
+// file signed with binDir's development key (made once).
 func Build(ctx context.Context, binDir string) error {
 	root, err := RepoRoot()
 	if err != nil {
@@ -62,21 +66,35 @@ func Build(ctx context.Context, binDir string) error {
 	if err := build(filepath.Join(binDir, "doris-agent"), "./cmd/doris-agent", "-s -w", "CGO_ENABLED=0"); err != nil {
 		return err
 	}
+	if _, err := os.Stat(filepath.Join(binDir, DevKey)); errors.Is(err, os.ErrNotExist) {
+		if err := manage(ctx, binDir, "plugins", "keygen", filepath.Join(binDir, DevKey)); err != nil {
+			return err
+		}
+	}
 	for _, role := range []string{"fe", "be", "broker"} {
 		name := fmt.Sprintf("doris-role-%s_v%s_x%d.%d_%s_%s", role, PluginVersion, sdk.APIMajor, sdk.APIMinor, runtime.GOOS, runtime.GOARCH)
 		out := filepath.Join(binDir, "plugins", role, name)
 		if err := build(out, "./plugins/"+role, "-X main.version="+PluginVersion); err != nil {
 			return err
 		}
-		b, err := os.ReadFile(out)
-		if err != nil {
+		if err := SignPlugin(ctx, binDir, out); err != nil {
 			return err
 		}
-		sum := sha256.Sum256(b)
-		line := hex.EncodeToString(sum[:]) + "  " + name + "\n"
-		if err := os.WriteFile(out+"_SHA256SUM", []byte(line), 0o644); err != nil {
-			return err
-		}
+	}
+	return nil
+}
+
+// SignPlugin writes a plugin file's checksum file and its signature with
+// binDir's development key (dorismanager plugins sign).
+func SignPlugin(ctx context.Context, binDir, file string) error {
+	return manage(ctx, binDir, "plugins", "sign", "--key", filepath.Join(binDir, DevKey), file)
+}
+
+// manage runs binDir's dorismanager with args.
+func manage(ctx context.Context, binDir string, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dorismanager"), args...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("dorismanager %s: %v: %s", strings.Join(args, " "), err, b)
 	}
 	return nil
 }
@@ -96,9 +114,10 @@ func trimLines(s string, n int) string {
 
 // BuildExampleRole builds the example third-party role plugin
 // (examples/exporter: a Go module of its own that depends on the SDK only)
-// as out, stamped with version. Install it with `dorismanager plugins
-// install`.
-func BuildExampleRole(ctx context.Context, out, version string) error {
+// as out, stamped with version, and signs it with binDir's development key
+// (see Build; binDir "" leaves it unsigned). Install it with `dorismanager
+// plugins install`.
+func BuildExampleRole(ctx context.Context, binDir, out, version string) error {
 	root, err := RepoRoot()
 	if err != nil {
 		return err
@@ -108,5 +127,13 @@ func BuildExampleRole(ctx context.Context, out, version string) error {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build examples/exporter: %v: %s", err, b)
 	}
-	return nil
+	if binDir == "" {
+		return nil
+	}
+	return SignPlugin(ctx, binDir, out)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

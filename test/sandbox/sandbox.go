@@ -219,6 +219,13 @@ func (s *Sandbox) StartManager(ctx context.Context) error {
 		}
 	}
 	url, agentURL := "https://"+addr, "https://"+agentAddr
+	// The manager accepts the plugins Build signed: trust its key, as
+	// `make run` does.
+	if pub := filepath.Join(s.Opts.BinDir, DevKey+".pub"); fileExists(pub) {
+		if err := manage(ctx, s.Opts.BinDir, "plugins", "--data-dir", s.DataDir, "trust", pub); err != nil {
+			return err
+		}
+	}
 	args := []string{"serve", "--listen", addr, "--agent-listen", agentAddr, "--tls", "auto", "--data-dir", s.DataDir,
 		"--advertise-url", agentURL, "--plugins-dir", s.PluginsDir()}
 	if s.Opts.DB != "" {
