@@ -39,6 +39,26 @@ type agentHost struct {
 	allowed map[string]bool  // host names and addresses of the cluster's nodes
 	sql     *sqlPool
 	http    *http.Client
+	pkg     packageSums // the install task's package
+}
+
+// packageSums are the checksums the manager has for the task's package.
+type packageSums struct{ url, sha256, sha512 string }
+
+// fill adds the manager's checksums to a download of the task's package
+// that lacks them, so the host checks the package whatever the plugin
+// passes on (a plugin built before SHA-512 passes none).
+func (p packageSums) fill(d sdk.Download) sdk.Download {
+	if p.url == "" || d.URL != p.url {
+		return d
+	}
+	if d.SHA256 == "" {
+		d.SHA256 = p.sha256
+	}
+	if d.SHA512 == "" {
+		d.SHA512 = p.sha512
+	}
+	return d
 }
 
 func (h *agentHost) nextID(kind string) string {
@@ -69,6 +89,7 @@ func (h *agentHost) ReadFile(ctx context.Context, path string, maxBytes int64) (
 }
 
 func (h *agentHost) Download(ctx context.Context, d sdk.Download) (sdk.DownloadResult, error) {
+	d = h.pkg.fill(d)
 	return h.client.Download(ctx, agentclient.DownloadRequest{RequestID: h.nextID("download"), TaskID: h.taskID, Download: d}, h.logWriter())
 }
 

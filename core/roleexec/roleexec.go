@@ -25,6 +25,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/core/task"
+	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
@@ -122,6 +123,10 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 	if err != nil {
 		return runner.Outcome{}, err
 	}
+	if a.op == opInstall && in.PackageURL != "" {
+		h.pkg = packageSums{url: in.PackageURL, sha256: in.PackageSHA256, sha512: in.PackageSHA512}
+		h.Logf("%s", verification(in))
+	}
 	// Failures keep the host's task log path too: that is where an
 	// operator looks first.
 	fail := func(err error) (runner.Outcome, error) { return runner.Outcome{LogPath: h.HostLogPath()}, err }
@@ -183,6 +188,20 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 	return runner.Outcome{Response: res.Summary, Result: res.Facts, LogPath: h.HostLogPath()}, nil
 }
 
+// verification says in an install task's log how its package is checked.
+func verification(in task.Role) string {
+	url := redact.String(in.PackageURL)
+	switch {
+	case in.PackageSHA512 != "":
+		return fmt.Sprintf("package %s: the host checks its SHA-512 %s, published at %s", url, in.PackageSHA512, in.PackageSumFrom)
+	case in.PackageSHA256 != "" && in.PackageSumFrom != "":
+		return fmt.Sprintf("package %s: the host checks its SHA-256 %s, published at %s", url, in.PackageSHA256, in.PackageSumFrom)
+	case in.PackageSHA256 != "":
+		return fmt.Sprintf("package %s: the host checks its SHA-256 %s, given as packageSha256", url, in.PackageSHA256)
+	}
+	return fmt.Sprintf("WARNING: package %s is UNVERIFIED: no checksum was given or published, and installService allowed that (allowUnverifiedPackage); whatever the URL serves is installed and its scripts run on this host", url)
+}
+
 // Bounds of the facts kept for one node: a plugin reporting more has the
 // rest dropped (and told in the task log), not the task failed.
 const (
@@ -204,7 +223,7 @@ func (e *Executor) recordFacts(ctx context.Context, k store.RoleKey, old, facts 
 		case len(keep) == maxFacts:
 			log.Logf("fact %.40q not kept: at most %d facts are kept per node", name, maxFacts)
 		default:
-			keep[name] = v
+			keep[name] = redact.String(v) // a package URL's password is not kept
 		}
 	}
 	if ports != nil {
@@ -225,7 +244,7 @@ func (e *Executor) request(ctx context.Context, t store.Task, in task.Role) (sdk
 		return sdk.Request{}, err
 	}
 	req := sdk.Request{TaskID: t.ID, Cluster: cl, PackageURL: in.PackageURL, PackageSHA256: in.PackageSHA256,
-		Conf: in.Conf, AutoFix: in.AutoFix, Params: in.Params}
+		PackageSHA512: in.PackageSHA512, Conf: in.Conf, AutoFix: in.AutoFix, Params: in.Params}
 	found := false
 	for _, n := range cl.Nodes {
 		if n.Host == in.Host && n.Role == in.Role {
