@@ -96,7 +96,10 @@ type installServiceReq struct {
 		Master     bool   `json:"master"`
 	} `json:"installInfos"`
 	PackageSha256 string `json:"packageSha256"`
-	AutoFix       bool   `json:"autoFix"`
+	// AllowUnverifiedPackage installs a package without a checksum given
+	// or published beside it.
+	AllowUnverifiedPackage bool `json:"allowUnverifiedPackage"`
+	AutoFix                bool `json:"autoFix"`
 	// Params go to the role plugins (javaHome, minOpenFiles, startTimeout...).
 	Params map[string]string `json:"params"`
 }
@@ -106,7 +109,8 @@ func (a *api) installService(ctx context.Context, userID int64, req *installServ
 	if err != nil {
 		return err
 	}
-	in := process.InstallServiceRequest{ProcessID: pid, PackageSha256: req.PackageSha256, AutoFix: req.AutoFix, Params: req.Params}
+	in := process.InstallServiceRequest{ProcessID: pid, PackageSha256: req.PackageSha256, AllowUnverifiedPackage: req.AllowUnverifiedPackage,
+		AutoFix: req.AutoFix, Params: req.Params}
 	for _, i := range req.InstallInfos {
 		in.InstallInfos = append(in.InstallInfos, process.InstallInfo{Host: i.Host, Role: i.Role, FENodeType: i.FENodeType, Master: i.Master})
 	}

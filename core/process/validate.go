@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/dorismanager/dorismanager/internal/redact"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -113,7 +114,7 @@ func checkPackageURL(field, s string) error {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return invalid("%s %q must be an http:// or https:// URL", field, s)
+		return invalid("%s %q must be an http:// or https:// URL", field, redact.String(s))
 	}
 	return nil
 }

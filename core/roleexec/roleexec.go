@@ -191,15 +191,25 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 // verification says in an install task's log how its package is checked.
 func verification(in task.Role) string {
 	url := redact.String(in.PackageURL)
+	var how string
 	switch {
 	case in.PackageSHA512 != "":
-		return fmt.Sprintf("package %s: the host checks its SHA-512 %s, published at %s", url, in.PackageSHA512, in.PackageSumFrom)
+		how = fmt.Sprintf("the host checks its SHA-512 %s, published at %s", in.PackageSHA512, in.PackageSumFrom)
 	case in.PackageSHA256 != "" && in.PackageSumFrom != "":
-		return fmt.Sprintf("package %s: the host checks its SHA-256 %s, published at %s", url, in.PackageSHA256, in.PackageSumFrom)
+		how = fmt.Sprintf("the host checks its SHA-256 %s, published at %s", in.PackageSHA256, in.PackageSumFrom)
 	case in.PackageSHA256 != "":
 		return fmt.Sprintf("package %s: the host checks its SHA-256 %s, given as packageSha256", url, in.PackageSHA256)
+	default:
+		why := in.PackageUnverified
+		if why == "" {
+			why = "no checksum was given or published"
+		}
+		return fmt.Sprintf("WARNING: package %s is UNVERIFIED (%s); installService allowed that (allowUnverifiedPackage): whatever the URL serves is installed and its scripts run on this host", url, why)
 	}
-	return fmt.Sprintf("WARNING: package %s is UNVERIFIED: no checksum was given or published, and installService allowed that (allowUnverifiedPackage); whatever the URL serves is installed and its scripts run on this host", url)
+	if strings.HasPrefix(in.PackageSumFrom, "http://") {
+		how += " (over plain http: this catches a damaged download, not one changed on the way; give packageSha256 from a trusted source, or use https)"
+	}
+	return fmt.Sprintf("package %s: %s", url, how)
 }
 
 // Bounds of the facts kept for one node: a plugin reporting more has the

@@ -18,6 +18,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/api"
 	"github.com/dorismanager/dorismanager/core/auth"
 	"github.com/dorismanager/dorismanager/core/metrics"
+	"github.com/dorismanager/dorismanager/core/pkgsum"
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/runner"
@@ -266,7 +267,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	notifyMu.Lock()
 	s.runner = r
 	notifyMu.Unlock()
-	s.engine = process.New(process.Config{Store: st, Catalogue: ext.Catalogue, Sealer: box, Stopper: stopper, Notify: r.Notify, Logger: log.Named("process")})
+	s.engine = process.New(process.Config{Store: st, Catalogue: ext.Catalogue, Sealer: box, Stopper: stopper, Notify: r.Notify,
+		Checksums: pkgsum.New(0), Logger: log.Named("process")})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
 		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
 		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady, log.Named("api"))})

@@ -26,12 +26,14 @@ type Role struct {
 	// PackageURL, its checksums and AutoFix are for INSTALL_ only. The
 	// checksums are the operator's packageSha256, or the one published
 	// beside the package (PackageSumFrom names that file, without a
-	// password); none when the operator allowed an unverified package.
-	PackageURL     string `json:"packageUrl,omitempty"`
-	PackageSHA256  string `json:"packageSha256,omitempty"`
-	PackageSHA512  string `json:"packageSha512,omitempty"`
-	PackageSumFrom string `json:"packageSumFrom,omitempty"`
-	AutoFix        bool   `json:"autoFix,omitempty"`
+	// password). With none, the operator allowed an unverified package
+	// and PackageUnverified says why there is no checksum.
+	PackageURL        string `json:"packageUrl,omitempty"`
+	PackageSHA256     string `json:"packageSha256,omitempty"`
+	PackageSHA512     string `json:"packageSha512,omitempty"`
+	PackageSumFrom    string `json:"packageSumFrom,omitempty"`
+	PackageUnverified string `json:"packageUnverified,omitempty"`
+	AutoFix           bool   `json:"autoFix,omitempty"`
 	// Params are installService's params that this role declares, with
 	// the role's defaults applied.
 	Params map[string]string `json:"params,omitempty"`
