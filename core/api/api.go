@@ -89,6 +89,8 @@ func New(cfg Config) http.Handler {
 		r.Post("/process/back/{processId}", a.onID("processId", a.e.Back))
 		r.Post("/cluster", a.createCluster)
 		r.Get("/cluster", a.listClusters)
+		r.Get("/cluster/{clusterId}/hostKeys", a.listHostKeys)
+		r.Post("/cluster/{clusterId}/hostKeys", a.changeHostKey)
 		if cfg.Plugins != nil {
 			r.Mount("/plugins", cfg.Plugins)
 		}

@@ -42,6 +42,7 @@ type installAgentReq struct {
 	SSHKey              string            `json:"sshKey"`
 	Passphrase          string            `json:"passphrase"`
 	HostKeyFingerprints map[string]string `json:"hostKeyFingerprints"`
+	StrictHostKeys      bool              `json:"strictHostKeys"`
 	PackageURL          string            `json:"packageUrl"`
 	InstallDir          string            `json:"installDir"`
 }
@@ -78,7 +79,7 @@ func (a *api) installAgent(w http.ResponseWriter, r *http.Request) {
 	id, err := a.e.InstallAgent(r.Context(), user(r), process.InstallAgentRequest{
 		ProcessID: pid, ClusterID: cluster, Hosts: req.Hosts, User: req.User, SSHPort: int(*port),
 		SSHKey: req.SSHKey, Passphrase: req.Passphrase, HostKeyFingerprints: req.HostKeyFingerprints,
-		PackageURL: req.PackageURL, InstallDir: req.InstallDir,
+		StrictHostKeys: req.StrictHostKeys, PackageURL: req.PackageURL, InstallDir: req.InstallDir,
 	})
 	if err != nil {
 		fail(w, err)

@@ -41,6 +41,7 @@ type Credentials struct {
 	SSHKey              string            `json:"sshKey"`
 	Passphrase          string            `json:"passphrase,omitempty"`
 	HostKeyFingerprints map[string]string `json:"hostKeyFingerprints,omitempty"`
+	StrictHostKeys      bool              `json:"strictHostKeys,omitempty"`
 }
 
 // Checksums finds the checksum published beside a package

@@ -205,6 +205,11 @@ func TestInstallAgentValidation(t *testing.T) {
 			r.HostKeyFingerprints = map[string]string{"other": "SHA256:" + strings.Repeat("A", 43)}
 		}, "hostKeyFingerprints"},
 		{"bad fingerprint", func(r *InstallAgentRequest) { r.HostKeyFingerprints = map[string]string{"h1": "MD5:xx"} }, "hostKeyFingerprints"},
+		{"strict without fingerprints", func(r *InstallAgentRequest) { r.StrictHostKeys = true }, "strictHostKeys: hostKeyFingerprints has no fingerprint for h1"},
+		{"strict with one missing", func(r *InstallAgentRequest) {
+			r.StrictHostKeys, r.Hosts = true, []string{"h1", "h2"}
+			r.HostKeyFingerprints = map[string]string{"h1": "SHA256:" + strings.Repeat("A", 43)}
+		}, "no fingerprint for h2:"},
 	}
 	f := newFixture(t, "")
 	for _, c := range cases {
@@ -230,6 +235,21 @@ func TestInstallAgentValidation(t *testing.T) {
 	r.HostKeyFingerprints = map[string]string{"10.0.0.1": "SHA256:" + strings.Repeat("a", 43)}
 	if _, err := f.e.InstallAgent(context.Background(), 1, r); err != nil {
 		t.Fatal(err)
+	}
+	// Strict, with every host's fingerprint: accepted, and the tasks get
+	// the strict mode with the fingerprints (sealed).
+	f = newFixture(t, "")
+	r = agentReq(t, "h1", "h2")
+	r.StrictHostKeys = true
+	r.HostKeyFingerprints = map[string]string{"h1": "SHA256:" + strings.Repeat("a", 43), "h2": "SHA256:" + strings.Repeat("b", 43)}
+	pid, err := f.e.InstallAgent(context.Background(), 1, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := f.st.GetProcess(context.Background(), pid)
+	var creds Credentials
+	if json.Unmarshal(p.Credentials[len("sealed:"):], &creds) != nil || !creds.StrictHostKeys || len(creds.HostKeyFingerprints) != 2 {
+		t.Fatalf("sealed credentials of a strict installAgent: %q", p.Credentials)
 	}
 }
 

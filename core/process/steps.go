@@ -28,8 +28,11 @@ type InstallAgentRequest struct {
 	SSHKey              string
 	Passphrase          string
 	HostKeyFingerprints map[string]string
-	PackageURL          string
-	InstallDir          string
+	// StrictHostKeys wants a fingerprint for every host in
+	// HostKeyFingerprints: no host key is trusted on first use.
+	StrictHostKeys bool
+	PackageURL     string
+	InstallDir     string
 }
 
 func (r *InstallAgentRequest) validate() error {
@@ -66,14 +69,35 @@ func (r *InstallAgentRequest) validate() error {
 			return invalid("hostKeyFingerprints[%s]: %q is not a fingerprint like ssh-keygen -l prints (SHA256:...)", h, fp)
 		}
 	}
+	if r.StrictHostKeys {
+		var missing []string
+		for _, h := range r.Hosts {
+			if r.HostKeyFingerprints[h] == "" {
+				missing = append(missing, h)
+			}
+		}
+		if len(missing) > 0 {
+			return invalid("strictHostKeys: hostKeyFingerprints has no fingerprint for %s: give every host's (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host), or leave strictHostKeys out to trust each host's key on first use",
+				listSome(missing, 5))
+		}
+	}
 	return nil
+}
+
+// listSome joins at most max items, saying how many more there are.
+func listSome(items []string, max int) string {
+	if len(items) <= max {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:max], ", "), len(items)-max)
 }
 
 func (e *Engine) sealCredentials(r *InstallAgentRequest) ([]byte, error) {
 	if e.sealer == nil {
 		return nil, errors.New("no secret key configured to seal SSH credentials")
 	}
-	c := Credentials{User: r.User, SSHKey: r.SSHKey, Passphrase: r.Passphrase, HostKeyFingerprints: r.HostKeyFingerprints}
+	c := Credentials{User: r.User, SSHKey: r.SSHKey, Passphrase: r.Passphrase, HostKeyFingerprints: r.HostKeyFingerprints,
+		StrictHostKeys: r.StrictHostKeys}
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, err

@@ -74,6 +74,14 @@ func checkHosts(field string, hosts []string) error {
 	return nil
 }
 
+// IsFingerprint reports whether s is an SSH key fingerprint as
+// ssh-keygen -l prints it (SHA256:..., 43 base64 characters).
+func IsFingerprint(s string) bool { return fingerprint.MatchString(s) }
+
+// CheckHost accepts an IP address or an RFC 1123 host name; the error
+// names field.
+func CheckHost(field, h string) error { return checkHost(field, h) }
+
 func checkPort(field string, p int) error {
 	if p < 1 || p > 65535 {
 		return invalid("%s: port %d is out of range 1..65535", field, p)
