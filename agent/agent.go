@@ -116,6 +116,10 @@ type Agent struct {
 	dlLocks map[string]*sync.Mutex
 	mem     *memLimit
 	version string // reported at registration and by health
+
+	desiredMu sync.Mutex    // data/desired.json
+	quit      chan struct{} // closed once the agent uninstalled itself
+	quitOnce  sync.Once
 }
 
 // SetVersion sets the version the agent reports; call it before Run.
@@ -159,6 +163,7 @@ func New(cfg wire.Config, log hclog.Logger) (*Agent, error) {
 		hbEvery: time.Duration(cfg.HeartbeatSeconds) * time.Second,
 		dlLocks: map[string]*sync.Mutex{},
 		mem:     newMemLimit(),
+		quit:    make(chan struct{}),
 	}
 	a.setCreds(c)
 	return a, nil
@@ -226,10 +231,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	a.log.Info("agent listening", "addr", ln.Addr().String(), "agentId", a.id, "version", a.version)
 	go a.report(ctx)
 	go a.results.housekeep(ctx, func(n int) { a.log.Info("removed old task results", "count", n) })
+	go a.restoreRoles(ctx)
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	case <-a.quit:
+		a.log.Info("agent uninstalled: exiting")
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -355,7 +363,7 @@ func (a *Agent) processes() []wire.Process {
 	ps := []wire.Process{}
 	files := a.pidFiles.Load()
 	if files == nil {
-		return ps
+		return a.withDesired(ps)
 	}
 	for _, pf := range *files {
 		pid, ok := readPid(pf.Path)
@@ -364,7 +372,7 @@ func (a *Agent) processes() []wire.Process {
 		}
 		ps = append(ps, wire.Process{Role: pf.Role, Pid: pid, Running: pidAlive(pid)})
 	}
-	return ps
+	return a.withDesired(ps)
 }
 
 // readPid reads a pid file: a positive number, perhaps with spaces around.

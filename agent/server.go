@@ -26,6 +26,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.WriteFilePath, a.writeFile)
 	mux.HandleFunc("POST "+wire.ReadFilePath, a.readFile)
 	mux.HandleFunc("POST "+wire.DownloadPath, a.download)
+	mux.HandleFunc("POST "+wire.DesiredPath, a.setDesired)
+	mux.HandleFunc("POST "+wire.UninstallPath, a.uninstall)
 	return mux
 }
 
@@ -95,6 +97,10 @@ func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
 		fail(w, badRequest("argv is empty: give the program and its arguments"))
 		return
 	}
+	if req.Probe {
+		a.probe(w, req)
+		return
+	}
 	var s *stream
 	res, replayed, err := a.results.once(r.Context(), req.RequestID, execHash(req), streamOpener(w, &s),
 		func(emit func(string)) wire.Line { er := a.runCommand(req, emit); return wire.Line{Exec: &er} },
@@ -110,6 +116,20 @@ func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
 	}
 	res.Replayed = replayed
 	s.line(res)
+}
+
+// probe runs a read-only command without recording it: repeating it is
+// harmless, and status checks every few seconds would otherwise fill the
+// results and the task log.
+func (a *Agent) probe(w http.ResponseWriter, req wire.Exec) {
+	if req.Detach {
+		fail(w, badRequest("a probe cannot be detached: it must not start anything"))
+		return
+	}
+	s := newStream(w)
+	res := a.runCommand(req, func(out string) { s.line(wire.Line{Output: out}) })
+	res.LogPath = ""
+	s.line(wire.Line{Exec: &res})
 }
 
 func (a *Agent) download(w http.ResponseWriter, r *http.Request) {

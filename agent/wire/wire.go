@@ -32,6 +32,8 @@ const (
 	WriteFilePath = "/api/v1/files/write"
 	ReadFilePath  = "/api/v1/files/read"
 	DownloadPath  = "/api/v1/download"
+	DesiredPath   = "/api/v1/roles/desired"
+	UninstallPath = "/api/v1/uninstall"
 )
 
 // DefaultPort is where an agent listens unless told otherwise.
@@ -91,6 +93,51 @@ type Process struct {
 	Role    string `json:"role"` // FE, BE, BROKER, or a third-party role
 	Pid     int    `json:"pid"`
 	Running bool   `json:"running"`
+	// Desired is the state the manager last asked for (DesiredRunning or
+	// DesiredStopped), "" when it never did.
+	Desired string `json:"desired,omitempty"`
+}
+
+// Desired states of a role on a host (DesiredRole.State).
+const (
+	DesiredRunning = "running" // started when the agent starts (after a reboot)
+	DesiredStopped = "stopped" // left alone
+	DesiredAbsent  = "absent"  // forgotten: the role was removed
+)
+
+// DesiredRole is the body of DesiredPath: the state a role should be in
+// on the agent's host, which the agent keeps in data/desired.json and
+// restores when it starts.
+type DesiredRole struct {
+	Role  string `json:"role"`
+	State string `json:"state"`
+	// Order ranks the roles the agent starts when it starts: lower first,
+	// each started and its pid alive before a higher one (the FE master 0).
+	Order int `json:"order"`
+	// Start is the command that last started the role (its plugin's
+	// detached start command); nil keeps the recorded one.
+	Start *StartCommand `json:"start,omitempty"`
+	// PidFile is the absolute path of the role's pid file; "" keeps the
+	// recorded one.
+	PidFile string `json:"pidFile,omitempty"`
+}
+
+// StartCommand is a recorded detached start command.
+type StartCommand struct {
+	Argv   []string          `json:"argv"`
+	Env    map[string]string `json:"env,omitempty"`
+	Dir    string            `json:"dir,omitempty"`
+	NoFile uint64            `json:"noFile,omitempty"`
+}
+
+// Uninstall is the body of UninstallPath: the agent answers, then removes
+// its systemd unit (when named), its own folder (the parent of dataDir)
+// and installDir if that is left empty, and exits.
+type Uninstall struct {
+	// SystemdUnit is the unit an install on a host with systemd created;
+	// removed when its file exists. Only doris-agent-<hex>.service names
+	// are accepted.
+	SystemdUnit string `json:"systemdUnit,omitempty"`
 }
 
 // PidFile is a role's pid file on the host that the agent reports in
@@ -215,6 +262,10 @@ type Exec struct {
 	TimeoutSeconds float64           `json:"timeoutSeconds,omitempty"`
 	Detach         bool              `json:"detach,omitempty"`
 	Stdin          []byte            `json:"stdin,omitempty"`
+	// Probe marks a read-only check (a status probe every few seconds): it
+	// runs without its result recorded or a task log written, and cannot
+	// be detached.
+	Probe bool `json:"probe,omitempty"`
 }
 
 // ExecResult is the recorded outcome of an Exec.

@@ -15,6 +15,9 @@ import (
 	"github.com/dorismanager/dorismanager/core/agentaction"
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/agents"
+	"github.com/dorismanager/dorismanager/core/api"
+	"github.com/dorismanager/dorismanager/core/clusterstatus"
+	"github.com/dorismanager/dorismanager/core/ops"
 	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/roleexec"
@@ -62,13 +65,32 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 	}
 	stopHangup := rescanOnHangup(plugins, d.Logger.Named("plugins"))
 	exec := roleexec.New(roleexec.Config{Store: d.Store, Roles: plugins, Agents: reg, Logger: d.Logger})
+	actions := runner.Actions{process.TaskInstallAgent: agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}}
+	// Day-2 operations and the status cache.
+	status := clusterstatus.New(clusterstatus.Config{Store: d.Store, Exec: exec, Plugins: plugins, Logger: d.Logger.Named("status")})
+	opsEngine := ops.New(ops.Config{Store: d.Store, Catalogue: plugins.Catalogue, Master: status.Master, Notify: d.Notify,
+		Logger: d.Logger.Named("ops")})
+	for k, v := range ops.NewActions(ops.ActionsConfig{Store: d.Store, Plugins: plugins, Exec: exec, Changed: status.Kick,
+		Logger: d.Logger.Named("ops")}).Map() {
+		actions[k] = v
+	}
 	return server.Extensions{
-		Actions:       runner.Actions{process.TaskInstallAgent: agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}},
+		Actions:       actions,
 		ResolveAction: exec.Resolve,
 		Catalogue:     plugins,
 		Stopper:       exec,
 		AgentAPI:      reg.Handler(),
 		Plugins:       plugins.Handler(),
+		Operations:    &api.Operations{Engine: opsEngine, Status: status.Status},
+		Background:    []func(context.Context) error{status.Run},
+		OnTaskEnd: func(taskID int64, _ string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if id := opsEngine.TaskEnded(ctx, taskID); id != 0 {
+				status.Kick(id)
+			}
+		},
+		WizardGuard: opsEngine.CheckNoOperation,
 		// roleList shows what the cluster itself reports.
 		RefreshRoles: exec.RefreshRegistration,
 		PluginsReady: plugins.Ready,

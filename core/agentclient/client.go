@@ -325,6 +325,9 @@ type ExecRequest struct {
 	RequestID string // unique per attempt of the call; re-sent as is
 	TaskID    string // the task whose log file receives the output
 	Command   sdk.Command
+	// Probe runs a read-only check without recording it or writing the
+	// task log (status probes); it cannot be detached.
+	Probe bool
 }
 
 // Exec runs a command, streaming its output into out. A non-zero exit is
@@ -339,7 +342,7 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest, out io.Writer) (sdk.
 		timeout = time.Until(dl)
 	}
 	body := wire.Exec{RequestID: req.RequestID, TaskID: req.TaskID, Argv: cmd.Argv, Env: cmd.Env, Dir: cmd.Dir,
-		NoFile: cmd.NoFile, TimeoutSeconds: timeout.Seconds(), Detach: cmd.Detach, Stdin: cmd.Stdin}
+		NoFile: cmd.NoFile, TimeoutSeconds: timeout.Seconds(), Detach: cmd.Detach, Stdin: cmd.Stdin, Probe: req.Probe}
 	var line wire.Line
 	name := "run " + first(cmd.Argv)
 	err := c.do(ctx, name, func(ctx context.Context) error {
@@ -432,4 +435,21 @@ func (c *Client) Download(ctx context.Context, req DownloadRequest, out io.Write
 	}
 	r := line.Download
 	return sdk.DownloadResult{Path: r.Path, SHA256: r.SHA256, SHA512: r.SHA512, Bytes: r.Bytes, Cached: r.Cached}, nil
+}
+
+// SetDesired records the state a role should be in on the agent's host;
+// the agent restores it when it starts (after a reboot). Repeating it is
+// harmless, so it carries no request id.
+func (c *Client) SetDesired(ctx context.Context, d wire.DesiredRole) error {
+	return c.do(ctx, "record desired state of "+d.Role, func(ctx context.Context) error {
+		return c.getJSON(ctx, http.MethodPost, wire.DesiredPath, d, nil)
+	})
+}
+
+// Uninstall asks the agent to remove itself from its host and exit. It
+// returns once the agent accepted; the removal follows right after.
+func (c *Client) Uninstall(ctx context.Context, u wire.Uninstall) error {
+	return c.do(ctx, "uninstall", func(ctx context.Context) error {
+		return c.getJSON(ctx, http.MethodPost, wire.UninstallPath, u, nil)
+	})
 }

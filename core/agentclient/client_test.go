@@ -305,3 +305,21 @@ func TestDownloadSHA512(t *testing.T) {
 		t.Fatalf("download with a wrong SHA-512: %v; want the mismatch, without the password", err)
 	}
 }
+
+func TestSetDesiredAndUninstall(t *testing.T) {
+	srv := httptest.NewServer(start(t))
+	defer srv.Close()
+	ctx := context.Background()
+	c := New(srv.URL, WithRetries(0))
+	if err := c.SetDesired(ctx, wire.DesiredRole{Role: "FE", State: wire.DesiredStopped}); err != nil {
+		t.Fatal(err)
+	}
+	var se *StatusError
+	if err := c.SetDesired(ctx, wire.DesiredRole{Role: "FE", State: "up"}); !errors.As(err, &se) || se.Status != http.StatusBadRequest || !strings.Contains(se.Msg, "state") {
+		t.Fatalf("bad state: %v, want a 400 naming the state", err)
+	}
+	// The test agent's data dir is not <installDir>/agent/data: refused.
+	if err := c.Uninstall(ctx, wire.Uninstall{}); !errors.As(err, &se) || se.Status != http.StatusBadRequest {
+		t.Fatalf("uninstall of a foreign layout: %v, want 400", err)
+	}
+}

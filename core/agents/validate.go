@@ -106,6 +106,11 @@ func validProcesses(ps []wire.Process) error {
 		if p.Pid < 0 {
 			return httpx.BadRequest("processes[%d].pid must not be negative, got %d", i, p.Pid)
 		}
+		switch p.Desired {
+		case "", wire.DesiredRunning, wire.DesiredStopped:
+		default:
+			return httpx.BadRequest("processes[%d].desired: want running, stopped or nothing", i)
+		}
 	}
 	return nil
 }

@@ -63,6 +63,7 @@ func TestValidRegister(t *testing.T) {
 		{"empty role", func(r *wire.Register) { r.Processes[0].Role = "" }, "processes[0].role"},
 		{"role too long", func(r *wire.Register) { r.Processes[0].Role = strings.Repeat("R", wire.MaxText+1) }, "processes[0].role"},
 		{"negative pid", func(r *wire.Register) { r.Processes[0].Pid = -3 }, "processes[0].pid"},
+		{"unknown desired state", func(r *wire.Register) { r.Processes[0].Desired = "absent" }, "processes[0].desired"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

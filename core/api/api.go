@@ -43,6 +43,8 @@ type Config struct {
 	Metrics *metrics.Registry
 	// Ready are the conditions /readyz checks.
 	Ready []Check
+	// Operations, if set, serves the day-2 endpoints under /api/cluster/{clusterId}/.
+	Operations *Operations
 }
 
 // New returns the HTTP handler of the whole API.
@@ -91,6 +93,9 @@ func New(cfg Config) http.Handler {
 		r.Get("/cluster", a.listClusters)
 		r.Get("/cluster/{clusterId}/hostKeys", a.listHostKeys)
 		r.Post("/cluster/{clusterId}/hostKeys", a.changeHostKey)
+		if cfg.Operations != nil {
+			cfg.Operations.routes(r)
+		}
 		if cfg.Plugins != nil {
 			r.Mount("/plugins", cfg.Plugins)
 		}

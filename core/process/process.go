@@ -117,6 +117,9 @@ type Config struct {
 	Checksums Checksums
 	Notify    func() // called after new or re-submitted tasks are committed
 	Logger    hclog.Logger
+	// Guard, if set, refuses a step on a cluster busy with something else
+	// (a day-2 operation); its error is returned as is.
+	Guard func(ctx context.Context, clusterID int64) error
 }
 
 // Engine runs the wizard. It keeps no state of its own: the store is the
@@ -129,11 +132,15 @@ type Engine struct {
 	stopper Stopper
 	notify  func()
 	log     hclog.Logger
+	guard   func(ctx context.Context, clusterID int64) error
 }
 
 // New returns an Engine.
 func New(cfg Config) *Engine {
-	e := &Engine{st: cfg.Store, cat: cfg.Catalogue, sums: cfg.Checksums, sealer: cfg.Sealer, stopper: cfg.Stopper, notify: cfg.Notify, log: cfg.Logger}
+	e := &Engine{st: cfg.Store, cat: cfg.Catalogue, sums: cfg.Checksums, sealer: cfg.Sealer, stopper: cfg.Stopper, notify: cfg.Notify, log: cfg.Logger, guard: cfg.Guard}
+	if e.guard == nil {
+		e.guard = func(context.Context, int64) error { return nil }
+	}
 	if e.notify == nil {
 		e.notify = func() {}
 	}

@@ -47,8 +47,9 @@ const (
 )
 
 // reserved are role names whose task types would be taken for another
-// task's: INSTALL_AGENT, and BE's ADD_BACKEND.
-var reserved = map[string]string{"AGENT": TaskInstallAgent, "BACKEND": TaskAddBackend}
+// task's: INSTALL_AGENT, BE's ADD_BACKEND, and START_NODE of day-2
+// operations (core/ops).
+var reserved = map[string]string{"AGENT": TaskInstallAgent, "BACKEND": TaskAddBackend, "NODE": "START_NODE"}
 
 // InstallTask, DeployTask and StartTask name a role's task of steps 1-3,
 // e.g. INSTALL_FE, DEPLOY_BE_CONFIG, START_BROKER.

@@ -298,6 +298,7 @@ func TestRoleTaskStep(t *testing.T) {
 		{"DEPLOY_A_B_CONFIG", 0, false},
 		{"START_TOOLONGROLENAME12345", 0, false},
 		{"STOP_FE", 0, false},
+		{"START_NODE", 0, false}, // a day-2 operation's task (core/ops)
 	} {
 		step, ok := RoleTaskStep(c.taskType)
 		if step != c.step || ok != c.ok {

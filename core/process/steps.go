@@ -119,6 +119,9 @@ func (e *Engine) InstallAgent(ctx context.Context, userID int64, r InstallAgentR
 	if err := r.validate(); err != nil {
 		return 0, err
 	}
+	if err := e.guard(ctx, r.ClusterID); err != nil {
+		return 0, err
+	}
 	if r.ProcessID != 0 {
 		return r.ProcessID, e.reinstallAgent(ctx, userID, r)
 	}
@@ -253,6 +256,9 @@ func (e *Engine) advance(ctx context.Context, userID, processID int64, next int,
 	build func(p store.Process, prev []store.Task) ([]store.Task, func(tx *store.Store) error, error)) error {
 	p, err := e.loadOwned(ctx, userID, processID)
 	if err != nil {
+		return err
+	}
+	if err := e.guard(ctx, p.ClusterID); err != nil {
 		return err
 	}
 	again := redo && p.Step == next

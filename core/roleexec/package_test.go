@@ -8,17 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/dorismanager/dorismanager/agent"
-	"github.com/dorismanager/dorismanager/agent/wire"
-	"github.com/dorismanager/dorismanager/core/agentclient"
-	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/core/task"
@@ -41,45 +34,6 @@ type oldRole struct{ r oldPlugin }
 
 func (o oldRole) Role(context.Context, int64, string, io.Writer) (sdk.Remote, error) { return o.r, nil }
 
-// oneAgent hands out the client of one real agent.
-type oneAgent struct{ base string }
-
-func (o oneAgent) Client(context.Context, int64, string) (*agentclient.Client, error) {
-	return agentclient.New(o.base, agentclient.WithBackoff(time.Millisecond)), nil
-}
-
-// realAgent runs an agent (its API without TLS) whose downloads land in a
-// temp dir.
-func realAgent(t *testing.T) string {
-	t.Helper()
-	ca, err := pki.Open(t.TempDir(), pki.Options{ManagerHosts: []string{"127.0.0.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := pki.NewKey()
-	is, err := ca.Issue(pki.Request{PublicKey: key.Public(), CommonName: "agent-1", Hosts: []string{"127.0.0.1"}, Role: pki.Agent, Lifetime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := pki.EncodeKey(key)
-	dir := t.TempDir()
-	cfg := wire.Config{DataDir: filepath.Join(dir, "data"), ServerURL: "https://127.0.0.1:1", MaxDownloadBytes: 1 << 20,
-		CertFile: filepath.Join(dir, "agent.pem"), CAFile: filepath.Join(dir, "ca.pem")}
-	if err := os.WriteFile(cfg.CertFile, append(is.PEM, kb...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfg.CAFile, ca.Bundle(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 type syncBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -101,7 +55,8 @@ func TestPackageChecksumsReachTheHost(t *testing.T) {
 	withPassword := strings.Replace(files.URL, "http://", "http://bob:pw-secret@", 1)
 	f := newFactsEnv(t)
 	f.role.facts["Precheck"] = sdk.Facts{}
-	f.e = New(Config{Store: f.st, Roles: oldRole{oldPlugin{f.role}}, Agents: oneAgent{realAgent(t)}})
+	client, _ := realAgent(t)
+	f.e = New(Config{Store: f.st, Roles: oldRole{oldPlugin{f.role}}, Agents: oneAgent{client}})
 	t.Cleanup(f.e.Close)
 	a, _ := f.e.Resolve("INSTALL_EXPORTER")
 	cases := []struct {

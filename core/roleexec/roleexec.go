@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/runner"
@@ -168,8 +169,16 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 			ports = map[string]int{}
 		}
 	case opStart:
-		if res, err = call("start", role.Start); err != nil {
-			return fail(err)
+		// The agent keeps the start command to start the role again after
+		// a reboot (core/ops records stops and starts the same way).
+		capture := CaptureStarts(h)
+		if res, err = role.Start(ctx, capture, req); err != nil {
+			return fail(fmt.Errorf("start %s on %s: %w", in.Role, in.Host, err))
+		}
+		if err := e.RecordDesired(ctx, Desired{ClusterID: in.ClusterID, Host: in.Host, Role: in.Role, State: wire.DesiredRunning,
+			Order: RestoreOrder(in.Role, in.Labels[process.LabelMaster] == "true"), Start: capture.Command(),
+			PidFile: e.pidFile(ctx, role, req.Node)}); err != nil {
+			h.Logf("warning: %v: the agent will not start it after a reboot", err)
 		}
 	case opRegister:
 		if res, err = call("register", role.Register); err != nil {
@@ -317,16 +326,11 @@ func node(r store.AgentRole, skipped bool) sdk.Node {
 // host builds the sdk.Host for one run; prefix makes its agent request ids
 // unique to that run.
 func (e *Executor) host(ctx context.Context, taskID int64, prefix string, log io.Writer, clusterID int64, host string, cl sdk.Cluster) (*agentHost, error) {
-	client, err := e.agents.Client(ctx, clusterID, host)
+	client, err := e.AgentClient(ctx, clusterID, host)
 	if err != nil {
-		return nil, fmt.Errorf("agent on %s: %w", host, err)
+		return nil, err
 	}
-	allowed := map[string]bool{}
-	for _, n := range cl.Nodes {
-		allowed[n.Host] = true
-	}
-	return &agentHost{client: client, taskID: itoa(taskID), prefix: prefix, log: log, logMu: &sync.Mutex{},
-		allowed: allowed, sql: e.sql, http: e.http}, nil
+	return e.HostWith(client, taskID, prefix, log, cl).(*agentHost), nil
 }
 
 // StopStarted stops every role a START_SERVICE task started (for back).
@@ -350,6 +354,12 @@ func (e *Executor) StopStarted(ctx context.Context, tasks []store.Task) error {
 		prefix := fmt.Sprintf("t%d-a%d-stop-%d", t.ID, t.Attempt, time.Now().UnixNano())
 		h, err := e.host(ctx, t.ID, prefix, io.Discard, in.ClusterID, in.Host, req.Cluster)
 		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		// Recorded first, so the agent does not start it again at its next start.
+		if err := e.RecordDesired(ctx, Desired{ClusterID: in.ClusterID, Host: in.Host, Role: in.Role, State: wire.DesiredStopped,
+			Order: RestoreOrder(in.Role, in.Labels[process.LabelMaster] == "true")}); err != nil && !errors.Is(err, ErrNoDesiredState) {
 			errs = append(errs, err)
 			continue
 		}

@@ -72,6 +72,13 @@ type Extensions struct {
 	// loaded, else what to do about it; /readyz reports it. Without it the
 	// manager is never ready: it cannot run role tasks.
 	PluginsReady func() error
+	// Operations, if set, serves the day-2 endpoints (core/ops).
+	Operations *api.Operations
+	// OnTaskEnd, if set, is called after the runner recorded a task's end.
+	OnTaskEnd func(taskID int64, status string)
+	// WizardGuard, if set, refuses a wizard step on a cluster that is busy
+	// with an operation.
+	WizardGuard func(ctx context.Context, clusterID int64) error
 }
 
 // Config configures a Server.
@@ -263,15 +270,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.ext = ext
 	r := runner.New(runner.Config{Store: st, Actions: actions, Resolve: ext.ResolveAction, Parallel: cfg.Parallel, TaskTimeout: cfg.TaskTimeout,
-		Logger: log.Named("runner"), Metrics: reg})
+		Logger: log.Named("runner"), Metrics: reg, OnTaskEnd: ext.OnTaskEnd})
 	notifyMu.Lock()
 	s.runner = r
 	notifyMu.Unlock()
 	s.engine = process.New(process.Config{Store: st, Catalogue: ext.Catalogue, Sealer: box, Stopper: stopper, Notify: r.Notify,
-		Checksums: pkgsum.New(0), Logger: log.Named("process")})
+		Checksums: pkgsum.New(0), Logger: log.Named("process"), Guard: ext.WizardGuard})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
 		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
-		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady, log.Named("api"))})
+		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady, log.Named("api")), Operations: ext.Operations})
 	s.http = limits.Server(handler)
 	s.http.ErrorLog = log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	if agentAPI != nil {

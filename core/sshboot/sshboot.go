@@ -263,7 +263,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	if err != nil {
 		return res, err
 	}
-	unit := "doris-agent-" + shortHash(t.InstallDir) + ".service"
+	unit := UnitName(t.InstallDir)
 	// One session probes the host and stops an older agent. It runs only
 	// after the free-space check and the new certificate, which need nothing
 	// from the probe: a reinstall refused for lack of space (or a manager
@@ -501,6 +501,10 @@ func changed(addr string, cluster int64, old, now string) error {
 
 // quote makes s one word for a POSIX shell.
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// UnitName is the systemd unit of the agent installed in installDir (on
+// hosts that run systemd); the destroy operation has the agent remove it.
+func UnitName(installDir string) string { return "doris-agent-" + shortHash(installDir) + ".service" }
 
 func shortHash(s string) string {
 	h := sha256.Sum256([]byte(s))

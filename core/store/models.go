@@ -7,10 +7,13 @@ import "time"
 
 // Cluster is a Doris cluster under management.
 type Cluster struct {
-	ID        int64  `gorm:"primaryKey"`
-	Name      string `gorm:"size:128;uniqueIndex"`
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID   int64  `gorm:"primaryKey"`
+	Name string `gorm:"size:128;uniqueIndex"`
+	// DestroyedAt is set by the destroy operation once every role and
+	// agent of the cluster is gone; a destroyed cluster takes no operation.
+	DestroyedAt *time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // User owns API tokens; the owner of a token is the "user" of currentProcess.
@@ -28,12 +31,18 @@ type APIToken struct {
 	CreatedAt time.Time
 }
 
-// Process is one run of the install wizard.
+// Process is one run of the install wizard, or one day-2 operation
+// (Kind KindOperation: stop, start, restart, scale-in, upgrade, config,
+// destroy), whose tasks run on the same runner.
 type Process struct {
-	ID          int64  `gorm:"primaryKey"`
-	ClusterID   int64  `gorm:"index"`
-	UserID      int64  `gorm:"index"`
-	ProcessType string `gorm:"size:32"` // INSTALL_AGENT ... BUILD_CLUSTER
+	ID        int64 `gorm:"primaryKey"`
+	ClusterID int64 `gorm:"index"`
+	UserID    int64 `gorm:"index"`
+	// Kind is KindWizard ("") or KindOperation. At most one unfinished
+	// wizard process per user and per cluster, and at most one unfinished
+	// operation per cluster (partial unique indexes).
+	Kind        string `gorm:"size:16;default:''"`
+	ProcessType string `gorm:"size:32"` // INSTALL_AGENT ... BUILD_CLUSTER, or the operation (UPGRADE...)
 	Step        int    // 0..4, the number of ProcessType
 	Finish      bool
 	Status      string `gorm:"size:16"` // ProcessRunning, ProcessSuccess, ProcessCanceled
@@ -47,6 +56,12 @@ type Process struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
+
+// Kinds of Process.
+const (
+	KindWizard    = ""
+	KindOperation = "OPERATION"
+)
 
 // Task is one action on one host (or on the cluster) within a step.
 type Task struct {

@@ -136,17 +136,17 @@ func (s *Store) GetProcess(ctx context.Context, id int64) (Process, error) {
 	return p, translate(err)
 }
 
-// OpenProcessOfUser returns the user's unfinished process or ErrNotFound.
+// OpenProcessOfUser returns the user's unfinished wizard process or ErrNotFound.
 func (s *Store) OpenProcessOfUser(ctx context.Context, userID int64) (Process, error) {
 	var p Process
-	err := s.q(ctx).Where("user_id = ? AND finish = ?", userID, false).Order("id").Take(&p).Error
+	err := s.q(ctx).Where("user_id = ? AND finish = ? AND kind = ?", userID, false, KindWizard).Order("id").Take(&p).Error
 	return p, translate(err)
 }
 
-// OpenProcessOfCluster returns the cluster's unfinished process or ErrNotFound.
+// OpenProcessOfCluster returns the cluster's unfinished wizard process or ErrNotFound.
 func (s *Store) OpenProcessOfCluster(ctx context.Context, clusterID int64) (Process, error) {
 	var p Process
-	err := s.q(ctx).Where("cluster_id = ? AND finish = ?", clusterID, false).Order("id").Take(&p).Error
+	err := s.q(ctx).Where("cluster_id = ? AND finish = ? AND kind = ?", clusterID, false, KindWizard).Order("id").Take(&p).Error
 	return p, translate(err)
 }
 

@@ -114,9 +114,15 @@ func (s *Store) migrate() error {
 	}
 	// At most one unfinished process per user and per cluster, enforced by
 	// the database so that concurrent requests cannot both create one.
+	// Operations (Kind OPERATION) have their own index: one at a time per
+	// cluster, whatever wizard process is open. The wizard's indexes of
+	// earlier versions covered every process and are replaced.
 	for _, q := range []string{
-		`CREATE UNIQUE INDEX IF NOT EXISTS idx_process_open_user ON processes (user_id) WHERE NOT finish`,
-		`CREATE UNIQUE INDEX IF NOT EXISTS idx_process_open_cluster ON processes (cluster_id) WHERE NOT finish`,
+		`DROP INDEX IF EXISTS idx_process_open_user`,
+		`DROP INDEX IF EXISTS idx_process_open_cluster`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS idx_wizard_open_user ON processes (user_id) WHERE NOT finish AND kind = ''`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS idx_wizard_open_cluster ON processes (cluster_id) WHERE NOT finish AND kind = ''`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS idx_operation_open_cluster ON processes (cluster_id) WHERE NOT finish AND kind = 'OPERATION'`,
 		`CREATE INDEX IF NOT EXISTS idx_task_process_step_seq ON tasks (process_id, step, seq)`,
 	} {
 		if err := s.db.Exec(q).Error; err != nil {

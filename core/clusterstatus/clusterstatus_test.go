@@ -1,0 +1,225 @@
+package clusterstatus
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dorismanager/dorismanager/agent"
+	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/dorismanager/dorismanager/core/agentclient"
+	"github.com/dorismanager/dorismanager/core/pki"
+	"github.com/dorismanager/dorismanager/core/roleexec"
+	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/sdk"
+)
+
+func TestMain(m *testing.M) {
+	agent.RunHelper()
+	os.Exit(m.Run())
+}
+
+func TestJudge(t *testing.T) {
+	facts := func(kv ...string) observation {
+		f := sdk.Facts{}
+		for i := 0; i < len(kv); i += 2 {
+			f[kv[i]] = kv[i+1]
+		}
+		return observation{facts: f, at: time.Now()}
+	}
+	stopped := &wire.Process{Role: "BE", Desired: wire.DesiredStopped}
+	running := &wire.Process{Role: "BE", Running: true, Desired: wire.DesiredRunning}
+	for _, tc := range []struct {
+		name  string
+		o     observation
+		seen  bool
+		proc  *wire.Process
+		agent string
+		want  string
+	}{
+		{"up", facts("running", "true", "healthy", "true", "alive", "true"), true, running, "RUNNING", StatusUp},
+		{"up, role reports no alive", facts("running", "true", "healthy", "true"), true, running, "RUNNING", StatusUp},
+		{"not alive in the cluster", facts("running", "true", "healthy", "true", "alive", "false"), true, running, "RUNNING", StatusDown},
+		{"not healthy", facts("running", "true", "healthy", "false"), true, running, "RUNNING", StatusDown},
+		{"crashed", facts("running", "false", "healthy", "false"), true, running, "RUNNING", StatusDown},
+		{"stopped by an operation", facts("running", "false", "healthy", "false"), true, stopped, "RUNNING", StatusStopped},
+		{"decommissioning", facts("running", "true", "healthy", "true", "decommissioning", "true"), true, running, "RUNNING", StatusDecommissioning},
+		{"never checked", observation{}, false, running, "RUNNING", StatusUnknown},
+		{"call failed, agent gone", observation{err: "gone", at: time.Now()}, true, running, "STOP", StatusUnknown},
+		{"call failed, agent says stopped", observation{err: "plugin", at: time.Now()}, true, stopped, "RUNNING", StatusStopped},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, why := judge(tc.o, tc.seen, tc.proc, tc.agent); got != tc.want {
+				t.Fatalf("judge = %s (%s), want %s", got, why, tc.want)
+			}
+		})
+	}
+}
+
+func TestIsMaster(t *testing.T) {
+	for _, tc := range []struct {
+		v             string
+		master, known bool
+	}{{"true", true, true}, {"false", false, true}, {"10.0.0.1:9010", true, true}, {"10.0.0.1", true, true}, {"10.0.0.2:9010", false, true}, {"", false, false}} {
+		m, k := isMaster(sdk.Facts{"master": tc.v}, "10.0.0.1")
+		if m != tc.master || k != tc.known {
+			t.Errorf("master fact %q: (%v, %v), want (%v, %v)", tc.v, m, k, tc.master, tc.known)
+		}
+	}
+}
+
+// statusRole answers Status from a table the test changes.
+type statusRole struct {
+	sdk.Remote
+	mu    sync.Mutex
+	facts map[string]sdk.Facts // by host
+	calls int
+}
+
+func (s *statusRole) Status(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
+	// A real probe through the agent, as a plugin's Status does.
+	if _, err := h.Exec(ctx, sdk.Command{Argv: []string{"true"}}); err != nil {
+		return sdk.Result{}, err
+	}
+	if err := h.WriteFile(ctx, "/tmp/x", nil, 0); err == nil {
+		return sdk.Result{}, errors.New("the probe host let Status write")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	f, ok := s.facts[req.Node.Host+"/"+req.Node.Role]
+	if !ok {
+		return sdk.Result{}, &sdk.Failure{Summary: "no answer"}
+	}
+	return sdk.Result{Facts: f}, nil
+}
+
+type onePlugin struct{ r *statusRole }
+
+func (o onePlugin) Role(context.Context, int64, string, io.Writer) (sdk.Remote, error) {
+	return o.r, nil
+}
+
+type oneAgent struct{ c *agentclient.Client }
+
+func (o oneAgent) Client(context.Context, int64, string) (*agentclient.Client, error) {
+	return o.c, nil
+}
+
+func realAgent(t *testing.T) *agentclient.Client {
+	t.Helper()
+	ca, err := pki.Open(t.TempDir(), pki.Options{ManagerHosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := pki.NewKey()
+	is, err := ca.Issue(pki.Request{PublicKey: key.Public(), CommonName: "a1", Hosts: []string{"127.0.0.1"}, Role: pki.Agent, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := pki.EncodeKey(key)
+	dir := t.TempDir()
+	cfg := wire.Config{DataDir: filepath.Join(dir, "data"), ServerURL: "https://127.0.0.1:1",
+		CertFile: filepath.Join(dir, "agent.pem"), CAFile: filepath.Join(dir, "ca.pem")}
+	if err := os.WriteFile(cfg.CertFile, append(is.PEM, kb...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.CAFile, ca.Bundle(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	return agentclient.New(srv.URL, agentclient.WithRetries(0))
+}
+
+func TestStatusAnswersFromTheCache(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open("", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, _ := st.CreateCluster(ctx, "demo")
+	for _, r := range []store.AgentRole{
+		{ClusterID: c.ID, Host: "h1", Role: "FE", FENodeType: "FOLLOWER", Master: true, Ports: `{"query_port":9030}`},
+		{ClusterID: c.ID, Host: "h2", Role: "FE", FENodeType: "FOLLOWER"},
+		{ClusterID: c.ID, Host: "h2", Role: "BE"},
+	} {
+		if err := st.UpsertRole(ctx, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	procs := `[{"role":"BE","pid":0,"running":false,"desired":"stopped"}]`
+	for _, a := range []store.Agent{{ClusterID: c.ID, Host: "h1", Status: "RUNNING"}, {ClusterID: c.ID, Host: "h2", Status: "RUNNING", Processes: procs}} {
+		if err := st.DB().Create(&a).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	x := roleexec.New(roleexec.Config{Store: st, Agents: oneAgent{realAgent(t)}})
+	defer x.Close()
+	role := &statusRole{facts: map[string]sdk.Facts{
+		"h1/FE": {"running": "true", "healthy": "true", "alive": "true", "version": "2.0.3", "master": "false"},
+		"h2/FE": {"running": "true", "healthy": "true", "alive": "true", "version": "2.0.3", "master": "h2:9010"},
+		"h2/BE": {"running": "false", "healthy": "false"},
+	}}
+	cache := New(Config{Store: st, Exec: x, Plugins: onePlugin{role}})
+
+	v, err := cache.Status(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range v.Nodes {
+		want := StatusUnknown
+		if n.Role == "BE" {
+			want = StatusStopped // the agent's report says so
+		}
+		if n.Status != want || n.LastChecked != nil {
+			t.Fatalf("before any refresh: %+v, want %s and never checked", n, want)
+		}
+	}
+	if role.calls != 0 {
+		t.Fatal("Status called a plugin")
+	}
+	cache.Refresh(ctx, c.ID)
+	v, err = cache.Status(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Node{}
+	for _, n := range v.Nodes {
+		got[n.Host+"/"+n.Role] = n
+	}
+	if n := got["h1/FE"]; n.Status != StatusUp || n.Master || n.Version != "2.0.3" || n.Alive == nil || !*n.Alive || n.LastChecked == nil || n.Ports["query_port"] != 9030 || n.Agent != "RUNNING" {
+		t.Errorf("h1/FE: %+v", n)
+	}
+	if n := got["h2/FE"]; n.Status != StatusUp || !n.Master {
+		t.Errorf("h2/FE should be UP and the master the cluster reports: %+v", n)
+	}
+	if n := got["h2/BE"]; n.Status != StatusStopped {
+		t.Errorf("h2/BE stopped on purpose: %+v", n)
+	}
+	if m, ok := cache.Master(c.ID); !ok || m != "h2" {
+		t.Errorf("Master = %q, %v; want h2", m, ok)
+	}
+	// A node that leaves the cluster leaves the cache.
+	if err := st.DeleteRole(ctx, c.ID, "h2", "BE"); err != nil {
+		t.Fatal(err)
+	}
+	cache.Refresh(ctx, c.ID)
+	cache.mu.Lock()
+	_, kept := cache.seen[nodeKey{c.ID, "h2", "BE"}]
+	cache.mu.Unlock()
+	if kept {
+		t.Error("a removed node stayed in the cache")
+	}
+}
