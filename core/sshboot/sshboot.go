@@ -219,6 +219,10 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	logf("connecting to %s as %s", addr, t.User)
 	client, fp, err := in.dial(ctx, t, signer, cred.HostKeyFingerprint)
 	if err != nil {
+		var ue *UnreachableError
+		if errors.As(err, &ue) {
+			logf("%s: %v", ue.Addr, ue.Detail) // only here: the answer is the same for every cause
+		}
 		logf("%v", err)
 		return Result{HostKeyFingerprint: fp}, err
 	}
@@ -401,17 +405,32 @@ func normFP(fp string) string {
 	return fp
 }
 
-// dial connects and authenticates, checking the host key.
+// dial connects and authenticates, checking the host key. Whatever keeps
+// it from an SSH server (a refused port, a filtered one, one that speaks
+// something else) gives the same *UnreachableError after the same time, so
+// installAgent's answers cannot tell ports apart; the cause is in its
+// Detail, for the task log.
 func (in *Installer) dial(ctx context.Context, t Target, signer ssh.Signer, pinned string) (*ssh.Client, string, error) {
 	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
 	timeout := in.cfg.ConnectTimeout
+	start := time.Now()
+	unreachable := func(seen string, detail error) (*ssh.Client, string, error) {
+		// A refusal comes at once and a filtered port at the timeout:
+		// answer both at the timeout.
+		select {
+		case <-ctx.Done():
+			return nil, seen, ctx.Err()
+		case <-time.After(time.Until(start.Add(timeout))):
+		}
+		return nil, seen, &UnreachableError{Addr: addr, Detail: detail}
+	}
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		return nil, "", fmt.Errorf("%w: cannot connect to %s within %s: %v (check the address, the SSH port and firewalls)", ErrUnreachable, addr, timeout, err)
+		return unreachable("", fmt.Errorf("connect: %w", err))
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -437,14 +456,27 @@ func (in *Installer) dial(ctx context.Context, t Target, signer ssh.Signer, pinn
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, seen, fmt.Errorf("%w: %s refused the key for user %s: check the user and that the public key is in its authorized_keys", ErrAuthRefused, addr, t.User)
 		case isTimeout(err):
-			return nil, seen, fmt.Errorf("%w: %s accepted the connection but gave no SSH answer within %s", ErrUnreachable, addr, timeout)
+			return unreachable(seen, fmt.Errorf("the connection was accepted, but no SSH answer came within %s", timeout))
 		default:
-			return nil, seen, fmt.Errorf("ssh to %s: %v", addr, err)
+			return unreachable(seen, fmt.Errorf("SSH handshake: %w", err))
 		}
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(cc, chans, reqs), seen, nil
 }
+
+// UnreachableError is an installAgent that found no SSH server to talk to.
+// Its message is the same for every cause; Detail says which it was.
+type UnreachableError struct {
+	Addr   string
+	Detail error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("%v: no SSH server answered at %s (nothing listens there, a firewall drops the connection, or it does not speak SSH): check the address, the SSH port and firewalls; the task log has the details", ErrUnreachable, e.Addr)
+}
+
+func (e *UnreachableError) Unwrap() error { return ErrUnreachable }
 
 func isTimeout(err error) bool {
 	var ne net.Error

@@ -259,17 +259,70 @@ func TestInstall(t *testing.T) {
 
 	t.Run("unreachable host", func(t *testing.T) {
 		h := hs.Hosts[1]
-		if err := h.SetReachable(ctx, false); err != nil {
+		// A port nothing listens on, one that does not speak SSH, and a
+		// host whose link is down: the answers are alike, but for the
+		// address; the task log tells them apart.
+		notSSH, err := net.Listen("tcp", net.JoinHostPort(hs.BridgeAddr, "0"))
+		if err != nil {
 			t.Fatal(err)
 		}
-		defer h.SetReachable(ctx, true)
-		// The context is far longer than the connect timeout: the failure
-		// must come from the installer's own timeout.
-		cctx, cancel := deadline.Context(ctx, 60*time.Second)
-		defer cancel()
-		_, err := e.inst.Install(cctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519}, io.Discard)
-		if !errors.Is(err, ErrUnreachable) || cctx.Err() != nil {
-			t.Fatalf("want unreachable, got %v", err)
+		defer notSSH.Close()
+		go func() {
+			for {
+				c, err := notSSH.Accept()
+				if err != nil {
+					return
+				}
+				c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+				c.Close()
+			}
+		}()
+		closed := e.target(h)
+		closed.Port = 1
+		other := e.target(h)
+		other.Host, other.Port = hs.BridgeAddr, notSSH.Addr().(*net.TCPAddr).Port
+		cases := []struct {
+			name   string
+			target Target
+			down   bool
+			detail string // in the task log only
+		}{
+			{"refused", closed, false, "connection refused"},
+			{"not SSH", other, false, "SSH handshake"},
+			{"filtered", e.target(h), true, "connect:"},
+		}
+		var answers []string
+		for _, c := range cases {
+			if c.down {
+				if err := h.SetReachable(ctx, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The context is far longer than the connect timeout: the failure
+			// must come from the installer's own timeout.
+			cctx, cancel := deadline.Context(ctx, 60*time.Second)
+			var log syncBuf
+			_, err := e.inst.Install(cctx, c.target, Credentials{PrivateKey: hs.Keys.Ed25519}, &log)
+			expired := cctx.Err()
+			cancel()
+			if c.down {
+				if err := h.SetReachable(ctx, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			addr := net.JoinHostPort(c.target.Host, strconv.Itoa(c.target.Port))
+			if !errors.Is(err, ErrUnreachable) || expired != nil || !strings.Contains(err.Error(), addr) {
+				t.Fatalf("%s: want unreachable naming %s, got %v", c.name, addr, err)
+			}
+			if strings.Contains(err.Error(), c.detail) || !strings.Contains(log.String(), c.detail) {
+				t.Errorf("%s: the answer %q or the task log %q: want %q in the log only", c.name, err, log.String(), c.detail)
+			}
+			answers = append(answers, strings.ReplaceAll(err.Error(), addr, "ADDR"))
+		}
+		for i := range answers {
+			if answers[i] != answers[0] {
+				t.Errorf("%s answers %q, %s %q: want the same words", cases[i].name, answers[i], cases[0].name, answers[0])
+			}
 		}
 	})
 
