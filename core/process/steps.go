@@ -9,10 +9,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/dorismanager/dorismanager/core/pkgsum"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/core/task"
-	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
@@ -476,8 +474,8 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 			master := in.Role == RoleFE && in.Host == mh
 			tasks = append(tasks, newTask(p, StepInstallService, in.Host, InstallTask(in.Role), in.Role, 0, task.Encode(task.Role{
 				ClusterID: p.ClusterID, Host: in.Host, Role: in.Role, Labels: Labels(in.FENodeType, master),
-				PackageURL: p.PackageURL, PackageSHA256: sums.sha256, PackageSHA512: sums.sha512,
-				PackageSumFrom: sums.from, PackageUnverified: sums.unverified, AutoFix: r.AutoFix, Params: params[in.Role],
+				PackageURL: p.PackageURL, PackageSHA256: sums.SHA256, PackageSHA512: sums.SHA512,
+				PackageSumFrom: sums.From, PackageUnverified: sums.Unverified, AutoFix: r.AutoFix, Params: params[in.Role],
 			})))
 			roles = append(roles, store.AgentRole{ClusterID: p.ClusterID, Host: in.Host, Role: in.Role,
 				FENodeType: in.FENodeType, Master: master, InstallDir: Home(p.InstallDir, cat[in.Role])})
@@ -499,47 +497,10 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 	})
 }
 
-// packageSums are the checksums the install tasks check the package with.
-type packageSums struct {
-	sha256, sha512 string
-	from           string // the published file they came from ("" for packageSha256)
-	unverified     string // why there is none (allowUnverifiedPackage)
-}
-
 // packageSums is r's packageSha256, else the checksum published beside
-// the process's package (.sha512, then .sha256). Without either the
-// request is refused unless it allows an unverified package; a published
-// file that cannot be used is refused always.
-func (e *Engine) packageSums(ctx context.Context, p store.Process, r InstallServiceRequest) (packageSums, error) {
-	if r.PackageSha256 != "" {
-		return packageSums{sha256: r.PackageSha256}, nil
-	}
-	shown := redact.String(p.PackageURL)
-	var sum pkgsum.Sum
-	err := fmt.Errorf("%w: this manager looks no checksums up", pkgsum.ErrNotPublished)
-	if e.sums != nil {
-		sum, err = e.sums.Lookup(ctx, p.PackageURL)
-	}
-	const fix = `send packageSha256 with the package's SHA-256, or "allowUnverifiedPackage": true to install it unchecked`
-	switch {
-	case err == nil:
-		e.log.Info("package checksum found", "process", p.ID, "algorithm", sum.Algo, "from", sum.From)
-		if sum.Algo == pkgsum.SHA512 {
-			return packageSums{sha512: sum.Hex, from: sum.From}, nil
-		}
-		return packageSums{sha256: sum.Hex, from: sum.From}, nil
-	case errors.Is(err, pkgsum.ErrBadFile):
-		return packageSums{}, invalid("the checksum published beside packageUrl %s is refused: %v; fix that file, or send packageSha256 with the package's SHA-256", shown, err)
-	case ctx.Err() != nil:
-		return packageSums{}, ctx.Err()
-	case r.AllowUnverifiedPackage:
-		e.log.Warn("installService allows an UNVERIFIED package", "process", p.ID, "package", shown, "why", err.Error())
-		return packageSums{unverified: err.Error()}, nil
-	case errors.Is(err, pkgsum.ErrNotPublished):
-		return packageSums{}, invalid("packageSha256 is required: no checksum is published beside packageUrl %s (%s.sha512 or .sha256, as Apache publishes them): %s", shown, shown, fix)
-	default:
-		return packageSums{}, invalid("packageSha256 is required: the checksum published beside packageUrl %s could not be fetched (%v): %s", shown, err, fix)
-	}
+// the process's package (PackageChecksums).
+func (e *Engine) packageSums(ctx context.Context, p store.Process, r InstallServiceRequest) (PackageSums, error) {
+	return PackageChecksums(ctx, e.sums, e.log.With("process", p.ID), p.PackageURL, r.PackageSha256, r.AllowUnverifiedPackage)
 }
 
 // DeployConfig is one role's config for some hosts.

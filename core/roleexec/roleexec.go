@@ -125,8 +125,8 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 		return runner.Outcome{}, err
 	}
 	if a.op == opInstall && in.PackageURL != "" {
-		h.pkg = packageSums{url: in.PackageURL, sha256: in.PackageSHA256, sha512: in.PackageSHA512}
-		h.Logf("%s", verification(in))
+		h.CheckPackage(in.PackageURL, process.PackageSums{SHA256: in.PackageSHA256, SHA512: in.PackageSHA512,
+			From: in.PackageSumFrom, Unverified: in.PackageUnverified})
 	}
 	// Failures keep the host's task log path too: that is where an
 	// operator looks first.
@@ -195,30 +195,6 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 		h.Logf("%s", res.Detail)
 	}
 	return runner.Outcome{Response: res.Summary, Result: res.Facts, LogPath: h.HostLogPath()}, nil
-}
-
-// verification says in an install task's log how its package is checked.
-func verification(in task.Role) string {
-	url := redact.String(in.PackageURL)
-	var how string
-	switch {
-	case in.PackageSHA512 != "":
-		how = fmt.Sprintf("the host checks its SHA-512 %s, published at %s", in.PackageSHA512, in.PackageSumFrom)
-	case in.PackageSHA256 != "" && in.PackageSumFrom != "":
-		how = fmt.Sprintf("the host checks its SHA-256 %s, published at %s", in.PackageSHA256, in.PackageSumFrom)
-	case in.PackageSHA256 != "":
-		return fmt.Sprintf("package %s: the host checks its SHA-256 %s, given as packageSha256", url, in.PackageSHA256)
-	default:
-		why := in.PackageUnverified
-		if why == "" {
-			why = "no checksum was given or published"
-		}
-		return fmt.Sprintf("WARNING: package %s is UNVERIFIED (%s); installService allowed that (allowUnverifiedPackage): whatever the URL serves is installed and its scripts run on this host", url, why)
-	}
-	if strings.HasPrefix(in.PackageSumFrom, "http://") {
-		how += " (over plain http: this catches a damaged download, not one changed on the way; give packageSha256 from a trusted source, or use https)"
-	}
-	return fmt.Sprintf("package %s: %s", url, how)
 }
 
 // Bounds of the facts kept for one node: a plugin reporting more has the
