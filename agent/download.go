@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,12 +20,52 @@ import (
 
 	"github.com/dorismanager/dorismanager/agent/unpack"
 	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/dorismanager/dorismanager/internal/redact"
+	"github.com/dorismanager/dorismanager/internal/redirect"
 )
 
 type cacheMeta struct {
-	URL    string `json:"url"`
+	URL    string `json:"url"` // without its password
 	SHA256 string `json:"sha256"`
+	SHA512 string `json:"sha512,omitempty"`
 	Bytes  int64  `json:"bytes"`
+}
+
+// checksums are the sums a download must have (lower-case hex, "" when
+// not asked for).
+type checksums struct{ sha256, sha512 string }
+
+func wantedSums(req wire.Download) checksums {
+	norm := func(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+	return checksums{norm(req.SHA256), norm(req.SHA512)}
+}
+
+// check refuses checksums that are not hex of the right length.
+func (c checksums) check() error {
+	for _, s := range []struct {
+		name, v string
+		n       int
+	}{{"sha256", c.sha256, sha256.Size}, {"sha512", c.sha512, sha512.Size}} {
+		if s.v == "" {
+			continue
+		}
+		if b, err := hex.DecodeString(s.v); err != nil || len(b) != s.n {
+			return fmt.Errorf("%s must be %d hex digits", s.name, 2*s.n)
+		}
+	}
+	return nil
+}
+
+// cacheKey names a download in the cache: its URL and the sums asked for
+// (a download made without a sum is not one made with it). Without a
+// SHA-512 the key is what agents before it computed.
+func cacheKey(url string, want checksums) string {
+	s := url + "\x00" + want.sha256
+	if want.sha512 != "" {
+		s += "\x00sha512:" + want.sha512
+	}
+	k := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(k[:])
 }
 
 // cacheLock serializes work on one cache entry, so FE and BE on one host
@@ -40,12 +81,13 @@ func (a *Agent) cacheLock(key string) *sync.Mutex {
 	return m
 }
 
-// fetch downloads req.URL into the cache (once per URL+checksum), then
-// copies it to Dest or unpacks it there.
+// fetch downloads req.URL into the cache (once per URL+checksums), then
+// copies it to Dest or unpacks it there. Its messages name the URL
+// without its password.
 func (a *Agent) fetch(req wire.Download, emit func(string)) (wire.DownloadResult, error) {
-	want := strings.ToLower(strings.TrimSpace(req.SHA256))
-	k := sha256.Sum256([]byte(req.URL + "\x00" + want))
-	key := hex.EncodeToString(k[:])
+	want := wantedSums(req)
+	key := cacheKey(req.URL, want)
+	shown := redact.String(req.URL)
 	cacheFile := filepath.Join(a.cfg.DataDir, "cache", key)
 	timeout := time.Duration(req.TimeoutSeconds * float64(time.Second))
 	if timeout <= 0 {
@@ -68,10 +110,10 @@ func (a *Agent) fetch(req wire.Download, emit func(string)) (wire.DownloadResult
 			return wire.DownloadResult{}, err
 		}
 	} else {
-		emit(fmt.Sprintf("using cached %s (%d bytes, sha256 %s)\n", req.URL, meta.Bytes, meta.SHA256))
+		emit(fmt.Sprintf("using cached %s (%d bytes, sha256 %s)\n", shown, meta.Bytes, meta.SHA256))
 	}
 
-	res := wire.DownloadResult{Path: req.Dest, SHA256: meta.SHA256, Bytes: meta.Bytes, Cached: cached}
+	res := wire.DownloadResult{Path: req.Dest, SHA256: meta.SHA256, SHA512: meta.SHA512, Bytes: meta.Bytes, Cached: cached}
 	if req.Unpack {
 		if b, err := os.ReadFile(filepath.Join(req.Dest, unpackMarker)); err == nil && strings.TrimSpace(string(b)) == meta.SHA256 {
 			emit(fmt.Sprintf("already unpacked in %s\n", req.Dest))
@@ -87,12 +129,12 @@ func (a *Agent) fetch(req wire.Download, emit func(string)) (wire.DownloadResult
 		// return it now, a full GC that takes milliseconds.
 		debug.FreeOSMemory()
 		if err != nil {
-			return res, fmt.Errorf("unpack %s: %w", req.URL, err)
+			return res, fmt.Errorf("unpack %s: %w", shown, err)
 		}
 		return res, nil
 	}
 	if err := copyInto(cacheFile, req.Dest); err != nil {
-		return res, fmt.Errorf("save %s to %s: %w", req.URL, req.Dest, err)
+		return res, fmt.Errorf("save %s to %s: %w", shown, req.Dest, err)
 	}
 	return res, nil
 }
@@ -119,30 +161,38 @@ func (a *Agent) downloadLimit(req wire.Download) int64 {
 	return limit
 }
 
-func (a *Agent) get(ctx context.Context, req wire.Download, want, cacheFile string, emit func(string)) (cacheMeta, error) {
+// get downloads req.URL into cacheFile, checking its size and sums.
+// Redirects follow the rule of internal/redirect (to https, or on the
+// URL's own scheme and host).
+func (a *Agent) get(ctx context.Context, req wire.Download, want checksums, cacheFile string, emit func(string)) (cacheMeta, error) {
 	limit := a.downloadLimit(req)
+	shown := redact.String(req.URL)
 	client := &http.Client{Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
-	}}
+	}, CheckRedirect: redirect.Check}
 	defer client.CloseIdleConnections()
+	fail := func(err error) (cacheMeta, error) {
+		// net/http quotes a redirect's target as it is.
+		return cacheMeta{}, fmt.Errorf("download %s: %s", shown, redact.String(err.Error()))
+	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, req.URL, nil)
 	if err != nil {
-		return cacheMeta{}, fmt.Errorf("download %s: %w", req.URL, err)
+		return fail(err)
 	}
-	emit(fmt.Sprintf("downloading %s\n", req.URL))
+	emit(fmt.Sprintf("downloading %s\n", shown))
 	resp, err := client.Do(hreq)
 	if err != nil {
-		return cacheMeta{}, fmt.Errorf("download %s: %w", req.URL, err)
+		return fail(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return cacheMeta{}, fmt.Errorf("download %s: HTTP %s", req.URL, resp.Status)
+		return cacheMeta{}, fmt.Errorf("download %s: HTTP %s", shown, resp.Status)
 	}
 	if resp.ContentLength > limit {
-		return cacheMeta{}, fmt.Errorf("download %s: %d bytes is more than the limit of %d", req.URL, resp.ContentLength, limit)
+		return cacheMeta{}, fmt.Errorf("download %s: %d bytes is more than the limit of %d", shown, resp.ContentLength, limit)
 	}
 	f, err := os.CreateTemp(filepath.Join(a.cfg.DataDir, "tmp"), "dl-*")
 	if err != nil {
@@ -150,17 +200,20 @@ func (a *Agent) get(ctx context.Context, req wire.Download, want, cacheFile stri
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(resp.Body, limit+1))
+	h256, h512 := sha256.New(), sha512.New()
+	n, err := io.Copy(io.MultiWriter(f, h256, h512), io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return cacheMeta{}, fmt.Errorf("download %s: %w", req.URL, err)
+		return fail(err)
 	}
 	if n > limit {
-		return cacheMeta{}, fmt.Errorf("download %s: more than the limit of %d bytes", req.URL, limit)
+		return cacheMeta{}, fmt.Errorf("download %s: more than the limit of %d bytes", shown, limit)
 	}
-	got := hex.EncodeToString(h.Sum(nil))
-	if want != "" && got != want {
-		return cacheMeta{}, fmt.Errorf("download %s: SHA-256 is %s, expected %s", req.URL, got, want)
+	got := checksums{hex.EncodeToString(h256.Sum(nil)), hex.EncodeToString(h512.Sum(nil))}
+	if want.sha512 != "" && got.sha512 != want.sha512 {
+		return cacheMeta{}, fmt.Errorf("download %s: SHA-512 is %s, expected %s", shown, got.sha512, want.sha512)
+	}
+	if want.sha256 != "" && got.sha256 != want.sha256 {
+		return cacheMeta{}, fmt.Errorf("download %s: SHA-256 is %s, expected %s", shown, got.sha256, want.sha256)
 	}
 	if err := f.Sync(); err != nil {
 		return cacheMeta{}, err
@@ -168,12 +221,21 @@ func (a *Agent) get(ctx context.Context, req wire.Download, want, cacheFile stri
 	if err := os.Rename(f.Name(), cacheFile); err != nil {
 		return cacheMeta{}, err
 	}
-	meta := cacheMeta{URL: req.URL, SHA256: got, Bytes: n}
+	meta := cacheMeta{URL: shown, SHA256: got.sha256, SHA512: got.sha512, Bytes: n}
 	b, _ := json.Marshal(meta)
 	if err := writeAtomic(cacheFile+".json", b, 0o600); err != nil {
 		return cacheMeta{}, err
 	}
-	emit(fmt.Sprintf("downloaded %d bytes, sha256 %s\n", n, got))
+	verified := "not checked: no checksum given"
+	switch {
+	case want.sha512 != "" && want.sha256 != "":
+		verified = "SHA-512 and SHA-256 match"
+	case want.sha512 != "":
+		verified = "SHA-512 matches"
+	case want.sha256 != "":
+		verified = "SHA-256 matches"
+	}
+	emit(fmt.Sprintf("downloaded %d bytes, sha256 %s (%s)\n", n, got.sha256, verified))
 	return meta, nil
 }
 

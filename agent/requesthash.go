@@ -16,7 +16,7 @@ import (
 // A request's hash binds its requestId to the work it asks for: a re-sent
 // request is answered from the record only when its hash matches the
 // recorded one. It covers the fields that say what runs, where and on
-// what (argv, env, dir, stdin, url, checksum, dest, path, data, mode, the
+// what (argv, env, dir, stdin, url, checksums, dest, path, data, mode, the
 // task whose log gets the output). It leaves out limits a re-send may
 // change without changing the work: timeoutSeconds and maxBytes. Defaults
 // are applied first, so a field left out and its default hash alike.
@@ -91,6 +91,11 @@ func downloadHash(req wire.Download) string {
 	c.str("sha256", strings.ToLower(strings.TrimSpace(req.SHA256)))
 	c.str("dest", req.Dest)
 	c.str("unpack", strconv.FormatBool(req.Unpack))
+	// Last and only when given, so a request without it hashes as it did
+	// before agents knew of it.
+	if sum := strings.ToLower(strings.TrimSpace(req.SHA512)); sum != "" {
+		c.str("sha512", sum)
+	}
 	return c.sum()
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/dorismanager/dorismanager/internal/redact"
 )
 
 // Handler is the agent's HTTP API. It checks no credentials itself: Serve
@@ -142,7 +143,11 @@ func (a *Agent) download(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !strings.HasPrefix(req.URL, "http://") && !strings.HasPrefix(req.URL, "https://") {
-		fail(w, badRequest("url must be http:// or https://, got %q", req.URL))
+		fail(w, badRequest("url must be http:// or https://, got %q", redact.String(req.URL)))
+		return
+	}
+	if err := wantedSums(req).check(); err != nil {
+		fail(w, badRequest("%v", err))
 		return
 	}
 	if !filepath.IsAbs(req.Dest) {
@@ -154,7 +159,7 @@ func (a *Agent) download(w http.ResponseWriter, r *http.Request) {
 		func(emit func(string)) wire.Line {
 			dr, err := a.fetch(req, emit)
 			if err != nil {
-				return wire.Line{Error: err.Error()}
+				return wire.Line{Error: redact.String(err.Error())}
 			}
 			return wire.Line{Download: &dr}
 		},

@@ -78,11 +78,11 @@ func (s *hostServer) Download(in context.Context, req *rolepb.DownloadRequest) (
 		return nil, err
 	}
 	defer done()
-	res, err := s.host.Download(ctx, Download{URL: req.GetUrl(), SHA256: req.GetSha256(), Dest: req.GetDest(), Unpack: req.GetUnpack()})
+	res, err := s.host.Download(ctx, Download{URL: req.GetUrl(), SHA256: req.GetSha256(), SHA512: req.GetSha512(), Dest: req.GetDest(), Unpack: req.GetUnpack()})
 	if err != nil {
 		return nil, hostErrToStatus(err)
 	}
-	return &rolepb.DownloadResponse{Path: res.Path, Sha256: res.SHA256, Bytes: res.Bytes, Cached: res.Cached}, nil
+	return &rolepb.DownloadResponse{Path: res.Path, Sha256: res.SHA256, Sha512: res.SHA512, Bytes: res.Bytes, Cached: res.Cached}, nil
 }
 
 func (s *hostServer) Query(in context.Context, req *rolepb.QueryRequest) (*rolepb.QueryResponse, error) {
@@ -214,11 +214,11 @@ func (h *hostClient) Download(ctx context.Context, d Download) (DownloadResult, 
 	if err != nil {
 		return DownloadResult{}, err
 	}
-	resp, err := c.Download(ctx, &rolepb.DownloadRequest{Url: d.URL, Sha256: d.SHA256, Dest: d.Dest, Unpack: d.Unpack})
+	resp, err := c.Download(ctx, &rolepb.DownloadRequest{Url: d.URL, Sha256: d.SHA256, Sha512: d.SHA512, Dest: d.Dest, Unpack: d.Unpack})
 	if err != nil {
 		return DownloadResult{}, hostErrFromStatus("download", err)
 	}
-	return DownloadResult{Path: resp.GetPath(), SHA256: resp.GetSha256(), Bytes: resp.GetBytes(), Cached: resp.GetCached()}, nil
+	return DownloadResult{Path: resp.GetPath(), SHA256: resp.GetSha256(), SHA512: resp.GetSha512(), Bytes: resp.GetBytes(), Cached: resp.GetCached()}, nil
 }
 
 // Query implements Host.

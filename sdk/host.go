@@ -24,9 +24,12 @@ type Host interface {
 	// ReadFile reads at most maxBytes from the end of a file (0: up to 1 MiB).
 	// A missing file gives an error wrapping ErrNotExist.
 	ReadFile(ctx context.Context, path string, maxBytes int64) ([]byte, error)
-	// Download fetches an http(s) URL on the host, checks its SHA-256 when
-	// given, and unpacks .tar.gz/.tgz/.tar.xz archives into Dest when Unpack.
-	// Downloads are cached on the host by URL and checksum.
+	// Download fetches an http(s) URL on the host, checks its SHA-512 and
+	// SHA-256 when given, and unpacks .tar.gz/.tgz/.tar.xz archives into
+	// Dest when Unpack. Downloads are cached on the host by URL and
+	// checksums. Redirects are followed only to https or on the URL's own
+	// scheme and host. For the task's package (Request.PackageURL) the
+	// manager adds the checksums it has when the plugin gives none.
 	Download(ctx context.Context, d Download) (DownloadResult, error)
 	// Query runs one SQL statement over the MySQL protocol against addr
 	// ("host:port", a node of the task's cluster) as the cluster's admin
@@ -76,6 +79,7 @@ type ExecResult struct {
 type Download struct {
 	URL    string `json:"url"`
 	SHA256 string `json:"sha256,omitempty"`
+	SHA512 string `json:"sha512,omitempty"`
 	// Dest is the file path to save to, or with Unpack the directory to
 	// unpack into (created; replaced atomically when complete). Unpack keeps
 	// the archive's paths as they are: an archive whose entries sit under a
@@ -89,6 +93,7 @@ type Download struct {
 type DownloadResult struct {
 	Path   string `json:"path"`
 	SHA256 string `json:"sha256"`
+	SHA512 string `json:"sha512,omitempty"`
 	Bytes  int64  `json:"bytes"`
 	Cached bool   `json:"cached"` // already present with the same URL and checksum
 }

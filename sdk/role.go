@@ -197,8 +197,13 @@ type Request struct {
 	Node    Node    `json:"node"`
 	Cluster Cluster `json:"cluster"`
 
+	// PackageURL is the package to install, PackageSHA256 and
+	// PackageSHA512 its checksums as the manager knows them (given by the
+	// operator, or published beside the package); pass them on to
+	// Host.Download. Both empty: the operator allowed an unverified package.
 	PackageURL    string `json:"packageUrl,omitempty"`
 	PackageSHA256 string `json:"packageSha256,omitempty"`
+	PackageSHA512 string `json:"packageSha512,omitempty"`
 	// Conf is the role's whole config file text (Configure, Reconfigure).
 	Conf    string `json:"conf,omitempty"`
 	AutoFix bool   `json:"autoFix,omitempty"`

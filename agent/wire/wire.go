@@ -312,12 +312,14 @@ type FileData struct {
 	Truncated bool   `json:"truncated"`
 }
 
-// Download is the body of DownloadPath.
+// Download is the body of DownloadPath. SHA256 and SHA512 (hex, either,
+// both or none) are checked against what was downloaded.
 type Download struct {
 	RequestID      string  `json:"requestId"`
 	TaskID         string  `json:"taskId"`
 	URL            string  `json:"url"`
 	SHA256         string  `json:"sha256,omitempty"`
+	SHA512         string  `json:"sha512,omitempty"`
 	Dest           string  `json:"dest"`
 	Unpack         bool    `json:"unpack,omitempty"`
 	MaxBytes       int64   `json:"maxBytes,omitempty"`
@@ -328,6 +330,7 @@ type Download struct {
 type DownloadResult struct {
 	Path   string `json:"path"`
 	SHA256 string `json:"sha256"`
+	SHA512 string `json:"sha512,omitempty"` // empty for a download cached by an older agent
 	Bytes  int64  `json:"bytes"`
 	Cached bool   `json:"cached"`
 	Error  string `json:"error,omitempty"`

@@ -65,7 +65,7 @@ func (a Action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 	res, err := a.Installer.Install(ctx, sshboot.Target{ClusterID: in.ClusterID, Host: in.Host, Port: in.SSHPort,
 		User: user, InstallDir: in.InstallDir},
 		sshboot.Credentials{PrivateKey: []byte(cred.SSHKey), Passphrase: cred.Passphrase,
-			HostKeyFingerprint: cred.HostKeyFingerprints[in.Host]}, job.Log)
+			HostKeyFingerprint: cred.HostKeyFingerprints[in.Host], StrictHostKeys: cred.StrictHostKeys}, job.Log)
 	if err != nil {
 		return runner.Outcome{}, err
 	}

@@ -37,7 +37,7 @@ func TestRunUnsealsCredentialsForTheHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain, _ := json.Marshal(process.Credentials{User: "root", SSHKey: "PEM", Passphrase: "pw",
-		HostKeyFingerprints: map[string]string{"10.0.0.2": "SHA256:pinned"}})
+		HostKeyFingerprints: map[string]string{"10.0.0.2": "SHA256:pinned"}, StrictHostKeys: true})
 	sealed, err := box.Seal(plain)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestRunUnsealsCredentialsForTheHost(t *testing.T) {
 	if inst.target != want {
 		t.Errorf("target %+v, want %+v", inst.target, want)
 	}
-	if string(inst.cred.PrivateKey) != "PEM" || inst.cred.Passphrase != "pw" || inst.cred.HostKeyFingerprint != "SHA256:pinned" {
+	if string(inst.cred.PrivateKey) != "PEM" || inst.cred.Passphrase != "pw" || inst.cred.HostKeyFingerprint != "SHA256:pinned" || !inst.cred.StrictHostKeys {
 		t.Errorf("credentials not handed over: %+v", inst.cred)
 	}
 	if out.Result["agentId"] != "7" || out.LogPath == "" || strings.Contains(out.Response, "PEM") {

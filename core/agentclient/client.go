@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/dorismanager/dorismanager/agent/wire"
+	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
@@ -418,10 +419,10 @@ func (c *Client) Download(ctx context.Context, req DownloadRequest, out io.Write
 		timeout = time.Until(dl)
 	}
 	d := req.Download
-	body := wire.Download{RequestID: req.RequestID, TaskID: req.TaskID, URL: d.URL, SHA256: d.SHA256, Dest: d.Dest,
-		Unpack: d.Unpack, MaxBytes: req.MaxBytes, TimeoutSeconds: timeout.Seconds()}
+	body := wire.Download{RequestID: req.RequestID, TaskID: req.TaskID, URL: d.URL, SHA256: d.SHA256, SHA512: d.SHA512,
+		Dest: d.Dest, Unpack: d.Unpack, MaxBytes: req.MaxBytes, TimeoutSeconds: timeout.Seconds()}
 	var line wire.Line
-	err := c.do(ctx, "download "+d.URL, func(ctx context.Context) error {
+	err := c.do(ctx, "download "+redact.String(d.URL), func(ctx context.Context) error {
 		var err error
 		line, err = c.stream(ctx, wire.DownloadPath, body, out)
 		return err
@@ -433,7 +434,7 @@ func (c *Client) Download(ctx context.Context, req DownloadRequest, out io.Write
 		return sdk.DownloadResult{}, fmt.Errorf("agent %s: %s", c.base, line.Error)
 	}
 	r := line.Download
-	return sdk.DownloadResult{Path: r.Path, SHA256: r.SHA256, Bytes: r.Bytes, Cached: r.Cached}, nil
+	return sdk.DownloadResult{Path: r.Path, SHA256: r.SHA256, SHA512: r.SHA512, Bytes: r.Bytes, Cached: r.Cached}, nil
 }
 
 // SetDesired records the state a role should be in on the agent's host;

@@ -3,8 +3,10 @@ package agentclient
 import (
 	"bytes"
 	"context"
+	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
@@ -275,6 +277,32 @@ func TestRequestIDReused(t *testing.T) {
 				t.Fatalf("message does not say what happened: %v", err)
 			}
 		})
+	}
+}
+
+// Download hands the agent the SHA-512 to check and reports the one it
+// computed; a mismatch comes back naming both sums, and a password in the
+// URL is not in the error.
+func TestDownloadSHA512(t *testing.T) {
+	srv := httptest.NewServer(start(t))
+	defer srv.Close()
+	ctx := context.Background()
+	c := New(srv.URL, WithBackoff(time.Millisecond))
+	pkg := []byte("a package")
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(pkg) }))
+	defer files.Close()
+	sum := sha512.Sum512(pkg)
+	good := hex.EncodeToString(sum[:])
+	dir := t.TempDir()
+	res, err := c.Download(ctx, DownloadRequest{RequestID: "ok", Download: sdk.Download{URL: files.URL + "/p", SHA512: good, Dest: filepath.Join(dir, "ok")}}, nil)
+	if err != nil || res.SHA512 != good {
+		t.Fatalf("download with the right SHA-512: %+v, %v", res, err)
+	}
+	bad := strings.Repeat("0", 128)
+	url := strings.Replace(files.URL, "http://", "http://u:pw-secret@", 1) + "/q"
+	_, err = c.Download(ctx, DownloadRequest{RequestID: "bad", Download: sdk.Download{URL: url, SHA512: bad, Dest: filepath.Join(dir, "bad")}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "SHA-512 is "+good+", expected "+bad) || strings.Contains(err.Error(), "pw-secret") {
+		t.Fatalf("download with a wrong SHA-512: %v; want the mismatch, without the password", err)
 	}
 }
 

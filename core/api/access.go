@@ -82,6 +82,9 @@ var rules = map[string]access{
 	"POST /api/cluster/{clusterId}/upgrade": clusterAct,
 	"POST /api/cluster/{clusterId}/config":  clusterAct,
 	"POST /api/cluster/{clusterId}/destroy": clusterAct,
+	// Host keys of a cluster: a change needs the old fingerprint too.
+	"GET /api/cluster/{clusterId}/hostKeys":  clusterRead,
+	"POST /api/cluster/{clusterId}/hostKeys": clusterAct,
 	// Clusters: the list shows the caller's granted ones (all to an admin).
 	"GET /api/cluster":  anyRead,
 	"POST /api/cluster": operatorAct,

@@ -101,6 +101,8 @@ func New(cfg Config) http.Handler {
 		r.Put("/users/{user}/grants/{clusterId}", a.grant)
 		r.Delete("/users/{user}/grants/{clusterId}", a.revokeGrant)
 		r.Get("/audit", a.listAudit)
+		r.Get("/cluster/{clusterId}/hostKeys", a.listHostKeys)
+		r.Post("/cluster/{clusterId}/hostKeys", a.changeHostKey)
 		if cfg.Operations != nil {
 			cfg.Operations.routes(r)
 		}

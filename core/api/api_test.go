@@ -265,6 +265,13 @@ func TestWizardOverHTTP(t *testing.T) {
 		if r := e.ok("GET", "/api/process/currentProcess", nil); !strings.Contains(string(r.Data), `"processStep":1`) {
 			t.Fatalf("processStep after step 0: %s", r.raw)
 		}
+		// This manager looks no checksum up: without packageSha256 the
+		// package is refused unless the request allows it unverified.
+		if r := e.do("POST", "/api/agent/installService", infos, e.token); r.status != 400 ||
+			!strings.Contains(r.Msg, "packageSha256 is required") || !strings.Contains(r.Msg, `"allowUnverifiedPackage": true`) {
+			t.Fatalf("installService without a checksum: %d %s", r.status, r.raw)
+		}
+		infos["allowUnverifiedPackage"] = true
 		e.ok("POST", "/api/agent/installService", infos)
 		r = e.ok("GET", "/api/server/roleList?clusterId=1", nil)
 		roles := list(t, r.Data)
@@ -431,8 +438,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 		// A process at INSTALL_SERVICE on cluster 1 with hosts 10.0.0.1 and .2.
 		pid := e.installAgent("10.0.0.1", "10.0.0.2")
 		e.finishStep(pid, 0, store.StatusSuccess)
-		e.ok("POST", "/api/agent/installService", map[string]any{"processId": pid, "installInfos": []map[string]any{
-			{"host": "10.0.0.1", "role": "FE"}, {"host": "10.0.0.2", "role": "BE"}}})
+		e.ok("POST", "/api/agent/installService", map[string]any{"processId": pid, "packageSha256": strings.Repeat("ab", 32),
+			"installInfos": []map[string]any{{"host": "10.0.0.1", "role": "FE"}, {"host": "10.0.0.2", "role": "BE"}}})
 		agent := func(mod func(m map[string]any)) map[string]any {
 			m := map[string]any{"clusterId": 2, "packageUrl": "http://h/p.tgz", "installDir": "/opt/doris",
 				"hosts": []string{"10.0.0.9"}, "user": "root", "sshPort": 22, "sshKey": e.key}
@@ -461,6 +468,9 @@ func TestBadInputWritesNothing(t *testing.T) {
 			{"invalid host", "/api/server/installAgent", agent(func(m map[string]any) { m["hosts"] = []string{"10.0.0.9 && reboot"} }), 400, "hosts[0]"},
 			{"relative installDir", "/api/server/installAgent", agent(func(m map[string]any) { m["installDir"] = "doris" }), 400, "installDir"},
 			{"unclean installDir", "/api/server/installAgent", agent(func(m map[string]any) { m["installDir"] = "/opt//doris" }), 400, "installDir"},
+			{"system installDir", "/api/server/installAgent", agent(func(m map[string]any) { m["installDir"] = "/etc" }), 400, "operating system"},
+			{"parent of system folders", "/api/server/installAgent", agent(func(m map[string]any) { m["installDir"] = "/var/lib" }), 400, "holds /var/lib/"},
+			{"strict without fingerprints", "/api/server/installAgent", agent(func(m map[string]any) { m["strictHostKeys"] = true }), 400, "strictHostKeys"},
 			{"second process of the user", "/api/server/installAgent", agent(func(m map[string]any) {}), 409, "unfinished process"},
 			{"body over 1 MiB", "/api/server/installAgent", huge, 413, "larger"},
 			{"missing processId", "/api/agent/deployConfig", map[string]any{"deployConfigs": []any{}}, 400, "processId"},
@@ -513,7 +523,7 @@ func TestConcurrentStepCallsOneWins(t *testing.T) {
 	e := newEnv(t, "")
 	pid := e.installAgent("10.0.0.1")
 	e.finishStep(pid, 0, store.StatusSuccess)
-	body := map[string]any{"processId": pid, "installInfos": []map[string]any{{"host": "10.0.0.1", "role": "FE"}}}
+	body := map[string]any{"processId": pid, "packageSha256": strings.Repeat("ab", 32), "installInfos": []map[string]any{{"host": "10.0.0.1", "role": "FE"}}}
 	const n = 6
 	statuses := make(chan int, n)
 	for i := 0; i < n; i++ {

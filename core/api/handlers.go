@@ -43,6 +43,7 @@ type installAgentReq struct {
 	SSHKey              string            `json:"sshKey"`
 	Passphrase          string            `json:"passphrase"`
 	HostKeyFingerprints map[string]string `json:"hostKeyFingerprints"`
+	StrictHostKeys      bool              `json:"strictHostKeys"`
 	PackageURL          string            `json:"packageUrl"`
 	InstallDir          string            `json:"installDir"`
 }
@@ -79,7 +80,7 @@ func (a *api) installAgent(w http.ResponseWriter, r *http.Request) {
 	id, err := a.e.InstallAgent(r.Context(), user(r), process.InstallAgentRequest{
 		ProcessID: pid, ClusterID: cluster, Hosts: req.Hosts, User: req.User, SSHPort: int(*port),
 		SSHKey: req.SSHKey, Passphrase: req.Passphrase, HostKeyFingerprints: req.HostKeyFingerprints,
-		PackageURL: req.PackageURL, InstallDir: req.InstallDir,
+		StrictHostKeys: req.StrictHostKeys, PackageURL: req.PackageURL, InstallDir: req.InstallDir,
 	})
 	if err != nil {
 		fail(w, err)
@@ -100,7 +101,10 @@ type installServiceReq struct {
 		Master     bool   `json:"master"`
 	} `json:"installInfos"`
 	PackageSha256 string `json:"packageSha256"`
-	AutoFix       bool   `json:"autoFix"`
+	// AllowUnverifiedPackage installs a package without a checksum given
+	// or published beside it.
+	AllowUnverifiedPackage bool `json:"allowUnverifiedPackage"`
+	AutoFix                bool `json:"autoFix"`
 	// Params go to the role plugins (javaHome, minOpenFiles, startTimeout...).
 	Params map[string]string `json:"params"`
 }
@@ -110,7 +114,8 @@ func (a *api) installService(ctx context.Context, userID int64, req *installServ
 	if err != nil {
 		return err
 	}
-	in := process.InstallServiceRequest{ProcessID: pid, PackageSha256: req.PackageSha256, AutoFix: req.AutoFix, Params: req.Params}
+	in := process.InstallServiceRequest{ProcessID: pid, PackageSha256: req.PackageSha256, AllowUnverifiedPackage: req.AllowUnverifiedPackage,
+		AutoFix: req.AutoFix, Params: req.Params}
 	for _, i := range req.InstallInfos {
 		in.InstallInfos = append(in.InstallInfos, process.InstallInfo{Host: i.Host, Role: i.Role, FENodeType: i.FENodeType, Master: i.Master})
 	}

@@ -38,7 +38,8 @@ func (o *Operations) routes(r chi.Router) {
 		return e.ScaleIn(ctx, user, id, ops.ScaleInRequest{Nodes: b.nodes(), Force: b.Force, Purge: b.Purge})
 	}, o))
 	r.Post("/cluster/{clusterId}/upgrade", operation(func(ctx context.Context, e *ops.Engine, user, id int64, b *upgradeBody) (int64, error) {
-		return e.Upgrade(ctx, user, id, ops.UpgradeRequest{PackageURL: b.PackageURL, PackageSHA256: b.PackageSHA256, Nodes: b.nodes()})
+		return e.Upgrade(ctx, user, id, ops.UpgradeRequest{PackageURL: b.PackageURL, PackageSHA256: b.PackageSHA256,
+			AllowUnverifiedPackage: b.AllowUnverifiedPackage, Nodes: b.nodes()})
 	}, o))
 	r.Post("/cluster/{clusterId}/config", operation(func(ctx context.Context, e *ops.Engine, user, id int64, b *configBody) (int64, error) {
 		return e.Config(ctx, user, id, ops.ConfigRequest{Role: b.Role, Hosts: b.Hosts, Conf: b.Conf, DryRun: b.DryRun})
@@ -76,8 +77,9 @@ type scaleInBody struct {
 
 type upgradeBody struct {
 	nodesBody
-	PackageURL    string `json:"packageUrl"`
-	PackageSHA256 string `json:"packageSha256"`
+	PackageURL             string `json:"packageUrl"`
+	PackageSHA256          string `json:"packageSha256"`
+	AllowUnverifiedPackage bool   `json:"allowUnverifiedPackage"`
 }
 
 type configBody struct {

@@ -384,11 +384,14 @@ func TestUpgradeChecksTheVersionAndKeepsRollbackAdvice(t *testing.T) {
 	e := newActionEnv(t)
 	e.role.status = []sdk.Facts{{"running": "true", "healthy": "true", "alive": "true", "version": "2.1.0"}}
 	url, sum := "http://pkg/doris-2.1.0.tar.gz", strings.Repeat("ab", 32)
-	outs, errs, _ := e.run(t, func(g *Engine) (int64, error) {
+	outs, errs, log := e.run(t, func(g *Engine) (int64, error) {
 		return g.Upgrade(context.Background(), 1, 1, UpgradeRequest{PackageURL: url, PackageSHA256: sum, Nodes: []Node{{"h2", "BE"}}})
 	})
 	if errs[0] != nil {
 		t.Fatal(errs[0])
+	}
+	if !strings.Contains(log, "the host checks its SHA-256 "+sum+", given as packageSha256") {
+		t.Errorf("upgrade log %q does not say how the package is checked", log)
 	}
 	if r := e.role.last("Upgrade"); r.PackageURL != url || r.PackageSHA256 != sum {
 		t.Fatalf("Upgrade got %q %q", r.PackageURL, r.PackageSHA256)
@@ -401,9 +404,12 @@ func TestUpgradeChecksTheVersionAndKeepsRollbackAdvice(t *testing.T) {
 	}
 	// Status still shows the old version: the task fails.
 	e.role.status = []sdk.Facts{{"running": "true", "healthy": "true", "alive": "true", "version": "2.0.3"}}
-	_, errs, _ = e.run(t, func(g *Engine) (int64, error) {
-		return g.Upgrade(context.Background(), 1, 1, UpgradeRequest{PackageURL: url, Nodes: []Node{{"h2", "BE"}}})
+	_, errs, log = e.run(t, func(g *Engine) (int64, error) {
+		return g.Upgrade(context.Background(), 1, 1, UpgradeRequest{PackageURL: url, AllowUnverifiedPackage: true, Nodes: []Node{{"h2", "BE"}}})
 	})
+	if !strings.Contains(log, "WARNING: package "+url+" is UNVERIFIED") {
+		t.Errorf("an upgrade allowed without a checksum: log %q does not say so", log)
+	}
 	if errs[0] == nil || !strings.Contains(errs[0].Error(), "version 2.0.3") {
 		t.Fatalf("old version after upgrade: %v", errs[0])
 	}
@@ -412,7 +418,7 @@ func TestUpgradeChecksTheVersionAndKeepsRollbackAdvice(t *testing.T) {
 		return sdk.Result{}, &sdk.Failure{Summary: "BE 2.1.0 did not become healthy", Detail: "roll back: mv be.old be and start it"}
 	}
 	_, errs, _ = e.run(t, func(g *Engine) (int64, error) {
-		return g.Upgrade(context.Background(), 1, 1, UpgradeRequest{PackageURL: url, Nodes: []Node{{"h2", "BE"}, {"h1", "BE"}}})
+		return g.Upgrade(context.Background(), 1, 1, UpgradeRequest{PackageURL: url, PackageSHA256: sum, Nodes: []Node{{"h2", "BE"}, {"h1", "BE"}}})
 	})
 	if errs[0] == nil || !strings.Contains(errs[0].Error(), "roll back: mv be.old be") {
 		t.Fatalf("failed upgrade: %v", errs[0])

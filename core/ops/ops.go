@@ -63,11 +63,15 @@ type Input struct {
 	Rolling bool `json:"rolling,omitempty"`
 	Force   bool `json:"force,omitempty"` // SCALE_IN_NODE: Unregister(Force)
 	Purge   bool `json:"purge,omitempty"` // SCALE_IN_NODE, REMOVE_NODE: Remove(Purge)
-	// PackageURL and PackageSHA256: UPGRADE_NODE's new version.
-	PackageURL    string `json:"packageUrl,omitempty"`
-	PackageSHA256 string `json:"packageSha256,omitempty"`
-	Conf          string `json:"conf,omitempty"`   // RECONFIGURE_NODE: the whole new config text
-	DryRun        bool   `json:"dryRun,omitempty"` // RECONFIGURE_NODE: report only
+	// PackageURL and its checksums (process.PackageSums): UPGRADE_NODE's
+	// new version.
+	PackageURL        string `json:"packageUrl,omitempty"`
+	PackageSHA256     string `json:"packageSha256,omitempty"`
+	PackageSHA512     string `json:"packageSha512,omitempty"`
+	PackageSumFrom    string `json:"packageSumFrom,omitempty"`
+	PackageUnverified string `json:"packageUnverified,omitempty"`
+	Conf              string `json:"conf,omitempty"`   // RECONFIGURE_NODE: the whole new config text
+	DryRun            bool   `json:"dryRun,omitempty"` // RECONFIGURE_NODE: report only
 	// IfRestartNeeded (RESTART_NODE of a config change): the node restarts
 	// only if the RECONFIGURE_NODE task of the same node and process
 	// reported sdk.FactRestartNeeded.
@@ -93,6 +97,10 @@ type Config struct {
 	// Notify wakes the runner after tasks were committed.
 	Notify func()
 	Logger hclog.Logger
+	// Checksums looks up the checksum published beside an upgrade's
+	// package when the request gives none (core/pkgsum.Fetcher); nil looks
+	// nothing up.
+	Checksums process.Checksums
 }
 
 // Engine validates operation requests and records their process and
@@ -103,11 +111,12 @@ type Engine struct {
 	master    func(int64) (string, bool)
 	notify    func()
 	log       hclog.Logger
+	sums      process.Checksums
 }
 
 // New returns an Engine.
 func New(cfg Config) *Engine {
-	e := &Engine{st: cfg.Store, catalogue: cfg.Catalogue, master: cfg.Master, notify: cfg.Notify, log: cfg.Logger}
+	e := &Engine{st: cfg.Store, catalogue: cfg.Catalogue, master: cfg.Master, notify: cfg.Notify, log: cfg.Logger, sums: cfg.Checksums}
 	if e.notify == nil {
 		e.notify = func() {}
 	}

@@ -164,7 +164,7 @@ func TestPlansFollowDorisOrder(t *testing.T) {
 			return e.ScaleIn(ctx, 1, 1, ScaleInRequest{Nodes: []Node{{"h3", "FE"}, {"h2", "BE"}}})
 		}, "0:SCALE_IN_NODE BE@h2 | 1:SCALE_IN_NODE FE@h3"},
 		{"upgrade of every node whose plugin can: not the broker", "", func(e *Engine) (int64, error) {
-			return e.Upgrade(ctx, 1, 1, UpgradeRequest{PackageURL: "http://pkg/doris-2.1.tar.gz"})
+			return e.Upgrade(ctx, 1, 1, UpgradeRequest{PackageURL: "http://pkg/doris-2.1.tar.gz", PackageSHA256: strings.Repeat("ab", 32)})
 		}, "0:UPGRADE_NODE BE@h1 | 1:UPGRADE_NODE BE@h2 | 2:UPGRADE_NODE BE@h3 | 3:UPGRADE_NODE FE@h3 | 4:UPGRADE_NODE FE@h2 | 5:UPGRADE_NODE FE@h1"},
 		{"config: reconfigure all, then a rolling restart where needed", "", func(e *Engine) (int64, error) {
 			return e.Config(ctx, 1, 1, ConfigRequest{Role: "be", Conf: "x = 1\n"})
@@ -267,6 +267,12 @@ func TestValidationRefusesAndStartsNothing(t *testing.T) {
 		}},
 		{"upgrade with a bad checksum", process.KindInvalid, "packageSha256 must be 64 hex digits", func(e *Engine) (int64, error) {
 			return e.Upgrade(ctx, 1, 1, UpgradeRequest{PackageURL: "http://pkg/x.tar.gz", PackageSHA256: "abc"})
+		}},
+		{"upgrade without a checksum given or published", process.KindInvalid, `packageSha256 is required: no checksum is published beside packageUrl http://u:***@pkg/x.tar.gz`, func(e *Engine) (int64, error) {
+			return e.Upgrade(ctx, 1, 1, UpgradeRequest{PackageURL: "http://u:secret@pkg/x.tar.gz"})
+		}},
+		{"upgrade from ftp, with a password", process.KindInvalid, `"ftp://u:***@pkg/x.tar.gz" must be an http://`, func(e *Engine) (int64, error) {
+			return e.Upgrade(ctx, 1, 1, UpgradeRequest{PackageURL: "ftp://u:secret@pkg/x.tar.gz"})
 		}},
 		{"upgrade of a role whose plugin cannot", process.KindInvalid, "BROKER plugin (doris-role-broker 2.0.0) cannot upgrade", func(e *Engine) (int64, error) {
 			return e.Upgrade(ctx, 1, 1, UpgradeRequest{PackageURL: "http://pkg/x.tar.gz", Nodes: []Node{{"h3", "BROKER"}}})

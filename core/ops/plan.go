@@ -11,6 +11,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/roleexec"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
@@ -234,8 +235,11 @@ func (c cluster) canRemove(rs []store.AgentRole) error {
 // UpgradeRequest is the body of upgrade.
 type UpgradeRequest struct {
 	PackageURL    string
-	PackageSHA256 string
-	Nodes         []Node
+	PackageSHA256 string // else the checksum published beside the package
+	// AllowUnverifiedPackage lets the package be installed unchecked when
+	// no checksum is given or published.
+	AllowUnverifiedPackage bool
+	Nodes                  []Node
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
@@ -265,8 +269,14 @@ func (e *Engine) Upgrade(ctx context.Context, userID, clusterID int64, r Upgrade
 		} else if err := e.capable(ctx, c.ID, rs, sdk.CapUpgrade, "upgrade"); err != nil {
 			return plan{}, err
 		}
+		// Last of the checks: it goes over the network.
+		sums, err := process.PackageChecksums(ctx, e.sums, e.log.With("cluster", c.ID), r.PackageURL, strings.ToLower(r.PackageSHA256), r.AllowUnverifiedPackage)
+		if err != nil {
+			return plan{}, err
+		}
 		p := &planner{c: c}
-		p.oneAtATime(TaskUpgrade, rs, Input{PackageURL: r.PackageURL, PackageSHA256: strings.ToLower(r.PackageSHA256)})
+		p.oneAtATime(TaskUpgrade, rs, Input{PackageURL: r.PackageURL, PackageSHA256: sums.SHA256, PackageSHA512: sums.SHA512,
+			PackageSumFrom: sums.From, PackageUnverified: sums.Unverified})
 		return plan{tasks: p.tasks, packageURL: r.PackageURL}, nil
 	})
 }
@@ -295,13 +305,13 @@ func checkPackageURL(s string) error {
 	case len(s) > 2048:
 		return invalid("packageUrl is longer than 2048 characters")
 	case !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://"):
-		return invalid("packageUrl %q must be an http:// or https:// URL", s)
+		return invalid("packageUrl %q must be an http:// or https:// URL", redact.String(s))
 	case strings.ContainsAny(s, " \t\r\n\x00"):
 		return invalid("packageUrl must not contain spaces or control characters")
 	}
 	host := strings.SplitN(strings.SplitN(s, "://", 2)[1], "/", 2)[0]
 	if host == "" {
-		return invalid("packageUrl %q has no host", s)
+		return invalid("packageUrl %q has no host", redact.String(s))
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dorismanager/dorismanager/core/pkgsum"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/core/task"
 	"github.com/hashicorp/go-hclog"
@@ -40,6 +41,13 @@ type Credentials struct {
 	SSHKey              string            `json:"sshKey"`
 	Passphrase          string            `json:"passphrase,omitempty"`
 	HostKeyFingerprints map[string]string `json:"hostKeyFingerprints,omitempty"`
+	StrictHostKeys      bool              `json:"strictHostKeys,omitempty"`
+}
+
+// Checksums finds the checksum published beside a package
+// (core/pkgsum.Fetcher).
+type Checksums interface {
+	Lookup(ctx context.Context, packageURL string) (pkgsum.Sum, error)
 }
 
 // Sealer encrypts credentials before they are stored (core/secret.Box).
@@ -103,7 +111,11 @@ type Config struct {
 	Catalogue Catalogue
 	Sealer    Sealer  // required for installAgent
 	Stopper   Stopper // used by back; nil refuses back once something was started
-	Notify    func()  // called after new or re-submitted tasks are committed
+	// Checksums looks up the checksum published beside the package when
+	// installService gives none; nil looks nothing up (installService
+	// then needs packageSha256 or allowUnverifiedPackage).
+	Checksums Checksums
+	Notify    func() // called after new or re-submitted tasks are committed
 	Logger    hclog.Logger
 	// Guard, if set, refuses a step on a cluster busy with something else
 	// (a day-2 operation); its error is returned as is.
@@ -115,6 +127,7 @@ type Config struct {
 type Engine struct {
 	st      *store.Store
 	cat     Catalogue
+	sums    Checksums
 	sealer  Sealer
 	stopper Stopper
 	notify  func()
@@ -124,7 +137,7 @@ type Engine struct {
 
 // New returns an Engine.
 func New(cfg Config) *Engine {
-	e := &Engine{st: cfg.Store, cat: cfg.Catalogue, sealer: cfg.Sealer, stopper: cfg.Stopper, notify: cfg.Notify, log: cfg.Logger, guard: cfg.Guard}
+	e := &Engine{st: cfg.Store, cat: cfg.Catalogue, sums: cfg.Checksums, sealer: cfg.Sealer, stopper: cfg.Stopper, notify: cfg.Notify, log: cfg.Logger, guard: cfg.Guard}
 	if e.guard == nil {
 		e.guard = func(context.Context, int64) error { return nil }
 	}

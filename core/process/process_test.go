@@ -7,10 +7,14 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/dorismanager/dorismanager/core/pkgsum"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/core/task"
 	"github.com/dorismanager/dorismanager/test/pgtest"
@@ -54,7 +58,7 @@ func newFixture(t *testing.T, dsn string) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{t: t, st: st, stopper: &fakeStopper{}}
-	f.e = New(Config{Store: st, Sealer: plainSealer{}, Stopper: f.stopper, Catalogue: dorisCatalogue(), Notify: func() {
+	f.e = New(Config{Store: st, Sealer: plainSealer{}, Stopper: f.stopper, Catalogue: dorisCatalogue(), Checksums: pkgsum.New(0), Notify: func() {
 		f.mu.Lock()
 		f.notes++
 		f.mu.Unlock()
@@ -90,10 +94,41 @@ func keys(t *testing.T) (plain, encrypted string) {
 	return testKey, encKey
 }
 
+// The package repository of the tests: a loopback server that publishes
+// doris.tar.gz's SHA-512 beside it, as Apache does; other.tar.gz has no
+// checksum and bad.tar.gz one for another file.
+var (
+	repoOnce sync.Once
+	repoBase string
+)
+
+// pkgSHA512 is what the repository publishes for doris.tar.gz.
+var pkgSHA512 = strings.Repeat("5a", 64)
+
+func repo() string {
+	repoOnce.Do(func() {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/doris.tar.gz.sha512":
+				fmt.Fprintf(w, "%s  doris.tar.gz\n", pkgSHA512)
+			case "/bad.tar.gz.sha512":
+				fmt.Fprintf(w, "%s  evil.tar.gz\n", pkgSHA512)
+			default:
+				http.NotFound(w, r)
+			}
+		}))
+		repoBase = srv.URL // lives as long as the test binary
+	})
+	return repoBase
+}
+
+// packageURL is the tests' package, whose SHA-512 is published.
+func packageURL() string { return repo() + "/doris.tar.gz" }
+
 func agentReq(t *testing.T, hosts ...string) InstallAgentRequest {
 	k, _ := keys(t)
 	return InstallAgentRequest{ClusterID: 1, Hosts: hosts, User: "root", SSHPort: 22, SSHKey: k,
-		PackageURL: "http://10.0.0.1/doris.tar.gz", InstallDir: "/opt/doris"}
+		PackageURL: packageURL(), InstallDir: "/opt/doris"}
 }
 
 func (f *fixture) tasks(pid int64, step int) []store.Task {
@@ -170,6 +205,11 @@ func TestInstallAgentValidation(t *testing.T) {
 			r.HostKeyFingerprints = map[string]string{"other": "SHA256:" + strings.Repeat("A", 43)}
 		}, "hostKeyFingerprints"},
 		{"bad fingerprint", func(r *InstallAgentRequest) { r.HostKeyFingerprints = map[string]string{"h1": "MD5:xx"} }, "hostKeyFingerprints"},
+		{"strict without fingerprints", func(r *InstallAgentRequest) { r.StrictHostKeys = true }, "strictHostKeys: hostKeyFingerprints has no fingerprint for h1"},
+		{"strict with one missing", func(r *InstallAgentRequest) {
+			r.StrictHostKeys, r.Hosts = true, []string{"h1", "h2"}
+			r.HostKeyFingerprints = map[string]string{"h1": "SHA256:" + strings.Repeat("A", 43)}
+		}, "no fingerprint for h2:"},
 	}
 	f := newFixture(t, "")
 	for _, c := range cases {
@@ -195,6 +235,21 @@ func TestInstallAgentValidation(t *testing.T) {
 	r.HostKeyFingerprints = map[string]string{"10.0.0.1": "SHA256:" + strings.Repeat("a", 43)}
 	if _, err := f.e.InstallAgent(context.Background(), 1, r); err != nil {
 		t.Fatal(err)
+	}
+	// Strict, with every host's fingerprint: accepted, and the tasks get
+	// the strict mode with the fingerprints (sealed).
+	f = newFixture(t, "")
+	r = agentReq(t, "h1", "h2")
+	r.StrictHostKeys = true
+	r.HostKeyFingerprints = map[string]string{"h1": "SHA256:" + strings.Repeat("a", 43), "h2": "SHA256:" + strings.Repeat("b", 43)}
+	pid, err := f.e.InstallAgent(context.Background(), 1, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := f.st.GetProcess(context.Background(), pid)
+	var creds Credentials
+	if json.Unmarshal(p.Credentials[len("sealed:"):], &creds) != nil || !creds.StrictHostKeys || len(creds.HostKeyFingerprints) != 2 {
+		t.Fatalf("sealed credentials of a strict installAgent: %q", p.Credentials)
 	}
 }
 
@@ -251,7 +306,7 @@ func TestWizardHappyPath(t *testing.T) {
 			t.Fatalf("step 1 tasks: %+v", st1)
 		}
 		in := inputOf(t, st1[0])
-		if in.PackageURL != "http://10.0.0.1/doris.tar.gz" || in.Labels[LabelFENodeType] != FEFollower || isMaster(in) {
+		if in.PackageURL != packageURL() || in.Labels[LabelFENodeType] != FEFollower || isMaster(in) {
 			t.Fatalf("INSTALL_FE input on h1: %+v", in)
 		}
 		if in := inputOf(t, st1[1]); in.Host != "h2" || !isMaster(in) || in.PackageSHA256 != strings.Repeat("ab", 32) {

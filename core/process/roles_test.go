@@ -158,7 +158,7 @@ func TestUnknownAndReservedRoles(t *testing.T) {
 	f = newFixtureWith(t, dorisCatalogue())
 	k, _ := keys(t)
 	pid, err := f.e.InstallAgent(ctx, 1, InstallAgentRequest{ClusterID: 666, Hosts: []string{"h1"}, User: "root", SSHPort: 22, SSHKey: k,
-		PackageURL: "http://10.0.0.1/doris.tar.gz", InstallDir: "/opt/doris"})
+		PackageURL: packageURL(), InstallDir: "/opt/doris"})
 	if err != nil {
 		t.Fatal(err)
 	}

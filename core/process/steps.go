@@ -26,8 +26,11 @@ type InstallAgentRequest struct {
 	SSHKey              string
 	Passphrase          string
 	HostKeyFingerprints map[string]string
-	PackageURL          string
-	InstallDir          string
+	// StrictHostKeys wants a fingerprint for every host in
+	// HostKeyFingerprints: no host key is trusted on first use.
+	StrictHostKeys bool
+	PackageURL     string
+	InstallDir     string
 }
 
 func (r *InstallAgentRequest) validate() error {
@@ -64,14 +67,35 @@ func (r *InstallAgentRequest) validate() error {
 			return invalid("hostKeyFingerprints[%s]: %q is not a fingerprint like ssh-keygen -l prints (SHA256:...)", h, fp)
 		}
 	}
+	if r.StrictHostKeys {
+		var missing []string
+		for _, h := range r.Hosts {
+			if r.HostKeyFingerprints[h] == "" {
+				missing = append(missing, h)
+			}
+		}
+		if len(missing) > 0 {
+			return invalid("strictHostKeys: hostKeyFingerprints has no fingerprint for %s: give every host's (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host), or leave strictHostKeys out to trust each host's key on first use",
+				listSome(missing, 5))
+		}
+	}
 	return nil
+}
+
+// listSome joins at most max items, saying how many more there are.
+func listSome(items []string, max int) string {
+	if len(items) <= max {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:max], ", "), len(items)-max)
 }
 
 func (e *Engine) sealCredentials(r *InstallAgentRequest) ([]byte, error) {
 	if e.sealer == nil {
 		return nil, errors.New("no secret key configured to seal SSH credentials")
 	}
-	c := Credentials{User: r.User, SSHKey: r.SSHKey, Passphrase: r.Passphrase, HostKeyFingerprints: r.HostKeyFingerprints}
+	c := Credentials{User: r.User, SSHKey: r.SSHKey, Passphrase: r.Passphrase, HostKeyFingerprints: r.HostKeyFingerprints,
+		StrictHostKeys: r.StrictHostKeys}
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
@@ -314,8 +338,11 @@ type InstallInfo struct {
 type InstallServiceRequest struct {
 	ProcessID     int64
 	InstallInfos  []InstallInfo
-	PackageSha256 string // optional checksum of the package
-	AutoFix       bool   // let the role fix host prerequisites it can fix
+	PackageSha256 string // the package's SHA-256; without it the published one is looked up
+	// AllowUnverifiedPackage lets the package be installed unchecked when
+	// no checksum is given or published.
+	AllowUnverifiedPackage bool
+	AutoFix                bool // let the role fix host prerequisites it can fix
 	// Params are checked against the Info.Params of the roles listed, and
 	// each role gets those it declares (with its defaults) in every later
 	// task (for example javaHome, minOpenFiles, startTimeout).
@@ -435,13 +462,20 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 				return nil, nil, invalid("installInfos: list at least one FE with feNodeType FOLLOWER: the first becomes the master")
 			}
 		}
+		// Last of the checks, as it goes over the network (outside any
+		// transaction: advance commits after build).
+		sums, err := e.packageSums(ctx, p, r)
+		if err != nil {
+			return nil, nil, err
+		}
 		var tasks []store.Task
 		var roles []store.AgentRole
 		for _, in := range infos {
 			master := in.Role == RoleFE && in.Host == mh
 			tasks = append(tasks, newTask(p, StepInstallService, in.Host, InstallTask(in.Role), in.Role, 0, task.Encode(task.Role{
 				ClusterID: p.ClusterID, Host: in.Host, Role: in.Role, Labels: Labels(in.FENodeType, master),
-				PackageURL: p.PackageURL, PackageSHA256: r.PackageSha256, AutoFix: r.AutoFix, Params: params[in.Role],
+				PackageURL: p.PackageURL, PackageSHA256: sums.SHA256, PackageSHA512: sums.SHA512,
+				PackageSumFrom: sums.From, PackageUnverified: sums.Unverified, AutoFix: r.AutoFix, Params: params[in.Role],
 			})))
 			roles = append(roles, store.AgentRole{ClusterID: p.ClusterID, Host: in.Host, Role: in.Role,
 				FENodeType: in.FENodeType, Master: master, InstallDir: Home(p.InstallDir, cat[in.Role])})
@@ -461,6 +495,12 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 		}
 		return tasks, extra, nil
 	})
+}
+
+// packageSums is r's packageSha256, else the checksum published beside
+// the process's package (PackageChecksums).
+func (e *Engine) packageSums(ctx context.Context, p store.Process, r InstallServiceRequest) (PackageSums, error) {
+	return PackageChecksums(ctx, e.sums, e.log.With("process", p.ID), p.PackageURL, r.PackageSha256, r.AllowUnverifiedPackage)
 }
 
 // DeployConfig is one role's config for some hosts.
@@ -532,7 +572,8 @@ func (e *Engine) DeployConfig(ctx context.Context, userID int64, r DeployConfigR
 			if err != nil {
 				return nil, nil, err
 			}
-			in.PackageURL, in.PackageSHA256, in.AutoFix, in.Conf = "", "", false, it.conf
+			in.PackageURL, in.PackageSHA256, in.PackageSHA512, in.PackageSumFrom, in.PackageUnverified = "", "", "", "", ""
+			in.AutoFix, in.Conf = false, it.conf
 			tasks = append(tasks, newTask(p, StepDeployConfig, it.host, DeployTask(it.role), it.role, 0, task.Encode(in)))
 		}
 		var missing []string

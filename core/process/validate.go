@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/dorismanager/dorismanager/internal/redact"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -73,6 +74,14 @@ func checkHosts(field string, hosts []string) error {
 	return nil
 }
 
+// IsFingerprint reports whether s is an SSH key fingerprint as
+// ssh-keygen -l prints it (SHA256:..., 43 base64 characters).
+func IsFingerprint(s string) bool { return fingerprint.MatchString(s) }
+
+// CheckHost accepts an IP address or an RFC 1123 host name; the error
+// names field.
+func CheckHost(field, h string) error { return checkHost(field, h) }
+
 func checkPort(field string, p int) error {
 	if p < 1 || p > 65535 {
 		return invalid("%s: port %d is out of range 1..65535", field, p)
@@ -88,7 +97,7 @@ func checkInstallDir(field, d string) error {
 	case len(d) > maxInstallDir:
 		return invalid("%s is longer than %d characters", field, maxInstallDir)
 	case !strings.HasPrefix(d, "/"):
-		return invalid("%s %q must be an absolute path", field, d)
+		return invalid("%s %q must be an absolute path, such as /opt/doris", field, d)
 	case filepath.Clean(d) != d:
 		return invalid("%s %q is not clean: use %q", field, d, filepath.Clean(d))
 	case d == "/":
@@ -99,6 +108,57 @@ func checkInstallDir(field, d string) error {
 	for _, part := range strings.Split(d, "/") {
 		if part == ".." {
 			return invalid("%s %q must not contain '..'", field, d)
+		}
+	}
+	return checkNotSystemDir(field, d)
+}
+
+// systemTrees hold the operating system and its package databases. Role
+// homes are created, replaced and removed under installDir, so it may be
+// neither in one of them nor above one.
+var systemTrees = []string{
+	"/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin", "/sys", "/usr",
+	"/var/cache/apt", "/var/cache/dnf", "/var/cache/yum", "/var/lib/apt", "/var/lib/dnf", "/var/lib/dpkg", "/var/lib/rpm",
+	"/var/lib/yum", "/var/lock", "/var/run", "/var/spool", "/tmp", "/var/tmp",
+}
+
+// sharedDirs are shared by everything on a host: an installDir may lie
+// below one, but not be one (its role folders would mix with others').
+var sharedDirs = []string{"/home", "/mnt", "/media", "/opt", "/root", "/srv", "/var/opt"}
+
+// usrLocalSystem are /usr/local's own folders; any other folder below
+// /usr/local is the operator's.
+var usrLocalSystem = map[string]bool{"bin": true, "etc": true, "games": true, "include": true, "lib": true, "lib32": true,
+	"lib64": true, "libexec": true, "man": true, "sbin": true, "share": true, "src": true}
+
+// checkNotSystemDir refuses a clean absolute installDir that is in or above
+// a system folder, or that is a folder every program shares.
+func checkNotSystemDir(field, d string) error {
+	const use = "use a folder of its own, such as /opt/doris"
+	for _, t := range systemTrees {
+		if d != t && !strings.HasPrefix(d, t+"/") {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(d, "/usr/local/"); ok && !usrLocalSystem[strings.Split(rest, "/")[0]] {
+			break // the operator's folder under /usr/local
+		}
+		why := "a folder of the operating system"
+		if t == "/tmp" || t == "/var/tmp" {
+			why = "emptied at reboot"
+		}
+		if d == t {
+			return invalid("%s %q is %s: %s", field, d, why, use)
+		}
+		return invalid("%s %q is inside %s, %s: %s", field, d, t, why, use)
+	}
+	for _, t := range systemTrees {
+		if strings.HasPrefix(t, d+"/") || d == "/" {
+			return invalid("%s %q holds %s, a folder of the operating system: %s", field, d, t, use)
+		}
+	}
+	for _, s := range sharedDirs {
+		if d == s {
+			return invalid("%s %q is shared by everything on the host: use a folder of its own below it, such as %s/doris", field, d, s)
 		}
 	}
 	return nil
@@ -113,7 +173,7 @@ func checkPackageURL(field, s string) error {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return invalid("%s %q must be an http:// or https:// URL", field, s)
+		return invalid("%s %q must be an http:// or https:// URL", field, redact.String(s))
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dorismanager/dorismanager/core/agentclient"
+	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/go-sql-driver/mysql"
 	"github.com/hashicorp/go-hclog"
@@ -39,6 +40,30 @@ type agentHost struct {
 	allowed map[string]bool  // host names and addresses of the cluster's nodes
 	sql     *sqlPool
 	http    *http.Client
+	pkgURL  string              // the task's package (CheckPackage)
+	pkgSums process.PackageSums // its checksums
+}
+
+// CheckPackage makes every download of url check the manager's checksums
+// for it where the plugin passes none (a plugin built before SHA-512
+// passes no SHA-512), and says in the task log how the package is checked.
+func (h *agentHost) CheckPackage(url string, sums process.PackageSums) {
+	h.pkgURL, h.pkgSums = url, sums
+	h.Logf("%s", sums.Describe(url))
+}
+
+// withPackageSums fills the checksums of the task's package into d.
+func (h *agentHost) withPackageSums(d sdk.Download) sdk.Download {
+	if h.pkgURL == "" || d.URL != h.pkgURL {
+		return d
+	}
+	if d.SHA256 == "" {
+		d.SHA256 = h.pkgSums.SHA256
+	}
+	if d.SHA512 == "" {
+		d.SHA512 = h.pkgSums.SHA512
+	}
+	return d
 }
 
 func (h *agentHost) nextID(kind string) string {
@@ -69,6 +94,7 @@ func (h *agentHost) ReadFile(ctx context.Context, path string, maxBytes int64) (
 }
 
 func (h *agentHost) Download(ctx context.Context, d sdk.Download) (sdk.DownloadResult, error) {
+	d = h.withPackageSums(d)
 	return h.client.Download(ctx, agentclient.DownloadRequest{RequestID: h.nextID("download"), TaskID: h.taskID, Download: d}, h.logWriter())
 }
 

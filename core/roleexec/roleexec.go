@@ -26,6 +26,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/core/task"
+	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
@@ -123,6 +124,10 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 	if err != nil {
 		return runner.Outcome{}, err
 	}
+	if a.op == opInstall && in.PackageURL != "" {
+		h.CheckPackage(in.PackageURL, process.PackageSums{SHA256: in.PackageSHA256, SHA512: in.PackageSHA512,
+			From: in.PackageSumFrom, Unverified: in.PackageUnverified})
+	}
 	// Failures keep the host's task log path too: that is where an
 	// operator looks first.
 	fail := func(err error) (runner.Outcome, error) { return runner.Outcome{LogPath: h.HostLogPath()}, err }
@@ -213,7 +218,7 @@ func (e *Executor) recordFacts(ctx context.Context, k store.RoleKey, old, facts 
 		case len(keep) == maxFacts:
 			log.Logf("fact %.40q not kept: at most %d facts are kept per node", name, maxFacts)
 		default:
-			keep[name] = v
+			keep[name] = redact.String(v) // a package URL's password is not kept
 		}
 	}
 	if ports != nil {
@@ -234,7 +239,7 @@ func (e *Executor) request(ctx context.Context, t store.Task, in task.Role) (sdk
 		return sdk.Request{}, err
 	}
 	req := sdk.Request{TaskID: t.ID, Cluster: cl, PackageURL: in.PackageURL, PackageSHA256: in.PackageSHA256,
-		Conf: in.Conf, AutoFix: in.AutoFix, Params: in.Params}
+		PackageSHA512: in.PackageSHA512, Conf: in.Conf, AutoFix: in.AutoFix, Params: in.Params}
 	found := false
 	for _, n := range cl.Nodes {
 		if n.Host == in.Host && n.Role == in.Role {

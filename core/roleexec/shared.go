@@ -27,6 +27,9 @@ type Host interface {
 	// RawLog is the task log for lines that carry their own times (a
 	// plugin's hclog output).
 	RawLog() io.Writer
+	// CheckPackage makes downloads of the package at url check sums
+	// (where the plugin passes none) and logs how it is checked.
+	CheckPackage(url string, sums process.PackageSums)
 }
 
 // RawLog implements Host.

@@ -38,7 +38,7 @@ func realAgent(t *testing.T) (*agentclient.Client, string) {
 	}
 	kb, _ := pki.EncodeKey(key)
 	dir := t.TempDir()
-	cfg := wire.Config{DataDir: filepath.Join(dir, "data"), ServerURL: "https://127.0.0.1:1",
+	cfg := wire.Config{DataDir: filepath.Join(dir, "data"), ServerURL: "https://127.0.0.1:1", MaxDownloadBytes: 1 << 20,
 		CertFile: filepath.Join(dir, "agent.pem"), CAFile: filepath.Join(dir, "ca.pem")}
 	if err := os.WriteFile(cfg.CertFile, append(is.PEM, kb...), 0o600); err != nil {
 		t.Fatal(err)

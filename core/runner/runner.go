@@ -4,6 +4,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -261,7 +263,10 @@ func safeRun(ctx context.Context, a Action, job Job) (out Outcome, err error) {
 	return a.Run(ctx, job)
 }
 
+// end records a task's end. A package URL's password never reaches the
+// response or result, whatever the action put there.
 func (r *Runner) end(ctx context.Context, log hclog.Logger, t store.Task, status, response, result, logPath string) {
+	response, result = redact.String(response), redact.String(result)
 	ok, err := r.st.EndTask(ctx, t, status, response, result, logPath)
 	switch {
 	case err != nil:
@@ -291,7 +296,9 @@ func (r *Runner) appendLog(ctx context.Context, id int64, s string) {
 }
 
 // taskLog buffers a task's output and appends it to the store in chunks,
-// so a chatty action does not rewrite the stored log for every line.
+// so a chatty action does not rewrite the stored log for every line. It
+// stores whole lines with URL passwords hidden (internal/redact); an
+// unfinished line waits for its end, or for one more flush delay.
 type taskLog struct {
 	st    *store.Store
 	ctx   context.Context
@@ -312,36 +319,50 @@ func (l *taskLog) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	l.buf = append(l.buf, p...)
 	if len(l.buf) > store.MaxTaskLog {
+		// Only the newest part is kept; it starts at a line, so no URL
+		// is cut in front of its password.
 		l.buf = l.buf[len(l.buf)-store.MaxTaskLog:]
+		if i := bytes.IndexByte(l.buf, '\n'); i >= 0 {
+			l.buf = l.buf[i+1:]
+		}
 	}
 	if len(l.buf) >= logFlushSize {
-		l.flushLocked()
+		l.flushLocked(false)
 	} else if l.timer == nil {
-		l.timer = time.AfterFunc(logFlushDelay, l.flush)
+		l.timer = time.AfterFunc(logFlushDelay, func() { l.flush(false) })
 	}
 	return len(p), nil
 }
 
-func (l *taskLog) flush() {
+func (l *taskLog) flush(whole bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.flushLocked()
+	l.flushLocked(whole)
 }
 
-func (l *taskLog) flushLocked() {
+// flushLocked stores the buffered lines; an unfinished last line stays
+// (unless whole, or it is long) and is stored by the next timer at the latest.
+func (l *taskLog) flushLocked(whole bool) {
 	if l.timer != nil {
 		l.timer.Stop()
 		l.timer = nil
 	}
-	if len(l.buf) == 0 {
+	n := len(l.buf)
+	if i := bytes.LastIndexByte(l.buf, '\n'); !whole && n < logFlushSize {
+		n = i + 1
+	}
+	data := l.buf[:n]
+	l.buf = append([]byte(nil), l.buf[n:]...)
+	if len(l.buf) > 0 {
+		l.timer = time.AfterFunc(logFlushDelay, func() { l.flush(true) })
+	}
+	if len(data) == 0 {
 		return
 	}
-	data := l.buf
-	l.buf = nil
-	if err := l.st.AppendTaskLog(l.ctx, l.id, data); err != nil {
+	if err := l.st.AppendTaskLog(l.ctx, l.id, redact.Bytes(data)); err != nil {
 		l.log.Warn("append task log", "error", err)
 	}
 }
 
 // Close writes what is buffered.
-func (l *taskLog) Close() { l.flush() }
+func (l *taskLog) Close() { l.flush(true) }

@@ -396,3 +396,36 @@ func TestShutdownInterruptsRunningTasks(t *testing.T) {
 		t.Fatalf("non-idempotent task after shutdown: %+v", got)
 	}
 }
+
+// A URL's password never reaches the stored log, response or result, even
+// when the action writes the URL in pieces, or fails with it.
+func TestPasswordsRedacted(t *testing.T) {
+	st := openStore(t, "")
+	const url = "http://alice:s3cret@repo.example/doris.tar.gz"
+	talk := funcAction{run: func(ctx context.Context, job Job) (Outcome, error) {
+		fmt.Fprintf(job.Log, "downloading http://alice:s3")
+		fmt.Fprintf(job.Log, "cret@repo.example/doris.tar.gz\n")
+		fmt.Fprintf(job.Log, "no end of line: %s", url)
+		if job.Task.Host == "fail" {
+			return Outcome{}, fmt.Errorf("download %s: HTTP 404", url)
+		}
+		return Outcome{Response: "installed from " + url, Result: map[string]string{"packageUrl": url}}, nil
+	}}
+	ts := addTasks(t, st, store.Task{ProcessID: 1, TaskType: "T", Host: "ok"}, store.Task{ProcessID: 2, TaskType: "T", Host: "fail"})
+	h := start(t, st, Config{Actions: Actions{"T": talk}})
+	h.waitEnds(2)
+	for _, tk := range ts {
+		got := h.task(tk.ID)
+		log, _ := st.TaskLog(context.Background(), tk.ID)
+		all := got.Response + got.Result + string(log)
+		if strings.Contains(all, "s3cret") {
+			t.Errorf("task on %s keeps the password: response %q, result %q, log %q", tk.Host, got.Response, got.Result, log)
+		}
+		if want := "downloading http://alice:***@repo.example/doris.tar.gz\nno end of line: http://alice:***@repo.example/doris.tar.gz"; string(log) != want {
+			t.Errorf("task on %s: log %q, want %q", tk.Host, log, want)
+		}
+		if !strings.Contains(got.Response, "http://alice:***@repo.example/doris.tar.gz") {
+			t.Errorf("task on %s: response %q, want the redacted URL", tk.Host, got.Response)
+		}
+	}
+}

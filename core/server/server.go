@@ -18,6 +18,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/api"
 	"github.com/dorismanager/dorismanager/core/auth"
 	"github.com/dorismanager/dorismanager/core/metrics"
+	"github.com/dorismanager/dorismanager/core/pkgsum"
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/runner"
@@ -274,7 +275,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.runner = r
 	notifyMu.Unlock()
 	s.engine = process.New(process.Config{Store: st, Catalogue: ext.Catalogue, Sealer: box, Stopper: stopper, Notify: r.Notify,
-		Logger: log.Named("process"), Guard: ext.WizardGuard})
+		Checksums: pkgsum.New(0), Logger: log.Named("process"), Guard: ext.WizardGuard})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
 		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
 		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady, log.Named("api")), Operations: ext.Operations})

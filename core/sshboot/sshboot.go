@@ -1,5 +1,6 @@
 // Package sshboot installs the doris-agent on a host over SSH: it checks
-// the host key (trust on first use, recorded in the store, or pinned),
+// the host key (pinned, or recorded per cluster in the store on first use;
+// strict mode wants it pinned),
 // uploads the agent, its config, its key and certificate (issued by the
 // manager's CA for this host, revoking any older one) and the CA bundle
 // with sftp, starts it (systemd when the host runs it, else a detached
@@ -40,6 +41,7 @@ var (
 	ErrUnreachable    = errors.New("host unreachable")
 	ErrAuthRefused    = errors.New("authentication refused")
 	ErrHostKeyChanged = errors.New("host key changed")
+	ErrHostKeyUnknown = errors.New("host key not given")
 	ErrNoSpace        = errors.New("not enough free space")
 	ErrNotRegistered  = errors.New("agent did not register")
 	ErrBadKey         = errors.New("unusable private key")
@@ -92,8 +94,12 @@ type Target struct {
 type Credentials struct {
 	PrivateKey []byte // PEM: RSA, ECDSA or ed25519
 	Passphrase string
-	// HostKeyFingerprint pins the host key ("SHA256:..."); empty: trust on first use.
+	// HostKeyFingerprint pins the host key ("SHA256:..."); empty: the key
+	// the cluster recorded for the host, else trust on first use.
 	HostKeyFingerprint string
+	// StrictHostKeys refuses a host without HostKeyFingerprint: no trust
+	// on first use, and no recorded key stands in for it.
+	StrictHostKeys bool
 }
 
 // Result describes an installed agent.
@@ -205,9 +211,18 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	}
 	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
 
+	if cred.StrictHostKeys && cred.HostKeyFingerprint == "" {
+		err := fmt.Errorf("%w: strictHostKeys is set and no fingerprint was given for %s: add it to hostKeyFingerprints (ssh-keygen -lf on the host's key, or from its console)", ErrHostKeyUnknown, t.Host)
+		logf("%v", err)
+		return Result{}, err
+	}
 	logf("connecting to %s as %s", addr, t.User)
 	client, fp, err := in.dial(ctx, t, signer, cred.HostKeyFingerprint)
 	if err != nil {
+		var ue *UnreachableError
+		if errors.As(err, &ue) {
+			logf("%s: %v", ue.Addr, ue.Detail) // only here: the answer is the same for every cause
+		}
 		logf("%v", err)
 		return Result{HostKeyFingerprint: fp}, err
 	}
@@ -390,17 +405,32 @@ func normFP(fp string) string {
 	return fp
 }
 
-// dial connects and authenticates, checking the host key.
+// dial connects and authenticates, checking the host key. Whatever keeps
+// it from an SSH server (a refused port, a filtered one, one that speaks
+// something else) gives the same *UnreachableError after the same time, so
+// installAgent's answers cannot tell ports apart; the cause is in its
+// Detail, for the task log.
 func (in *Installer) dial(ctx context.Context, t Target, signer ssh.Signer, pinned string) (*ssh.Client, string, error) {
 	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
 	timeout := in.cfg.ConnectTimeout
+	start := time.Now()
+	unreachable := func(seen string, detail error) (*ssh.Client, string, error) {
+		// A refusal comes at once and a filtered port at the timeout:
+		// answer both at the timeout.
+		select {
+		case <-ctx.Done():
+			return nil, seen, ctx.Err()
+		case <-time.After(time.Until(start.Add(timeout))):
+		}
+		return nil, seen, &UnreachableError{Addr: addr, Detail: detail}
+	}
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		return nil, "", fmt.Errorf("%w: cannot connect to %s within %s: %v (check the address, the SSH port and firewalls)", ErrUnreachable, addr, timeout, err)
+		return unreachable("", fmt.Errorf("connect: %w", err))
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -426,21 +456,39 @@ func (in *Installer) dial(ctx context.Context, t Target, signer ssh.Signer, pinn
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, seen, fmt.Errorf("%w: %s refused the key for user %s: check the user and that the public key is in its authorized_keys", ErrAuthRefused, addr, t.User)
 		case isTimeout(err):
-			return nil, seen, fmt.Errorf("%w: %s accepted the connection but gave no SSH answer within %s", ErrUnreachable, addr, timeout)
+			return unreachable(seen, fmt.Errorf("the connection was accepted, but no SSH answer came within %s", timeout))
 		default:
-			return nil, seen, fmt.Errorf("ssh to %s: %v", addr, err)
+			return unreachable(seen, fmt.Errorf("SSH handshake: %w", err))
 		}
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(cc, chans, reqs), seen, nil
 }
 
+// UnreachableError is an installAgent that found no SSH server to talk to.
+// Its message is the same for every cause; Detail says which it was.
+type UnreachableError struct {
+	Addr   string
+	Detail error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("%v: no SSH server answered at %s (nothing listens there, a firewall drops the connection, or it does not speak SSH): check the address, the SSH port and firewalls; the task log has the details", ErrUnreachable, e.Addr)
+}
+
+func (e *UnreachableError) Unwrap() error { return ErrUnreachable }
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout() || strings.Contains(err.Error(), "i/o timeout")
 }
 
-// checkHostKey enforces a pinned fingerprint, else trust on first use.
+// checkHostKey checks the key against the pinned fingerprint and the key
+// the target's cluster recorded for the host: both must match where they
+// exist. A host the cluster has no key for gets the pinned one, else the
+// one seen (trust on first use). A recorded key is changed only through
+// the store's ChangeHostKey, which wants the old fingerprint: a pin alone
+// never replaces it.
 func (in *Installer) checkHostKey(ctx context.Context, t Target, key ssh.PublicKey, pinned string) error {
 	fp := ssh.FingerprintSHA256(key)
 	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
@@ -448,36 +496,39 @@ func (in *Installer) checkHostKey(ctx context.Context, t Target, key ssh.PublicK
 		return fmt.Errorf("%w: %s presented host key %s, but %s was pinned for it: check the host or correct the pinned fingerprint", ErrHostKeyChanged, addr, fp, pinned)
 	}
 	st := in.cfg.Store
-	rec, err := st.HostKeyOf(ctx, t.Host, t.Port)
+	rec, err := st.HostKeyOf(ctx, t.ClusterID, t.Host, t.Port)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		rec = store.HostKey{Host: t.Host, Port: t.Port, KeyType: key.Type(), Fingerprint: fp, PublicKey: key.Marshal()}
+		rec = store.HostKey{ClusterID: t.ClusterID, Host: t.Host, Port: t.Port, KeyType: key.Type(), Fingerprint: fp, PublicKey: key.Marshal()}
 		if err := st.AddHostKey(ctx, &rec); err != nil {
 			// Another install may have recorded it just now: compare with that.
-			rec, err2 := st.HostKeyOf(ctx, t.Host, t.Port)
+			rec, err2 := st.HostKeyOf(ctx, t.ClusterID, t.Host, t.Port)
 			if err2 != nil {
 				return fmt.Errorf("record host key of %s: %w", addr, err)
 			}
 			if rec.Fingerprint != fp {
-				return changed(addr, rec.Fingerprint, fp)
+				return changed(addr, t.ClusterID, rec.Fingerprint, fp)
 			}
 		}
-		in.log.Info("trusting host key on first use", "host", addr, "fingerprint", fp)
+		if pinned == "" {
+			in.log.Info("trusting host key on first use", "cluster", t.ClusterID, "host", addr, "fingerprint", fp)
+		}
 		return nil
 	case err != nil:
 		return fmt.Errorf("look up host key of %s: %w", addr, err)
-	case rec.Fingerprint == fp:
-		return nil
-	case pinned == fp:
-		// The operator pinned the new key: it replaces the recorded one.
-		return st.ReplaceHostKey(ctx, rec.ID, key.Type(), fp, key.Marshal())
-	default:
-		return changed(addr, rec.Fingerprint, fp)
+	case rec.Fingerprint != fp:
+		return changed(addr, t.ClusterID, rec.Fingerprint, fp)
+	case len(rec.PublicKey) == 0:
+		// The first connection since the fingerprint was changed.
+		return st.SetHostKeyMaterial(ctx, rec.ID, fp, key.Type(), key.Marshal())
 	}
+	return nil
 }
 
-func changed(addr, old, now string) error {
-	return fmt.Errorf("%w: %s presented host key %s, but %s was recorded for it: if the host was really reinstalled, pin the new fingerprint (hostKeyFingerprints) and retry", ErrHostKeyChanged, addr, now, old)
+func changed(addr string, cluster int64, old, now string) error {
+	return fmt.Errorf("%w: %s presented host key %s, but cluster %d recorded %s for it: if the host was really reinstalled, "+
+		"change the recorded key (POST /api/cluster/%d/hostKeys with host, oldFingerprint and newFingerprint), then retry",
+		ErrHostKeyChanged, addr, now, cluster, old, cluster)
 }
 
 // quote makes s one word for a POSIX shell.

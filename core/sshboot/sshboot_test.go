@@ -259,17 +259,70 @@ func TestInstall(t *testing.T) {
 
 	t.Run("unreachable host", func(t *testing.T) {
 		h := hs.Hosts[1]
-		if err := h.SetReachable(ctx, false); err != nil {
+		// A port nothing listens on, one that does not speak SSH, and a
+		// host whose link is down: the answers are alike, but for the
+		// address; the task log tells them apart.
+		notSSH, err := net.Listen("tcp", net.JoinHostPort(hs.BridgeAddr, "0"))
+		if err != nil {
 			t.Fatal(err)
 		}
-		defer h.SetReachable(ctx, true)
-		// The context is far longer than the connect timeout: the failure
-		// must come from the installer's own timeout.
-		cctx, cancel := deadline.Context(ctx, 60*time.Second)
-		defer cancel()
-		_, err := e.inst.Install(cctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519}, io.Discard)
-		if !errors.Is(err, ErrUnreachable) || cctx.Err() != nil {
-			t.Fatalf("want unreachable, got %v", err)
+		defer notSSH.Close()
+		go func() {
+			for {
+				c, err := notSSH.Accept()
+				if err != nil {
+					return
+				}
+				c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+				c.Close()
+			}
+		}()
+		closed := e.target(h)
+		closed.Port = 1
+		other := e.target(h)
+		other.Host, other.Port = hs.BridgeAddr, notSSH.Addr().(*net.TCPAddr).Port
+		cases := []struct {
+			name   string
+			target Target
+			down   bool
+			detail string // in the task log only
+		}{
+			{"refused", closed, false, "connection refused"},
+			{"not SSH", other, false, "SSH handshake"},
+			{"filtered", e.target(h), true, "connect:"},
+		}
+		var answers []string
+		for _, c := range cases {
+			if c.down {
+				if err := h.SetReachable(ctx, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The context is far longer than the connect timeout: the failure
+			// must come from the installer's own timeout.
+			cctx, cancel := deadline.Context(ctx, 60*time.Second)
+			var log syncBuf
+			_, err := e.inst.Install(cctx, c.target, Credentials{PrivateKey: hs.Keys.Ed25519}, &log)
+			expired := cctx.Err()
+			cancel()
+			if c.down {
+				if err := h.SetReachable(ctx, true); err != nil {
+					t.Fatal(err)
+				}
+			}
+			addr := net.JoinHostPort(c.target.Host, strconv.Itoa(c.target.Port))
+			if !errors.Is(err, ErrUnreachable) || expired != nil || !strings.Contains(err.Error(), addr) {
+				t.Fatalf("%s: want unreachable naming %s, got %v", c.name, addr, err)
+			}
+			if strings.Contains(err.Error(), c.detail) || !strings.Contains(log.String(), c.detail) {
+				t.Errorf("%s: the answer %q or the task log %q: want %q in the log only", c.name, err, log.String(), c.detail)
+			}
+			answers = append(answers, strings.ReplaceAll(err.Error(), addr, "ADDR"))
+		}
+		for i := range answers {
+			if answers[i] != answers[0] {
+				t.Errorf("%s answers %q, %s %q: want the same words", cases[i].name, answers[i], cases[0].name, answers[0])
+			}
 		}
 	})
 
@@ -280,18 +333,102 @@ func TestInstall(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := e.inst.Install(ctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519}, io.Discard)
-		if !errors.Is(err, ErrHostKeyChanged) || !strings.Contains(err.Error(), old) || !strings.Contains(err.Error(), h.HostKeyFingerprint()) {
-			t.Fatalf("want both fingerprints, got %v", err)
+		if !errors.Is(err, ErrHostKeyChanged) || !strings.Contains(err.Error(), old) || !strings.Contains(err.Error(), h.HostKeyFingerprint()) ||
+			!strings.Contains(err.Error(), fmt.Sprintf("/api/cluster/%d/hostKeys", e.clusterID)) {
+			t.Fatalf("want both fingerprints and how to change the key, got %v", err)
 		}
-		// Pinning the new key accepts it and replaces the record.
-		r, err := e.inst.Install(ctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519, HostKeyFingerprint: h.HostKeyFingerprint()}, io.Discard)
+		// Pinning the new key does not replace the recorded one: a change
+		// needs the old fingerprint.
+		_, err = e.inst.Install(ctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519, HostKeyFingerprint: h.HostKeyFingerprint()}, io.Discard)
+		if !errors.Is(err, ErrHostKeyChanged) {
+			t.Fatalf("a pin over a recorded key: %v; want refused", err)
+		}
+		if ok, err := e.st.ChangeHostKey(ctx, e.clusterID, h.Addr, h.Port, old, h.HostKeyFingerprint()); !ok || err != nil {
+			t.Fatalf("change the recorded key: %v %v", ok, err)
+		}
+		r, err := e.inst.Install(ctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519}, io.Discard)
 		if err != nil || r.HostKeyFingerprint != h.HostKeyFingerprint() {
-			t.Fatalf("pinned install: %+v %v", r, err)
+			t.Fatalf("install after the change: %+v %v", r, err)
+		}
+		if k, err := e.st.HostKeyOf(ctx, e.clusterID, h.Addr, h.Port); err != nil || k.KeyType != h.HostPublicKey().Type() ||
+			!bytes.Equal(k.PublicKey, h.HostPublicKey().Marshal()) {
+			t.Fatalf("the new key is not recorded once seen: %+v %v", k, err)
 		}
 		// A wrong pin is refused even though the record matches.
 		_, err = e.inst.Install(ctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519, HostKeyFingerprint: old}, io.Discard)
 		if !errors.Is(err, ErrHostKeyChanged) {
 			t.Fatalf("wrong pin: %v", err)
+		}
+	})
+
+	t.Run("host keys per cluster", func(t *testing.T) {
+		h := hs.Hosts[1]
+		signer, err := parseKey(Credentials{PrivateKey: hs.Keys.Ed25519})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := e.st.CreateCluster(ctx, "c2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t2 := e.target(h)
+		t2.ClusterID = c2.ID
+		// Cluster 1 recorded the host's key; cluster 2 has none yet.
+		before := h.HostKeyFingerprint()
+		if err := h.RotateHostKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+		client, fp, err := e.inst.dial(ctx, t2, signer, "")
+		if err != nil {
+			t.Fatalf("cluster 2 trusts the host's key on first use: %v", err)
+		}
+		client.Close()
+		if fp != h.HostKeyFingerprint() {
+			t.Fatalf("cluster 2 saw %s, want %s", fp, h.HostKeyFingerprint())
+		}
+		if _, _, err := e.inst.dial(ctx, e.target(h), signer, ""); !errors.Is(err, ErrHostKeyChanged) {
+			t.Fatalf("cluster 1 with its own key %s: %v; want the change refused", before, err)
+		}
+		for c, want := range map[int64]string{e.clusterID: before, c2.ID: h.HostKeyFingerprint()} {
+			if k, err := e.st.HostKeyOf(ctx, c, h.Addr, h.Port); err != nil || k.Fingerprint != want {
+				t.Errorf("cluster %d keeps %+v (%v), want %s", c, k, err, want)
+			}
+		}
+		// Put cluster 1's record back in line with the host.
+		if ok, err := e.st.ChangeHostKey(ctx, e.clusterID, h.Addr, h.Port, before, h.HostKeyFingerprint()); !ok || err != nil {
+			t.Fatalf("change: %v %v", ok, err)
+		}
+	})
+
+	t.Run("strict host keys", func(t *testing.T) {
+		h := hs.Hosts[1]
+		var log syncBuf
+		// No fingerprint given: refused before any connection, though the
+		// cluster has a key recorded for the host.
+		_, err := e.inst.Install(ctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519, StrictHostKeys: true}, &log)
+		if !errors.Is(err, ErrHostKeyUnknown) || !strings.Contains(err.Error(), "hostKeyFingerprints") || strings.Contains(log.String(), "connecting") {
+			t.Fatalf("strict without a fingerprint: %v\n%s", err, log.String())
+		}
+		// A host the cluster never saw, with its fingerprint: accepted and recorded.
+		c3, err := e.st.CreateCluster(ctx, "c3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t3 := e.target(h)
+		t3.ClusterID = c3.ID
+		signer, _ := parseKey(Credentials{PrivateKey: hs.Keys.Ed25519})
+		client, _, err := e.inst.dial(ctx, t3, signer, h.HostKeyFingerprint())
+		if err != nil {
+			t.Fatalf("strict with the right fingerprint: %v", err)
+		}
+		client.Close()
+		if k, err := e.st.HostKeyOf(ctx, c3.ID, h.Addr, h.Port); err != nil || k.Fingerprint != h.HostKeyFingerprint() {
+			t.Fatalf("pinned key not recorded: %+v %v", k, err)
+		}
+		// With the fingerprint, the whole install goes through.
+		if _, err := e.inst.Install(ctx, e.target(h), Credentials{PrivateKey: hs.Keys.Ed25519, StrictHostKeys: true,
+			HostKeyFingerprint: h.HostKeyFingerprint()}, io.Discard); err != nil {
+			t.Fatalf("strict install with the fingerprint: %v", err)
 		}
 	})
 

@@ -165,15 +165,19 @@ type Agent struct {
 	UpdatedAt        time.Time
 }
 
-// HostKey records the SSH host key first seen for a host (trust on first use).
+// HostKey records the SSH host key of a host:port for one cluster: the
+// first seen (trust on first use) or the one pinned. Each cluster has its
+// own: one cluster's keys never vouch for another's hosts.
 type HostKey struct {
 	ID          int64  `gorm:"primaryKey"`
-	Host        string `gorm:"size:255;uniqueIndex:idx_hostkey_host_port"`
-	Port        int    `gorm:"uniqueIndex:idx_hostkey_host_port"`
-	KeyType     string `gorm:"size:64"`
+	ClusterID   int64  `gorm:"not null;default:0;uniqueIndex:idx_hostkey_cluster_host_port"`
+	Host        string `gorm:"size:255;uniqueIndex:idx_hostkey_cluster_host_port"`
+	Port        int    `gorm:"uniqueIndex:idx_hostkey_cluster_host_port"`
+	KeyType     string `gorm:"size:64"`  // empty after a change until the new key is seen
 	Fingerprint string `gorm:"size:128"` // SHA256:... as ssh-keygen prints it
-	PublicKey   []byte
+	PublicKey   []byte // empty after a change until the new key is seen
 	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // AgentRole is one role installed on one host of a cluster.

@@ -129,22 +129,57 @@ func (s *Store) SkippedTasks(ctx context.Context, processID int64) ([]Task, erro
 
 // ---- SSH host keys ----
 
-// HostKeyOf returns the host key recorded for host:port, or ErrNotFound.
-func (s *Store) HostKeyOf(ctx context.Context, host string, port int) (HostKey, error) {
+// HostKeyOf returns the host key cluster clusterID recorded for host:port,
+// or ErrNotFound.
+func (s *Store) HostKeyOf(ctx context.Context, clusterID int64, host string, port int) (HostKey, error) {
 	var k HostKey
-	err := s.q(ctx).Where("host = ? AND port = ?", host, port).Take(&k).Error
+	err := s.q(ctx).Where("cluster_id = ? AND host = ? AND port = ?", clusterID, host, port).Take(&k).Error
 	return k, translate(err)
 }
 
-// AddHostKey records the first key seen for a host:port; ErrDuplicate
-// when another install recorded one first.
+// HostKeysOf lists a cluster's recorded host keys by host and port.
+func (s *Store) HostKeysOf(ctx context.Context, clusterID int64) ([]HostKey, error) {
+	var ks []HostKey
+	err := s.q(ctx).Where("cluster_id = ?", clusterID).Order("host, port").Find(&ks).Error
+	if err != nil {
+		return nil, fmt.Errorf("host keys of cluster %d: %w", clusterID, err)
+	}
+	return ks, nil
+}
+
+// AddHostKey records the first key seen (or pinned) for a cluster's
+// host:port; ErrDuplicate when another install recorded one first.
 func (s *Store) AddHostKey(ctx context.Context, k *HostKey) error {
+	if k.ClusterID <= 0 {
+		return fmt.Errorf("host key of %s:%d: no cluster", k.Host, k.Port)
+	}
 	return translate(s.q(ctx).Create(k).Error)
 }
 
-// ReplaceHostKey replaces the recorded key of record id (the operator
-// pinned a new one).
-func (s *Store) ReplaceHostKey(ctx context.Context, id int64, keyType, fingerprint string, publicKey []byte) error {
-	return s.q(ctx).Model(&HostKey{}).Where("id = ?", id).Updates(map[string]any{
-		"key_type": keyType, "fingerprint": fingerprint, "public_key": publicKey}).Error
+// ChangeHostKey replaces the fingerprint recorded for a cluster's
+// host:port by newFP, if it is still oldFP. The key itself is forgotten
+// until SetHostKeyMaterial records the one that matches newFP. It reports
+// whether the record changed: false (and no error) when it holds another
+// fingerprint than oldFP; ErrNotFound when there is none.
+func (s *Store) ChangeHostKey(ctx context.Context, clusterID int64, host string, port int, oldFP, newFP string) (bool, error) {
+	res := s.q(ctx).Model(&HostKey{}).
+		Where("cluster_id = ? AND host = ? AND port = ? AND fingerprint = ?", clusterID, host, port, oldFP).
+		Updates(map[string]any{"fingerprint": newFP, "key_type": "", "public_key": []byte{}, "updated_at": time.Now().UTC()})
+	if res.Error != nil {
+		return false, res.Error
+	}
+	if res.RowsAffected == 1 {
+		return true, nil
+	}
+	if _, err := s.HostKeyOf(ctx, clusterID, host, port); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// SetHostKeyMaterial records the key whose fingerprint record id holds
+// (seen at the first connection after a change).
+func (s *Store) SetHostKeyMaterial(ctx context.Context, id int64, fingerprint, keyType string, publicKey []byte) error {
+	return s.q(ctx).Model(&HostKey{}).Where("id = ? AND fingerprint = ?", id, fingerprint).
+		Updates(map[string]any{"key_type": keyType, "public_key": publicKey}).Error
 }

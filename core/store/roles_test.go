@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/test/pgtest"
 )
 
 func roleOf(t *testing.T, s *store.Store, k store.RoleKey) store.AgentRole {
@@ -178,25 +179,139 @@ func TestSkippedTasks(t *testing.T) {
 func TestHostKeys(t *testing.T) {
 	eachBackend(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
-		if _, err := s.HostKeyOf(ctx, "h1", 22); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.HostKeyOf(ctx, 1, "h1", 22); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("no key yet: %v", err)
 		}
-		k := store.HostKey{Host: "h1", Port: 22, KeyType: "ssh-ed25519", Fingerprint: "SHA256:a", PublicKey: []byte("a")}
-		if err := s.AddHostKey(ctx, &k); err != nil {
+		k1 := store.HostKey{ClusterID: 1, Host: "h1", Port: 22, KeyType: "ssh-ed25519", Fingerprint: "SHA256:a", PublicKey: []byte("a")}
+		if err := s.AddHostKey(ctx, &k1); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddHostKey(ctx, &store.HostKey{Host: "h1", Port: 22, Fingerprint: "SHA256:b"}); !store.IsDuplicate(err) {
-			t.Fatalf("a second first key: %v", err)
+		// Another cluster keeps its own key for the same address.
+		k2 := store.HostKey{ClusterID: 2, Host: "h1", Port: 22, KeyType: "ssh-rsa", Fingerprint: "SHA256:b", PublicKey: []byte("b")}
+		if err := s.AddHostKey(ctx, &k2); err != nil {
+			t.Fatalf("cluster 2's key for the same address: %v", err)
 		}
-		if err := s.ReplaceHostKey(ctx, k.ID, "ssh-rsa", "SHA256:c", []byte("c")); err != nil {
-			t.Fatal(err)
+		if err := s.AddHostKey(ctx, &store.HostKey{ClusterID: 1, Host: "h1", Port: 22, Fingerprint: "SHA256:c"}); !store.IsDuplicate(err) {
+			t.Fatalf("a second first key in cluster 1: %v", err)
 		}
-		got, err := s.HostKeyOf(ctx, "h1", 22)
-		if err != nil || got.Fingerprint != "SHA256:c" || got.KeyType != "ssh-rsa" || string(got.PublicKey) != "c" {
-			t.Fatalf("replaced key: %+v %v", got, err)
+		if err := s.AddHostKey(ctx, &store.HostKey{Host: "h9", Port: 22, Fingerprint: "SHA256:c"}); err == nil {
+			t.Fatal("a key of no cluster was recorded")
 		}
-		if _, err := s.HostKeyOf(ctx, "h1", 2222); !errors.Is(err, store.ErrNotFound) {
+		for c, want := range map[int64]string{1: "SHA256:a", 2: "SHA256:b"} {
+			if got, err := s.HostKeyOf(ctx, c, "h1", 22); err != nil || got.Fingerprint != want {
+				t.Fatalf("cluster %d: %+v %v, want %s", c, got, err, want)
+			}
+		}
+		if _, err := s.HostKeyOf(ctx, 1, "h1", 2222); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("other port: %v", err)
 		}
+
+		// A change needs the recorded fingerprint.
+		if ok, err := s.ChangeHostKey(ctx, 1, "h1", 22, "SHA256:b", "SHA256:new"); ok || err != nil {
+			t.Fatalf("change with another cluster's fingerprint: %v %v", ok, err)
+		}
+		if _, err := s.ChangeHostKey(ctx, 1, "h9", 22, "SHA256:a", "SHA256:new"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("change of an unknown host: %v", err)
+		}
+		if ok, err := s.ChangeHostKey(ctx, 1, "h1", 22, "SHA256:a", "SHA256:new"); !ok || err != nil {
+			t.Fatalf("change with the recorded fingerprint: %v %v", ok, err)
+		}
+		got, _ := s.HostKeyOf(ctx, 1, "h1", 22)
+		if got.Fingerprint != "SHA256:new" || got.KeyType != "" || len(got.PublicKey) != 0 {
+			t.Fatalf("changed key: %+v", got)
+		}
+		if got2, _ := s.HostKeyOf(ctx, 2, "h1", 22); got2.Fingerprint != "SHA256:b" {
+			t.Fatalf("cluster 2's key changed with cluster 1's: %+v", got2)
+		}
+		// The key is recorded once seen, only for the fingerprint now recorded.
+		if err := s.SetHostKeyMaterial(ctx, got.ID, "SHA256:a", "ssh-rsa", []byte("old")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetHostKeyMaterial(ctx, got.ID, "SHA256:new", "ssh-ed25519", []byte("new")); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.HostKeyOf(ctx, 1, "h1", 22); got.KeyType != "ssh-ed25519" || string(got.PublicKey) != "new" {
+			t.Fatalf("key material: %+v", got)
+		}
+		ks, err := s.HostKeysOf(ctx, 2)
+		if err != nil || len(ks) != 1 || ks[0].Fingerprint != "SHA256:b" {
+			t.Fatalf("HostKeysOf(2): %+v %v", ks, err)
+		}
 	})
+}
+
+// Keys recorded when one table served every cluster become the keys of
+// the clusters with an agent on their host; the rest are dropped.
+func TestHostKeysMigratedPerCluster(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			ctx := context.Background()
+			dsn, dir := "", t.TempDir()
+			if backend == "postgres" {
+				dsn, dir = pgtest.Start(t), ""
+			}
+			s, err := store.Open(dsn, dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The old shape: cluster 0 and the unique index on host and port.
+			db := s.DB()
+			for _, q := range []string{
+				`DROP INDEX idx_hostkey_cluster_host_port`,
+				`CREATE UNIQUE INDEX idx_hostkey_host_port ON host_keys (host, port)`,
+			} {
+				if err := db.Exec(q).Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, k := range []store.HostKey{
+				{Host: "h1", Port: 22, KeyType: "ssh-ed25519", Fingerprint: "SHA256:h1", PublicKey: []byte("k1")},
+				{Host: "h2", Port: 2222, Fingerprint: "SHA256:h2", PublicKey: []byte("k2")},
+				{Host: "gone", Port: 22, Fingerprint: "SHA256:gone"},
+			} {
+				if err := db.Create(&k).Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, a := range []store.Agent{{ClusterID: 1, Host: "h1"}, {ClusterID: 2, Host: "h1"}, {ClusterID: 2, Host: "h2"}} {
+				if err := db.Create(&a).Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Close()
+			if s, err = store.Open(dsn, dir, nil); err != nil {
+				t.Fatalf("migrate: %v", err)
+			}
+			t.Cleanup(func() { s.Close() })
+			for _, want := range []struct {
+				cluster int64
+				host    string
+				port    int
+				fp      string
+			}{{1, "h1", 22, "SHA256:h1"}, {2, "h1", 22, "SHA256:h1"}, {2, "h2", 2222, "SHA256:h2"}} {
+				k, err := s.HostKeyOf(ctx, want.cluster, want.host, want.port)
+				if err != nil || k.Fingerprint != want.fp || k.KeyType == "" && want.host == "h1" {
+					t.Errorf("cluster %d %s:%d: %+v %v, want %s", want.cluster, want.host, want.port, k, err, want.fp)
+				}
+			}
+			var n int64
+			s.DB().Model(&store.HostKey{}).Count(&n)
+			if n != 3 {
+				t.Errorf("%d host keys after the migration, want 3 (the unused one dropped)", n)
+			}
+			// The old index is gone: another cluster may record the same address.
+			if err := s.AddHostKey(ctx, &store.HostKey{ClusterID: 3, Host: "h2", Port: 2222, Fingerprint: "SHA256:x"}); err != nil {
+				t.Errorf("cluster 3's key for h2 after the migration: %v", err)
+			}
+			// Opening again changes nothing.
+			s.Close()
+			if s, err = store.Open(dsn, dir, nil); err != nil {
+				t.Fatal(err)
+			}
+			s.DB().Model(&store.HostKey{}).Count(&n)
+			if n != 4 {
+				t.Errorf("%d host keys after opening again, want 4", n)
+			}
+		})
+	}
 }

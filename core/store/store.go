@@ -143,7 +143,31 @@ func (s *Store) migrate() error {
 			return fmt.Errorf("migrate schema: %w", err)
 		}
 	}
-	return nil
+	return s.migrateHostKeys()
+}
+
+// migrateHostKeys moves host keys recorded before they were per cluster
+// (cluster_id 0, one table for all): the unique index on host and port
+// goes, and each such key becomes the key of every cluster with an agent
+// on that host; a key no cluster's agent uses is dropped (its host is
+// trusted on first use again).
+func (s *Store) migrateHostKeys() error {
+	return s.db.Transaction(func(tx *gorm.DB) error {
+		for _, q := range []string{
+			`DROP INDEX IF EXISTS idx_hostkey_host_port`,
+			`INSERT INTO host_keys (cluster_id, host, port, key_type, fingerprint, public_key, created_at, updated_at)
+			 SELECT DISTINCT a.cluster_id, k.host, k.port, k.key_type, k.fingerprint, k.public_key, k.created_at, k.created_at
+			 FROM host_keys k JOIN agents a ON a.host = k.host
+			 WHERE k.cluster_id = 0 AND a.cluster_id > 0 AND NOT EXISTS (
+			   SELECT 1 FROM host_keys o WHERE o.cluster_id = a.cluster_id AND o.host = k.host AND o.port = k.port)`,
+			`DELETE FROM host_keys WHERE cluster_id = 0`,
+		} {
+			if err := tx.Exec(q).Error; err != nil {
+				return fmt.Errorf("migrate host keys to per cluster: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // ForgetDeleted leaves no copy of content deleted or overwritten so far in

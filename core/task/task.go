@@ -23,10 +23,17 @@ type Role struct {
 	// Labels is the placement the operator gave at installService (the
 	// API document's FE fields: feNodeType, master).
 	Labels map[string]string `json:"labels,omitempty"`
-	// PackageURL, PackageSHA256 and AutoFix are for INSTALL_ only.
-	PackageURL    string `json:"packageUrl,omitempty"`
-	PackageSHA256 string `json:"packageSha256,omitempty"`
-	AutoFix       bool   `json:"autoFix,omitempty"`
+	// PackageURL, its checksums and AutoFix are for INSTALL_ only. The
+	// checksums are the operator's packageSha256, or the one published
+	// beside the package (PackageSumFrom names that file, without a
+	// password). With none, the operator allowed an unverified package
+	// and PackageUnverified says why there is no checksum.
+	PackageURL        string `json:"packageUrl,omitempty"`
+	PackageSHA256     string `json:"packageSha256,omitempty"`
+	PackageSHA512     string `json:"packageSha512,omitempty"`
+	PackageSumFrom    string `json:"packageSumFrom,omitempty"`
+	PackageUnverified string `json:"packageUnverified,omitempty"`
+	AutoFix           bool   `json:"autoFix,omitempty"`
 	// Params are installService's params that this role declares, with
 	// the role's defaults applied.
 	Params map[string]string `json:"params,omitempty"`

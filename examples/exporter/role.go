@@ -182,7 +182,7 @@ func (e *Exporter) Install(ctx context.Context, h sdk.Host, req sdk.Request) (sd
 	if req.PackageURL == "" {
 		return sdk.Result{}, sdk.Failf("packageUrl is empty: give the URL of a node_exporter release (node_exporter-<version>.linux-amd64.tar.gz)")
 	}
-	d, err := h.Download(ctx, sdk.Download{URL: req.PackageURL, SHA256: req.PackageSHA256, Dest: l.pkg, Unpack: true})
+	d, err := h.Download(ctx, sdk.Download{URL: req.PackageURL, SHA256: req.PackageSHA256, SHA512: req.PackageSHA512, Dest: l.pkg, Unpack: true})
 	if err != nil {
 		return sdk.Result{}, &sdk.Failure{Summary: "download " + req.PackageURL + " on " + req.Node.Host, Detail: err.Error(), Retryable: true}
 	}

@@ -115,3 +115,17 @@ func TestInfoIsValid(t *testing.T) {
 		t.Error("the exporter has no cluster membership")
 	}
 }
+
+// Install hands the package's checksums from the request to the host.
+func TestInstallPassesTheChecksums(t *testing.T) {
+	h := healthyHost()
+	req := request()
+	req.PackageSHA256, req.PackageSHA512 = strings.Repeat("ab", 32), strings.Repeat("cd", 64)
+	if _, err := New("1.0.0").Install(context.Background(), h, req); err != nil {
+		t.Fatal(err)
+	}
+	dl := h.CallsOf("Download")
+	if len(dl) != 1 || dl[0].Download.SHA256 != req.PackageSHA256 || dl[0].Download.SHA512 != req.PackageSHA512 {
+		t.Fatalf("downloads %+v; want one with both checksums", dl)
+	}
+}

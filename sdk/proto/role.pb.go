@@ -490,6 +490,8 @@ type Request struct {
 	Force         bool                   `protobuf:"varint,10,opt,name=force,proto3" json:"force,omitempty"`
 	Purge         bool                   `protobuf:"varint,11,opt,name=purge,proto3" json:"purge,omitempty"`
 	DryRun        bool                   `protobuf:"varint,12,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// SHA-512 (hex) of the package at package_url, when the manager has one.
+	PackageSha512 string `protobuf:"bytes,13,opt,name=package_sha512,json=packageSha512,proto3" json:"package_sha512,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -606,6 +608,13 @@ func (x *Request) GetDryRun() bool {
 		return x.DryRun
 	}
 	return false
+}
+
+func (x *Request) GetPackageSha512() string {
+	if x != nil {
+		return x.PackageSha512
+	}
+	return ""
 }
 
 type RoleRequest struct {
@@ -1277,6 +1286,7 @@ type DownloadRequest struct {
 	Sha256        string                 `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	Dest          string                 `protobuf:"bytes,3,opt,name=dest,proto3" json:"dest,omitempty"`
 	Unpack        bool                   `protobuf:"varint,4,opt,name=unpack,proto3" json:"unpack,omitempty"`
+	Sha512        string                 `protobuf:"bytes,5,opt,name=sha512,proto3" json:"sha512,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1339,12 +1349,20 @@ func (x *DownloadRequest) GetUnpack() bool {
 	return false
 }
 
+func (x *DownloadRequest) GetSha512() string {
+	if x != nil {
+		return x.Sha512
+	}
+	return ""
+}
+
 type DownloadResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
 	Sha256        string                 `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	Bytes         int64                  `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	Cached        bool                   `protobuf:"varint,4,opt,name=cached,proto3" json:"cached,omitempty"`
+	Sha512        string                 `protobuf:"bytes,5,opt,name=sha512,proto3" json:"sha512,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1405,6 +1423,13 @@ func (x *DownloadResponse) GetCached() bool {
 		return x.Cached
 	}
 	return false
+}
+
+func (x *DownloadResponse) GetSha512() string {
+	if x != nil {
+		return x.Sha512
+	}
+	return ""
 }
 
 type QueryRequest struct {
@@ -1810,7 +1835,7 @@ const file_role_proto_rawDesc = "" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12/\n" +
-	"\x05nodes\x18\x03 \x03(\v2\x19.dorismanager.sdk.v1.NodeR\x05nodes\"\xf7\x03\n" +
+	"\x05nodes\x18\x03 \x03(\v2\x19.dorismanager.sdk.v1.NodeR\x05nodes\"\x9e\x04\n" +
 	"\aRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x03R\x06taskId\x12-\n" +
 	"\x04node\x18\x02 \x01(\v2\x19.dorismanager.sdk.v1.NodeR\x04node\x126\n" +
@@ -1825,7 +1850,8 @@ const file_role_proto_rawDesc = "" +
 	"\x05force\x18\n" +
 	" \x01(\bR\x05force\x12\x14\n" +
 	"\x05purge\x18\v \x01(\bR\x05purge\x12\x17\n" +
-	"\adry_run\x18\f \x01(\bR\x06dryRun\x1a9\n" +
+	"\adry_run\x18\f \x01(\bR\x06dryRun\x12%\n" +
+	"\x0epackage_sha512\x18\r \x01(\tR\rpackageSha512\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"k\n" +
@@ -1879,17 +1905,19 @@ const file_role_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1b\n" +
 	"\tmax_bytes\x18\x02 \x01(\x03R\bmaxBytes\"&\n" +
 	"\x10ReadFileResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"g\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x7f\n" +
 	"\x0fDownloadRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
 	"\x04dest\x18\x03 \x01(\tR\x04dest\x12\x16\n" +
-	"\x06unpack\x18\x04 \x01(\bR\x06unpack\"l\n" +
+	"\x06unpack\x18\x04 \x01(\bR\x06unpack\x12\x16\n" +
+	"\x06sha512\x18\x05 \x01(\tR\x06sha512\"\x84\x01\n" +
 	"\x10DownloadResponse\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\x12\x16\n" +
-	"\x06cached\x18\x04 \x01(\bR\x06cached\"0\n" +
+	"\x06cached\x18\x04 \x01(\bR\x06cached\x12\x16\n" +
+	"\x06sha512\x18\x05 \x01(\tR\x06sha512\"0\n" +
 	"\fQueryRequest\x12\x0e\n" +
 	"\x02fe\x18\x01 \x01(\tR\x02fe\x12\x10\n" +
 	"\x03sql\x18\x02 \x01(\tR\x03sql\"\x1d\n" +

@@ -7,6 +7,7 @@ package sdktest
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"sort"
@@ -355,15 +356,18 @@ func (f *FakeHost) Download(ctx context.Context, d sdk.Download) (sdk.DownloadRe
 		return sdk.DownloadResult{}, fmt.Errorf("download: url and dest are required")
 	}
 	body := []byte("sdktest download of " + d.URL)
-	sum := sha256.Sum256(body)
-	hexSum := hex.EncodeToString(sum[:])
+	sum, sum512 := sha256.Sum256(body), sha512.Sum512(body)
+	hexSum, hex512 := hex.EncodeToString(sum[:]), hex.EncodeToString(sum512[:])
 	if d.SHA256 != "" {
 		hexSum = strings.ToLower(d.SHA256)
+	}
+	if d.SHA512 != "" {
+		hex512 = strings.ToLower(d.SHA512)
 	}
 	if !d.Unpack {
 		f.SetFile(d.Dest, body, 0o644)
 	}
-	return sdk.DownloadResult{Path: d.Dest, SHA256: hexSum, Bytes: int64(len(body))}, nil
+	return sdk.DownloadResult{Path: d.Dest, SHA256: hexSum, SHA512: hex512, Bytes: int64(len(body))}, nil
 }
 
 // Query implements sdk.Host.

@@ -64,7 +64,8 @@ func fullRequest() sdk.Request {
 		TaskID: 42, Node: fe,
 		Cluster:    sdk.Cluster{ID: 7, Name: "c1", Nodes: []sdk.Node{fe, be}},
 		PackageURL: "http://10.0.0.9/doris.tar.gz", PackageSHA256: strings.Repeat("ab", 32),
-		Conf: "http_port = 8030\n", AutoFix: true, Targets: []sdk.Node{be},
+		PackageSHA512: strings.Repeat("cd", 64),
+		Conf:          "http_port = 8030\n", AutoFix: true, Targets: []sdk.Node{be},
 		Params: map[string]string{"k": "v"},
 		Force:  true, Purge: true, DryRun: true,
 	}
@@ -162,7 +163,7 @@ func TestHostCallbacks(t *testing.T) {
 			return sdk.Result{}, err
 		}
 		_, s.missing = h.ReadFile(ctx, "/nope", 0)
-		if s.dl, err = h.Download(ctx, sdk.Download{URL: "http://x/p.tar.gz", SHA256: "AB", Dest: "/opt/doris/pkg", Unpack: true}); err != nil {
+		if s.dl, err = h.Download(ctx, sdk.Download{URL: "http://x/p.tar.gz", SHA256: "AB", SHA512: "CD", Dest: "/opt/doris/pkg", Unpack: true}); err != nil {
 			return sdk.Result{}, err
 		}
 		if s.rows, err = h.Query(ctx, "10.0.0.1:9030", "SHOW FRONTENDS"); err != nil {
@@ -195,10 +196,10 @@ func TestHostCallbacks(t *testing.T) {
 	if !errors.Is(s.missing, sdk.ErrNotExist) || !strings.Contains(s.missing.Error(), "/nope") {
 		t.Errorf("missing file error = %v, want ErrNotExist naming the path", s.missing)
 	}
-	if d := fh.CallsOf("Download"); len(d) != 1 || d[0].Download != (sdk.Download{URL: "http://x/p.tar.gz", SHA256: "AB", Dest: "/opt/doris/pkg", Unpack: true}) {
+	if d := fh.CallsOf("Download"); len(d) != 1 || d[0].Download != (sdk.Download{URL: "http://x/p.tar.gz", SHA256: "AB", SHA512: "CD", Dest: "/opt/doris/pkg", Unpack: true}) {
 		t.Errorf("host saw download %+v", d)
 	}
-	if s.dl.Path != "/opt/doris/pkg" || s.dl.SHA256 != "ab" {
+	if s.dl.Path != "/opt/doris/pkg" || s.dl.SHA256 != "ab" || s.dl.SHA512 != "cd" {
 		t.Errorf("download result %+v", s.dl)
 	}
 	if s.rows.Col(0, "Alive") != "true" || s.rows.Col(1, "Host") != "10.0.0.3" || len(s.rows.Values) != 2 {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -137,11 +138,15 @@ func TestFaultPackageChecksum(t *testing.T) {
 	}
 }
 
-// failedInstall sends installService with checksum sum and wants every INSTALL_* task to end
+// failedInstall sends installService with checksum sum (none: "") and wants every INSTALL_* task to end
 // in FAILURE with a response that ok accepts. It returns the tasks.
 func failedInstall(ctx context.Context, t *testing.T, c *sandbox.Client, pid int64, plan sandbox.Plan, sum string, ok func(string) bool) []sandbox.Task {
 	t.Helper()
-	if err := c.InstallService(ctx, pid, plan, map[string]any{"packageSha256": sum}); err != nil {
+	var extra map[string]any
+	if sum != "" {
+		extra = map[string]any{"packageSha256": sum}
+	}
+	if err := c.InstallService(ctx, pid, plan, extra); err != nil {
 		t.Fatal(err)
 	}
 	ts, err := c.WaitStep(ctx, pid, nil)
@@ -191,5 +196,124 @@ func nothingInstalled(t *testing.T, root string) {
 		for _, e := range ents {
 			t.Errorf("%s/%s holds %s after a failed download", sandbox.InstallDir, d, e.Name())
 		}
+	}
+}
+
+// TestFaultPackageChecksumPublished: installService names no checksum and
+// the .sha512 published beside the package does not match it: every
+// INSTALL_* task fails naming SHA-512 and both sums, and nothing is
+// installed. The package URL carries a password: no answer, task log or
+// manager log shows it.
+func TestFaultPackageChecksumPublished(t *testing.T) {
+	t.Parallel()
+	s := start(t, sandbox.Options{})
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := s.Client()
+	plan := s.StandardPlan()
+	// The real package under another name, with the SHA-512 of something
+	// else published beside it.
+	const name = "apache-doris-tampered-bin-x64.tar.gz"
+	path := filepath.Join(filepath.Dir(s.PackagePath), name)
+	if err := os.Link(s.PackagePath, path); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha512.Sum512([]byte("not the package"))
+	wrong := hex.EncodeToString(sum[:])
+	if err := os.WriteFile(path+".sha512", []byte(wrong+"  "+name+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const secret = "pw-secret-7f3a"
+	url := strings.Replace(s.FileURL(name), "http://", "http://mirror:"+secret+"@", 1)
+
+	pid, err := c.InstallAgent(ctx, plan, sandbox.InstallDir, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStep(ctx, t, c, pid)
+	ts := failedInstall(ctx, t, c, pid, plan, "", func(resp string) bool {
+		return strings.Contains(resp, "SHA-512 is "+s.PackageSHA512+", expected "+wrong)
+	})
+	for _, h := range s.Hosts.Hosts {
+		nothingInstalled(t, h.Root)
+	}
+	for _, task := range ts {
+		log, err := c.TaskLogText(ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(log, "the host checks its SHA-512 "+wrong+", published at http://mirror:***@") {
+			t.Errorf("task %d: the log does not say which checksum the host checks:\n%s", task.ID, log)
+		}
+		info, err := c.TaskInfo(ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, text := range map[string]string{"log": log, "response": sandbox.Str(info.Response), "result": sandbox.Str(info.Result)} {
+			if strings.Contains(text, secret) {
+				t.Errorf("task %d: its %s shows the URL's password", task.ID, what)
+			}
+		}
+	}
+	if b, err := os.ReadFile(s.ManagerLog()); err != nil || strings.Contains(string(b), secret) {
+		t.Errorf("the manager's log shows the URL's password (or cannot be read: %v)", err)
+	}
+}
+
+// TestFaultPackageChecksumMissing: a package with no checksum given or
+// published is refused at installService, saying what to do; allowed
+// explicitly, it installs, every INSTALL_* task's log says it is
+// unverified, and the cluster comes up.
+func TestFaultPackageChecksumMissing(t *testing.T) {
+	t.Parallel()
+	s := start(t, sandbox.Options{})
+	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := s.Client()
+	plan := s.StandardPlan()
+	const name = "apache-doris-unsigned-bin-x64.tar.gz"
+	if err := os.Link(s.PackagePath, filepath.Join(filepath.Dir(s.PackagePath), name)); err != nil {
+		t.Fatal(err)
+	}
+	url := s.FileURL(name)
+
+	pid, err := c.InstallAgent(ctx, plan, sandbox.InstallDir, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStep(ctx, t, c, pid)
+	err = c.InstallService(ctx, pid, plan, nil)
+	if err == nil || !strings.Contains(err.Error(), "packageSha256 is required") || !strings.Contains(err.Error(), url+".sha512") ||
+		!strings.Contains(err.Error(), "allowUnverifiedPackage") {
+		t.Fatalf("installService of a package without a checksum: %v; want a refusal saying what to do", err)
+	}
+	if ts, err := c.CurrentTasks(ctx, pid); err != nil || len(ts) != len(plan.Hosts) || ts[0].TaskType != "INSTALL_AGENT" {
+		t.Fatalf("after the refusal the process is not at INSTALL_AGENT: %v %s", err, sandbox.Describe(ts))
+	}
+
+	if err := c.InstallService(ctx, pid, plan, map[string]any{"allowUnverifiedPackage": true}); err != nil {
+		t.Fatalf("installService allowing an unverified package: %v", err)
+	}
+	ts, err := c.WaitStep(ctx, pid, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := sandbox.Failed(ts); len(f) > 0 {
+		t.Fatalf("INSTALL_SERVICE failed:%s", sandbox.Describe(f))
+	}
+	for _, task := range ts {
+		log, err := c.TaskLogText(ctx, task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(log, "WARNING: package "+url+" is UNVERIFIED") {
+			t.Errorf("task %d %s on %s: the log does not say the package is unverified:\n%s", task.ID, task.TaskType, task.Host, log)
+		}
+	}
+	if _, err := c.WalkFrom(ctx, s, pid, plan, "DEPLOY_CONFIG"); err != nil {
+		t.Fatalf("the rest of the wizard: %v", err)
+	}
+	if err := sandbox.CheckAlive(ctx, plan, 9030); err != nil {
+		t.Fatalf("cluster: %v", err)
 	}
 }

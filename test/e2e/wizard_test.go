@@ -43,6 +43,7 @@ func TestWizard(t *testing.T) {
 			}
 			t.Logf("step timings: %v", timings)
 			checkAPI(ctx, t, c, plan, pid)
+			checkPackageVerified(ctx, t, c, s, pid)
 			checkCluster(ctx, t, plan)
 			checkHosts(t, s, plan)
 			if db == "sqlite" {
@@ -156,6 +157,38 @@ func checkAPI(ctx context.Context, t *testing.T, c *sandbox.Client, plan sandbox
 	// logPath is the task's own log on its host, as the agent wrote it.
 	if lg.LogPath == nil || !strings.HasPrefix(*lg.LogPath, sandbox.InstallDir+"/agent/") || !strings.Contains(*lg.LogPath, fmt.Sprintf("task-%d", startFE)) {
 		t.Errorf("START_FE logPath %v: want the agent's log of task %d under %s/agent", sandbox.Str(lg.LogPath), startFE, sandbox.InstallDir)
+	}
+}
+
+// checkPackageVerified: installService named no checksum, so every
+// INSTALL task's log says the host checked the SHA-512 published beside
+// the package (or used a download it checked with it).
+func checkPackageVerified(ctx context.Context, t *testing.T, c *sandbox.Client, s *sandbox.Sandbox, pid int64) {
+	t.Helper()
+	n := 0
+	for id := int64(1); ; id++ {
+		task, err := c.TaskInfo(ctx, id)
+		if err != nil {
+			break // past the last task
+		}
+		if task.ProcessID != pid || !strings.HasPrefix(task.TaskType, "INSTALL_") || task.TaskType == "INSTALL_AGENT" {
+			continue
+		}
+		n++
+		log, err := c.TaskLogText(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "the host checks its SHA-512 " + s.PackageSHA512 + ", published at " + s.PackageURL + ".sha512"
+		// A download the host made for another role with the same sum is
+		// used from its cache.
+		checked := strings.Contains(log, "SHA-512 matches") || strings.Contains(log, "using cached")
+		if !strings.Contains(log, want) || !checked {
+			t.Errorf("task %d %s on %s: log does not say the package was checked against the published SHA-512:\n%s", id, task.TaskType, task.Host, log)
+		}
+	}
+	if n == 0 {
+		t.Error("no INSTALL_ task found")
 	}
 }
 

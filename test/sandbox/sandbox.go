@@ -8,6 +8,7 @@ package sandbox
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -75,6 +76,9 @@ type Sandbox struct {
 	Hosts         *testhosts.Hosts
 	PackageURL    string
 	PackageSHA256 string
+	// PackageSHA512 is published beside the package as <name>.sha512,
+	// as Apache publishes it for its releases.
+	PackageSHA512 string
 	PackagePath   string
 	WorkDir       string
 	DataDir       string
@@ -163,7 +167,8 @@ func (s *Sandbox) pack(ctx context.Context) error {
 		return err
 	}
 	s.PackageSHA256 = sum
-	return nil
+	s.PackageSHA512, err = PublishSHA512(s.PackagePath)
+	return err
 }
 
 func fileSHA256(path string) (string, error) {
@@ -177,6 +182,22 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// PublishSHA512 writes <path>.sha512 as Apache publishes it beside a
+// release ("<hex>  <file name>", sha512sum's format) and returns the sum.
+func PublishSHA512(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha512.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	return sum, os.WriteFile(path+".sha512", []byte(sum+"  "+filepath.Base(path)+"\n"), 0o644)
 }
 
 // serveFiles serves the packages folder on the bridge address, the one
@@ -379,13 +400,17 @@ func (s *Sandbox) PluginsDir() string {
 }
 
 // ExporterPackage packs the node exporter imitation's release into the
-// package server and returns its URL and SHA-256.
+// package server (its SHA-512 published beside it) and returns its URL and
+// SHA-256.
 func (s *Sandbox) ExporterPackage(ctx context.Context) (url, sha string, err error) {
 	p, err := exportersim.Pack(ctx, filepath.Dir(s.PackagePath), exportersim.DefaultVersion)
 	if err != nil {
 		return "", "", err
 	}
 	if sha, err = fileSHA256(p); err != nil {
+		return "", "", err
+	}
+	if _, err := PublishSHA512(p); err != nil {
 		return "", "", err
 	}
 	return s.FileURL(filepath.Base(p)), sha, nil

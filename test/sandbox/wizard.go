@@ -180,6 +180,8 @@ type StepTiming struct {
 
 // Walk runs the whole wizard for a plan and returns the process id and
 // each step's wall time. It stops at the first step with a failed task.
+// installService names no checksum: the manager takes the SHA-512
+// published beside the package, as for an Apache release.
 func (c *Client) Walk(ctx context.Context, s *Sandbox, p Plan, progress Progress) (int64, []StepTiming, error) {
 	var pid int64
 	var timings []StepTiming
@@ -210,9 +212,7 @@ func (c *Client) Walk(ctx context.Context, s *Sandbox, p Plan, progress Progress
 		return err
 	})
 	if err == nil {
-		err = step("INSTALL_SERVICE", func() error {
-			return c.InstallService(ctx, pid, p, map[string]any{"packageSha256": s.PackageSHA256})
-		})
+		err = step("INSTALL_SERVICE", func() error { return c.InstallService(ctx, pid, p, nil) })
 	}
 	if err == nil {
 		err = step("DEPLOY_CONFIG", func() error { return c.DeployConfig(ctx, pid, p) })

@@ -745,3 +745,40 @@ func TestReconfigureStopped(t *testing.T) {
 		t.Errorf("edit_log_port: %v", err)
 	}
 }
+
+// A package verified with a published SHA-512 is downloaded with it, and
+// the install marker records it; a password in the URL is in neither the
+// marker, the facts nor the log.
+func TestInstallSHA512AndPassword(t *testing.T) {
+	ctx := context.Background()
+	req := feReq("10.0.0.1", true)
+	sum := strings.Repeat("CD", 64)
+	req.PackageURL, req.PackageSHA512 = "http://u:pw-secret@repo/apache-doris-2.0.3-bin-x64.tar.xz", sum
+	cache := doris.PackageCacheDir("/opt/doris", req.PackageURL)
+	h := installHost(cache + "/apache-doris-2.0.3-bin-x64/fe/bin/start_fe.sh\n")
+	res, err := newRole().Install(ctx, h, req)
+	if err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	dl := h.CallsOf("Download")
+	if len(dl) != 1 || dl[0].Download.SHA512 != sum || dl[0].Download.URL != req.PackageURL {
+		t.Fatalf("download %+v", dl)
+	}
+	var marker string
+	for _, argv := range h.Execs() {
+		if len(argv) > 3 && argv[3] == "doris-install" {
+			marker = argv[6]
+		}
+	}
+	if want := "http://u:***@repo/apache-doris-2.0.3-bin-x64.tar.xz sha512:" + strings.ToLower(sum); marker != want {
+		t.Errorf("marker %q, want %q", marker, want)
+	}
+	for _, c := range h.CallsOf("Logf") {
+		if strings.Contains(c.Message, "pw-secret") {
+			t.Errorf("log line %q shows the password", c.Message)
+		}
+	}
+	if strings.Contains(res.Facts["packageUrl"], "pw-secret") || res.Facts["packageSha512"] == "" {
+		t.Errorf("facts %v: want the URL without its password and the SHA-512", res.Facts)
+	}
+}

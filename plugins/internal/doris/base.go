@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
@@ -327,11 +328,15 @@ func InstallArgv(src, dst, marker, version string) []string {
 	return []string{"bash", "-c", installScript, "doris-install", src, dst, marker, version}
 }
 
-// packageMarker is what markerFile holds for a package.
+// packageMarker is what markerFile holds for a package: its URL (without
+// a password) and the checksums it was installed with.
 func packageMarker(req sdk.Request) string {
-	marker := req.PackageURL
+	marker := redact.String(req.PackageURL)
 	if req.PackageSHA256 != "" {
 		marker += " sha256:" + strings.ToLower(req.PackageSHA256)
+	}
+	if req.PackageSHA512 != "" {
+		marker += " sha512:" + strings.ToLower(req.PackageSHA512)
 	}
 	return marker
 }
@@ -355,7 +360,8 @@ func (b *Base) Install(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Re
 		return sdk.Result{}, sdk.Failf("no packageUrl given: set the URL of a Doris release package (.tar.gz or .tar.xz)")
 	}
 	marker := packageMarker(req)
-	facts := map[string]string{"installDir": home, "packageUrl": req.PackageURL}
+	shown := redact.String(req.PackageURL)
+	facts := map[string]string{"installDir": home, "packageUrl": shown}
 	if old, err := h.ReadFile(ctx, path.Join(home, markerFile), 4096); err == nil {
 		if strings.TrimSpace(string(old)) == marker {
 			return sdk.Result{Summary: fmt.Sprintf("%s already installed in %s from this package", s.Role, home), Facts: facts}, nil
@@ -369,12 +375,12 @@ func (b *Base) Install(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Re
 	}
 
 	cache := PackageCacheDir(dir, req.PackageURL)
-	dl, err := h.Download(ctx, sdk.Download{URL: req.PackageURL, SHA256: req.PackageSHA256, Dest: cache, Unpack: true})
+	dl, err := h.Download(ctx, sdk.Download{URL: req.PackageURL, SHA256: req.PackageSHA256, SHA512: req.PackageSHA512, Dest: cache, Unpack: true})
 	if err != nil {
 		f := sdk.AsFailure(err)
 		return sdk.Result{}, &sdk.Failure{Summary: "cannot fetch the package: " + f.Summary, Detail: f.Detail, Retryable: true}
 	}
-	h.Logf("package %s in %s (cached: %v, sha256 %s)", req.PackageURL, cache, dl.Cached, dl.SHA256)
+	h.Logf("package %s in %s (cached: %v, sha256 %s)", shown, cache, dl.Cached, dl.SHA256)
 	res, err := h.Exec(ctx, sdk.Command{Argv: s.FindStartScriptArgv(cache)})
 	if err != nil {
 		return sdk.Result{}, fmt.Errorf("look for %s in the package: %w", s.Role, err)
@@ -384,7 +390,7 @@ func (b *Base) Install(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Re
 	}
 	src, err := ChooseRoleHome(s, cache, strings.Split(res.Output, "\n"))
 	if err != nil {
-		return sdk.Result{}, sdk.Failf("%s: %v", req.PackageURL, err)
+		return sdk.Result{}, sdk.Failf("%s: %v", shown, err)
 	}
 	version := PackageVersion(packageTop(cache, src))
 	res, err = h.Exec(ctx, sdk.Command{Argv: InstallArgv(src, home, marker, version)})
@@ -395,6 +401,9 @@ func (b *Base) Install(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Re
 		return sdk.Result{}, sdk.Failf("install %s into %s failed: %s", s.Role, home, execErr(res, nil))
 	}
 	facts["packageSha256"] = dl.SHA256
+	if dl.SHA512 != "" {
+		facts["packageSha512"] = dl.SHA512
+	}
 	if version != "" {
 		facts[sdk.FactVersion] = version
 	}

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
@@ -125,7 +126,7 @@ func (b *Base) UpgradeWith(ctx context.Context, h sdk.Host, req sdk.Request, sta
 			u.prev = strings.TrimSpace(string(p))
 			u.oldV, _ = InstalledVersion(ctx, h, u.prev)
 		}
-		h.Logf("%s already holds %s; starting and checking it", d.Home, req.PackageURL)
+		h.Logf("%s already holds %s; starting and checking it", d.Home, redact.String(req.PackageURL))
 	} else {
 		if err := b.stageAndSwitch(ctx, h, req, dir, d, &u); err != nil {
 			return sdk.Result{}, err
@@ -160,7 +161,7 @@ func (b *Base) UpgradeWith(ctx context.Context, h sdk.Host, req sdk.Request, sta
 	}
 	facts.SetBool(sdk.FactRegistered, true)
 	facts.SetBool(sdk.FactAlive, true)
-	facts["packageUrl"] = req.PackageURL
+	facts["packageUrl"] = redact.String(req.PackageURL)
 	sum := fmt.Sprintf("%s on %s upgraded to %s and alive in the cluster", s.Role, req.Node.Host, orUnknown(v))
 	if u.oldV != "" {
 		sum = fmt.Sprintf("%s on %s upgraded from %s to %s and alive in the cluster", s.Role, req.Node.Host, u.oldV, orUnknown(v))
@@ -181,12 +182,13 @@ func (b *Base) stageAndSwitch(ctx context.Context, h sdk.Host, req sdk.Request, 
 	}
 	unchanged := fmt.Sprintf("nothing was switched: %s still holds %s", d.Home, orUnknown(u.oldV))
 	cache := PackageCacheDir(dir, req.PackageURL)
-	dl, err := h.Download(ctx, sdk.Download{URL: req.PackageURL, SHA256: req.PackageSHA256, Dest: cache, Unpack: true})
+	dl, err := h.Download(ctx, sdk.Download{URL: req.PackageURL, SHA256: req.PackageSHA256, SHA512: req.PackageSHA512, Dest: cache, Unpack: true})
 	if err != nil {
 		f := sdk.AsFailure(err)
 		return &sdk.Failure{Summary: "cannot fetch the package: " + f.Summary, Detail: joinNonEmpty(f.Detail, unchanged), Retryable: true}
 	}
-	h.Logf("package %s in %s (cached: %v, sha256 %s)", req.PackageURL, cache, dl.Cached, dl.SHA256)
+	shown := redact.String(req.PackageURL)
+	h.Logf("package %s in %s (cached: %v, sha256 %s)", shown, cache, dl.Cached, dl.SHA256)
 	res, err := h.Exec(ctx, sdk.Command{Argv: s.FindStartScriptArgv(cache)})
 	if err != nil {
 		return fmt.Errorf("look for %s in the package: %w", s.Role, err)
@@ -196,7 +198,7 @@ func (b *Base) stageAndSwitch(ctx context.Context, h sdk.Host, req sdk.Request, 
 	}
 	src, err := ChooseRoleHome(s, cache, strings.Split(res.Output, "\n"))
 	if err != nil {
-		return sdk.Failf("%s: %v", req.PackageURL, err)
+		return sdk.Failf("%s: %v", shown, err)
 	}
 	u.newV = PackageVersion(packageTop(cache, src))
 	u.prev = d.Home + ".prev-" + safeVersion(u.oldV)
