@@ -21,10 +21,10 @@ func (s *Store) GetAdminAccount(ctx context.Context, clusterID int64) (AdminAcco
 
 // SetAdminPending records a sealed password chosen for the cluster's admin
 // account before it is set on the cluster. A cluster without a row gets
-// one for user with an empty current password; an existing row keeps its
-// user and current password.
-func (s *Store) SetAdminPending(ctx context.Context, clusterID int64, user string, sealed []byte, generated bool) error {
-	a := AdminAccount{ClusterID: clusterID, User: user, Pending: sealed, PendingGenerated: generated, UpdatedAt: time.Now().UTC()}
+// one with no user (the default account's) and an empty current password;
+// an existing row keeps its user and current password.
+func (s *Store) SetAdminPending(ctx context.Context, clusterID int64, sealed []byte, generated bool) error {
+	a := AdminAccount{ClusterID: clusterID, Pending: sealed, PendingGenerated: generated, UpdatedAt: time.Now().UTC()}
 	err := s.q(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "cluster_id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"pending", "pending_generated", "updated_at"}),

@@ -24,25 +24,25 @@ func TestAdminAccount(t *testing.T) {
 			t.Fatalf("reveal without a row: %v %v", ok, err)
 		}
 
-		if err := s.SetAdminPending(ctx, 1, "root", []byte("sealed-1"), true); err != nil {
+		if err := s.SetAdminPending(ctx, 1, []byte("sealed-1"), true); err != nil {
 			t.Fatal(err)
 		}
 		a, err := s.GetAdminAccount(ctx, 1)
-		if err != nil || a.User != "root" || a.Password != nil || string(a.Pending) != "sealed-1" || !a.PendingGenerated || a.Generated {
+		if err != nil || a.User != "" || a.Password != nil || string(a.Pending) != "sealed-1" || !a.PendingGenerated || a.Generated {
 			t.Fatalf("after SetAdminPending: %+v %v", a, err)
 		}
 		if ok, _ := s.MarkAdminRevealed(ctx, 1); ok {
 			t.Fatal("a pending password was revealed")
 		}
-		// A second pending password replaces the first, the user stays.
-		if err := s.SetAdminPending(ctx, 1, "other", []byte("sealed-2"), true); err != nil {
+		// A second pending password replaces the first.
+		if err := s.SetAdminPending(ctx, 1, []byte("sealed-2"), true); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.PromoteAdminPending(ctx, 1); err != nil {
 			t.Fatal(err)
 		}
 		a, _ = s.GetAdminAccount(ctx, 1)
-		if a.User != "root" || string(a.Password) != "sealed-2" || a.Pending != nil || !a.Generated || a.Revealed || a.PendingGenerated {
+		if a.User != "" || string(a.Password) != "sealed-2" || a.Pending != nil || !a.Generated || a.Revealed || a.PendingGenerated {
 			t.Fatalf("after promote: %+v", a)
 		}
 		if err := s.PromoteAdminPending(ctx, 1); !errors.Is(err, store.ErrNotFound) {
@@ -56,7 +56,7 @@ func TestAdminAccount(t *testing.T) {
 			t.Fatalf("second reveal: %v %v", ok, err)
 		}
 		// A pending password keeps the current one until it is promoted.
-		if err := s.SetAdminPending(ctx, 1, "root", []byte("sealed-3"), false); err != nil {
+		if err := s.SetAdminPending(ctx, 1, []byte("sealed-3"), false); err != nil {
 			t.Fatal(err)
 		}
 		a, _ = s.GetAdminAccount(ctx, 1)
