@@ -3,6 +3,7 @@ package roleexec
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -72,4 +73,11 @@ func (e *Executor) Login(ctx context.Context, addr string, a Account) error {
 	}
 	defer db.Close()
 	return db.PingContext(ctx)
+}
+
+// AccessDenied reports whether err is an FE's refusal of a login (MySQL
+// error 1045: wrong user or password).
+func AccessDenied(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1045
 }

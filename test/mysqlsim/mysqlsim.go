@@ -35,6 +35,7 @@ type Server struct {
 	mu        sync.Mutex
 	passwords map[string]string // user -> password
 	results   map[string]Result // query (exact text) -> answer
+	failures  map[string]string // statement prefix -> error message
 	logins    []string          // "user:ok" / "user:denied", in order
 	queries   []string          // "user: query", in order
 	conns     map[net.Conn]bool
@@ -49,7 +50,8 @@ func Start(t testing.TB, accounts map[string]string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{ln: ln, passwords: map[string]string{}, results: map[string]Result{}, conns: map[net.Conn]bool{}}
+	s := &Server{ln: ln, passwords: map[string]string{}, results: map[string]Result{}, failures: map[string]string{},
+		conns: map[net.Conn]bool{}}
 	for u, p := range accounts {
 		s.passwords[u] = p
 	}
@@ -69,6 +71,19 @@ func (s *Server) SetResult(query string, r Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.results[query] = r
+}
+
+// SetError makes statements starting with prefix fail with ERROR 1105 and
+// msg, where "%s" stands for the statement (Doris quotes it in syntax
+// errors); an empty msg removes the failure.
+func (s *Server) SetError(prefix, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if msg == "" {
+		delete(s.failures, prefix)
+		return
+	}
+	s.failures[prefix] = msg
 }
 
 // SetPassword changes an account's password behind the client's back.
@@ -230,7 +245,16 @@ func (s *Server) query(c *conn, user, q string) error {
 	s.mu.Lock()
 	s.queries = append(s.queries, user+": "+q)
 	r, canned := s.results[q]
+	var fail string
+	for prefix, msg := range s.failures {
+		if strings.HasPrefix(q, prefix) {
+			fail = strings.ReplaceAll(msg, "%s", q)
+		}
+	}
 	s.mu.Unlock()
+	if fail != "" {
+		return c.writeErr(1105, "HY000", fail)
+	}
 	if m := reSetPassword.FindStringSubmatch(q); m != nil {
 		target := m[1]
 		if target == "" {

@@ -66,6 +66,14 @@ func TestLoginsPasswordsAndResults(t *testing.T) {
 	if _, err := db2.Exec("SET PASSWORD FOR 'ghost' = PASSWORD('x')"); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("unknown user: %v", err)
 	}
+	s.SetError("SELECT", "errCode = 2, detailMessage = Syntax error in: %s")
+	if _, err := db2.Exec("SELECT 2"); err == nil || !strings.Contains(err.Error(), "Error 1105 (HY000): errCode = 2, detailMessage = Syntax error in: SELECT 2") {
+		t.Fatalf("SetError: %v", err)
+	}
+	s.SetError("SELECT", "")
+	if _, err := db2.Exec("SELECT 2"); err != nil {
+		t.Fatalf("after the error was removed: %v", err)
+	}
 	if q := s.Queries(); len(q) == 0 || q[0] != "root: SET PASSWORD FOR 'root' = PASSWORD('n3w')" {
 		t.Fatalf("queries %v", q)
 	}
