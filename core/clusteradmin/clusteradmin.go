@@ -154,7 +154,9 @@ type errNoMaster struct {
 	tried   []string
 }
 
-func (e *errNoMaster) Error() string { return "no master FE found (" + strings.Join(e.tried, "; ") + ")" }
+func (e *errNoMaster) Error() string {
+	return "no master FE found (" + strings.Join(e.tried, "; ") + ")"
+}
 
 // master asks the FEs in order, as acct, which FE the cluster reports as
 // master (SHOW FRONTENDS, IsMaster) and returns its query address.
