@@ -45,6 +45,9 @@ type Config struct {
 	Ready []Check
 	// Operations, if set, serves the day-2 endpoints under /api/cluster/{clusterId}/.
 	Operations *Operations
+	// Admin, if set, serves the reveal and credentials calls of clusters'
+	// admin accounts.
+	Admin AdminAccounts
 }
 
 // New returns the HTTP handler of the whole API.
@@ -91,6 +94,10 @@ func New(cfg Config) http.Handler {
 		r.Post("/process/back/{processId}", a.onID("processId", a.e.Back))
 		r.Post("/cluster", a.createCluster)
 		r.Get("/cluster", a.listClusters)
+		if cfg.Admin != nil {
+			r.Post("/cluster/{clusterId}/adminPassword/reveal", revealAdminPassword(cfg.Admin))
+			r.Put("/cluster/{clusterId}/credentials", setCredentials(cfg.Admin))
+		}
 		if cfg.Operations != nil {
 			cfg.Operations.routes(r)
 		}

@@ -344,36 +344,36 @@ func (a *Admin) forget(ctx context.Context) {
 	}
 }
 
-// Reveal returns the generated admin password of a cluster, once: the
-// first call gets it, every later one a conflict.
-func (a *Admin) Reveal(ctx context.Context, clusterID int64) (roleexec.Account, error) {
+// Reveal returns the user and generated admin password of a cluster,
+// once: the first call gets it, every later one a conflict.
+func (a *Admin) Reveal(ctx context.Context, clusterID int64) (user, password string, err error) {
 	if err := a.clusterExists(ctx, clusterID); err != nil {
-		return roleexec.Account{}, err
+		return "", "", err
 	}
 	rec, err := a.st.GetAdminAccount(ctx, clusterID)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || (err == nil && rec.Password == nil):
-		return roleexec.Account{}, conflict("cluster %d has no admin password yet: the SECURE_CLUSTER task at the end of buildCluster sets one", clusterID)
+		return "", "", conflict("cluster %d has no admin password yet: the SECURE_CLUSTER task at the end of buildCluster sets one", clusterID)
 	case err != nil:
-		return roleexec.Account{}, err
+		return "", "", err
 	case !rec.Generated:
-		return roleexec.Account{}, conflict("the admin password of cluster %d was given by a client (buildCluster's adminPassword or PUT /api/cluster/%d/credentials), not generated: it is not shown", clusterID, clusterID)
+		return "", "", conflict("the admin password of cluster %d was given by a client (buildCluster's adminPassword or PUT /api/cluster/%d/credentials), not generated: it is not shown", clusterID, clusterID)
 	case rec.Revealed:
-		return roleexec.Account{}, alreadyRevealed(clusterID)
+		return "", "", alreadyRevealed(clusterID)
 	}
 	acct, err := a.acc.current(rec)
 	if err != nil {
-		return roleexec.Account{}, err
+		return "", "", err
 	}
 	won, err := a.st.MarkAdminRevealed(ctx, clusterID)
 	if err != nil {
-		return roleexec.Account{}, err
+		return "", "", err
 	}
 	if !won {
-		return roleexec.Account{}, alreadyRevealed(clusterID)
+		return "", "", alreadyRevealed(clusterID)
 	}
 	a.log.Info("admin password revealed", "cluster", clusterID, "user", acct.User)
-	return acct, nil
+	return acct.User, acct.Password, nil
 }
 
 func alreadyRevealed(clusterID int64) error {

@@ -134,11 +134,11 @@ func TestSecureGeneratesSetsAndRecords(t *testing.T) {
 			t.Fatal("the second run set the password again")
 		}
 
-		got, err := f.admin.Reveal(ctx, f.id)
-		if err != nil || got.User != "root" || got.Password != pw {
-			t.Fatalf("reveal: %q %v", got.User, err)
+		user, got, err := f.admin.Reveal(ctx, f.id)
+		if err != nil || user != "root" || got != pw {
+			t.Fatalf("reveal: %q %v", user, err)
 		}
-		_, err = f.admin.Reveal(ctx, f.id)
+		_, _, err = f.admin.Reveal(ctx, f.id)
 		if process.KindOf(err) != process.KindConflict || !strings.Contains(err.Error(), "already revealed; set a new one with") {
 			t.Fatalf("second reveal: %v", err)
 		}
@@ -161,7 +161,7 @@ func TestSecureSetsTheGivenPassword(t *testing.T) {
 	if f.fe.Password("root") != given || f.account().Password != given || strings.Contains(resp, "reveal") {
 		t.Fatalf("FE has %q, recorded %q, response %q", f.fe.Password("root"), f.account().Password, resp)
 	}
-	if _, err := f.admin.Reveal(ctx, f.id); process.KindOf(err) != process.KindConflict || !strings.Contains(err.Error(), "given by a client") {
+	if _, _, err := f.admin.Reveal(ctx, f.id); process.KindOf(err) != process.KindConflict || !strings.Contains(err.Error(), "given by a client") {
 		t.Fatalf("reveal of a given password: %v", err)
 	}
 }
@@ -275,7 +275,7 @@ func TestSetAccount(t *testing.T) {
 	if a := f.account(); a.User != "admin" || a.Password != "ops-pass word" {
 		t.Fatalf("account %q", a.User)
 	}
-	if _, err := f.admin.Reveal(ctx, f.id); process.KindOf(err) != process.KindConflict {
+	if _, _, err := f.admin.Reveal(ctx, f.id); process.KindOf(err) != process.KindConflict {
 		t.Fatalf("reveal of an operator's password: %v", err)
 	}
 	// A later SECURE_CLUSTER keeps it.
