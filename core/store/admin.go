@@ -77,3 +77,12 @@ func (s *Store) MarkAdminRevealed(ctx context.Context, clusterID int64) (bool, e
 	}
 	return res.RowsAffected == 1, nil
 }
+
+// DeleteAdminAccount forgets a cluster's admin account (a destroyed
+// cluster keeps no password).
+func (s *Store) DeleteAdminAccount(ctx context.Context, clusterID int64) error {
+	if err := s.q(ctx).Where("cluster_id = ?", clusterID).Delete(&AdminAccount{}).Error; err != nil {
+		return fmt.Errorf("forget the admin account of cluster %d: %w", clusterID, err)
+	}
+	return nil
+}

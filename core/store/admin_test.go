@@ -84,5 +84,14 @@ func TestAdminAccount(t *testing.T) {
 		if a, _ := s.GetAdminAccount(ctx, 1); a.User != "ops" {
 			t.Fatalf("cluster 1 changed with cluster 2: %+v", a)
 		}
+		if err := s.DeleteAdminAccount(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetAdminAccount(ctx, 2); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("after delete: %v", err)
+		}
+		if _, err := s.GetAdminAccount(ctx, 1); err != nil {
+			t.Fatalf("cluster 1 went with cluster 2: %v", err)
+		}
 	})
 }
