@@ -17,6 +17,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/agents"
 	"github.com/dorismanager/dorismanager/core/api"
+	"github.com/dorismanager/dorismanager/core/clusteradmin"
 	"github.com/dorismanager/dorismanager/core/clusterstatus"
 	"github.com/dorismanager/dorismanager/core/ops"
 	"github.com/dorismanager/dorismanager/core/pkgsum"
@@ -69,8 +70,12 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		return server.Extensions{}, fmt.Errorf("SSH installer: %w", err)
 	}
 	stopHangup := rescanOnHangup(plugins, d.Logger.Named("plugins"))
-	exec := roleexec.New(roleexec.Config{Store: d.Store, Roles: plugins, Agents: reg, Logger: d.Logger})
-	actions := runner.Actions{process.TaskInstallAgent: agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst}}
+	// Every SQL call to a cluster runs as its recorded admin account.
+	exec := roleexec.New(roleexec.Config{Store: d.Store, Roles: plugins, Agents: reg, Logger: d.Logger,
+		Accounts: clusteradmin.Accounts{Store: d.Store, Secrets: d.Secrets}})
+	admin := clusteradmin.New(clusteradmin.Config{Store: d.Store, Secrets: d.Secrets, SQL: exec, Logger: d.Logger.Named("clusteradmin")})
+	actions := runner.Actions{process.TaskInstallAgent: agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst},
+		process.TaskSecureCluster: admin}
 	// Day-2 operations and the status cache.
 	status := clusterstatus.New(clusterstatus.Config{Store: d.Store, Exec: exec, Plugins: plugins, Logger: d.Logger.Named("status")})
 	opsEngine := ops.New(ops.Config{Store: d.Store, Catalogue: plugins.Catalogue, Master: status.Master, Notify: d.Notify, Checksums: pkgsum.New(0),
@@ -96,6 +101,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 			}
 		},
 		WizardGuard: opsEngine.CheckNoOperation,
+		Admin:       admin,
 		// roleList shows what the cluster itself reports.
 		RefreshRoles: exec.RefreshRegistration,
 		PluginsReady: plugins.Ready,

@@ -47,6 +47,9 @@ type Config struct {
 	Ready []Check
 	// Operations, if set, serves the day-2 endpoints under /api/cluster/{clusterId}/.
 	Operations *Operations
+	// Admin, if set, serves the reveal and credentials calls of clusters'
+	// admin accounts.
+	Admin AdminAccounts
 }
 
 // New returns the HTTP handler of the whole API.
@@ -103,6 +106,10 @@ func New(cfg Config) http.Handler {
 		r.Get("/audit", a.listAudit)
 		r.Get("/cluster/{clusterId}/hostKeys", a.listHostKeys)
 		r.Post("/cluster/{clusterId}/hostKeys", a.changeHostKey)
+		if cfg.Admin != nil {
+			r.Post("/cluster/{clusterId}/adminPassword/reveal", revealAdminPassword(cfg.Admin))
+			r.Put("/cluster/{clusterId}/credentials", setCredentials(cfg.Admin))
+		}
 		if cfg.Operations != nil {
 			cfg.Operations.routes(r)
 		}

@@ -485,6 +485,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 			{"conf over 256 KiB", "/api/agent/deployConfig", map[string]any{"processId": pid, "deployConfigs": []map[string]any{
 				{"hosts": []string{"10.0.0.1"}, "role": "FE", "conf": bigConf}}}, 400, "256 KiB"},
 			{"buildCluster without beHosts", "/api/agent/buildCluster", map[string]any{"processId": pid, "feHosts": []string{"10.0.0.1"}}, 400, "beHosts"},
+			{"buildCluster with a quote in adminPassword", "/api/agent/buildCluster", map[string]any{"processId": pid, "feHosts": []string{"10.0.0.1"},
+				"beHosts": []string{}, "adminPassword": "abc'defgh1"}, 400, "adminPassword"},
 			{"bad cluster name", "/api/cluster", map[string]any{"name": "a b;c"}, 400, "name"},
 			{"missing cluster name", "/api/cluster", map[string]any{}, 400, "name"},
 		}

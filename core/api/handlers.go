@@ -164,9 +164,10 @@ func (a *api) startService(ctx context.Context, userID int64, req *startServiceR
 }
 
 type buildClusterReq struct {
-	ProcessID *ID       `json:"processId"`
-	FEHosts   *[]string `json:"feHosts"`
-	BEHosts   *[]string `json:"beHosts"`
+	ProcessID     *ID       `json:"processId"`
+	FEHosts       *[]string `json:"feHosts"`
+	BEHosts       *[]string `json:"beHosts"`
+	AdminPassword string    `json:"adminPassword"`
 }
 
 func (a *api) buildCluster(ctx context.Context, userID int64, req *buildClusterReq) error {
@@ -180,7 +181,8 @@ func (a *api) buildCluster(ctx context.Context, userID int64, req *buildClusterR
 	if req.BEHosts == nil {
 		return httpx.BadRequest("beHosts is required: the BE hosts to join the cluster (may be [])")
 	}
-	return a.e.BuildCluster(ctx, userID, process.BuildClusterRequest{ProcessID: pid, FEHosts: *req.FEHosts, BEHosts: *req.BEHosts})
+	return a.e.BuildCluster(ctx, userID, process.BuildClusterRequest{ProcessID: pid, FEHosts: *req.FEHosts, BEHosts: *req.BEHosts,
+		AdminPassword: req.AdminPassword})
 }
 
 // onID answers a POST that acts on the process or task named in the path

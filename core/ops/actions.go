@@ -662,6 +662,13 @@ func (r *run) destroy(ctx context.Context) (runner.Outcome, error) {
 			return runner.Outcome{}, err
 		}
 	}
+	// Its admin password goes too, leaving no copy in SQLite's files.
+	if err := r.a.st.DeleteAdminAccount(ctx, id); err != nil {
+		return runner.Outcome{}, err
+	}
+	if err := r.a.st.ForgetDeleted(ctx); err != nil {
+		r.a.log.Warn("the destroyed cluster's admin password may remain in the database's free pages", "cluster", id, "error", err)
+	}
 	if err := r.a.st.MarkClusterDestroyed(ctx, id); err != nil {
 		return runner.Outcome{}, err
 	}

@@ -475,6 +475,9 @@ func TestDestroyRemovesRolesAgentsAndMarksTheCluster(t *testing.T) {
 	// Only h2 has an agent that answers here; the others are skipped as
 	// an operator would skip hosts that are gone.
 	ctx := context.Background()
+	if err := e.st.SetAdminAccount(ctx, 1, "root", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
 	pid, err := e.eng.Destroy(ctx, 1, 1, DestroyRequest{Confirm: "demo", Purge: true})
 	if err != nil {
 		t.Fatal(err)
@@ -511,6 +514,9 @@ func TestDestroyRemovesRolesAgentsAndMarksTheCluster(t *testing.T) {
 	agents, _ := e.st.ListAgents(ctx, 1)
 	if c.DestroyedAt == nil || len(roles) != 0 || len(agents) != 0 {
 		t.Fatalf("after destroy: destroyed %v, %d roles, %d agents", c.DestroyedAt, len(roles), len(agents))
+	}
+	if _, err := e.st.GetAdminAccount(ctx, 1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the destroyed cluster's admin account is kept: %v", err)
 	}
 }
 

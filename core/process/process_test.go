@@ -358,11 +358,19 @@ func TestWizardHappyPath(t *testing.T) {
 		seqs = map[string]int{}
 		for _, tk := range f.tasks(pid, 4) {
 			seqs[tk.TaskType+"@"+tk.Host] = tk.Seq
+			if tk.TaskType == TaskSecureCluster {
+				if in, err := task.ClusterOf(tk); err != nil || in.ClusterID != 1 || tk.TaskRole != "" {
+					t.Fatalf("SECURE_CLUSTER task: %+v %v", tk, err)
+				}
+				continue
+			}
 			if tk.TaskRole != "" || inputOf(t, tk).Role == "" {
 				t.Fatalf("BUILD_CLUSTER task role: %+v", tk)
 			}
 		}
-		want = map[string]int{"ADD_FE@h2": 0, "ADD_FE@h1": 1, "ADD_FE@h3": 2, "ADD_BACKEND@h1": 3, "ADD_BACKEND@h2": 3, "ADD_BROKER@h3": 3}
+		// The admin password is set last, once every node joined.
+		want = map[string]int{"ADD_FE@h2": 0, "ADD_FE@h1": 1, "ADD_FE@h3": 2, "ADD_BACKEND@h1": 3, "ADD_BACKEND@h2": 3, "ADD_BROKER@h3": 3,
+			"SECURE_CLUSTER@": 4}
 		if !equalMap(seqs, want) {
 			t.Fatalf("BUILD seqs %v, want %v", seqs, want)
 		}

@@ -44,6 +44,9 @@ const (
 	TaskAddFE        = "ADD_FE"
 	TaskAddBackend   = "ADD_BACKEND"
 	TaskAddBroker    = "ADD_BROKER"
+	// TaskSecureCluster ends BUILD_CLUSTER of a cluster with FEs: it sets
+	// the admin password (core/clusteradmin).
+	TaskSecureCluster = "SECURE_CLUSTER"
 )
 
 // reserved are role names whose task types would be taken for another

@@ -258,12 +258,14 @@ func TestBuildClusterOrderFromInfo(t *testing.T) {
 		got[tk.TaskType+"@"+tk.Host] = tk.Seq
 		lanes[tk.TaskType] = tk.TaskRole
 	}
+	// SECURE_CLUSTER comes after the ordered roles' lane, and does not wait
+	// for a role in a lane of its own.
 	want = map[string]int{"ADD_FE@h1": 0, "ADD_FE@h2": 1, "ADD_BACKEND@h1": 2, "ADD_BACKEND@h2": 2,
-		"ADD_LATE@h1": 3, "ADD_LATE@h2": 3, "ADD_SOLO@h1": 0, "ADD_SOLO@h2": 1}
+		"ADD_LATE@h1": 3, "ADD_LATE@h2": 3, "ADD_SOLO@h1": 0, "ADD_SOLO@h2": 1, "SECURE_CLUSTER@": 4}
 	if !equalMap(got, want) {
 		t.Fatalf("BUILD seqs %v, want %v", got, want)
 	}
-	if !reflect.DeepEqual(lanes, map[string]string{"ADD_FE": "", "ADD_BACKEND": "", "ADD_LATE": "", "ADD_SOLO": "SOLO"}) {
+	if !reflect.DeepEqual(lanes, map[string]string{"ADD_FE": "", "ADD_BACKEND": "", "ADD_LATE": "", "ADD_SOLO": "SOLO", "SECURE_CLUSTER": ""}) {
 		t.Fatalf("BUILD lanes %v", lanes)
 	}
 }
@@ -355,7 +357,7 @@ func TestScaleOutFEsJoinTheRunningMaster(t *testing.T) {
 		t.Fatalf("START_SERVICE tasks %v (seqs %d, %d), want the new FEs one at a time", got, ts[0].Seq, ts[1].Seq)
 	}
 	ts = w.step(4, f.e.BuildCluster(ctx, 1, BuildClusterRequest{ProcessID: w.pid, FEHosts: []string{"h2", "h3"}, BEHosts: []string{}}))
-	if got := types(ts); !reflect.DeepEqual(got, []string{"ADD_FE@h2", "ADD_FE@h3"}) {
+	if got := types(ts); !reflect.DeepEqual(got, []string{"ADD_FE@h2", "ADD_FE@h3", "SECURE_CLUSTER@"}) {
 		t.Fatalf("BUILD_CLUSTER tasks %v", got)
 	}
 }

@@ -712,6 +712,9 @@ type BuildClusterRequest struct {
 	ProcessID int64
 	FEHosts   []string
 	BEHosts   []string
+	// AdminPassword, if set, is the password SECURE_CLUSTER sets for the
+	// cluster's admin account instead of a generated one.
+	AdminPassword string
 }
 
 // BuildCluster moves a process to BUILD_CLUSTER: an ADD_ task for each
@@ -722,7 +725,17 @@ type BuildClusterRequest struct {
 // ADD_BACKEND and ADD_BROKER. feHosts may be empty only when the process
 // started no FE; a process whose roles have no membership gets an empty
 // step, which is done at once.
+//
+// When the cluster has an FE and the step adds nodes (or AdminPassword is
+// given), a SECURE_CLUSTER task comes last in lane "": it sets the admin
+// password (AdminPassword, kept sealed until then, or a generated one)
+// once every ADD_ task of the lane is done.
 func (e *Engine) BuildCluster(ctx context.Context, userID int64, r BuildClusterRequest) error {
+	if r.AdminPassword != "" {
+		if err := CheckAdminPassword("adminPassword", r.AdminPassword); err != nil {
+			return err
+		}
+	}
 	if len(r.FEHosts) > 0 {
 		if err := checkHosts("feHosts", r.FEHosts); err != nil {
 			return err
@@ -805,8 +818,68 @@ func (e *Engine) BuildCluster(ctx context.Context, userID int64, r BuildClusterR
 		if len(tasks) == 0 && len(r.FEHosts)+len(r.BEHosts) > 0 {
 			return nil, nil, invalid("the request leaves no task to run (every host named was skipped earlier)")
 		}
-		return tasks, nil, nil
+		hasFE := len(byRole[RoleFE]) > 0
+		if !hasFE {
+			if hasFE, err = e.clusterHasFE(ctx, p); err != nil {
+				return nil, nil, err
+			}
+		}
+		if r.AdminPassword != "" && !hasFE {
+			return nil, nil, invalid("adminPassword: cluster %d has no FE whose admin account could get it", p.ClusterID)
+		}
+		if !hasFE || (len(tasks) == 0 && r.AdminPassword == "") {
+			return tasks, nil, nil
+		}
+		seq := 0
+		for _, t := range tasks {
+			if t.TaskRole == "" {
+				seq = max(seq, t.Seq+1)
+			}
+		}
+		tasks = append(tasks, newTask(p, StepBuildCluster, "", TaskSecureCluster, "", seq, task.Encode(task.Cluster{ClusterID: p.ClusterID})))
+		if r.AdminPassword == "" {
+			return tasks, nil, nil
+		}
+		sealed, err := e.sealAdminPassword(r.AdminPassword)
+		if err != nil {
+			return nil, nil, err
+		}
+		return tasks, func(tx *store.Store) error { return tx.SetAdminPending(ctx, p.ClusterID, sealed, false) }, nil
 	})
+}
+
+// clusterHasFE reports whether the cluster has an FE from an earlier
+// process (this process's own FEs are in its ADD_FE tasks).
+func (e *Engine) clusterHasFE(ctx context.Context, p store.Process) (bool, error) {
+	roles, err := e.st.ListRoles(ctx, p.ClusterID)
+	if err != nil {
+		return false, err
+	}
+	installed, err := e.st.TasksOfStep(ctx, p.ID, StepInstallService)
+	if err != nil {
+		return false, err
+	}
+	mine := map[string]bool{}
+	for _, t := range installed {
+		mine[hostRole(t.Host, t.TaskRole)] = true
+	}
+	for _, ro := range roles {
+		if ro.Role == RoleFE && !mine[hostRole(ro.Host, RoleFE)] {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (e *Engine) sealAdminPassword(pw string) ([]byte, error) {
+	if e.sealer == nil {
+		return nil, errors.New("no secret key configured to seal the admin password")
+	}
+	sealed, err := e.sealer.Seal([]byte(pw))
+	if err != nil {
+		return nil, fmt.Errorf("seal the admin password: %w", err)
+	}
+	return sealed, nil
 }
 
 // rank orders the API document's roles as buildCluster lists them (FE,

@@ -244,3 +244,25 @@ func checkParams(params map[string]string) error {
 	}
 	return nil
 }
+
+// Bounds of an admin password the manager sets on a cluster.
+const (
+	MinAdminPassword = 8
+	MaxAdminPassword = 128
+)
+
+// CheckAdminPassword checks a password the manager is to set on a cluster
+// (buildCluster's adminPassword): it goes into a SET PASSWORD statement,
+// so it may hold no quote, backslash, space or control character. The
+// error never contains the password.
+func CheckAdminPassword(field, pw string) error {
+	if len(pw) < MinAdminPassword || len(pw) > MaxAdminPassword {
+		return invalid("%s must be %d to %d characters long", field, MinAdminPassword, MaxAdminPassword)
+	}
+	for _, c := range []byte(pw) {
+		if c <= ' ' || c > '~' || c == '\'' || c == '"' || c == '`' || c == '\\' {
+			return invalid("%s may hold printable ASCII characters other than spaces, quotes (' \" `) and backslashes", field)
+		}
+	}
+	return nil
+}

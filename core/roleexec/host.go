@@ -42,6 +42,8 @@ type agentHost struct {
 	http    *http.Client
 	pkgURL  string              // the task's package (CheckPackage)
 	pkgSums process.PackageSums // its checksums
+	// account is the cluster's admin account, asked at every Query.
+	account func(ctx context.Context) (Account, error)
 }
 
 // CheckPackage makes every download of url check the manager's checksums
@@ -106,8 +108,14 @@ func (h *agentHost) Query(ctx context.Context, fe string, query string) (sdk.Row
 	if !h.allowed[host] {
 		return sdk.Rows{}, fmt.Errorf("FE %s is not a node of this cluster", fe)
 	}
+	acct := DefaultAccount
+	if h.account != nil {
+		if acct, err = h.account(ctx); err != nil {
+			return sdk.Rows{}, err
+		}
+	}
 	h.Logf("SQL on %s: %s", fe, query)
-	return h.sql.query(ctx, fe, query)
+	return h.sql.query(ctx, fe, acct, query)
 }
 
 func (h *agentHost) HTTPGet(ctx context.Context, rawURL string) (sdk.HTTPResponse, error) {
@@ -211,42 +219,83 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// sqlPool keeps one database/sql pool per FE address for the life of the
-// manager, so repeated SHOW probes reuse connections.
+// sqlPool keeps one database/sql pool per FE address and account for the
+// life of the manager, so repeated SHOW probes reuse connections. A pool
+// whose password no longer is the account's is retired: no new query uses
+// it, and it is closed once the queries in flight on it are done, so no
+// connection made with old credentials is used again.
 type sqlPool struct {
 	mu    sync.Mutex
-	pools map[string]*sql.DB
-	user  string
-	pass  string
+	pools map[poolKey]*pooledDB
 	log   mysql.Logger // the driver's messages, into the manager's log
 }
 
-func newSQLPool(user, pass string, log hclog.Logger) *sqlPool {
-	return &sqlPool{pools: map[string]*sql.DB{}, user: user, pass: pass, log: DriverLogger(log)}
+type poolKey struct{ addr, user string }
+
+type pooledDB struct {
+	db      *sql.DB
+	pass    string
+	inUse   int
+	retired bool
 }
 
-func (p *sqlPool) db(addr string) (*sql.DB, error) {
+func newSQLPool(log hclog.Logger) *sqlPool {
+	return &sqlPool{pools: map[poolKey]*pooledDB{}, log: DriverLogger(log)}
+}
+
+// acquire returns the pool of (addr, account), opening it if needed, and
+// retires the pools of addr with other credentials; release it after use.
+func (p *sqlPool) acquire(addr string, a Account) (*pooledDB, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if db, ok := p.pools[addr]; ok {
-		return db, nil
+	key := poolKey{addr, a.User}
+	if e, ok := p.pools[key]; ok && e.pass == a.Password {
+		e.inUse++
+		return e, nil
 	}
-	db, err := openMySQL(p.user, p.pass, addr, p.log)
+	// The FE's admin account changed (another password, or another user):
+	// every older pool to it goes.
+	for k, e := range p.pools {
+		if k.addr == addr {
+			p.retireLocked(k, e)
+		}
+	}
+	db, err := openMySQL(a.User, a.Password, addr, p.log)
 	if err != nil {
 		return nil, err
 	}
 	db.SetMaxOpenConns(4)
 	db.SetConnMaxIdleTime(time.Minute)
-	p.pools[addr] = db
-	return db, nil
+	e := &pooledDB{db: db, pass: a.Password, inUse: 1}
+	p.pools[key] = e
+	return e, nil
 }
 
-func (p *sqlPool) query(ctx context.Context, addr, q string) (sdk.Rows, error) {
-	db, err := p.db(addr)
+func (p *sqlPool) release(e *pooledDB) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e.inUse--
+	if e.retired && e.inUse == 0 {
+		_ = e.db.Close()
+	}
+}
+
+func (p *sqlPool) retireLocked(k poolKey, e *pooledDB) {
+	delete(p.pools, k)
+	e.retired = true
+	if e.inUse == 0 {
+		_ = e.db.Close()
+	}
+}
+
+// query runs q on the FE at addr as account a.
+func (p *sqlPool) query(ctx context.Context, addr string, a Account, q string) (sdk.Rows, error) {
+	e, err := p.acquire(addr, a)
 	if err != nil {
 		return sdk.Rows{}, err
 	}
-	rows, err := db.QueryContext(ctx, q)
+	defer p.release(e)
+	rows, err := e.db.QueryContext(ctx, q)
 	if err != nil {
 		return sdk.Rows{}, err
 	}
@@ -277,9 +326,8 @@ func (p *sqlPool) query(ctx context.Context, addr, q string) (sdk.Rows, error) {
 func (p *sqlPool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for addr, db := range p.pools {
-		_ = db.Close()
-		delete(p.pools, addr)
+	for k, e := range p.pools {
+		p.retireLocked(k, e)
 	}
 }
 

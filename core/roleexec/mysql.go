@@ -1,13 +1,17 @@
 package roleexec
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/dorismanager/dorismanager/sdk"
 )
 
 // openMySQL opens a pool to an FE's query port. Doris speaks the MySQL
@@ -51,4 +55,29 @@ type driverLogger struct{ log hclog.Logger }
 
 func (d driverLogger) Print(v ...any) {
 	d.log.Warn(strings.TrimSpace(fmt.Sprint(v...)))
+}
+
+// QueryAs runs q on the FE at addr as account a through the shared pool,
+// logging nothing of it (core/clusteradmin sends passwords this way).
+func (e *Executor) QueryAs(ctx context.Context, addr string, a Account, q string) (sdk.Rows, error) {
+	return e.sql.query(ctx, addr, a, q)
+}
+
+// Login checks that account a can log in to the FE at addr, on a
+// connection of its own that is closed again: a pooled connection may
+// have logged in with other credentials.
+func (e *Executor) Login(ctx context.Context, addr string, a Account) error {
+	db, err := openMySQL(a.User, a.Password, addr, e.sql.log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.PingContext(ctx)
+}
+
+// AccessDenied reports whether err is an FE's refusal of a login (MySQL
+// error 1045: wrong user or password).
+func AccessDenied(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1045
 }

@@ -42,27 +42,44 @@ type Agents interface {
 	Client(ctx context.Context, clusterID int64, host string) (*agentclient.Client, error)
 }
 
+// Account is a cluster's admin account for SQL. It is a secret: never
+// logged, never in an error.
+type Account struct {
+	User     string
+	Password string
+}
+
+// DefaultAccount is a fresh Doris cluster's admin: root, empty password.
+var DefaultAccount = Account{User: "root"}
+
+// Accounts gives each cluster's admin account as recorded now
+// (core/clusteradmin.Keeper); it is asked before every SQL call, so a
+// changed account is used at once.
+type Accounts interface {
+	Account(ctx context.Context, clusterID int64) (Account, error)
+}
+
 // Config wires an Executor.
 type Config struct {
 	Store  *store.Store
 	Roles  Roles
 	Agents Agents
 	Logger hclog.Logger
-	// FEUser and FEPassword are the cluster admin account used for SQL;
-	// a fresh Doris cluster has root with an empty password.
-	FEUser     string
-	FEPassword string
+	// Accounts gives the admin account of each cluster; nil uses
+	// DefaultAccount for every cluster.
+	Accounts Accounts
 }
 
 // Executor holds what role tasks share: the store, the plugins, the agent
-// clients and one SQL pool per FE.
+// clients and one SQL pool per FE and account.
 type Executor struct {
-	st     *store.Store
-	roles  Roles
-	agents Agents
-	log    hclog.Logger
-	sql    *sqlPool
-	http   *http.Client
+	st       *store.Store
+	roles    Roles
+	agents   Agents
+	accounts Accounts
+	log      hclog.Logger
+	sql      *sqlPool
+	http     *http.Client
 }
 
 // New returns an Executor.
@@ -70,11 +87,20 @@ func New(cfg Config) *Executor {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	if cfg.FEUser == "" {
-		cfg.FEUser = "root"
+	return &Executor{st: cfg.Store, roles: cfg.Roles, agents: cfg.Agents, accounts: cfg.Accounts, log: cfg.Logger.Named("roleexec"),
+		sql: newSQLPool(cfg.Logger.Named("mysql")), http: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// account is the admin account of a cluster now.
+func (e *Executor) account(ctx context.Context, clusterID int64) (Account, error) {
+	if e.accounts == nil {
+		return DefaultAccount, nil
 	}
-	return &Executor{st: cfg.Store, roles: cfg.Roles, agents: cfg.Agents, log: cfg.Logger.Named("roleexec"),
-		sql: newSQLPool(cfg.FEUser, cfg.FEPassword, cfg.Logger.Named("mysql")), http: &http.Client{Timeout: 10 * time.Second}}
+	a, err := e.accounts.Account(ctx, clusterID)
+	if err != nil {
+		return Account{}, fmt.Errorf("admin account of cluster %d: %w", clusterID, err)
+	}
+	return a, nil
 }
 
 // Close releases the SQL pools.

@@ -20,7 +20,7 @@ func TestHostProbesOnlyReachClusterNodes(t *testing.T) {
 	u, _ := url.Parse(srv.URL)
 	var log strings.Builder
 	h := &agentHost{log: &log, logMu: &sync.Mutex{}, allowed: map[string]bool{u.Hostname(): true},
-		sql: newSQLPool("root", "", nil), http: srv.Client()}
+		sql: newSQLPool(nil), http: srv.Client()}
 	defer h.sql.close()
 	ctx := context.Background()
 

@@ -55,8 +55,10 @@ func (e *Executor) HostWith(client *agentclient.Client, taskID int64, prefix str
 	for _, n := range cl.Nodes {
 		allowed[n.Host] = true
 	}
+	clusterID := cl.ID
 	return &agentHost{client: client, taskID: itoa(taskID), prefix: prefix, log: log, logMu: &sync.Mutex{},
-		allowed: allowed, sql: e.sql, http: e.http}
+		allowed: allowed, sql: e.sql, http: e.http,
+		account: func(ctx context.Context) (Account, error) { return e.account(ctx, clusterID) }}
 }
 
 // AgentClient returns a client for the agent of (cluster, host).

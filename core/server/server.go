@@ -79,6 +79,9 @@ type Extensions struct {
 	// WizardGuard, if set, refuses a wizard step on a cluster that is busy
 	// with an operation.
 	WizardGuard func(ctx context.Context, clusterID int64) error
+	// Admin, if set, serves the reveal and credentials calls of clusters'
+	// admin accounts (core/clusteradmin).
+	Admin api.AdminAccounts
 }
 
 // Config configures a Server.
@@ -278,7 +281,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Checksums: pkgsum.New(0), Logger: log.Named("process"), Guard: ext.WizardGuard})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
 		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
-		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady, log.Named("api")), Operations: ext.Operations})
+		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady, log.Named("api")), Operations: ext.Operations, Admin: ext.Admin})
 	s.http = limits.Server(handler)
 	s.http.ErrorLog = log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	if agentAPI != nil {

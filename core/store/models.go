@@ -218,8 +218,28 @@ type PluginPin struct {
 	UpdatedAt  time.Time
 }
 
+// AdminAccount is the database admin account the manager uses for a
+// cluster's SQL (core/clusteradmin). Passwords are sealed (core/secret) and
+// never leave the manager but through the one reveal. A cluster without a
+// row is spoken to as a fresh Doris cluster: root with an empty password.
+type AdminAccount struct {
+	ClusterID int64  `gorm:"primaryKey;autoIncrement:false"`
+	User      string `gorm:"column:admin_user;size:64"` // "user" is reserved in PostgreSQL
+	// Password is the sealed password known to work; nil for an empty one.
+	Password []byte
+	// Generated: the manager made Password; Revealed: it was shown once.
+	Generated bool
+	Revealed  bool
+	// Pending is a sealed password chosen for the cluster but not yet known
+	// to be set on it: recorded before it is set, so a manager stopped in
+	// between still knows it. PendingGenerated says the manager made it.
+	Pending          []byte
+	PendingGenerated bool
+	UpdatedAt        time.Time
+}
+
 // AllModels lists every model for migration.
 func AllModels() []any {
 	return []any{&Cluster{}, &User{}, &APIToken{}, &Grant{}, &AuditEntry{}, &Process{}, &Task{}, &TaskLog{},
-		&Agent{}, &HostKey{}, &AgentRole{}, &PluginPin{}}
+		&Agent{}, &HostKey{}, &AgentRole{}, &PluginPin{}, &AdminAccount{}}
 }

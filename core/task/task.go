@@ -51,8 +51,13 @@ type Agent struct {
 	InstallDir string `json:"installDir"`
 }
 
-// Encode is the Task.Input text of a Role or an Agent.
-func Encode[T Role | Agent](in T) string {
+// Cluster is the input of a task on the whole cluster (SECURE_CLUSTER).
+type Cluster struct {
+	ClusterID int64 `json:"clusterId"`
+}
+
+// Encode is the Task.Input text of a Role, an Agent or a Cluster.
+func Encode[T Role | Agent | Cluster](in T) string {
 	b, err := json.Marshal(in)
 	if err != nil {
 		panic(err) // plain strings, numbers and string maps always marshal
@@ -77,6 +82,18 @@ func AgentOf(t store.Task) (Agent, error) {
 	var in Agent
 	if err := json.Unmarshal([]byte(t.Input), &in); err != nil {
 		return in, fmt.Errorf("task %d has unreadable input: %w", t.ID, err)
+	}
+	return in, nil
+}
+
+// ClusterOf reads the input of a cluster task.
+func ClusterOf(t store.Task) (Cluster, error) {
+	var in Cluster
+	if err := json.Unmarshal([]byte(t.Input), &in); err != nil {
+		return in, fmt.Errorf("task %d has unreadable input: %w", t.ID, err)
+	}
+	if in.ClusterID <= 0 {
+		return in, fmt.Errorf("task %d names no cluster", t.ID)
 	}
 	return in, nil
 }

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/dorismanager/dorismanager/test/deadline"
-	_ "github.com/go-sql-driver/mysql"
+	"github.com/go-sql-driver/mysql"
 	"github.com/ulikunitz/xz"
 
 	"github.com/dorismanager/dorismanager/test/dorissim"
@@ -303,10 +303,20 @@ func httpGet(url string) (string, error) {
 
 func openDB(t *testing.T, port int) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/?timeout=2s", port))
+	return openDBAs(t, port, "root", "")
+}
+
+// openDBAs opens the MySQL protocol of an FE as user with password.
+func openDBAs(t *testing.T, port int, user, password string) *sql.DB {
+	t.Helper()
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, password, "tcp", fmt.Sprintf("127.0.0.1:%d", port)
+	cfg.Timeout = 2 * time.Second
+	c, err := mysql.NewConnector(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	db := sql.OpenDB(c)
 	t.Cleanup(func() { db.Close() })
 	return db
 }

@@ -54,7 +54,8 @@ func TestDemoUpDown(t *testing.T) {
 			down()
 		}
 	}()
-	for _, want := range []string{"step 4 BUILD_CLUSTER", "mysql> SHOW FRONTENDS;", "FOLLOWER  true      true", "-P 9030 -uroot",
+	for _, want := range []string{"step 4 BUILD_CLUSTER", "SECURE_CLUSTER", "root's password, revealed once", "mysql> SHOW FRONTENDS;",
+		"FOLLOWER  true      true", "-P 9030 -uroot -p'",
 		"/api/server/agentList?clusterId=1", "token:      dm_"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo up output lacks %q:\n%s", want, out)

@@ -163,7 +163,7 @@ func TestFaultAgentKilledMidTask(t *testing.T) {
 	if _, err := c.WalkFrom(ctx, s, pid, plan, "DEPLOY_CONFIG"); err != nil {
 		t.Fatal(err)
 	}
-	if err := sandbox.CheckAlive(ctx, plan, 9030); err != nil {
+	if err := s.CheckAlive(ctx, plan, 9030); err != nil {
 		t.Fatalf("cluster after the wizard: %v", err)
 	}
 }

@@ -48,7 +48,8 @@ func concurrentSameStep(t *testing.T, db string) {
 		{"INSTALL_SERVICE", "/api/agent/installService", installServiceBody(s, pid, plan), roles},
 		{"DEPLOY_CONFIG", "/api/agent/deployConfig", deployConfigBody(pid, plan), roles},
 		{"START_SERVICE", "/api/agent/startService", startServiceBody(pid, plan), roles},
-		{"BUILD_CLUSTER", "/api/agent/buildCluster", buildClusterBody(pid, plan), len(plan.FEs) + len(plan.BEs) + len(plan.Brokers)},
+		// One ADD_ per node, then SECURE_CLUSTER.
+		{"BUILD_CLUSTER", "/api/agent/buildCluster", buildClusterBody(pid, plan), len(plan.FEs) + len(plan.BEs) + len(plan.Brokers) + 1},
 		{"", fmt.Sprintf("/api/process/installComplete/%d", pid), map[string]any{"processId": pid, "hosts": plan.Hosts}, 0},
 	}
 	for _, st := range steps {
@@ -92,7 +93,7 @@ func concurrentSameStep(t *testing.T, db string) {
 			}
 		}
 	}
-	if err := sandbox.CheckAlive(ctx, plan, 9030); err != nil {
+	if err := s.CheckAlive(ctx, plan, 9030); err != nil {
 		t.Fatalf("cluster after the wizard: %v", err)
 	}
 }

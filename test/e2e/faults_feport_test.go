@@ -79,7 +79,7 @@ func TestFaultFEPortTaken(t *testing.T) {
 	if _, err := c.WalkFrom(ctx, s, pid, plan, "DEPLOY_CONFIG"); err != nil {
 		t.Fatalf("the wizard with the fixed conf: %v", err)
 	}
-	if err := sandbox.CheckAlive(ctx, plan, 9031); err != nil {
+	if err := s.CheckAlive(ctx, plan, 9031); err != nil {
 		t.Fatalf("cluster: %v", err)
 	}
 }

@@ -148,7 +148,7 @@ func managerKilledMidStep(t *testing.T, db string) {
 	if _, err := c.WalkFrom(ctx, s, pid, plan, "BUILD_CLUSTER"); err != nil {
 		t.Fatal(err)
 	}
-	if err := sandbox.CheckAlive(ctx, plan, 9030); err != nil {
+	if err := s.CheckAlive(ctx, plan, 9030); err != nil {
 		t.Fatalf("cluster after the wizard: %v", err)
 	}
 }

@@ -64,7 +64,7 @@ func TestFaultPackage404(t *testing.T) {
 	if _, err := c.WalkFrom(ctx, s, pid, plan, "DEPLOY_CONFIG"); err != nil {
 		t.Fatalf("the rest of the wizard: %v", err)
 	}
-	if err := sandbox.CheckAlive(ctx, plan, 9030); err != nil {
+	if err := s.CheckAlive(ctx, plan, 9030); err != nil {
 		t.Fatalf("cluster: %v", err)
 	}
 }
@@ -133,7 +133,7 @@ func TestFaultPackageChecksum(t *testing.T) {
 	if _, err := c.WalkFrom(ctx, s, pid2, plan, "INSTALL_SERVICE"); err != nil {
 		t.Fatalf("the wizard with the right checksum: %v", err)
 	}
-	if err := sandbox.CheckAlive(ctx, plan, 9030); err != nil {
+	if err := s.CheckAlive(ctx, plan, 9030); err != nil {
 		t.Fatalf("cluster: %v", err)
 	}
 }
@@ -313,7 +313,7 @@ func TestFaultPackageChecksumMissing(t *testing.T) {
 	if _, err := c.WalkFrom(ctx, s, pid, plan, "DEPLOY_CONFIG"); err != nil {
 		t.Fatalf("the rest of the wizard: %v", err)
 	}
-	if err := sandbox.CheckAlive(ctx, plan, 9030); err != nil {
+	if err := s.CheckAlive(ctx, plan, 9030); err != nil {
 		t.Fatalf("cluster: %v", err)
 	}
 }

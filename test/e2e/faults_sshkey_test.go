@@ -83,7 +83,7 @@ func TestFaultWrongSSHKey(t *testing.T) {
 	if _, err := c.WalkFrom(ctx, s, pid, plan, "INSTALL_SERVICE"); err != nil {
 		t.Fatalf("the rest of the wizard: %v", err)
 	}
-	if err := sandbox.CheckAlive(ctx, plan, 9030); err != nil {
+	if err := s.CheckAlive(ctx, plan, 9030); err != nil {
 		t.Fatalf("cluster: %v", err)
 	}
 }

@@ -101,7 +101,7 @@ func TestFaultUnreachableHostSkip(t *testing.T) {
 			}
 		}
 	}
-	if err := sandbox.CheckAlive(ctx, plan, 9030); err != nil {
+	if err := s.CheckAlive(ctx, plan, 9030); err != nil {
 		t.Fatalf("cluster: %v", err)
 	}
 

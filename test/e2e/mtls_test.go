@@ -220,7 +220,7 @@ func TestMutualTLS(t *testing.T) {
 	if _, err := c.WalkFrom(ctx, s, pid, plan, "DEPLOY_CONFIG"); err != nil {
 		t.Fatal(err)
 	}
-	if err := sandbox.CheckAlive(ctx, plan, 9030); err != nil {
+	if err := s.CheckAlive(ctx, plan, 9030); err != nil {
 		t.Fatalf("cluster after the wizard: %v", err)
 	}
 	if !strings.Contains(dm(t, s, "ca", "status"), "from the signing CA") || strings.Contains(dm(t, s, "ca", "status"), "previous CA") {

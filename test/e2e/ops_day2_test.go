@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -16,10 +17,11 @@ import (
 	"github.com/dorismanager/dorismanager/test/sandbox"
 )
 
-// masterDB opens the MySQL protocol of the plan's first FE.
-func masterDB(t *testing.T, plan sandbox.Plan) *sql.DB {
+// masterDB opens the MySQL protocol of the plan's first FE as root with
+// the revealed password.
+func masterDB(t *testing.T, s *sandbox.Sandbox, plan sandbox.Plan) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s:9030)/?timeout=5s", plan.FEs[0].Host))
+	db, err := s.MySQL(context.Background(), plan.ClusterID, net.JoinHostPort(plan.FEs[0].Host, "9030"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +47,7 @@ func TestOpsScaleIn(t *testing.T) {
 			s, c, plan := installed(t, db)
 			ctx, cancel := deadline.Context(context.Background(), 4*time.Minute)
 			defer cancel()
-			mdb := masterDB(t, plan)
+			mdb := masterDB(t, s, plan)
 			execSQL(ctx, t, mdb, "CREATE DATABASE d2")
 			execSQL(ctx, t, mdb, `CREATE TABLE d2.t (k INT) DISTRIBUTED BY HASH(k) BUCKETS 12 PROPERTIES ("replication_num" = "2")`)
 			be := plan.BEs[2]
@@ -93,7 +95,7 @@ func TestOpsScaleIn(t *testing.T) {
 			// The other nodes serve on.
 			rest := plan
 			rest.BEs = plan.BEs[:2]
-			waitAlive(ctx, t, rest)
+			waitAlive(ctx, t, s, rest)
 		})
 	}
 }
@@ -118,7 +120,7 @@ func TestOpsUpgrade(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("upgrade of %d nodes took %s", len(ts), time.Since(started).Round(time.Millisecond))
-			checkUpgraded(ctx, t, c, plan)
+			checkUpgraded(ctx, t, s, c, plan)
 		})
 	}
 }
@@ -126,10 +128,10 @@ func TestOpsUpgrade(t *testing.T) {
 // upgradeVersion is the second simulated version upgrades go to.
 const upgradeVersion = "2.0.4"
 
-func checkUpgraded(ctx context.Context, t *testing.T, c *sandbox.Client, plan sandbox.Plan) {
+func checkUpgraded(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *sandbox.Client, plan sandbox.Plan) {
 	t.Helper()
 	want := "doris-" + upgradeVersion
-	mdb := masterDB(t, plan)
+	mdb := masterDB(t, s, plan)
 	for _, q := range []string{"SHOW FRONTENDS", "SHOW BACKENDS"} {
 		for _, r := range showRows(ctx, t, mdb, q) {
 			if !strings.HasPrefix(r["Version"], want) {
@@ -152,7 +154,7 @@ func checkUpgraded(ctx context.Context, t *testing.T, c *sandbox.Client, plan sa
 		t.Fatal(err)
 	}
 	t.Logf("after the upgrade:%s", st)
-	waitAlive(ctx, t, plan)
+	waitAlive(ctx, t, s, plan)
 }
 
 // TestOpsManagerKilledMidUpgrade SIGKILLs the manager while an upgrade
@@ -214,7 +216,7 @@ func TestOpsManagerKilledMidUpgrade(t *testing.T) {
 			}
 		}
 	}
-	checkUpgraded(ctx, t, c, plan)
+	checkUpgraded(ctx, t, s, c, plan)
 }
 
 // beConfig asks a BE's webserver for one config item's value.
@@ -309,7 +311,7 @@ func TestOpsConfig(t *testing.T) {
 			if _, err := c.WaitStatus(ctx, plan.ClusterID, "every node is UP", sandbox.AllUp); err != nil {
 				t.Fatal(err)
 			}
-			waitAlive(ctx, t, plan)
+			waitAlive(ctx, t, s, plan)
 		})
 	}
 }

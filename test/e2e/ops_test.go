@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -29,9 +30,12 @@ func installed(t *testing.T, db string) (*sandbox.Sandbox, *sandbox.Client, sand
 	defer cancel()
 	c := s.Client()
 	plan := s.StandardPlan()
-	if pid, _, err := c.Walk(ctx, s, plan, nil); err != nil {
+	pid, _, err := c.Walk(ctx, s, plan, nil)
+	if err != nil {
 		t.Fatalf("wizard (process %d): %v", pid, err)
 	}
+	// The operations run on a cluster whose root has a password.
+	checkAdminPassword(ctx, t, s, c, plan, pid)
 	st, err := c.WaitStatus(ctx, plan.ClusterID, "every node is UP", sandbox.AllUp)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +93,7 @@ func TestOpsStatusStopStart(t *testing.T) {
 			if d := desired(t, h); d["BE"].State != "running" || d["BE"].Start == nil {
 				t.Fatalf("the agent keeps BE as %+v, want running with its start command", d["BE"])
 			}
-			waitAlive(ctx, t, plan)
+			waitAlive(ctx, t, s, plan)
 		})
 	}
 }
@@ -197,15 +201,15 @@ func TestOpsRebootRecovery(t *testing.T) {
 	if _, err := c.WaitStatus(ctx, plan.ClusterID, "every node is UP", sandbox.AllUp); err != nil {
 		t.Fatal(err)
 	}
-	waitAlive(ctx, t, plan)
+	waitAlive(ctx, t, s, plan)
 }
 
 // waitAlive waits until the cluster itself reports exactly the plan's
 // nodes alive (its heartbeats lag a start by a second or so).
-func waitAlive(ctx context.Context, t *testing.T, plan sandbox.Plan) {
+func waitAlive(ctx context.Context, t *testing.T, s *sandbox.Sandbox, plan sandbox.Plan) {
 	t.Helper()
 	for {
-		err := sandbox.CheckAlive(ctx, plan, 9030)
+		err := s.CheckAlive(ctx, plan, 9030)
 		if err == nil {
 			return
 		}
@@ -247,11 +251,16 @@ type querier struct {
 	done   chan struct{}
 }
 
-func startQuerier(t *testing.T, plan sandbox.Plan) *querier {
+func startQuerier(t *testing.T, s *sandbox.Sandbox, plan sandbox.Plan) *querier {
 	t.Helper()
 	q := &querier{stop: make(chan struct{}), done: make(chan struct{})}
 	for _, fe := range plan.FEs {
-		db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s:9030)/?timeout=1s&readTimeout=2s", fe.Host))
+		cfg, err := s.MySQLConfig(context.Background(), plan.ClusterID, net.JoinHostPort(fe.Host, "9030"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Timeout, cfg.ReadTimeout = time.Second, 2*time.Second
+		db, err := sandbox.OpenDB(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,10 +312,10 @@ func TestOpsRollingRestart(t *testing.T) {
 	for _, db := range []string{"sqlite", "postgres"} {
 		t.Run(db, func(t *testing.T) {
 			t.Parallel()
-			_, c, plan := installed(t, db)
+			s, c, plan := installed(t, db)
 			ctx, cancel := deadline.Context(context.Background(), 6*time.Minute)
 			defer cancel()
-			q := startQuerier(t, plan)
+			q := startQuerier(t, s, plan)
 			started := time.Now()
 			_, ts, err := c.RunOperation(ctx, plan.ClusterID, "restart", map[string]any{"rolling": true})
 			q.finish()
@@ -336,7 +345,7 @@ func TestOpsRollingRestart(t *testing.T) {
 			if _, err := c.WaitStatus(ctx, plan.ClusterID, "every node is UP", sandbox.AllUp); err != nil {
 				t.Fatal(err)
 			}
-			waitAlive(ctx, t, plan)
+			waitAlive(ctx, t, s, plan)
 		})
 	}
 }

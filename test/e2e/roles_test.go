@@ -37,7 +37,7 @@ func TestLayouts(t *testing.T) {
 			if pid, _, err := s.Client().Walk(ctx, s, plan, nil); err != nil {
 				t.Fatalf("wizard (process %d): %v", pid, err)
 			}
-			checkCluster(ctx, t, plan)
+			checkCluster(ctx, t, s, plan)
 			checkHosts(t, s, plan)
 		})
 	}

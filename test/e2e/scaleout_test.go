@@ -31,7 +31,7 @@ func TestScaleOut(t *testing.T) {
 	if pid, _, err := c.Walk(ctx, s, first, nil); err != nil {
 		t.Fatalf("first process (%d): %v", pid, err)
 	}
-	checkCluster(ctx, t, first)
+	checkCluster(ctx, t, s, first)
 
 	second := full
 	second.Hosts = []string{h2, h3}
@@ -46,7 +46,7 @@ func TestScaleOut(t *testing.T) {
 	all.FEs = []sandbox.FE{{Host: h1, Type: "FOLLOWER"}, {Host: h2, Type: "FOLLOWER"}, {Host: h3, Type: "OBSERVER"}}
 	all.BEs = []string{h1, h2, h3}
 	all.Brokers = []string{h3}
-	checkCluster(ctx, t, all)
+	checkCluster(ctx, t, s, all)
 	roles, err := c.RoleList(ctx, all.ClusterID)
 	if err != nil {
 		t.Fatal(err)

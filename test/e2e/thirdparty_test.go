@@ -177,7 +177,7 @@ func TestThirdPartyRole(t *testing.T) {
 			t.Errorf("/metrics on %s: %d %q", h, resp.StatusCode, body)
 		}
 	}
-	checkCluster(ctx, t, plan)
+	checkCluster(ctx, t, s, plan)
 }
 
 // waitPlugin waits until the manager lists an accepted plugin for role.

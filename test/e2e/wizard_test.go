@@ -4,13 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/pgtest"
@@ -44,10 +45,11 @@ func TestWizard(t *testing.T) {
 			t.Logf("step timings: %v", timings)
 			checkAPI(ctx, t, c, plan, pid)
 			checkPackageVerified(ctx, t, c, s, pid)
-			checkCluster(ctx, t, plan)
+			checkAdminPassword(ctx, t, s, c, plan, pid)
+			checkCluster(ctx, t, s, plan)
 			checkHosts(t, s, plan)
 			if db == "sqlite" {
-				checkRoleListFollowsCluster(ctx, t, c, plan)
+				checkRoleListFollowsCluster(ctx, t, s, c, plan)
 			}
 		})
 	}
@@ -203,11 +205,67 @@ func mustDecode(t *testing.T, c *sandbox.Client, path string, v any) {
 	}
 }
 
+// checkAdminPassword: after wizard process pid the cluster's root has a
+// password: an empty-password login is refused by every FE, the password
+// revealed through the API (once; a second reveal is refused) works on
+// every FE, and the SECURE_CLUSTER task that set it does not show it.
+func checkAdminPassword(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *sandbox.Client, plan sandbox.Plan, pid int64) {
+	t.Helper()
+	pw, err := s.AdminPassword(ctx, plan.ClusterID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Call(ctx, http.MethodPost, fmt.Sprintf("/api/cluster/%d/adminPassword/reveal", plan.ClusterID), nil)
+	if err != nil || r.Code != http.StatusConflict || !strings.Contains(r.Msg, "already revealed") || strings.Contains(string(r.Data), pw) {
+		t.Errorf("second reveal: %+v %v, want 409 already revealed", r, err)
+	}
+	for _, fe := range plan.FEs {
+		addr := net.JoinHostPort(fe.Host, "9030")
+		cfg, err := s.MySQLConfig(ctx, plan.ClusterID, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		empty := *cfg
+		empty.Passwd = ""
+		for _, tc := range []struct {
+			cfg  *mysql.Config
+			want string // "" for a login that works
+		}{
+			{&empty, fmt.Sprintf("Error 1045 (28000): Access denied for user 'root'@'%s' (using password: NO)", s.Hosts.BridgeAddr)},
+			{cfg, ""},
+		} {
+			db, err := sandbox.OpenDB(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = db.PingContext(ctx)
+			db.Close()
+			if (tc.want == "" && err != nil) || (tc.want != "" && (err == nil || err.Error() != tc.want)) {
+				t.Errorf("FE %s, root with password %t: %v, want %q", addr, tc.cfg.Passwd != "", err, tc.want)
+			}
+		}
+	}
+	var tasks []sandbox.Task
+	mustDecode(t, c, fmt.Sprintf("/api/process/%d/currentTasks", pid), &tasks)
+	if len(tasks) == 0 {
+		t.Fatal("no BUILD_CLUSTER tasks")
+	}
+	last := tasks[len(tasks)-1]
+	if resp := sandbox.Str(last.Response); last.TaskType != "SECURE_CLUSTER" || last.Status != "SUCCESS" ||
+		!strings.Contains(resp, "reveal") || strings.Contains(resp+sandbox.Str(last.Result), pw) {
+		t.Errorf("last BUILD_CLUSTER task %s %s %q: want SECURE_CLUSTER SUCCESS naming the reveal call, not the password", last.TaskType, last.Status, resp)
+	}
+	r, err = c.Call(ctx, http.MethodGet, fmt.Sprintf("/api/process/task/log/%d", last.ID), nil)
+	if err != nil || strings.Contains(string(r.Data), pw) || !strings.Contains(string(r.Data), "SET PASSWORD FOR 'root'") {
+		t.Errorf("SECURE_CLUSTER log: %s %v: want the statement named, never the password", r.Data, err)
+	}
+}
+
 // checkCluster asks the cluster itself, over the MySQL protocol, that every
 // FE, BE and broker is alive and that there is exactly one master.
-func checkCluster(ctx context.Context, t *testing.T, plan sandbox.Plan) {
+func checkCluster(ctx context.Context, t *testing.T, s *sandbox.Sandbox, plan sandbox.Plan) {
 	t.Helper()
-	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s:9030)/", plan.FEs[0].Host))
+	db, err := s.MySQL(ctx, plan.ClusterID, net.JoinHostPort(plan.FEs[0].Host, "9030"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,9 +325,9 @@ func showRows(ctx context.Context, t *testing.T, db *sql.DB, q string) []map[str
 
 // checkRoleListFollowsCluster drops a BE behind the manager's back: roleList
 // must show what the cluster reports, not what the manager once did.
-func checkRoleListFollowsCluster(ctx context.Context, t *testing.T, c *sandbox.Client, plan sandbox.Plan) {
+func checkRoleListFollowsCluster(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *sandbox.Client, plan sandbox.Plan) {
 	t.Helper()
-	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s:9030)/", plan.FEs[0].Host))
+	db, err := s.MySQL(ctx, plan.ClusterID, net.JoinHostPort(plan.FEs[0].Host, "9030"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
-
-	// The MySQL protocol driver, to ask the cluster itself who is alive.
-	_ "github.com/go-sql-driver/mysql"
 )
 
 // ReinstallAgent re-runs installAgent on an unfinished process (the
@@ -105,13 +104,14 @@ func (c *Client) WalkFrom(ctx context.Context, s *Sandbox, pid int64, p Plan, fr
 }
 
 // CheckAlive asks the cluster, over the MySQL protocol at the first FE of
-// p on queryPort, whether exactly p's FEs (one master), BEs and brokers
-// are there and alive. The error lists everything that is not.
-func CheckAlive(ctx context.Context, p Plan, queryPort int) error {
+// p on queryPort (as root with the revealed password), whether exactly
+// p's FEs (one master), BEs and brokers are there and alive. The error
+// lists everything that is not.
+func (s *Sandbox) CheckAlive(ctx context.Context, p Plan, queryPort int) error {
 	if len(p.FEs) == 0 {
 		return errors.New("the plan has no FE to ask")
 	}
-	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(%s:%d)/?timeout=5s", p.FEs[0].Host, queryPort))
+	db, err := s.MySQL(ctx, p.ClusterID, net.JoinHostPort(p.FEs[0].Host, strconv.Itoa(queryPort)))
 	if err != nil {
 		return err
 	}

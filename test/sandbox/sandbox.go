@@ -95,6 +95,9 @@ type Sandbox struct {
 	AgentURL string
 	ownWork  bool
 	logFile  *os.File
+
+	pwMu    sync.Mutex
+	adminPW map[int64]string // revealed admin passwords, by cluster
 }
 
 // Start brings up the hosts and the package server; the manager is started

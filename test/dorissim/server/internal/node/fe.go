@@ -214,6 +214,7 @@ type peerReq struct {
 	SQL         string `json:"sql,omitempty"`
 	From        string `json:"from,omitempty"`
 	DB          string `json:"db,omitempty"`
+	User        string `json:"user,omitempty"`
 	Key         string `json:"key,omitempty"`
 	Value       string `json:"value,omitempty"`
 }

@@ -69,6 +69,9 @@ type Meta struct {
 	Backends  []*Backend
 	Brokers   []*Broker
 	Databases []*Database
+	// Passwords are the accounts' mysql_native_password hashes ("*HEX"),
+	// by user; a user without one has an empty password.
+	Passwords map[string]string `json:",omitempty"`
 	// WrittenBy is the version of the FE that last wrote the meta; a newer
 	// version reads an older one's meta (fields only ever get added).
 	WrittenBy string `json:",omitempty"`

@@ -36,21 +36,21 @@ func (e *ddlError) Error() string { return e.msg }
 func ddlErrorf(f string, args ...any) error { return &ddlError{msg: fmt.Sprintf(f, args...)} }
 
 func (f *fe) serveMySQL(l net.Listener) {
-	srv := server.NewServer(mysqlServerVersion, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, nil)
+	srv := server.NewServerWithAuth(mysqlServerVersion, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, nil, authProvider{f})
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			return
 		}
 		go func() {
-			auth := server.NewInMemoryAuthenticationHandler(mysql.AUTH_NATIVE_PASSWORD)
-			_ = auth.AddUser("root", "")
-			_ = auth.AddUser("admin", "")
-			conn, err := srv.NewCustomizedConn(c, auth, &mysqlHandler{f: f, s: &session{from: f.host}})
+			ac := &authConn{Conn: c}
+			s := &session{from: f.host}
+			conn, err := srv.NewCustomizedConn(ac, feAuth{f: f, conn: ac}, &mysqlHandler{f: f, s: s})
 			if err != nil {
 				c.Close()
 				return
 			}
+			s.user = conn.GetUser()
 			for !conn.Closed() {
 				if err := conn.HandleCommand(); err != nil {
 					return
@@ -69,6 +69,7 @@ type mysqlHandler struct {
 // session is one client connection's state.
 type session struct {
 	from string // the client's host, for CurrentConnected
+	user string // who logged in
 	db   string // the current database (USE)
 }
 
@@ -179,6 +180,10 @@ func (f *fe) variables() map[string]string {
 // statements go to the master, as a non-master Doris FE forwards them.
 func (f *fe) query(q string, s *session) (*result, error) {
 	q = strings.TrimSpace(strings.TrimRight(strings.TrimSpace(q), ";"))
+	// Before spaces are folded: they may be part of the password.
+	if reSetPassword.MatchString(q) {
+		return f.onMaster(peerReq{Op: "query", SQL: q, From: s.from, User: s.user})
+	}
 	q = strings.Join(strings.Fields(q), " ")
 	if reMaster.MatchString(q) {
 		return f.onMaster(peerReq{Op: "query", SQL: q, From: s.from, DB: s.db})
@@ -247,11 +252,14 @@ func (f *fe) execPeer(req peerReq) (*result, error) {
 	if req.Op == "setConfig" {
 		return f.setFEConfig(false, req.Key, req.Value)
 	}
-	return f.execMaster(req.SQL, &session{from: req.From, db: req.DB})
+	return f.execMaster(req.SQL, &session{from: req.From, db: req.DB, user: req.User})
 }
 
 // execMaster runs a membership or catalog statement on the master.
 func (f *fe) execMaster(q string, s *session) (*result, error) {
+	if reSetPassword.MatchString(q) {
+		return f.setPassword(q, s)
+	}
 	if m := reShowProc.FindStringSubmatch(q); m != nil {
 		parts := strings.Split(m[1], "/")
 		switch p := strings.ToLower(parts[0]); {
