@@ -85,8 +85,8 @@ var rules = map[string]access{
 	// Host keys of a cluster: a change needs the old fingerprint too.
 	"GET /api/cluster/{clusterId}/hostKeys":  clusterRead,
 	"POST /api/cluster/{clusterId}/hostKeys": clusterAct,
-	// The cluster's database admin account: revealed once, or set.
-	"POST /api/cluster/{clusterId}/adminPassword/reveal": clusterAct,
+	// The cluster's database admin account: revealed once (to an admin), or set.
+	"POST /api/cluster/{clusterId}/adminPassword/reveal": adminAct,
 	"PUT /api/cluster/{clusterId}/credentials":           clusterAct,
 	// Clusters: the list shows the caller's granted ones (all to an admin).
 	"GET /api/cluster":  anyRead,

@@ -106,10 +106,8 @@ func New(cfg Config) http.Handler {
 		r.Get("/audit", a.listAudit)
 		r.Get("/cluster/{clusterId}/hostKeys", a.listHostKeys)
 		r.Post("/cluster/{clusterId}/hostKeys", a.changeHostKey)
-		if cfg.Admin != nil {
-			r.Post("/cluster/{clusterId}/adminPassword/reveal", revealAdminPassword(cfg.Admin))
-			r.Put("/cluster/{clusterId}/credentials", setCredentials(cfg.Admin))
-		}
+		r.Post("/cluster/{clusterId}/adminPassword/reveal", revealAdminPassword(cfg.Admin))
+		r.Put("/cluster/{clusterId}/credentials", setCredentials(cfg.Admin))
 		if cfg.Operations != nil {
 			cfg.Operations.routes(r)
 		}
