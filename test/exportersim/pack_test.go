@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestReleaseRuns unpacks the release the way a host would and checks the
@@ -52,17 +51,14 @@ func TestReleaseRuns(t *testing.T) {
 	for sc.Scan() && !strings.Contains(sc.Text(), "Listening on") {
 	}
 	go io.Copy(io.Discard, stderr)
-	var body string
-	for i := 0; i < 100; i++ {
-		resp, err := http.Get(fmt.Sprintf("http://%s/metrics", addr))
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(b)
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	// The imitation logs "Listening on" only once it is bound.
+	resp, err := http.Get(fmt.Sprintf("http://%s/metrics", addr))
+	if err != nil {
+		t.Fatalf("/metrics right after \"Listening on\": %v", err)
 	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
 	if !strings.Contains(body, `node_exporter_build_info{`) || !strings.Contains(body, `version="1.8.2"`) {
 		t.Errorf("/metrics = %q", body)
 	}

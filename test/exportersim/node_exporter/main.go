@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -99,8 +100,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	logf("info", "Starting node_exporter version=%s", version)
+	// Bound before it says so, as the real exporter: a reader of the log
+	// may connect as soon as the line is there.
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		logf("error", "listen tcp %s: %v", o.listen, err)
+		os.Exit(1)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- srv.Serve(ln) }()
 	logf("info", "Listening on address=%s", o.listen)
 	select {
 	case err := <-errc:
