@@ -134,10 +134,10 @@ func wizardPending(op *openapitest.Operation, x openapitest.Exchange) bool {
 	return strings.TrimSpace(string(x.Body)) == `{"msg":"success","code":0,"data":null}`
 }
 
-// wholeRun: no -run or -skip narrowed the tests, so every operation
-// should have been exercised.
+// wholeRun: no -run or -skip narrowed the tests (nor -list replaced
+// them), so every operation should have been exercised.
 func wholeRun() bool {
-	for _, name := range []string{"test.run", "test.skip"} {
+	for _, name := range []string{"test.run", "test.skip", "test.list"} {
 		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
 			return false
 		}
