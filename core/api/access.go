@@ -52,6 +52,11 @@ var rules = map[string]access{
 	"GET /readyz":  public,
 	"GET /metrics": public,
 
+	// The OpenAPI document: the API's shape, no secret in it. Still any
+	// token's read rather than public: every /api path wants a token (one
+	// rule a proxy or a reader can rely on), and every token may read it.
+	"GET /api/openapi.json": anyRead,
+
 	// The install wizard.
 	"POST /api/server/installAgent":                 clusterAct,
 	"POST /api/agent/installService":                clusterAct,

@@ -72,7 +72,7 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	opsEng := ops.New(ops.Config{Store: st, Master: cache.Master, Catalogue: dorisRoles{}.Catalogue})
 	a.router = New(Config{Store: st, Engine: eng, Plugins: pm.Handler(), Metrics: metrics.NewRegistry(),
 		Operations: &Operations{Engine: opsEng, Status: cache.Status}})
-	e.srv = httptest.NewServer(a.router)
+	e.srv = newAPIServer(t, a.router)
 	t.Cleanup(e.srv.Close)
 	ctx := context.Background()
 	for _, name := range []string{"granted", "other"} {

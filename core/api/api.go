@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dorismanager/dorismanager/core/api/openapi"
 	"github.com/dorismanager/dorismanager/core/auth"
 	"github.com/dorismanager/dorismanager/core/httpx"
 	"github.com/dorismanager/dorismanager/core/metrics"
@@ -78,6 +79,7 @@ func New(cfg Config) http.Handler {
 	authn := auth.NewAuthenticator(cfg.Store, cfg.AuthLimiter, a.log.Named("auth"))
 	r.Route("/api", func(r chi.Router) {
 		r.Use(a.guard(root, authn))
+		r.Get("/openapi.json", serveOpenAPI)
 		r.Post("/server/installAgent", a.installAgent)
 		r.Get("/server/agentList", a.agentList)
 		r.Get("/server/roleList", a.roleList)
@@ -116,6 +118,13 @@ func New(cfg Config) http.Handler {
 		}
 	})
 	return r
+}
+
+// serveOpenAPI answers the API's OpenAPI document as it is kept in the
+// repository (core/api/openapi), outside the envelope, as tools expect it.
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openapi.Document())
 }
 
 type api struct {

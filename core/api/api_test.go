@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dorismanager/dorismanager/core/auth"
+	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
@@ -24,8 +25,6 @@ import (
 	"github.com/dorismanager/dorismanager/test/pgtest"
 	"golang.org/x/crypto/ssh"
 )
-
-func TestMain(m *testing.M) { pgtest.Main(m) }
 
 type stopper struct{ calls int }
 
@@ -69,8 +68,13 @@ func newEnv(t *testing.T, dsn string) *env {
 	}
 	e := &env{t: t, st: st, stopper: &stopper{}}
 	eng := process.New(process.Config{Store: st, Sealer: box, Stopper: e.stopper, Catalogue: dorisRoles{}})
-	plugins := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "plugins") })
-	e.srv = httptest.NewServer(New(Config{Store: st, Engine: eng, Plugins: plugins}))
+	pm, err := pluginhost.New(pluginhost.Config{Dir: t.TempDir(), Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pm.Close() })
+	plugins := pm.Handler()
+	e.srv = newAPIServer(t, New(Config{Store: st, Engine: eng, Plugins: plugins}))
 	t.Cleanup(e.srv.Close)
 	ctx := context.Background()
 	// Two admins: a process belongs to its user, whatever the role.
@@ -428,7 +432,7 @@ func TestEnvelopesForAuthAndRouting(t *testing.T) {
 	if r := e.do("POST", "/agent-api/v1/register", "{}", ""); r.status != 404 {
 		t.Fatalf("agent api on the REST router: %d %s", r.status, r.raw)
 	}
-	if r := e.do("GET", "/api/plugins/", nil, e.token); r.raw != "plugins" {
+	if r := e.ok("GET", "/api/plugins/", nil); !strings.Contains(string(r.Data), `"pluginsDir"`) {
 		t.Fatalf("plugins: %d %s", r.status, r.raw)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -56,7 +55,7 @@ func newAdminEnv(t *testing.T) *adminEnv {
 	t.Cleanup(exec.Close)
 	admin := clusteradmin.New(clusteradmin.Config{Store: st, Secrets: box, SQL: exec})
 	e := &env{t: t, st: st}
-	e.srv = httptest.NewServer(New(Config{Store: st, Engine: process.New(process.Config{Store: st, Sealer: box}), Admin: admin}))
+	e.srv = newAPIServer(t, New(Config{Store: st, Engine: process.New(process.Config{Store: st, Sealer: box}), Admin: admin}))
 	t.Cleanup(e.srv.Close)
 	if e.token, _, err = auth.CreateToken(ctx, st, auth.TokenSpec{User: "admin", Role: auth.Admin}); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -23,7 +22,7 @@ func TestHTTPMetricsLabels(t *testing.T) {
 	}
 	defer st.Close()
 	reg := metrics.NewRegistry()
-	srv := httptest.NewServer(New(Config{Store: st, Metrics: reg,
+	srv := newAPIServer(t, New(Config{Store: st, Metrics: reg,
 		Ready: []Check{{Name: "x", Check: func(context.Context) error { return errors.New("x is down: start x") }}}}))
 	defer srv.Close()
 	send := func(method, path string) int {

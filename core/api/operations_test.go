@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -47,7 +46,7 @@ func newOpsEnv(t *testing.T, dsn string) *env {
 	}})
 	e.srv.Close()
 	pe := process.New(process.Config{Store: e.st, Stopper: e.stopper})
-	e.srv = httptest.NewServer(New(Config{Store: e.st, Engine: pe, Operations: &Operations{Engine: eng, Status: cache.Status}}))
+	e.srv = newAPIServer(t, New(Config{Store: e.st, Engine: pe, Operations: &Operations{Engine: eng, Status: cache.Status}}))
 	t.Cleanup(e.srv.Close)
 	return e
 }
@@ -194,4 +193,29 @@ func mustField(t *testing.T, raw json.RawMessage, name string) json.RawMessage {
 		t.Fatal(err)
 	}
 	return m[name]
+}
+
+// Each operation answers its process; installComplete ends it, so the
+// next one may start.
+func TestEveryOperationStartsItsProcess(t *testing.T) {
+	e := newOpsEnv(t, "")
+	be2 := []map[string]string{{"host": "10.0.0.2", "role": "BE"}}
+	for _, c := range []struct {
+		op   string
+		body any
+	}{
+		{"stop", nil},
+		{"start", map[string]any{"nodes": be2}},
+		{"restart", map[string]any{"rolling": false}},
+		{"scaleIn", map[string]any{"nodes": be2, "force": true}},
+		{"upgrade", map[string]any{"packageUrl": "http://10.0.0.9/doris-2.1.tar.gz", "packageSha256": strings.Repeat("ab", 32), "nodes": be2}},
+		{"config", map[string]any{"role": "BE", "conf": "a = 1\n", "dryRun": true}},
+		{"destroy", map[string]any{"confirm": "demo"}},
+	} {
+		pid := processID(t, e.ok("POST", "/api/cluster/1/"+c.op, c.body))
+		if n := len(list(t, e.ok("GET", fmt.Sprintf("/api/process/%d/currentTasks", pid), nil).Data)); n == 0 {
+			t.Fatalf("%s: no tasks", c.op)
+		}
+		e.ok("POST", fmt.Sprintf("/api/process/installComplete/%d", pid), nil)
+	}
 }

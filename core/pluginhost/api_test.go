@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dorismanager/dorismanager/core/api/openapi"
+	"github.com/dorismanager/dorismanager/core/api/openapi/openapitest"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/dorismanager/dorismanager/sdk/sdktest"
@@ -22,7 +24,18 @@ func TestHTTPHandler(t *testing.T) {
 	dir := twoVersions(t)
 	place(t, dir, "1.0.0", fileName("1.3.0", 2, 0), strings.Repeat("1", 64))
 	m := newManager(t, Config{Dir: dir, Store: st})
-	srv := httptest.NewServer(m.Handler())
+	// Every exchange is checked against the API's OpenAPI document, where
+	// this handler is mounted at /api/plugins.
+	spec, err := openapitest.New(openapi.Document())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(openapitest.Middleware(func(x openapitest.Exchange) {
+		x.URL.Path = "/api/plugins" + x.URL.Path
+		if op, err := spec.Check(x); op == nil || err != nil {
+			t.Errorf("%s %s answered %d, which the OpenAPI document does not allow (operation %v): %v\n%s", x.Method, x.URL.Path, x.Status, op, err, x.Body)
+		}
+	})(m.Handler()))
 	defer srv.Close()
 
 	type envelope struct {
