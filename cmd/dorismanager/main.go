@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/pluginhost"
+	"github.com/dorismanager/dorismanager/core/preflight"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/server"
 	"github.com/dorismanager/dorismanager/internal/netguard"
@@ -100,17 +100,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-// defaultPluginsDir is plugins/ beside the binary.
-func defaultPluginsDir() string {
-	exe, err := os.Executable()
-	if err != nil {
-		return "plugins"
-	}
-	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = resolved
-	}
-	return filepath.Join(filepath.Dir(exe), "plugins")
-}
+// defaultPluginsDir is plugins/ beside the binary, else the packages'
+// /usr/lib/dorismanager/plugins (core/preflight).
+func defaultPluginsDir() string { return preflight.Dir("plugins") }
 
 func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -133,6 +125,7 @@ func serve(args []string, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "./data", "directory for the SQLite database, secret key and admin token")
 	db := fs.String("db", "", `database: empty for SQLite in the data dir, or a postgres:// URL`)
 	pluginsDir := fs.String("plugins-dir", defaultPluginsDir(), "directory of the role plugins")
+	agentsDir := fs.String("agents-dir", preflight.Dir("agents"), "directory of the agent binaries installed on hosts (linux-amd64/doris-agent, linux-arm64/doris-agent)")
 	parallel := fs.Int("parallel", runner.DefaultParallel, "tasks run at once")
 	taskTimeout := fs.Duration("task-timeout", runner.DefaultTaskTimeout, "time limit of one task")
 	advertise := fs.String("advertise-url", "", "https URL agents use to reach the agent endpoint (e.g. https://10.0.0.5:9603; default: the address the manager reached each host from, port of --agent-listen)")
@@ -201,11 +194,15 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 
+	if err := preflight.Report(preflight.Check(*pluginsDir, *agentsDir), log); err != nil {
+		return err
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, server.Config{
 		Listen: *listen, AgentListen: *agentListen, TLSAuto: *tlsMode == "auto", TLSCert: *tlsCert, TLSKey: *tlsKey, TLSSANs: sans,
-		DataDir: *dataDir, DB: *db, PluginsDir: *pluginsDir, AdvertiseURL: *advertise,
+		DataDir: *dataDir, DB: *db, PluginsDir: *pluginsDir, AgentsDir: *agentsDir, AdvertiseURL: *advertise,
 		Parallel: *parallel, TaskTimeout: *taskTimeout, Logger: log, Extend: extendWith(clientOpts, *certLifetime),
 		SecretKeyFile: *secretKeyFile, AuthMaxFailures: *authFailures,
 		HTTP: netguard.Limits{ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout,

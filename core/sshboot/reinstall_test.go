@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/core/preflight"
 	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/testhosts"
 )
@@ -48,9 +49,13 @@ func TestParseProbe(t *testing.T) {
 }
 
 // The local sum is kept while size and mtime stay, and recomputed when
-// either changes.
+// either changes; each architecture has its own.
 func TestAgentBinarySumCached(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "doris-agent")
+	dir := t.TempDir()
+	bin := preflight.AgentPath(dir, "arm64")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	write := func(data string, mtime time.Time) {
 		t.Helper()
 		if err := os.WriteFile(bin, []byte(data), 0o755); err != nil {
@@ -61,38 +66,40 @@ func TestAgentBinarySumCached(t *testing.T) {
 		}
 	}
 	hexSum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
-	in := &Installer{cfg: Config{AgentBinary: bin}}
+	in := &Installer{cfg: Config{AgentsDir: dir}, binSums: map[string]localSum{}}
 	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 
 	write("agent v1", t0)
-	size, sum, err := in.agentBinary()
-	if err != nil || size != 8 || sum != hexSum("agent v1") {
-		t.Fatalf("first: %d %s %v", size, sum, err)
+	p, size, sum, err := in.agentBinary("arm64")
+	if err != nil || p != bin || size != 8 || sum != hexSum("agent v1") {
+		t.Fatalf("first: %s %d %s %v", p, size, sum, err)
 	}
 	// Same size and mtime: the cached sum, the file is not read again.
 	write("agent v2", t0)
-	if _, sum, _ := in.agentBinary(); sum != hexSum("agent v1") {
+	if _, _, sum, _ := in.agentBinary("arm64"); sum != hexSum("agent v1") {
 		t.Errorf("same size+mtime: sum %s, want the cached one", sum)
 	}
 	// A rebuild (new mtime) is noticed.
 	write("agent v2", t0.Add(time.Second))
-	if _, sum, _ := in.agentBinary(); sum != hexSum("agent v2") {
+	if _, _, sum, _ := in.agentBinary("arm64"); sum != hexSum("agent v2") {
 		t.Errorf("new mtime: sum %s, want the new one", sum)
 	}
 	// So is a new size.
 	write("agent v3!", t0.Add(time.Second))
-	if size, sum, _ := in.agentBinary(); size != 9 || sum != hexSum("agent v3!") {
+	if _, size, sum, _ := in.agentBinary("arm64"); size != 9 || sum != hexSum("agent v3!") {
 		t.Errorf("new size: %d %s", size, sum)
 	}
+	// Another architecture is another file: missing here, and the error
+	// says how to get it.
+	if _, _, _, err := in.agentBinary("amd64"); err == nil || !strings.Contains(err.Error(), "linux/amd64") || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("missing amd64 binary: %v", err)
+	}
 	os.Remove(bin)
-	if _, _, err := in.agentBinary(); err == nil || !strings.Contains(err.Error(), "go build") {
+	if _, _, _, err := in.agentBinary("arm64"); err == nil || !strings.Contains(err.Error(), "GOARCH=arm64 go build") {
 		t.Errorf("missing binary: %v", err)
 	}
 }
 
-// probeStopScript, run with the local sh: the sum of an executable agent,
-// and the stop of an agent named by the pid file, with a home whose name
-// the shell must not interpret.
 func TestProbeStopScriptLocally(t *testing.T) {
 	home := filepath.Join(t.TempDir(), `it's $(touch pwned) "x"`, "agent")
 	for _, d := range []string{"bin", "data"} {

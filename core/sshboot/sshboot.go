@@ -1,7 +1,7 @@
 // Package sshboot installs the doris-agent on a host over SSH: it checks
 // the host key (pinned, or recorded per cluster in the store on first use;
 // strict mode wants it pinned),
-// uploads the agent, its config, its key and certificate (issued by the
+// uploads the agent built for the host's architecture (uname -m), its config, its key and certificate (issued by the
 // manager's CA for this host, revoking any older one) and the CA bundle
 // with sftp, starts it (systemd when the host runs it, else a detached
 // process) and waits for its registration. The agent's key crosses the
@@ -22,7 +22,6 @@ import (
 	"net"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agents"
+	"github.com/dorismanager/dorismanager/core/preflight"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/hashicorp/go-hclog"
 	"github.com/pkg/sftp"
@@ -45,11 +45,17 @@ var (
 	ErrNoSpace        = errors.New("not enough free space")
 	ErrNotRegistered  = errors.New("agent did not register")
 	ErrBadKey         = errors.New("unusable private key")
+	// ErrUnsupportedArch is a host the manager carries no agent for
+	// (another architecture or kernel than preflight.AgentArches' Linux).
+	ErrUnsupportedArch = preflight.ErrUnsupportedArch
 )
 
 // Config configures an Installer.
 type Config struct {
-	AgentBinary string // default: doris-agent beside the running executable
+	// AgentsDir holds an agent binary per architecture,
+	// linux-<arch>/doris-agent (preflight.AgentPath); default:
+	// preflight.Dir("agents") (bin/agents, /usr/lib/dorismanager/agents).
+	AgentsDir string
 	// AdvertiseURL is the https:// URL of the manager's agent endpoint as
 	// agents reach it; default https://<the SSH connection's local
 	// address>:<AgentEndpointPort>.
@@ -69,11 +75,11 @@ type Installer struct {
 	cfg Config
 	log hclog.Logger
 
-	binMu  sync.Mutex
-	binSum localSum // the agent binary's SHA-256, valid while size and mtime match
+	binMu   sync.Mutex
+	binSums map[string]localSum // by architecture: each agent binary's SHA-256, valid while size and mtime match
 }
 
-// localSum is the SHA-256 of the local agent binary as of one size+mtime.
+// localSum is the SHA-256 of a local agent binary as of one size+mtime.
 type localSum struct {
 	size  int64
 	mtime time.Time
@@ -120,12 +126,8 @@ func New(cfg Config) (*Installer, error) {
 	if cfg.AdvertiseURL != "" && !strings.HasPrefix(cfg.AdvertiseURL, "https://") {
 		return nil, fmt.Errorf("sshboot: the advertise URL %q must be https:// (agents reach the manager only over mutual TLS)", cfg.AdvertiseURL)
 	}
-	if cfg.AgentBinary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("sshboot: locate manager binary: %w", err)
-		}
-		cfg.AgentBinary = filepath.Join(filepath.Dir(exe), "doris-agent")
+	if cfg.AgentsDir == "" {
+		cfg.AgentsDir = preflight.Dir("agents")
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
@@ -142,41 +144,72 @@ func New(cfg Config) (*Installer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	in := &Installer{cfg: cfg, log: cfg.Logger.Named("sshboot")}
-	if _, err := os.Stat(cfg.AgentBinary); err != nil {
-		// The manager serves without it, but every installAgent fails.
-		in.log.Warn("NO AGENT BINARY: installAgent will fail until it is there", "what_to_do",
-			fmt.Sprintf("put doris-agent at %s (make build writes bin/doris-agent beside bin/dorismanager)", cfg.AgentBinary), "error", err)
-	}
-	return in, nil
+	// A missing agent binary is serve's to report (core/preflight); the
+	// install of a host that needs it says so too.
+	return &Installer{cfg: cfg, log: cfg.Logger.Named("sshboot"), binSums: map[string]localSum{}}, nil
 }
 
-// agentBinary returns the size and SHA-256 (hex) of the local agent
-// binary. The sum is computed once and kept while the file's size and
-// mtime stay the same, so a rebuilt binary is noticed without hashing
-// 7 MB on every install.
-func (in *Installer) agentBinary() (int64, string, error) {
-	fi, err := os.Stat(in.cfg.AgentBinary)
+// agentBinary returns the path, size and SHA-256 (hex) of the local agent
+// binary for linux/arch. The sum is computed once and kept while the
+// file's size and mtime stay the same, so a rebuilt binary is noticed
+// without hashing 7 MB on every install.
+func (in *Installer) agentBinary(arch string) (string, int64, string, error) {
+	p := preflight.AgentPath(in.cfg.AgentsDir, arch)
+	fi, err := os.Stat(p)
 	if err != nil {
-		return 0, "", fmt.Errorf("agent binary %s: %w (build it with `go build -o %s ./cmd/doris-agent`)", in.cfg.AgentBinary, err, in.cfg.AgentBinary)
+		return p, 0, "", fmt.Errorf("no agent binary for linux/%s (%w): build it with `make build` (it cross-compiles the agent for every supported architecture into bin/agents), "+
+			"or `CGO_ENABLED=0 GOOS=linux GOARCH=%s go build -o %s ./cmd/doris-agent`; the dorismanager package has it in %s", arch, err, arch, p, preflight.PackageDir+"/agents")
 	}
 	in.binMu.Lock()
 	defer in.binMu.Unlock()
-	c := in.binSum
+	c := in.binSums[arch]
 	if c.sum != "" && c.size == fi.Size() && c.mtime.Equal(fi.ModTime()) {
-		return c.size, c.sum, nil
+		return p, c.size, c.sum, nil
 	}
-	f, err := os.Open(in.cfg.AgentBinary)
+	f, err := os.Open(p)
 	if err != nil {
-		return 0, "", fmt.Errorf("agent binary %s: %w", in.cfg.AgentBinary, err)
+		return p, 0, "", fmt.Errorf("agent binary %s: %w", p, err)
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return 0, "", fmt.Errorf("read agent binary %s: %w", in.cfg.AgentBinary, err)
+		return p, 0, "", fmt.Errorf("read agent binary %s: %w", p, err)
 	}
-	in.binSum = localSum{size: fi.Size(), mtime: fi.ModTime(), sum: hex.EncodeToString(h.Sum(nil))}
-	return in.binSum.size, in.binSum.sum, nil
+	c = localSum{size: fi.Size(), mtime: fi.ModTime(), sum: hex.EncodeToString(h.Sum(nil))}
+	in.binSums[arch] = c
+	return p, c.size, c.sum, nil
+}
+
+// archScript prints the host's kernel and machine (uname -s, uname -m).
+const archScript = `printf 'kernel=%s\nmachine=%s\n' "$(uname -s)" "$(uname -m)"`
+
+// hostArch asks the host what it is and returns the agent architecture it
+// needs, or ErrUnsupportedArch naming what it is and what is supported.
+// It changes nothing on the host.
+func hostArch(ctx context.Context, sh *shell) (string, error) {
+	out, err := sh.run(ctx, archScript)
+	if err != nil {
+		return "", fmt.Errorf("ask %s for its architecture (uname): %w", sh.host, err)
+	}
+	var kernel, machine string
+	var seen int
+	for _, line := range strings.Split(out, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
+		switch k {
+		case "kernel":
+			kernel, seen = v, seen+1
+		case "machine":
+			machine, seen = v, seen+1
+		}
+	}
+	if seen != 2 {
+		return "", fmt.Errorf("ask %s for its architecture: the host's shell printed no usable answer: %q", sh.host, clip(out, 200))
+	}
+	arch, err := preflight.HostArch(kernel, machine)
+	if err != nil {
+		return "", fmt.Errorf("install agent on %s: %w", sh.host, err)
+	}
+	return arch, nil
 }
 
 // Install installs (or reinstalls) the agent on t and waits until it has
@@ -198,10 +231,6 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		return Result{}, fmt.Errorf("install agent: host and an absolute installDir are required (got %q, %q)", t.Host, t.InstallDir)
 	}
 	t.InstallDir = path.Clean(t.InstallDir)
-	binSize, binSum, err := in.agentBinary()
-	if err != nil {
-		return Result{}, err
-	}
 	signer, err := parseKey(cred)
 	if err != nil {
 		return Result{}, err
@@ -230,6 +259,19 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	res := Result{HostKeyFingerprint: fp, LogPath: path.Join(t.InstallDir, "agent", "log", "agent.out")}
 	logf("connected; host key %s", fp)
 	sh := &shell{client: client, host: t.Host, logf: logf, slow: in.cfg.SlowShellStart}
+	// Before anything changes on the host or in the store: a host the
+	// manager has no agent for is refused as it is found.
+	arch, err := hostArch(ctx, sh)
+	if err != nil {
+		logf("%v", err)
+		return res, err
+	}
+	binPath, binSize, binSum, err := in.agentBinary(arch)
+	if err != nil {
+		logf("%v", err)
+		return res, fmt.Errorf("install agent on %s: %w", t.Host, err)
+	}
+	logf("the host is linux/%s: installing %s", arch, binPath)
 
 	serverURL := in.cfg.AdvertiseURL
 	if serverURL == "" {
@@ -298,7 +340,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		logf("agent on the host is the same binary (sha256 %s…): not uploading it again", binSum[:12])
 	} else {
 		logf("uploading agent (%d bytes) to %s", binSize, path.Join(home, "bin", "doris-agent"))
-		bin, err := os.Open(in.cfg.AgentBinary)
+		bin, err := os.Open(binPath)
 		if err != nil {
 			return res, err
 		}
