@@ -79,7 +79,7 @@ test: build vet
 .PHONY: package
 package: build
 	$(GO) build -C tools/packaging -o $(abspath $(BIN))/packaging .
-	./$(BIN)/packaging --bin $(BIN) --out $(DIST) --version $(VERSION)
+	./$(BIN)/packaging --bin $(BIN) --out $(DIST) --version $(VERSION) --plugin-key $(DEV_KEY).pub
 
 # Regenerates the plugin wire code (committed) with pinned protoc plugins.
 proto:

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -122,6 +123,10 @@ func Check(pluginsDir, agentsDir string) []Problem {
 // AgentArches (Linux says x86_64 and aarch64; the others are the same
 // machines under the names other systems use).
 var unameMachines = map[string][]string{"amd64": {"x86_64", "amd64"}, "arm64": {"aarch64", "arm64"}}
+
+// Machines are the `uname -m` answers of the hosts that run the agent of
+// goarch.
+func Machines(goarch string) []string { return slices.Clone(unameMachines[goarch]) }
 
 // unameOf is what `uname -m` says on Linux hosts of goarch.
 func unameOf(goarch string) string { return unameMachines[goarch][0] }

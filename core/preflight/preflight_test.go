@@ -50,6 +50,22 @@ func TestHostArch(t *testing.T) {
 	}
 }
 
+// Machines and HostArch say the same: every name of an architecture maps
+// back to it.
+func TestMachines(t *testing.T) {
+	for _, arch := range AgentArches {
+		ms := Machines(arch)
+		if len(ms) == 0 {
+			t.Errorf("%s: no uname -m names", arch)
+		}
+		for _, m := range ms {
+			if got, err := HostArch("Linux", m); err != nil || got != arch {
+				t.Errorf("HostArch(Linux, %s) = %s, %v; want %s", m, got, err, arch)
+			}
+		}
+	}
+}
+
 func TestDirFrom(t *testing.T) {
 	root := t.TempDir()
 	mk := func(p string) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/preflight"
 	"github.com/dorismanager/dorismanager/test/deadline"
+	"github.com/dorismanager/dorismanager/test/testhosts"
 )
 
 // TestInstallByHostArchitecture installs over real SSH on a host whose
@@ -82,34 +83,43 @@ func TestInstallByHostArchitecture(t *testing.T) {
 	defer cancel()
 	cred := Credentials{PrivateKey: e.hs.Keys.Ed25519}
 	home := filepath.Join(h.Root, "doris") // the host's /opt/doris
+	remote := filepath.Join(home, "agent", "bin", "doris-agent")
 
-	for _, tc := range []struct {
+	type refusal struct {
 		name, kernel, machine string
 		inst                  *Installer
 		says                  []string
 		unsupported           bool
-	}{
+	}
+	refused := func(t *testing.T, tc refusal) {
+		t.Helper()
+		fake(tc.kernel, tc.machine)
+		log := &syncBuf{}
+		_, err := tc.inst.Install(ctx, e.target(h), cred, log)
+		if err == nil {
+			t.Fatalf("installed on a %s/%s host:\n%s", tc.kernel, tc.machine, log)
+		}
+		if errors.Is(err, ErrUnsupportedArch) != tc.unsupported {
+			t.Errorf("errors.Is(%v, ErrUnsupportedArch) = %v, want %v", err, !tc.unsupported, tc.unsupported)
+		}
+		for _, s := range append(tc.says, h.Addr, "nothing was changed on the host") {
+			if !strings.Contains(err.Error(), s) || !strings.Contains(log.String(), s) {
+				t.Errorf("error or task log lacks %q:\nerror: %v\nlog:\n%s", s, err, log)
+			}
+		}
+	}
+	refusals := []refusal{
 		{"unsupported architecture", "Linux", "mips", withBoth,
-			[]string{`"mips" (uname -m)`, "x86_64 (linux/amd64) and aarch64 (linux/arm64) only", h.Addr}, true},
+			[]string{`"mips" (uname -m)`, "x86_64 (linux/amd64) and aarch64 (linux/arm64) only"}, true},
 		{"not Linux", "FreeBSD", "amd64", withBoth, []string{`"FreeBSD" (uname -s), not Linux`}, true},
 		{"no binary for the host's architecture", "Linux", machineOf[other], e.inst,
 			[]string{"no agent binary for linux/" + other, preflight.AgentPath(agentsDir, other), "make build"}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fake(tc.kernel, tc.machine)
-			log := &syncBuf{}
-			_, err := tc.inst.Install(ctx, e.target(h), cred, log)
-			if err == nil {
-				t.Fatalf("installed on a %s/%s host:\n%s", tc.kernel, tc.machine, log)
-			}
-			if errors.Is(err, ErrUnsupportedArch) != tc.unsupported {
-				t.Errorf("errors.Is(%v, ErrUnsupportedArch) = %v, want %v", err, !tc.unsupported, tc.unsupported)
-			}
-			for _, s := range tc.says {
-				if !strings.Contains(err.Error(), s) || !strings.Contains(log.String(), s) {
-					t.Errorf("error or task log lacks %q:\nerror: %v\nlog:\n%s", s, err, log)
-				}
-			}
+	}
+
+	// A fresh host is refused with nothing made: no folder, no agent record.
+	for _, tc := range refusals {
+		t.Run("fresh host/"+tc.name, func(t *testing.T) {
+			refused(t, tc)
 			if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the refused host got %s (%v)", home, err)
 			}
@@ -119,21 +129,38 @@ func TestInstallByHostArchitecture(t *testing.T) {
 		})
 	}
 
-	t.Run("the other architecture's binary", func(t *testing.T) {
-		fake("Linux", machineOf[other])
-		log := &syncBuf{}
-		if _, err := withBoth.Install(ctx, e.target(h), cred, log); err != nil {
-			t.Fatalf("install on a %s host: %v\n%s", machineOf[other], err, log)
-		}
-		got, err := os.ReadFile(filepath.Join(home, "agent", "bin", "doris-agent"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sha256.Sum256(got) != sha256.Sum256(otherBin) {
-			t.Errorf("the %s host got another binary than linux-%s/doris-agent", machineOf[other], other)
-		}
-		if want := "the host is linux/" + other + ": installing " + preflight.AgentPath(both, other); !strings.Contains(log.String(), want) {
-			t.Errorf("task log lacks %q:\n%s", want, log)
-		}
-	})
+	// The other architecture's host gets the other architecture's binary.
+	fake("Linux", machineOf[other])
+	log := &syncBuf{}
+	if _, err := withBoth.Install(ctx, e.target(h), cred, log); err != nil {
+		t.Fatalf("install on a %s host: %v\n%s", machineOf[other], err, log)
+	}
+	if got, err := os.ReadFile(remote); err != nil || sha256.Sum256(got) != sha256.Sum256(otherBin) {
+		t.Fatalf("the %s host got another binary than linux-%s/doris-agent (%v)", machineOf[other], other, err)
+	}
+	if want := "the host is linux/" + other + ": installing " + preflight.AgentPath(both, other); !strings.Contains(log.String(), want) {
+		t.Errorf("task log lacks %q:\n%s", want, log)
+	}
+	installed, err := e.reg.Get(ctx, e.clusterID, h.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := agentPid(t, h)
+
+	// A reinstall that is refused leaves the running agent alone: still
+	// running, same binary, same certificate.
+	for _, tc := range refusals {
+		t.Run("reinstall/"+tc.name, func(t *testing.T) {
+			refused(t, tc)
+			if !testhosts.PidAlive(pid) {
+				t.Fatal("the running agent was stopped")
+			}
+			if got, err := os.ReadFile(remote); err != nil || sha256.Sum256(got) != sha256.Sum256(otherBin) {
+				t.Errorf("the agent binary on the host changed (%v)", err)
+			}
+			if a, err := e.reg.Get(ctx, e.clusterID, h.Addr); err != nil || a.CertSerial != installed.CertSerial {
+				t.Errorf("the agent record changed: %+v %v, was serial %s", a, err, installed.CertSerial)
+			}
+		})
+	}
 }

@@ -20,19 +20,23 @@ import (
 
 func TestParseProbe(t *testing.T) {
 	sum := strings.Repeat("ab", 32)
+	const arch = "kernel=Linux\nmachine=x86_64\n"
+	linux := func(p hostProbe) hostProbe { p.kernel, p.machine = "Linux", "x86_64"; return p }
 	for _, tc := range []struct {
 		name, out string
 		want      hostProbe
 		err       bool
 	}{
-		{"systemd host with an agent", "conn=10.0.0.1 51000 10.0.0.2 22\ninit=systemd\nsha256=" + sum + "\n",
-			hostProbe{listenIP: "10.0.0.2", systemd: true, agentSum: sum}, false},
-		{"no systemd, no agent yet", "conn=10.0.0.1 51000 10.0.0.2 22\ninit=sh\n", hostProbe{listenIP: "10.0.0.2"}, false},
-		{"no SSH_CONNECTION", "conn=\ninit=unknown\n", hostProbe{}, false},
-		{"a sum that is not one is ignored", "conn=\ninit=sh\nsha256=" + sum[:10] + "\n", hostProbe{}, false},
-		{"upper case or junk in the sum is ignored", "conn=\ninit=sh\nsha256=" + strings.ToUpper(sum) + "\n", hostProbe{}, false},
-		{"stray output around the answer", "Welcome!\nconn=a b c d\ninit=systemd\nkill: no such process\n", hostProbe{listenIP: "c", systemd: true}, false},
-		{"no init line", "conn=a b c d\n", hostProbe{}, true},
+		{"systemd host with an agent", "conn=10.0.0.1 51000 10.0.0.2 22\ninit=systemd\n" + arch + "sha256=" + sum + "\n",
+			linux(hostProbe{listenIP: "10.0.0.2", systemd: true, agentSum: sum}), false},
+		{"no systemd, no agent yet", "conn=10.0.0.1 51000 10.0.0.2 22\ninit=sh\n" + arch, linux(hostProbe{listenIP: "10.0.0.2"}), false},
+		{"no SSH_CONNECTION", "conn=\ninit=unknown\n" + arch, linux(hostProbe{}), false},
+		{"a sum that is not one is ignored", "conn=\ninit=sh\n" + arch + "sha256=" + sum[:10] + "\n", linux(hostProbe{}), false},
+		{"upper case or junk in the sum is ignored", "conn=\ninit=sh\n" + arch + "sha256=" + strings.ToUpper(sum) + "\n", linux(hostProbe{}), false},
+		{"stray output around the answer", "Welcome!\nconn=a b c d\ninit=systemd\n" + arch + "kill: no such process\n", linux(hostProbe{listenIP: "c", systemd: true}), false},
+		{"another architecture", "conn=\ninit=sh\nkernel=Linux\nmachine=mips\n", hostProbe{kernel: "Linux", machine: "mips"}, false},
+		{"no init line", "conn=a b c d\n" + arch, hostProbe{}, true},
+		{"no machine line", "conn=a b c d\ninit=sh\nkernel=Linux\n", hostProbe{}, true},
 		{"shell error only", "sh: 1: Syntax error\n", hostProbe{}, true},
 		{"empty", "", hostProbe{}, true},
 	} {
@@ -107,9 +111,15 @@ func TestProbeStopScriptLocally(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// This machine's uname -m among the names the manager has agents for.
+	machine, err := exec.Command("uname", "-m").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	supported := []string{"x86_64", strings.TrimSpace(string(machine)), "aarch64"}
 	runScript := func() hostProbe {
 		t.Helper()
-		out, err := exec.Command("sh", "-c", probeStopScript, "sh", home, "doris-agent-test.service").CombinedOutput()
+		out, err := exec.Command("sh", append([]string{"-c", probeStopScript, "sh", home, "doris-agent-test.service"}, supported...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("script: %v\n%s", err, out)
 		}
@@ -161,6 +171,16 @@ func TestProbeStopScriptLocally(t *testing.T) {
 	}
 
 	os.WriteFile(pidf, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
+	// A host the manager has no agent for: probed, nothing stopped.
+	all := supported
+	supported = []string{"mips", "s390x"}
+	if p := runScript(); p.kernel != "Linux" || p.machine != strings.TrimSpace(string(machine)) || p.agentSum != hexSum(data) {
+		t.Errorf("probe of a host of another architecture: %+v", p)
+	}
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the agent of a host the manager has no agent for was stopped: %v", err)
+	}
+	supported = all
 	p := runScript()
 	if want := hexSum(data); p.agentSum != want {
 		t.Errorf("sum %s, want %s", p.agentSum, want)

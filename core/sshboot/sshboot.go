@@ -180,36 +180,18 @@ func (in *Installer) agentBinary(arch string) (string, int64, string, error) {
 	return p, c.size, c.sum, nil
 }
 
-// archScript prints the host's kernel and machine (uname -s, uname -m).
-const archScript = `printf 'kernel=%s\nmachine=%s\n' "$(uname -s)" "$(uname -m)"`
-
-// hostArch asks the host what it is and returns the agent architecture it
-// needs, or ErrUnsupportedArch naming what it is and what is supported.
-// It changes nothing on the host.
-func hostArch(ctx context.Context, sh *shell) (string, error) {
-	out, err := sh.run(ctx, archScript)
-	if err != nil {
-		return "", fmt.Errorf("ask %s for its architecture (uname): %w", sh.host, err)
-	}
-	var kernel, machine string
-	var seen int
-	for _, line := range strings.Split(out, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
-		switch k {
-		case "kernel":
-			kernel, seen = v, seen+1
-		case "machine":
-			machine, seen = v, seen+1
+// available are the `uname -m` names of the hosts the manager has an agent
+// binary for, and the largest binary's size (for the free-space check).
+func (in *Installer) available() ([]string, int64) {
+	var names []string
+	var size int64
+	for _, arch := range preflight.AgentArches {
+		if fi, err := os.Stat(preflight.AgentPath(in.cfg.AgentsDir, arch)); err == nil && fi.Mode().IsRegular() {
+			names = append(names, preflight.Machines(arch)...)
+			size = max(size, fi.Size())
 		}
 	}
-	if seen != 2 {
-		return "", fmt.Errorf("ask %s for its architecture: the host's shell printed no usable answer: %q", sh.host, clip(out, 200))
-	}
-	arch, err := preflight.HostArch(kernel, machine)
-	if err != nil {
-		return "", fmt.Errorf("install agent on %s: %w", sh.host, err)
-	}
-	return arch, nil
+	return names, size
 }
 
 // Install installs (or reinstalls) the agent on t and waits until it has
@@ -259,19 +241,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	res := Result{HostKeyFingerprint: fp, LogPath: path.Join(t.InstallDir, "agent", "log", "agent.out")}
 	logf("connected; host key %s", fp)
 	sh := &shell{client: client, host: t.Host, logf: logf, slow: in.cfg.SlowShellStart}
-	// Before anything changes on the host or in the store: a host the
-	// manager has no agent for is refused as it is found.
-	arch, err := hostArch(ctx, sh)
-	if err != nil {
-		logf("%v", err)
-		return res, err
-	}
-	binPath, binSize, binSum, err := in.agentBinary(arch)
-	if err != nil {
-		logf("%v", err)
-		return res, fmt.Errorf("install agent on %s: %w", t.Host, err)
-	}
-	logf("the host is linux/%s: installing %s", arch, binPath)
+	machines, maxSize := in.available()
 
 	serverURL := in.cfg.AdvertiseURL
 	if serverURL == "" {
@@ -290,7 +260,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		return res, fmt.Errorf("open sftp on %s: %w", t.Host, err)
 	}
 	defer sc.Close()
-	if err := checkSpace(sc, t.InstallDir, binSize+in.cfg.MinFreeBytes); err != nil {
+	if err := checkSpace(sc, t.InstallDir, maxSize+in.cfg.MinFreeBytes); err != nil {
 		logf("%v", err)
 		return res, fmt.Errorf("%s: %w", t.Host, err)
 	}
@@ -305,27 +275,41 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		}
 		newID = true
 	}
-	creds, err := in.cfg.Registry.Prepare(ctx, t.ClusterID, t.Host, t.AgentPort, t.InstallDir, agentID)
-	if err != nil {
-		return res, err
-	}
 	unit := UnitName(t.InstallDir)
-	// One session probes the host and stops an older agent. It runs only
-	// after the free-space check and the new certificate, which need nothing
-	// from the probe: a reinstall refused for lack of space (or a manager
-	// that cannot record the certificate) leaves the running agent alone, as it
-	// would be if probing and stopping were separate steps. Stopping
-	// before those checks would save nothing and could leave a host
-	// without its agent. If this session itself fails, the host is where
-	// a failed stop used to leave it: certificate renewed, install to retry.
+	// One session probes the host (its architecture too) and stops an
+	// older agent, but only on a host the manager has an agent binary for:
+	// a host of another architecture, or one whose binary is missing, is
+	// refused with nothing changed, on the host or in the store (no
+	// certificate yet). The session runs after the free-space check, so a
+	// reinstall refused for lack of space leaves the running agent alone,
+	// as it would be if probing and stopping were separate steps. If the
+	// session itself fails, or the certificate cannot be recorded after
+	// it, the older agent may be stopped: the install is to be retried.
 	logf("probing the host and stopping an older agent in %s, if any", home)
-	out, err := sh.run(ctx, probeStopScript, home, unit)
+	out, err := sh.run(ctx, probeStopScript, append([]string{home, unit}, machines...)...)
 	if err != nil {
 		return res, fmt.Errorf("probe %s and stop its older agent: %w", t.Host, err)
 	}
 	pr, err := parseProbe(out)
 	if err != nil {
 		return res, fmt.Errorf("probe %s: %w", t.Host, err)
+	}
+	arch, err := preflight.HostArch(pr.kernel, pr.machine)
+	if err != nil {
+		err = fmt.Errorf("install agent on %s: %w; nothing was changed on the host", t.Host, err)
+		logf("%v", err)
+		return res, err
+	}
+	binPath, binSize, binSum, err := in.agentBinary(arch)
+	if err != nil {
+		err = fmt.Errorf("install agent on %s: %w; nothing was changed on the host", t.Host, err)
+		logf("%v", err)
+		return res, err
+	}
+	logf("the host is linux/%s: installing %s", arch, binPath)
+	creds, err := in.cfg.Registry.Prepare(ctx, t.ClusterID, t.Host, t.AgentPort, t.InstallDir, agentID)
+	if err != nil {
+		return res, err
 	}
 	listenIP, systemd := pr.listenIP, pr.systemd
 	for _, d := range []string{"bin", "conf", "log", "data"} {
@@ -633,19 +617,30 @@ func upload(sc *sftp.Client, dst string, src io.Reader, mode os.FileMode) error 
 
 // probeStopScript reports what the install needs to know about the host
 // and stops an agent already installed in the same place, in one SSH
-// session. $1 is the agent's home, $2 its systemd unit. It prints
+// session. $1 is the agent's home, $2 its systemd unit, the rest the
+// `uname -m` names of the hosts the manager has an agent for. It prints
 // key=value lines: conn (SSH_CONNECTION: the address this host was
-// reached at), init (the name of pid 1) and, when an executable agent
-// binary is there, its sha256.
+// reached at), init (the name of pid 1), kernel and machine (uname -s,
+// uname -m) and, when an executable agent binary is there, its sha256.
+// On a host that is not Linux on one of those machines it stops nothing.
 const probeStopScript = `printf 'conn=%s\n' "$SSH_CONNECTION"
 init=$(cat /proc/1/comm 2>/dev/null) || init=unknown
 printf 'init=%s\n' "$init"
+kernel=$(uname -s) machine=$(uname -m)
+printf 'kernel=%s\nmachine=%s\n' "$kernel" "$machine"
 bin="$1/bin/doris-agent"
 if [ -f "$bin" ] && [ -x "$bin" ]; then
   sum=$(sha256sum "$bin" 2>/dev/null) && printf 'sha256=%s\n' "${sum%% *}"
 fi
-if [ "$init" = systemd ]; then systemctl stop "$2" 2>/dev/null; fi
-pidf="$1/data/agent.pid"
+home=$1 unit=$2
+shift 2
+ok=
+if [ "$kernel" = Linux ]; then
+  for m in "$@"; do [ "$machine" = "$m" ] && ok=1; done
+fi
+[ -n "$ok" ] || exit 0
+if [ "$init" = systemd ]; then systemctl stop "$unit" 2>/dev/null; fi
+pidf="$home/data/agent.pid"
 [ -f "$pidf" ] || exit 0
 pid=$(cat "$pidf")
 case "$pid" in ''|*[!0-9]*) exit 0;; esac
@@ -663,14 +658,16 @@ type hostProbe struct {
 	listenIP string // the address this host was reached at ("" if unknown)
 	systemd  bool
 	agentSum string // sha256 of the installed agent binary, "" if none
+	kernel   string // uname -s
+	machine  string // uname -m
 }
 
-// parseProbe reads probeStopScript's output. It insists on the conn and
-// init lines, so a shell that printed something else is not mistaken for
-// a host without systemd.
+// parseProbe reads probeStopScript's output. It insists on the conn,
+// init, kernel and machine lines, so a shell that printed something else
+// is not mistaken for a host without systemd or of another architecture.
 func parseProbe(out string) (hostProbe, error) {
 	var p hostProbe
-	var conn, init bool
+	var conn, init, kernel, machine bool
 	for _, line := range strings.Split(out, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
 		if !ok {
@@ -685,13 +682,17 @@ func parseProbe(out string) (hostProbe, error) {
 		case "init":
 			init = true
 			p.systemd = strings.TrimSpace(v) == "systemd"
+		case "kernel":
+			kernel, p.kernel = true, strings.TrimSpace(v)
+		case "machine":
+			machine, p.machine = true, strings.TrimSpace(v)
 		case "sha256":
 			if len(v) == 64 && strings.Trim(v, "0123456789abcdef") == "" {
 				p.agentSum = v
 			}
 		}
 	}
-	if !conn || !init {
+	if !conn || !init || !kernel || !machine {
 		return p, fmt.Errorf("the host's shell printed no usable answer: %q", clip(out, 200))
 	}
 	return p, nil
