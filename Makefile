@@ -37,7 +37,13 @@ SHELL := /bin/bash
 # SDK (required by the root module through a replace), the Doris
 # simulator's MySQL server (its libraries stay out of the manager's module)
 # and the example third-party role, built from the SDK alone.
-MODULES        := . sdk test/dorissim/server examples/exporter
+MODULES        := . sdk test/dorissim/server examples/exporter tools/packaging
+# Agent architectures the manager carries (core/preflight.AgentArches):
+# bin/agents/linux-<arch>/doris-agent, the one matching a host's uname -m
+# is installed there.
+AGENT_ARCHES   := amd64 arm64
+# make package writes the .deb and .rpm packages here (tools/packaging).
+DIST           ?= dist
 
 all: build
 
@@ -48,6 +54,10 @@ build:
 		echo "$(GO) build -o $(BIN)/doris-agent ./cmd/doris-agent"; \
 		CGO_ENABLED=0 $(GO) build -ldflags "-s -w $(STAMP)" -o $(BIN)/doris-agent ./cmd/doris-agent || exit 1; \
 	fi
+	@for arch in $(AGENT_ARCHES); do \
+		echo "GOOS=linux GOARCH=$$arch $(GO) build -o $(BIN)/agents/linux-$$arch/doris-agent ./cmd/doris-agent"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -ldflags "-s -w $(STAMP)" -o $(BIN)/agents/linux-$$arch/doris-agent ./cmd/doris-agent || exit 1; \
+	done
 	@[ -f $(DEV_KEY) ] || ./$(BIN)/dorismanager plugins keygen $(DEV_KEY)
 	@for role in $(ROLES); do \
 		[ -d ./plugins/$$role ] || continue; \
@@ -74,6 +84,13 @@ test: build vet
 		(cd $$m && $(GO) test -race -count=1 -parallel $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) -json ./...) || rc=1; \
 	done; exit $$rc; } 2>&1 | ./$(BIN)/testreport
 
+# The .deb and .rpm packages of the manager and of the agent (one per
+# architecture) from bin/, into $(DIST); see README "Install from packages".
+.PHONY: package
+package: build
+	$(GO) build -C tools/packaging -o $(abspath $(BIN))/packaging .
+	./$(BIN)/packaging --bin $(BIN) --out $(DIST) --version $(VERSION) --plugin-key $(DEV_KEY).pub
+
 # Regenerates the plugin wire code (committed) with pinned protoc plugins.
 proto:
 	sdk/proto/gen.sh
@@ -86,6 +103,7 @@ tidy:
 
 clean:
 	rm -rf $(BIN)
+	rm -rf $(DIST)
 
 # The demo (root: network namespaces): three sandbox hosts, the whole
 # wizard, and a running cluster and manager left for you; demo-down removes it.

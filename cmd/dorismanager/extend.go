@@ -62,7 +62,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 	} else if _, p, err := net.SplitHostPort(d.AgentAddr.String()); err == nil {
 		agentPort, _ = strconv.Atoi(p)
 	}
-	inst, err := sshboot.New(sshboot.Config{AdvertiseURL: d.AdvertiseURL, AgentEndpointPort: agentPort,
+	inst, err := sshboot.New(sshboot.Config{AgentsDir: d.AgentsDir, AdvertiseURL: d.AdvertiseURL, AgentEndpointPort: agentPort,
 		Registry: reg, Store: d.Store, Logger: d.Logger.Named("sshboot")})
 	if err != nil {
 		reg.Close()

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/pki"
+	"github.com/dorismanager/dorismanager/core/preflight"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/server"
 	"github.com/dorismanager/dorismanager/internal/buildinfo"
@@ -31,6 +30,7 @@ type serveOptions struct {
 	sans                           sanList
 	certLifetime                   time.Duration
 	dataDir, db, pluginsDir        string
+	agentsDir                      string
 	parallel                       int
 	taskTimeout                    time.Duration
 	advertise                      string
@@ -70,7 +70,8 @@ On first start it writes an admin API token to <data-dir>/admin.token (0600).`,
 		"directory of the SQLite database, secret.key (unless --secret-key-file), admin.token, pki/ (the CA), "+
 			"plugin-keys/ (trusted plugin signing keys) and plugin-exec/ (checked copies of the plugins)")
 	f.StringVar(&o.db, "db", "", "database: empty for SQLite in the data dir, or a postgres://user:pass@host/db URL")
-	f.StringVar(&o.pluginsDir, "plugins-dir", "", "directory of the role plugins (empty: plugins/ beside the dorismanager binary)")
+	f.StringVar(&o.pluginsDir, "plugins-dir", "", "directory of the role plugins (empty: plugins/ beside the dorismanager binary, else ../lib/dorismanager/plugins from it)")
+	f.StringVar(&o.agentsDir, "agents-dir", "", "directory of the agent binaries installed on hosts, linux-amd64/doris-agent and linux-arm64/doris-agent (empty: agents/ beside the dorismanager binary, else ../lib/dorismanager/agents from it)")
 	f.IntVar(&o.parallel, "parallel", runner.DefaultParallel, "tasks run at once")
 	f.DurationVar(&o.taskTimeout, "task-timeout", runner.DefaultTaskTimeout, "time limit of one task")
 	f.StringVar(&o.advertise, "advertise-url", "",
@@ -171,10 +172,17 @@ func serve(cmd *cobra.Command, o *serveOptions, stderr io.Writer) error {
 	if pluginsDir == "" {
 		pluginsDir = defaultPluginsDir()
 	}
+	agentsDir := o.agentsDir
+	if agentsDir == "" {
+		agentsDir = preflight.Dir("agents")
+	}
 	clientOpts := []agentclient.Option{agentclient.WithRetries(o.agentRetries), agentclient.WithBackoff(o.agentBackoff),
 		agentclient.WithConnectTimeout(o.agentConnect), agentclient.WithKeepAlive(o.agentKeepAlive)}
 	log, err := newLogger(o.logLevel, o.logFormat, stderr)
 	if err != nil {
+		return err
+	}
+	if err := preflight.Report(preflight.Check(pluginsDir, agentsDir), log); err != nil {
 		return err
 	}
 
@@ -182,7 +190,7 @@ func serve(cmd *cobra.Command, o *serveOptions, stderr io.Writer) error {
 	defer stop()
 	srv, err := server.New(ctx, server.Config{
 		Listen: o.listen, AgentListen: o.agentListen, TLSAuto: o.tlsMode == "auto", TLSCert: o.tlsCert, TLSKey: o.tlsKey, TLSSANs: o.sans,
-		DataDir: o.dataDir, DB: o.db, PluginsDir: pluginsDir, AdvertiseURL: o.advertise,
+		DataDir: o.dataDir, DB: o.db, PluginsDir: pluginsDir, AgentsDir: agentsDir, AdvertiseURL: o.advertise,
 		Parallel: o.parallel, TaskTimeout: o.taskTimeout, Logger: log, Extend: extendWith(clientOpts, o.certLifetime),
 		SecretKeyFile: o.secretKeyFile, AuthMaxFailures: authFailures,
 		HTTP: netguard.Limits{ReadHeaderTimeout: o.readHeaderTimeout, ReadTimeout: o.readTimeout, WriteTimeout: o.writeTimeout,
@@ -206,17 +214,9 @@ func serve(cmd *cobra.Command, o *serveOptions, stderr io.Writer) error {
 	return srv.Serve(ctx)
 }
 
-// defaultPluginsDir is plugins/ beside the binary.
-func defaultPluginsDir() string {
-	exe, err := os.Executable()
-	if err != nil {
-		return "plugins"
-	}
-	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = resolved
-	}
-	return filepath.Join(filepath.Dir(exe), "plugins")
-}
+// defaultPluginsDir is plugins/ beside the binary, else the packages'
+// /usr/lib/dorismanager/plugins (core/preflight).
+func defaultPluginsDir() string { return preflight.Dir("plugins") }
 
 // newLogger is the manager's one logger; every package (and the MySQL
 // driver, through roleexec) logs through it, so --log-format covers all.

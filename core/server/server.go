@@ -35,6 +35,7 @@ type Deps struct {
 	Logger       hclog.Logger
 	DataDir      string
 	PluginsDir   string
+	AgentsDir    string   // agent binaries by architecture (core/preflight); "" for the default
 	AdvertiseURL string   // as configured; may be empty
 	ListenAddr   net.Addr // the bound address of the REST API
 	// AgentAddr is the bound address of the agent endpoint.
@@ -100,6 +101,7 @@ type Config struct {
 	DataDir      string
 	DB           string // "" for SQLite in DataDir, or a postgres:// URL
 	PluginsDir   string
+	AgentsDir    string // agent binaries by architecture (core/preflight); "" for the default
 	AdvertiseURL string
 	Parallel     int           // tasks run at once (runner.DefaultParallel when 0)
 	TaskTimeout  time.Duration // per task (runner.DefaultTaskTimeout when 0)
@@ -247,7 +249,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	ext := Extensions{}
 	if cfg.Extend != nil {
 		ext, err = cfg.Extend(ctx, Deps{Store: st, Secrets: box, Logger: log, DataDir: cfg.DataDir,
-			PluginsDir: cfg.PluginsDir, AdvertiseURL: cfg.AdvertiseURL, ListenAddr: ln.Addr(), AgentAddr: agentLn.Addr(),
+			PluginsDir: cfg.PluginsDir, AgentsDir: cfg.AgentsDir, AdvertiseURL: cfg.AdvertiseURL, ListenAddr: ln.Addr(), AgentAddr: agentLn.Addr(),
 			PKI: ca, Notify: notify, Metrics: reg})
 		if err != nil {
 			return nil, fmt.Errorf("set up extensions: %w", err)

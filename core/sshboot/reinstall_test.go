@@ -13,25 +13,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dorismanager/dorismanager/core/preflight"
 	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/testhosts"
 )
 
 func TestParseProbe(t *testing.T) {
 	sum := strings.Repeat("ab", 32)
+	const arch = "kernel=Linux\nmachine=x86_64\n"
+	linux := func(p hostProbe) hostProbe { p.kernel, p.machine = "Linux", "x86_64"; return p }
 	for _, tc := range []struct {
 		name, out string
 		want      hostProbe
 		err       bool
 	}{
-		{"systemd host with an agent", "conn=10.0.0.1 51000 10.0.0.2 22\ninit=systemd\nsha256=" + sum + "\n",
-			hostProbe{listenIP: "10.0.0.2", systemd: true, agentSum: sum}, false},
-		{"no systemd, no agent yet", "conn=10.0.0.1 51000 10.0.0.2 22\ninit=sh\n", hostProbe{listenIP: "10.0.0.2"}, false},
-		{"no SSH_CONNECTION", "conn=\ninit=unknown\n", hostProbe{}, false},
-		{"a sum that is not one is ignored", "conn=\ninit=sh\nsha256=" + sum[:10] + "\n", hostProbe{}, false},
-		{"upper case or junk in the sum is ignored", "conn=\ninit=sh\nsha256=" + strings.ToUpper(sum) + "\n", hostProbe{}, false},
-		{"stray output around the answer", "Welcome!\nconn=a b c d\ninit=systemd\nkill: no such process\n", hostProbe{listenIP: "c", systemd: true}, false},
-		{"no init line", "conn=a b c d\n", hostProbe{}, true},
+		{"systemd host with an agent", "conn=10.0.0.1 51000 10.0.0.2 22\ninit=systemd\n" + arch + "sha256=" + sum + "\n",
+			linux(hostProbe{listenIP: "10.0.0.2", systemd: true, agentSum: sum}), false},
+		{"no systemd, no agent yet", "conn=10.0.0.1 51000 10.0.0.2 22\ninit=sh\n" + arch, linux(hostProbe{listenIP: "10.0.0.2"}), false},
+		{"no SSH_CONNECTION", "conn=\ninit=unknown\n" + arch, linux(hostProbe{}), false},
+		{"a sum that is not one is ignored", "conn=\ninit=sh\n" + arch + "sha256=" + sum[:10] + "\n", linux(hostProbe{}), false},
+		{"upper case or junk in the sum is ignored", "conn=\ninit=sh\n" + arch + "sha256=" + strings.ToUpper(sum) + "\n", linux(hostProbe{}), false},
+		{"stray output around the answer", "Welcome!\nconn=a b c d\ninit=systemd\n" + arch + "kill: no such process\n", linux(hostProbe{listenIP: "c", systemd: true}), false},
+		{"another architecture", "conn=\ninit=sh\nkernel=Linux\nmachine=mips\n", hostProbe{kernel: "Linux", machine: "mips"}, false},
+		{"no init line", "conn=a b c d\n" + arch, hostProbe{}, true},
+		{"no machine line", "conn=a b c d\ninit=sh\nkernel=Linux\n", hostProbe{}, true},
 		{"shell error only", "sh: 1: Syntax error\n", hostProbe{}, true},
 		{"empty", "", hostProbe{}, true},
 	} {
@@ -48,9 +53,13 @@ func TestParseProbe(t *testing.T) {
 }
 
 // The local sum is kept while size and mtime stay, and recomputed when
-// either changes.
+// either changes; each architecture has its own.
 func TestAgentBinarySumCached(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "doris-agent")
+	dir := t.TempDir()
+	bin := preflight.AgentPath(dir, "arm64")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	write := func(data string, mtime time.Time) {
 		t.Helper()
 		if err := os.WriteFile(bin, []byte(data), 0o755); err != nil {
@@ -61,38 +70,40 @@ func TestAgentBinarySumCached(t *testing.T) {
 		}
 	}
 	hexSum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
-	in := &Installer{cfg: Config{AgentBinary: bin}}
+	in := &Installer{cfg: Config{AgentsDir: dir}, binSums: map[string]localSum{}}
 	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 
 	write("agent v1", t0)
-	size, sum, err := in.agentBinary()
-	if err != nil || size != 8 || sum != hexSum("agent v1") {
-		t.Fatalf("first: %d %s %v", size, sum, err)
+	p, size, sum, err := in.agentBinary("arm64")
+	if err != nil || p != bin || size != 8 || sum != hexSum("agent v1") {
+		t.Fatalf("first: %s %d %s %v", p, size, sum, err)
 	}
 	// Same size and mtime: the cached sum, the file is not read again.
 	write("agent v2", t0)
-	if _, sum, _ := in.agentBinary(); sum != hexSum("agent v1") {
+	if _, _, sum, _ := in.agentBinary("arm64"); sum != hexSum("agent v1") {
 		t.Errorf("same size+mtime: sum %s, want the cached one", sum)
 	}
 	// A rebuild (new mtime) is noticed.
 	write("agent v2", t0.Add(time.Second))
-	if _, sum, _ := in.agentBinary(); sum != hexSum("agent v2") {
+	if _, _, sum, _ := in.agentBinary("arm64"); sum != hexSum("agent v2") {
 		t.Errorf("new mtime: sum %s, want the new one", sum)
 	}
 	// So is a new size.
 	write("agent v3!", t0.Add(time.Second))
-	if size, sum, _ := in.agentBinary(); size != 9 || sum != hexSum("agent v3!") {
+	if _, size, sum, _ := in.agentBinary("arm64"); size != 9 || sum != hexSum("agent v3!") {
 		t.Errorf("new size: %d %s", size, sum)
 	}
+	// Another architecture is another file: missing here, and the error
+	// says how to get it.
+	if _, _, _, err := in.agentBinary("amd64"); err == nil || !strings.Contains(err.Error(), "linux/amd64") || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("missing amd64 binary: %v", err)
+	}
 	os.Remove(bin)
-	if _, _, err := in.agentBinary(); err == nil || !strings.Contains(err.Error(), "go build") {
+	if _, _, _, err := in.agentBinary("arm64"); err == nil || !strings.Contains(err.Error(), "GOARCH=arm64 go build") {
 		t.Errorf("missing binary: %v", err)
 	}
 }
 
-// probeStopScript, run with the local sh: the sum of an executable agent,
-// and the stop of an agent named by the pid file, with a home whose name
-// the shell must not interpret.
 func TestProbeStopScriptLocally(t *testing.T) {
 	home := filepath.Join(t.TempDir(), `it's $(touch pwned) "x"`, "agent")
 	for _, d := range []string{"bin", "data"} {
@@ -100,9 +111,15 @@ func TestProbeStopScriptLocally(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// This machine's uname -m among the names the manager has agents for.
+	machine, err := exec.Command("uname", "-m").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	supported := []string{"x86_64", strings.TrimSpace(string(machine)), "aarch64"}
 	runScript := func() hostProbe {
 		t.Helper()
-		out, err := exec.Command("sh", "-c", probeStopScript, "sh", home, "doris-agent-test.service").CombinedOutput()
+		out, err := exec.Command("sh", append([]string{"-c", probeStopScript, "sh", home, "doris-agent-test.service"}, supported...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("script: %v\n%s", err, out)
 		}
@@ -154,6 +171,16 @@ func TestProbeStopScriptLocally(t *testing.T) {
 	}
 
 	os.WriteFile(pidf, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
+	// A host the manager has no agent for: probed, nothing stopped.
+	all := supported
+	supported = []string{"mips", "s390x"}
+	if p := runScript(); p.kernel != "Linux" || p.machine != strings.TrimSpace(string(machine)) || p.agentSum != hexSum(data) {
+		t.Errorf("probe of a host of another architecture: %+v", p)
+	}
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the agent of a host the manager has no agent for was stopped: %v", err)
+	}
+	supported = all
 	p := runScript()
 	if want := hexSum(data); p.agentSum != want {
 		t.Errorf("sum %s, want %s", p.agentSum, want)

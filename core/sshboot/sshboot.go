@@ -1,7 +1,7 @@
 // Package sshboot installs the doris-agent on a host over SSH: it checks
 // the host key (pinned, or recorded per cluster in the store on first use;
 // strict mode wants it pinned),
-// uploads the agent, its config, its key and certificate (issued by the
+// uploads the agent built for the host's architecture (uname -m), its config, its key and certificate (issued by the
 // manager's CA for this host, revoking any older one) and the CA bundle
 // with sftp, starts it (systemd when the host runs it, else a detached
 // process) and waits for its registration. The agent's key crosses the
@@ -22,7 +22,6 @@ import (
 	"net"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agents"
+	"github.com/dorismanager/dorismanager/core/preflight"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/hashicorp/go-hclog"
 	"github.com/pkg/sftp"
@@ -45,11 +45,17 @@ var (
 	ErrNoSpace        = errors.New("not enough free space")
 	ErrNotRegistered  = errors.New("agent did not register")
 	ErrBadKey         = errors.New("unusable private key")
+	// ErrUnsupportedArch is a host the manager carries no agent for
+	// (another architecture or kernel than preflight.AgentArches' Linux).
+	ErrUnsupportedArch = preflight.ErrUnsupportedArch
 )
 
 // Config configures an Installer.
 type Config struct {
-	AgentBinary string // default: doris-agent beside the running executable
+	// AgentsDir holds an agent binary per architecture,
+	// linux-<arch>/doris-agent (preflight.AgentPath); default:
+	// preflight.Dir("agents") (bin/agents, /usr/lib/dorismanager/agents).
+	AgentsDir string
 	// AdvertiseURL is the https:// URL of the manager's agent endpoint as
 	// agents reach it; default https://<the SSH connection's local
 	// address>:<AgentEndpointPort>.
@@ -69,11 +75,11 @@ type Installer struct {
 	cfg Config
 	log hclog.Logger
 
-	binMu  sync.Mutex
-	binSum localSum // the agent binary's SHA-256, valid while size and mtime match
+	binMu   sync.Mutex
+	binSums map[string]localSum // by architecture: each agent binary's SHA-256, valid while size and mtime match
 }
 
-// localSum is the SHA-256 of the local agent binary as of one size+mtime.
+// localSum is the SHA-256 of a local agent binary as of one size+mtime.
 type localSum struct {
 	size  int64
 	mtime time.Time
@@ -120,12 +126,8 @@ func New(cfg Config) (*Installer, error) {
 	if cfg.AdvertiseURL != "" && !strings.HasPrefix(cfg.AdvertiseURL, "https://") {
 		return nil, fmt.Errorf("sshboot: the advertise URL %q must be https:// (agents reach the manager only over mutual TLS)", cfg.AdvertiseURL)
 	}
-	if cfg.AgentBinary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("sshboot: locate manager binary: %w", err)
-		}
-		cfg.AgentBinary = filepath.Join(filepath.Dir(exe), "doris-agent")
+	if cfg.AgentsDir == "" {
+		cfg.AgentsDir = preflight.Dir("agents")
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
@@ -142,41 +144,54 @@ func New(cfg Config) (*Installer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	in := &Installer{cfg: cfg, log: cfg.Logger.Named("sshboot")}
-	if _, err := os.Stat(cfg.AgentBinary); err != nil {
-		// The manager serves without it, but every installAgent fails.
-		in.log.Warn("NO AGENT BINARY: installAgent will fail until it is there", "what_to_do",
-			fmt.Sprintf("put doris-agent at %s (make build writes bin/doris-agent beside bin/dorismanager)", cfg.AgentBinary), "error", err)
-	}
-	return in, nil
+	// A missing agent binary is serve's to report (core/preflight); the
+	// install of a host that needs it says so too.
+	return &Installer{cfg: cfg, log: cfg.Logger.Named("sshboot"), binSums: map[string]localSum{}}, nil
 }
 
-// agentBinary returns the size and SHA-256 (hex) of the local agent
-// binary. The sum is computed once and kept while the file's size and
-// mtime stay the same, so a rebuilt binary is noticed without hashing
-// 7 MB on every install.
-func (in *Installer) agentBinary() (int64, string, error) {
-	fi, err := os.Stat(in.cfg.AgentBinary)
+// agentBinary returns the path, size and SHA-256 (hex) of the local agent
+// binary for linux/arch. The sum is computed once and kept while the
+// file's size and mtime stay the same, so a rebuilt binary is noticed
+// without hashing 7 MB on every install.
+func (in *Installer) agentBinary(arch string) (string, int64, string, error) {
+	p := preflight.AgentPath(in.cfg.AgentsDir, arch)
+	fi, err := os.Stat(p)
 	if err != nil {
-		return 0, "", fmt.Errorf("agent binary %s: %w (build it with `go build -o %s ./cmd/doris-agent`)", in.cfg.AgentBinary, err, in.cfg.AgentBinary)
+		return p, 0, "", fmt.Errorf("no agent binary for linux/%s (%w): build it with `make build` (it cross-compiles the agent for every supported architecture into bin/agents), "+
+			"or `CGO_ENABLED=0 GOOS=linux GOARCH=%s go build -o %s ./cmd/doris-agent`; the dorismanager package has it in %s", arch, err, arch, p, preflight.PackageDir+"/agents")
 	}
 	in.binMu.Lock()
 	defer in.binMu.Unlock()
-	c := in.binSum
+	c := in.binSums[arch]
 	if c.sum != "" && c.size == fi.Size() && c.mtime.Equal(fi.ModTime()) {
-		return c.size, c.sum, nil
+		return p, c.size, c.sum, nil
 	}
-	f, err := os.Open(in.cfg.AgentBinary)
+	f, err := os.Open(p)
 	if err != nil {
-		return 0, "", fmt.Errorf("agent binary %s: %w", in.cfg.AgentBinary, err)
+		return p, 0, "", fmt.Errorf("agent binary %s: %w", p, err)
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return 0, "", fmt.Errorf("read agent binary %s: %w", in.cfg.AgentBinary, err)
+		return p, 0, "", fmt.Errorf("read agent binary %s: %w", p, err)
 	}
-	in.binSum = localSum{size: fi.Size(), mtime: fi.ModTime(), sum: hex.EncodeToString(h.Sum(nil))}
-	return in.binSum.size, in.binSum.sum, nil
+	c = localSum{size: fi.Size(), mtime: fi.ModTime(), sum: hex.EncodeToString(h.Sum(nil))}
+	in.binSums[arch] = c
+	return p, c.size, c.sum, nil
+}
+
+// available are the `uname -m` names of the hosts the manager has an agent
+// binary for, and the largest binary's size (for the free-space check).
+func (in *Installer) available() ([]string, int64) {
+	var names []string
+	var size int64
+	for _, arch := range preflight.AgentArches {
+		if fi, err := os.Stat(preflight.AgentPath(in.cfg.AgentsDir, arch)); err == nil && fi.Mode().IsRegular() {
+			names = append(names, preflight.Machines(arch)...)
+			size = max(size, fi.Size())
+		}
+	}
+	return names, size
 }
 
 // Install installs (or reinstalls) the agent on t and waits until it has
@@ -198,10 +213,6 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		return Result{}, fmt.Errorf("install agent: host and an absolute installDir are required (got %q, %q)", t.Host, t.InstallDir)
 	}
 	t.InstallDir = path.Clean(t.InstallDir)
-	binSize, binSum, err := in.agentBinary()
-	if err != nil {
-		return Result{}, err
-	}
 	signer, err := parseKey(cred)
 	if err != nil {
 		return Result{}, err
@@ -230,6 +241,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	res := Result{HostKeyFingerprint: fp, LogPath: path.Join(t.InstallDir, "agent", "log", "agent.out")}
 	logf("connected; host key %s", fp)
 	sh := &shell{client: client, host: t.Host, logf: logf, slow: in.cfg.SlowShellStart}
+	machines, maxSize := in.available()
 
 	serverURL := in.cfg.AdvertiseURL
 	if serverURL == "" {
@@ -248,7 +260,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		return res, fmt.Errorf("open sftp on %s: %w", t.Host, err)
 	}
 	defer sc.Close()
-	if err := checkSpace(sc, t.InstallDir, binSize+in.cfg.MinFreeBytes); err != nil {
+	if err := checkSpace(sc, t.InstallDir, maxSize+in.cfg.MinFreeBytes); err != nil {
 		logf("%v", err)
 		return res, fmt.Errorf("%s: %w", t.Host, err)
 	}
@@ -263,27 +275,41 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		}
 		newID = true
 	}
-	creds, err := in.cfg.Registry.Prepare(ctx, t.ClusterID, t.Host, t.AgentPort, t.InstallDir, agentID)
-	if err != nil {
-		return res, err
-	}
 	unit := UnitName(t.InstallDir)
-	// One session probes the host and stops an older agent. It runs only
-	// after the free-space check and the new certificate, which need nothing
-	// from the probe: a reinstall refused for lack of space (or a manager
-	// that cannot record the certificate) leaves the running agent alone, as it
-	// would be if probing and stopping were separate steps. Stopping
-	// before those checks would save nothing and could leave a host
-	// without its agent. If this session itself fails, the host is where
-	// a failed stop used to leave it: certificate renewed, install to retry.
+	// One session probes the host (its architecture too) and stops an
+	// older agent, but only on a host the manager has an agent binary for:
+	// a host of another architecture, or one whose binary is missing, is
+	// refused with nothing changed, on the host or in the store (no
+	// certificate yet). The session runs after the free-space check, so a
+	// reinstall refused for lack of space leaves the running agent alone,
+	// as it would be if probing and stopping were separate steps. If the
+	// session itself fails, or the certificate cannot be recorded after
+	// it, the older agent may be stopped: the install is to be retried.
 	logf("probing the host and stopping an older agent in %s, if any", home)
-	out, err := sh.run(ctx, probeStopScript, home, unit)
+	out, err := sh.run(ctx, probeStopScript, append([]string{home, unit}, machines...)...)
 	if err != nil {
 		return res, fmt.Errorf("probe %s and stop its older agent: %w", t.Host, err)
 	}
 	pr, err := parseProbe(out)
 	if err != nil {
 		return res, fmt.Errorf("probe %s: %w", t.Host, err)
+	}
+	arch, err := preflight.HostArch(pr.kernel, pr.machine)
+	if err != nil {
+		err = fmt.Errorf("install agent on %s: %w; nothing was changed on the host", t.Host, err)
+		logf("%v", err)
+		return res, err
+	}
+	binPath, binSize, binSum, err := in.agentBinary(arch)
+	if err != nil {
+		err = fmt.Errorf("install agent on %s: %w; nothing was changed on the host", t.Host, err)
+		logf("%v", err)
+		return res, err
+	}
+	logf("the host is linux/%s: installing %s", arch, binPath)
+	creds, err := in.cfg.Registry.Prepare(ctx, t.ClusterID, t.Host, t.AgentPort, t.InstallDir, agentID)
+	if err != nil {
+		return res, err
 	}
 	listenIP, systemd := pr.listenIP, pr.systemd
 	for _, d := range []string{"bin", "conf", "log", "data"} {
@@ -298,7 +324,7 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 		logf("agent on the host is the same binary (sha256 %s…): not uploading it again", binSum[:12])
 	} else {
 		logf("uploading agent (%d bytes) to %s", binSize, path.Join(home, "bin", "doris-agent"))
-		bin, err := os.Open(in.cfg.AgentBinary)
+		bin, err := os.Open(binPath)
 		if err != nil {
 			return res, err
 		}
@@ -591,19 +617,30 @@ func upload(sc *sftp.Client, dst string, src io.Reader, mode os.FileMode) error 
 
 // probeStopScript reports what the install needs to know about the host
 // and stops an agent already installed in the same place, in one SSH
-// session. $1 is the agent's home, $2 its systemd unit. It prints
+// session. $1 is the agent's home, $2 its systemd unit, the rest the
+// `uname -m` names of the hosts the manager has an agent for. It prints
 // key=value lines: conn (SSH_CONNECTION: the address this host was
-// reached at), init (the name of pid 1) and, when an executable agent
-// binary is there, its sha256.
+// reached at), init (the name of pid 1), kernel and machine (uname -s,
+// uname -m) and, when an executable agent binary is there, its sha256.
+// On a host that is not Linux on one of those machines it stops nothing.
 const probeStopScript = `printf 'conn=%s\n' "$SSH_CONNECTION"
 init=$(cat /proc/1/comm 2>/dev/null) || init=unknown
 printf 'init=%s\n' "$init"
+kernel=$(uname -s) machine=$(uname -m)
+printf 'kernel=%s\nmachine=%s\n' "$kernel" "$machine"
 bin="$1/bin/doris-agent"
 if [ -f "$bin" ] && [ -x "$bin" ]; then
   sum=$(sha256sum "$bin" 2>/dev/null) && printf 'sha256=%s\n' "${sum%% *}"
 fi
-if [ "$init" = systemd ]; then systemctl stop "$2" 2>/dev/null; fi
-pidf="$1/data/agent.pid"
+home=$1 unit=$2
+shift 2
+ok=
+if [ "$kernel" = Linux ]; then
+  for m in "$@"; do [ "$machine" = "$m" ] && ok=1; done
+fi
+[ -n "$ok" ] || exit 0
+if [ "$init" = systemd ]; then systemctl stop "$unit" 2>/dev/null; fi
+pidf="$home/data/agent.pid"
 [ -f "$pidf" ] || exit 0
 pid=$(cat "$pidf")
 case "$pid" in ''|*[!0-9]*) exit 0;; esac
@@ -621,14 +658,16 @@ type hostProbe struct {
 	listenIP string // the address this host was reached at ("" if unknown)
 	systemd  bool
 	agentSum string // sha256 of the installed agent binary, "" if none
+	kernel   string // uname -s
+	machine  string // uname -m
 }
 
-// parseProbe reads probeStopScript's output. It insists on the conn and
-// init lines, so a shell that printed something else is not mistaken for
-// a host without systemd.
+// parseProbe reads probeStopScript's output. It insists on the conn,
+// init, kernel and machine lines, so a shell that printed something else
+// is not mistaken for a host without systemd or of another architecture.
 func parseProbe(out string) (hostProbe, error) {
 	var p hostProbe
-	var conn, init bool
+	var conn, init, kernel, machine bool
 	for _, line := range strings.Split(out, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
 		if !ok {
@@ -643,13 +682,17 @@ func parseProbe(out string) (hostProbe, error) {
 		case "init":
 			init = true
 			p.systemd = strings.TrimSpace(v) == "systemd"
+		case "kernel":
+			kernel, p.kernel = true, strings.TrimSpace(v)
+		case "machine":
+			machine, p.machine = true, strings.TrimSpace(v)
 		case "sha256":
 			if len(v) == 64 && strings.Trim(v, "0123456789abcdef") == "" {
 				p.agentSum = v
 			}
 		}
 	}
-	if !conn || !init {
+	if !conn || !init || !kernel || !machine {
 		return p, fmt.Errorf("the host's shell printed no usable answer: %q", clip(out, 200))
 	}
 	return p, nil

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/agents"
 	"github.com/dorismanager/dorismanager/core/pki"
+	"github.com/dorismanager/dorismanager/core/preflight"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/dorismanager/dorismanager/test/deadline"
@@ -31,7 +33,9 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-var agentBin string
+// agentsDir holds the agent built for this machine, as make build lays
+// it out (linux-<arch>/doris-agent); agentBin is that binary.
+var agentsDir, agentBin string
 
 func TestMain(m *testing.M) {
 	code := func() int {
@@ -41,7 +45,8 @@ func TestMain(m *testing.M) {
 				panic(err)
 			}
 			defer os.RemoveAll(dir)
-			agentBin = filepath.Join(dir, "doris-agent")
+			agentsDir = dir
+			agentBin = preflight.AgentPath(dir, runtime.GOARCH)
 			cmd := exec.Command("go", "build", "-o", agentBin, "github.com/dorismanager/dorismanager/cmd/doris-agent")
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -112,7 +117,7 @@ func setup(t testing.TB, n int) *env {
 	go srv.Serve(tls.NewListener(ln, ca.AgentEndpointTLS()))
 	t.Cleanup(func() { srv.Close() })
 	port := ln.Addr().(*net.TCPAddr).Port
-	inst, err := New(Config{AgentBinary: agentBin, AgentEndpointPort: port, Registry: reg, Store: st, Logger: logger,
+	inst, err := New(Config{AgentsDir: agentsDir, AgentEndpointPort: port, Registry: reg, Store: st, Logger: logger,
 		ConnectTimeout: 2 * time.Second, RegisterTimeout: deadline.D(30 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
@@ -433,7 +438,7 @@ func TestInstall(t *testing.T) {
 	})
 
 	t.Run("no registration in time", func(t *testing.T) {
-		bad, err := New(Config{AgentBinary: agentBin, AdvertiseURL: "https://" + net.JoinHostPort(hs.BridgeAddr, "1"),
+		bad, err := New(Config{AgentsDir: agentsDir, AdvertiseURL: "https://" + net.JoinHostPort(hs.BridgeAddr, "1"),
 			Registry: e.reg, Store: e.st, ConnectTimeout: 2 * time.Second, RegisterTimeout: 3 * time.Second})
 		if err != nil {
 			t.Fatal(err)

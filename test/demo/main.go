@@ -42,7 +42,7 @@ func main() {
 	}
 	fs := flag.NewFlagSet("demo "+cmd, flag.ExitOnError)
 	dir := fs.String("dir", filepath.Join(root, "demo"), "folder for the state file, the manager's data and logs")
-	bin := fs.String("bin", filepath.Join(root, "bin"), "folder with dorismanager, doris-agent and plugins/ (make build)")
+	bin := fs.String("bin", filepath.Join(root, "bin"), "folder with dorismanager, agents/ and plugins/ (make build)")
 	hosts := fs.Int("hosts", 3, "sandbox hosts (up)")
 	_ = fs.Parse(args)
 	if os.Geteuid() != 0 {

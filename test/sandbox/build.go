@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/dorismanager/dorismanager/core/preflight"
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
@@ -39,8 +40,9 @@ func RepoRoot() (string, error) {
 // with ".pub"). StartManager trusts it.
 const DevKey = "dev-plugin-key"
 
-// Build compiles the manager, the agent and the three role plugins into
-// binDir with the layout `make build` uses, each plugin with its checksum
+// Build compiles the manager, the agent (for this machine's architecture
+// only) and the three role plugins into binDir with the layout `make build`
+// uses, each plugin with its checksum
 // file signed with binDir's development key (made once).
 func Build(ctx context.Context, binDir string) error {
 	root, err := RepoRoot()
@@ -63,7 +65,9 @@ func Build(ctx context.Context, binDir string) error {
 	if err := build(filepath.Join(binDir, "dorismanager"), "./cmd/dorismanager", ""); err != nil {
 		return err
 	}
-	if err := build(filepath.Join(binDir, "doris-agent"), "./cmd/doris-agent", "-s -w", "CGO_ENABLED=0"); err != nil {
+	// The agent for this machine's architecture (the test hosts' own), where
+	// the manager looks for it: agents/linux-<arch>/doris-agent beside it.
+	if err := build(preflight.AgentPath(filepath.Join(binDir, "agents"), runtime.GOARCH), "./cmd/doris-agent", "-s -w", "CGO_ENABLED=0"); err != nil {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(binDir, DevKey)); errors.Is(err, os.ErrNotExist) {

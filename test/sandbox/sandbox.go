@@ -39,7 +39,7 @@ type Options struct {
 	// DB is the manager's database: "" for SQLite in its data dir, or a
 	// postgres:// URL.
 	DB string
-	// BinDir holds dorismanager, doris-agent and plugins/ (see Build).
+	// BinDir holds dorismanager, agents/ and plugins/ (see Build).
 	BinDir string
 	// PluginsDir is the manager's --plugins-dir (default BinDir/plugins);
 	// a test that installs plugins gives it a copy of its own.
