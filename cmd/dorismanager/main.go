@@ -135,6 +135,7 @@ func serve(args []string, stderr io.Writer) error {
 	pluginsDir := fs.String("plugins-dir", defaultPluginsDir(), "directory of the role plugins")
 	parallel := fs.Int("parallel", runner.DefaultParallel, "tasks run at once")
 	taskTimeout := fs.Duration("task-timeout", runner.DefaultTaskTimeout, "time limit of one task")
+	taskLease := fs.Duration("task-lease", runner.DefaultLease, "a task this manager runs stays its own this long without a renewal (renewed every third of it); another manager takes over after it")
 	advertise := fs.String("advertise-url", "", "https URL agents use to reach the agent endpoint (e.g. https://10.0.0.5:9603; default: the address the manager reached each host from, port of --agent-listen)")
 	logLevel := fs.String("log-level", "info", "trace, debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", `"text", or "json": one JSON object a line (@timestamp, @level, @module, @message, fields)`)
@@ -206,7 +207,7 @@ func serve(args []string, stderr io.Writer) error {
 	srv, err := server.New(ctx, server.Config{
 		Listen: *listen, AgentListen: *agentListen, TLSAuto: *tlsMode == "auto", TLSCert: *tlsCert, TLSKey: *tlsKey, TLSSANs: sans,
 		DataDir: *dataDir, DB: *db, PluginsDir: *pluginsDir, AdvertiseURL: *advertise,
-		Parallel: *parallel, TaskTimeout: *taskTimeout, Logger: log, Extend: extendWith(clientOpts, *certLifetime),
+		Parallel: *parallel, TaskTimeout: *taskTimeout, TaskLease: *taskLease, Logger: log, Extend: extendWith(clientOpts, *certLifetime),
 		SecretKeyFile: *secretKeyFile, AuthMaxFailures: *authFailures,
 		HTTP: netguard.Limits{ReadHeaderTimeout: *readHeaderTimeout, ReadTimeout: *readTimeout, WriteTimeout: *writeTimeout,
 			IdleTimeout: *idleTimeout, MaxConns: *maxConns},

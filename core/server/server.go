@@ -6,11 +6,14 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -103,7 +106,11 @@ type Config struct {
 	AdvertiseURL string
 	Parallel     int           // tasks run at once (runner.DefaultParallel when 0)
 	TaskTimeout  time.Duration // per task (runner.DefaultTaskTimeout when 0)
-	Logger       hclog.Logger
+	// TaskLease is how long a task this manager runs stays its own without
+	// a renewal (runner.DefaultLease when 0; at least a second): a manager
+	// that stops is replaced after at most this long.
+	TaskLease time.Duration
+	Logger    hclog.Logger
 	// SecretKeyFile holds the key that seals secrets at rest; empty for
 	// <DataDir>/secret.key. Created on first start if missing.
 	SecretKeyFile string
@@ -152,6 +159,8 @@ type Server struct {
 	engine   *process.Engine
 	ext      Extensions
 	tokenFil string
+	id       string // this manager's id (runner.Config.ManagerID)
+	unlock   func() // releases the data dir (SQLite); nil on PostgreSQL
 }
 
 // New opens the store, makes sure the secret key and admin token exist,
@@ -176,11 +185,29 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("a data dir is required (--data-dir)")
 	}
+	if cfg.TaskLease != 0 && cfg.TaskLease < time.Second {
+		return nil, fmt.Errorf("--task-lease %s: give at least 1s", cfg.TaskLease)
+	}
+	var unlock func()
+	if cfg.DB == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+		}
+		var err error
+		if unlock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	ok := false
+	defer func() {
+		if !ok && unlock != nil {
+			unlock()
+		}
+	}()
 	st, err := store.Open(cfg.DB, cfg.DataDir, log.Named("store"))
 	if err != nil {
 		return nil, err
 	}
-	ok := false
 	defer func() {
 		if !ok {
 			st.Close()
@@ -227,7 +254,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			agentLn.Close()
 		}
 	}()
-	s := &Server{cfg: cfg, log: log, st: st, ca: ca, tokenFil: tokenFile}
+	s := &Server{cfg: cfg, log: log, st: st, ca: ca, tokenFil: tokenFile, id: managerID(), unlock: unlock}
+	log.Info("manager id (names this manager in the tasks it runs)", "manager", s.id)
 	if s.ln, err = s.restListener(ln); err != nil {
 		return nil, err
 	}
@@ -273,6 +301,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.ext = ext
 	r := runner.New(runner.Config{Store: st, Actions: actions, Resolve: ext.ResolveAction, Parallel: cfg.Parallel, TaskTimeout: cfg.TaskTimeout,
+		ManagerID: s.id, Lease: cfg.TaskLease, Alone: unlock != nil,
 		Logger: log.Named("runner"), Metrics: reg, OnTaskEnd: ext.OnTaskEnd})
 	notifyMu.Lock()
 	s.runner = r
@@ -298,6 +327,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	ok = true
 	return s, nil
 }
+
+// managerID is a fresh id for this manager process: its host name (for
+// people reading task lists) and random hex (unique among restarts and
+// managers on one host).
+func managerID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "manager"
+	}
+	if len(host) > 48 {
+		host = host[:48]
+	}
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// ManagerID is this manager's id, as the tasks it runs name it.
+func (s *Server) ManagerID() string { return s.id }
 
 // Addr is the bound address (useful with port 0).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
@@ -356,7 +404,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() { httpDone <- s.agentSrv.Serve(s.agentLn) }()
 		s.log.Info("serving agents (mutual TLS)", "addr", s.agentLn.Addr().String())
 	}
-	s.log.Info("serving", "addr", s.ln.Addr().String(), "tls", s.tlsFP != "", "data_dir", s.cfg.DataDir, "postgres", s.st.IsPostgres())
+	s.log.Info("serving", "addr", s.ln.Addr().String(), "tls", s.tlsFP != "", "data_dir", s.cfg.DataDir, "postgres", s.st.IsPostgres(),
+		"manager", s.id)
 
 	var first error
 	select {
@@ -386,6 +435,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	if err := s.st.Close(); err != nil {
 		s.log.Warn("close store", "error", err)
+	}
+	if s.unlock != nil {
+		s.unlock()
 	}
 	s.log.Info("stopped")
 	return first

@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/test/pgtest"
@@ -23,7 +25,7 @@ func benchClaim(b *testing.B, s *store.Store) {
 	}
 	b.ResetTimer()
 	for done := 0; done < b.N; {
-		got, err := s.ClaimTasks(ctx, "bench", 16)
+		got, err := s.ClaimTasks(ctx, "bench", time.Minute, 16)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -52,4 +54,61 @@ func BenchmarkClaimAndEndPostgres(b *testing.B) {
 	}
 	defer s.Close()
 	benchClaim(b, s)
+}
+
+// benchHeartbeats measures one flush of a batch of 10,000 heartbeats
+// (each agent's latest), as the agent registry writes them every second:
+// 10,000 agents beating every 5 s make 2,000 beats a second. One agent in
+// a hundred reports changed processes.
+func benchHeartbeats(b *testing.B, s *store.Store) {
+	const n = 10000
+	ctx := context.Background()
+	agents := make([]store.Agent, n)
+	for i := range agents {
+		agents[i] = store.Agent{ClusterID: int64(i/100 + 1), Host: fmt.Sprintf("10.0.%d.%d", i/250, i%250), Port: 9602,
+			Processes: `[{"role":"BE","pid":1234,"alive":true}]`}
+	}
+	if err := s.DB().CreateInBatches(&agents, 500).Error; err != nil {
+		b.Fatal(err)
+	}
+	ps := `[{"role":"BE","pid":4321,"alive":true}]`
+	beats := make([]store.Heartbeat, n)
+	at := time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		at = at.Add(time.Second)
+		for j := range beats {
+			beats[j] = store.Heartbeat{AgentID: agents[j].ID, At: at}
+			if j%100 == i%100 {
+				beats[j].Processes = &ps
+			}
+		}
+		if err := s.RecordHeartbeats(ctx, beats); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "beats/s")
+	var got store.Agent
+	if err := s.DB().Where("id = ?", agents[n-1].ID).Take(&got).Error; err != nil || got.LastReportedTime == nil || got.LastReportedTime.Sub(at).Abs() > time.Microsecond {
+		b.Fatalf("last agent after the batches: %v %v, want %v", got.LastReportedTime, err, at)
+	}
+}
+
+func BenchmarkHeartbeatBatch10kSQLite(b *testing.B) {
+	s, err := store.Open("", b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	benchHeartbeats(b, s)
+}
+
+func BenchmarkHeartbeatBatch10kPostgres(b *testing.B) {
+	s, err := store.Open(pgtest.Start(b), "", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	benchHeartbeats(b, s)
 }

@@ -116,6 +116,13 @@ func (s *Store) migrate() error {
 	if err := s.db.AutoMigrate(AllModels()...); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
+	// An agent's status was a column written by one manager's timers; it
+	// is computed from the last heartbeat time now (Agent.AfterFind).
+	if m.HasColumn(&Agent{}, "status") {
+		if err := s.db.Exec(`ALTER TABLE agents DROP COLUMN status`).Error; err != nil {
+			return fmt.Errorf("migrate schema: drop the agents' stored status: %w", err)
+		}
+	}
 	if oldTokens {
 		res := s.db.Model(&APIToken{}).Where("role IS NULL OR role = ?", "").Update("role", RoleAdmin)
 		if res.Error != nil {
