@@ -183,3 +183,37 @@ func TestRunnerThatLostItsLeaseStops(t *testing.T) {
 		})
 	}
 }
+
+// On PostgreSQL a runner is woken by another manager's notification
+// (store.NotifyTasks after a commit that made work), not by polling: its
+// safety tick and renewals are hours away here.
+func TestNotificationFromAnotherManagerWakes(t *testing.T) {
+	dsn := pgtest.Start(t)
+	st1, st2 := openStore(t, dsn), openStore(t, dsn)
+	started := make(chan struct{})
+	block := funcAction{run: func(ctx context.Context, job Job) (Outcome, error) {
+		close(started)
+		<-ctx.Done()
+		return Outcome{}, ctx.Err()
+	}}
+	// The blocking task, there before the runner starts, is claimed at
+	// its start; while it runs nothing else ends, so the runner claims
+	// again only when woken.
+	addTasks(t, st1, store.Task{ProcessID: 1, TaskType: "BLOCK"})
+	h := start(t, st2, Config{ManagerID: "m2", Parallel: 2, Lease: 3 * time.Hour,
+		Actions: Actions{"OK": succeed("ok"), "BLOCK": block}})
+	<-started
+	waitUntil(t, "the runner listening", func() bool {
+		var n int64
+		err := st1.DB().Raw(`SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN ' || ?`, store.TasksChannel).Scan(&n).Error
+		return err == nil && n == 1
+	})
+	ts := addTasks(t, st1, store.Task{ProcessID: 2, TaskType: "OK"})
+	if err := st1.NotifyTasks(context.Background(), "m1"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEnds(1)
+	if got := h.task(ts[0].ID); got.Status != store.StatusSuccess || got.ExecutorID != "m2" {
+		t.Fatalf("task: %+v", got)
+	}
+}

@@ -29,9 +29,10 @@ import (
 const (
 	DefaultParallel    = 16
 	DefaultTaskTimeout = 30 * time.Minute
-	// DefaultSafetyTick is a backstop only: work is found through Notify and
-	// task ends. The tick covers tasks submitted by another manager sharing
-	// the database, or a Notify lost to a database error.
+	// DefaultSafetyTick is a backstop only: work is found through Notify,
+	// task ends and, on PostgreSQL, other managers' notifications
+	// (store.ListenTasks). The tick covers a notification lost to a
+	// database error.
 	DefaultSafetyTick = 30 * time.Second
 	// DefaultLease is how long a claimed task stays this manager's without
 	// a renewal; renewals go every third of it.
@@ -164,6 +165,16 @@ func New(cfg Config) *Runner {
 // ExecutorID is this runner's manager id, written into the tasks it holds.
 func (r *Runner) ExecutorID() string { return r.id }
 
+// broadcast tells the other managers on the database that tasks may have
+// become runnable (PostgreSQL; nothing on SQLite).
+func (r *Runner) broadcast(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := r.st.NotifyTasks(ctx, r.id); err != nil {
+		r.log.Warn("tell other managers about runnable tasks (they find them by polling)", "error", err)
+	}
+}
+
 // Notify wakes the runner to look for runnable tasks. It never blocks.
 func (r *Runner) Notify() {
 	select {
@@ -189,6 +200,18 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer tick.Stop()
 	renew := time.NewTicker(r.renew)
 	defer renew.Stop()
+	// Other managers' notifications wake this runner (PostgreSQL).
+	listenCtx, stopListening := context.WithCancel(ctx)
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		_ = r.st.ListenTasks(listenCtx, func(from string) {
+			if from != r.id {
+				r.Notify()
+			}
+		})
+	}()
+	defer func() { stopListening(); <-listening }()
 	r.log.Info("task runner started", "manager", r.id, "parallel", r.parallel, "task_timeout", r.timeout,
 		"lease", r.lease, "renew_every", r.renew)
 	for {
@@ -371,6 +394,7 @@ func (r *Runner) reconcile(ctx context.Context, atStart bool) error {
 	}
 	if resubmitted > 0 {
 		r.Notify()
+		r.broadcast(ctx)
 	}
 	return nil
 }
@@ -460,6 +484,9 @@ func (r *Runner) end(ctx context.Context, log hclog.Logger, t store.Task, status
 		log.Info("task ended", "status", status)
 	}
 	r.ended.Inc(t.TaskType, status)
+	if status != store.StatusFailure {
+		r.broadcast(ctx) // a task after it in its step, or itself, may run now
+	}
 	r.onEnd(t.ID, status)
 }
 

@@ -262,6 +262,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// The runner is built after the extensions (it needs their actions);
 	// Notify calls made before that are harmless: the runner looks for
 	// work as soon as it starts.
+	// Other managers on the database hear of new work too (PostgreSQL
+	// NOTIFY; their runners listen).
 	var notifyMu sync.Mutex
 	notify := func() {
 		notifyMu.Lock()
@@ -269,6 +271,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		notifyMu.Unlock()
 		if r != nil {
 			r.Notify()
+		}
+		nctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := st.NotifyTasks(nctx, s.id); err != nil {
+			log.Warn("tell other managers about new tasks (they find them by polling)", "error", err)
 		}
 	}
 	reg := storeMetrics(st)
@@ -306,7 +313,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	notifyMu.Lock()
 	s.runner = r
 	notifyMu.Unlock()
-	s.engine = process.New(process.Config{Store: st, Catalogue: ext.Catalogue, Sealer: box, Stopper: stopper, Notify: r.Notify,
+	s.engine = process.New(process.Config{Store: st, Catalogue: ext.Catalogue, Sealer: box, Stopper: stopper, Notify: notify,
 		Checksums: pkgsum.New(0), Logger: log.Named("process"), Guard: ext.WizardGuard})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
 		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
