@@ -66,7 +66,8 @@ type Config struct {
 	FlushInterval time.Duration
 	// ClientOptions are passed to every agentclient the Registry builds.
 	ClientOptions []agentclient.Option
-	// Metrics, if set, receives dorismanager_agent_heartbeats_total.
+	// Metrics, if set, receives dorismanager_agent_heartbeats_total and
+	// dorismanager_agent_heartbeat_flush_seconds.
 	Metrics *metrics.Registry
 }
 
@@ -149,7 +150,10 @@ func (r *Registry) flushLoop() {
 	for {
 		select {
 		case <-tick.C:
-			r.Flush(context.Background())
+			// A database that hangs holds the beats back, not the loop forever.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			r.Flush(ctx)
+			cancel()
 		case <-r.stop:
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			r.Flush(ctx)
