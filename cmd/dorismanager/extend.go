@@ -52,10 +52,6 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
 	}
-	if err := reg.Start(ctx); err != nil {
-		_ = plugins.Close()
-		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
-	}
 	agentPort := 0
 	if tcp, ok := d.AgentAddr.(*net.TCPAddr); ok {
 		agentPort = tcp.Port

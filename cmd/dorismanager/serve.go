@@ -32,7 +32,7 @@ type serveOptions struct {
 	dataDir, db, pluginsDir        string
 	agentsDir                      string
 	parallel                       int
-	taskTimeout                    time.Duration
+	taskTimeout, taskLease         time.Duration
 	advertise                      string
 	logLevel, logFormat            string
 	agentRetries                   int
@@ -69,11 +69,12 @@ On first start it writes an admin API token to <data-dir>/admin.token (0600).`,
 	f.StringVar(&o.dataDir, "data-dir", "./data",
 		"directory of the SQLite database, secret.key (unless --secret-key-file), admin.token, pki/ (the CA), "+
 			"plugin-keys/ (trusted plugin signing keys) and plugin-exec/ (checked copies of the plugins)")
-	f.StringVar(&o.db, "db", "", "database: empty for SQLite in the data dir, or a postgres://user:pass@host/db URL")
+	f.StringVar(&o.db, "db", "", "database: empty for SQLite in the data dir, or a postgres://user:pass@host/db URL (several managers may share one PostgreSQL database; SQLite takes one serve per data dir)")
 	f.StringVar(&o.pluginsDir, "plugins-dir", "", "directory of the role plugins (empty: plugins/ beside the dorismanager binary, else ../lib/dorismanager/plugins from it)")
 	f.StringVar(&o.agentsDir, "agents-dir", "", "directory of the agent binaries installed on hosts, linux-amd64/doris-agent and linux-arm64/doris-agent (empty: agents/ beside the dorismanager binary, else ../lib/dorismanager/agents from it)")
 	f.IntVar(&o.parallel, "parallel", runner.DefaultParallel, "tasks run at once")
 	f.DurationVar(&o.taskTimeout, "task-timeout", runner.DefaultTaskTimeout, "time limit of one task")
+	f.DurationVar(&o.taskLease, "task-lease", runner.DefaultLease, "a task this manager runs stays its own this long without a renewal (renewed every third of it); after it another manager on the same PostgreSQL database takes the task over")
 	f.StringVar(&o.advertise, "advertise-url", "",
 		"https URL agents use to reach the agent endpoint (e.g. https://10.0.0.5:9603); its host must be on the manager's certificate "+
 			"(empty: the address the manager reached each host from over SSH, port of --agent-listen)")
@@ -191,7 +192,7 @@ func serve(cmd *cobra.Command, o *serveOptions, stderr io.Writer) error {
 	srv, err := server.New(ctx, server.Config{
 		Listen: o.listen, AgentListen: o.agentListen, TLSAuto: o.tlsMode == "auto", TLSCert: o.tlsCert, TLSKey: o.tlsKey, TLSSANs: o.sans,
 		DataDir: o.dataDir, DB: o.db, PluginsDir: pluginsDir, AgentsDir: agentsDir, AdvertiseURL: o.advertise,
-		Parallel: o.parallel, TaskTimeout: o.taskTimeout, Logger: log, Extend: extendWith(clientOpts, o.certLifetime),
+		Parallel: o.parallel, TaskTimeout: o.taskTimeout, TaskLease: o.taskLease, Logger: log, Extend: extendWith(clientOpts, o.certLifetime),
 		SecretKeyFile: o.secretKeyFile, AuthMaxFailures: authFailures,
 		HTTP: netguard.Limits{ReadHeaderTimeout: o.readHeaderTimeout, ReadTimeout: o.readTimeout, WriteTimeout: o.writeTimeout,
 			IdleTimeout: o.idleTimeout, MaxConns: o.maxConns},

@@ -1,8 +1,9 @@
 // Package agents is the manager's side of its agents: the register,
 // heartbeat and renew endpoints (mutual TLS; a certificate maps to one
-// agent record by its serial), agent certificates, liveness (an agent is STOP after
-// missing three heartbeats and RUNNING again when they resume), and a way to
-// wait for an agent's registration without polling.
+// agent record by its serial), agent certificates, heartbeats written to
+// the store in batches (liveness is computed from their times, see
+// store.Agent.Alive), and a way to wait for an agent's registration
+// without polling.
 package agents
 
 import (
@@ -60,12 +61,18 @@ type Config struct {
 	CertLifetime     time.Duration // of agent certificates; default pki.AgentLifetime
 	Logger           hclog.Logger
 	HeartbeatSeconds int // told to agents at registration; default 5
-	MissedBeats      int // beats missed before STOP; default 3
+	// FlushInterval is how often the heartbeats received meanwhile are
+	// written, all in one batch; default DefaultFlushInterval.
+	FlushInterval time.Duration
 	// ClientOptions are passed to every agentclient the Registry builds.
 	ClientOptions []agentclient.Option
-	// Metrics, if set, receives dorismanager_agent_heartbeats_total.
+	// Metrics, if set, receives dorismanager_agent_heartbeats_total and
+	// dorismanager_agent_heartbeat_flush_seconds.
 	Metrics *metrics.Registry
 }
+
+// DefaultFlushInterval is how often buffered heartbeats are written.
+const DefaultFlushInterval = time.Second
 
 // Registry tracks the agents of every cluster.
 type Registry struct {
@@ -73,14 +80,20 @@ type Registry struct {
 	st   *store.Store
 	log  hclog.Logger
 	beat time.Duration
-	// beats counts recorded heartbeats (Prometheus derives the rate).
-	beats *metrics.Counter
+	// beats counts received heartbeats (Prometheus derives the rate).
+	beats   *metrics.Counter
+	flushes *metrics.Histogram
 
 	mu      sync.Mutex
 	waiters map[key]chan struct{} // closed when the agent registers
-	live    map[int64]*liveness
-	changed chan struct{} // closed and replaced on every status change
-	closed  bool
+	changed chan struct{}         // closed and replaced when an agent registers or comes back
+
+	// pending holds the latest heartbeat of each agent not yet written.
+	pendingMu sync.Mutex
+	pending   map[int64]store.Heartbeat
+	stop      chan struct{} // closed by Close
+	flushed   chan struct{} // closed when the flusher has written the last batch
+	closeOnce sync.Once
 }
 
 type key struct {
@@ -88,16 +101,11 @@ type key struct {
 	host    string
 }
 
-type liveness struct {
-	timer *time.Timer
-	last  time.Time
-}
-
 // ErrUnknownAgent is returned for a cluster/host without an agent record.
 var ErrUnknownAgent = errors.New("no agent is known for this host")
 
-// New returns a Registry. Call Start to arm liveness deadlines of agents
-// already RUNNING (after a manager restart) and Close at shutdown.
+// New returns a Registry and starts writing the heartbeats it receives
+// every FlushInterval. Call Close at shutdown: it writes the last ones.
 func New(cfg Config) (*Registry, error) {
 	if cfg.Store == nil || cfg.PKI == nil {
 		return nil, errors.New("agents: Store and PKI are required")
@@ -108,40 +116,80 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.HeartbeatSeconds <= 0 {
 		cfg.HeartbeatSeconds = 5
 	}
-	if cfg.MissedBeats <= 0 {
-		cfg.MissedBeats = 3
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = DefaultFlushInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	r := &Registry{cfg: cfg, st: cfg.Store, log: cfg.Logger.Named("agents"),
 		beat:    time.Duration(cfg.HeartbeatSeconds) * time.Second,
-		waiters: map[key]chan struct{}{}, live: map[int64]*liveness{}, changed: make(chan struct{})}
+		waiters: map[key]chan struct{}{}, changed: make(chan struct{}),
+		pending: map[int64]store.Heartbeat{}, stop: make(chan struct{}), flushed: make(chan struct{})}
 	if cfg.Metrics != nil {
-		r.beats = cfg.Metrics.Counter("dorismanager_agent_heartbeats_total", "Agent heartbeats recorded.")
+		r.beats = cfg.Metrics.Counter("dorismanager_agent_heartbeats_total", "Agent heartbeats received.")
+		r.flushes = cfg.Metrics.Histogram("dorismanager_agent_heartbeat_flush_seconds",
+			"Time to write one batch of buffered agent heartbeats to the store.", metrics.HTTPBuckets)
 	}
+	go r.flushLoop()
 	return r, nil
 }
 
-// Start arms a liveness deadline for every agent recorded as RUNNING.
-func (r *Registry) Start(ctx context.Context) error {
-	running, err := r.st.AgentsWithStatus(ctx, StatusRunning)
-	if err != nil {
-		return fmt.Errorf("load running agents: %w", err)
-	}
-	for _, a := range running {
-		r.arm(a.ID)
-	}
-	return nil
+// Close writes the heartbeats still buffered and stops the flusher.
+func (r *Registry) Close() {
+	r.closeOnce.Do(func() { close(r.stop) })
+	<-r.flushed
 }
 
-// Close stops every liveness timer.
-func (r *Registry) Close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.closed = true
-	for _, l := range r.live {
-		l.timer.Stop()
+// flushLoop writes the buffered heartbeats every FlushInterval, and once
+// more when the registry closes.
+func (r *Registry) flushLoop() {
+	defer close(r.flushed)
+	tick := time.NewTicker(r.cfg.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			// A database that hangs holds the beats back, not the loop forever.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			r.Flush(ctx)
+			cancel()
+		case <-r.stop:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			r.Flush(ctx)
+			cancel()
+			return
+		}
+	}
+}
+
+// Flush writes the buffered heartbeats in one batch now. Beats it could
+// not write stay buffered (unless newer ones replaced them) for the next.
+func (r *Registry) Flush(ctx context.Context) {
+	r.pendingMu.Lock()
+	if len(r.pending) == 0 {
+		r.pendingMu.Unlock()
+		return
+	}
+	batch := make([]store.Heartbeat, 0, len(r.pending))
+	for _, b := range r.pending {
+		batch = append(batch, b)
+	}
+	r.pending = make(map[int64]store.Heartbeat, len(batch))
+	r.pendingMu.Unlock()
+	start := time.Now()
+	err := r.st.RecordHeartbeats(ctx, batch)
+	r.flushes.Observe(time.Since(start).Seconds())
+	if err == nil {
+		return
+	}
+	r.log.Error("record agent heartbeats; keeping them for the next try", "agents", len(batch), "error", err)
+	r.pendingMu.Lock()
+	defer r.pendingMu.Unlock()
+	for _, b := range batch {
+		if _, newer := r.pending[b.AgentID]; !newer {
+			r.pending[b.AgentID] = b
+		}
 	}
 }
 
@@ -225,8 +273,13 @@ func (r *Registry) WaitRegistered(ctx context.Context, clusterID int64, host str
 	}
 }
 
-// WaitStatus blocks until the agent of (clusterID, host) has status, or ctx ends.
+// WaitStatus blocks until the agent of (clusterID, host) has status, or
+// ctx ends. An agent turns STOP by time passing (and RUNNING by a beat
+// another manager may have received), so besides this manager's
+// registrations it looks again every FlushInterval.
 func (r *Registry) WaitStatus(ctx context.Context, clusterID int64, host, status string) error {
+	tick := time.NewTicker(r.cfg.FlushInterval)
+	defer tick.Stop()
 	for {
 		r.mu.Lock()
 		ch := r.changed
@@ -240,6 +293,7 @@ func (r *Registry) WaitStatus(ctx context.Context, clusterID int64, host, status
 		}
 		select {
 		case <-ch:
+		case <-tick.C:
 		case <-ctx.Done():
 			return fmt.Errorf("agent of %s is not %s: %w", host, status, ctx.Err())
 		}
@@ -396,12 +450,11 @@ func (r *Registry) register(w http.ResponseWriter, req *http.Request) {
 	hw, _ := json.Marshal(body.Hardware)
 	ps, _ := json.Marshal(nonNil(body.Processes))
 	rep := store.AgentReport{UUID: body.AgentID, Port: body.Port, Hardware: string(hw), Processes: string(ps)}
-	if err := r.st.RecordRegistration(req.Context(), a.ID, rep); err != nil {
+	if err := r.st.RecordRegistration(req.Context(), a.ID, rep, r.beat); err != nil {
 		httpx.Fail(w, fmt.Errorf("record registration: %w", err))
 		return
 	}
 	r.log.Info("agent registered", "cluster", a.ClusterID, "host", a.Host, "agentId", body.AgentID, "version", body.Version)
-	r.arm(a.ID)
 	r.mu.Lock()
 	k := key{a.ClusterID, a.Host}
 	if ch, ok := r.waiters[k]; ok {
@@ -454,12 +507,8 @@ func (r *Registry) heartbeat(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	ps, _ := json.Marshal(nonNil(body.Processes))
-	if err := r.st.RecordHeartbeat(req.Context(), a.ID, string(ps)); err != nil {
-		httpx.Fail(w, fmt.Errorf("record heartbeat: %w", err))
-		return
-	}
+	r.buffer(a, string(ps))
 	r.beats.Inc()
-	r.arm(a.ID)
 	if a.Status != StatusRunning {
 		r.log.Info("agent is back", "cluster", a.ClusterID, "host", a.Host)
 		r.mu.Lock()
@@ -572,46 +621,15 @@ func (r *Registry) broadcastLocked() {
 	r.changed = make(chan struct{})
 }
 
-// arm (re)starts the agent's liveness deadline.
-func (r *Registry) arm(id int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return
+// buffer keeps the heartbeat of agent a (whose record was just read) for
+// the next flush, replacing an earlier one of it. Its processes go along
+// only when they differ from the recorded ones.
+func (r *Registry) buffer(a store.Agent, processes string) {
+	b := store.Heartbeat{AgentID: a.ID, At: time.Now().UTC()}
+	if processes != a.Processes {
+		b.Processes = &processes
 	}
-	deadline := time.Duration(r.cfg.MissedBeats) * r.beat
-	l, ok := r.live[id]
-	if !ok {
-		l = &liveness{}
-		r.live[id] = l
-		l.timer = time.AfterFunc(deadline, func() { r.expire(id) })
-	} else {
-		l.timer.Reset(deadline)
-	}
-	l.last = time.Now()
-}
-
-// expire marks an agent STOP once its deadline passed without a beat.
-func (r *Registry) expire(id int64) {
-	r.mu.Lock()
-	l := r.live[id]
-	deadline := time.Duration(r.cfg.MissedBeats) * r.beat
-	stale := l != nil && time.Since(l.last) >= deadline && !r.closed
-	r.mu.Unlock()
-	if !stale {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stopped, err := r.st.StopAgent(ctx, id)
-	if err != nil {
-		r.log.Error("mark agent STOP", "agent", id, "error", err)
-		return
-	}
-	if stopped {
-		r.log.Warn("agent missed its heartbeats", "agent", id, "missed", r.cfg.MissedBeats)
-		r.mu.Lock()
-		r.broadcastLocked()
-		r.mu.Unlock()
-	}
+	r.pendingMu.Lock()
+	r.pending[a.ID] = b
+	r.pendingMu.Unlock()
 }

@@ -442,3 +442,71 @@ func waitFor(ctx context.Context, t *testing.T, what string, ok func() bool) {
 		}
 	}
 }
+
+// Heartbeats are buffered and written in one batch per flush (each
+// agent's latest; its processes only when they changed), and Close
+// writes what is left. Registrations are written at once.
+func TestHeartbeatsAreWrittenInBatches(t *testing.T) {
+	e := setupWith(t, func(c *Config) { c.FlushInterval = time.Hour }) // flushed by the test only
+	ctx := context.Background()
+	a := e.install(t, "127.0.0.1", idA)
+	b := e.install(t, "127.0.0.2", idB)
+	for _, ag := range []struct {
+		cfg  wire.Config
+		id   string
+		host string
+	}{{a, idA, "127.0.0.1"}, {b, idB, "127.0.0.2"}} {
+		if st, msg, err := e.post(t, ag.cfg.CertFile, wire.RegisterPath, wire.Register{AgentID: ag.id, Host: ag.host, Port: 9602}); err != nil || st != http.StatusOK {
+			t.Fatalf("register %s: %d %s %v", ag.host, st, msg, err)
+		}
+	}
+	row := func(host string) store.Agent {
+		t.Helper()
+		r, err := e.st.AgentOf(ctx, 1, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	regA, regB := row("127.0.0.1"), row("127.0.0.2")
+	if regA.Status != StatusRunning || regA.HeartbeatSeconds != 1 || regA.LastReportedTime == nil {
+		t.Fatalf("registration not written at once: %+v", regA)
+	}
+	beat := func(cfg wire.Config, id string, ps []wire.Process) {
+		t.Helper()
+		if st, msg, err := e.post(t, cfg.CertFile, wire.HeartbeatPath, wire.Heartbeat{AgentID: id, Processes: ps}); err != nil || st != http.StatusOK {
+			t.Fatalf("heartbeat: %d %s %v", st, msg, err)
+		}
+	}
+	fe := []wire.Process{{Role: "FE", Pid: 42, Running: true}}
+	beat(a, idA, fe)
+	beat(a, idA, fe)
+	beat(b, idB, nil)
+	if got := row("127.0.0.1"); !got.LastReportedTime.Equal(*regA.LastReportedTime) || got.Processes != "[]" {
+		t.Fatalf("a heartbeat was written before the flush: %+v", got)
+	}
+	e.reg.Flush(ctx)
+	gotA, gotB := row("127.0.0.1"), row("127.0.0.2")
+	if !gotA.LastReportedTime.After(*regA.LastReportedTime) || gotA.Processes != `[{"role":"FE","pid":42,"running":true}]` {
+		t.Fatalf("agent A after the flush: %+v", gotA)
+	}
+	if !gotB.LastReportedTime.After(*regB.LastReportedTime) || gotB.Processes != "[]" {
+		t.Fatalf("agent B after the flush: %+v", gotB)
+	}
+	var sb strings.Builder
+	if err := e.metrics.Write(ctx, &sb); err != nil {
+		t.Fatal(err)
+	}
+	m, err := metricstest.Parse(strings.NewReader(sb.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["dorismanager_agent_heartbeats_total"] != 3 || m["dorismanager_agent_heartbeat_flush_seconds_count"] != 1 {
+		t.Fatalf("3 beats in 1 batch expected:\n%s", sb.String())
+	}
+	beat(b, idB, nil)
+	e.reg.Close()
+	if got := row("127.0.0.2"); !got.LastReportedTime.After(*gotB.LastReportedTime) {
+		t.Fatalf("Close did not write the last heartbeat: %+v", got)
+	}
+}

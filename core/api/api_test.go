@@ -343,7 +343,7 @@ func TestWizardOverHTTP(t *testing.T) {
 		}
 		// Agents and hardware as reported by agents.
 		now := time.Now()
-		e.st.DB().Create(&store.Agent{ClusterID: 1, Host: "10.0.0.1", Port: 9602, Status: store.AgentRunning, RegisterTime: &now, LastReportedTime: &now,
+		e.st.DB().Create(&store.Agent{ClusterID: 1, Host: "10.0.0.1", Port: 9602, RegisterTime: &now, LastReportedTime: &now,
 			Hardware:   `{"cpu":"Intel(R) Xeon(R)","cores":8,"totalMemoryBytes":16642998272,"totalMemory":"15.5 GiB","disks":[{"mount":"/","totalBytes":1,"freeBytes":1}]}`,
 			CertSerial: "TOPSECRET-SERIAL", CertIssuer: "TOPSECRET-ISSUER"})
 		r = e.ok("GET", "/api/server/agentList?clusterId=1", nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dorismanager/dorismanager/core/clusterstatus"
 	"github.com/dorismanager/dorismanager/core/ops"
@@ -34,8 +35,9 @@ func newOpsEnv(t *testing.T, dsn string) *env {
 			t.Fatal(err)
 		}
 	}
+	now := time.Now() // a heartbeat just now: RUNNING
 	for _, h := range []string{"10.0.0.1", "10.0.0.2"} {
-		if err := e.st.DB().Create(&store.Agent{ClusterID: c.ID, Host: h, Status: "RUNNING"}).Error; err != nil {
+		if err := e.st.DB().Create(&store.Agent{ClusterID: c.ID, Host: h, LastReportedTime: &now}).Error; err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -160,7 +160,8 @@ func TestStatusAnswersFromTheCache(t *testing.T) {
 		}
 	}
 	procs := `[{"role":"BE","pid":0,"running":false,"desired":"stopped"}]`
-	for _, a := range []store.Agent{{ClusterID: c.ID, Host: "h1", Status: "RUNNING"}, {ClusterID: c.ID, Host: "h2", Status: "RUNNING", Processes: procs}} {
+	now := time.Now() // a heartbeat just now: RUNNING
+	for _, a := range []store.Agent{{ClusterID: c.ID, Host: "h1", LastReportedTime: &now}, {ClusterID: c.ID, Host: "h2", LastReportedTime: &now, Processes: procs}} {
 		if err := st.DB().Create(&a).Error; err != nil {
 			t.Fatal(err)
 		}

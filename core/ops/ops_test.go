@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/store"
@@ -50,8 +51,9 @@ func newFixture(t *testing.T, dsn string) *fixture {
 			t.Fatal(err)
 		}
 	}
+	now := time.Now() // a heartbeat just now: RUNNING
 	for _, h := range []string{"h1", "h2", "h3"} {
-		if err := st.DB().Create(&store.Agent{ClusterID: c.ID, Host: h, Status: "RUNNING"}).Error; err != nil {
+		if err := st.DB().Create(&store.Agent{ClusterID: c.ID, Host: h, LastReportedTime: &now}).Error; err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -349,25 +349,63 @@ func TestPanicFailsTask(t *testing.T) {
 	}
 }
 
+// At the start of the only manager of a database (SQLite), every RUNNING
+// task was left by an earlier run: each is taken over at once, whatever
+// its lease says.
 func TestRestartReconciliation(t *testing.T) {
 	st := openStore(t, "")
 	now := time.Now()
+	later := now.Add(time.Hour)
 	ts := addTasks(t, st,
-		store.Task{ProcessID: 1, TaskType: "IDEM", Status: store.StatusRunning, ExecutorID: "dead", StartTime: &now},
-		store.Task{ProcessID: 2, TaskType: "ONCE", Status: store.StatusRunning, ExecutorID: "dead", StartTime: &now},
+		store.Task{ProcessID: 1, TaskType: "IDEM", Status: store.StatusRunning, ExecutorID: "dead", StartTime: &now, LeaseUntil: &later, Attempt: 2},
+		store.Task{ProcessID: 2, TaskType: "ONCE", Status: store.StatusRunning, ExecutorID: "dead", StartTime: &now, LeaseUntil: &later},
 		store.Task{ProcessID: 3, TaskType: "GONE", Status: store.StatusRunning, ExecutorID: "dead", StartTime: &now},
 	)
 	idem := succeed("resumed")
 	idem.idempotent = true
-	h := start(t, st, Config{Actions: Actions{"IDEM": idem, "ONCE": succeed("must not run")}})
+	h := start(t, st, Config{Actions: Actions{"IDEM": idem, "ONCE": succeed("must not run")}, Alone: true})
 	h.waitEnds(1) // only the idempotent one runs again
-	if got := h.task(ts[0].ID); got.Status != store.StatusSuccess || got.Response != "resumed" || got.ExecutorID != h.r.ExecutorID() {
+	if got := h.task(ts[0].ID); got.Status != store.StatusSuccess || got.Response != "resumed" || got.ExecutorID != h.r.ExecutorID() ||
+		got.Attempt != 2 {
 		t.Fatalf("idempotent task: %+v", got)
+	}
+	if log, _ := st.TaskLog(context.Background(), ts[0].ID); !strings.Contains(string(log), "the manager restarted while this task ran; running it again") {
+		t.Fatalf("resumed task's log: %q", log)
 	}
 	for _, id := range []int64{ts[1].ID, ts[2].ID} {
 		if got := h.task(id); got.Status != store.StatusFailure || got.Response != MsgRestartInterrupted || got.EndTime == nil {
 			t.Fatalf("non-idempotent task: %+v", got)
 		}
+	}
+}
+
+// A manager that shares its database takes over only the tasks whose
+// lease expired, at start and while it runs; a task another manager
+// holds under a live lease is left to it.
+func TestStartTakesOverOnlyExpiredLeases(t *testing.T) {
+	st := openStore(t, "")
+	now := time.Now()
+	live, gone := now.Add(time.Hour), now.Add(-time.Second)
+	ts := addTasks(t, st,
+		store.Task{ProcessID: 1, TaskType: "IDEM", Status: store.StatusRunning, ExecutorID: "alive", StartTime: &now, LeaseUntil: &live},
+		store.Task{ProcessID: 2, TaskType: "IDEM", Status: store.StatusRunning, ExecutorID: "dead", StartTime: &now, LeaseUntil: &gone},
+		store.Task{ProcessID: 3, TaskType: "ONCE", Status: store.StatusRunning, ExecutorID: "dead", StartTime: &now, LeaseUntil: &gone},
+	)
+	idem := succeed("resumed")
+	idem.idempotent = true
+	h := start(t, st, Config{Actions: Actions{"IDEM": idem, "ONCE": succeed("must not run")}})
+	h.waitEnds(1)
+	if got := h.task(ts[1].ID); got.Status != store.StatusSuccess || got.ExecutorID != h.r.ExecutorID() {
+		t.Fatalf("task of the dead manager: %+v", got)
+	}
+	if log, _ := st.TaskLog(context.Background(), ts[1].ID); !strings.Contains(string(log), "manager dead stopped renewing its lease while this task ran; running it again") {
+		t.Fatalf("taken over task's log: %q", log)
+	}
+	if got := h.task(ts[2].ID); got.Status != store.StatusFailure || got.Response != MsgLeaseExpired {
+		t.Fatalf("non-idempotent task of the dead manager: %+v", got)
+	}
+	if got := h.task(ts[0].ID); got.Status != store.StatusRunning || got.ExecutorID != "alive" || got.LeaseEpoch != ts[0].LeaseEpoch {
+		t.Fatalf("task under a live lease was touched: %+v", got)
 	}
 }
 

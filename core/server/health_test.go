@@ -92,9 +92,11 @@ func TestMetricsAfterRequestsAndATask(t *testing.T) {
 	}})
 	defer stop()
 	ctx := context.Background()
+	// Liveness comes from the last heartbeat's time: two recent, one long ago.
+	now, old := time.Now(), time.Now().Add(-time.Hour)
 	if err := s.Store().DB().WithContext(ctx).Create(&[]store.Agent{
-		{ClusterID: 1, Host: "10.0.0.1", Status: store.AgentRunning}, {ClusterID: 1, Host: "10.0.0.2", Status: store.AgentStop},
-		{ClusterID: 2, Host: "10.0.0.3", Status: store.AgentRunning}}).Error; err != nil {
+		{ClusterID: 1, Host: "10.0.0.1", LastReportedTime: &now}, {ClusterID: 1, Host: "10.0.0.2", LastReportedTime: &old},
+		{ClusterID: 2, Host: "10.0.0.3", LastReportedTime: &now}}).Error; err != nil {
 		t.Fatal(err)
 	}
 	if code, body := call(t, s, "POST", "/api/server/installAgent", tok, installAgentBody(t)); code != 200 {

@@ -6,11 +6,14 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -105,7 +108,11 @@ type Config struct {
 	AdvertiseURL string
 	Parallel     int           // tasks run at once (runner.DefaultParallel when 0)
 	TaskTimeout  time.Duration // per task (runner.DefaultTaskTimeout when 0)
-	Logger       hclog.Logger
+	// TaskLease is how long a task this manager runs stays its own without
+	// a renewal (runner.DefaultLease when 0; at least a second): a manager
+	// that stops is replaced after at most this long.
+	TaskLease time.Duration
+	Logger    hclog.Logger
 	// SecretKeyFile holds the key that seals secrets at rest; empty for
 	// <DataDir>/secret.key. Created on first start if missing.
 	SecretKeyFile string
@@ -154,6 +161,8 @@ type Server struct {
 	engine   *process.Engine
 	ext      Extensions
 	tokenFil string
+	id       string // this manager's id (runner.Config.ManagerID)
+	unlock   func() // releases the data dir (SQLite); nil on PostgreSQL
 }
 
 // New opens the store, makes sure the secret key and admin token exist,
@@ -178,11 +187,29 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("a data dir is required (--data-dir)")
 	}
+	if cfg.TaskLease != 0 && cfg.TaskLease < time.Second {
+		return nil, fmt.Errorf("--task-lease %s: give at least 1s", cfg.TaskLease)
+	}
+	var unlock func()
+	if cfg.DB == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+		}
+		var err error
+		if unlock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	ok := false
+	defer func() {
+		if !ok && unlock != nil {
+			unlock()
+		}
+	}()
 	st, err := store.Open(cfg.DB, cfg.DataDir, log.Named("store"))
 	if err != nil {
 		return nil, err
 	}
-	ok := false
 	defer func() {
 		if !ok {
 			st.Close()
@@ -229,13 +256,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			agentLn.Close()
 		}
 	}()
-	s := &Server{cfg: cfg, log: log, st: st, ca: ca, tokenFil: tokenFile}
+	s := &Server{cfg: cfg, log: log, st: st, ca: ca, tokenFil: tokenFile, id: managerID(), unlock: unlock}
+	log.Info("manager id (names this manager in the tasks it runs)", "manager", s.id)
 	if s.ln, err = s.restListener(ln); err != nil {
 		return nil, err
 	}
 	// The runner is built after the extensions (it needs their actions);
 	// Notify calls made before that are harmless: the runner looks for
 	// work as soon as it starts.
+	// Other managers on the database hear of new work too (PostgreSQL
+	// NOTIFY; their runners listen).
 	var notifyMu sync.Mutex
 	notify := func() {
 		notifyMu.Lock()
@@ -243,6 +273,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		notifyMu.Unlock()
 		if r != nil {
 			r.Notify()
+		}
+		nctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := st.NotifyTasks(nctx, s.id); err != nil {
+			log.Warn("tell other managers about new tasks (they find them by polling)", "error", err)
 		}
 	}
 	reg := storeMetrics(st)
@@ -275,11 +310,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.ext = ext
 	r := runner.New(runner.Config{Store: st, Actions: actions, Resolve: ext.ResolveAction, Parallel: cfg.Parallel, TaskTimeout: cfg.TaskTimeout,
+		ManagerID: s.id, Lease: cfg.TaskLease, Alone: unlock != nil,
 		Logger: log.Named("runner"), Metrics: reg, OnTaskEnd: ext.OnTaskEnd})
 	notifyMu.Lock()
 	s.runner = r
 	notifyMu.Unlock()
-	s.engine = process.New(process.Config{Store: st, Catalogue: ext.Catalogue, Sealer: box, Stopper: stopper, Notify: r.Notify,
+	s.engine = process.New(process.Config{Store: st, Catalogue: ext.Catalogue, Sealer: box, Stopper: stopper, Notify: notify,
 		Checksums: pkgsum.New(0), Logger: log.Named("process"), Guard: ext.WizardGuard})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
 		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
@@ -300,6 +336,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	ok = true
 	return s, nil
 }
+
+// managerID is a fresh id for this manager process: its host name (for
+// people reading task lists) and random hex (unique among restarts and
+// managers on one host).
+func managerID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "manager"
+	}
+	if len(host) > 48 {
+		host = host[:48]
+	}
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// ManagerID is this manager's id, as the tasks it runs name it.
+func (s *Server) ManagerID() string { return s.id }
 
 // Addr is the bound address (useful with port 0).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
@@ -358,7 +413,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() { httpDone <- s.agentSrv.Serve(s.agentLn) }()
 		s.log.Info("serving agents (mutual TLS)", "addr", s.agentLn.Addr().String())
 	}
-	s.log.Info("serving", "addr", s.ln.Addr().String(), "tls", s.tlsFP != "", "data_dir", s.cfg.DataDir, "postgres", s.st.IsPostgres())
+	s.log.Info("serving", "addr", s.ln.Addr().String(), "tls", s.tlsFP != "", "data_dir", s.cfg.DataDir, "postgres", s.st.IsPostgres(),
+		"manager", s.id)
 
 	var first error
 	select {
@@ -388,6 +444,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	if err := s.st.Close(); err != nil {
 		s.log.Warn("close store", "error", err)
+	}
+	if s.unlock != nil {
+		s.unlock()
 	}
 	s.log.Info("stopped")
 	return first

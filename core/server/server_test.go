@@ -291,3 +291,38 @@ func TestSecretKeyFileOutsideDataDir(t *testing.T) {
 		t.Fatal("a key was written into the data dir as well")
 	}
 }
+
+// A SQLite data dir is served by one manager at a time (its runner takes
+// over every task left RUNNING at start); the lock goes with the manager.
+func TestOneManagerPerSQLiteDataDir(t *testing.T) {
+	dir := t.TempDir()
+	s, tok, stop := startServer(t, Config{DataDir: dir, Actions: runner.Actions{"INSTALL_AGENT": okAction{}}})
+	if _, err := New(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0", AgentListen: "127.0.0.1:0"}); err == nil ||
+		!strings.Contains(err.Error(), "another dorismanager serve uses the data dir") {
+		t.Fatalf("second manager on the data dir: %v", err)
+	}
+	if code, body := call(t, s, "POST", "/api/server/installAgent", tok, installAgentBody(t)); code != 200 {
+		t.Fatalf("installAgent: %d %s", code, body)
+	}
+	if task := waitTask(t, s); task.ExecutorID != s.ManagerID() || !strings.HasPrefix(s.ManagerID(), hostname(t)+"-") {
+		t.Fatalf("task ran by %q, manager id %q", task.ExecutorID, s.ManagerID())
+	}
+	stop()
+	_, _, stop = startServer(t, Config{DataDir: dir})
+	stop()
+}
+
+func hostname(t *testing.T) string {
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestTaskLeaseTooShort(t *testing.T) {
+	_, err := New(context.Background(), Config{DataDir: t.TempDir(), TaskLease: 500 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "--task-lease 500ms: give at least 1s") {
+		t.Fatalf("got %v", err)
+	}
+}

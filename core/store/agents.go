@@ -2,8 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -12,6 +16,36 @@ const (
 	AgentRunning = "RUNNING"
 	AgentStop    = "STOP"
 )
+
+// Agent liveness: an agent is RUNNING while its last registration or
+// heartbeat is less than MissedBeats of its heartbeat intervals old. It is
+// computed from the stored time whenever a record is read, so every
+// manager on the database sees the same state and none keeps timers.
+const (
+	MissedBeats      = 3
+	DefaultHeartbeat = 5 * time.Second
+)
+
+// Alive reports whether an agent with these recorded times is RUNNING at now.
+func (a *Agent) Alive(now time.Time) bool {
+	if a.LastReportedTime == nil {
+		return false
+	}
+	beat := time.Duration(a.HeartbeatSeconds) * time.Second
+	if beat <= 0 {
+		beat = DefaultHeartbeat
+	}
+	return now.Sub(*a.LastReportedTime) < MissedBeats*beat
+}
+
+// AfterFind fills in Status from the recorded times (a gorm hook).
+func (a *Agent) AfterFind(*gorm.DB) error {
+	a.Status = AgentStop
+	if a.Alive(time.Now()) {
+		a.Status = AgentRunning
+	}
+	return nil
+}
 
 // AgentCert is a certificate issued to an agent, as its record keeps it.
 type AgentCert struct {
@@ -31,11 +65,11 @@ type AgentReport struct {
 // PrepareAgent records cert as the only certificate accepted from the
 // agent uuid on (clusterID, host) (the previous serial is cleared, which
 // revokes every older certificate), with the port and install dir it is
-// installed with. A new record starts STOP; an existing one keeps its
-// status until the agent registers.
+// installed with. A new record is STOP (it has not reported yet); an
+// existing one keeps its times.
 func (s *Store) PrepareAgent(ctx context.Context, clusterID int64, host string, port int, installDir, uuid string, cert AgentCert) error {
 	notAfter := cert.NotAfter
-	a := Agent{ClusterID: clusterID, Host: host, Port: port, Status: AgentStop, AgentUUID: uuid,
+	a := Agent{ClusterID: clusterID, Host: host, Port: port, AgentUUID: uuid,
 		CertSerial: cert.Serial, CertIssuer: cert.Issuer, CertNotAfter: &notAfter, InstallDir: installDir}
 	return translate(s.q(ctx).Clauses(clause.OnConflict{
 		Columns: []clause.Column{{Name: "cluster_id"}, {Name: "host"}},
@@ -66,13 +100,6 @@ func (s *Store) AgentBySerial(ctx context.Context, serial string) (Agent, error)
 	return a, translate(err)
 }
 
-// AgentsWithStatus returns every agent (of any cluster) with status.
-func (s *Store) AgentsWithStatus(ctx context.Context, status string) ([]Agent, error) {
-	var as []Agent
-	err := s.q(ctx).Where("status = ?", status).Order("id").Find(&as).Error
-	return as, err
-}
-
 // AllAgents returns the agents of every cluster by cluster and host.
 func (s *Store) AllAgents(ctx context.Context) ([]Agent, error) {
 	var as []Agent
@@ -86,18 +113,86 @@ func (s *Store) RetirePrevSerial(ctx context.Context, id int64, serial string) e
 	return s.q(ctx).Model(&Agent{}).Where("id = ? AND cert_serial = ?", id, serial).Update("prev_cert_serial", "").Error
 }
 
-// RecordRegistration marks agent id RUNNING, registered now, with what it reported.
-func (s *Store) RecordRegistration(ctx context.Context, id int64, r AgentReport) error {
+// RecordRegistration records that agent id registered now, with what it
+// reported and the heartbeat interval it was told. It is written at once
+// (heartbeats are not): a registration changes more than a time.
+func (s *Store) RecordRegistration(ctx context.Context, id int64, r AgentReport, heartbeat time.Duration) error {
 	now := time.Now().UTC()
 	return s.q(ctx).Model(&Agent{}).Where("id = ?", id).Updates(map[string]any{
-		"agent_uuid": r.UUID, "status": AgentRunning, "register_time": now, "last_reported_time": now,
+		"agent_uuid": r.UUID, "register_time": now, "last_reported_time": now, "heartbeat_seconds": int(heartbeat / time.Second),
 		"hardware": r.Hardware, "processes": r.Processes, "port": r.Port}).Error
 }
 
-// RecordHeartbeat marks agent id RUNNING, reported now, with its processes (JSON).
-func (s *Store) RecordHeartbeat(ctx context.Context, id int64, processes string) error {
-	return s.q(ctx).Model(&Agent{}).Where("id = ?", id).Updates(map[string]any{
-		"status": AgentRunning, "last_reported_time": time.Now().UTC(), "processes": processes}).Error
+// Heartbeat is one agent's latest heartbeat, as a batch records it.
+type Heartbeat struct {
+	AgentID int64
+	At      time.Time
+	// Processes is the JSON of the role processes it reported; nil when
+	// they are the ones recorded already (most beats), which are kept.
+	Processes *string
+}
+
+// RecordHeartbeats writes a batch of heartbeats (at most one per agent)
+// in one transaction: on PostgreSQL one UPDATE joined to the batch sent
+// as one JSON parameter, on SQLite one prepared UPDATE per agent (SQLite
+// runs in the manager's process; what costs is the commit, and there is
+// one). A beat older than the agent's recorded time (a registration
+// written meanwhile) changes nothing; unknown agents are ignored.
+func (s *Store) RecordHeartbeats(ctx context.Context, beats []Heartbeat) error {
+	if len(beats) == 0 {
+		return nil
+	}
+	if s.postgres {
+		type row struct {
+			ID        int64     `json:"id"`
+			At        time.Time `json:"at"`
+			Processes *string   `json:"processes"`
+		}
+		rows := make([]row, len(beats))
+		for i, b := range beats {
+			rows[i] = row{ID: b.AgentID, At: b.At.UTC(), Processes: b.Processes}
+		}
+		doc, err := json.Marshal(rows)
+		if err != nil {
+			return fmt.Errorf("encode %d heartbeats: %w", len(beats), err)
+		}
+		err = s.q(ctx).Exec(`UPDATE agents AS a
+SET last_reported_time = v.at, processes = COALESCE(v.processes, a.processes)
+FROM json_to_recordset(?::json) AS v(id bigint, at timestamptz, processes text)
+WHERE a.id = v.id AND (a.last_reported_time IS NULL OR a.last_reported_time < v.at)`, string(doc)).Error
+		if err != nil {
+			return fmt.Errorf("record %d heartbeats: %w", len(beats), err)
+		}
+		return nil
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	tx, err := sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record %d heartbeats: %w", len(beats), err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
+	stmt, err := tx.PrepareContext(ctx, `UPDATE agents SET last_reported_time = ?1, processes = COALESCE(?2, processes)
+WHERE id = ?3 AND (last_reported_time IS NULL OR last_reported_time < ?1)`)
+	if err != nil {
+		return fmt.Errorf("record %d heartbeats: %w", len(beats), err)
+	}
+	defer stmt.Close()
+	for _, b := range beats {
+		var ps sql.NullString
+		if b.Processes != nil {
+			ps = sql.NullString{String: *b.Processes, Valid: true}
+		}
+		if _, err := stmt.ExecContext(ctx, b.At.UTC(), ps, b.AgentID); err != nil {
+			return fmt.Errorf("record %d heartbeats: agent %d: %w", len(beats), b.AgentID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record %d heartbeats: %w", len(beats), err)
+	}
+	return nil
 }
 
 // RenewAgentCert makes cert the current certificate of agent id and used,
@@ -108,11 +203,5 @@ func (s *Store) RenewAgentCert(ctx context.Context, id int64, used string, cert 
 	res := s.q(ctx).Model(&Agent{}).Where("id = ? AND (cert_serial = ? OR prev_cert_serial = ?)", id, used, used).
 		Updates(map[string]any{"cert_serial": cert.Serial, "prev_cert_serial": used, "cert_issuer": cert.Issuer,
 			"cert_not_after": &notAfter})
-	return res.RowsAffected == 1, res.Error
-}
-
-// StopAgent marks agent id STOP if it is RUNNING; it reports whether it was.
-func (s *Store) StopAgent(ctx context.Context, id int64) (bool, error) {
-	res := s.q(ctx).Model(&Agent{}).Where("id = ? AND status = ?", id, AgentRunning).Update("status", AgentStop)
 	return res.RowsAffected == 1, res.Error
 }

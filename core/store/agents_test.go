@@ -32,22 +32,28 @@ func TestAgentRecord(t *testing.T) {
 			t.Fatalf("GetAgent of nothing: %v", err)
 		}
 
-		// Registration and heartbeats make it RUNNING.
-		if err := s.RecordRegistration(ctx, a.ID, store.AgentReport{UUID: "uuid-1", Port: 9700, Hardware: `{"cores":2}`, Processes: "[]"}); err != nil {
+		// Registration makes it RUNNING, told to beat every 7 s.
+		if err := s.RecordRegistration(ctx, a.ID, store.AgentReport{UUID: "uuid-1", Port: 9700, Hardware: `{"cores":2}`, Processes: "[]"}, 7*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		a, _ = s.GetAgent(ctx, a.ID)
-		if a.Status != store.AgentRunning || a.Port != 9700 || a.Hardware != `{"cores":2}` || a.RegisterTime == nil || a.LastReportedTime == nil {
+		if a.Status != store.AgentRunning || a.Port != 9700 || a.Hardware != `{"cores":2}` || a.RegisterTime == nil || a.LastReportedTime == nil ||
+			a.HeartbeatSeconds != 7 {
 			t.Fatalf("registered agent: %+v", a)
 		}
-		if err := s.RecordHeartbeat(ctx, a.ID, `[{"role":"FE"}]`); err != nil {
+		ps := `[{"role":"FE"}]`
+		beat := a.LastReportedTime.Add(time.Second)
+		if err := s.RecordHeartbeats(ctx, []store.Heartbeat{{AgentID: a.ID, At: beat, Processes: &ps}}); err != nil {
 			t.Fatal(err)
 		}
-		if a, _ = s.GetAgent(ctx, a.ID); a.Processes != `[{"role":"FE"}]` {
-			t.Fatalf("processes after a heartbeat: %q", a.Processes)
+		if a, _ = s.GetAgent(ctx, a.ID); a.Processes != ps || !a.LastReportedTime.Equal(beat) {
+			t.Fatalf("after a heartbeat: processes %q, time %v, want %v", a.Processes, a.LastReportedTime, beat)
 		}
-		if rs, err := s.AgentsWithStatus(ctx, store.AgentRunning); err != nil || len(rs) != 1 || rs[0].ID != a.ID {
-			t.Fatalf("running agents: %+v %v", rs, err)
+		if err := s.RecordHeartbeats(ctx, []store.Heartbeat{{AgentID: a.ID, At: beat.Add(-time.Millisecond)}}); err != nil {
+			t.Fatal(err)
+		}
+		if a, _ = s.GetAgent(ctx, a.ID); !a.LastReportedTime.Equal(beat) {
+			t.Fatalf("an older beat moved the time back to %v", a.LastReportedTime)
 		}
 
 		// A renewal keeps the used serial as the previous one until the
@@ -77,7 +83,7 @@ func TestAgentRecord(t *testing.T) {
 			t.Fatalf("renewal with a retired serial: %v %v, want refused", ok, err)
 		}
 
-		// A reinstall revokes every earlier certificate and keeps the status.
+		// A reinstall revokes every earlier certificate and keeps the times.
 		if _, err := s.RenewAgentCert(ctx, a.ID, "s2", store.AgentCert{Serial: "s4", Issuer: "ca2", NotAfter: exp}); err != nil {
 			t.Fatal(err)
 		}
@@ -95,15 +101,22 @@ func TestAgentRecord(t *testing.T) {
 			}
 		}
 
-		// STOP only once, and only from RUNNING.
-		if ok, err := s.StopAgent(ctx, a.ID); err != nil || !ok {
-			t.Fatalf("StopAgent: %v %v", ok, err)
+		// Silent for three intervals: STOP, for every reader.
+		old := time.Now().Add(-21 * time.Second)
+		if err := s.DB().Model(&store.Agent{}).Where("id = ?", a.ID).Update("last_reported_time", old).Error; err != nil {
+			t.Fatal(err)
 		}
-		if ok, err := s.StopAgent(ctx, a.ID); err != nil || ok {
-			t.Fatalf("StopAgent of a stopped agent: %v %v", ok, err)
+		if got, _ := s.AgentOf(ctx, 1, "h1"); got.Status != store.AgentStop {
+			t.Fatalf("agent silent for 21 s at 7 s beats: %s, want STOP", got.Status)
 		}
-		if rs, _ := s.AgentsWithStatus(ctx, store.AgentRunning); len(rs) != 0 {
-			t.Fatalf("running agents after StopAgent: %+v", rs)
+		if cs, _ := s.AgentCounts(ctx); len(cs) != 1 || cs[0].Status != store.AgentStop || cs[0].N != 1 {
+			t.Fatalf("AgentCounts: %+v", cs)
+		}
+		if err := s.RecordHeartbeats(ctx, []store.Heartbeat{{AgentID: a.ID, At: time.Now()}, {AgentID: a.ID + 1000, At: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.ListAgents(ctx, 1); len(got) != 1 || got[0].Status != store.AgentRunning || got[0].Processes != ps {
+			t.Fatalf("after a beat without processes: %+v", got)
 		}
 	})
 }
@@ -131,4 +144,29 @@ func TestAllAgents(t *testing.T) {
 			t.Fatalf("AllAgents order: %v, want %s", got, want)
 		}
 	})
+}
+
+func TestAgentAlive(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) *time.Time { t := now.Add(-d); return &t }
+	for _, tc := range []struct {
+		name  string
+		last  *time.Time
+		beat  int
+		alive bool
+	}{
+		{"never reported", nil, 5, false},
+		{"just now", ago(0), 5, true},
+		{"two beats ago", ago(10 * time.Second), 5, true},
+		{"three beats ago", ago(15 * time.Second), 5, false},
+		{"no interval recorded: 5 s", ago(14 * time.Second), 0, true},
+		{"no interval recorded, silent 15 s", ago(15 * time.Second), 0, false},
+		{"1 s beats, silent 3 s", ago(3 * time.Second), 1, false},
+		{"30 s beats, silent 80 s", ago(80 * time.Second), 30, true},
+	} {
+		a := store.Agent{LastReportedTime: tc.last, HeartbeatSeconds: tc.beat}
+		if got := a.Alive(now); got != tc.alive {
+			t.Errorf("%s: Alive = %v, want %v", tc.name, got, tc.alive)
+		}
+	}
 }

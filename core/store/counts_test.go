@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dorismanager/dorismanager/core/store"
 )
@@ -24,8 +25,9 @@ func TestCountsAndPing(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.DB().Create(&[]store.Agent{{ClusterID: 1, Host: "a", Status: "RUNNING"}, {ClusterID: 1, Host: "b", Status: "STOP"},
-			{ClusterID: 2, Host: "a", Status: "RUNNING"}}).Error; err != nil {
+		now, old := time.Now(), time.Now().Add(-time.Hour)
+		if err := s.DB().Create(&[]store.Agent{{ClusterID: 1, Host: "a", LastReportedTime: &now}, {ClusterID: 1, Host: "b", LastReportedTime: &old},
+			{ClusterID: 2, Host: "a", LastReportedTime: &now}, {ClusterID: 2, Host: "b"}}).Error; err != nil {
 			t.Fatal(err)
 		}
 		tasks, err := s.TaskCounts(ctx)
@@ -42,7 +44,7 @@ func TestCountsAndPing(t *testing.T) {
 			want string
 		}{
 			{"tasks", tasks, "INSTALL_BE/RUNNING=1 INSTALL_FE/SKIPPED=1 INSTALL_FE/SUBMITTED=2"},
-			{"agents", agents, "/RUNNING=2 /STOP=1"},
+			{"agents", agents, "/RUNNING=2 /STOP=2"},
 		} {
 			if got := countString(tc.got); got != tc.want {
 				t.Errorf("%s: %s, want %s", tc.name, got, tc.want)

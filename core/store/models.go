@@ -118,9 +118,16 @@ type Task struct {
 	// task of the same step and TaskRole with a smaller Seq is SUCCESS or
 	// skipped. Roles are separate lanes, so FE followers wait for the master
 	// FE but not for a slow (or failed) BE.
-	Seq        int
-	Attempt    int    // incremented by retry
-	ExecutorID string `gorm:"size:64"`   // the runner instance that claimed it
+	Seq     int
+	Attempt int // incremented by retry
+	// ExecutorID is the manager (runner.Config.ManagerID) that holds the
+	// task's lease while it is RUNNING. LeaseUntil is when that lease
+	// ends unless renewed (NULL: expired, as in rows from before leases);
+	// LeaseEpoch counts the task's claims, so an owner's writes apply only
+	// to the claim it made (store/leases.go).
+	ExecutorID string `gorm:"size:64"`
+	LeaseUntil *time.Time
+	LeaseEpoch int64  `gorm:"not null;default:0"`
 	Input      string `gorm:"type:text"` // JSON inputs of the action
 	Result     string `gorm:"type:text"` // JSON facts reported by the action
 	Response   string `gorm:"type:text"` // human-readable outcome or error
@@ -145,22 +152,29 @@ type Agent struct {
 	Host      string `gorm:"size:255;uniqueIndex:idx_agent_cluster_host"`
 	Port      int
 	AgentUUID string `gorm:"size:64;index"` // identity the agent keeps across restarts
-	Status    string `gorm:"size:16"`       // AgentRunning, AgentStop
+	// Status is not stored: AfterFind computes it from LastReportedTime
+	// and HeartbeatSeconds (AgentRunning or AgentStop, store/agents.go).
+	Status string `gorm:"-"`
 	// CertSerial is the serial (hex) of the agent's current certificate:
 	// the only one the manager accepts from it, besides PrevCertSerial
 	// right after a renewal, until the agent is seen using the new one.
 	// A reinstall issues a new certificate and clears PrevCertSerial,
 	// which revokes every older one. CertIssuer is the CA that signed it
 	// (pki.CAID), CertNotAfter its expiry.
-	CertSerial       string `gorm:"size:40;index"`
-	PrevCertSerial   string `gorm:"size:40;index"`
-	CertIssuer       string `gorm:"size:64"`
-	CertNotAfter     *time.Time
-	InstallDir       string `gorm:"size:1024"`
-	Hardware         string `gorm:"type:text"` // JSON of the agent's hardware report
-	Processes        string `gorm:"type:text"` // JSON of the last heartbeat's role processes
-	RegisterTime     *time.Time
+	CertSerial     string `gorm:"size:40;index"`
+	PrevCertSerial string `gorm:"size:40;index"`
+	CertIssuer     string `gorm:"size:64"`
+	CertNotAfter   *time.Time
+	InstallDir     string `gorm:"size:1024"`
+	Hardware       string `gorm:"type:text"` // JSON of the agent's hardware report
+	Processes      string `gorm:"type:text"` // JSON of the last heartbeat's role processes
+	RegisterTime   *time.Time
+	// LastReportedTime is the last registration or heartbeat (heartbeats
+	// are written in batches, so it may lag by the registry's flush
+	// interval). HeartbeatSeconds is the interval the agent was told at
+	// registration (0 in rows from before it was kept: DefaultHeartbeat).
 	LastReportedTime *time.Time
+	HeartbeatSeconds int `gorm:"not null;default:0"`
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
 }

@@ -206,12 +206,13 @@ func (s *Store) DeleteTasksOfStep(ctx context.Context, processID int64, step int
 	return s.q(ctx).Where("process_id = ? AND step = ?", processID, step).Delete(&Task{}).Error
 }
 
-// ClaimTasks marks up to limit runnable tasks RUNNING for executorID and
-// returns them. A task is runnable when it is SUBMITTED, not skipped, and
-// every task of its step with a smaller Seq is SUCCESS or skipped. The claim
-// is a conditional UPDATE, so several runners on one database never claim
-// the same task.
-func (s *Store) ClaimTasks(ctx context.Context, executorID string, limit int) ([]Task, error) {
+// ClaimTasks marks up to limit runnable tasks RUNNING under a lease of
+// owner for the given duration (store/leases.go) and returns them. A task
+// is runnable when it is SUBMITTED, not skipped, and every task of its
+// step with a smaller Seq is SUCCESS or skipped. The claim is a
+// conditional UPDATE, so several managers on one database never claim the
+// same task.
+func (s *Store) ClaimTasks(ctx context.Context, owner string, lease time.Duration, limit int) ([]Task, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -232,13 +233,14 @@ ORDER BY t.id LIMIT ?`, StatusSubmitted, false, false, StatusSuccess, limit*2).S
 		}
 		now := time.Now().UTC()
 		res := s.q(ctx).Model(&Task{}).Where("id = ? AND status = ? AND skip = ?", id, StatusSubmitted, false).
-			Updates(map[string]any{"status": StatusRunning, "executor_id": executorID, "start_time": now,
-				"end_time": nil, "finish": false, "response": "", "updated_at": now})
+			UpdateColumns(map[string]any{"status": StatusRunning, "executor_id": owner, "lease_until": s.leaseEnd(lease),
+				"lease_epoch": gorm.Expr("lease_epoch + 1"), "start_time": now, "end_time": nil, "finish": false,
+				"response": "", "updated_at": now})
 		if res.Error != nil {
 			return claimed, fmt.Errorf("claim task %d: %w", id, res.Error)
 		}
 		if res.RowsAffected != 1 {
-			continue // another runner was first
+			continue // another manager was first
 		}
 		t, err := s.GetTask(ctx, id)
 		if err != nil {
@@ -264,12 +266,13 @@ func (s *Store) MarkBlocked(ctx context.Context, failed Task) error {
 	return nil
 }
 
-// EndTask records the end of a run that executorID claimed for attempt. It
-// changes nothing (and reports false) if the task moved on meanwhile, for
-// example because it was removed by a step going back.
+// EndTask records the end of the run of t (as claimed: owner, epoch and
+// attempt) and gives up its lease. It changes nothing (and reports false)
+// if the task moved on meanwhile: removed by a step going back, or taken
+// over by another manager after the lease expired.
 func (s *Store) EndTask(ctx context.Context, t Task, status, response, result, logPath string) (bool, error) {
 	now := time.Now().UTC()
-	u := map[string]any{"status": status, "response": response, "end_time": now, "updated_at": now,
+	u := map[string]any{"status": status, "response": response, "end_time": now, "updated_at": now, "lease_until": nil,
 		"finish": status == StatusSuccess || status == StatusFailure}
 	if result != "" {
 		u["result"] = result
@@ -282,9 +285,8 @@ func (s *Store) EndTask(ctx context.Context, t Task, status, response, result, l
 		u["start_time"] = nil
 		u["executor_id"] = ""
 	}
-	res := s.q(ctx).Model(&Task{}).
-		Where("id = ? AND status = ? AND executor_id = ? AND attempt = ?", t.ID, StatusRunning, t.ExecutorID, t.Attempt).
-		Updates(u)
+	res := s.q(ctx).Model(&Task{}).Where(held, t.ID, StatusRunning, t.ExecutorID, t.LeaseEpoch).
+		Where("attempt = ?", t.Attempt).UpdateColumns(u)
 	if res.Error != nil {
 		return false, fmt.Errorf("record end of task %d: %w", t.ID, res.Error)
 	}
@@ -401,18 +403,20 @@ func (s *Store) TaskCounts(ctx context.Context) ([]Count, error) {
 	return out, nil
 }
 
-// AgentCounts counts agents of every cluster by status (Count.Type is "").
+// AgentCounts counts agents of every cluster by status (Count.Type is
+// ""), as AfterFind computes it; only the columns it needs are read.
 func (s *Store) AgentCounts(ctx context.Context) ([]Count, error) {
-	var rows []struct {
-		Status string
-		N      int64
-	}
-	if err := s.q(ctx).Model(&Agent{}).Select("status, count(*) AS n").Group("status").Scan(&rows).Error; err != nil {
+	var rows []Agent
+	if err := s.q(ctx).Select("id, last_reported_time, heartbeat_seconds").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("count agents: %w", err)
 	}
-	out := make([]Count, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, Count{Status: r.Status, N: r.N})
+	n := map[string]int64{}
+	for _, a := range rows {
+		n[a.Status]++
+	}
+	out := make([]Count, 0, len(n))
+	for st, c := range n {
+		out = append(out, Count{Status: st, N: c})
 	}
 	return out, nil
 }

@@ -29,6 +29,7 @@ var ErrDuplicate = errors.New("duplicate")
 type Store struct {
 	db       *gorm.DB
 	postgres bool
+	dsn      string // PostgreSQL: for the listener's own connection (holds the password: never shown)
 	log      hclog.Logger
 }
 
@@ -92,6 +93,9 @@ func Open(dsn, dataDir string, log hclog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("--db %q: use an empty value for SQLite or a postgres:// URL", redact(dsn))
 	}
 	s := &Store{db: db, postgres: pg, log: log}
+	if pg {
+		s.dsn = dsn
+	}
 	if err := s.migrate(); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -115,6 +119,13 @@ func (s *Store) migrate() error {
 	oldTokens := m.HasTable(&APIToken{}) && !m.HasColumn(&APIToken{}, "Role")
 	if err := s.db.AutoMigrate(AllModels()...); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
+	}
+	// An agent's status was a column written by one manager's timers; it
+	// is computed from the last heartbeat time now (Agent.AfterFind).
+	if m.HasColumn(&Agent{}, "status") {
+		if err := s.db.Exec(`ALTER TABLE agents DROP COLUMN status`).Error; err != nil {
+			return fmt.Errorf("migrate schema: drop the agents' stored status: %w", err)
+		}
 	}
 	if oldTokens {
 		res := s.db.Model(&APIToken{}).Where("role IS NULL OR role = ?", "").Update("role", RoleAdmin)
@@ -210,7 +221,7 @@ func (s *Store) Close() error {
 // inside that transaction.
 func (s *Store) Tx(ctx context.Context, fn func(tx *Store) error) error {
 	return s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
-		return fn(&Store{db: db, postgres: s.postgres, log: s.log})
+		return fn(&Store{db: db, postgres: s.postgres, dsn: s.dsn, log: s.log})
 	})
 }
 

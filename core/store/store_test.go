@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/test/pgtest"
@@ -112,27 +113,27 @@ func TestClaimHonoursSeqAndIsExclusive(t *testing.T) {
 		if err := s.CreateTasks(ctx, tasks); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.ClaimTasks(ctx, "r1", 10)
+		got, err := s.ClaimTasks(ctx, "r1", time.Minute, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if hosts := hostsOf(got); hosts != "ad" {
 			t.Fatalf("first claim: want a and d, got %q", hosts)
 		}
-		if got, _ := s.ClaimTasks(ctx, "r2", 10); len(got) != 0 {
+		if got, _ := s.ClaimTasks(ctx, "r2", time.Minute, 10); len(got) != 0 {
 			t.Fatalf("nothing runnable yet, got %q", hostsOf(got))
 		}
 		a := got[0]
 		if ok, err := s.EndTask(ctx, a, store.StatusFailure, "boom", "", ""); !ok || err != nil {
 			t.Fatalf("EndTask: %v %v", ok, err)
 		}
-		if got, _ := s.ClaimTasks(ctx, "r2", 10); len(got) != 0 {
+		if got, _ := s.ClaimTasks(ctx, "r2", time.Minute, 10); len(got) != 0 {
 			t.Fatalf("a failed seq 0 must block seq 1, got %q", hostsOf(got))
 		}
 		if _, err := s.UpdateTaskIf(ctx, a.ID, []string{store.StatusFailure}, map[string]any{"skip": true}); err != nil {
 			t.Fatal(err)
 		}
-		got, _ = s.ClaimTasks(ctx, "r2", 10)
+		got, _ = s.ClaimTasks(ctx, "r2", time.Minute, 10)
 		if hostsOf(got) != "b" || got[0].ExecutorID != "r2" || got[0].Status != store.StatusRunning {
 			t.Fatalf("after skip: want b claimed by r2, got %+v", got)
 		}
@@ -158,7 +159,7 @@ func TestClaimSeqIsPerRole(t *testing.T) {
 		if err := s.CreateTasks(ctx, tasks); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.ClaimTasks(ctx, "r1", 10)
+		got, err := s.ClaimTasks(ctx, "r1", time.Minute, 10)
 		if err != nil || hostsOf(got) != "mb" {
 			t.Fatalf("first claim: want m and b, got %q (%v)", hostsOf(got), err)
 		}
@@ -171,7 +172,7 @@ func TestClaimSeqIsPerRole(t *testing.T) {
 				t.Fatalf("EndTask: %v %v", ok, err)
 			}
 		}
-		if got, _ := s.ClaimTasks(ctx, "r1", 10); hostsOf(got) != "f" {
+		if got, _ := s.ClaimTasks(ctx, "r1", time.Minute, 10); hostsOf(got) != "f" {
 			t.Fatalf("the follower must not wait for the failed BE, got %q", hostsOf(got))
 		}
 	})
@@ -189,7 +190,7 @@ func TestMarkBlocked(t *testing.T) {
 		if err := s.CreateTasks(ctx, tasks); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := s.ClaimTasks(ctx, "r1", 10)
+		got, _ := s.ClaimTasks(ctx, "r1", time.Minute, 10)
 		var master store.Task
 		for _, task := range got {
 			if task.Host == "m" {
@@ -212,7 +213,7 @@ func TestMarkBlocked(t *testing.T) {
 		if _, err := s.UpdateTaskIf(ctx, master.ID, []string{store.StatusFailure}, map[string]any{"skip": true}); err != nil {
 			t.Fatal(err)
 		}
-		got, _ = s.ClaimTasks(ctx, "r1", 10)
+		got, _ = s.ClaimTasks(ctx, "r1", time.Minute, 10)
 		if hostsOf(got) != "f" || got[0].Response != "" {
 			t.Fatalf("claimed %+v: the blocked note must go once it runs", got)
 		}
@@ -237,7 +238,7 @@ func TestConcurrentClaimsNeverDuplicate(t *testing.T) {
 			go func(r int) {
 				defer wg.Done()
 				for {
-					got, err := s.ClaimTasks(ctx, string(rune('a'+r)), 3)
+					got, err := s.ClaimTasks(ctx, string(rune('a'+r)), time.Minute, 3)
 					if err != nil {
 						t.Error(err)
 						return
