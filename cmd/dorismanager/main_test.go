@@ -61,7 +61,7 @@ func TestCARotate(t *testing.T) {
 	if err != nil || status.PrevID != old || status.SigningID == old {
 		t.Fatalf("status after rotate: %+v %v", status, err)
 	}
-	if out, err := do("ca", "status"); err != nil || !strings.Contains(out, "10.0.0.1: , certificate 1 from the previous CA") {
+	if out, err := do("ca", "status"); err != nil || !strings.Contains(out, "10.0.0.1: STOP, certificate 1 from the previous CA") {
 		t.Fatalf("status: %s %v", out, err)
 	}
 	if out, err := do("ca", "rotate", "--finish"); err == nil || !strings.Contains(err.Error(), "cluster 1 10.0.0.1") {
