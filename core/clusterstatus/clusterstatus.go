@@ -1,7 +1,9 @@
 // Package clusterstatus keeps the state of every node of every cluster,
 // refreshed in the background by asking each node's role plugin for its
 // Status through the node's agent, so GET /api/cluster/{id}/status answers
-// from memory at once, with when each node was last checked.
+// from memory at once, with when each node was last checked. What the
+// cluster says of a node's membership is written to the node's record
+// when it changes, which roleList shows.
 package clusterstatus
 
 import (
@@ -167,9 +169,12 @@ func (c *Cache) Refresh(ctx context.Context, clusterID int64) {
 			if ctx.Err() != nil {
 				return
 			}
+			k := nodeKey{clusterID, n.Host, n.Role}
 			c.mu.Lock()
-			c.seen[nodeKey{clusterID, n.Host, n.Role}] = o
+			prev, had := c.seen[k]
+			c.seen[k] = o
 			c.mu.Unlock()
+			c.recordMembership(ctx, k, prev, had, o)
 		}(n)
 	}
 	wg.Wait()
@@ -185,6 +190,34 @@ func (c *Cache) Refresh(ctx context.Context, clusterID int64) {
 		}
 	}
 	c.mu.Unlock()
+}
+
+// recordMembership writes what the cluster says of a node's membership
+// (Status's registered fact) to its record when it is new or changed:
+// roleList's register and the registered fact later plugin calls get
+// follow the cluster, not what the manager once did, and nobody waits
+// for a host to read them.
+func (c *Cache) recordMembership(ctx context.Context, k nodeKey, prev observation, had bool, o observation) {
+	reg, known := o.facts.Bool(sdk.FactRegistered)
+	if !known {
+		return
+	}
+	if old, ok := prev.facts.Bool(sdk.FactRegistered); had && ok && old == reg {
+		return
+	}
+	key := store.RoleKey{ClusterID: k.cluster, Host: k.host, Role: k.role}
+	f := sdk.Facts{}
+	f.SetBool(sdk.FactRegistered, reg)
+	err := c.cfg.Store.SetRegistered(ctx, key, reg)
+	if err == nil {
+		err = c.cfg.Store.RecordFacts(ctx, key, f, nil)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// The node left the manager's records meanwhile (scale-in).
+	case err != nil && ctx.Err() == nil:
+		c.log.Warn("record what the cluster says of a node's membership", "node", key.String(), "error", err)
+	}
 }
 
 // ask calls one node's Status.

@@ -127,6 +127,25 @@ func (s *Store) SkippedTasks(ctx context.Context, processID int64) ([]Task, erro
 	return ts, nil
 }
 
+// SkippedLatest reports, for each host and role with a task of the given
+// wizard step in the cluster, whether the newest such task is skipped (an
+// install given up, unless a later process did it again).
+func (s *Store) SkippedLatest(ctx context.Context, clusterID int64, step int) (map[RoleKey]bool, error) {
+	var ts []Task
+	err := s.q(ctx).Model(&Task{}).Select("tasks.id, tasks.host, tasks.task_role, tasks.skip").
+		Joins("JOIN processes ON processes.id = tasks.process_id").
+		Where("processes.cluster_id = ? AND processes.kind = ? AND tasks.step = ? AND tasks.task_role <> ?", clusterID, KindWizard, step, "").
+		Order("tasks.id").Find(&ts).Error
+	if err != nil {
+		return nil, fmt.Errorf("tasks of step %d in cluster %d: %w", step, clusterID, err)
+	}
+	out := map[RoleKey]bool{}
+	for _, t := range ts {
+		out[RoleKey{ClusterID: clusterID, Host: t.Host, Role: t.TaskRole}] = t.Skip
+	}
+	return out, nil
+}
+
 // ---- SSH host keys ----
 
 // HostKeyOf returns the host key cluster clusterID recorded for host:port,
