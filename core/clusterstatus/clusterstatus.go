@@ -86,7 +86,8 @@ type hostKey struct {
 type observation struct {
 	facts sdk.Facts // nil when the call failed
 	err   string
-	at    time.Time
+	asked time.Time // when the call began
+	at    time.Time // when it ended
 }
 
 // New returns a Cache; nothing is asked until Run.
@@ -171,10 +172,9 @@ func (c *Cache) Refresh(ctx context.Context, clusterID int64) {
 			}
 			k := nodeKey{clusterID, n.Host, n.Role}
 			c.mu.Lock()
-			prev, had := c.seen[k]
 			c.seen[k] = o
 			c.mu.Unlock()
-			c.recordMembership(ctx, k, prev, had, o)
+			c.recordMembership(ctx, k, n, o)
 		}(n)
 	}
 	wg.Wait()
@@ -193,25 +193,22 @@ func (c *Cache) Refresh(ctx context.Context, clusterID int64) {
 }
 
 // recordMembership writes what the cluster says of a node's membership
-// (Status's registered fact) to its record when it is new or changed:
-// roleList's register and the registered fact later plugin calls get
-// follow the cluster, not what the manager once did, and nobody waits
-// for a host to read them.
-func (c *Cache) recordMembership(ctx context.Context, k nodeKey, prev observation, had bool, o observation) {
+// (Status's registered fact) to its record when the record says otherwise
+// (n is the record as the refresh began): roleList's register and the
+// registered fact later plugin calls get follow the cluster, not what the
+// manager once did, and nobody waits for a host to read them. A record a
+// task changed after the question was asked is left alone (the task knows
+// better than an older answer); the next refresh asks again.
+func (c *Cache) recordMembership(ctx context.Context, k nodeKey, n sdk.Node, o observation) {
 	reg, known := o.facts.Bool(sdk.FactRegistered)
 	if !known {
 		return
 	}
-	if old, ok := prev.facts.Bool(sdk.FactRegistered); had && ok && old == reg {
+	if was, ok := n.Facts.Bool(sdk.FactRegistered); ok && was == reg {
 		return
 	}
 	key := store.RoleKey{ClusterID: k.cluster, Host: k.host, Role: k.role}
-	f := sdk.Facts{}
-	f.SetBool(sdk.FactRegistered, reg)
-	err := c.cfg.Store.SetRegistered(ctx, key, reg)
-	if err == nil {
-		err = c.cfg.Store.RecordFacts(ctx, key, f, nil)
-	}
+	_, err := c.cfg.Store.RecordMembership(ctx, key, reg, o.asked)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// The node left the manager's records meanwhile (scale-in).
@@ -227,11 +224,11 @@ func (c *Cache) ask(ctx context.Context, cl sdk.Cluster, n sdk.Node) observation
 	now := time.Now().UTC()
 	client, err := c.client(ctx, cl.ID, n.Host)
 	if err != nil {
-		return observation{err: err.Error(), at: now}
+		return observation{err: err.Error(), asked: now, at: now}
 	}
 	rm, err := c.cfg.Plugins.Role(ctx, cl.ID, n.Role, nil)
 	if err != nil {
-		return observation{err: err.Error(), at: now}
+		return observation{err: err.Error(), asked: now, at: now}
 	}
 	res, err := rm.Status(ctx, c.cfg.Exec.ProbeHost(client, cl), sdk.Request{Node: n, Cluster: cl, Targets: []sdk.Node{n}})
 	if err != nil {
@@ -239,12 +236,12 @@ func (c *Cache) ask(ctx context.Context, cl sdk.Cluster, n sdk.Node) observation
 		if errors.As(err, &gone) || errors.Is(err, agentclient.ErrHandshake) {
 			c.dropClient(cl.ID, n.Host) // the agent may come back elsewhere (a reinstall)
 		}
-		return observation{err: err.Error(), at: time.Now().UTC()}
+		return observation{err: err.Error(), asked: now, at: time.Now().UTC()}
 	}
 	if res.Facts == nil {
 		res.Facts = sdk.Facts{}
 	}
-	return observation{facts: res.Facts, at: time.Now().UTC()}
+	return observation{facts: res.Facts, asked: now, at: time.Now().UTC()}
 }
 
 // client keeps one agent client per host, so probes reuse connections.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"gorm.io/gorm"
@@ -115,6 +116,44 @@ func (s *Store) RecordFacts(ctx context.Context, k RoleKey, facts map[string]str
 		return fmt.Errorf("record facts of %s: %w", k, err)
 	}
 	return nil
+}
+
+// RecordMembership records what the cluster said of a role instance's
+// membership when it was asked at asked: the register column and the
+// registered fact. It writes nothing, and reports false, when the record
+// changed after asked (a task recorded something newer meanwhile).
+// ErrNotFound when it is not recorded.
+func (s *Store) RecordMembership(ctx context.Context, k RoleKey, registered bool, asked time.Time) (bool, error) {
+	wrote := false
+	err := s.Tx(ctx, func(tx *Store) error {
+		q := tx.q(ctx)
+		if tx.postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		var r AgentRole
+		if err := q.Where("cluster_id = ? AND host = ? AND role = ?", k.ClusterID, k.Host, k.Role).Take(&r).Error; err != nil {
+			return translate(err)
+		}
+		if r.UpdatedAt.After(asked) {
+			return nil
+		}
+		facts := map[string]string{}
+		if r.Facts != "" && json.Unmarshal([]byte(r.Facts), &facts) != nil {
+			facts = map[string]string{}
+		}
+		facts["registered"] = strconv.FormatBool(registered)
+		b, err := json.Marshal(facts)
+		if err != nil {
+			return err
+		}
+		wrote = true
+		return tx.q(ctx).Model(&AgentRole{}).Where("id = ?", r.ID).
+			Updates(map[string]any{"register": registered, "facts": string(b), "updated_at": time.Now().UTC()}).Error
+	})
+	if err != nil {
+		return false, fmt.Errorf("record membership of %s: %w", k, err)
+	}
+	return wrote, nil
 }
 
 // SkippedTasks returns the skipped tasks of a process.
