@@ -96,10 +96,8 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 				status.Kick(id)
 			}
 		},
-		WizardGuard: opsEngine.CheckNoOperation,
-		Admin:       admin,
-		// roleList shows what the cluster itself reports.
-		RefreshRoles: exec.RefreshRegistration,
+		WizardGuard:  opsEngine.CheckNoOperation,
+		Admin:        admin,
 		PluginsReady: plugins.Ready,
 		Close: func() {
 			stopHangup()

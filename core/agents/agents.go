@@ -434,7 +434,7 @@ func (r *Registry) register(w http.ResponseWriter, req *http.Request) {
 	}
 	a := c.agent
 	var body wire.Register
-	if err := httpx.DecodeLimit(w, req, &body, maxReportBody); err != nil {
+	if err := httpx.DecodeTolerant(w, req, &body, maxReportBody); err != nil {
 		httpx.Fail(w, err)
 		return
 	}
@@ -490,7 +490,7 @@ func (r *Registry) heartbeat(w http.ResponseWriter, req *http.Request) {
 	}
 	a := c.agent
 	var body wire.Heartbeat
-	if err := httpx.DecodeLimit(w, req, &body, maxReportBody); err != nil {
+	if err := httpx.DecodeTolerant(w, req, &body, maxReportBody); err != nil {
 		httpx.Fail(w, err)
 		return
 	}
@@ -569,7 +569,7 @@ func (r *Registry) renew(w http.ResponseWriter, req *http.Request) {
 	}
 	a := c.agent
 	var body wire.Renew
-	if err := httpx.Decode(w, req, &body); err != nil {
+	if err := httpx.DecodeTolerant(w, req, &body, httpx.MaxBody); err != nil {
 		httpx.Fail(w, err)
 		return
 	}

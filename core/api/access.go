@@ -66,11 +66,13 @@ var rules = map[string]access{
 	"POST /api/process/installComplete/{processId}": clusterAct,
 	"POST /api/process/task/retry/{taskId}":         clusterAct,
 	"POST /api/process/task/skip/{taskId}":          clusterAct,
+	"POST /api/process/task/unskip/{taskId}":        clusterAct,
 	"POST /api/process/back/{processId}":            clusterAct,
 	// The caller's own unfinished process (POST reads, as the API document has them).
 	"GET /api/process/currentProcess":  anyRead,
 	"POST /api/process/currentProcess": anyRead,
 	// Progress and inventory.
+	"GET /api/process":                           clusterRead,
 	"GET /api/process/{processId}/currentTasks":  clusterRead,
 	"POST /api/process/{processId}/currentTasks": clusterRead,
 	"GET /api/process/task/info/{taskId}":        clusterRead,

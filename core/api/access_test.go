@@ -268,7 +268,7 @@ func mustRefuse(r route, role auth.Role, cluster int64) bool {
 	changes := r.method != http.MethodGet && !postReads[r.String()]
 	namesCluster := strings.Contains(r.pattern, "{clusterId}") || strings.Contains(r.pattern, "{processId}") ||
 		strings.Contains(r.pattern, "{taskId}") || strings.HasPrefix(r.pattern, "/api/server/") ||
-		changes && r.pattern != "/api/cluster"
+		r.pattern == "/api/process" || changes && r.pattern != "/api/cluster"
 	switch role {
 	case auth.Viewer:
 		return adminOnly || changes || namesCluster && cluster == 2

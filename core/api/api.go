@@ -6,7 +6,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,10 +33,6 @@ type Config struct {
 	Logger hclog.Logger
 	// Plugins, if set, is mounted at /api/plugins, admin-only.
 	Plugins http.Handler
-	// RefreshRoles, if set, asks the cluster itself which roles are
-	// registered before roleList answers; its error only gets logged (the
-	// recorded values are still shown).
-	RefreshRoles func(ctx context.Context, clusterID int64) error
 	// AuthLimiter, if set, blocks a client address for a while after
 	// repeated failed authentication on /api.
 	AuthLimiter *netguard.AuthLimiter
@@ -55,7 +50,7 @@ type Config struct {
 
 // New returns the HTTP handler of the whole API.
 func New(cfg Config) http.Handler {
-	a := &api{st: cfg.Store, e: cfg.Engine, log: cfg.Logger, refreshRoles: cfg.RefreshRoles}
+	a := &api{st: cfg.Store, e: cfg.Engine, log: cfg.Logger}
 	if a.log == nil {
 		a.log = hclog.NewNullLogger()
 	}
@@ -88,7 +83,8 @@ func New(cfg Config) http.Handler {
 		r.Post("/agent/startService", step(a.startService))
 		r.Post("/agent/buildCluster", step(a.buildCluster))
 		r.Get("/agent/hardware/{clusterId}", a.hardware)
-		r.Post("/process/installComplete/{processId}", a.onID("processId", a.e.Complete))
+		r.Post("/process/installComplete/{processId}", a.installComplete)
+		r.Get("/process", a.listProcesses)
 		r.Get("/process/currentProcess", a.currentProcess)
 		r.Post("/process/currentProcess", a.currentProcess)
 		r.Get("/process/{processId}/currentTasks", a.currentTasks)
@@ -97,6 +93,7 @@ func New(cfg Config) http.Handler {
 		r.Get("/process/task/log/{taskId}", a.taskLog)
 		r.Post("/process/task/retry/{taskId}", a.onID("taskId", a.e.Retry))
 		r.Post("/process/task/skip/{taskId}", a.onID("taskId", a.e.Skip))
+		r.Post("/process/task/unskip/{taskId}", a.onID("taskId", a.e.Unskip))
 		r.Post("/process/back/{processId}", a.onID("processId", a.e.Back))
 		r.Post("/cluster", a.createCluster)
 		r.Get("/cluster", a.listClusters)
@@ -128,11 +125,10 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 }
 
 type api struct {
-	st           *store.Store
-	e            *process.Engine
-	log          hclog.Logger
-	refreshRoles func(ctx context.Context, clusterID int64) error
-	metrics      *httpMetrics
+	st      *store.Store
+	e       *process.Engine
+	log     hclog.Logger
+	metrics *httpMetrics
 }
 
 func (a *api) recoverer(next http.Handler) http.Handler {

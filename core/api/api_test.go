@@ -328,13 +328,44 @@ func TestWizardOverHTTP(t *testing.T) {
 		}
 		e.st.DB().Model(&store.Task{}).Where("id = ?", failed).Update("status", store.StatusFailure)
 		e.ok("POST", fmt.Sprintf("/api/process/task/skip/%d", failed), nil)
-		r = e.ok("POST", fmt.Sprintf("/api/process/%d/currentTasks", pid), nil)
-		if len(list(t, r.Data)) != len(tasks)-1 {
-			t.Fatalf("currentTasks must hide the skipped task: %s", r.raw)
+		skipped := func() map[int64]string {
+			r := e.ok("POST", fmt.Sprintf("/api/process/%d/currentTasks", pid), nil)
+			var ts []TaskView
+			json.Unmarshal(r.Data, &ts)
+			out := map[int64]string{}
+			for _, tk := range ts {
+				out[tk.ID] = tk.Status + "/" + tk.Skip
+			}
+			if len(out) != len(tasks) {
+				t.Fatalf("currentTasks must list every task, the skipped one too: %s", r.raw)
+			}
+			return out
 		}
+		if got := skipped()[failed]; got != "FAILURE/YES" {
+			t.Fatalf("the skipped task in currentTasks: %s", got)
+		}
+		// Unskip: it runs again.
+		e.ok("POST", fmt.Sprintf("/api/process/task/unskip/%d", failed), nil)
+		if got := skipped()[failed]; got != "SUBMITTED/NO" {
+			t.Fatalf("the unskipped task in currentTasks: %s", got)
+		}
+		if r := e.do("POST", fmt.Sprintf("/api/process/task/unskip/%d", failed), nil, e.token); r.status != 409 || !strings.Contains(r.Msg, "not skipped") {
+			t.Fatalf("unskip of a task that is not skipped: %d %s", r.status, r.raw)
+		}
+		e.st.DB().Model(&store.Task{}).Where("id = ?", failed).Update("status", store.StatusFailure)
+		e.ok("POST", fmt.Sprintf("/api/process/task/skip/%d", failed), map[string]any{"taskId": failed})
 		e.ok("POST", "/api/agent/buildCluster", map[string]any{"processId": pid, "feHosts": []string{"10.0.0.1"}, "beHosts": []string{"10.0.0.1"}})
+		// Too late to unskip a task of START_SERVICE.
+		if r := e.do("POST", fmt.Sprintf("/api/process/task/unskip/%d", failed), nil, e.token); r.status != 409 || !strings.Contains(r.Msg, "BUILD_CLUSTER") {
+			t.Fatalf("unskip after the step: %d %s", r.status, r.raw)
+		}
 		e.finishStep(pid, 4, store.StatusSuccess)
-		e.ok("POST", fmt.Sprintf("/api/process/installComplete/%d", pid), map[string]any{"processId": pid, "hosts": []string{"10.0.0.1"}})
+		// installComplete answers the process as it ended.
+		r = e.ok("POST", fmt.Sprintf("/api/process/installComplete/%d", pid), map[string]any{"processId": pid, "hosts": []string{"10.0.0.1"}})
+		if keysOf(t, r.Data) != processKeys || !strings.Contains(string(r.Data), `"status":"SUCCESS"`) || !strings.Contains(string(r.Data), `"finish":"YES"`) ||
+			!strings.Contains(string(r.Data), fmt.Sprintf(`"id":%d`, pid)) {
+			t.Fatalf("installComplete: %s", r.raw)
+		}
 		if r := e.ok("GET", "/api/process/currentProcess", nil); string(r.Data) != "null" {
 			t.Fatalf("after complete: %s", r.raw)
 		}

@@ -134,6 +134,7 @@ func TestSetCredentials(t *testing.T) {
 		{"no user", map[string]string{"password": "x"}, 400, "user is required"},
 		{"empty password", map[string]string{"user": "root", "password": ""}, 400, "password is required"},
 		{"not JSON", "{", 400, "request body"},
+		{"misspelt field", map[string]string{"user": "root", "pasword": "Wrong-Secret-77"}, 400, `unknown field "pasword" in request body: did you mean "password"?`},
 		{"unknown cluster", map[string]string{"user": "root", "password": pw}, 404, "999"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -186,10 +187,14 @@ func (a *api) buildCluster(ctx context.Context, userID int64, req *buildClusterR
 }
 
 // onID answers a POST that acts on the process or task named in the path
-// (installComplete, back, retry, skip): the body, if any, is not needed.
+// (back, retry, skip, unskip). A body is not needed; one that is sent may
+// only repeat that id.
 func (a *api) onID(param string, act func(ctx context.Context, userID, id int64) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathID(r, param)
+		if err == nil {
+			err = idBody(w, r, param, id, nil)
+		}
 		if err != nil {
 			fail(w, err)
 			return
@@ -200,6 +205,67 @@ func (a *api) onID(param string, act func(ctx context.Context, userID, id int64)
 		}
 		httpx.OK(w, nil)
 	}
+}
+
+// idBody reads the optional body of a call whose path names its process
+// or task: {"processId": N} or {"taskId": N}, which must be the path's,
+// and for installComplete the API document's "hosts" (accepted, not used:
+// the process knows its hosts). Any other field is refused.
+func idBody(w http.ResponseWriter, r *http.Request, param string, id int64, hosts *[]string) error {
+	var body map[string]json.RawMessage
+	if ok, err := httpx.DecodeOptional(w, r, &body); err != nil || !ok {
+		return err
+	}
+	for name, raw := range body {
+		switch {
+		case name == param:
+			var v ID
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return httpx.BadRequest("%s in the body: ids are numbers or numeric strings", param)
+			}
+			if int64(v) != id {
+				return httpx.BadRequest("%s %d in the body differs from %d in the path", param, v, id)
+			}
+		case name == "hosts" && hosts != nil:
+			if err := json.Unmarshal(raw, hosts); err != nil {
+				return httpx.BadRequest("field %q must be a list of host names", name)
+			}
+		default:
+			return httpx.BadRequest("unknown field %q in request body: this call takes no body but %s", name, accepted(param, hosts != nil))
+		}
+	}
+	return nil
+}
+
+func accepted(param string, hosts bool) string {
+	if hosts {
+		return fmt.Sprintf("%q and %q", param, "hosts")
+	}
+	return fmt.Sprintf("%q", param)
+}
+
+// installComplete ends a process and answers it as it ended (currentProcess's
+// shape): status SUCCESS, or CANCELED when it ended before its cluster was built.
+func (a *api) installComplete(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "processId")
+	if err == nil {
+		var hosts []string
+		err = idBody(w, r, "processId", id, &hosts)
+	}
+	if err == nil {
+		err = a.e.Complete(r.Context(), user(r), id)
+	}
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	v, err := a.e.Process(r.Context(), id)
+	if err != nil {
+		fail(w, fmt.Errorf("process %d was completed; reading it back failed: %w", id, err))
+		return
+	}
+	note(r.Context(), "process %d ended %s", id, v.Status)
+	httpx.OK(w, processView(v))
 }
 
 // ---- reads ----
@@ -216,6 +282,11 @@ type ProcessView struct {
 	UpdateTime  *httpx.Time `json:"updateTime"`
 }
 
+func processView(v *process.View) ProcessView {
+	return ProcessView{ID: v.ID, ClusterID: v.ClusterID, ProcessType: v.ProcessType, ProcessStep: v.ProcessStep,
+		Finish: yesNo(v.Finish), Status: v.Status, CreateTime: httpx.NewTime(&v.CreatedAt), UpdateTime: httpx.NewTime(&v.UpdatedAt)}
+}
+
 func (a *api) currentProcess(w http.ResponseWriter, r *http.Request) {
 	v, err := a.e.Current(r.Context(), user(r))
 	if err != nil {
@@ -226,8 +297,30 @@ func (a *api) currentProcess(w http.ResponseWriter, r *http.Request) {
 		httpx.OK(w, nil)
 		return
 	}
-	httpx.OK(w, ProcessView{ID: v.ID, ClusterID: v.ClusterID, ProcessType: v.ProcessType, ProcessStep: v.ProcessStep,
-		Finish: yesNo(v.Finish), Status: v.Status, CreateTime: httpx.NewTime(&v.CreatedAt), UpdateTime: httpx.NewTime(&v.UpdatedAt)})
+	httpx.OK(w, processView(v))
+}
+
+// listProcesses lists a cluster's processes, wizard runs and day-2
+// operations, the newest first, each as currentProcess shows one.
+func (a *api) listProcesses(w http.ResponseWriter, r *http.Request) {
+	id, err := queryID(r, "clusterId")
+	if err == nil {
+		err = a.cluster(r, id)
+	}
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	vs, err := a.e.Processes(r.Context(), id)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	out := make([]ProcessView, 0, len(vs))
+	for i := range vs {
+		out = append(out, processView(&vs[i]))
+	}
+	httpx.OK(w, out)
 }
 
 // TaskView is a task as the API shows it.
@@ -363,18 +456,24 @@ func (a *api) roleList(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	if a.refreshRoles != nil {
-		if err := a.refreshRoles(r.Context(), id); err != nil {
-			a.log.Warn("roleList shows recorded registrations: the cluster could not be asked", "cluster", id, "error", err)
-		}
-	}
+	// register is kept current by the status cache (core/clusterstatus),
+	// which asks every node in the background: roleList never waits on a
+	// host.
 	roles, err := a.st.ListRoles(r.Context(), id)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	skipped, err := a.e.SkippedInstalls(r.Context(), id)
 	if err != nil {
 		fail(w, err)
 		return
 	}
 	out := make([]RoleView, 0, len(roles))
 	for _, ro := range roles {
+		if skipped[store.RoleKey{ClusterID: id, Host: ro.Host, Role: ro.Role}] {
+			continue // never installed: its install was given up
+		}
 		out = append(out, RoleView{ID: ro.ID, Host: ro.Host, ClusterID: ro.ClusterID, Role: ro.Role,
 			FENodeType: nullable(ro.FENodeType), InstallDir: ro.InstallDir, Register: yesNo(ro.Register)})
 	}

@@ -42,14 +42,6 @@ func mustSpec(t testing.TB) *openapitest.Validator {
 	return v
 }
 
-// wizardRoutes are documented operations whose routes arrive with branch
-// wizard (process list, unskip). Until it is merged the router lacks them
-// and no test calls them; remove this list when it is.
-var wizardRoutes = map[string]bool{
-	"GET /api/process":                       true,
-	"POST /api/process/task/unskip/{taskId}": true,
-}
-
 // checkedElsewhere are operations whose successful answers another
 // package's tests check against the document: pinning needs an accepted
 // plugin binary, which core/pluginhost's tests build and sign.
@@ -89,8 +81,6 @@ func checkExchange(v *openapitest.Validator, x openapitest.Exchange) error {
 	}
 	if op == nil {
 		err = checkUnrouted(v, x)
-	} else if err != nil && wizardPending(op, x) {
-		err = nil
 	}
 	if err != nil {
 		return err
@@ -124,16 +114,6 @@ func checkUnrouted(v *openapitest.Validator, x openapitest.Exchange) error {
 	return nil
 }
 
-// wizardPending tolerates what branch wizard changes in an answer: until
-// it is merged installComplete answers data null, not the final process.
-// Remove with wizardRoutes.
-func wizardPending(op *openapitest.Operation, x openapitest.Exchange) bool {
-	if op.String() != "POST /api/process/installComplete/{processId}" || x.Status != http.StatusOK {
-		return false
-	}
-	return strings.TrimSpace(string(x.Body)) == `{"msg":"success","code":0,"data":null}`
-}
-
 // wholeRun: no -run or -skip narrowed the tests (nor -list replaced
 // them), so every operation should have been exercised.
 func wholeRun() bool {
@@ -160,7 +140,7 @@ func checkCoverage() int {
 		for status := range checked.n[op.String()] {
 			ok = ok || status/100 == 2
 		}
-		if !ok && !wizardRoutes[op.String()] && checkedElsewhere[op.String()] == "" {
+		if !ok && checkedElsewhere[op.String()] == "" {
 			missing = append(missing, op.String())
 		}
 	}
@@ -190,13 +170,8 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 		}
 	}
 	for name := range documented {
-		if !walked[name] && !wizardRoutes[name] {
+		if !walked[name] {
 			t.Errorf("operation %s of the OpenAPI document names no route: remove it or serve it", name)
-		}
-	}
-	for name := range wizardRoutes {
-		if walked[name] {
-			t.Errorf("%s is served now: remove it from wizardRoutes", name)
 		}
 	}
 }
@@ -240,9 +215,7 @@ func TestOpenAPIAccessIsTheRules(t *testing.T) {
 		}
 		rule, ok := ruleFor(op.Method, pattern)
 		if !ok {
-			if !wizardRoutes[op.String()] {
-				t.Errorf("%s has no rule in access.go", op)
-			}
+			t.Errorf("%s has no rule in access.go", op)
 			continue
 		}
 		role := ""

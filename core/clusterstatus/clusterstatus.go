@@ -1,7 +1,9 @@
 // Package clusterstatus keeps the state of every node of every cluster,
 // refreshed in the background by asking each node's role plugin for its
 // Status through the node's agent, so GET /api/cluster/{id}/status answers
-// from memory at once, with when each node was last checked.
+// from memory at once, with when each node was last checked. What the
+// cluster says of a node's membership is written to the node's record
+// when it changes, which roleList shows.
 package clusterstatus
 
 import (
@@ -84,7 +86,8 @@ type hostKey struct {
 type observation struct {
 	facts sdk.Facts // nil when the call failed
 	err   string
-	at    time.Time
+	asked time.Time // when the call began
+	at    time.Time // when it ended
 }
 
 // New returns a Cache; nothing is asked until Run.
@@ -167,9 +170,11 @@ func (c *Cache) Refresh(ctx context.Context, clusterID int64) {
 			if ctx.Err() != nil {
 				return
 			}
+			k := nodeKey{clusterID, n.Host, n.Role}
 			c.mu.Lock()
-			c.seen[nodeKey{clusterID, n.Host, n.Role}] = o
+			c.seen[k] = o
 			c.mu.Unlock()
+			c.recordMembership(ctx, k, n, o)
 		}(n)
 	}
 	wg.Wait()
@@ -187,6 +192,31 @@ func (c *Cache) Refresh(ctx context.Context, clusterID int64) {
 	c.mu.Unlock()
 }
 
+// recordMembership writes what the cluster says of a node's membership
+// (Status's registered fact) to its record when the record says otherwise
+// (n is the record as the refresh began): roleList's register and the
+// registered fact later plugin calls get follow the cluster, not what the
+// manager once did, and nobody waits for a host to read them. A record a
+// task changed after the question was asked is left alone (the task knows
+// better than an older answer); the next refresh asks again.
+func (c *Cache) recordMembership(ctx context.Context, k nodeKey, n sdk.Node, o observation) {
+	reg, known := o.facts.Bool(sdk.FactRegistered)
+	if !known {
+		return
+	}
+	if was, ok := n.Facts.Bool(sdk.FactRegistered); ok && was == reg {
+		return
+	}
+	key := store.RoleKey{ClusterID: k.cluster, Host: k.host, Role: k.role}
+	_, err := c.cfg.Store.RecordMembership(ctx, key, reg, o.asked)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// The node left the manager's records meanwhile (scale-in).
+	case err != nil && ctx.Err() == nil:
+		c.log.Warn("record what the cluster says of a node's membership", "node", key.String(), "error", err)
+	}
+}
+
 // ask calls one node's Status.
 func (c *Cache) ask(ctx context.Context, cl sdk.Cluster, n sdk.Node) observation {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
@@ -194,11 +224,11 @@ func (c *Cache) ask(ctx context.Context, cl sdk.Cluster, n sdk.Node) observation
 	now := time.Now().UTC()
 	client, err := c.client(ctx, cl.ID, n.Host)
 	if err != nil {
-		return observation{err: err.Error(), at: now}
+		return observation{err: err.Error(), asked: now, at: now}
 	}
 	rm, err := c.cfg.Plugins.Role(ctx, cl.ID, n.Role, nil)
 	if err != nil {
-		return observation{err: err.Error(), at: now}
+		return observation{err: err.Error(), asked: now, at: now}
 	}
 	res, err := rm.Status(ctx, c.cfg.Exec.ProbeHost(client, cl), sdk.Request{Node: n, Cluster: cl, Targets: []sdk.Node{n}})
 	if err != nil {
@@ -206,12 +236,12 @@ func (c *Cache) ask(ctx context.Context, cl sdk.Cluster, n sdk.Node) observation
 		if errors.As(err, &gone) || errors.Is(err, agentclient.ErrHandshake) {
 			c.dropClient(cl.ID, n.Host) // the agent may come back elsewhere (a reinstall)
 		}
-		return observation{err: err.Error(), at: time.Now().UTC()}
+		return observation{err: err.Error(), asked: now, at: time.Now().UTC()}
 	}
 	if res.Facts == nil {
 		res.Facts = sdk.Facts{}
 	}
-	return observation{facts: res.Facts, at: time.Now().UTC()}
+	return observation{facts: res.Facts, asked: now, at: time.Now().UTC()}
 }
 
 // client keeps one agent client per host, so probes reuse connections.

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -222,5 +223,66 @@ func TestStatusAnswersFromTheCache(t *testing.T) {
 	cache.mu.Unlock()
 	if kept {
 		t.Error("a removed node stayed in the cache")
+	}
+}
+
+// What the cluster says of a node's membership reaches its record (which
+// roleList shows and later plugin calls get), and only when it changes.
+func TestRefreshRecordsMembership(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open("", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, _ := st.CreateCluster(ctx, "demo")
+	for _, r := range []store.AgentRole{{ClusterID: c.ID, Host: "h1", Role: "BE"}, {ClusterID: c.ID, Host: "h2", Role: "BE", Register: true}} {
+		if err := st.UpsertRole(ctx, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.DB().Model(&store.AgentRole{}).Where("host = ?", "h2").Update("register", true).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"h1", "h2"} {
+		if err := st.DB().Create(&store.Agent{ClusterID: c.ID, Host: h, Status: "RUNNING"}).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	x := roleexec.New(roleexec.Config{Store: st, Agents: oneAgent{realAgent(t)}})
+	defer x.Close()
+	role := &statusRole{facts: map[string]sdk.Facts{
+		"h1/BE": {"running": "true", "healthy": "true", "registered": "true"},
+		"h2/BE": {"running": "true", "healthy": "true"}, // says nothing of membership
+	}}
+	cache := New(Config{Store: st, Exec: x, Plugins: onePlugin{role}})
+	record := func(host string) store.AgentRole {
+		t.Helper()
+		r, err := st.GetRole(ctx, c.ID, host, "BE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	cache.Refresh(ctx, c.ID)
+	if r := record("h1"); !r.Register || !strings.Contains(r.Facts, `"registered":"true"`) {
+		t.Fatalf("h1 after the cluster listed it: %+v", r)
+	}
+	if r := record("h2"); !r.Register {
+		t.Fatalf("h2 lost its recorded membership although its Status said nothing of it: %+v", r)
+	}
+	// The same answer again writes nothing.
+	before := record("h1").UpdatedAt
+	cache.Refresh(ctx, c.ID)
+	if after := record("h1").UpdatedAt; !after.Equal(before) {
+		t.Fatalf("an unchanged membership was written again (%v -> %v)", before, after)
+	}
+	// The cluster dropped it.
+	role.mu.Lock()
+	role.facts["h1/BE"] = sdk.Facts{"running": "true", "healthy": "true", "registered": "false"}
+	role.mu.Unlock()
+	cache.Refresh(ctx, c.ID)
+	if r := record("h1"); r.Register || !strings.Contains(r.Facts, `"registered":"false"`) {
+		t.Fatalf("h1 after the cluster dropped it: %+v", r)
 	}
 }

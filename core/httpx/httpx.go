@@ -4,12 +4,14 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -71,15 +73,52 @@ func write(w http.ResponseWriter, status int, env Envelope) {
 }
 
 // Decode reads a JSON body of at most MaxBody bytes into v, refusing
-// unknown trailing data. Errors are *Error with a message that says what to fix.
+// unknown fields and trailing data. Errors are *Error with a message that
+// says what to fix.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
-	return DecodeLimit(w, r, v, MaxBody)
+	return decode(w, r, v, MaxBody, true)
 }
 
 // DecodeLimit is Decode with a body of at most limit bytes.
 func DecodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	return decode(w, r, v, limit, true)
+}
+
+// DecodeTolerant is DecodeLimit that ignores unknown fields. It is for
+// reports of agents, which are upgraded apart from the manager: an agent
+// may send a field this manager does not know yet. What people send goes
+// through Decode, so a misspelt field is refused instead of ignored.
+func DecodeTolerant(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	return decode(w, r, v, limit, false)
+}
+
+// DecodeOptional is Decode for a body that may be left out: an empty one
+// (or only white space) decodes nothing and reports false.
+func DecodeOptional(w http.ResponseWriter, r *http.Request, v any) (bool, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return false, nil
+	}
+	buf, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return false, Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", MaxBody)
+	}
+	if err != nil {
+		return false, BadRequest("read request body: %v", err)
+	}
+	if len(bytes.TrimSpace(buf)) == 0 {
+		return false, nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	return true, decode(w, r, v, MaxBody, true)
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any, limit int64, strict bool) error {
 	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		var se *json.SyntaxError
@@ -100,6 +139,9 @@ func DecodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) err
 			if errors.As(err, &he) {
 				return he
 			}
+			if name, ok := unknownField(err); ok {
+				return BadRequest("unknown field %q in request body%s", name, suggest(name, reflect.TypeOf(v)))
+			}
 			return BadRequest("request body: %v", err)
 		}
 	}
@@ -107,6 +149,89 @@ func DecodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) err
 		return BadRequest("request body has data after the JSON object")
 	}
 	return nil
+}
+
+// unknownField reads the field name out of encoding/json's refusal of an
+// unknown field (it has no error type of its own).
+func unknownField(err error) (string, bool) {
+	const prefix = "json: unknown field "
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		return "", false
+	}
+	name, uerr := strconv.Unquote(strings.TrimPrefix(msg, prefix))
+	if uerr != nil {
+		return "", false
+	}
+	return name, true
+}
+
+// suggest names the field of t (at any depth) that name was most likely
+// meant to be: the same but for case, or one or two letters off.
+func suggest(name string, t reflect.Type) string {
+	best, bestDist := "", 3
+	for _, f := range jsonFields(t, map[reflect.Type]bool{}) {
+		d := editDistance(strings.ToLower(name), strings.ToLower(f))
+		if d < bestDist {
+			best, bestDist = f, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(": did you mean %q?", best)
+}
+
+// jsonFields lists the JSON names of the fields of t and of the structs
+// it holds.
+func jsonFields(t reflect.Type, seen map[reflect.Type]bool) []string {
+	for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct || seen[t] {
+		return nil
+	}
+	seen[t] = true
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if !f.Anonymous {
+			out = append(out, name)
+		}
+		out = append(out, jsonFields(f.Type, seen)...)
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // typeWords names a Go type the way a JSON client thinks of it.

@@ -12,8 +12,11 @@ import (
 
 func TestDecodeErrorsSayWhatToFix(t *testing.T) {
 	type body struct {
-		ProcessID int64    `json:"processId"`
-		Hosts     []string `json:"hosts"`
+		ProcessID    int64    `json:"processId"`
+		Hosts        []string `json:"hosts"`
+		InstallInfos []struct {
+			Role string `json:"role"`
+		} `json:"installInfos"`
 	}
 	cases := []struct {
 		name, body string
@@ -28,6 +31,9 @@ func TestDecodeErrorsSayWhatToFix(t *testing.T) {
 		{"wrong type list", `{"hosts":"a"}`, 400, `"hosts" must be a list`},
 		{"trailing", `{"processId":1} {"x":2}`, 400, "after the JSON"},
 		{"too large", `{"hosts":["` + strings.Repeat("a", MaxBody) + `"]}`, 413, "larger than"},
+		{"unknown field", `{"processId":1,"instalInfos":[]}`, 400, `unknown field "instalInfos" in request body: did you mean "installInfos"?`},
+		{"unknown nested field", `{"installInfos":[{"rolle":"FE"}]}`, 400, `unknown field "rolle" in request body: did you mean "role"?`},
+		{"unknown field, nothing close", `{"zzzzzzzz":1}`, 400, `unknown field "zzzzzzzz" in request body`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -45,6 +51,40 @@ func TestDecodeErrorsSayWhatToFix(t *testing.T) {
 				t.Fatalf("got %v, want status %d with %q", err, c.status, c.want)
 			}
 		})
+	}
+}
+
+func TestUnknownFieldWithoutSuggestion(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"zzzzzzzz":1}`))
+	var b struct {
+		ProcessID int64 `json:"processId"`
+	}
+	err := Decode(httptest.NewRecorder(), r, &b)
+	if err == nil || err.Error() != `unknown field "zzzzzzzz" in request body` {
+		t.Fatalf("got %v; want the field named and no guess", err)
+	}
+}
+
+// Agents are upgraded apart from the manager: their reports may carry
+// fields this manager does not know.
+func TestDecodeTolerantIgnoresUnknownFields(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"processId":3,"newerField":true}`))
+	var b struct {
+		ProcessID int64 `json:"processId"`
+	}
+	if err := DecodeTolerant(httptest.NewRecorder(), r, &b, MaxBody); err != nil || b.ProcessID != 3 {
+		t.Fatalf("got %v, %+v", err, b)
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{{"", "", 0}, {"abc", "abc", 0}, {"instalinfos", "installinfos", 1}, {"hots", "host", 2}, {"", "ab", 2}, {"kitten", "sitting", 3}} {
+		if got := editDistance(c.a, c.b); got != c.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
 	}
 }
 

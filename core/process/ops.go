@@ -44,8 +44,9 @@ func (e *Engine) view(ctx context.Context, p store.Process) (*View, error) {
 	return v, nil
 }
 
-// CurrentTasks lists the tasks of the process's current step that are not
-// skipped, in run order.
+// CurrentTasks lists every task of the process's current step in run
+// order, skipped ones included (Task.Skip), so a client sees what was
+// given up and can unskip it.
 func (e *Engine) CurrentTasks(ctx context.Context, processID int64) ([]store.Task, error) {
 	p, err := e.st.GetProcess(ctx, processID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -54,17 +55,49 @@ func (e *Engine) CurrentTasks(ctx context.Context, processID int64) ([]store.Tas
 	if err != nil {
 		return nil, err
 	}
-	tasks, err := e.st.TasksOfStep(ctx, p.ID, p.Step)
+	return e.st.TasksOfStep(ctx, p.ID, p.Step)
+}
+
+// Processes lists every process of a cluster, wizard runs and day-2
+// operations, the newest first.
+func (e *Engine) Processes(ctx context.Context, clusterID int64) ([]View, error) {
+	ps, err := e.st.ProcessesOfCluster(ctx, clusterID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("processes of cluster %d: %w", clusterID, err)
 	}
-	out := make([]store.Task, 0, len(tasks))
-	for _, t := range tasks {
-		if !t.Skip {
-			out = append(out, t)
+	ids := make([]int64, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	progress, err := e.st.StepProgress(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("progress of the processes of cluster %d: %w", clusterID, err)
+	}
+	out := make([]View, len(ps))
+	for i, p := range ps {
+		out[i] = View{Process: p, ProcessStep: p.Step}
+		pr := progress[store.StepKey{ProcessID: p.ID, Step: p.Step}]
+		if (pr.Total > 0 || p.Step == StepBuildCluster) && pr.Done == pr.Total {
+			out[i].ProcessStep++
 		}
 	}
 	return out, nil
+}
+
+// SkippedInstalls names the roles of a cluster whose install was given
+// up: the newest INSTALL_<ROLE> task of the host is skipped. Such a role
+// is recorded (installService records it before it runs) but not there.
+func (e *Engine) SkippedInstalls(ctx context.Context, clusterID int64) (map[store.RoleKey]bool, error) {
+	latest, err := e.st.SkippedLatest(ctx, clusterID, StepInstallService)
+	if err != nil {
+		return nil, err
+	}
+	for k, skipped := range latest {
+		if !skipped {
+			delete(latest, k)
+		}
+	}
+	return latest, nil
 }
 
 // Task returns one task.
@@ -89,8 +122,25 @@ func (e *Engine) TaskLog(ctx context.Context, taskID int64) (string, []byte, err
 	return t.LogPath, log, nil
 }
 
-// ownedTask loads a task of the current step of the user's unfinished process.
+// ownedTask loads a task of the current step of the user's unfinished
+// process that is FAILURE and not skipped (retry, skip).
 func (e *Engine) ownedTask(ctx context.Context, userID, taskID int64, verb string) (store.Process, store.Task, error) {
+	p, t, err := e.taskAtStep(ctx, userID, taskID, verb)
+	if err != nil {
+		return p, t, err
+	}
+	if t.Skip {
+		return p, t, conflict("task %d was skipped: unskip it first (POST /api/process/task/unskip/%d)", t.ID, t.ID)
+	}
+	if t.Status != store.StatusFailure {
+		return p, t, conflict("only a FAILURE task can be %s; task %d is %s", verb, t.ID, t.Status)
+	}
+	return p, t, nil
+}
+
+// taskAtStep loads a task of the current step of the user's unfinished
+// process.
+func (e *Engine) taskAtStep(ctx context.Context, userID, taskID int64, verb string) (store.Process, store.Task, error) {
 	t, err := e.Task(ctx, taskID)
 	if err != nil {
 		return store.Process{}, t, err
@@ -100,14 +150,8 @@ func (e *Engine) ownedTask(ctx context.Context, userID, taskID int64, verb strin
 		return p, t, err
 	}
 	if t.Step != p.Step {
-		return p, t, conflict("task %d belongs to %s but process %d is at %s: it can no longer be %s",
+		return p, t, conflict("task %d belongs to %s but process %d is at %s: it can no longer be %s (the later steps were made without it)",
 			t.ID, StepTypes[t.Step], p.ID, p.ProcessType, verb)
-	}
-	if t.Skip {
-		return p, t, conflict("task %d was skipped", t.ID)
-	}
-	if t.Status != store.StatusFailure {
-		return p, t, conflict("only a FAILURE task can be %s; task %d is %s", verb, t.ID, t.Status)
 	}
 	return p, t, nil
 }
@@ -168,6 +212,42 @@ func (e *Engine) Skip(ctx context.Context, userID, taskID int64) error {
 	return nil
 }
 
+// Unskip takes back the skip of a task while its process is still at the
+// task's step: the task runs again (Attempt+1), as a retry would, since
+// skipping gave up on the work it had not done.
+func (e *Engine) Unskip(ctx context.Context, userID, taskID int64) error {
+	p, t, err := e.taskAtStep(ctx, userID, taskID, "unskipped")
+	if err != nil {
+		return err
+	}
+	if !t.Skip {
+		return conflict("task %d is not skipped (it is %s)", t.ID, t.Status)
+	}
+	err = e.st.Tx(ctx, func(tx *store.Store) error {
+		if err := bump(ctx, tx, p); err != nil {
+			return err
+		}
+		up := resubmit(t, t.Input)
+		up["skip"] = false
+		ok, err := tx.UpdateTaskIf(ctx, t.ID, []string{t.Status}, up)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return conflict("task %d changed meanwhile: reload it", t.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := e.st.AppendTaskLog(ctx, t.ID, []byte(fmt.Sprintf("\n--- unskipped: attempt %d ---\n", t.Attempt+1))); err != nil {
+		e.log.Warn("mark unskip in task log", "task", t.ID, "error", err)
+	}
+	e.notify()
+	return nil
+}
+
 // bump increments the process version so a concurrent step change notices.
 func bump(ctx context.Context, tx *store.Store, p store.Process) error {
 	ok, err := tx.UpdateProcessIf(ctx, p.ID, p.Version, nil)
@@ -180,48 +260,54 @@ func bump(ctx context.Context, tx *store.Store, p store.Process) error {
 	return nil
 }
 
-// Back returns a process from START_SERVICE to DEPLOY_CONFIG: it stops
-// what START_SERVICE started (through the Stopper) and removes its tasks.
+// Back returns a process one step:
+//
+//   - from START_SERVICE to DEPLOY_CONFIG: what START_SERVICE started is
+//     stopped (through the Stopper) and its tasks are removed;
+//   - from BUILD_CLUSTER to START_SERVICE: its tasks are removed and
+//     nothing else changes: the nodes keep running, and those its ADD_
+//     tasks registered stay members of the cluster. Sending buildCluster
+//     again is safe (Register adds only the nodes the cluster does not
+//     list, SECURE_CLUSTER keeps a password that works); a second back
+//     stops the nodes for a config fix, and the role plugins refuse a
+//     redeployed conf that changes what the cluster knows a member by
+//     (its membership port), which would leave a dead entry behind and
+//     register the node twice.
+//
+// Back is refused while a task of the step runs; tasks still waiting are
+// canceled.
 func (e *Engine) Back(ctx context.Context, userID, processID int64) error {
 	p, err := e.loadOwned(ctx, userID, processID)
 	if err != nil {
 		return err
 	}
-	if p.Step != StepStartService {
-		return conflict("process %d is at %s: back is only possible from START_SERVICE", p.ID, p.ProcessType)
+	if p.Step != StepStartService && p.Step != StepBuildCluster {
+		return conflict("process %d is at %s: back is only possible from START_SERVICE (to DEPLOY_CONFIG) or from BUILD_CLUSTER (to START_SERVICE)",
+			p.ID, p.ProcessType)
 	}
-	// Cancel what has not started, and refuse while something runs.
-	var tasks []store.Task
-	err = e.st.Tx(ctx, func(tx *store.Store) error {
-		if err := bump(ctx, tx, p); err != nil {
-			return err
-		}
-		all, err := tx.TasksOfStep(ctx, p.ID, p.Step)
+	if err := e.guard(ctx, p.ClusterID); err != nil {
+		return err
+	}
+	to := p.Step - 1
+	if p.Step == StepBuildCluster {
+		// Nothing to stop: one transaction leaves no moment in which a
+		// retried task could start and then lose its row.
+		err := e.st.Tx(ctx, func(tx *store.Store) error {
+			if _, err := cancelForBack(ctx, tx, p); err != nil {
+				return err
+			}
+			return stepBack(ctx, tx, p, p.Version+1)
+		})
 		if err != nil {
 			return err
 		}
-		for _, t := range all {
-			if t.Status == store.StatusRunning {
-				return conflict("task %d %s on %s is still running: wait for it to end, then go back", t.ID, t.TaskType, t.Host)
-			}
-		}
-		for _, t := range all {
-			if t.Status == store.StatusSubmitted {
-				ok, err := tx.UpdateTaskIf(ctx, t.ID, []string{store.StatusSubmitted}, map[string]any{
-					"status": store.StatusFailure, "finish": true, "response": "canceled: the process went back to DEPLOY_CONFIG"})
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return conflict("task %d started meanwhile: wait for it to end, then go back", t.ID)
-				}
-				continue
-			}
-			if !t.Skip {
-				tasks = append(tasks, t)
-			}
-		}
+		e.log.Info("process went back", "process", p.ID, "to", StepTypes[to])
 		return nil
+	}
+	var tasks []store.Task
+	err = e.st.Tx(ctx, func(tx *store.Store) error {
+		tasks, err = cancelForBack(ctx, tx, p)
+		return err
 	})
 	if err != nil {
 		return err
@@ -239,24 +325,66 @@ func (e *Engine) Back(ctx context.Context, userID, processID int64) error {
 		if err != nil {
 			return err
 		}
-		if cur.Step != StepStartService || cur.Finish {
+		if cur.Step != p.Step || cur.Finish {
 			return conflict("process %d changed while its services were being stopped: reload it", p.ID)
 		}
-		ok, err := tx.UpdateProcessIf(ctx, p.ID, cur.Version, map[string]any{
-			"step": StepDeployConfig, "process_type": StepTypes[StepDeployConfig]})
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return changedMeanwhile(ctx, tx, p.ID, "")
-		}
-		return tx.DeleteTasksOfStep(ctx, p.ID, StepStartService)
+		return stepBack(ctx, tx, p, cur.Version)
 	})
 	if err != nil {
 		return err
 	}
-	e.log.Info("process went back", "process", p.ID, "to", StepTypes[StepDeployConfig])
+	e.log.Info("process went back", "process", p.ID, "to", StepTypes[to])
 	return nil
+}
+
+// cancelForBack bumps p's version, refuses while a task of its step runs
+// and cancels the tasks still waiting; it returns the step's other tasks
+// that were not skipped.
+func cancelForBack(ctx context.Context, tx *store.Store, p store.Process) ([]store.Task, error) {
+	if err := bump(ctx, tx, p); err != nil {
+		return nil, err
+	}
+	all, err := tx.TasksOfStep(ctx, p.ID, p.Step)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range all {
+		if t.Status == store.StatusRunning {
+			return nil, conflict("task %d %s on %s is still running: wait for it to end, then go back", t.ID, t.TaskType, t.Host)
+		}
+	}
+	var rest []store.Task
+	for _, t := range all {
+		if t.Status == store.StatusSubmitted {
+			ok, err := tx.UpdateTaskIf(ctx, t.ID, []string{store.StatusSubmitted}, map[string]any{
+				"status": store.StatusFailure, "finish": true, "response": "canceled: the process went back to " + StepTypes[p.Step-1]})
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, conflict("task %d started meanwhile: wait for it to end, then go back", t.ID)
+			}
+			continue
+		}
+		if !t.Skip {
+			rest = append(rest, t)
+		}
+	}
+	return rest, nil
+}
+
+// stepBack moves p (at version) one step back and removes the tasks of
+// the step it leaves.
+func stepBack(ctx context.Context, tx *store.Store, p store.Process, version int64) error {
+	to := p.Step - 1
+	ok, err := tx.UpdateProcessIf(ctx, p.ID, version, map[string]any{"step": to, "process_type": StepTypes[to]})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return changedMeanwhile(ctx, tx, p.ID, "")
+	}
+	return tx.DeleteTasksOfStep(ctx, p.ID, p.Step)
 }
 
 // Complete finishes a process: finish=YES, status SUCCESS, SSH credentials

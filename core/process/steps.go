@@ -192,6 +192,9 @@ func (e *Engine) reinstallAgent(ctx context.Context, userID int64, r InstallAgen
 	for _, t := range tasks {
 		byHost[t.Host] = t
 	}
+	if err := wouldRunSome(p, r.Hosts, tasks); err != nil {
+		return err
+	}
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
 		ok, err := tx.UpdateProcessIf(ctx, p.ID, p.Version, map[string]any{"credentials": sealed,
 			"package_url": r.PackageURL, "install_dir": r.InstallDir})
@@ -231,6 +234,32 @@ func (e *Engine) reinstallAgent(ctx context.Context, userID int64, r InstallAgen
 	e.forgetCredentials(ctx, p.ID) // the replaced ones
 	e.notify()
 	return nil
+}
+
+// wouldRunSome refuses a re-sent installAgent that would make no agent
+// be installed: no new host, no FAILURE task to run again, none waiting
+// to use the new credentials. Its credentials would reach no host.
+func wouldRunSome(p store.Process, hosts []string, tasks []store.Task) error {
+	known := map[string]bool{}
+	var states []string
+	for _, t := range tasks {
+		known[t.Host] = true
+		switch {
+		case t.Skip:
+			states = append(states, fmt.Sprintf("%s skipped (task %d)", t.Host, t.ID))
+		case t.Status == store.StatusFailure || t.Status == store.StatusSubmitted:
+			return nil
+		default:
+			states = append(states, fmt.Sprintf("%s %s", t.Host, t.Status))
+		}
+	}
+	for _, h := range hosts {
+		if !known[h] {
+			return nil
+		}
+	}
+	return conflict("installAgent for process %d would install no agent: no host is new and none has an INSTALL_AGENT task to run (%s): unskip a skipped task first (POST /api/process/task/unskip/{taskId}), wait for running ones, or name a new host",
+		p.ID, listSome(states, 8))
 }
 
 // resubmit is the update that makes a FAILURE task run again.
@@ -293,7 +322,7 @@ func (e *Engine) advance(ctx context.Context, userID, processID int64, next int,
 		return err
 	}
 	if len(tasks) == 0 && next != StepBuildCluster { // BuildCluster decides itself
-		return invalid("the request leaves no task to run (every host named was skipped earlier)")
+		return createsNothing(p, next, prev)
 	}
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
 		// The version check makes concurrent calls for one step race safely:
@@ -324,6 +353,20 @@ func (e *Engine) advance(ctx context.Context, userID, processID int64, next int,
 	e.log.Info("process advanced", "process", p.ID, "step", StepTypes[next], "tasks", len(tasks))
 	e.notify()
 	return nil
+}
+
+// createsNothing is the refusal of a step call every host and role of
+// which was skipped in the step before: it would create no task and move
+// the process to a step with nothing in it.
+func createsNothing(p store.Process, next int, prev []store.Task) error {
+	var skipped []string
+	for _, t := range prev {
+		if t.Skip {
+			skipped = append(skipped, fmt.Sprintf("task %d %s on %s", t.ID, t.TaskType, t.Host))
+		}
+	}
+	return conflict("%s would create no task for process %d: every host and role it names was skipped in %s (%s); name what succeeded there, or end the process with installComplete",
+		StepTypes[next], p.ID, StepTypes[next-1], listSome(skipped, 5))
 }
 
 // InstallInfo is one role to install on one host.
@@ -816,7 +859,7 @@ func (e *Engine) BuildCluster(ctx context.Context, userID int64, r BuildClusterR
 			}
 		}
 		if len(tasks) == 0 && len(r.FEHosts)+len(r.BEHosts) > 0 {
-			return nil, nil, invalid("the request leaves no task to run (every host named was skipped earlier)")
+			return nil, nil, createsNothing(p, StepBuildCluster, prev)
 		}
 		hasFE := len(byRole[RoleFE]) > 0
 		if !hasFE {

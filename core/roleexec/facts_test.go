@@ -209,15 +209,6 @@ func TestFactsAreKeptAndHandedBack(t *testing.T) {
 	if _, _, r := f.record(t); !r.Register {
 		t.Fatal("registration not recorded")
 	}
-	// roleList asks Status: the cluster's word wins, facts are kept.
-	f.role.facts["Status"] = sdk.Facts{sdk.FactRegistered: "false", sdk.FactHealthy: "true"}
-	if err := f.e.RefreshRegistration(context.Background(), f.key.ClusterID); err != nil {
-		t.Fatal(err)
-	}
-	facts, _, r = f.record(t)
-	if r.Register || facts["healthy"] != "true" || facts["registered"] != "false" {
-		t.Fatalf("after refresh: register %v facts %v", r.Register, facts)
-	}
 }
 
 func TestResolveByStep(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -398,68 +397,3 @@ func sortedKeys(m map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
-
-// refreshBudget bounds how long roleList waits for the cluster's word.
-const refreshBudget = 5 * time.Second
-
-// RefreshRegistration asks each role's plugin for its Status, which
-// carries the cluster's own view of membership (sdk.FactRegistered), and
-// records it with the other facts, so roleList shows what the cluster
-// reports rather than what the manager once did. Roles whose host or
-// cluster cannot be asked keep their recorded value.
-func (e *Executor) RefreshRegistration(ctx context.Context, clusterID int64) error {
-	ctx, cancel := context.WithTimeout(ctx, refreshBudget)
-	defer cancel()
-	cl, err := e.clusterView(ctx, clusterID, 0)
-	if err != nil {
-		return err
-	}
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for _, n := range cl.Nodes {
-		wg.Add(1)
-		go func(n sdk.Node) {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if err := e.refreshOne(ctx, cl, n); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}(n)
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-func (e *Executor) refreshOne(ctx context.Context, cl sdk.Cluster, n sdk.Node) error {
-	prefix := fmt.Sprintf("status-%s-%s-%d", n.Host, n.Role, time.Now().UnixNano())
-	h, err := e.host(ctx, 0, prefix, io.Discard, cl.ID, n.Host, cl)
-	if err != nil {
-		return err
-	}
-	role, err := e.roles.Role(ctx, cl.ID, n.Role, io.Discard)
-	if err != nil {
-		return fmt.Errorf("status of %s on %s: %w", n.Role, n.Host, err)
-	}
-	res, err := role.Status(ctx, h, sdk.Request{Node: n, Cluster: cl, Targets: []sdk.Node{n}})
-	if err != nil {
-		return fmt.Errorf("status of %s on %s: %w", n.Role, n.Host, err)
-	}
-	key := store.RoleKey{ClusterID: cl.ID, Host: n.Host, Role: n.Role}
-	if err := e.recordFacts(ctx, key, n.Facts, res.Facts, nil, discardLog{}); err != nil {
-		return err
-	}
-	if reg, known := res.Facts.Bool(sdk.FactRegistered); known {
-		return e.st.SetRegistered(ctx, key, reg)
-	}
-	return nil
-}
-
-// discardLog drops what recordFacts would tell a task's log.
-type discardLog struct{}
-
-func (discardLog) Logf(string, ...any) {}

@@ -66,8 +66,6 @@ type Extensions struct {
 	// with agent certificates only; never on the REST listener.
 	AgentAPI http.Handler
 	Plugins  http.Handler // mounted at /api/plugins with user auth
-	// RefreshRoles asks the cluster which roles are registered (roleList).
-	RefreshRoles func(ctx context.Context, clusterID int64) error
 	// Background functions run until the server stops (ctx is canceled).
 	Background []func(ctx context.Context) error
 	// Close, if set, runs after everything else has stopped.
@@ -318,8 +316,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.engine = process.New(process.Config{Store: st, Catalogue: ext.Catalogue, Sealer: box, Stopper: stopper, Notify: notify,
 		Checksums: pkgsum.New(0), Logger: log.Named("process"), Guard: ext.WizardGuard})
 	handler := api.New(api.Config{Store: st, Engine: s.engine, Logger: log.Named("api"), Plugins: plugins,
-		RefreshRoles: ext.RefreshRoles, AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
-		Metrics: reg, Ready: readyChecks(st, ext.PluginsReady, log.Named("api")), Operations: ext.Operations, Admin: ext.Admin})
+		AuthLimiter: netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: cfg.AuthMaxFailures}),
+		Metrics:     reg, Ready: readyChecks(st, ext.PluginsReady, log.Named("api")), Operations: ext.Operations, Admin: ext.Admin})
 	s.http = limits.Server(handler)
 	s.http.ErrorLog = log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	if agentAPI != nil {

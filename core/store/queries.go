@@ -137,6 +137,52 @@ func (s *Store) OpenProcessOfCluster(ctx context.Context, clusterID int64) (Proc
 	return p, translate(err)
 }
 
+// ProcessesOfCluster returns every process of a cluster (wizard runs and
+// operations), the newest first.
+func (s *Store) ProcessesOfCluster(ctx context.Context, clusterID int64) ([]Process, error) {
+	var ps []Process
+	err := s.q(ctx).Where("cluster_id = ?", clusterID).Order("id DESC").Find(&ps).Error
+	return ps, err
+}
+
+// StepKey names one step of one process.
+type StepKey struct {
+	ProcessID int64
+	Step      int
+}
+
+// Progress counts a step's tasks and those of them that are done (SUCCESS
+// or skipped).
+type Progress struct {
+	Total int
+	Done  int
+}
+
+// StepProgress counts the tasks of every step of the given processes in
+// one query; a step without tasks is absent.
+func (s *Store) StepProgress(ctx context.Context, processIDs []int64) (map[StepKey]Progress, error) {
+	out := map[StepKey]Progress{}
+	if len(processIDs) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		ProcessID int64
+		Step      int
+		Total     int
+		Done      int
+	}
+	err := s.q(ctx).Model(&Task{}).
+		Select("process_id, step, COUNT(*) AS total, SUM(CASE WHEN skip = ? OR status = ? THEN 1 ELSE 0 END) AS done", true, StatusSuccess).
+		Where("process_id IN ?", processIDs).Group("process_id, step").Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		out[StepKey{r.ProcessID, r.Step}] = Progress{Total: r.Total, Done: r.Done}
+	}
+	return out, nil
+}
+
 // UpdateProcessIf applies updates to process id only if its Version is
 // still version and it is unfinished, and increments Version. It reports
 // whether the row was updated (false: someone else changed it first).

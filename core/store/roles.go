@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"gorm.io/gorm"
@@ -117,6 +118,44 @@ func (s *Store) RecordFacts(ctx context.Context, k RoleKey, facts map[string]str
 	return nil
 }
 
+// RecordMembership records what the cluster said of a role instance's
+// membership when it was asked at asked: the register column and the
+// registered fact. It writes nothing, and reports false, when the record
+// changed after asked (a task recorded something newer meanwhile).
+// ErrNotFound when it is not recorded.
+func (s *Store) RecordMembership(ctx context.Context, k RoleKey, registered bool, asked time.Time) (bool, error) {
+	wrote := false
+	err := s.Tx(ctx, func(tx *Store) error {
+		q := tx.q(ctx)
+		if tx.postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		var r AgentRole
+		if err := q.Where("cluster_id = ? AND host = ? AND role = ?", k.ClusterID, k.Host, k.Role).Take(&r).Error; err != nil {
+			return translate(err)
+		}
+		if r.UpdatedAt.After(asked) {
+			return nil
+		}
+		facts := map[string]string{}
+		if r.Facts != "" && json.Unmarshal([]byte(r.Facts), &facts) != nil {
+			facts = map[string]string{}
+		}
+		facts["registered"] = strconv.FormatBool(registered)
+		b, err := json.Marshal(facts)
+		if err != nil {
+			return err
+		}
+		wrote = true
+		return tx.q(ctx).Model(&AgentRole{}).Where("id = ?", r.ID).
+			Updates(map[string]any{"register": registered, "facts": string(b), "updated_at": time.Now().UTC()}).Error
+	})
+	if err != nil {
+		return false, fmt.Errorf("record membership of %s: %w", k, err)
+	}
+	return wrote, nil
+}
+
 // SkippedTasks returns the skipped tasks of a process.
 func (s *Store) SkippedTasks(ctx context.Context, processID int64) ([]Task, error) {
 	var ts []Task
@@ -125,6 +164,25 @@ func (s *Store) SkippedTasks(ctx context.Context, processID int64) ([]Task, erro
 		return nil, fmt.Errorf("skipped tasks of process %d: %w", processID, err)
 	}
 	return ts, nil
+}
+
+// SkippedLatest reports, for each host and role with a task of the given
+// wizard step in the cluster, whether the newest such task is skipped (an
+// install given up, unless a later process did it again).
+func (s *Store) SkippedLatest(ctx context.Context, clusterID int64, step int) (map[RoleKey]bool, error) {
+	var ts []Task
+	err := s.q(ctx).Model(&Task{}).Select("tasks.id, tasks.host, tasks.task_role, tasks.skip").
+		Joins("JOIN processes ON processes.id = tasks.process_id").
+		Where("processes.cluster_id = ? AND processes.kind = ? AND tasks.step = ? AND tasks.task_role <> ?", clusterID, KindWizard, step, "").
+		Order("tasks.id").Find(&ts).Error
+	if err != nil {
+		return nil, fmt.Errorf("tasks of step %d in cluster %d: %w", step, clusterID, err)
+	}
+	out := map[RoleKey]bool{}
+	for _, t := range ts {
+		out[RoleKey{ClusterID: clusterID, Host: t.Host, Role: t.TaskRole}] = t.Skip
+	}
+	return out, nil
 }
 
 // ---- SSH host keys ----

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/test/pgtest"
@@ -314,4 +315,66 @@ func TestHostKeysMigratedPerCluster(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An answer of the cluster is recorded unless the record changed after the
+// question was asked; it keeps the other facts.
+func TestRecordMembership(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		k := store.RoleKey{ClusterID: 1, Host: "h1", Role: "BE"}
+		if err := s.UpsertRole(ctx, &store.AgentRole{ClusterID: k.ClusterID, Host: k.Host, Role: k.Role}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordFacts(ctx, k, map[string]string{"java": "17"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		asked := time.Now().UTC()
+		wrote, err := s.RecordMembership(ctx, k, true, asked)
+		if r := roleOf(t, s, k); err != nil || !wrote || !r.Register || factsOf(t, r)["registered"] != "true" || factsOf(t, r)["java"] != "17" {
+			t.Fatalf("record: %v %v %+v", wrote, err, r)
+		}
+		// A task recorded something after an older question: kept.
+		if wrote, err := s.RecordMembership(ctx, k, false, asked); err != nil || wrote {
+			t.Fatalf("an answer older than the record was written: %v %v", wrote, err)
+		}
+		if r := roleOf(t, s, k); !r.Register {
+			t.Fatalf("record after an older answer: %+v", r)
+		}
+		if _, err := s.RecordMembership(ctx, store.RoleKey{ClusterID: 1, Host: "h9", Role: "BE"}, true, time.Now()); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown role: %v", err)
+		}
+	})
+}
+
+// The newest task of a step, per host and role, of the wizard processes of
+// a cluster: skipped or not.
+func TestSkippedLatest(t *testing.T) {
+	eachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		mk := func(cluster int64, kind string) int64 {
+			p := store.Process{ClusterID: cluster, UserID: cluster*10 + int64(len(kind)), Kind: kind, Finish: true, Status: "SUCCESS"}
+			if err := s.CreateProcess(ctx, &p); err != nil {
+				t.Fatal(err)
+			}
+			return p.ID
+		}
+		p1, p2, op, other := mk(1, ""), mk(1, ""), mk(1, store.KindOperation), mk(2, "")
+		tasks := []store.Task{
+			{ProcessID: p1, Step: 1, Host: "h1", TaskRole: "BE", Skip: true, Status: store.StatusFailure},
+			{ProcessID: p1, Step: 1, Host: "h2", TaskRole: "BE", Skip: true, Status: store.StatusFailure},
+			{ProcessID: p1, Step: 0, Host: "h3", Skip: true, Status: store.StatusFailure},
+			{ProcessID: p2, Step: 1, Host: "h1", TaskRole: "BE", Status: store.StatusSuccess},
+			{ProcessID: op, Step: 1, Host: "h2", TaskRole: "BE", Status: store.StatusSuccess},
+			{ProcessID: other, Step: 1, Host: "h4", TaskRole: "BE", Skip: true, Status: store.StatusFailure},
+		}
+		if err := s.CreateTasks(ctx, tasks); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.SkippedLatest(ctx, 1, 1)
+		want := map[store.RoleKey]bool{{ClusterID: 1, Host: "h1", Role: "BE"}: false, {ClusterID: 1, Host: "h2", Role: "BE"}: true}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("SkippedLatest: %v %v, want %v", got, err, want)
+		}
+	})
 }

@@ -216,6 +216,17 @@ func TestFEStartFailures(t *testing.T) {
 			t.Fatalf("fe.log: %s", log)
 		}
 	})
+	t.Run("priority_networks matches nothing", func(t *testing.T) {
+		home := r.clone(dorissim.RoleFE)
+		setupFE(t, home)
+		appendConf(t, home, "fe.conf", "priority_networks = "+unusedNetwork(t))
+		startFE(t, r.env, home)
+		pid := readPid(t, filepath.Join(home, "bin", "fe.pid"))
+		waitFor(t, "FE to exit", func() (bool, string) { return processGone(pid), "" })
+		if ok, log := fileContains(filepath.Join(home, "log", "fe.log"), "ip address range configured for priority_networks does not include the current IP address"); !ok {
+			t.Fatalf("fe.log: %s", log)
+		}
+	})
 	t.Run("no java", func(t *testing.T) {
 		home := r.clone(dorissim.RoleFE)
 		var env []string
@@ -230,6 +241,31 @@ func TestFEStartFailures(t *testing.T) {
 			t.Fatalf("want java refusal: %v %s", err, out)
 		}
 	})
+}
+
+// Releases before 2.0 start when priority_networks matches nothing, and
+// announce the loopback address: what an FE installed for another host
+// then tells its cluster. Every FE logs the address it took.
+func TestFEAnnouncedAddress(t *testing.T) {
+	for _, tc := range []struct {
+		layout dorissim.Layout
+		pn     string
+	}{{dorissim.Layout2x, "127.0.0.1/32"}, {dorissim.Layout12, unusedNetwork(t)}} {
+		t.Run(string(tc.layout), func(t *testing.T) {
+			r := newRelease(t, tc.layout)
+			home := r.clone(dorissim.RoleFE)
+			p := setupFE(t, home)
+			appendConf(t, home, "fe.conf", "priority_networks = "+tc.pn)
+			startFE(t, r.env, home)
+			waitFor(t, "FE to answer", func() (bool, string) {
+				out, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/api/bootstrap", p.http))
+				return err == nil, out
+			})
+			if ok, log := fileContains(filepath.Join(home, "log", "fe.log"), "local address: /127.0.0.1."); !ok {
+				t.Fatalf("fe.log does not name the address: %s", log)
+			}
+		})
+	}
 }
 
 func TestFEMembershipSurvivesRestart(t *testing.T) {

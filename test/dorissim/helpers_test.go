@@ -225,6 +225,30 @@ func script(t *testing.T, env []string, home, name string, args ...string) (stri
 	return string(out), err
 }
 
+// unusedNetwork is a documentation network (RFC 5737) none of this
+// machine's addresses is in: a priority_networks that matches nothing.
+func unusedNetwork(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cidr := range []string{"198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24"} {
+		_, n, _ := net.ParseCIDR(cidr)
+		used := false
+		for _, a := range addrs {
+			if ip, ok := a.(*net.IPNet); ok && n.Contains(ip.IP) {
+				used = true
+			}
+		}
+		if !used {
+			return cidr
+		}
+	}
+	t.Skip("every documentation network is in use on this machine")
+	return ""
+}
+
 // fePorts are the four ports of one FE.
 type fePorts struct{ http, rpc, query, editLog int }
 

@@ -64,10 +64,17 @@ func TestFaultUnreachableHostSkip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	listed := false
 	for _, task := range ts {
 		if task.ID == skipID {
-			t.Errorf("currentTasks still lists skipped task %d", skipID)
+			listed = true
+			if task.Skip != "YES" || task.Status != "FAILURE" {
+				t.Errorf("skipped task %d in currentTasks: %s skip=%s; want FAILURE skip=YES", skipID, task.Status, task.Skip)
+			}
 		}
+	}
+	if !listed {
+		t.Errorf("currentTasks does not list skipped task %d", skipID)
 	}
 	// A skipped task cannot be retried or skipped again.
 	if r, err := c.Call(ctx, http.MethodPost, fmt.Sprintf("/api/process/task/retry/%d", skipID), nil); err != nil || r.Status != http.StatusConflict {

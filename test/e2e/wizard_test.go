@@ -324,7 +324,9 @@ func showRows(ctx context.Context, t *testing.T, db *sql.DB, q string) []map[str
 }
 
 // checkRoleListFollowsCluster drops a BE behind the manager's back: roleList
-// must show what the cluster reports, not what the manager once did.
+// must come to show what the cluster reports, not what the manager once
+// did, once the status cache has asked the nodes (every 5 s); each call
+// answers at once from the records.
 func checkRoleListFollowsCluster(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *sandbox.Client, plan sandbox.Plan) {
 	t.Helper()
 	db, err := s.MySQL(ctx, plan.ClusterID, net.JoinHostPort(plan.FEs[0].Host, "9030"))
@@ -341,14 +343,27 @@ func checkRoleListFollowsCluster(ctx context.Context, t *testing.T, s *sandbox.S
 		Role     string `json:"role"`
 		Register string `json:"register"`
 	}
-	mustDecode(t, c, fmt.Sprintf("/api/server/roleList?clusterId=%d", plan.ClusterID), &roles)
-	for _, r := range roles {
-		want := "YES"
-		if r.Role == "BE" && r.Host == gone {
-			want = "NO"
+	wrong := func() []string {
+		mustDecode(t, c, fmt.Sprintf("/api/server/roleList?clusterId=%d", plan.ClusterID), &roles)
+		var out []string
+		for _, r := range roles {
+			want := "YES"
+			if r.Role == "BE" && r.Host == gone {
+				want = "NO"
+			}
+			if r.Register != want {
+				out = append(out, fmt.Sprintf("%s on %s register=%s, want %s", r.Role, r.Host, r.Register, want))
+			}
 		}
-		if r.Register != want {
-			t.Errorf("roleList: %s on %s register=%s, want %s", r.Role, r.Host, r.Register, want)
+		return out
+	}
+	wctx, cancel := deadline.Context(ctx, 30*time.Second)
+	defer cancel()
+	for w := wrong(); len(w) > 0; w = wrong() {
+		select {
+		case <-wctx.Done():
+			t.Fatalf("roleList still says after 30 s: %s", strings.Join(w, "; "))
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

@@ -179,11 +179,11 @@ func (c *Client) WaitStep(ctx context.Context, processID int64, onChange func(Ta
 	}
 }
 
-// Failed returns the tasks that ended in FAILURE.
+// Failed returns the tasks that ended in FAILURE and were not skipped.
 func Failed(ts []Task) []Task {
 	var out []Task
 	for _, t := range ts {
-		if t.Status == "FAILURE" {
+		if t.Status == "FAILURE" && t.Skip != "YES" {
 			out = append(out, t)
 		}
 	}

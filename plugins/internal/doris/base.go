@@ -502,6 +502,9 @@ func (b *Base) Configure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.
 	if err != nil {
 		return sdk.Result{}, err
 	}
+	if err := keepsMemberIdentity(s, req, d, dirs); err != nil {
+		return sdk.Result{}, err
+	}
 	switch s.Role {
 	case FE.Role:
 		facts["metaDir"] = dirs[0]
@@ -527,6 +530,42 @@ func (b *Base) Configure(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.
 		sum = fmt.Sprintf("%s keeps the packaged %s (%s)", s.Role, d.ConfPath, portsText(d.Ports))
 	}
 	return sdk.Result{Summary: sum, Facts: facts}, nil
+}
+
+// keepsMemberIdentity refuses a conf that changes what the cluster knows
+// a member node by (identityKeys: FE edit_log_port and meta_dir, BE
+// heartbeat_service_port, broker broker_ipc_port). Deployed again (after
+// the wizard went back), such a conf would leave the node's old entry in
+// the cluster and have it join a second time under the new one.
+func keepsMemberIdentity(s Spec, req sdk.Request, d Deployed, dirs []string) error {
+	if member, _ := req.Node.Facts.Bool(sdk.FactRegistered); !member {
+		return nil
+	}
+	var changed []string
+	as := ""
+	for _, k := range identityKeys[s.Role] {
+		if k == "meta_dir" {
+			if old := req.Node.Facts["metaDir"]; old != "" && len(dirs) > 0 && old != dirs[0] {
+				changed = append(changed, fmt.Sprintf("meta_dir %s -> %s", old, dirs[0]))
+			}
+			continue
+		}
+		old, ok := req.Node.Ports[k]
+		if !ok || old == 0 {
+			continue
+		}
+		if as == "" {
+			as = " as " + Endpoint(req.Node.Host, old)
+		}
+		if old != d.Ports[k] {
+			changed = append(changed, fmt.Sprintf("%s %d -> %d", k, old, d.Ports[k]))
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	return sdk.Failf("%s on %s is a member of the cluster%s, and this %s changes what the cluster knows it by (%s): the node would leave that entry behind and join a second time. Keep the old values; to change them, finish this process, then scale the node in and out",
+		s.Role, req.Node.Host, as, s.ConfFile, strings.Join(changed, ", "))
 }
 
 func errOr(err error, s string) string {
@@ -612,6 +651,11 @@ type StartOptions struct {
 	// Prepare runs only when the role must be started (not when it is
 	// already running) and returns extra arguments for the start script.
 	Prepare func(ctx context.Context, d Deployed) ([]string, error)
+	// Check, if set, runs at every poll once the process runs (started
+	// now or already running), before its health is asked: an error (a
+	// *sdk.Failure) ends the start, for a process that runs but is not
+	// what was asked for.
+	Check func(ctx context.Context, d Deployed) error
 }
 
 // Start starts the role with its own script from its home, raising the
@@ -711,18 +755,26 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 			if time.Since(noPidSince) < PidFileGrace {
 				return false, nil
 			}
+			tail := s.TailLogs(ctx, h, d.LogDir, 60)
 			return false, &sdk.Failure{
-				Summary: fmt.Sprintf("%s on %s wrote no pid file in %s within %s of its start: it exited while starting", s.Role, req.Node.Host, path.Join(d.PidDir, s.PidFile), PidFileGrace),
-				Detail:  s.TailLogs(ctx, h, d.LogDir, 60),
+				Summary: fmt.Sprintf("%s on %s wrote no pid file in %s within %s of its start: it exited while starting%s", s.Role, req.Node.Host, path.Join(d.PidDir, s.PidFile), PidFileGrace,
+					priorityHint(d, req.Node.Host, tail)),
+				Detail: tail,
 			}
 		}
 		if !pr.Running() {
+			tail := s.TailLogs(ctx, h, d.LogDir, 60)
 			return false, &sdk.Failure{
-				Summary: fmt.Sprintf("%s on %s exited while starting", s.Role, req.Node.Host),
-				Detail:  s.TailLogs(ctx, h, d.LogDir, 60),
+				Summary: fmt.Sprintf("%s on %s exited while starting%s", s.Role, req.Node.Host, priorityHint(d, req.Node.Host, tail)),
+				Detail:  tail,
 			}
 		}
 		proc = pr
+		if opt.Check != nil {
+			if err := opt.Check(ctx, d); err != nil {
+				return false, err
+			}
+		}
 		ok, what := b.Health(ctx, h, req.Node.Host, d)
 		// A probe cut short by the deadline says nothing about the node:
 		// keep the last one that finished for the failure message.

@@ -181,12 +181,17 @@ func StorageRoots(v string) ([]StorageRoot, error) {
 // ErrNoPriorityMatch is returned when priority_networks matches no local address.
 var ErrNoPriorityMatch = fmt.Errorf("ip address range configured for priority_networks does not include the current IP address")
 
-// ChooseHost picks the address a node announces: the first local IPv4 address
-// inside priority_networks (CIDRs or plain IPs, ';'-separated), else the first
-// non-loopback IPv4 address, else 127.0.0.1. Unlike real Doris a loopback
-// address may be chosen when priority_networks names it, so single-machine
-// tests can use 127.0.0.1.
-func ChooseHost(priorityNetworks string, addrs []net.IP) (string, error) {
+// ChooseHost picks the address a node announces, as Doris's FrontendOptions
+// and BackendOptions do: it walks the host's addresses in their order (addrs,
+// interface by interface) and takes the first IPv4 address inside any of
+// priority_networks (CIDRs or plain IPs, ';'-separated); without
+// priority_networks the first non-loopback IPv4 address, else the loopback
+// address. Releases differ when nothing matches and for loopback addresses:
+// legacy ones (Doris before 2.0) never match a loopback address and fall
+// back to it when nothing matches, so the node starts and announces
+// 127.0.0.1; later ones may match it and refuse to start when nothing
+// matches (ErrNoPriorityMatch).
+func ChooseHost(priorityNetworks string, addrs []net.IP, legacy bool) (string, error) {
 	var nets []*net.IPNet
 	for _, p := range strings.Split(priorityNetworks, ";") {
 		p = strings.TrimSpace(p)
@@ -202,22 +207,33 @@ func ChooseHost(priorityNetworks string, addrs []net.IP) (string, error) {
 		}
 		nets = append(nets, n)
 	}
-	if len(nets) > 0 {
-		for _, n := range nets {
-			for _, a := range addrs {
-				if a.To4() != nil && n.Contains(a) {
-					return a.String(), nil
-				}
+	loopback := ""
+	for _, a := range addrs {
+		if a.To4() == nil {
+			continue
+		}
+		if a.IsLoopback() {
+			loopback = a.String()
+			if len(nets) == 0 || legacy {
+				continue
 			}
 		}
-		return "", ErrNoPriorityMatch
-	}
-	for _, a := range addrs {
-		if a.To4() != nil && !a.IsLoopback() {
+		if len(nets) == 0 {
 			return a.String(), nil
 		}
+		for _, n := range nets {
+			if n.Contains(a) {
+				return a.String(), nil
+			}
+		}
 	}
-	return "127.0.0.1", nil
+	if len(nets) > 0 && !legacy {
+		return "", ErrNoPriorityMatch
+	}
+	if loopback == "" {
+		loopback = "127.0.0.1"
+	}
+	return loopback, nil
 }
 
 // LocalAddrs lists the IP addresses of this host's interfaces.

@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"errors"
 	"net"
 	"reflect"
 	"strings"
@@ -92,25 +93,42 @@ func TestStorageRoots(t *testing.T) {
 }
 
 func TestChooseHost(t *testing.T) {
+	// In the order the host lists them: loopback, then eth0, then eth1.
 	addrs := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP("10.1.2.3"), net.ParseIP("192.168.7.9")}
 	tests := []struct {
-		pn, want string
-		err      bool
+		pn     string
+		legacy bool
+		want   string
+		err    bool
 	}{
 		{pn: "", want: "10.1.2.3"},
+		{pn: "", legacy: true, want: "10.1.2.3"},
 		{pn: "192.168.0.0/16", want: "192.168.7.9"},
 		{pn: "172.16.0.0/12;192.168.7.9", want: "192.168.7.9"},
+		// The host's order decides, not the order of the networks.
+		{pn: "192.168.0.0/16;10.0.0.0/8", want: "10.1.2.3"},
+		{pn: "192.168.0.0/16;10.0.0.0/8", legacy: true, want: "10.1.2.3"},
+		// Since 2.0 a loopback address may be named; before, it never
+		// matches, and the fallback is the loopback address anyway.
 		{pn: "127.0.0.1/32", want: "127.0.0.1"},
+		{pn: "127.0.0.1/32", legacy: true, want: "127.0.0.1"},
+		// Nothing matches: 2.0 and later refuse to start, earlier releases
+		// announce the loopback address.
 		{pn: "172.16.0.0/12", err: true},
+		{pn: "172.16.0.0/12", legacy: true, want: "127.0.0.1"},
 		{pn: "not-a-cidr", err: true},
+		{pn: "not-a-cidr", legacy: true, err: true},
 	}
 	for _, tc := range tests {
-		got, err := ChooseHost(tc.pn, addrs)
+		got, err := ChooseHost(tc.pn, addrs, tc.legacy)
 		if tc.err != (err != nil) || got != tc.want {
-			t.Errorf("%q: got %q %v, want %q err=%v", tc.pn, got, err, tc.want, tc.err)
+			t.Errorf("%q legacy=%v: got %q %v, want %q err=%v", tc.pn, tc.legacy, got, err, tc.want, tc.err)
 		}
 	}
-	if got, _ := ChooseHost("", []net.IP{net.ParseIP("127.0.0.1")}); got != "127.0.0.1" {
+	if got, err := ChooseHost("172.16.0.0/12", addrs, false); !errors.Is(err, ErrNoPriorityMatch) {
+		t.Errorf("no match: %q %v, want ErrNoPriorityMatch", got, err)
+	}
+	if got, _ := ChooseHost("", []net.IP{net.ParseIP("127.0.0.1")}, false); got != "127.0.0.1" {
 		t.Errorf("loopback only: got %q", got)
 	}
 }

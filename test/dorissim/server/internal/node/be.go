@@ -131,9 +131,10 @@ func (b *be) run(ctx context.Context, c *conf.Conf) error {
 		return err
 	}
 	defer pid.Close()
-	if b.host, err = host(c); err != nil {
+	if b.host, err = host(c, b.o.Version); err != nil {
 		return err
 	}
+	b.log.Infof("local host ip=%s", b.host)
 	ls, err := listenAll([]namedPort{{"be_port", b.ports["be_port"]}, {"webserver_port", b.ports["webserver_port"]},
 		{"heartbeat_service_port", b.ports["heartbeat_service_port"]}, {"brpc_port", b.ports["brpc_port"]}})
 	if err != nil {
@@ -160,7 +161,7 @@ func (b *be) run(ctx context.Context, c *conf.Conf) error {
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ls["webserver_port"]) }()
 	defer hs.Close()
-	b.log.Infof("local address %s, storage roots %d", b.host, len(roots))
+	b.log.Infof("storage roots %d", len(roots))
 	b.log.Infof("Doris BE started, be_port %d, webserver_port %d, heartbeat_service_port %d, brpc_port %d",
 		b.ports["be_port"], b.ports["webserver_port"], b.ports["heartbeat_service_port"], b.ports["brpc_port"])
 	<-ctx.Done()

@@ -247,13 +247,15 @@ func (e *portError) Error() string {
 	return fmt.Sprintf("Failed to bind %s %d: %s", e.key, e.port, reason)
 }
 
-// host resolves the announced address from priority_networks.
-func host(c *conf.Conf) (string, error) {
+// host resolves the announced address from priority_networks as the
+// imitated release does (conf.ChooseHost: releases before 2.0 fall back to
+// the loopback address).
+func host(c *conf.Conf, version string) (string, error) {
 	addrs, err := conf.LocalAddrs()
 	if err != nil {
 		return "", err
 	}
-	return conf.ChooseHost(c.String("priority_networks", ""), addrs)
+	return conf.ChooseHost(c.String("priority_networks", ""), addrs, major(version) < 2)
 }
 
 // call sends one JSON request line to addr and decodes one JSON response line.

@@ -109,10 +109,11 @@ func (f *fe) run(ctx context.Context) error {
 		return err
 	}
 	defer pid.Close()
-	if f.host, err = host(f.c); err != nil {
+	if f.host, err = host(f.c, f.o.Version); err != nil {
 		return err
 	}
-	f.log.Infof("local address: %s", f.host)
+	// As FrontendOptions logs it: InetAddress's form, "/<ip>".
+	f.log.Infof("local address: /%s.", f.host)
 	ports := f.portList()
 	// Check every port before joining, as the real FE does at start.
 	ls, err := listenAll(ports)
