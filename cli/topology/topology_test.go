@@ -118,7 +118,7 @@ func TestParseRefusesWithTheFieldAndLine(t *testing.T) {
 		{"other ssh port", "  - address: 10.0.0.13", "  - address: 10.0.0.13\n    sshPort: 2222",
 			"line 16: hosts[2].sshPort: 2222 differs from ssh.port 22: one deploy reaches every host on one SSH port (installAgent takes one); set ssh.port, or deploy these hosts with another file and cluster scale-out"},
 		{"name is another's address", "name: h2", "name: 10.0.0.11", `line 13: hosts[1].name: "10.0.0.11" names another host already (a name or address of 10.0.0.11)`},
-		{"unknown host", "  - host: 10.0.0.13", "  - host: h9", `line 23: be[1].host: "h9" is not a host of hosts; known: h1, h2, 10.0.0.13`},
+		{"unknown host", "  - host: 10.0.0.13", "  - host: h9", `line 22: be[1].host: "h9" is not a host of hosts; known: h1, h2, 10.0.0.13`},
 		{"empty host", "  - host: 10.0.0.13", "  - host: ''", "line 22: be[1].host: required: a host of hosts (its name or address)"},
 		{"two FEs on a host", "    type: observer\n", "    type: observer\n  - host: 10.0.0.11\n",
 			"line 20: fe[2].host: 10.0.0.11 has an FE already (fe[0]): one FE a host"},
