@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/dorismanager/dorismanager/core/api"
 	"github.com/dorismanager/dorismanager/core/audit"
@@ -28,44 +30,12 @@ import (
 // admin. Every change they make is audited as method CLI, by the local
 // user name, from "local".
 
-const tokenUsage = `usage:
-  dorismanager token create --user NAME --role admin|operator|viewer [--clusters 1,2] [--expires 90d|12h|never]
-      print a new token (once: only its hash is kept); --clusters grants those clusters to the user
-      (grants belong to the user and hold for all its tokens); operator and viewer tokens expire
-      after 90 days unless --expires says otherwise, admin tokens never unless it does
-  dorismanager token list [--user NAME]
-      every token: id, user, role, the user's clusters, created, expires, last used, revoked
-  dorismanager token revoke ID
-      refuse the token from now on
-common flags: --data-dir DIR (default ./data), --db URL
-`
+// storeOptions are --data-dir and --db: which manager's database.
+type storeOptions struct{ dataDir, db string }
 
-const grantUsage = `usage:
-  dorismanager grant USER CLUSTER[,CLUSTER...]         let USER's operator and viewer tokens reach these clusters
-  dorismanager revoke-grant USER CLUSTER[,CLUSTER...]  take them away again
-common flags: --data-dir DIR (default ./data), --db URL
-`
-
-// storeFlags adds --data-dir and --db to fs.
-func storeFlags(fs *flag.FlagSet) (dataDir, db *string) {
-	return fs.String("data-dir", "./data", "the manager's data dir"),
-		fs.String("db", "", "the manager's database (empty for SQLite in the data dir)")
-}
-
-// parseAll parses flags anywhere among args (flag stops at the first
-// positional argument) and returns the positional ones.
-func parseAll(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+func (o *storeOptions) register(fs *pflag.FlagSet) {
+	fs.StringVar(&o.dataDir, "data-dir", "./data", "the manager's data dir")
+	fs.StringVar(&o.db, "db", "", "the manager's database (empty for SQLite in the data dir)")
 }
 
 // openStore opens the manager's database. Without --db, the SQLite file
@@ -93,89 +63,104 @@ func localAudit(ctx context.Context, st *store.Store, command string, clusterID 
 	}
 }
 
-func tokenCommand(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, tokenUsage)
-		return errors.New("token: give create, list or revoke")
+func tokenCommand(stdout, stderr io.Writer) *cobra.Command {
+	var db storeOptions
+	cmd := group(&cobra.Command{
+		Use:   "token",
+		Short: "create, list and revoke API tokens",
+		Long: `Create, list and revoke API tokens, on the manager's database directly (--data-dir, --db).
+Changes are audited as method CLI, by the local user name, from "local".`,
+	})
+	db.register(cmd.PersistentFlags())
+
+	var userName, roleName, clusters, expires string
+	create := &cobra.Command{
+		Use:   "create --user NAME --role admin|operator|viewer",
+		Short: "print a new API token (shown once)",
+		Long: `Print a new token (once: only its hash is kept). --clusters grants those clusters to the user
+(grants belong to the user and hold for all its tokens); operator and viewer tokens expire
+after 90 days unless --expires says otherwise, admin tokens never unless it does.`,
+		Example: "  dorismanager token create --user alice --role operator --clusters 1,2\n" +
+			"  dorismanager token create --user ops --role admin",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			spec, err := cliTokenSpec(userName, roleName, clusters, expires)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(db.dataDir, db.db, true)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			tok, rec, err := auth.CreateToken(ctx, st, spec)
+			if err != nil {
+				return err
+			}
+			localAudit(ctx, st, "token create", 0, fmt.Sprintf("token %d for %s, role %s", rec.ID, spec.User, spec.Role))
+			fmt.Fprintln(stdout, tok)
+			exp := "never expires"
+			if rec.ExpiresAt != nil {
+				exp = "expires " + rec.ExpiresAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(stderr, "token %d for %s, role %s, %s; it is shown only now\n", rec.ID, spec.User, spec.Role, exp)
+			return nil
+		},
 	}
-	cmd := args[0]
-	fs := flag.NewFlagSet("token "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir, db := storeFlags(fs)
-	var userName, roleName, clusters, expires *string
-	switch cmd {
-	case "create":
-		userName = fs.String("user", "", "the user the token belongs to (created if new)")
-		roleName = fs.String("role", "", "admin, operator or viewer")
-		clusters = fs.String("clusters", "", "cluster ids to grant the user, comma-separated")
-		expires = fs.String("expires", "", "lifetime: 90d, 12h or never (default: 90d for operator and viewer, never for admin)")
-	case "list":
-		userName = fs.String("user", "", "only this user's tokens")
-	case "revoke":
-	default:
-		fmt.Fprint(stderr, tokenUsage)
-		return fmt.Errorf("token: unknown command %q (create, list or revoke)", cmd)
+	create.Flags().StringVar(&userName, "user", "", "the user the token belongs to (created if new)")
+	create.Flags().StringVar(&roleName, "role", "", "admin, operator or viewer")
+	create.Flags().StringVar(&clusters, "clusters", "", "cluster ids to grant the user, comma-separated")
+	create.Flags().StringVar(&expires, "expires", "", "lifetime: 90d, 12h or never (default: 90d for operator and viewer, never for admin)")
+
+	var listUser string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "list the tokens: id, user, role, the user's clusters, created, expires, last used, revoked",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openStore(db.dataDir, db.db, false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			rows, err := st.ListTokens(ctx, listUser)
+			if err != nil {
+				return err
+			}
+			printTokens(stdout, rows)
+			return nil
+		},
 	}
-	pos, err := parseAll(fs, args[1:])
-	if err != nil {
-		return err
+	list.Flags().StringVar(&listUser, "user", "", "only this user's tokens")
+
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "refuse a token from now on",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return revokeToken(cmd.Context(), db, args[0], stdout)
+		},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	switch cmd {
-	case "create":
-		if len(pos) > 0 {
-			return fmt.Errorf("token create takes no arguments, got %q", pos)
-		}
-		spec, err := cliTokenSpec(*userName, *roleName, *clusters, *expires)
-		if err != nil {
-			return err
-		}
-		st, err := openStore(*dataDir, *db, true)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		tok, rec, err := auth.CreateToken(ctx, st, spec)
-		if err != nil {
-			return err
-		}
-		localAudit(ctx, st, "token create", 0, fmt.Sprintf("token %d for %s, role %s", rec.ID, spec.User, spec.Role))
-		fmt.Fprintln(stdout, tok)
-		exp := "never expires"
-		if rec.ExpiresAt != nil {
-			exp = "expires " + rec.ExpiresAt.Format(time.RFC3339)
-		}
-		fmt.Fprintf(stderr, "token %d for %s, role %s, %s; it is shown only now\n", rec.ID, spec.User, spec.Role, exp)
-		return nil
-	case "list":
-		if len(pos) > 0 {
-			return fmt.Errorf("token list takes no arguments, got %q", pos)
-		}
-		st, err := openStore(*dataDir, *db, false)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		rows, err := st.ListTokens(ctx, *userName)
-		if err != nil {
-			return err
-		}
-		printTokens(stdout, rows)
-		return nil
-	}
-	if len(pos) != 1 {
-		return errors.New("usage: dorismanager token revoke ID")
-	}
-	id, err := strconv.ParseInt(pos[0], 10, 64)
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+func revokeToken(ctx context.Context, db storeOptions, arg string, stdout io.Writer) error {
+	id, err := strconv.ParseInt(arg, 10, 64)
 	if err != nil || id <= 0 {
-		return fmt.Errorf("token id %q: give the ID that token list shows", pos[0])
+		return fmt.Errorf("token id %q: give the ID that token list shows", arg)
 	}
-	st, err := openStore(*dataDir, *db, false)
+	st, err := openStore(db.dataDir, db.db, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	changed, err := st.RevokeToken(ctx, id, time.Now())
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("token %d does not exist (see token list)", id)
@@ -269,30 +254,42 @@ func when(t *time.Time) string {
 }
 
 // grantCommand is "grant" and "revoke-grant".
-func grantCommand(name string, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir, db := storeFlags(fs)
-	pos, err := parseAll(fs, args)
-	if err != nil {
-		return err
+func grantCommand(name string, stdout io.Writer) *cobra.Command {
+	var db storeOptions
+	short := "let USER's operator and viewer tokens reach these clusters"
+	if name == "revoke-grant" {
+		short = "take USER's access to these clusters away again"
 	}
-	if len(pos) != 2 {
-		fmt.Fprint(stderr, grantUsage)
-		return fmt.Errorf("usage: dorismanager %s USER CLUSTER[,CLUSTER...]", name)
+	cmd := &cobra.Command{
+		Use:   name + " USER CLUSTER[,CLUSTER...]",
+		Short: short,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usageErrorf("usage: dorismanager %s USER CLUSTER[,CLUSTER...]", name)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return changeGrants(cmd.Context(), name, db, args[0], args[1], stdout)
+		},
 	}
-	ids, err := clusterIDs(pos[1])
+	db.register(cmd.Flags())
+	return cmd
+}
+
+func changeGrants(ctx context.Context, name string, db storeOptions, userName, clusters string, stdout io.Writer) error {
+	ids, err := clusterIDs(clusters)
 	if err != nil || len(ids) == 0 {
-		return fmt.Errorf("clusters %q: give cluster ids such as 1 or 1,2", pos[1])
+		return fmt.Errorf("clusters %q: give cluster ids such as 1 or 1,2", clusters)
 	}
-	st, err := openStore(*dataDir, *db, false)
+	st, err := openStore(db.dataDir, db.db, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	u, err := st.RequireUser(ctx, pos[0])
+	u, err := st.RequireUser(ctx, userName)
 	if err != nil {
 		return err
 	}
@@ -317,11 +314,37 @@ func grantCommand(name string, args []string, stdout, stderr io.Writer) error {
 }
 
 // auditCommand prints audit entries, newest first, from the database.
-func auditCommand(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir, db := storeFlags(fs)
+func auditCommand(stdout io.Writer) *cobra.Command {
+	var db storeOptions
 	filters := map[string]*string{}
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "who did what, newest first",
+		Long: `Print the audit log, newest first, from the manager's database: every call that changed state
+or was refused, and every change made by these commands.`,
+		Example: "  dorismanager audit --user alice --cluster 1 --since 24h --outcome refused",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q, err := audit.ParseQuery(func(name string) string { return *filters[name] }, time.Now())
+			if err != nil {
+				return fmt.Errorf("--%v", err)
+			}
+			st, err := openStore(db.dataDir, db.db, false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			es, err := st.ListAudit(ctx, q)
+			if err != nil {
+				return err
+			}
+			return printAudit(stdout, es, asJSON)
+		},
+	}
+	db.register(cmd.Flags())
 	for _, f := range []struct{ name, usage string }{
 		{audit.FilterUser, "only this user's calls"},
 		{audit.FilterCluster, "only calls on this cluster id"},
@@ -332,32 +355,14 @@ func auditCommand(args []string, stdout, stderr io.Writer) error {
 		{audit.FilterLimit, "at most this many entries (default 100, at most 1000)"},
 		{audit.FilterBefore, "only entries older than this entry id (the next page)"},
 	} {
-		filters[f.name] = fs.String(f.name, "", f.usage)
+		filters[f.name] = cmd.Flags().String(f.name, "", f.usage)
 	}
-	asJSON := fs.Bool("json", false, "one JSON object a line, as GET /api/audit has them")
-	pos, err := parseAll(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("audit takes no arguments, got %q", pos)
-	}
-	q, err := audit.ParseQuery(func(name string) string { return *filters[name] }, time.Now())
-	if err != nil {
-		return fmt.Errorf("--%v", err)
-	}
-	st, err := openStore(*dataDir, *db, false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	es, err := st.ListAudit(ctx, q)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object a line, as GET /api/audit has them")
+	return cmd
+}
+
+func printAudit(stdout io.Writer, es []store.AuditEntry, asJSON bool) error {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		for _, e := range es {
 			if err := enc.Encode(api.AuditViewOf(e)); err != nil {
@@ -373,8 +378,7 @@ func auditCommand(args []string, stdout, stderr io.Writer) error {
 			dash(e.UserName), idOrDash(e.TokenID), dash(e.Remote), e.Method, e.Route, targetOf(e), e.Status,
 			idOrDash(e.CreatedProcessID), dash(e.Reason))
 	}
-	_ = tw.Flush()
-	return nil
+	return tw.Flush()
 }
 
 func targetOf(e store.AuditEntry) string {

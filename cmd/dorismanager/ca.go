@@ -3,74 +3,94 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/store"
 )
 
-const caUsage = `usage:
-  dorismanager ca status [--data-dir DIR] [--db URL]
-      the signing CA, the previous one during a rotation, and which CA each agent's certificate is from
-  dorismanager ca rotate [--data-dir DIR]
-      start a rotation: a new CA signs from now on; the old one stays trusted
-  dorismanager ca rotate --finish [--force] [--data-dir DIR] [--db URL]
-      end it: the old CA is no longer trusted (refused while an agent still holds one of its certificates, unless --force)
-`
-
 // caCommand rolls the manager's CA. A running manager notices the change
 // on its own within a few seconds (pki.ReloadEvery).
-func caCommand(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "status" && args[0] != "rotate") {
-		fmt.Fprint(stderr, caUsage)
-		return errors.New("ca: give status or rotate")
+func caCommand(stdout io.Writer) *cobra.Command {
+	var db storeOptions
+	cmd := group(&cobra.Command{
+		Use:   "ca",
+		Short: "show or roll the manager's CA",
+		Long: `Show or roll the manager's certificate authority (in <data-dir>/pki). A running manager
+notices a change within a few seconds.`,
+	})
+	db.register(cmd.PersistentFlags())
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "the signing CA, the previous one during a rotation, and which CA each agent's certificate is from",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			st, err := readCA(db.dataDir)
+			if err != nil {
+				return err
+			}
+			return caStatus(db.dataDir, db.db, st, stdout)
+		},
 	}
-	fs := flag.NewFlagSet("ca "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", "./data", "the manager's data dir")
-	db := fs.String("db", "", "the manager's database (empty for SQLite in the data dir)")
-	finish := fs.Bool("finish", false, "end the rotation under way: drop the old CA")
-	force := fs.Bool("force", false, "with --finish: drop the old CA even though agents still hold its certificates (they are cut off)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("ca %s takes no arguments, got %q", args[0], fs.Args())
-	}
-	st, err := pki.ReadStatus(*dataDir)
-	if err != nil {
-		return fmt.Errorf("the CA in %s: %w", *dataDir, err)
-	}
-	switch {
-	case args[0] == "status":
-		return caStatus(*dataDir, *db, st, stdout)
-	case !*finish:
-		id, err := pki.Rotate(*dataDir, time.Now())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, `started a CA rotation: the new CA %s signs from now on; the old CA %s stays trusted.
+	var finish, force bool
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "start a rotation (a new CA signs, the old one stays trusted), or end it with --finish",
+		Long: `Without --finish: start a rotation; a new CA signs from now on, the old one stays trusted.
+With --finish: end it; the old CA is no longer trusted (refused while an agent still holds one
+of its certificates, unless --force).`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			st, err := readCA(db.dataDir)
+			if err != nil {
+				return err
+			}
+			if finish {
+				return finishRotation(db, st, force, stdout)
+			}
+			id, err := pki.Rotate(db.dataDir, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, `started a CA rotation: the new CA %s signs from now on; the old CA %s stays trusted.
 Running agents get the new CA bundle and renew onto the new CA at their next heartbeat.
 When "dorismanager ca status" shows every agent on the new CA, run "dorismanager ca rotate --finish".
 `, id, st.SigningID)
-		return nil
+			return nil
+		},
 	}
+	rotate.Flags().BoolVar(&finish, "finish", false, "end the rotation under way: drop the old CA")
+	rotate.Flags().BoolVar(&force, "force", false, "with --finish: drop the old CA even though agents still hold its certificates (they are cut off)")
+	cmd.AddCommand(status, rotate)
+	return cmd
+}
+
+func readCA(dataDir string) (pki.Status, error) {
+	st, err := pki.ReadStatus(dataDir)
+	if err != nil {
+		return pki.Status{}, fmt.Errorf("the CA in %s: %w", dataDir, err)
+	}
+	return st, nil
+}
+
+func finishRotation(db storeOptions, st pki.Status, force bool, stdout io.Writer) error {
 	if st.PrevID == "" {
 		return errors.New("no CA rotation is under way (start one with: dorismanager ca rotate)")
 	}
-	left, err := agentsNotOn(*dataDir, *db, st.SigningID)
+	left, err := agentsNotOn(db.dataDir, db.db, st.SigningID)
 	if err != nil {
 		return err
 	}
-	if len(left) > 0 && !*force {
+	if len(left) > 0 && !force {
 		return fmt.Errorf("%d agent(s) still hold certificates of the old CA and would be cut off: %s; start them so they renew, reinstall them, or pass --force",
 			len(left), strings.Join(left, ", "))
 	}
-	if err := pki.FinishRotation(*dataDir); err != nil {
+	if err := pki.FinishRotation(db.dataDir); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "finished the CA rotation: only the CA %s is trusted now\n", st.SigningID)

@@ -22,8 +22,11 @@ func TestBadCommands(t *testing.T) {
 		{"serve", "--http-read-timeout", "0s"}, {"serve", "--http-write-timeout", "-1s"}, {"serve", "--http-max-conns", "0"},
 		{"serve", "--auth-max-failures", "-1"}} {
 		var out, errb bytes.Buffer
-		if err := run(args, &out, &errb); err == nil {
+		err := run(args, &out, &errb)
+		if err == nil {
 			t.Errorf("%q: want an error", args)
+		} else if code := exitStatus(err, &errb); code != 2 {
+			t.Errorf("%q: exit %d, want 2: %v", args, code, err)
 		}
 	}
 }

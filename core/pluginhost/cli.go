@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,190 +20,191 @@ import (
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
-const cliUsage = `usage: dorismanager plugins [flags] COMMAND
-commands:
-  list                     accepted plugins, refused files (and why), trusted keys,
-                           every cluster's versions
-  verify                   check every file, starting each through the plugin handshake;
-                           exit 1 if any is refused
-  install FILE             check FILE (signature, describe, handshake) and install it with
-                           its checksum and signature under its canonical name; a running
-                           manager is told to rescan
-  remove ROLE VERSION      remove a version no cluster is pinned to
-  pin CLUSTER ROLE RULE    pin a cluster's role to a version or rule (1.2.3, ~1.2, ">=1.2 <2");
-                           pinning again accepts a new build under the pinned version
-  unpin CLUSTER ROLE       remove a pin (the next use pins the highest version)
-  trust KEY                trust a signing key: a public key file (PEM) or its base64;
-                           kept in <data-dir>/plugin-keys/
-  untrust KEY              stop trusting a key: its fingerprint (SHA256:...), file or base64
-  keys                     the trusted keys
-  sign --key PRIVATE FILE  write FILE_SHA256SUM and its signature FILE_SHA256SUM.sig
-  keygen FILE              make a signing key pair: FILE (private, 0600) and FILE.pub
-flags:
-`
+// CLI is what the "dorismanager plugins" commands do; the command line
+// (flags, arguments, exit codes) is cmd/dorismanager's. Pins are read from
+// the manager's database: DB (a postgres:// URL) or else
+// <DataDir>/dorismanager.db when it exists; trusted keys from
+// <DataDir>/plugin-keys. Each method prints its result on Stdout (warnings
+// on Stderr) and returns what went wrong.
+type CLI struct {
+	Dir            string // the plugins dir
+	DataDir        string // the manager's data dir: pins, trusted keys, the pid of a running manager
+	DB             string // the manager's database URL; empty: the SQLite file in DataDir
+	Stdout, Stderr io.Writer
+}
 
-// CLI runs "dorismanager plugins ..." and returns the exit code. Pins are
-// read from the manager's database: --db (a postgres:// URL) or else
-// <data-dir>/dorismanager.db when it exists; trusted keys from
-// <data-dir>/plugin-keys.
-func CLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("plugins", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("plugins-dir", "bin/plugins", "plugins directory")
-	dataDir := fs.String("data-dir", "data", "the manager's data directory (pins, trusted keys, and the pid of a running manager)")
-	dsn := fs.String("db", "", "database: a postgres:// URL (default the SQLite file <data-dir>/dorismanager.db)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, cliUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		fs.Usage()
-		return 2
-	}
-	cmd, cmdArgs := rest[0], rest[1:]
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "plugins %s: %v\n", cmd, err)
-		return 1
-	}
-	switch cmd {
-	case "trust", "untrust", "keys", "keygen":
-		return keysCLI(cmd, cmdArgs, *dataDir, stdout, stderr, fs.Usage)
-	case "sign":
-		return signCLI(cmdArgs, stdout, stderr)
-	}
-	needs := map[string]int{"list": 0, "verify": 0, "install": 1, "remove": 2, "pin": 3, "unpin": 2}
-	if n, ok := needs[cmd]; !ok || n != len(cmdArgs) {
-		fs.Usage()
-		return 2
-	}
-	st, err := openCLIStore(*dsn, *dataDir, cmd == "pin" || cmd == "unpin")
+// List prints the accepted plugins, refused files (and why), the trusted
+// keys' problems and every cluster's versions.
+func (c CLI) List(ctx context.Context) error {
+	return c.withStore(false, func(st *store.Store) error { return c.list(ctx, st, false) })
+}
+
+// Verify checks every file, starting each through the plugin handshake;
+// an error when any is refused.
+func (c CLI) Verify(ctx context.Context) error {
+	return c.withStore(false, func(st *store.Store) error { return c.list(ctx, st, true) })
+}
+
+// Install checks file (signature, describe, handshake) and installs it
+// with its checksum and signature under its canonical name; a running
+// manager is told to rescan.
+func (c CLI) Install(ctx context.Context, file string) error {
+	p, err := Install(ctx, c.Dir, file, plugintrust.Load(c.DataDir))
 	if err != nil {
-		return fail(err)
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "installed %s %s as %s (sha256 %s, signed by %s)\n", p.Role, p.Version, p.Path, p.SHA256, p.Signer)
+	fmt.Fprintln(c.Stdout, tellManager(c.DataDir))
+	fmt.Fprintf(c.Stdout, "clusters already using %s keep their version; pin one to use %s: dorismanager plugins pin CLUSTER %s %s\n",
+		p.Role, p.Version, p.Role, p.Version)
+	return nil
+}
+
+// Remove deletes a version no cluster is pinned to.
+func (c CLI) Remove(ctx context.Context, role, version string) error {
+	return c.withStore(false, func(st *store.Store) error {
+		path, err := Remove(ctx, c.Dir, st, role, version)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stdout, "removed %s\n", path)
+		fmt.Fprintln(c.Stdout, tellManager(c.DataDir))
+		return nil
+	})
+}
+
+// Pin pins a cluster's role to a version or rule (1.2.3, ~1.2, ">=1.2 <2").
+func (c CLI) Pin(ctx context.Context, cluster, role, rule string) error {
+	return c.withManager(ctx, cluster, func(m *Manager, id int64) error {
+		pin, err := m.Pin(ctx, id, role, rule)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stdout, "cluster %d: %s pinned to %s%s (sha256 %s)\n", id, pin.Role, pin.Version, ruleNote(pin.Constraint), pin.SHA256)
+		return nil
+	})
+}
+
+// Unpin removes a cluster's pin of role.
+func (c CLI) Unpin(ctx context.Context, cluster, role string) error {
+	return c.withManager(ctx, cluster, func(m *Manager, id int64) error {
+		if err := m.Unpin(ctx, id, role); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Stdout, "cluster %d: %s unpinned; its next use pins the highest accepted version\n", id, strings.ToUpper(role))
+		return nil
+	})
+}
+
+// withStore runs fn with the manager's database, nil when there is none
+// yet unless need.
+func (c CLI) withStore(need bool, fn func(*store.Store) error) error {
+	st, err := openCLIStore(c.DB, c.DataDir, need)
+	if err != nil {
+		return err
 	}
 	if st != nil {
 		defer st.Close()
 	}
-	switch cmd {
-	case "list":
-		return cliList(ctx, *dir, *dataDir, st, stdout, stderr, false)
-	case "verify":
-		return cliList(ctx, *dir, *dataDir, st, stdout, stderr, true)
-	case "install":
-		p, err := Install(ctx, *dir, cmdArgs[0], plugintrust.Load(*dataDir))
-		if err != nil {
-			return fail(err)
-		}
-		fmt.Fprintf(stdout, "installed %s %s as %s (sha256 %s, signed by %s)\n", p.Role, p.Version, p.Path, p.SHA256, p.Signer)
-		fmt.Fprintln(stdout, tellManager(*dataDir))
-		fmt.Fprintf(stdout, "clusters already using %s keep their version; pin one to use %s: dorismanager plugins pin CLUSTER %s %s\n",
-			p.Role, p.Version, p.Role, p.Version)
-		return 0
-	case "remove":
-		path, err := Remove(ctx, *dir, st, cmdArgs[0], cmdArgs[1])
-		if err != nil {
-			return fail(err)
-		}
-		fmt.Fprintf(stdout, "removed %s\n", path)
-		fmt.Fprintln(stdout, tellManager(*dataDir))
-		return 0
-	case "pin", "unpin":
-		id, err := strconv.ParseInt(cmdArgs[0], 10, 64)
-		if err != nil || id <= 0 {
-			return fail(fmt.Errorf("cluster %q is not a cluster id", cmdArgs[0]))
-		}
-		if _, err := st.GetCluster(ctx, id); err != nil {
-			return fail(fmt.Errorf("cluster %d: %w", id, err))
-		}
-		m, err := New(Config{Dir: *dir, DataDir: *dataDir, Store: st})
-		if err != nil {
-			return fail(err)
-		}
-		defer m.Close()
-		if cmd == "unpin" {
-			if err := m.Unpin(ctx, id, cmdArgs[1]); err != nil {
-				return fail(err)
-			}
-			fmt.Fprintf(stdout, "cluster %d: %s unpinned; its next use pins the highest accepted version\n", id, strings.ToUpper(cmdArgs[1]))
-			return 0
-		}
-		pin, err := m.Pin(ctx, id, cmdArgs[1], cmdArgs[2])
-		if err != nil {
-			return fail(err)
-		}
-		fmt.Fprintf(stdout, "cluster %d: %s pinned to %s%s (sha256 %s)\n", id, pin.Role, pin.Version, ruleNote(pin.Constraint), pin.SHA256)
-		return 0
-	}
-	return 2
+	return fn(st)
 }
 
-// keysCLI runs trust, untrust, keys and keygen.
-func keysCLI(cmd string, args []string, dataDir string, stdout, stderr io.Writer, usage func()) int {
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "plugins %s: %v\n", cmd, err)
-		return 1
+// withManager runs fn with a Manager on the database and the cluster id,
+// checked to exist.
+func (c CLI) withManager(ctx context.Context, cluster string, fn func(*Manager, int64) error) error {
+	return c.withStore(true, func(st *store.Store) error {
+		id, err := strconv.ParseInt(cluster, 10, 64)
+		if err != nil || id <= 0 {
+			return fmt.Errorf("cluster %q is not a cluster id", cluster)
+		}
+		if _, err := st.GetCluster(ctx, id); err != nil {
+			return fmt.Errorf("cluster %d: %w", id, err)
+		}
+		m, err := New(Config{Dir: c.Dir, DataDir: c.DataDir, Store: st})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		return fn(m, id)
+	})
+}
+
+// Trust trusts a signing key: a public key file (PEM) or its base64.
+func (c CLI) Trust(key string) error {
+	pub, err := plugintrust.ParsePublicKey(keyArg(key))
+	if err != nil {
+		return fmt.Errorf("%s: %w", trimArg(key), err)
 	}
-	want := map[string]int{"trust": 1, "untrust": 1, "keys": 0, "keygen": 1}[cmd]
-	if len(args) != want {
-		usage()
-		return 2
+	k, isNew, err := plugintrust.Trust(c.DataDir, pub)
+	if err != nil {
+		return err
 	}
-	switch cmd {
-	case "trust":
-		pub, err := plugintrust.ParsePublicKey(keyArg(args[0]))
-		if err != nil {
-			return fail(fmt.Errorf("%s: %w", trimArg(args[0]), err))
-		}
-		k, isNew, err := plugintrust.Trust(dataDir, pub)
-		if err != nil {
-			return fail(err)
-		}
-		if !isNew {
-			fmt.Fprintf(stdout, "key %s is already trusted (%s)\n", k.Fingerprint, k.File)
-			return 0
-		}
-		fmt.Fprintf(stdout, "trusted key %s (%s)\n", k.Fingerprint, k.File)
-		fmt.Fprintln(stdout, tellManager(dataDir))
-	case "untrust":
-		k, err := plugintrust.Untrust(dataDir, string(keyArg(args[0])))
-		if err != nil {
-			return fail(err)
-		}
-		fmt.Fprintf(stdout, "no longer trusted: key %s (removed %s); plugins signed by it are refused from the next scan\n", k.Fingerprint, k.File)
-		fmt.Fprintln(stdout, tellManager(dataDir))
-	case "keys":
-		keys := plugintrust.Load(dataDir)
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "FINGERPRINT\tFILE\n")
-		for _, k := range keys.List() {
-			fmt.Fprintf(tw, "%s\t%s\n", k.Fingerprint, k.File)
-		}
-		_ = tw.Flush()
-		if err := keys.Err(); err != nil {
-			return fail(fmt.Errorf("no key is trusted: %w", err))
-		}
-		for _, p := range keys.Problems() {
-			fmt.Fprintf(stderr, "skipped: %s\n", p)
-		}
-		if len(keys.List()) == 0 {
-			fmt.Fprintf(stdout, "no key is trusted in %s: every plugin is refused (dorismanager plugins trust PUBLIC-KEY)\n", keys.Dir())
-		}
-	case "keygen":
-		pub, priv, err := plugintrust.GenerateKey()
-		if err != nil {
-			return fail(err)
-		}
-		if err := plugintrust.WriteKeyPair(args[0], pub, priv); err != nil {
-			return fail(err)
-		}
-		fmt.Fprintf(stdout, "wrote private key %s (0600; keep it secret) and public key %s.pub\n", args[0], args[0])
-		fmt.Fprintf(stdout, "fingerprint %s, public key %s\n", plugintrust.Fingerprint(pub), plugintrust.EncodePublicKey(pub))
-		fmt.Fprintf(stdout, "sign with: dorismanager plugins sign --key %s FILE; trust with: dorismanager plugins trust %s.pub\n", args[0], args[0])
+	if !isNew {
+		fmt.Fprintf(c.Stdout, "key %s is already trusted (%s)\n", k.Fingerprint, k.File)
+		return nil
 	}
-	return 0
+	fmt.Fprintf(c.Stdout, "trusted key %s (%s)\n", k.Fingerprint, k.File)
+	fmt.Fprintln(c.Stdout, tellManager(c.DataDir))
+	return nil
+}
+
+// Untrust stops trusting a key: its fingerprint (SHA256:...), file or
+// base64.
+func (c CLI) Untrust(key string) error {
+	k, err := plugintrust.Untrust(c.DataDir, string(keyArg(key)))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "no longer trusted: key %s (removed %s); plugins signed by it are refused from the next scan\n", k.Fingerprint, k.File)
+	fmt.Fprintln(c.Stdout, tellManager(c.DataDir))
+	return nil
+}
+
+// Keys prints the trusted keys.
+func (c CLI) Keys() error {
+	keys := plugintrust.Load(c.DataDir)
+	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "FINGERPRINT\tFILE\n")
+	for _, k := range keys.List() {
+		fmt.Fprintf(tw, "%s\t%s\n", k.Fingerprint, k.File)
+	}
+	_ = tw.Flush()
+	if err := keys.Err(); err != nil {
+		return fmt.Errorf("no key is trusted: %w", err)
+	}
+	for _, p := range keys.Problems() {
+		fmt.Fprintf(c.Stderr, "skipped: %s\n", p)
+	}
+	if len(keys.List()) == 0 {
+		fmt.Fprintf(c.Stdout, "no key is trusted in %s: every plugin is refused (dorismanager plugins trust PUBLIC-KEY)\n", keys.Dir())
+	}
+	return nil
+}
+
+// Keygen makes a signing key pair: file (private, 0600) and file.pub.
+func (c CLI) Keygen(file string) error {
+	pub, priv, err := plugintrust.GenerateKey()
+	if err != nil {
+		return err
+	}
+	if err := plugintrust.WriteKeyPair(file, pub, priv); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "wrote private key %s (0600; keep it secret) and public key %s.pub\n", file, file)
+	fmt.Fprintf(c.Stdout, "fingerprint %s, public key %s\n", plugintrust.Fingerprint(pub), plugintrust.EncodePublicKey(pub))
+	fmt.Fprintf(c.Stdout, "sign with: dorismanager plugins sign --key %s FILE; trust with: dorismanager plugins trust %s.pub\n", file, file)
+	return nil
+}
+
+// Sign writes file's checksum file and its signature with the private key
+// in keyFile.
+func (c CLI) Sign(keyFile, file string) error {
+	sumPath, fp, err := Sign(keyFile, file)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "signed %s with key %s: wrote %s and %s\n", file, fp, sumPath, sumPath+plugintrust.SigSuffix)
+	return nil
 }
 
 // keyArg is the content of the file named by arg, or arg itself when no
@@ -223,31 +223,6 @@ func trimArg(s string) string {
 		return s[:60] + "..."
 	}
 	return s
-}
-
-// signCLI runs "sign --key PRIVATE FILE".
-func signCLI(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("plugins sign", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	key := fs.String("key", "", "the private key file (PEM, from plugins keygen; mode 0600)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: dorismanager plugins sign --key PRIVATE-KEY FILE")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *key == "" || fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	sumPath, fp, err := Sign(*key, fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "plugins sign: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "signed %s with key %s: wrote %s and %s\n", fs.Arg(0), fp, sumPath, sumPath+plugintrust.SigSuffix)
-	return 0
 }
 
 // Sign writes file's checksum file (sha256sum format, naming the file) and
@@ -309,19 +284,19 @@ func openCLIStore(dsn, dataDir string, need bool) (*store.Store, error) {
 	return store.Open(dsn, dataDir, nil)
 }
 
-func cliList(ctx context.Context, dir, dataDir string, st *store.Store, stdout, stderr io.Writer, verifyAll bool) int {
-	m, err := New(Config{Dir: dir, DataDir: dataDir, Store: st})
+// list prints the plugins; with verifyAll it starts every accepted file
+// through the handshake and lists only verdicts.
+func (c CLI) list(ctx context.Context, st *store.Store, verifyAll bool) error {
+	m, err := New(Config{Dir: c.Dir, DataDir: c.DataDir, Store: st})
 	if err != nil {
-		fmt.Fprintf(stderr, "plugins: %v\n", err)
-		return 1
+		return err
 	}
 	defer m.Close()
 	o, err := m.Overview(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "plugins: %v\n", err)
-		return 1
+		return err
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(c.Stdout, 0, 4, 2, ' ', 0)
 	if verifyAll {
 		bad := len(o.Refused)
 		for _, r := range o.Roles {
@@ -343,10 +318,9 @@ func cliList(ctx context.Context, dir, dataDir string, st *store.Store, stdout, 
 		}
 		_ = tw.Flush()
 		if bad > 0 {
-			fmt.Fprintf(stderr, "%d file(s) refused in %s\n", bad, dir)
-			return 1
+			return fmt.Errorf("%d file(s) refused in %s", bad, c.Dir)
 		}
-		return 0
+		return nil
 	}
 	fmt.Fprintf(tw, "ROLE\tVERSION\tAPI\tSHA256\tSIGNER\tFILE\n")
 	for _, r := range o.Roles {
@@ -356,13 +330,13 @@ func cliList(ctx context.Context, dir, dataDir string, st *store.Store, stdout, 
 	}
 	_ = tw.Flush()
 	if len(o.TrustedKeys) == 0 {
-		fmt.Fprintf(stdout, "\nno key is trusted (dorismanager plugins trust PUBLIC-KEY): every plugin is refused\n")
+		fmt.Fprintf(c.Stdout, "\nno key is trusted (dorismanager plugins trust PUBLIC-KEY): every plugin is refused\n")
 	}
 	for _, p := range o.KeyProblems {
-		fmt.Fprintf(stdout, "KEYS: %s\n", p)
+		fmt.Fprintf(c.Stdout, "KEYS: %s\n", p)
 	}
 	if len(o.Refused) > 0 {
-		fmt.Fprintf(stdout, "\nREFUSED\n")
+		fmt.Fprintf(c.Stdout, "\nREFUSED\n")
 		for _, r := range o.Refused {
 			fmt.Fprintf(tw, "%s\t%s\n", r.File, r.Reason)
 		}
@@ -386,7 +360,7 @@ func cliList(ctx context.Context, dir, dataDir string, st *store.Store, stdout, 
 		}
 		_ = tw.Flush()
 	}
-	return 0
+	return nil
 }
 
 // handshakeAgrees starts a plugin file through the go-plugin handshake and

@@ -297,3 +297,44 @@ func testRequest(taskID int64) sdk.Request {
 	n := sdk.Node{Host: "10.0.0.1", Role: "TEST", InstallDir: "/opt/doris/test"}
 	return sdk.Request{TaskID: taskID, Node: n, Cluster: sdk.Cluster{ID: 1, Name: "c1", Nodes: []sdk.Node{n}}, Conf: "k = v\n"}
 }
+
+// runCLI calls the CLI method args name with the rest of args as
+// dorismanager's plugins commands do, printing an error as they do; it
+// answers their exit code (0, or 1 with the error on stderr). Argument
+// counts and unknown commands are the command line's business
+// (cmd/dorismanager tests them).
+func runCLI(ctx context.Context, t *testing.T, c CLI, args ...string) int {
+	t.Helper()
+	var err error
+	switch a := args[1:]; {
+	case args[0] == "list" && len(a) == 0:
+		err = c.List(ctx)
+	case args[0] == "verify" && len(a) == 0:
+		err = c.Verify(ctx)
+	case args[0] == "install" && len(a) == 1:
+		err = c.Install(ctx, a[0])
+	case args[0] == "remove" && len(a) == 2:
+		err = c.Remove(ctx, a[0], a[1])
+	case args[0] == "pin" && len(a) == 3:
+		err = c.Pin(ctx, a[0], a[1], a[2])
+	case args[0] == "unpin" && len(a) == 2:
+		err = c.Unpin(ctx, a[0], a[1])
+	case args[0] == "trust" && len(a) == 1:
+		err = c.Trust(a[0])
+	case args[0] == "untrust" && len(a) == 1:
+		err = c.Untrust(a[0])
+	case args[0] == "keys" && len(a) == 0:
+		err = c.Keys()
+	case args[0] == "keygen" && len(a) == 1:
+		err = c.Keygen(a[0])
+	case args[0] == "sign" && len(a) == 3 && a[0] == "--key":
+		err = c.Sign(a[1], a[2])
+	default:
+		t.Fatalf("runCLI %q: no such call", args)
+	}
+	if err != nil {
+		fmt.Fprintf(c.Stderr, "plugins %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
