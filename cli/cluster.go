@@ -19,7 +19,7 @@ import (
 func clusterCmd(c *conn) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Deploy, show and run Doris clusters through a manager's API",
+		Short: "deploy, show and run Doris clusters through a manager's API",
 	}
 	cmd.AddCommand(clusterList(c), clusterDisplay(c), deployCmd(c, false), deployCmd(c, true))
 	cmd.AddCommand(opCommands(c)...)
@@ -54,7 +54,7 @@ func clusterList(c *conn) *cobra.Command {
 	var f *format
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the clusters you may see",
+		Short: "list the clusters you may see",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
@@ -110,7 +110,7 @@ func clusterDisplay(c *conn) *cobra.Command {
 	var f *format
 	cmd := &cobra.Command{
 		Use:               "display CLUSTER",
-		Short:             "Show every node of a cluster with its status (by id or name)",
+		Short:             "show every node of a cluster with its status (by id or name)",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeCluster(c),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -206,7 +206,7 @@ func ports(m map[string]int) string {
 
 func deployCmd(c *conn, scaleOut bool) *cobra.Command {
 	var plain, noInput, timings bool
-	use, short, long := "deploy TOPOLOGY.yaml", "Install a Doris cluster from a topology file",
+	use, short, long := "deploy TOPOLOGY.yaml", "install a Doris cluster from a topology file",
 		`Reads the topology file (see examples/topology.yaml), checks all of it, renders each
 role's conf (Doris's default ports, dirs under each role's home, priority_networks of
 each host's own address, the file's overrides), then walks the manager's install
@@ -217,9 +217,9 @@ Run it again after a failure: it finds your unfinished process of the cluster an
 resumes at its step (failed tasks run again; installAgent and deployConfig are sent
 again with the file's SSH settings and confs). On a terminal a failed task offers
 retry, skip or abort; elsewhere the command stops, prints the command that resumes,
-and exits 1. Run on a cluster that has every node of the file, it changes nothing.`
+and exits non-zero. Run on a cluster that has every node of the file, it changes nothing.`
 	if scaleOut {
-		use, short, long = "scale-out TOPOLOGY.yaml", "Add the nodes of a topology file that a cluster lacks",
+		use, short, long = "scale-out TOPOLOGY.yaml", "add the nodes of a topology file that a cluster lacks",
 			`Reads the topology file of an existing cluster (its name is the file's cluster),
 leaves out every node (host and role) the cluster has, and walks the install wizard
 for the others on their hosts: new FEs join the cluster's running master, new BEs

@@ -78,16 +78,16 @@ func opCommands(c *conn) []*cobra.Command {
 	var hosts []string
 	var dryRun bool
 	specs := []opSpec{
-		{use: "stop", short: "Stop a cluster's roles (BEs and brokers first, the master FE last)", endpoint: "stop"},
-		{use: "start", short: "Start a cluster's roles, health-gated (the master FE first)", endpoint: "start"},
-		{use: "restart", short: "Restart a cluster's roles, one node at a time unless --no-rolling", endpoint: "restart",
+		{use: "stop", short: "stop a cluster's roles (BEs and brokers first, the master FE last)", endpoint: "stop"},
+		{use: "start", short: "start a cluster's roles, health-gated (the master FE first)", endpoint: "start"},
+		{use: "restart", short: "restart a cluster's roles, one node at a time unless --no-rolling", endpoint: "restart",
 			extra: func(cmd *cobra.Command) func(context.Context, *rest.Client, rest.Cluster, []node) (map[string]any, error) {
 				cmd.Flags().BoolVar(&noRolling, "no-rolling", false, "stop every node, then start every node")
 				return func(context.Context, *rest.Client, rest.Cluster, []node) (map[string]any, error) {
 					return map[string]any{"rolling": rolling && !noRolling}, nil
 				}
 			}},
-		{use: "scale-in", short: "Drain and remove nodes from a cluster, one at a time", endpoint: "scaleIn", confirm: true, nodesRequired: true,
+		{use: "scale-in", short: "drain and remove nodes from a cluster, one at a time", endpoint: "scaleIn", confirm: true, nodesRequired: true,
 			long: "The cluster drains each node (BE decommission; refused when the others cannot hold its replicas), then it is stopped and its folder removed.",
 			extra: func(cmd *cobra.Command) func(context.Context, *rest.Client, rest.Cluster, []node) (map[string]any, error) {
 				cmd.Flags().BoolVar(&force, "force", false, "drop without draining")
@@ -96,7 +96,7 @@ func opCommands(c *conn) []*cobra.Command {
 					return map[string]any{"force": force, "purge": purgeScale}, nil
 				}
 			}},
-		{use: "upgrade", short: "Upgrade a cluster's roles to another package, rolling", endpoint: "upgrade",
+		{use: "upgrade", short: "upgrade a cluster's roles to another package, rolling", endpoint: "upgrade",
 			extra: func(cmd *cobra.Command) func(context.Context, *rest.Client, rest.Cluster, []node) (map[string]any, error) {
 				cmd.Flags().StringVar(&pkgURL, "package-url", "", "the new Doris release (required)")
 				cmd.Flags().StringVar(&pkgSum, "package-sha256", "", "its SHA-256 (default: the checksum published beside it)")
@@ -115,7 +115,7 @@ func opCommands(c *conn) []*cobra.Command {
 					return b, nil
 				}
 			}},
-		{use: "edit-config", short: "Replace a role's conf on its nodes (live keys live, the rest by a rolling restart)", endpoint: "config",
+		{use: "edit-config", short: "replace a role's conf on its nodes (live keys live, the rest by a rolling restart)", endpoint: "config",
 			long: "The conf file is the role's whole new conf. Each node's diff and each key's impact go into its task's response; --dry-run reports them and changes nothing.",
 			extra: func(cmd *cobra.Command) func(context.Context, *rest.Client, rest.Cluster, []node) (map[string]any, error) {
 				cmd.Flags().StringVar(&role, "role", "", "the role: FE, BE or BROKER (required)")
@@ -137,7 +137,7 @@ func opCommands(c *conn) []*cobra.Command {
 					return body, nil
 				}
 			}},
-		{use: "destroy", short: "Stop and remove every role and agent of a cluster", endpoint: "destroy", confirm: true,
+		{use: "destroy", short: "stop and remove every role and agent of a cluster", endpoint: "destroy", confirm: true,
 			long: "Stops every role (master last), removes the role folders (data dirs only with --purge), has every agent remove itself, and marks the cluster destroyed.",
 			extra: func(cmd *cobra.Command) func(context.Context, *rest.Client, rest.Cluster, []node) (map[string]any, error) {
 				cmd.Flags().BoolVar(&purgeDestroy, "purge", false, "remove the data dirs too")

@@ -15,7 +15,7 @@ import (
 func processCmd(c *conn) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "process",
-		Short: "Show, follow and end the wizard's and the operations' processes",
+		Short: "show, follow and end the wizard's and the operations' processes",
 	}
 	cmd.AddCommand(processList(c), processShow(c), processWatch(c), processAction(c, "complete"), processAction(c, "back"))
 	return cmd
@@ -34,7 +34,7 @@ func processList(c *conn) *cobra.Command {
 	var cluster string
 	cmd := &cobra.Command{
 		Use:   "list --cluster CLUSTER",
-		Short: "List a cluster's processes, newest first",
+		Short: "list a cluster's processes, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
@@ -104,7 +104,7 @@ func processShow(c *conn) *cobra.Command {
 	var f *format
 	cmd := &cobra.Command{
 		Use:   "show [PROCESS]",
-		Short: "Show a process's current step and its tasks (default: your unfinished install process)",
+		Short: "show a process's current step and its tasks (default: your unfinished install process)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
@@ -185,7 +185,7 @@ func processWatch(c *conn) *cobra.Command {
 	var plain bool
 	cmd := &cobra.Command{
 		Use:   "watch [PROCESS]",
-		Short: "Follow a process's current tasks until they are done or one fails (exit 1)",
+		Short: "follow a process's current tasks until they are done or one fails (then exit non-zero)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.client()
@@ -208,8 +208,8 @@ func processWatch(c *conn) *cobra.Command {
 
 func processAction(c *conn, action string) *cobra.Command {
 	short := map[string]string{
-		"complete": "End a process (installComplete): an install not built yet ends CANCELED, an operation's waiting tasks are canceled",
-		"back":     "Return a process at START_SERVICE to DEPLOY_CONFIG (what was started is stopped)",
+		"complete": "end a process (installComplete): an install not built yet ends CANCELED, an operation's waiting tasks are canceled",
+		"back":     "return a process at START_SERVICE to DEPLOY_CONFIG (what was started is stopped)",
 	}[action]
 	cmd := &cobra.Command{
 		Use:   action + " PROCESS",

@@ -15,7 +15,7 @@ import (
 func taskCmd(c *conn) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "task",
-		Short: "Show, follow, retry and skip one task",
+		Short: "show, follow, retry and skip one task",
 	}
 	cmd.AddCommand(taskShow(c), taskLog(c), taskAction(c, "retry"), taskAction(c, "skip"), taskAction(c, "unskip"))
 	return cmd
@@ -25,7 +25,7 @@ func taskShow(c *conn) *cobra.Command {
 	var f *format
 	cmd := &cobra.Command{
 		Use:   "show TASK",
-		Short: "Show one task",
+		Short: "show one task",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
@@ -72,7 +72,7 @@ func taskLog(c *conn) *cobra.Command {
 	var f *format
 	cmd := &cobra.Command{
 		Use:   "log TASK",
-		Short: "Print a task's log (its last MiB as the manager keeps it); -f follows it until the task ends",
+		Short: "print a task's log (its last MiB as the manager keeps it); -f follows it until the task ends",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.check(); err != nil {
@@ -165,9 +165,9 @@ func newPart(prev, cur string) string {
 
 func taskAction(c *conn, action string) *cobra.Command {
 	short := map[string]string{
-		"retry":  "Run a FAILURE task again with the same inputs",
-		"skip":   "Give up on a FAILURE task: its host is left out of the later steps",
-		"unskip": "Undo a skip while the process is still at that task's step",
+		"retry":  "run a FAILURE task again with the same inputs",
+		"skip":   "give up on a FAILURE task: its host is left out of the later steps",
+		"unskip": "undo a skip while the process is still at that task's step",
 	}[action]
 	cmd := &cobra.Command{
 		Use:   action + " TASK",
