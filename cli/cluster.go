@@ -266,10 +266,10 @@ and brokers join through it. Resumes and reports like deploy.`
 				}
 			}
 			res, err := wizard.Run(ctx, o)
-			if res != nil && timings && len(res.Steps) > 0 {
-				printTimings(cmd.OutOrStdout(), res.Timings())
-			}
 			if err != nil {
+				if res != nil && timings && len(res.Steps) > 0 {
+					printTimings(cmd.OutOrStdout(), res.Timings())
+				}
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -281,6 +281,9 @@ and brokers join through it. Resumes and reports like deploy.`
 			}
 			if res.ProcessID != 0 && !scaleOut && res.Created {
 				fmt.Fprintf(out, "\nroot's password was generated; reveal it once (admin): POST /api/cluster/%d/adminPassword/reveal\n", res.Cluster.ID)
+			}
+			if timings && len(res.Steps) > 0 {
+				printTimings(out, res.Timings())
 			}
 			return nil
 		},
