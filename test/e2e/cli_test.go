@@ -262,3 +262,91 @@ func checkGolden(t *testing.T, name, got string) {
 		t.Errorf("progress output differs from %s:\n--- got\n%s--- want\n%s", path, got, want)
 	}
 }
+
+// TestCLIDeployResume: a deploy that fails stops, says how to resume and
+// exits non-zero; run again after the fix it resumes the same process at
+// its step. First the key is one no host accepts (INSTALL_AGENT fails; the
+// re-run sends installAgent again with the fixed file's key), then port
+// 9030 is taken on the second FE's host (its INSTALL_FE precheck fails; the
+// re-run retries the task once the port is free).
+func TestCLIDeployResume(t *testing.T) {
+	t.Parallel()
+	s := start(t, sandbox.Options{})
+	ctx, cancel := deadline.Context(context.Background(), 6*time.Minute)
+	defer cancel()
+	work := t.TempDir()
+	top := writeTopology(t, s, work)
+	good, err := os.ReadFile(filepath.Join(work, "id_ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "id_ed25519"), s.Hosts.Keys.Unauthorized, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hosts := s.Hosts.Hosts
+	ln, err := sandbox.HoldPort(hosts[1], 9030)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+
+	out, errs := cliFails(ctx, t, s, "cluster", "deploy", top)
+	t.Logf("first run:\n%s%s", out, errs)
+	resume := "dorismanager cluster deploy " + top
+	for _, w := range []string{"stopped at INSTALL_AGENT of process 1. Fix the cause, then resume (failed tasks are retried) with:\n", "   " + resume + "\n",
+		"task 1 INSTALL_AGENT on " + hosts[0].Addr + " FAILED: ", "last lines of its log (dorismanager task log 1):"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("first run's output lacks %q", w)
+		}
+	}
+	if !strings.Contains(errs, "dorismanager: process 1 stopped at INSTALL_AGENT: task 1, 2, 3 failed (resume with: "+resume+")") {
+		t.Errorf("first run's error: %q", errs)
+	}
+
+	if err := os.WriteFile(filepath.Join(work, "id_ed25519"), good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs = cliFails(ctx, t, s, "cluster", "deploy", top)
+	t.Logf("second run:\n%s%s", out, errs)
+	for _, w := range []string{"resuming process 1 of cluster \"demo\" at INSTALL_AGENT", "sending installAgent again with the file's SSH settings",
+		"stopped at INSTALL_SERVICE of process 1", "INSTALL_FE on " + hosts[1].Addr + " FAILED: "} {
+		if !strings.Contains(out, w) {
+			t.Errorf("second run's output lacks %q", w)
+		}
+	}
+	if !strings.Contains(errs, "9030") && !strings.Contains(out, "9030") {
+		t.Errorf("the failed INSTALL_FE does not name port 9030:\n%s", out)
+	}
+
+	ln.Close()
+	out = cli(ctx, t, s, 0, "cluster", "deploy", top)
+	t.Logf("third run:\n%s", out)
+	if !regexp.MustCompile(`resuming process 1 of cluster "demo" at INSTALL_SERVICE[\s\S]*retrying task \d+ INSTALL_FE on ` + regexp.QuoteMeta(hosts[1].Addr)).MatchString(out) {
+		t.Errorf("third run did not resume INSTALL_SERVICE retrying the failed INSTALL_FE")
+	}
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(hosts[1].Addr) + ` +FE +FOLLOWER +.* UP`).MatchString(out) {
+		t.Errorf("third run's table lacks the second FE UP")
+	}
+	if n := countAudit(ctx, t, s, "installAgent"); n != 2 {
+		t.Errorf("installAgent was called %d times, want 2 (the first run and the re-run with the fixed key)", n)
+	}
+	if n := countAudit(ctx, t, s, "POST /api/cluster"); n != 1 {
+		t.Errorf("a cluster was created %d times, want 1", n)
+	}
+}
+
+// cliFails runs dorismanager and wants it to fail (exit 2); it answers
+// stdout and stderr.
+func cliFails(ctx context.Context, t *testing.T, s *sandbox.Sandbox, args ...string) (string, string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dorismanager"), args...)
+	cmd.Env = append(os.Environ(), "DORISMANAGER_SERVER="+s.URL, "DORISMANAGER_TOKEN_FILE="+filepath.Join(s.DataDir, "admin.token"),
+		"DORISMANAGER_CA_FILE="+filepath.Join(s.DataDir, "pki", "bundle.crt"))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("dorismanager %s: %v, want exit 2\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String(), errb.String()
+}
