@@ -58,7 +58,8 @@ type Options struct {
 	Ask      Asker
 	// Resume is the command line that resumes this walk.
 	Resume string
-	// Poll is the pause between two reads of the tasks (default 200 ms).
+	// Poll is the pause between two reads of the tasks (default 100 ms:
+	// a step is sent at most that long after the previous one ended).
 	Poll time.Duration
 	// Settle is how long a failed step must stay unchanged, nothing
 	// running, before it counts as stopped (default 3 polls).
@@ -110,7 +111,7 @@ type walk struct {
 // Run walks the wizard.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Poll == 0 {
-		o.Poll = 200 * time.Millisecond
+		o.Poll = 100 * time.Millisecond
 	}
 	if o.Settle == 0 {
 		o.Settle = 3 * o.Poll
