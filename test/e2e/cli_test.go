@@ -96,6 +96,32 @@ func TestCLIDeploy(t *testing.T) {
 		t.Errorf("cluster list:\n%s", list)
 	}
 
+	// The read commands around it: a task's log (followed: it has ended),
+	// the process's last step as JSON, and a day-2 operation followed to
+	// its end.
+	if log := cli(ctx, t, s, 0, "task", "log", "-f", "4"); !strings.Contains(log, "-- task 4 ended SUCCESS") {
+		t.Errorf("task log -f 4:\n%s", log)
+	}
+	var shown struct {
+		Process any `json:"process"`
+		Tasks   []struct {
+			ID       int64  `json:"id"`
+			TaskType string `json:"taskType"`
+			Status   string `json:"status"`
+		} `json:"tasks"`
+	}
+	js = cli(ctx, t, s, 0, "process", "show", "1", "--format", "json")
+	if err := json.Unmarshal([]byte(js), &shown); err != nil || shown.Process != nil || len(shown.Tasks) != 8 || shown.Tasks[0].Status != "SUCCESS" {
+		t.Errorf("process show 1 --format json (the finished process's BUILD_CLUSTER tasks): %v\n%s", err, js)
+	}
+	restart := cli(ctx, t, s, 0, "cluster", "restart", "demo", "--node", hosts[2].Addr+":BROKER")
+	if !regexp.MustCompile(`restart of cluster demo: process 2\n[\s\S]*task \d+ +RESTART_NODE +` + regexp.QuoteMeta(hosts[2].Addr) + ` +SUCCESS[\s\S]*process 2: every task done`).MatchString(restart) {
+		t.Errorf("cluster restart --node %s:BROKER:\n%s", hosts[2].Addr, restart)
+	}
+	if _, errs := cliFails(ctx, t, s, "cluster", "destroy", "demo"); !strings.Contains(errs, "destroy asks for confirmation and there is no terminal to ask: add --yes") {
+		t.Errorf("destroy without a terminal or --yes: %q", errs)
+	}
+
 	// A second run finds every node of the file and sends nothing.
 	again := cli(ctx, t, s, 0, "cluster", "deploy", top)
 	if !strings.Contains(again, `cluster "demo" has every node of `+top+` already: nothing to do`) || strings.Contains(again, "step 1/5") {
