@@ -186,21 +186,17 @@ func str(p *string) string {
 	return *p
 }
 
-// ports is "http 8030, query 9030, ..." in a stable order.
+// ports is "edit_log=9010 http=8030 ..." (the _port suffix dropped), by name.
 func ports(m map[string]int) string {
 	if len(m) == 0 {
 		return "-"
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
 		name := strings.TrimSuffix(strings.TrimPrefix(k, "port."), "_port")
-		parts[i] = fmt.Sprintf("%s=%d", name, m[k])
+		parts = append(parts, fmt.Sprintf("%s=%d", name, v))
 	}
+	sort.Strings(parts)
 	return strings.Join(parts, " ")
 }
 
