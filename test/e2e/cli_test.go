@@ -120,6 +120,15 @@ func TestCLIDeploy(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &shown); err != nil || shown.Process != nil || len(shown.Tasks) != 8 || shown.Tasks[0].Status != "SUCCESS" {
 		t.Errorf("process show 1 --format json (the finished process's BUILD_CLUSTER tasks): %v\n%s", err, js)
 	}
+	// process list needs GET /api/process: a manager without it is named too old.
+	switch code, list, errs := cliRun(ctx, t, s, "process", "list", "--cluster", "demo"); {
+	case code == 0:
+		if !regexp.MustCompile(`(?m)^1 +BUILD_CLUSTER +\d+ +SUCCESS +YES`).MatchString(list) {
+			t.Errorf("process list:\n%s", list)
+		}
+	case code != 2 || !strings.Contains(errs, "this manager is too old to list processes (it has no GET /api/process)"):
+		t.Errorf("process list: exit %d\n%s%s", code, list, errs)
+	}
 	restart := cli(ctx, t, s, 0, "cluster", "restart", "demo", "--node", hosts[2].Addr+":BROKER")
 	if !regexp.MustCompile(`restart of cluster demo: process 2\n[\s\S]*task \d+ +RESTART_NODE +` + regexp.QuoteMeta(hosts[2].Addr) + ` +SUCCESS[\s\S]*process 2: every task done`).MatchString(restart) {
 		t.Errorf("cluster restart --node %s:BROKER:\n%s", hosts[2].Addr, restart)
@@ -184,26 +193,14 @@ func writeTopology(t *testing.T, s *sandbox.Sandbox, dir string) string {
 	return path
 }
 
-// cli runs the built dorismanager with the sandbox's connection in the
-// environment (a token file, never a token argument) and wants exit code.
+// cli runs the built dorismanager and wants exit code; it answers stdout.
 func cli(ctx context.Context, t *testing.T, s *sandbox.Sandbox, code int, args ...string) string {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dorismanager"), args...)
-	cmd.Env = append(os.Environ(), "DORISMANAGER_SERVER="+s.URL, "DORISMANAGER_TOKEN_FILE="+filepath.Join(s.DataDir, "admin.token"),
-		"DORISMANAGER_CA_FILE="+filepath.Join(s.DataDir, "pki", "bundle.crt"))
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	got := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		got = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("dorismanager %s: %v", strings.Join(args, " "), err)
-	}
+	got, out, errs := cliRun(ctx, t, s, args...)
 	if got != code {
-		t.Fatalf("dorismanager %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), got, code, out.String(), errb.String())
+		t.Fatalf("dorismanager %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), got, code, out, errs)
 	}
-	return out.String()
+	return out
 }
 
 // countAudit counts the audit log's entries whose route contains route.
@@ -373,14 +370,28 @@ func TestCLIDeployResume(t *testing.T) {
 // stdout and stderr.
 func cliFails(ctx context.Context, t *testing.T, s *sandbox.Sandbox, args ...string) (string, string) {
 	t.Helper()
+	code, out, errs := cliRun(ctx, t, s, args...)
+	if code != 2 {
+		t.Fatalf("dorismanager %s: exit %d, want 2\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errs)
+	}
+	return out, errs
+}
+
+// cliRun runs the built dorismanager with the sandbox's connection in the
+// environment (a token file, never a token argument): exit code, stdout,
+// stderr.
+func cliRun(ctx context.Context, t *testing.T, s *sandbox.Sandbox, args ...string) (int, string, string) {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dorismanager"), args...)
 	cmd.Env = append(os.Environ(), "DORISMANAGER_SERVER="+s.URL, "DORISMANAGER_TOKEN_FILE="+filepath.Join(s.DataDir, "admin.token"),
 		"DORISMANAGER_CA_FILE="+filepath.Join(s.DataDir, "pki", "bundle.crt"))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
-		t.Fatalf("dorismanager %s: %v, want exit 2\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errb.String())
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String(), errb.String()
+	} else if err != nil {
+		t.Fatalf("dorismanager %s: %v", strings.Join(args, " "), err)
 	}
-	return out.String(), errb.String()
+	return 0, out.String(), errb.String()
 }
