@@ -143,6 +143,9 @@ func (p *TTY) Line(text string) {
 	p.draw()
 }
 
+// Release implements Printer.
+func (p *TTY) Release() { p.drawn = 0 }
+
 // StepDone implements Printer: the block stays as last drawn.
 func (p *TTY) StepDone(text string) {
 	p.clear()

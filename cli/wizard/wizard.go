@@ -453,6 +453,7 @@ func (w *walk) failed(ctx context.Context, pid int64, i int, failed []rest.Task)
 			Steps[i], pid, w.Resume, strings.Join(skips, "; ")))
 		return &Stopped{ProcessID: pid, Step: Steps[i], Failed: failed, Resume: w.Resume}
 	}
+	w.Printer.Release()
 	for _, t := range failed {
 		a, err := w.Ask(t)
 		if err != nil {
