@@ -174,7 +174,7 @@ func statusTable(w io.Writer, st rest.ClusterStatus) error {
 		if n.Master {
 			typ += " (master)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Host, n.Role, typ, ports(n.Ports), n.Status, str(n.Version), str(n.Detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Host, n.Role, typ, ports(n.Ports), n.Status, str(n.Version), short(str(n.Detail), 80))
 	}
 	return tw.Flush()
 }

@@ -65,7 +65,8 @@ type Options struct {
 	// running, before it counts as stopped (default 3 polls).
 	Settle time.Duration
 	// StatusWait bounds the wait for every node's first status check
-	// before the final table (default 30 s).
+	// before the final table (default 12 s: two rounds of the manager's
+	// status cache).
 	StatusWait time.Duration
 }
 
@@ -117,7 +118,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Settle = 3 * o.Poll
 	}
 	if o.StatusWait == 0 {
-		o.StatusWait = 30 * time.Second
+		o.StatusWait = 12 * time.Second
 	}
 	w := &walk{Options: o, c: o.Client, res: &Result{Steps: map[string][]rest.Task{}, StepWall: map[string]time.Duration{}}}
 	if err := w.run(ctx); err != nil {
@@ -461,9 +462,13 @@ func (w *walk) failed(ctx context.Context, pid int64, i int, failed []rest.Task)
 		}
 		switch a {
 		case Retry:
-			err = w.c.TaskAction(ctx, "retry", t.ID)
+			if err = w.c.TaskAction(ctx, "retry", t.ID); err == nil {
+				w.Printer.Line(fmt.Sprintf("task %d runs again", t.ID))
+			}
 		case Skip:
-			err = w.c.TaskAction(ctx, "skip", t.ID)
+			if err = w.c.TaskAction(ctx, "skip", t.ID); err == nil {
+				w.Printer.Line(fmt.Sprintf("task %d skipped: %s %s is left out of the later steps", t.ID, hostOr(t), t.Role()))
+			}
 		default:
 			w.Printer.Line(fmt.Sprintf("aborted. Resume later with:\n  %s", w.Resume))
 			return &Stopped{ProcessID: pid, Step: Steps[i], Failed: failed, Resume: w.Resume}

@@ -395,3 +395,84 @@ func cliRun(ctx context.Context, t *testing.T, s *sandbox.Sandbox, args ...strin
 	}
 	return 0, out.String(), errb.String()
 }
+
+// TestCLIDeployTerminal runs cluster deploy in a terminal (tmux) as a
+// person would: the progress redrawn in place, and at a failed task (the
+// second FE's query_port is taken) the question; the answer "s" skips the
+// task, the deploy goes on without that FE and ends with the table.
+func TestCLIDeployTerminal(t *testing.T) {
+	t.Parallel()
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is missing (.ci/run installs it)")
+		}
+		t.Skip("no tmux")
+	}
+	s := start(t, sandbox.Options{})
+	ctx, cancel := deadline.Context(context.Background(), 6*time.Minute)
+	defer cancel()
+	work := t.TempDir()
+	top := writeTopology(t, s, work)
+	hosts := s.Hosts.Hosts
+	ln, err := sandbox.HoldPort(hosts[1], 9030)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	script := filepath.Join(work, "deploy.sh")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf("#!/bin/sh\nexport DORISMANAGER_SERVER=%s DORISMANAGER_TOKEN_FILE=%s DORISMANAGER_CA_FILE=%s TERM=xterm-256color\n%s cluster deploy %s\necho EXIT=$?\nsleep 600\n",
+		s.URL, filepath.Join(s.DataDir, "admin.token"), filepath.Join(s.DataDir, "pki", "bundle.crt"), filepath.Join(binDir, "dorismanager"), top)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	session := fmt.Sprintf("dmcli%d", os.Getpid())
+	if b, err := exec.CommandContext(ctx, tmux, "new-session", "-d", "-s", session, "-x", "160", "-y", "60", script).CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v: %s", err, b)
+	}
+	defer exec.Command(tmux, "kill-session", "-t", session).Run()
+	screen := func() string {
+		b, _ := exec.Command(tmux, "capture-pane", "-p", "-S", "-", "-t", session).Output()
+		return string(b)
+	}
+	waitFor := func(what string) string {
+		t.Helper()
+		for {
+			sc := screen()
+			if strings.Contains(sc, what) {
+				return sc
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the terminal never showed %q:\n%s", what, sc)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	asked := waitFor("[r]etry, [s]kip (leave this node out), [a]bort?") // tmux drops trailing spaces
+	t.Logf("the terminal at the question:\n%s", asked)
+	for _, w := range []string{"step 2/5 INSTALL_SERVICE", "✗ INSTALL_FE", "FAILURE", "✓ INSTALL_BE", "port 9030 (query_port) is already in use",
+		"task 5 INSTALL_FE on " + hosts[1].Addr + " failed: [r]etry"} {
+		if !strings.Contains(asked, w) {
+			t.Errorf("the terminal at the question lacks %q", w)
+		}
+	}
+	if b, err := exec.Command(tmux, "send-keys", "-t", session, "s", "Enter").CombinedOutput(); err != nil {
+		t.Fatalf("send-keys: %v: %s", err, b)
+	}
+	end := waitFor("EXIT=")
+	t.Logf("the terminal at the end:\n%s", end)
+	if !strings.Contains(end, "EXIT=0") {
+		t.Errorf("deploy did not exit 0")
+	}
+	for _, w := range []string{"task 5 skipped: " + hosts[1].Addr + " FE is left out of the later steps", "step BUILD_CLUSTER done", "FOLLOWER (master)"} {
+		if !strings.Contains(end, w) {
+			t.Errorf("the terminal at the end lacks %q", w)
+		}
+	}
+	if regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(hosts[1].Addr) + ` +FE +FOLLOWER .* UP`).MatchString(end) {
+		t.Errorf("the skipped FE is UP in the table")
+	}
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(hosts[1].Addr) + ` +BE .* UP`).MatchString(end) {
+		t.Errorf("the BE of the host whose FE was skipped is not UP in the table")
+	}
+}
