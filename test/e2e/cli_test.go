@@ -476,3 +476,64 @@ func TestCLIDeployTerminal(t *testing.T) {
 		t.Errorf("the BE of the host whose FE was skipped is not UP in the table")
 	}
 }
+
+// TestCLIScaleOut grows a cluster with the client: deploy a file with an
+// FE and two BEs on two hosts, then scale-out with examples/topology.yaml
+// (three FEs, three BEs, a broker): only the nodes the cluster lacks are
+// installed, the new FEs join the running master, and every node is UP.
+func TestCLIScaleOut(t *testing.T) {
+	t.Parallel()
+	s := start(t, sandbox.Options{})
+	ctx, cancel := deadline.Context(context.Background(), 6*time.Minute)
+	defer cancel()
+	work := t.TempDir()
+	full := writeTopology(t, s, work)
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The small file: the full one without host3 and with one FE and two BEs.
+	text := string(b)
+	small := text[:strings.Index(text, "  - name: host3")] + "fe:\n  - host: host1\nbe:\n  - host: host1\n  - host: host2\n"
+	smallPath := filepath.Join(work, "small.yaml")
+	if err := os.WriteFile(smallPath, []byte(small), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := cli(ctx, t, s, 0, "cluster", "deploy", smallPath)
+	t.Logf("deploy of the small file:\n%s", out)
+	if n := strings.Count(out, " UP "); n != 3 {
+		t.Fatalf("the small cluster's table has %d nodes UP, want 3", n)
+	}
+	// deploy refuses to grow a cluster: that is scale-out's.
+	if _, errs := cliFails(ctx, t, s, "cluster", "deploy", full); !strings.Contains(errs, `cluster "demo" exists with 3 nodes and `+full+` adds 4: add them with dorismanager cluster scale-out `+full) {
+		t.Errorf("deploy of the full file on the small cluster: %q", errs)
+	}
+	out = cli(ctx, t, s, 0, "cluster", "scale-out", full)
+	t.Logf("scale-out:\n%s", out)
+	hosts := s.Hosts.Hosts
+	for _, w := range []string{
+		"task \\d+ +INSTALL_AGENT +" + regexp.QuoteMeta(hosts[1].Addr) + " +SUCCESS",
+		"task \\d+ +INSTALL_AGENT +" + regexp.QuoteMeta(hosts[2].Addr) + " +SUCCESS",
+		"task \\d+ +INSTALL_FE +" + regexp.QuoteMeta(hosts[1].Addr) + " +SUCCESS",
+		"task \\d+ +INSTALL_FE +" + regexp.QuoteMeta(hosts[2].Addr) + " +SUCCESS",
+		"task \\d+ +INSTALL_BE +" + regexp.QuoteMeta(hosts[2].Addr) + " +SUCCESS",
+		"task \\d+ +INSTALL_BROKER +" + regexp.QuoteMeta(hosts[2].Addr) + " +SUCCESS",
+	} {
+		if !regexp.MustCompile(w).MatchString(out) {
+			t.Errorf("scale-out's progress has no line like %q", w)
+		}
+	}
+	// Nothing of the first deploy is installed again.
+	for _, again := range []string{"INSTALL_AGENT +" + regexp.QuoteMeta(hosts[0].Addr), "INSTALL_FE +" + regexp.QuoteMeta(hosts[0].Addr),
+		"INSTALL_BE +" + regexp.QuoteMeta(hosts[0].Addr), "INSTALL_BE +" + regexp.QuoteMeta(hosts[1].Addr)} {
+		if regexp.MustCompile(again).MatchString(out) {
+			t.Errorf("scale-out installed %s again", again)
+		}
+	}
+	if n := strings.Count(out, " UP "); n != 7 {
+		t.Errorf("the grown cluster's table has %d nodes UP, want 7", n)
+	}
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(hosts[0].Addr) + ` +FE +FOLLOWER \(master\)`).MatchString(out) {
+		t.Errorf("the first FE is no longer the master")
+	}
+}
