@@ -187,8 +187,7 @@ func (w *walk) run(ctx context.Context) error {
 		return err
 	}
 	w.res.ProcessID = pid
-	p := &rest.Process{ID: pid, ClusterID: cl.ID, ProcessType: Steps[0]}
-	return w.walkFromStarted(ctx, p, start)
+	return w.loop(ctx, pid, 0, start, false)
 }
 
 // existing is the cluster's nodes as host/ROLE.
@@ -219,10 +218,6 @@ func (w *walk) walkFrom(ctx context.Context, p *rest.Process, rerun bool) error 
 	// and the loop sends the next one.
 	w.step(i)
 	return w.loop(ctx, p.ID, i, time.Now(), rerun)
-}
-
-func (w *walk) walkFromStarted(ctx context.Context, p *rest.Process, start time.Time) error {
-	return w.loop(ctx, p.ID, 0, start, false)
 }
 
 // loop waits for step i of process pid, handles failures, then sends the
