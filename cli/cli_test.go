@@ -44,3 +44,12 @@ func TestPorts(t *testing.T) {
 		t.Errorf("no ports = %q", got)
 	}
 }
+
+func TestPlainHTTPWarning(t *testing.T) {
+	for server, warn := range map[string]bool{"http://127.0.0.1:9601": false, "http://localhost:9601": false, "http://[::1]:9601": false,
+		"https://10.0.0.5:9601": false, "http://10.0.0.5:9601": true} {
+		if got := plainHTTPWarning(server) != ""; got != warn {
+			t.Errorf("%s: warning %v, want %v", server, got, warn)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -241,6 +243,9 @@ and brokers join through it. Resumes and reports like deploy.`
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
 			pr := printer(cmd, plain)
+			if warn := plainHTTPWarning(cl.Server()); warn != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), warn)
+			}
 			o := wizard.Options{Client: cl, Topology: top, ScaleOut: scaleOut, Printer: pr,
 				Resume: commandLine(append(append([]string{strings.Fields(cmd.CommandPath())[0], "cluster", cmd.Name()}, connArgs(cmd)...), args[0])...)}
 			if !noInput && interactive(cmd) {
@@ -289,6 +294,20 @@ and brokers join through it. Resumes and reports like deploy.`
 	cmd.Flags().BoolVar(&timings, "timings", false, "print each step's task time and the gap before it (from the tasks' start and end times)")
 	silence(cmd)
 	return cmd
+}
+
+// plainHTTPWarning is the warning for sending an SSH key over plain http
+// to a manager that is not on this machine ("" when there is no reason).
+func plainHTTPWarning(server string) string {
+	u, err := url.Parse(server)
+	if err != nil || u.Scheme != "http" {
+		return ""
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return ""
+	}
+	return fmt.Sprintf("warning: the SSH key goes to %s over plain http, readable on the way: serve the manager with --tls auto and use https:// with --ca-file", u.Host)
 }
 
 func printTimings(w io.Writer, ts []wizard.Timing) {
