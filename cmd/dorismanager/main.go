@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dorismanager/dorismanager/cli"
 )
 
 func main() {
@@ -80,6 +82,7 @@ running manager.`,
 	root.AddCommand(serveCommand(stderr), tokenCommand(stdout, stderr), grantCommand("grant", stdout),
 		grantCommand("revoke-grant", stdout), auditCommand(stdout), caCommand(stdout), pluginsCommand(stdout, stderr),
 		versionCommand(stdout), docsCommand(stdout))
+	root.AddCommand(cli.Commands()...)
 	return root
 }
 
