@@ -22,6 +22,19 @@ type browser struct {
 	ctx   context.Context
 	shots string // screenshot folder
 	n     int
+	// timings are the pages' render times, gathered before each reload.
+	timings []pageTiming
+}
+
+type pageTiming struct {
+	Page string  `json:"page"`
+	MS   float64 `json:"ms"`
+}
+
+// collectTimings takes the render times the page recorded so far.
+func (b *browser) collectTimings() {
+	b.t.Helper()
+	b.timings = append(b.timings, eval[[]pageTiming](b, "read timings", `(() => { const t = window.__consoleTimings || []; window.__consoleTimings = []; return t; })()`)...)
 }
 
 // newBrowser starts Chromium with the flags this closed network needs
@@ -235,13 +248,27 @@ func TestConsoleWizard(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#step-configs button[type=submit]`)))
 	b.wait("DEPLOY_CONFIG failed", stepIs("DEPLOY_CONFIG", "failed"), 2*time.Minute)
 	b.run("open the failed task's log", chromedp.Click(chromedp.CSS(`#tasks tr:has(.st-FAILURE) button[aria-label^="Log"]`)))
-	b.wait("the failed task's log", `[...document.querySelectorAll('#tasks pre.log')].some(p => p.textContent.trim() !== '')`, 30*time.Second)
+	b.wait("the failed task's log names the bad entry", `[...document.querySelectorAll('#tasks .logrow:not([hidden])')].some(r => r.textContent.includes('must be absolute') && !!r.querySelector('pre.tail'))`, 30*time.Second)
 	t.Logf("the failed task's log as the page shows it:\n%s", eval[string](b, "read the log",
-		`(() => { const p = document.querySelector('#tasks pre.log'); p.scrollIntoView(); return p.textContent; })()`))
-	if resp := eval[string](b, "the failed task's response", `document.querySelector('#tasks tr:has(.st-FAILURE) td.resp').textContent`); !strings.Contains(resp, "must be absolute") {
-		t.Errorf("the failed task's response does not name the bad entry: %q", resp)
-	}
+		`(() => { const r = document.querySelector('#tasks .logrow:not([hidden])'); r.scrollIntoView(); return r.innerText; })()`))
 	b.shot("wizard-config-failed-log")
+
+	// Retry runs the task again with the same (still bad) config: it fails again.
+	failedID := eval[string](b, "the failed task's id", `document.querySelector('#tasks tr:has(.st-FAILURE)').dataset.task`)
+	info := `fetch('/api/process/task/info/` + failedID + `').then(r => r.json()).then(e => e.data.status + ' ' + e.data.executorId + ' ' + e.data.startTime)`
+	before := eval[string](b, "the failed task before the retry", info, chromedp.EvalAwaitPromise)
+	b.run("retry the failed task", chromedp.Click(chromedp.CSS(`#tasks tr[data-task="`+failedID+`"] button[aria-label^="Retry"]`)))
+	for end := time.Now().Add(deadline.D(time.Minute)); ; {
+		now := eval[string](b, "the failed task after the retry", info, chromedp.EvalAwaitPromise)
+		if now != before && strings.HasPrefix(now, "FAILURE ") {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the retried task %s: %s, before the retry %s", failedID, now, before)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	b.wait("the step shows the retried task failed", stepIs("DEPLOY_CONFIG", "failed"), 30*time.Second)
 
 	// Fix it and deploy again (deployConfig replaces the step's tasks).
 	b.run("fix the BE config", setValue(`#step-configs textarea[name="conf-BE"]`, beConf),
@@ -262,6 +289,7 @@ func TestConsoleWizard(t *testing.T) {
 		t.Errorf("%d tasks ended FAILURE", failed)
 	}
 	b.shot("wizard-built")
+	b.collectTimings()
 	b.run("finish", chromedp.Click(chromedp.CSS(`#step-finish button[type=submit]`)))
 
 	// The cluster's page: every node UP (the status cache refreshes every 5 s).
@@ -278,6 +306,7 @@ func TestConsoleWizard(t *testing.T) {
 			t.Fatalf("%d of %d nodes UP (want 7)\npage: %s", up, total, b.text())
 		}
 		time.Sleep(deadline.D(2 * time.Second))
+		b.collectTimings()
 		b.run("reload the cluster page", chromedp.Reload())
 		b.wait("the cluster page", `document.querySelector('main').dataset.page === 'cluster' && !!document.querySelector('#nodes')`, 30*time.Second)
 	}
@@ -291,17 +320,18 @@ func TestConsoleWizard(t *testing.T) {
 	b.shot("cluster-phone")
 	b.run("desktop viewport", chromedp.EmulateViewport(1280, 800))
 
-	// Render times, measured in the page (performance.now around each route).
-	b.run("clusters list", chromedp.Navigate(s.URL+"/#/clusters"))
-	b.wait("the clusters page", `document.querySelector('main').dataset.page === 'clusters'`, 20*time.Second)
-	timings := eval[[]struct {
-		Page string  `json:"page"`
-		MS   float64 `json:"ms"`
-	}](b, "read timings", `window.__consoleTimings || []`)
-	for _, tm := range timings {
+	// Render times, measured in the page (performance.now around each
+	// route, data fetched and shown), each page opened fresh as well.
+	for _, page := range []string{"clusters", "wizard", "cluster/1"} {
+		b.collectTimings()
+		b.run("open "+page, chromedp.Navigate(s.URL+"/#/"+page), chromedp.Reload())
+		b.wait("the "+page+" page", `!!document.querySelector('main').dataset.page`, 20*time.Second)
+	}
+	b.collectTimings()
+	for _, tm := range b.timings {
 		t.Logf("render %s: %.1f ms", tm.Page, tm.MS)
 	}
-	if raw, err := json.Marshal(timings); err == nil {
+	if raw, err := json.Marshal(b.timings); err == nil {
 		_ = os.WriteFile(filepath.Join(shots, "timings.json"), raw, 0o644)
 	}
 

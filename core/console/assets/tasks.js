@@ -37,8 +37,10 @@ export function watchTasks(box, pid, { onChange = () => {}, actions = true } = {
     try {
       const l = await api.get(`/api/process/task/log/${t.id}`);
       cell.replaceChildren(
+        el('div', { class: 'note', text: `Task ${t.id} (${t.taskType} on ${t.host || 'the cluster'}) answered:` }),
+        el('pre', { class: 'log response', tabindex: '0', 'aria-label': `response of task ${t.id}`, text: t.response || '(nothing)' }),
         el('div', { class: 'note', text: `Log of task ${t.id}${l.logPath ? ' (' + l.logPath + ' on the host)' : ''}, last ${LOG_LINES} lines:` }),
-        el('pre', { class: 'log', tabindex: '0', 'aria-label': `log of task ${t.id}`, text: tail(l.log, LOG_LINES) || '(empty)' }));
+        el('pre', { class: 'log tail', tabindex: '0', 'aria-label': `log of task ${t.id}`, text: tail(l.log, LOG_LINES) || '(empty)' }));
     } catch (e) { cell.replaceChildren(errorBox(e)); }
   }
 
