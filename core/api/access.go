@@ -42,6 +42,7 @@ var (
 	operatorAct = access{role: auth.Operator, change: true}               // make something new (a cluster, granted to its maker)
 	adminRead   = access{role: auth.Admin}
 	adminAct    = access{role: auth.Admin, change: true}
+	ownSession  = access{role: auth.Viewer, change: true} // sign in or out of the console: any token, audited
 )
 
 // rules is the access model of every route, by "METHOD pattern" (chi's
@@ -51,6 +52,17 @@ var rules = map[string]access{
 	"GET /healthz": public,
 	"GET /readyz":  public,
 	"GET /metrics": public,
+
+	// The web console's page and assets: no data in them (the page asks
+	// /api for everything, through the session).
+	"GET /":                      public,
+	"GET /console/assets/{file}": public,
+	// The console's session: opened with a token as any call is checked,
+	// then its cookie stands for that token (state changes need its CSRF
+	// token, see auth.checkCSRF).
+	"POST /api/session":   ownSession,
+	"GET /api/session":    anyRead,
+	"DELETE /api/session": ownSession,
 
 	// The OpenAPI document: the API's shape, no secret in it. Still any
 	// token's read rather than public: every /api path wants a token (one

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/api/openapi"
 	"github.com/dorismanager/dorismanager/core/auth"
+	"github.com/dorismanager/dorismanager/core/console"
 	"github.com/dorismanager/dorismanager/core/httpx"
 	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/process"
@@ -46,6 +47,8 @@ type Config struct {
 	// Admin, if set, serves the reveal and credentials calls of clusters'
 	// admin accounts.
 	Admin AdminAccounts
+	// Sessions are the web console's sessions (nil: a table of its own).
+	Sessions *auth.Sessions
 }
 
 // New returns the HTTP handler of the whole API.
@@ -70,11 +73,22 @@ func New(cfg Config) http.Handler {
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		httpx.Fail(w, httpx.Errorf(http.StatusMethodNotAllowed, "method %s is not allowed on %s", r.Method, r.URL.Path))
 	})
+	// The web console: its pages and assets are public (they hold no
+	// data); everything they show comes from /api through the session.
+	r.Get("/", console.Shell)
+	r.Get("/console/assets/{file}", console.Asset)
 	root := r
-	authn := auth.NewAuthenticator(cfg.Store, cfg.AuthLimiter, a.log.Named("auth"))
+	sessions := cfg.Sessions
+	if sessions == nil {
+		sessions = auth.NewSessions()
+	}
+	authn := auth.NewAuthenticator(cfg.Store, cfg.AuthLimiter, sessions, a.log.Named("auth"))
 	r.Route("/api", func(r chi.Router) {
 		r.Use(a.guard(root, authn))
 		r.Get("/openapi.json", serveOpenAPI)
+		r.Post("/session", openSession(sessions))
+		r.Get("/session", sessionInfo)
+		r.Delete("/session", closeSession(sessions))
 		r.Post("/server/installAgent", a.installAgent)
 		r.Get("/server/agentList", a.agentList)
 		r.Get("/server/roleList", a.roleList)

@@ -21,6 +21,8 @@ var bodiless = map[string]string{
 	"PUT /api/users/{user}/grants/{clusterId}":           "the grant is in the path",
 	"POST /api/cluster/{clusterId}/adminPassword/reveal": "the cluster is in the path",
 	"POST /api/plugins/rescan":                           "takes nothing",
+	"POST /api/session":                                  "the token comes in the Authorization header",
+	"DELETE /api/session":                                "the session is the cookie",
 	"POST /api/process/currentProcess":                   "a read the API document makes a POST",
 	"POST /api/process/{processId}/currentTasks":         "a read the API document makes a POST",
 	// Decoded (and refused) only where admin accounts are served: see

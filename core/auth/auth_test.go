@@ -184,7 +184,7 @@ func TestCheck(t *testing.T) {
 	}
 	noRole, nrec := mustToken(t, st, TokenSpec{User: "bob", Role: Viewer})
 	st.DB().Model(&store.APIToken{}).Where("id = ?", nrec.ID).Update("role", "")
-	a := NewAuthenticator(st, nil, nil)
+	a := NewAuthenticator(st, nil, nil, nil)
 	base := time.Now()
 	a.now = func() time.Time { return base }
 	h := checkHandler(a)
@@ -267,7 +267,7 @@ func TestCheckBlocksRepeatedFailures(t *testing.T) {
 	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	lim := netguard.NewAuthLimiter(netguard.AuthConfig{MaxFailures: 4, Window: time.Minute, Block: 5 * time.Minute,
 		Now: func() time.Time { return now }})
-	a := NewAuthenticator(st, lim, nil)
+	a := NewAuthenticator(st, lim, nil, nil)
 	a.now = func() time.Time { return time.Now().Add(time.Hour) } // the short-lived token has expired
 	h := checkHandler(a)
 	const attacker, other = "192.0.2.7:40000", "192.0.2.8:40000"

@@ -22,6 +22,26 @@ type Principal struct {
 	Role    Role
 	// Clusters is the user's grants (nil for an admin, who needs none).
 	Clusters map[int64]bool
+
+	tokenHash string // the token's stored form, for opening a session
+	session   *session
+}
+
+// Session reports whether p came through the console's session cookie,
+// and that session's CSRF token.
+func (p Principal) Session() (csrf string, ok bool) {
+	if p.session == nil {
+		return "", false
+	}
+	return p.session.csrf, true
+}
+
+// SessionExpires is when p's session ends at the latest (zero without one).
+func (p Principal) SessionExpires() time.Time {
+	if p.session == nil {
+		return time.Time{}
+	}
+	return p.session.opened.Add(SessionMax)
 }
 
 // Can reports whether p may act with role need on cluster (0: on no
@@ -71,29 +91,35 @@ func (r *Refusal) Error() string { return r.Err.Msg }
 // Unwrap lets httpx.Fail find the status.
 func (r *Refusal) Unwrap() error { return r.Err }
 
-// Authenticator checks the bearer token of API requests.
+// Authenticator checks the bearer token of API requests, or the web
+// console's session cookie.
 type Authenticator struct {
-	st  *store.Store
-	lim *netguard.AuthLimiter
-	log hclog.Logger
-	now func() time.Time
+	st       *store.Store
+	lim      *netguard.AuthLimiter
+	log      hclog.Logger
+	now      func() time.Time
+	sessions *Sessions
 }
 
 // NewAuthenticator checks tokens against st. lim (nil for none) counts
 // refusals per client address and blocks an address with too many.
-func NewAuthenticator(st *store.Store, lim *netguard.AuthLimiter, log hclog.Logger) *Authenticator {
+// sessions (nil for none) are the console sessions whose cookie stands
+// for a token.
+func NewAuthenticator(st *store.Store, lim *netguard.AuthLimiter, sessions *Sessions, log hclog.Logger) *Authenticator {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Authenticator{st: st, lim: lim, log: log, now: time.Now}
+	return &Authenticator{st: st, lim: lim, log: log, now: time.Now, sessions: sessions}
 }
 
 // touchEvery is how often a token's last use is written.
 const touchEvery = time.Minute
 
-// Check returns the caller of r. A refusal is a *Refusal; its headers
-// (WWW-Authenticate, Retry-After) are set on w, nothing is written. Any
-// other error is the store failing.
+// Check returns the caller of r: the bearer token's, else the session
+// cookie's (a state-changing request through the cookie needs the
+// session's CSRF token, see checkCSRF). A refusal is a *Refusal; its
+// headers (WWW-Authenticate, Retry-After) are set on w, nothing is
+// written. Any other error is the store failing.
 func (a *Authenticator) Check(w http.ResponseWriter, r *http.Request) (Principal, error) {
 	if msg, blocked := a.lim.Blocked(w, r); blocked {
 		return Principal{}, &Refusal{Err: httpx.Errorf(http.StatusTooManyRequests, "%s", msg)}
@@ -108,19 +134,37 @@ func (a *Authenticator) Check(w http.ResponseWriter, r *http.Request) (Principal
 		w.Header().Set("WWW-Authenticate", hdr)
 		return Principal{}, &Refusal{Err: httpx.Errorf(http.StatusUnauthorized, format, args...), Who: who}
 	}
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	tok = strings.TrimSpace(tok)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return refuse(Principal{}, false, "missing API token: send the header \"Authorization: Bearer <token>\" (the admin token is in <data-dir>/admin.token)")
+	hash := ""
+	var sess *session
+	authz := r.Header.Get("Authorization")
+	if c, err := r.Cookie(SessionCookie); err == nil && authz == "" && a.sessions != nil {
+		s, ok := a.sessions.use(c.Value)
+		if !ok {
+			return refuse(Principal{}, false, "the console session has ended (signed out, timed out or the manager restarted): sign in again with an API token")
+		}
+		if err := checkCSRF(r, s.csrf); err != nil {
+			// Not counted as a failed authentication: any page the
+			// user visits could send such requests, and would get the
+			// user's own address blocked.
+			return Principal{}, &Refusal{Err: err.(*httpx.Error)}
+		}
+		hash, sess = s.tokenHash, &s
+	} else {
+		scheme, tok, ok := strings.Cut(authz, " ")
+		tok = strings.TrimSpace(tok)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			return refuse(Principal{}, false, "missing API token: send the header \"Authorization: Bearer <token>\" (the admin token is in <data-dir>/admin.token)")
+		}
+		hash = HashToken(tok)
 	}
-	t, u, err := a.st.TokenByHash(r.Context(), HashToken(tok))
+	t, u, err := a.st.TokenByHash(r.Context(), hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return refuse(Principal{}, true, "unknown API token")
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("check API token: %w", err)
 	}
-	who := Principal{User: u, TokenID: t.ID, Role: Role(t.Role)}
+	who := Principal{User: u, TokenID: t.ID, Role: Role(t.Role), tokenHash: hash, session: sess}
 	now := a.now()
 	switch {
 	case t.RevokedAt != nil:

@@ -1,0 +1,142 @@
+// The clusters list and one cluster's page: nodes, hardware, roles,
+// processes with their tasks and logs, and the day-2 actions.
+import * as api from './api.js';
+import { el, field, table, status, errorBox, say, confirmDialog, nextId } from './ui.js';
+import { watchTasks } from './tasks.js';
+
+let watchers = [];
+export function stop() { watchers.forEach((w) => w.stop()); watchers = []; }
+
+export async function renderList(main) {
+  const [clusters, proc] = await Promise.all([api.get('/api/cluster'), api.get('/api/process/currentProcess')]);
+  const banner = proc ? el('p', { class: 'card', id: 'resume' }, `Your install (process ${proc.id}, cluster ${proc.clusterId}) is at ${proc.processType}. `,
+    el('a', { href: '#/wizard', text: 'Continue it' })) : null;
+  const rows = clusters.map((c) => el('tr', {}, el('td', { text: String(c.id) }),
+    el('td', {}, el('a', { href: `#/cluster/${c.id}`, text: c.name })), el('td', { text: c.createTime || '' })));
+  main.replaceChildren(el('h1', { text: 'Clusters' }), banner,
+    clusters.length ? table('Clusters you may see', ['Id', 'Name', 'Created'], rows, { id: 'clusters' }) : el('p', { class: 'note', text: 'No cluster yet.' }),
+    el('div', { class: 'actions' }, el('a', { href: '#/wizard', text: proc ? 'Open the install wizard' : 'Install a new cluster' })));
+}
+
+async function optional(p) {
+  try { return { data: await p }; } catch (e) { return { err: e }; }
+}
+
+export async function renderCluster(main, id) {
+  const [st, hw, roles, procs] = await Promise.all([
+    api.get(`/api/cluster/${id}/status`), optional(api.get(`/api/agent/hardware/${id}`)),
+    optional(api.get(`/api/server/roleList?clusterId=${id}`)), optional(api.get(`/api/process?clusterId=${id}`))]);
+  const nodes = st.nodes || [];
+  const nodeRows = nodes.map((n) => el('tr', {},
+    el('td', { text: n.host }), el('td', { text: n.role + (n.feNodeType ? ` ${n.feNodeType}` : '') + (n.master ? ' (master)' : '') }),
+    el('td', {}, status(n.status)), el('td', { text: n.alive ? 'yes' : 'no' }), el('td', { text: n.version || '' }),
+    el('td', { text: n.agent || '' }), el('td', { class: 'resp', text: n.detail || '' })));
+  const opBox = el('div', { id: 'operation' });
+  const parts = [el('h1', { text: `Cluster ${st.name} (${id})${st.destroyed ? ' — destroyed' : ''}` }),
+    el('h2', { text: 'Nodes' }),
+    nodes.length ? table('Every node, as the manager last checked it', ['Host', 'Role', 'Status', 'Alive', 'Version', 'Agent', 'Detail'], nodeRows, { id: 'nodes', tall: true })
+      : el('p', { class: 'note', text: 'No node yet.' }),
+    el('h2', { text: 'Actions' }), actions(id, st, nodes, opBox), opBox,
+    el('h2', { text: 'Hardware' }), hardware(hw),
+    el('h2', { text: 'Roles' }), roleList(roles),
+    el('h2', { text: 'Processes' }), processes(procs)];
+  main.replaceChildren(...parts);
+}
+
+function hardware(hw) {
+  if (hw.err) return errorBox(hw.err);
+  const rows = hw.data.map((h) => el('tr', {}, el('td', { text: h.host }), el('td', { text: h.cpu || '' }), el('td', { text: String(h.cores || '') }),
+    el('td', { text: h.totalMemory || '' }),
+    el('td', { text: (h.disks || []).map((d) => `${d.mount}: ${gib(d.freeBytes)} free of ${gib(d.totalBytes)}`).join('; ') })));
+  return table('Hardware per host, as each agent reported it', ['Host', 'CPU', 'Cores', 'Memory', 'Disks'], rows, { id: 'hardware', tall: true });
+}
+
+const gib = (b) => `${(b / 1073741824).toFixed(1)} GiB`;
+
+function roleList(r) {
+  if (r.err) return errorBox(r.err);
+  const rows = r.data.map((x) => el('tr', {}, el('td', { text: x.host }), el('td', { text: x.role }), el('td', { text: x.feNodeType || '' }),
+    el('td', { text: x.installDir || '' }), el('td', { text: x.register })));
+  return table('Roles installed on the hosts (register: what the cluster itself reports)', ['Host', 'Role', 'FE type', 'Install dir', 'Registered'], rows, { id: 'roles', tall: true });
+}
+
+function processes(p) {
+  if (p.err) {
+    if (p.err.status === 404 && /no endpoint/.test(p.err.message)) return el('p', { class: 'note', id: 'processes', text: 'The list of past processes is not available on this manager.' });
+    return errorBox(p.err);
+  }
+  const detail = el('div', { id: 'process-tasks' });
+  const rows = p.data.map((x) => el('tr', {}, el('td', { text: String(x.id) }), el('td', { text: x.processType }),
+    el('td', {}, status(x.status)), el('td', { text: x.createTime || '' }), el('td', { text: x.updateTime || '' }),
+    el('td', {}, el('button', { type: 'button', class: 'secondary', text: 'Tasks', 'aria-label': `Tasks of process ${x.id}`, onclick: () => {
+      stop();
+      detail.replaceChildren(el('h3', { text: `Process ${x.id} (${x.processType})` }), el('div'));
+      watchers.push(watchTasks(detail.lastChild, x.id, {}));
+    } }))));
+  return el('div', { id: 'processes' }, table('Every process of the cluster, newest first', ['Id', 'Type', 'Status', 'Created', 'Updated', ''], rows, { tall: true }), detail);
+}
+
+// actions are the day-2 operations, each behind a confirmation dialog.
+function actions(id, st, nodes, opBox) {
+  const err = el('div');
+  const run = async (path, body, label) => {
+    err.replaceChildren();
+    try {
+      const r = await api.post(`/api/cluster/${id}/${path}`, body);
+      say(`${label}: process ${r.processId} started.`);
+      stop();
+      opBox.replaceChildren(el('h3', { text: `${label} (process ${r.processId})` }), el('div'));
+      watchers.push(watchTasks(opBox.lastChild, r.processId, {}));
+    } catch (e) { err.replaceChildren(errorBox(e)); }
+  };
+  const nodePicker = () => {
+    const boxes = nodes.map((n) => { const cb = el('input', { type: 'checkbox', id: nextId('n') }); return { n, cb, l: el('label', { class: 'inline', for: cb.id }, cb, `${n.role} on ${n.host}`) }; });
+    return { boxes, node: el('fieldset', {}, el('legend', { text: 'Nodes (none ticked: every node)' }), el('div', { class: 'grid' }, boxes.map((b) => b.l))),
+      picked: () => boxes.filter((b) => b.cb.checked).map((b) => ({ host: b.n.host, role: b.n.role })) };
+  };
+  const simple = (label, path, extra) => el('button', { type: 'button', class: 'secondary', text: label, onclick: async () => {
+    const pick = nodePicker();
+    const extraField = extra ? extra() : null;
+    if (!await confirmDialog(`${label} cluster ${st.name}?`, el('div', {}, pick.node, extraField && extraField.node), label)) return;
+    const body = { nodes: pick.picked() };
+    if (extraField) Object.assign(body, extraField.value());
+    run(path, body, label);
+  } });
+  const rolling = () => { const cb = el('input', { type: 'checkbox', checked: true, id: nextId('f') }); return { node: el('label', { class: 'inline', for: cb.id }, cb, 'Rolling: one node at a time'), value: () => ({ rolling: cb.checked }) }; };
+  const btns = [
+    simple('Stop', 'stop'), simple('Start', 'start'), simple('Restart', 'restart', rolling),
+    el('button', { type: 'button', class: 'secondary', text: 'Scale in', onclick: async () => {
+      const pick = nodePicker();
+      const force = el('input', { type: 'checkbox', id: nextId('f') }), purge = el('input', { type: 'checkbox', id: nextId('f') });
+      if (!await confirmDialog(`Scale in cluster ${st.name}?`, el('div', {}, pick.node,
+        el('label', { class: 'inline', for: force.id }, force, 'Force (no draining)'), ' ', el('label', { class: 'inline', for: purge.id }, purge, 'Purge data dirs')), 'Scale in', true)) return;
+      run('scaleIn', { nodes: pick.picked(), force: force.checked, purge: purge.checked }, 'Scale in');
+    } }),
+    el('button', { type: 'button', class: 'secondary', text: 'Change config', onclick: async () => {
+      const roles = [...new Set(nodes.map((n) => n.role))];
+      const role = el('select', {}, roles.map((r) => el('option', { value: r, text: r })));
+      const conf = el('textarea', { rows: '10', spellcheck: 'false' });
+      const dry = el('input', { type: 'checkbox', checked: true, id: nextId('f') });
+      if (!await confirmDialog(`Change a config of cluster ${st.name}`, el('div', {}, field('Role', role), field('The whole new config file', conf),
+        el('label', { class: 'inline', for: dry.id }, dry, 'Dry run: report the changes only')), 'Apply')) return;
+      run('config', { role: role.value, conf: conf.value, dryRun: dry.checked }, 'Change config');
+    } }),
+    el('button', { type: 'button', class: 'secondary', text: 'Upgrade', onclick: async () => {
+      const url = el('input', { type: 'url' }), sha = el('input', { type: 'text' });
+      if (!await confirmDialog(`Upgrade cluster ${st.name}?`, el('div', {}, field('Package URL', url), field('Package SHA-256 (optional)', sha)), 'Upgrade')) return;
+      const body = { packageUrl: url.value.trim() };
+      if (sha.value.trim()) body.packageSha256 = sha.value.trim();
+      run('upgrade', body, 'Upgrade');
+    } }),
+    el('button', { type: 'button', class: 'danger', text: 'Destroy', onclick: async () => {
+      const confirmName = el('input', { type: 'text', autocomplete: 'off' });
+      const purge = el('input', { type: 'checkbox', id: nextId('f') });
+      if (!await confirmDialog(`Destroy cluster ${st.name}?`, el('div', {}, el('p', { text: 'Every role is stopped and removed, every agent removes itself.' }),
+        field(`Type the cluster's name (${st.name}) to confirm`, confirmName),
+        el('label', { class: 'inline', for: purge.id }, purge, 'Purge data dirs too')), 'Destroy', true)) return;
+      run('destroy', { confirm: confirmName.value, purge: purge.checked }, 'Destroy');
+    } }),
+  ];
+  if (st.destroyed) btns.forEach((b) => { b.disabled = true; });
+  return el('div', {}, el('div', { class: 'actions', id: 'cluster-actions' }, btns), err);
+}
