@@ -31,16 +31,23 @@ var wizardSteps = []string{"INSTALL_AGENT", "INSTALL_SERVICE", "DEPLOY_CONFIG", 
 // gap from the previous step's last task end to its first task start; and
 // where the master FE's START task spent its time (BENCHMARKS.md, "cluster
 // deploy"). Medians over the iterations; with -v, the last iteration's
-// START_SERVICE task logs.
+// START_SERVICE task logs; with DM_BENCH_TRACE=1 the manager logs at
+// debug level and -v shows its request and task lines of the last
+// iteration (the debug log costs the manager time: not for the numbers).
 //
 //	go test -run XXX -bench BenchmarkDeploy -benchtime 3x -v ./test/e2e
 func BenchmarkDeploy(b *testing.B) {
 	m := map[string][]float64{}
 	add := func(k string, v float64) { m[k] = append(m[k], v) }
 	var last string
+	var managerArgs []string
+	trace := os.Getenv("DM_BENCH_TRACE") == "1"
+	if trace {
+		managerArgs = []string{"--log-level", "debug"}
+	}
 	for b.Loop() {
 		b.StopTimer()
-		s := startBench(b)
+		s := startBench(b, managerArgs...)
 		top := writeTopology(b, s, b.TempDir())
 		ctx, cancel := deadline.Context(context.Background(), 6*time.Minute)
 		mgr := s.ManagerPID()
@@ -122,7 +129,23 @@ func BenchmarkDeploy(b *testing.B) {
 			fmt.Fprintf(&report, "task %d %s on %s: starts +%.3fs into the step, runs %.3fs\n%s",
 				t.ID, t.TaskType, t.Host, st.Sub(stepStart).Seconds(), en.Sub(st).Seconds(), timedLines(log, st, en))
 		}
+		// What one poll costs the manager: currentTasks of the finished
+		// process, one after the other on a kept-alive connection as
+		// the command polls.
+		const polls = 300
+		cpu1 := procCPU(mgr)
+		for range polls {
+			if _, err := c.CurrentTasks(ctx, 1); err != nil {
+				cancel()
+				s.Close()
+				b.Fatal(err)
+			}
+		}
+		add("poll-manager-cpu-ms", (procCPU(mgr)-cpu1).Seconds()*1000/polls)
 		last = fmt.Sprintf("%s\n%s", out, report.String())
+		if trace {
+			last += "\nmanager log:\n" + managerTrace(s.ManagerLog())
+		}
 		cancel()
 		s.Close()
 		b.StartTimer() // Loop wants it running
@@ -288,4 +311,19 @@ func secs3(v []float64) string {
 		parts = append(parts, fmt.Sprintf("%.3f", x))
 	}
 	return strings.Join(parts, " ")
+}
+
+// managerTrace is the manager log's lines about requests and tasks.
+func managerTrace(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var out strings.Builder
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "request:") || strings.Contains(l, "task started") || strings.Contains(l, "task ended") {
+			out.WriteString(l + "\n")
+		}
+	}
+	return out.String()
 }
