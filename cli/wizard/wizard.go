@@ -58,10 +58,12 @@ type Options struct {
 	Ask      Asker
 	// Resume is the command line that resumes this walk.
 	Resume string
-	// Poll is the pause between two reads of the tasks (default 200 ms).
+	// Poll is the pause between two reads of the tasks (default
+	// DefaultPoll), and of the cluster's status before the final table.
 	Poll time.Duration
 	// Settle is how long a failed step must stay unchanged, nothing
-	// running, before it counts as stopped (default 3 polls).
+	// running, before it counts as stopped (default 3 polls, at least
+	// 600 ms).
 	Settle time.Duration
 	// StatusWait bounds the wait for every node's first status check
 	// before the final table (default 30 s).
@@ -107,13 +109,19 @@ type walk struct {
 	cluster rest.Cluster
 }
 
+// DefaultPoll paces the reads of a running step's tasks. The API has no
+// push, so the next step goes out up to one pause after a step's last
+// task ended: 100 ms keeps that gap well under the 0.3 s the deploy aims
+// for, at about 10 small reads a second (BENCHMARKS.md, "cluster deploy").
+const DefaultPoll = 100 * time.Millisecond
+
 // Run walks the wizard.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Poll == 0 {
-		o.Poll = 200 * time.Millisecond
+		o.Poll = DefaultPoll
 	}
 	if o.Settle == 0 {
-		o.Settle = 3 * o.Poll
+		o.Settle = max(3*o.Poll, 600*time.Millisecond)
 	}
 	if o.StatusWait == 0 {
 		o.StatusWait = 30 * time.Second
@@ -516,7 +524,7 @@ func (w *walk) finish(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(w.Poll):
 		}
 	}
 }
