@@ -31,7 +31,7 @@ var wizardSteps = []string{"INSTALL_AGENT", "INSTALL_SERVICE", "DEPLOY_CONFIG", 
 // gap from the previous step's last task end to its first task start; and
 // where the master FE's START task spent its time (BENCHMARKS.md, "cluster
 // deploy"). Medians over the iterations; with -v, the last iteration's
-// START_SERVICE task logs; with DM_BENCH_TRACE=1 the manager logs at
+// START_SERVICE and BUILD_CLUSTER task logs; with DM_BENCH_TRACE=1 the manager logs at
 // debug level and -v shows its request and task lines of the last
 // iteration (the debug log costs the manager time: not for the numbers).
 //
@@ -98,11 +98,11 @@ func BenchmarkDeploy(b *testing.B) {
 
 		var report strings.Builder
 		c := s.Client()
-		stepStart := st["START_SERVICE"].first
 		for _, t := range tasks {
-			if t.ProcessType != "START_SERVICE" {
+			if t.ProcessType != "START_SERVICE" && t.ProcessType != "BUILD_CLUSTER" {
 				continue
 			}
+			stepStart := st[t.ProcessType].first
 			st, ok1 := apiTime(t.StartTime)
 			en, ok2 := apiTime(t.EndTime)
 			if !ok1 || !ok2 {
@@ -125,6 +125,10 @@ func BenchmarkDeploy(b *testing.B) {
 				add("fe-master-before-script-s", ph.beforeScript.Seconds())
 				add("fe-master-script-s", ph.script.Seconds())
 				add("fe-master-health-s", ph.health.Seconds())
+				// The finer split where the plugin logs its steps.
+				for k, d := range ph.fine {
+					add("fe-master-"+k+"-s", d.Seconds())
+				}
 			}
 			fmt.Fprintf(&report, "task %d %s on %s: starts +%.3fs into the step, runs %.3fs\n%s",
 				t.ID, t.TaskType, t.Host, st.Sub(stepStart).Seconds(), en.Sub(st).Seconds(), timedLines(log, st, en))
@@ -207,7 +211,15 @@ func loadAverage() float64 {
 	return v
 }
 
-type phases struct{ beforeScript, script, health time.Duration }
+type phases struct {
+	beforeScript, script, health time.Duration
+	// fine splits the task by the lines the plugin logs since it says
+	// when it checks the host, when the script returned and when the
+	// role was healthy: setup (task start to the check), probe (the
+	// check, to the start script's line), script (to its return),
+	// health (to healthy), record (the rest: desired state, facts, end).
+	fine map[string]time.Duration
+}
 
 // startPhases splits a START task's time by its log: until the line that
 // runs the start script ("starting FE: bash .../start_fe.sh ..."), from
@@ -215,7 +227,7 @@ type phases struct{ beforeScript, script, health time.Duration }
 // script has returned and the first health poll has read the pid file),
 // and the rest (health probes until healthy, recording the start).
 func startPhases(log string, start, end time.Time) (phases, error) {
-	var script, pid time.Time
+	var script, pid, check, returned, healthy time.Time
 	for _, l := range strings.Split(log, "\n") {
 		m := stampRE.FindStringSubmatch(l)
 		if m == nil {
@@ -232,12 +244,23 @@ func startPhases(log string, start, end time.Time) (phases, error) {
 			script = at
 		case !script.IsZero() && pid.IsZero() && strings.HasPrefix(m[2], "pid="):
 			pid = at
+		case check.IsZero() && strings.HasPrefix(m[2], "checking FE on "):
+			check = at
+		case returned.IsZero() && strings.HasPrefix(m[2], "start_fe.sh returned after "):
+			returned = at
+		case healthy.IsZero() && strings.HasPrefix(m[2], "FE healthy "):
+			healthy = at
 		}
 	}
 	if script.IsZero() || pid.IsZero() {
 		return phases{}, fmt.Errorf("no start script line and pid line after it in the log")
 	}
-	return phases{beforeScript: script.Sub(start), script: pid.Sub(script), health: end.Sub(pid)}, nil
+	ph := phases{beforeScript: script.Sub(start), script: pid.Sub(script), health: end.Sub(pid)}
+	if !check.IsZero() && !returned.IsZero() && !healthy.IsZero() {
+		ph.fine = map[string]time.Duration{"setup": check.Sub(start), "probe": script.Sub(check),
+			"script-only": returned.Sub(script), "health-only": healthy.Sub(returned), "record": end.Sub(healthy)}
+	}
+	return ph, nil
 }
 
 // allTasks reads every task of a fresh manager by id (1, 2, ... until one
