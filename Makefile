@@ -2,7 +2,12 @@
 GO             ?= go
 GOOS           ?= $(shell $(GO) env GOOS)
 GOARCH         ?= $(shell $(GO) env GOARCH)
-VERSION        ?= dev
+# The one version of the manager, the agent and the plugins' builds: git
+# describe of this checkout (a tag, commits since, hash, -dirty), dev
+# outside a git checkout. GOFLAGS below turns the toolchain's own VCS
+# stamping off, so the version goes in with -X.
+VERSION        ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT         ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 PLUGIN_VERSION ?= 1.0.0
 PLUGIN_API     ?= 2.0
 ROLES          := fe be broker
@@ -17,6 +22,11 @@ DATA_DIR       ?= data
 # `make run` trusts its public key in DATA_DIR. Release builds are signed
 # with the publisher's own key instead (dorismanager plugins sign).
 DEV_KEY        := $(BIN)/dev-plugin-key
+# Once, not at every use (these are shell calls).
+VERSION        := $(VERSION)
+COMMIT         := $(COMMIT)
+STAMP          := -X github.com/dorismanager/dorismanager/internal/buildinfo.version=$(VERSION) \
+                  -X github.com/dorismanager/dorismanager/internal/buildinfo.commit=$(COMMIT)
 
 export GOFLAGS := -buildvcs=false
 SHELL := /bin/bash
@@ -33,10 +43,10 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/dorismanager ./cmd/dorismanager
+	$(GO) build -ldflags "$(STAMP)" -o $(BIN)/dorismanager ./cmd/dorismanager
 	@if [ -d ./cmd/doris-agent ]; then \
 		echo "$(GO) build -o $(BIN)/doris-agent ./cmd/doris-agent"; \
-		CGO_ENABLED=0 $(GO) build -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/doris-agent ./cmd/doris-agent || exit 1; \
+		CGO_ENABLED=0 $(GO) build -ldflags "-s -w $(STAMP)" -o $(BIN)/doris-agent ./cmd/doris-agent || exit 1; \
 	fi
 	@[ -f $(DEV_KEY) ] || ./$(BIN)/dorismanager plugins keygen $(DEV_KEY)
 	@for role in $(ROLES); do \
@@ -45,7 +55,7 @@ build:
 		name=doris-role-$${role}_v$(PLUGIN_VERSION)_x$(PLUGIN_API)_$(GOOS)_$(GOARCH); \
 		dir=$(BIN)/plugins/$$role; mkdir -p $$dir; \
 		echo "$(GO) build -o $$dir/$$name ./plugins/$$role"; \
-		$(GO) build -ldflags "-X main.version=$(PLUGIN_VERSION)" -o $$dir/$$name ./plugins/$$role || exit 1; \
+		$(GO) build -ldflags "-X main.version=$(PLUGIN_VERSION) $(STAMP)" -o $$dir/$$name ./plugins/$$role || exit 1; \
 		./$(BIN)/dorismanager plugins sign --key $(DEV_KEY) $$dir/$$name >/dev/null || exit 1; \
 	done
 

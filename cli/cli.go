@@ -17,6 +17,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/dorismanager/dorismanager/cli/progress"
 	"github.com/dorismanager/dorismanager/cli/rest"
@@ -93,7 +94,11 @@ func isTerminal(v any) bool {
 func printer(cmd *cobra.Command, plain bool) progress.Printer {
 	out := cmd.OutOrStdout()
 	if !plain && isTerminal(out) {
-		return progress.NewTTY(out, nil, os.Getenv("NO_COLOR") == "", 0)
+		width := 0
+		if ws, err := unix.IoctlGetWinsize(int(out.(*os.File).Fd()), unix.TIOCGWINSZ); err == nil {
+			width = int(ws.Col)
+		}
+		return progress.NewTTY(out, nil, os.Getenv("NO_COLOR") == "", width)
 	}
 	return progress.NewPlain(out, nil)
 }

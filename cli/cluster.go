@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -174,7 +176,7 @@ func statusTable(w io.Writer, st rest.ClusterStatus) error {
 		if n.Master {
 			typ += " (master)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Host, n.Role, typ, ports(n.Ports), n.Status, str(n.Version), str(n.Detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Host, n.Role, typ, ports(n.Ports), n.Status, str(n.Version), short(str(n.Detail), 80))
 	}
 	return tw.Flush()
 }
@@ -186,21 +188,17 @@ func str(p *string) string {
 	return *p
 }
 
-// ports is "http 8030, query 9030, ..." in a stable order.
+// ports is "edit_log=9010 http=8030 ..." (the _port suffix dropped), by name.
 func ports(m map[string]int) string {
 	if len(m) == 0 {
 		return "-"
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
 		name := strings.TrimSuffix(strings.TrimPrefix(k, "port."), "_port")
-		parts[i] = fmt.Sprintf("%s=%d", name, m[k])
+		parts = append(parts, fmt.Sprintf("%s=%d", name, v))
 	}
+	sort.Strings(parts)
 	return strings.Join(parts, " ")
 }
 
@@ -245,6 +243,9 @@ and brokers join through it. Resumes and reports like deploy.`
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
 			pr := printer(cmd, plain)
+			if warn := plainHTTPWarning(cl.Server()); warn != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), warn)
+			}
 			o := wizard.Options{Client: cl, Topology: top, ScaleOut: scaleOut, Printer: pr,
 				Resume: commandLine(append(append([]string{strings.Fields(cmd.CommandPath())[0], "cluster", cmd.Name()}, connArgs(cmd)...), args[0])...)}
 			if !noInput && interactive(cmd) {
@@ -293,6 +294,20 @@ and brokers join through it. Resumes and reports like deploy.`
 	cmd.Flags().BoolVar(&timings, "timings", false, "print each step's task time and the gap before it (from the tasks' start and end times)")
 	silence(cmd)
 	return cmd
+}
+
+// plainHTTPWarning is the warning for sending an SSH key over plain http
+// to a manager that is not on this machine ("" when there is no reason).
+func plainHTTPWarning(server string) string {
+	u, err := url.Parse(server)
+	if err != nil || u.Scheme != "http" {
+		return ""
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return ""
+	}
+	return fmt.Sprintf("warning: the SSH key goes to %s over plain http, readable on the way: serve the manager with --tls auto and use https:// with --ca-file", u.Host)
 }
 
 func printTimings(w io.Writer, ts []wizard.Timing) {

@@ -69,7 +69,6 @@ type opSpec struct {
 }
 
 func opCommands(c *conn) []*cobra.Command {
-	var rolling bool = true
 	var noRolling bool
 	var force, purgeScale, purgeDestroy bool
 	var pkgURL, pkgSum string
@@ -84,7 +83,7 @@ func opCommands(c *conn) []*cobra.Command {
 			extra: func(cmd *cobra.Command) func(context.Context, *rest.Client, rest.Cluster, []node) (map[string]any, error) {
 				cmd.Flags().BoolVar(&noRolling, "no-rolling", false, "stop every node, then start every node")
 				return func(context.Context, *rest.Client, rest.Cluster, []node) (map[string]any, error) {
-					return map[string]any{"rolling": rolling && !noRolling}, nil
+					return map[string]any{"rolling": !noRolling}, nil
 				}
 			}},
 		{use: "scale-in", short: "drain and remove nodes from a cluster, one at a time", endpoint: "scaleIn", confirm: true, nodesRequired: true,

@@ -24,6 +24,9 @@ type Printer interface {
 	Line(text string)
 	// StepDone closes the block with a closing line.
 	StepDone(text string)
+	// Release leaves the block on screen as drawn, so that a question
+	// can be asked below it; the next Update draws the block anew.
+	Release()
 }
 
 // state is what a printer remembers of a task.
@@ -73,6 +76,9 @@ func (p *Plain) Line(text string) {
 		fmt.Fprintf(p.w, "%s   %s\n", p.stamp(), l)
 	}
 }
+
+// Release implements Printer (plain lines need nothing).
+func (p *Plain) Release() {}
 
 // StepDone implements Printer.
 func (p *Plain) StepDone(text string) { fmt.Fprintf(p.w, "%s %s\n", p.stamp(), text) }

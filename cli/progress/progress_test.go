@@ -103,3 +103,21 @@ func TestTTY(t *testing.T) {
 		t.Error("no red FAILURE with colour")
 	}
 }
+
+// After Release (a question asked below the block) the next Update draws
+// the block anew below, moving up over nothing.
+func TestTTYRelease(t *testing.T) {
+	var b bytes.Buffer
+	p := NewTTY(&b, clock(time.Millisecond), false, 100)
+	p.Step("step")
+	p.Update(polls[0])
+	p.Release()
+	b.Reset()
+	p.Update(polls[1])
+	if strings.Contains(b.String(), "\x1b[") && strings.Contains(b.String(), "A\x1b[J") {
+		t.Errorf("the update after Release moved the cursor up: %q", b.String())
+	}
+	if strings.Count(b.String(), "\n") != 3 {
+		t.Errorf("want the 3-line block drawn again: %q", b.String())
+	}
+}

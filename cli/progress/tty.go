@@ -110,16 +110,19 @@ func (p *TTY) Step(title string) {
 	fmt.Fprintln(p.w, title)
 }
 
-// Update implements Printer.
+// Update implements Printer. The block shows the tasks of this update
+// only: one the manager no longer lists (a skipped task on managers that
+// hide them, a step sent again) leaves it.
 func (p *TTY) Update(tasks []rest.Task) {
 	now := p.now()
+	p.order = p.order[:0]
 	for _, t := range sorted(tasks) {
 		s, ok := p.tasks[t.ID]
 		if !ok {
 			s = &state{}
 			p.tasks[t.ID] = s
-			p.order = append(p.order, t.ID)
 		}
+		p.order = append(p.order, t.ID)
 		st := status(t)
 		if st == rest.TaskRunning && (s.running.IsZero() || !s.ended.IsZero()) {
 			s.running, s.ended = now, time.Time{}
@@ -142,6 +145,9 @@ func (p *TTY) Line(text string) {
 	fmt.Fprintln(p.w, strings.TrimRight(text, "\n"))
 	p.draw()
 }
+
+// Release implements Printer.
+func (p *TTY) Release() { p.drawn = 0 }
 
 // StepDone implements Printer: the block stays as last drawn.
 func (p *TTY) StepDone(text string) {

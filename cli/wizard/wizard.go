@@ -58,15 +58,16 @@ type Options struct {
 	Ask      Asker
 	// Resume is the command line that resumes this walk.
 	Resume string
-	// Poll is the pause between two reads of the tasks (default
-	// DefaultPoll), and of the cluster's status before the final table.
+	// Poll is the pause between two reads of the tasks (default 100 ms:
+	// a step is sent at most that long after the previous one ended), and
+	// of the cluster's status before the final table.
 	Poll time.Duration
 	// Settle is how long a failed step must stay unchanged, nothing
-	// running, before it counts as stopped (default 3 polls, at least
-	// 600 ms).
+	// running, before it counts as stopped (default 3 polls).
 	Settle time.Duration
 	// StatusWait bounds the wait for every node's first status check
-	// before the final table (default 30 s).
+	// before the final table (default 12 s: two rounds of the manager's
+	// status cache).
 	StatusWait time.Duration
 }
 
@@ -109,22 +110,16 @@ type walk struct {
 	cluster rest.Cluster
 }
 
-// DefaultPoll paces the reads of a running step's tasks. The API has no
-// push, so the next step goes out up to one pause after a step's last
-// task ended: 100 ms keeps that gap well under the 0.3 s the deploy aims
-// for, at about 10 small reads a second (BENCHMARKS.md, "cluster deploy").
-const DefaultPoll = 100 * time.Millisecond
-
 // Run walks the wizard.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Poll == 0 {
-		o.Poll = DefaultPoll
+		o.Poll = 100 * time.Millisecond
 	}
 	if o.Settle == 0 {
-		o.Settle = max(3*o.Poll, 600*time.Millisecond)
+		o.Settle = 3 * o.Poll
 	}
 	if o.StatusWait == 0 {
-		o.StatusWait = 30 * time.Second
+		o.StatusWait = 12 * time.Second
 	}
 	w := &walk{Options: o, c: o.Client, res: &Result{Steps: map[string][]rest.Task{}, StepWall: map[string]time.Duration{}}}
 	if err := w.run(ctx); err != nil {
@@ -193,8 +188,7 @@ func (w *walk) run(ctx context.Context) error {
 		return err
 	}
 	w.res.ProcessID = pid
-	p := &rest.Process{ID: pid, ClusterID: cl.ID, ProcessType: Steps[0]}
-	return w.walkFromStarted(ctx, p, start)
+	return w.loop(ctx, pid, 0, start, false)
 }
 
 // existing is the cluster's nodes as host/ROLE.
@@ -225,10 +219,6 @@ func (w *walk) walkFrom(ctx context.Context, p *rest.Process, rerun bool) error 
 	// and the loop sends the next one.
 	w.step(i)
 	return w.loop(ctx, p.ID, i, time.Now(), rerun)
-}
-
-func (w *walk) walkFromStarted(ctx context.Context, p *rest.Process, start time.Time) error {
-	return w.loop(ctx, p.ID, 0, start, false)
 }
 
 // loop waits for step i of process pid, handles failures, then sends the
@@ -460,6 +450,7 @@ func (w *walk) failed(ctx context.Context, pid int64, i int, failed []rest.Task)
 			Steps[i], pid, w.Resume, strings.Join(skips, "; ")))
 		return &Stopped{ProcessID: pid, Step: Steps[i], Failed: failed, Resume: w.Resume}
 	}
+	w.Printer.Release()
 	for _, t := range failed {
 		a, err := w.Ask(t)
 		if err != nil {
@@ -467,9 +458,13 @@ func (w *walk) failed(ctx context.Context, pid int64, i int, failed []rest.Task)
 		}
 		switch a {
 		case Retry:
-			err = w.c.TaskAction(ctx, "retry", t.ID)
+			if err = w.c.TaskAction(ctx, "retry", t.ID); err == nil {
+				w.Printer.Line(fmt.Sprintf("task %d runs again", t.ID))
+			}
 		case Skip:
-			err = w.c.TaskAction(ctx, "skip", t.ID)
+			if err = w.c.TaskAction(ctx, "skip", t.ID); err == nil {
+				w.Printer.Line(fmt.Sprintf("task %d skipped: %s %s is left out of the later steps", t.ID, hostOr(t), t.Role()))
+			}
 		default:
 			w.Printer.Line(fmt.Sprintf("aborted. Resume later with:\n  %s", w.Resume))
 			return &Stopped{ProcessID: pid, Step: Steps[i], Failed: failed, Resume: w.Resume}

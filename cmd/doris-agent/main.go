@@ -11,22 +11,23 @@ import (
 	"syscall"
 
 	"github.com/dorismanager/dorismanager/agent"
+	"github.com/dorismanager/dorismanager/internal/buildinfo"
 	"github.com/hashicorp/go-hclog"
 )
-
-// version is stamped at build time (-ldflags "-X main.version=...").
-var version = agent.DefaultVersion
 
 func main() {
 	agent.RunHelper()
 	config := flag.String("config", "conf/agent.json", "agent config file (JSON)")
-	printVersion := flag.Bool("version", false, "print the version and exit (also: doris-agent version)")
+	printVersion := flag.Bool("version", false, "print the version, git commit, Go version and os/arch, and exit (also: doris-agent version)")
 	memLimit := flag.String("memory-limit", defaultMemoryLimit, "soft limit of the Go runtime's memory (bytes, or with KiB, MiB, GiB); 0 or off: none. Default "+defaultMemoryLimit+", or GOMEMLIMIT when that is set")
 	flag.Parse()
 	switch {
-	case *printVersion || flag.Arg(0) == "version":
-		fmt.Println(version)
+	case *printVersion || flag.Arg(0) == "version" && flag.NArg() == 1:
+		_ = buildinfo.Get().WriteText(os.Stdout, "doris-agent")
 		return
+	case flag.Arg(0) == "version":
+		fmt.Fprintf(os.Stderr, "doris-agent: version takes no arguments, got %q\n", flag.Args()[1:])
+		os.Exit(2)
 	case flag.NArg() > 0:
 		fmt.Fprintf(os.Stderr, "doris-agent: unknown command %q: the agent takes flags only (-config FILE), or \"version\"\n", flag.Arg(0))
 		os.Exit(2)
@@ -52,7 +53,7 @@ func main() {
 		log.Error("cannot start", "error", err)
 		os.Exit(2)
 	}
-	a.SetVersion(version)
+	a.SetVersion(buildinfo.Get().Version)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := a.Run(ctx); err != nil {

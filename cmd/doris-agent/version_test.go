@@ -14,7 +14,9 @@ import (
 func TestVersionStamp(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "doris-agent")
 	// The toolchain running the tests, whatever PATH says.
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-ldflags", "-X main.version=9.8.7-test", "-o", bin, ".")
+	const pkg = "github.com/dorismanager/dorismanager/internal/buildinfo"
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-ldflags",
+		"-X "+pkg+".version=9.8.7-test -X "+pkg+".commit=abc1234", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v: %s", err, out)
 	}
@@ -23,9 +25,12 @@ func TestVersionStamp(t *testing.T) {
 		out  string
 		code int
 	}{
-		{[]string{"version"}, "9.8.7-test\n", 0},
-		{[]string{"-version"}, "9.8.7-test\n", 0},
-		{[]string{"-config", "/nonexistent.json", "version"}, "9.8.7-test\n", 0},
+		{[]string{"version"}, "doris-agent 9.8.7-test\ncommit:  abc1234\n", 0},
+		{[]string{"-version"}, "doris-agent 9.8.7-test\n", 0},
+		{[]string{"--version"}, "doris-agent 9.8.7-test\n", 0},
+		{[]string{"-config", "/nonexistent.json", "version"}, "doris-agent 9.8.7-test\n", 0},
+		{[]string{"version"}, "os/arch: " + runtime.GOOS + "/" + runtime.GOARCH + "\n", 0},
+		{[]string{"version", "extra"}, `version takes no arguments, got ["extra"]`, 2},
 		{[]string{"serve"}, `unknown command "serve"`, 2},
 	}
 	for _, c := range cases {

@@ -53,7 +53,7 @@ func (w *lineWaiter) wait(t *testing.T, want string) {
 func TestInstallTellsRunningManagerToRescan(t *testing.T) {
 	bin := t.TempDir()
 	manager := filepath.Join(bin, "dorismanager")
-	goBuild(t, manager, "./cmd/dorismanager", "-X main.version=test")
+	goBuild(t, manager, "./cmd/dorismanager", "-X github.com/dorismanager/dorismanager/internal/buildinfo.version=test")
 	plugin := filepath.Join(bin, "doris-role-broker")
 	goBuild(t, plugin, "./plugins/broker", "-X main.version=1.0.0")
 

@@ -3,10 +3,12 @@ package main
 
 import (
 	"github.com/dorismanager/dorismanager/plugins/be/berole"
-	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/dorismanager/dorismanager/plugins/internal/pluginmain"
 )
 
-// version is set at build time: -ldflags "-X main.version=...".
+// version is the plugin's semver (its pins resolve on it), set at build
+// time: -ldflags "-X main.version=..."; the build's own version is
+// internal/buildinfo's.
 var version = "0.0.0-dev"
 
-func main() { sdk.Serve(berole.New(version)) }
+func main() { pluginmain.Serve("doris-role-be", version, berole.New(version)) }

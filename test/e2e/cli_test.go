@@ -55,6 +55,12 @@ func TestCLIDeploy(t *testing.T) {
 			t.Errorf("--timings has no line for %s", step)
 		}
 	}
+	// A manager that answers installComplete with the process as it ended
+	// (newer ones) shows its status; the golden file holds the line
+	// without it, so it fits both.
+	if !regexp.MustCompile(`installComplete: process 1 ended( SUCCESS)?\n`).MatchString(out) {
+		t.Errorf("deploy did not end with installComplete of process 1 (SUCCESS when the manager says)")
+	}
 	checkGolden(t, "cli_deploy.golden", normaliseProgress(out, s))
 
 	// display --format json is the API's status as it came.
@@ -94,6 +100,41 @@ func TestCLIDeploy(t *testing.T) {
 	}
 	if list := cli(ctx, t, s, 0, "cluster", "list"); !regexp.MustCompile(`(?m)^1 +demo +`).MatchString(list) {
 		t.Errorf("cluster list:\n%s", list)
+	}
+
+	// The read commands around it: a task's log (followed: it has ended),
+	// the process's last step as JSON, and a day-2 operation followed to
+	// its end.
+	if log := cli(ctx, t, s, 0, "task", "log", "-f", "4"); !strings.Contains(log, "-- task 4 ended SUCCESS") {
+		t.Errorf("task log -f 4:\n%s", log)
+	}
+	var shown struct {
+		Process any `json:"process"`
+		Tasks   []struct {
+			ID       int64  `json:"id"`
+			TaskType string `json:"taskType"`
+			Status   string `json:"status"`
+		} `json:"tasks"`
+	}
+	js = cli(ctx, t, s, 0, "process", "show", "1", "--format", "json")
+	if err := json.Unmarshal([]byte(js), &shown); err != nil || shown.Process != nil || len(shown.Tasks) != 8 || shown.Tasks[0].Status != "SUCCESS" {
+		t.Errorf("process show 1 --format json (the finished process's BUILD_CLUSTER tasks): %v\n%s", err, js)
+	}
+	// process list needs GET /api/process: a manager without it is named too old.
+	switch code, list, errs := cliRun(ctx, t, s, "process", "list", "--cluster", "demo"); {
+	case code == 0:
+		if !regexp.MustCompile(`(?m)^1 +BUILD_CLUSTER +\d+ +SUCCESS +YES`).MatchString(list) {
+			t.Errorf("process list:\n%s", list)
+		}
+	case code != 2 || !strings.Contains(errs, "this manager is too old to list processes (it has no GET /api/process)"):
+		t.Errorf("process list: exit %d\n%s%s", code, list, errs)
+	}
+	restart := cli(ctx, t, s, 0, "cluster", "restart", "demo", "--node", hosts[2].Addr+":BROKER")
+	if !regexp.MustCompile(`restart of cluster demo: process 2\n[\s\S]*task \d+ +RESTART_NODE +` + regexp.QuoteMeta(hosts[2].Addr) + ` +SUCCESS[\s\S]*process 2: every task done`).MatchString(restart) {
+		t.Errorf("cluster restart --node %s:BROKER:\n%s", hosts[2].Addr, restart)
+	}
+	if _, errs := cliFails(ctx, t, s, "cluster", "destroy", "demo"); !strings.Contains(errs, "destroy asks for confirmation and there is no terminal to ask: add --yes") {
+		t.Errorf("destroy without a terminal or --yes: %q", errs)
 	}
 
 	// A second run finds every node of the file and sends nothing.
@@ -152,26 +193,14 @@ func writeTopology(t testing.TB, s *sandbox.Sandbox, dir string) string {
 	return path
 }
 
-// cli runs the built dorismanager with the sandbox's connection in the
-// environment (a token file, never a token argument) and wants exit code.
+// cli runs the built dorismanager and wants exit code; it answers stdout.
 func cli(ctx context.Context, t *testing.T, s *sandbox.Sandbox, code int, args ...string) string {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dorismanager"), args...)
-	cmd.Env = append(os.Environ(), "DORISMANAGER_SERVER="+s.URL, "DORISMANAGER_TOKEN_FILE="+filepath.Join(s.DataDir, "admin.token"),
-		"DORISMANAGER_CA_FILE="+filepath.Join(s.DataDir, "pki", "bundle.crt"))
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	got := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		got = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("dorismanager %s: %v", strings.Join(args, " "), err)
-	}
+	got, out, errs := cliRun(ctx, t, s, args...)
 	if got != code {
-		t.Fatalf("dorismanager %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), got, code, out.String(), errb.String())
+		t.Fatalf("dorismanager %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), got, code, out, errs)
 	}
-	return out.String()
+	return out
 }
 
 // countAudit counts the audit log's entries whose route contains route.
@@ -204,6 +233,7 @@ var (
 	reDuration = regexp.MustCompile(`\b\d+(\.\d+)?(ms|s)\b`)
 	reIDs      = regexp.MustCompile(`\b(task|agent|pid|process|id) \d+`)
 	reSpaces   = regexp.MustCompile(`  +`)
+	reEnded    = regexp.MustCompile(`(installComplete: process N ended) \w+$`)
 )
 
 // normaliseProgress keeps the progress lines of a deploy's output with
@@ -229,6 +259,7 @@ func normaliseProgress(out string, s *sandbox.Sandbox) string {
 		l = reDuration.ReplaceAllString(l, "D")
 		l = reIDs.ReplaceAllString(l, "$1 N")
 		l = reSpaces.ReplaceAllString(l, " ")
+		l = reEnded.ReplaceAllString(l, "$1")
 		switch {
 		case strings.HasPrefix(l, "[T] task N") && strings.Contains(l, " RUNNING"):
 		case strings.HasPrefix(l, "[T] task N"):
@@ -339,14 +370,170 @@ func TestCLIDeployResume(t *testing.T) {
 // stdout and stderr.
 func cliFails(ctx context.Context, t *testing.T, s *sandbox.Sandbox, args ...string) (string, string) {
 	t.Helper()
+	code, out, errs := cliRun(ctx, t, s, args...)
+	if code != 2 {
+		t.Fatalf("dorismanager %s: exit %d, want 2\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out, errs)
+	}
+	return out, errs
+}
+
+// cliRun runs the built dorismanager with the sandbox's connection in the
+// environment (a token file, never a token argument): exit code, stdout,
+// stderr.
+func cliRun(ctx context.Context, t *testing.T, s *sandbox.Sandbox, args ...string) (int, string, string) {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "dorismanager"), args...)
 	cmd.Env = append(os.Environ(), "DORISMANAGER_SERVER="+s.URL, "DORISMANAGER_TOKEN_FILE="+filepath.Join(s.DataDir, "admin.token"),
 		"DORISMANAGER_CA_FILE="+filepath.Join(s.DataDir, "pki", "bundle.crt"))
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
-		t.Fatalf("dorismanager %s: %v, want exit 2\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errb.String())
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String(), errb.String()
+	} else if err != nil {
+		t.Fatalf("dorismanager %s: %v", strings.Join(args, " "), err)
 	}
-	return out.String(), errb.String()
+	return 0, out.String(), errb.String()
+}
+
+// TestCLIDeployTerminal runs cluster deploy in a terminal (tmux) as a
+// person would: the progress redrawn in place, and at a failed task (the
+// second FE's query_port is taken) the question; the answer "s" skips the
+// task, the deploy goes on without that FE and ends with the table.
+func TestCLIDeployTerminal(t *testing.T) {
+	t.Parallel()
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is missing (.ci/run installs it)")
+		}
+		t.Skip("no tmux")
+	}
+	s := start(t, sandbox.Options{})
+	ctx, cancel := deadline.Context(context.Background(), 6*time.Minute)
+	defer cancel()
+	work := t.TempDir()
+	top := writeTopology(t, s, work)
+	hosts := s.Hosts.Hosts
+	ln, err := sandbox.HoldPort(hosts[1], 9030)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	script := filepath.Join(work, "deploy.sh")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf("#!/bin/sh\nexport DORISMANAGER_SERVER=%s DORISMANAGER_TOKEN_FILE=%s DORISMANAGER_CA_FILE=%s TERM=xterm-256color\n%s cluster deploy %s\necho EXIT=$?\nsleep 600\n",
+		s.URL, filepath.Join(s.DataDir, "admin.token"), filepath.Join(s.DataDir, "pki", "bundle.crt"), filepath.Join(binDir, "dorismanager"), top)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	session := fmt.Sprintf("dmcli%d", os.Getpid())
+	if b, err := exec.CommandContext(ctx, tmux, "new-session", "-d", "-s", session, "-x", "160", "-y", "60", script).CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v: %s", err, b)
+	}
+	defer exec.Command(tmux, "kill-session", "-t", session).Run()
+	screen := func() string {
+		b, _ := exec.Command(tmux, "capture-pane", "-p", "-S", "-", "-t", session).Output()
+		return string(b)
+	}
+	waitFor := func(what string) string {
+		t.Helper()
+		for {
+			sc := screen()
+			if strings.Contains(sc, what) {
+				return sc
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the terminal never showed %q:\n%s", what, sc)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	asked := waitFor("[r]etry, [s]kip (leave this node out), [a]bort?") // tmux drops trailing spaces
+	t.Logf("the terminal at the question:\n%s", asked)
+	for _, w := range []string{"step 2/5 INSTALL_SERVICE", "✗ INSTALL_FE", "FAILURE", "✓ INSTALL_BE", "port 9030 (query_port) is already in use",
+		"task 5 INSTALL_FE on " + hosts[1].Addr + " failed: [r]etry"} {
+		if !strings.Contains(asked, w) {
+			t.Errorf("the terminal at the question lacks %q", w)
+		}
+	}
+	if b, err := exec.Command(tmux, "send-keys", "-t", session, "s", "Enter").CombinedOutput(); err != nil {
+		t.Fatalf("send-keys: %v: %s", err, b)
+	}
+	end := waitFor("EXIT=")
+	t.Logf("the terminal at the end:\n%s", end)
+	if !strings.Contains(end, "EXIT=0") {
+		t.Errorf("deploy did not exit 0")
+	}
+	for _, w := range []string{"task 5 skipped: " + hosts[1].Addr + " FE is left out of the later steps", "step BUILD_CLUSTER done", "FOLLOWER (master)"} {
+		if !strings.Contains(end, w) {
+			t.Errorf("the terminal at the end lacks %q", w)
+		}
+	}
+	if regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(hosts[1].Addr) + ` +FE +FOLLOWER .* UP`).MatchString(end) {
+		t.Errorf("the skipped FE is UP in the table")
+	}
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(hosts[1].Addr) + ` +BE .* UP`).MatchString(end) {
+		t.Errorf("the BE of the host whose FE was skipped is not UP in the table")
+	}
+}
+
+// TestCLIScaleOut grows a cluster with the client: deploy a file with an
+// FE and two BEs on two hosts, then scale-out with examples/topology.yaml
+// (three FEs, three BEs, a broker): only the nodes the cluster lacks are
+// installed, the new FEs join the running master, and every node is UP.
+func TestCLIScaleOut(t *testing.T) {
+	t.Parallel()
+	s := start(t, sandbox.Options{})
+	ctx, cancel := deadline.Context(context.Background(), 6*time.Minute)
+	defer cancel()
+	work := t.TempDir()
+	full := writeTopology(t, s, work)
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The small file: the full one without host3 and with one FE and two BEs.
+	text := string(b)
+	small := text[:strings.Index(text, "  - name: host3")] + "fe:\n  - host: host1\nbe:\n  - host: host1\n  - host: host2\n"
+	smallPath := filepath.Join(work, "small.yaml")
+	if err := os.WriteFile(smallPath, []byte(small), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := cli(ctx, t, s, 0, "cluster", "deploy", smallPath)
+	t.Logf("deploy of the small file:\n%s", out)
+	if n := strings.Count(out, " UP "); n != 3 {
+		t.Fatalf("the small cluster's table has %d nodes UP, want 3", n)
+	}
+	// deploy refuses to grow a cluster: that is scale-out's.
+	if _, errs := cliFails(ctx, t, s, "cluster", "deploy", full); !strings.Contains(errs, `cluster "demo" exists with 3 nodes and `+full+` adds 4: add them with dorismanager cluster scale-out `+full) {
+		t.Errorf("deploy of the full file on the small cluster: %q", errs)
+	}
+	out = cli(ctx, t, s, 0, "cluster", "scale-out", full)
+	t.Logf("scale-out:\n%s", out)
+	hosts := s.Hosts.Hosts
+	for _, w := range []string{
+		"task \\d+ +INSTALL_AGENT +" + regexp.QuoteMeta(hosts[1].Addr) + " +SUCCESS",
+		"task \\d+ +INSTALL_AGENT +" + regexp.QuoteMeta(hosts[2].Addr) + " +SUCCESS",
+		"task \\d+ +INSTALL_FE +" + regexp.QuoteMeta(hosts[1].Addr) + " +SUCCESS",
+		"task \\d+ +INSTALL_FE +" + regexp.QuoteMeta(hosts[2].Addr) + " +SUCCESS",
+		"task \\d+ +INSTALL_BE +" + regexp.QuoteMeta(hosts[2].Addr) + " +SUCCESS",
+		"task \\d+ +INSTALL_BROKER +" + regexp.QuoteMeta(hosts[2].Addr) + " +SUCCESS",
+	} {
+		if !regexp.MustCompile(w).MatchString(out) {
+			t.Errorf("scale-out's progress has no line like %q", w)
+		}
+	}
+	// Nothing of the first deploy is installed again.
+	for _, again := range []string{"INSTALL_AGENT +" + regexp.QuoteMeta(hosts[0].Addr), "INSTALL_FE +" + regexp.QuoteMeta(hosts[0].Addr),
+		"INSTALL_BE +" + regexp.QuoteMeta(hosts[0].Addr), "INSTALL_BE +" + regexp.QuoteMeta(hosts[1].Addr)} {
+		if regexp.MustCompile(again).MatchString(out) {
+			t.Errorf("scale-out installed %s again", again)
+		}
+	}
+	if n := strings.Count(out, " UP "); n != 7 {
+		t.Errorf("the grown cluster's table has %d nodes UP, want 7", n)
+	}
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(hosts[0].Addr) + ` +FE +FOLLOWER \(master\)`).MatchString(out) {
+		t.Errorf("the first FE is no longer the master")
+	}
 }
