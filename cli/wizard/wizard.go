@@ -59,7 +59,8 @@ type Options struct {
 	// Resume is the command line that resumes this walk.
 	Resume string
 	// Poll is the pause between two reads of the tasks (default 100 ms:
-	// a step is sent at most that long after the previous one ended).
+	// a step is sent at most that long after the previous one ended), and
+	// of the cluster's status before the final table.
 	Poll time.Duration
 	// Settle is how long a failed step must stay unchanged, nothing
 	// running, before it counts as stopped (default 3 polls).
@@ -518,7 +519,7 @@ func (w *walk) finish(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(w.Poll):
 		}
 	}
 }

@@ -94,6 +94,17 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 			defer cancel()
 			if id := opsEngine.TaskEnded(ctx, taskID); id != 0 {
 				status.Kick(id)
+				return
+			}
+			// A wizard that built its cluster: the nodes' status now, not
+			// at the next refresh (up to 5 s later), for the table a
+			// client shows at the end.
+			id, step, ended, err := process.StepEnded(ctx, d.Store, taskID)
+			if err != nil {
+				d.Logger.Named("status").Warn("wizard step end", "task", taskID, "error", err)
+			}
+			if ended && step == process.StepBuildCluster {
+				status.Kick(id)
 			}
 		},
 		WizardGuard:  opsEngine.CheckNoOperation,

@@ -243,3 +243,29 @@ func describePending(tasks []store.Task) string {
 func hostRole(host, role string) string { return host + "\x00" + role }
 
 func isMaster(in task.Role) bool { return in.Labels[LabelMaster] == "true" }
+
+// StepEnded tells, for a task that just ended, whether it ended its wizard
+// step: every task of the step is SUCCESS or skipped. Then it returns the
+// process's cluster and the step; a task of an operation (core/ops
+// settles those) or of a step with work left gives ok false.
+func StepEnded(ctx context.Context, st *store.Store, taskID int64) (clusterID int64, step int, ok bool, err error) {
+	t, err := st.GetTask(ctx, taskID)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("task %d: %w", taskID, err)
+	}
+	p, err := st.GetProcess(ctx, t.ProcessID)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("process %d of task %d: %w", t.ProcessID, taskID, err)
+	}
+	if p.Kind != store.KindWizard {
+		return 0, 0, false, nil
+	}
+	all, err := st.TasksOfStep(ctx, p.ID, t.Step)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("tasks of process %d step %d: %w", p.ID, t.Step, err)
+	}
+	if !stepDone(t.Step, all) {
+		return 0, 0, false, nil
+	}
+	return p.ClusterID, t.Step, true, nil
+}

@@ -905,3 +905,65 @@ func TestDeployConfigAgain(t *testing.T) {
 		}
 	})
 }
+
+func TestStepEnded(t *testing.T) {
+	eachBackend(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		w := f.start(t, "h1", "h2")
+		w.step(1, f.e.InstallService(ctx, 1, InstallServiceRequest{ProcessID: w.pid, InstallInfos: []InstallInfo{{Host: "h1", Role: "FE"}, {Host: "h2", Role: "BE"}}}))
+		w.step(2, f.e.DeployConfig(ctx, 1, DeployConfigRequest{ProcessID: w.pid, DeployConfigs: []DeployConfig{{Hosts: []string{"h1"}, Role: "FE", Conf: "a=1"}, {Hosts: []string{"h2"}, Role: "BE", Conf: "b=1"}}}))
+		w.step(3, f.e.StartService(ctx, 1, StartServiceRequest{ProcessID: w.pid, DorisStarts: []HostRole{{"h1", "FE"}, {"h2", "BE"}}}))
+		if err := f.e.BuildCluster(ctx, 1, BuildClusterRequest{ProcessID: w.pid, FEHosts: []string{"h1"}, BEHosts: []string{"h2"}}); err != nil {
+			t.Fatal(err)
+		}
+		ts := f.tasks(w.pid, StepBuildCluster)
+		if len(ts) < 2 {
+			t.Fatalf("BUILD_CLUSTER tasks %v", types(ts))
+		}
+		ended := func(id int64) (int64, int, bool) {
+			t.Helper()
+			c, s, ok, err := StepEnded(ctx, f.st, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c, s, ok
+		}
+		// Each task but the last: the step has work left.
+		for i, tk := range ts[:len(ts)-1] {
+			if i == 0 {
+				f.setStatus(tk.ID, store.StatusSuccess)
+			} else if err := f.st.DB().Model(&store.Task{}).Where("id = ?", tk.ID).Update("skip", true).Error; err != nil {
+				t.Fatal(err)
+			}
+			if _, _, ok := ended(tk.ID); ok {
+				t.Fatalf("task %d %s ended the step with %s still to run", tk.ID, tk.TaskType, ts[len(ts)-1].TaskType)
+			}
+		}
+		// A failed last task does not end it either.
+		last := ts[len(ts)-1]
+		f.setStatus(last.ID, store.StatusFailure)
+		if _, _, ok := ended(last.ID); ok {
+			t.Fatal("a failed task ended the step")
+		}
+		f.setStatus(last.ID, store.StatusSuccess)
+		if c, s, ok := ended(last.ID); !ok || c != 1 || s != StepBuildCluster {
+			t.Fatalf("the last task: cluster %d step %d ended %v, want cluster 1 step %d", c, s, ok, StepBuildCluster)
+		}
+
+		// An operation's task is not the wizard's business.
+		op := store.Process{ClusterID: 1, UserID: 1, Kind: store.KindOperation, ProcessType: "RESTART", Status: StatusRunning}
+		if err := f.st.DB().Create(&op).Error; err != nil {
+			t.Fatal(err)
+		}
+		ot := store.Task{ProcessID: op.ID, TaskType: "RESTART_NODE", Status: store.StatusSuccess}
+		if err := f.st.DB().Create(&ot).Error; err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok := ended(ot.ID); ok {
+			t.Fatal("an operation's task ended a wizard step")
+		}
+		if _, _, _, err := StepEnded(ctx, f.st, 1<<40); err == nil {
+			t.Fatal("no error for a task that does not exist")
+		}
+	})
+}

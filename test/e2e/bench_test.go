@@ -110,11 +110,11 @@ func BenchmarkWizard(b *testing.B) {
 }
 
 // startBench is start for a benchmark: hosts and manager outside the timer.
-func startBench(b *testing.B) *sandbox.Sandbox {
+func startBench(b *testing.B, managerArgs ...string) *sandbox.Sandbox {
 	b.Helper()
 	ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 	defer cancel()
-	s, err := sandbox.Start(ctx, sandbox.Options{BinDir: binDir})
+	s, err := sandbox.Start(ctx, sandbox.Options{BinDir: binDir, ManagerArgs: managerArgs})
 	if err != nil {
 		b.Fatalf("sandbox: %v", err)
 	}

@@ -156,7 +156,7 @@ func TestCLIDeploy(t *testing.T) {
 
 // writeTopology is examples/topology.yaml for the sandbox: its hosts, its
 // package, its key, and the simulator's open-files minimum.
-func writeTopology(t *testing.T, s *sandbox.Sandbox, dir string) string {
+func writeTopology(t testing.TB, s *sandbox.Sandbox, dir string) string {
 	t.Helper()
 	root, err := sandbox.RepoRoot()
 	if err != nil {

@@ -157,9 +157,9 @@ func TestStartWaitsForHealth(t *testing.T) {
 		}
 		before = append(before, c.Command.Argv[3])
 	}
-	// The pid file and the host probe in one exec.
-	if len(before) != 1 || before[0] != "doris-proc-probe" {
-		t.Errorf("execs before the start script: %v, want [doris-proc-probe]", before)
+	// The pid file and the start's host probe (no disk, no java) in one exec.
+	if len(before) != 1 || before[0] != "doris-start-probe" {
+		t.Errorf("execs before the start script: %v, want [doris-start-probe]", before)
 	}
 }
 

@@ -369,14 +369,14 @@ func TestStartIsIdempotent(t *testing.T) {
 	}
 	// The probe is not needed for a running FE: its failure does not fail
 	// the start.
-	h.ExecExit(1, "[proc]\npid=1234\nstate=S\ncmdline=java org.apache.doris.DorisFE\n[probe]\n", "bash", "-c", doris.ProcProbeScript)
+	h.ExecExit(1, "[proc]\npid=1234\nstate=S\ncmdline=java org.apache.doris.DorisFE\n[probe]\n", "bash", "-c", doris.StartProbeScript)
 	res, err = newRole().Start(context.Background(), h, feReq("10.0.0.2", false))
 	if err != nil || !strings.Contains(res.Summary, "already running") {
 		t.Fatalf("start with a failing probe: %+v %v", res, err)
 	}
 	// For an FE to start it is: the start is refused, naming the probe.
 	h.SetRunning(doris.FE, 0)
-	h.ExecExit(1, "[proc]\n[probe]\n", "bash", "-c", doris.ProcProbeScript)
+	h.ExecExit(1, "[proc]\n[probe]\n", "bash", "-c", doris.StartProbeScript)
 	if _, err := newRole().Start(context.Background(), h, feReq("10.0.0.2", false)); err == nil || !strings.Contains(err.Error(), "probe host") {
 		t.Fatalf("start of a stopped FE with a failing probe: %v", err)
 	}

@@ -679,8 +679,10 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 		ports = append(ports, d.Ports[k])
 	}
 	// The probe is only needed when the role is not running yet, but
-	// asking for it in the same exec costs less than a second exec.
-	pp, err := s.ReadProcProbe(ctx, h, d.Home, d.PidDir, d.Home, req.Params[ParamJavaHome], ports...)
+	// asking for it in the same exec costs less than a second exec. It
+	// leaves out what only the precheck uses (free space, java -version).
+	h.Logf("checking %s on %s: process, kernel settings, ports %s", s.Role, req.Node.Host, portsText(d.Ports))
+	pp, err := s.ReadStartProbe(ctx, h, d.Home, d.PidDir, ports...)
 	if err != nil {
 		return sdk.Result{}, err
 	}
@@ -724,10 +726,12 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 		}
 		facts["openFiles"] = strconv.FormatUint(cmd.NoFile, 10)
 		h.Logf("starting %s: %s (open files %d)", s.Role, strings.Join(cmd.Argv, " "), cmd.NoFile)
+		began := time.Now()
 		res, err := h.Exec(ctx, cmd)
 		if err != nil {
 			return sdk.Result{}, fmt.Errorf("start %s on %s: %w", s.Role, req.Node.Host, err)
 		}
+		h.Logf("%s returned after %.2fs (exit %d); waiting until %s is healthy", s.StartScript, time.Since(began).Seconds(), res.ExitCode, s.Role)
 		if res.ExitCode != 0 {
 			return sdk.Result{}, &sdk.Failure{
 				Summary: fmt.Sprintf("%s refused to start on %s (exit %d): %s", s.StartScript, req.Node.Host, res.ExitCode, firstLine(res.Output)),
@@ -738,7 +742,9 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 	}
 	var seen string
 	var noPidSince time.Time
+	probes, waitStart := 0, time.Now()
 	err = b.Backoff.Poll(ctx, timeout, func(ctx context.Context) (bool, error) {
+		probes++
 		pr, err := s.ReadProc(ctx, h, d.Home, d.PidDir)
 		if err != nil {
 			return false, nil
@@ -798,6 +804,7 @@ func (b *Base) Start(ctx context.Context, h sdk.Host, req sdk.Request, opt Start
 		return sdk.Result{}, err
 	}
 	facts["running"], facts["healthy"], facts["pid"] = "true", "true", strconv.Itoa(proc.PID)
+	h.Logf("%s healthy (%s) after %.2fs, %d probes", s.Role, seen, time.Since(waitStart).Seconds(), probes)
 	if !started {
 		return sdk.Result{Summary: fmt.Sprintf("%s already running on %s (pid %d) and healthy", s.Role, req.Node.Host, proc.PID), Facts: facts}, nil
 	}

@@ -11,17 +11,13 @@ import (
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
-// ProbeScript gathers, in one run, what prechecks and starts need to know
-// about a host. Data arrives only as positional arguments:
-// $1 a directory whose file system is measured (walked up to an existing
-// parent), $2 a JAVA_HOME to prefer ("" for the agent's JAVA_HOME or PATH),
-// $3... ports to test for listeners. It prints key=value lines.
+// ProbeScript gathers, in one run, what prechecks need to know about a
+// host. Data arrives only as positional arguments: $1 a directory whose
+// file system is measured (walked up to an existing parent), $2 a
+// JAVA_HOME to prefer ("" for the agent's JAVA_HOME or PATH), $3... ports
+// to test for listeners. It prints key=value lines.
 const ProbeScript = `dir=$1; javahome=$2; shift 2
-echo "max_map_count=$(cat /proc/sys/vm/max_map_count 2>/dev/null)"
-if [ -r /proc/swaps ]; then awk 'NR>1 && NF {print "swap=" $1}' /proc/swaps; fi
-echo "nofile_hard=$(ulimit -Hn)"
-echo "nofile_soft=$(ulimit -Sn)"
-d=$dir; while [ -n "$d" ] && [ ! -e "$d" ]; do d=$(dirname "$d"); done
+` + kernelProbe + `d=$dir; while [ -n "$d" ] && [ ! -e "$d" ]; do d=$(dirname "$d"); done
 echo "disk_path=$d"
 echo "disk_avail_kb=$(df -Pk "$d" 2>/dev/null | awk 'NR==2 {print $4}')"
 java=""
@@ -34,15 +30,32 @@ if [ -n "$java" ] && [ -x "$java" ]; then
 fi
 ` + listenLoop
 
+// kernelProbe prints what a role's start depends on besides its ports:
+// vm.max_map_count, the swap devices and the open-files limits. Shell
+// builtins where they do: every program run is a fork and an exec, which
+// on a busy host costs more than the reading itself.
+const kernelProbe = `mmc=""; { read -r mmc < /proc/sys/vm/max_map_count; } 2>/dev/null
+echo "max_map_count=$mmc"
+if [ -r /proc/swaps ]; then
+  { read -r _; while read -r dev _; do if [ -n "$dev" ]; then echo "swap=$dev"; fi; done; } < /proc/swaps
+fi
+echo "nofile_hard=$(ulimit -Hn)"
+echo "nofile_soft=$(ulimit -Sn)"
+`
+
 // listenLoop prints port_busy=<p> for every port in "$@" that has a TCP
 // listener on any address (from /proc/net/tcp and tcp6, so it needs no ss
-// or netstat on the host).
-const listenLoop = `for p in "$@"; do
-  hex=$(printf '%04X' "$p")
-  if awk -v h="$hex" 'FNR>1 && $4=="0A" {n=split($2,a,":"); if (a[n]==h) {f=1; exit}} END {exit !f}' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-    echo "port_busy=$p"
+// or netstat on the host), reading those files once for all ports. Its
+// exit status is awk's: a host that cannot run it fails the probe rather
+// than reporting every port free.
+const listenLoop = `if [ $# -gt 0 ]; then
+  files=()
+  for f in /proc/net/tcp /proc/net/tcp6; do if [ -r "$f" ]; then files+=("$f"); fi; done
+  if [ ${#files[@]} -gt 0 ]; then
+    awk -v ports="$*" 'BEGIN {n = split(ports, p, " "); for (i = 1; i <= n; i++) want[sprintf("%04X", p[i])] = p[i]}
+      FNR > 1 && $4 == "0A" {k = split($2, a, ":"); h = a[k]; if ((h in want) && !(h in seen)) {seen[h] = 1; print "port_busy=" want[h]}}' "${files[@]}"
   fi
-done
+fi
 `
 
 // ListenArgv builds an argv that prints port_busy=<p> for listening ports.
@@ -166,14 +179,17 @@ func RunProbe(ctx context.Context, h sdk.Host, dir, javaHome string, ports ...in
 // procFunc defines procinfo, which prints the process named by the pid
 // file $1: pid, state (the /proc/<pid>/stat state letter) and command
 // line, the latter on one line (NULs and newlines become spaces), so
-// nothing a process puts in its argv can pose as another line.
+// nothing a process puts in its argv can pose as another line. The pid
+// file and stat are read with builtins (health polls run this often).
 const procFunc = `procinfo() {
-  local pid s
+  local pid="" s=""
   [ -f "$1" ] || return 0
-  pid=$(tr -dc 0-9 < "$1")
+  IFS= read -r -d '' pid < "$1"
+  pid=${pid//[!0-9]/}
   echo "pid=$pid"
   [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 0
-  s=$(cat "/proc/$pid/stat" 2>/dev/null); s=${s##*) }
+  { IFS= read -r -d '' s < "/proc/$pid/stat"; } 2>/dev/null
+  s=${s##*) }
   echo "state=${s%% *}"
   echo "cmdline=$(tr '\0\n' '  ' < "/proc/$pid/cmdline" 2>/dev/null)"
 }
@@ -203,6 +219,27 @@ echo "[probe]"
 // ProcProbeArgv builds the argv that runs ProcProbeScript.
 func ProcProbeArgv(pidFile, dir, javaHome string, ports ...int) []string {
 	argv := []string{"bash", "-c", ProcProbeScript, "doris-proc-probe", pidFile, dir, javaHome}
+	for _, p := range ports {
+		argv = append(argv, strconv.Itoa(p))
+	}
+	return argv
+}
+
+// StartProbeScript is ProcProbeScript for a start: the role's process,
+// the kernel settings and the ports, without the free space and the java
+// check a start does not use (running java -version starts a JVM, and
+// the role's own start script checks java again). $1 is the pid file;
+// $2... are the ports. It prints what ProcProbeScript prints, less the
+// disk and java lines.
+const StartProbeScript = procFunc + `echo "[proc]"
+procinfo "$1"
+shift
+echo "[probe]"
+` + kernelProbe + listenLoop
+
+// StartProbeArgv builds the argv that runs StartProbeScript.
+func StartProbeArgv(pidFile string, ports ...int) []string {
+	argv := []string{"bash", "-c", StartProbeScript, "doris-start-probe", pidFile}
 	for _, p := range ports {
 		argv = append(argv, strconv.Itoa(p))
 	}
@@ -316,6 +353,11 @@ func (s Spec) ReadProcProbe(ctx context.Context, h sdk.Host, home, pidDir, dir, 
 	if err != nil {
 		return ProcProbe{}, fmt.Errorf("read %s process state and probe host: %w", s.Role, err)
 	}
+	return s.procProbeResult(res, home)
+}
+
+// procProbeResult reads the answer of ProcProbeScript or StartProbeScript.
+func (s Spec) procProbeResult(res sdk.ExecResult, home string) (ProcProbe, error) {
 	r, err := ParseProcProbe(res.Output)
 	if err != nil {
 		return ProcProbe{}, fmt.Errorf("read %s process state: %w", s.Role, err)
@@ -325,6 +367,18 @@ func (s Spec) ReadProcProbe(ctx context.Context, h sdk.Host, home, pidDir, dir, 
 	}
 	r.Proc = s.owned(r.Proc, home)
 	return r, nil
+}
+
+// ReadStartProbe is ReadProcProbe for a start (StartProbeScript): the
+// role's process from the pid file in pidDir, the kernel settings and
+// which of ports are taken; no disk or java (Probe.DiskAvailKB -1,
+// Probe.Java "").
+func (s Spec) ReadStartProbe(ctx context.Context, h sdk.Host, home, pidDir string, ports ...int) (ProcProbe, error) {
+	res, err := h.Exec(ctx, sdk.Command{Argv: StartProbeArgv(path.Join(pidDir, s.PidFile), ports...)})
+	if err != nil {
+		return ProcProbe{}, fmt.Errorf("read %s process state and probe host: %w", s.Role, err)
+	}
+	return s.procProbeResult(res, home)
 }
 
 func (s Spec) ownsCmdline(home, cmdline string) bool {

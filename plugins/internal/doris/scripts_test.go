@@ -1,6 +1,7 @@
 package doris
 
 import (
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -242,5 +243,128 @@ func TestProcProbeScriptOnThisHost(t *testing.T) {
 	out, _ = runArgv(t, ProcProbeArgv(pidFile, dir, "", busy))
 	if r, err := ParseProcProbe(out); err != nil || r.ProbeErr != nil || r.Proc.PID != 0 || !r.Probe.BusyPorts[busy] {
 		t.Errorf("no pid file: %+v %v\n%s", r, err, out)
+	}
+}
+
+// The start's probe on this host: the process, the kernel lines and the
+// ports (IPv4 and, where the host has it, IPv6 listeners, a port named
+// twice, free ones), and none of the precheck's disk and java lines.
+func TestStartProbeScriptOnThisHost(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not installed")
+	}
+	var busy []int
+	for _, addr := range []string{"127.0.0.1:0", "127.0.0.1:0", "[::1]:0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if strings.HasPrefix(addr, "[") {
+				t.Logf("no IPv6 listener here: %v", err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		busy = append(busy, ln.Addr().(*net.TCPAddr).Port)
+	}
+	var free []int
+	for _, p := range []int{1, 7} { // tcpmux, echo: nothing listens on them here
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+			l.Close()
+			free = append(free, p)
+		}
+	}
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "be.pid")
+	// A pid file as a daemon may leave it: no newline, stray blanks.
+	os.WriteFile(pidFile, []byte(" "+strconv.Itoa(os.Getpid())+" "), 0o644)
+	ports := append(append([]int{}, busy...), free...)
+	ports = append(ports, busy[0])
+	out, code := runArgv(t, StartProbeArgv(pidFile, ports...))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	r, err := ParseProcProbe(out)
+	if err != nil || r.ProbeErr != nil {
+		t.Fatalf("%v %v\n%s", err, r.ProbeErr, out)
+	}
+	if !r.Proc.Running() || r.Proc.PID != os.Getpid() || r.Proc.Cmdline == "" {
+		t.Errorf("proc %+v\n%s", r.Proc, out)
+	}
+	for _, p := range busy {
+		if !r.Probe.BusyPorts[p] {
+			t.Errorf("port %d listens but is not reported busy\n%s", p, out)
+		}
+	}
+	for _, p := range free {
+		if r.Probe.BusyPorts[p] {
+			t.Errorf("port %d is free but reported busy\n%s", p, out)
+		}
+	}
+	if n := strings.Count(out, "port_busy="+strconv.Itoa(busy[0])+"\n"); n != 1 {
+		t.Errorf("port %d named twice is reported %d times\n%s", busy[0], n, out)
+	}
+	if r.Probe.MaxMapCount <= 0 || (r.Probe.NoFileHard == 0 && !r.Probe.HardUnlimited) {
+		t.Errorf("kernel lines missing: %+v\n%s", r.Probe, out)
+	}
+	if strings.Contains(out, "disk_") || strings.Contains(out, "java") {
+		t.Errorf("the start's probe ran the precheck's disk or java check:\n%s", out)
+	}
+
+	// No ports: nothing to look up, still a usable answer.
+	out, code = runArgv(t, StartProbeArgv(filepath.Join(dir, "none.pid")))
+	if r, err := ParseProcProbe(out); code != 0 || err != nil || r.ProbeErr != nil || r.Proc.PID != 0 {
+		t.Errorf("no ports, no pid file: exit %d, %+v %v\n%s", code, r, err, out)
+	}
+}
+
+// A host without awk fails the port check instead of calling every port
+// free.
+func TestListenWithoutAwkFails(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash not installed")
+	}
+	argv := ListenArgv(9030)
+	cmd := exec.Command(bash, argv[1:]...)
+	cmd.Env = []string{"PATH=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("want a failure, got %v: %s", err, out)
+	}
+	if strings.Contains(string(out), "port_busy") {
+		t.Errorf("output %q", out)
+	}
+}
+
+// BenchmarkHostScripts runs the host scripts of a precheck, a start and a
+// health poll on this host, as the agent would (BENCHMARKS.md, "cluster
+// deploy"): 4 ports, a live pid, java from PATH if there is one.
+//
+//	go test -run '^$' -bench HostScripts ./plugins/internal/doris
+func BenchmarkHostScripts(b *testing.B) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		b.Skip("bash not installed")
+	}
+	pidFile := filepath.Join(b.TempDir(), "fe.pid")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ports := []int{8030, 9020, 9030, 9010}
+	for _, bc := range []struct {
+		name string
+		argv []string
+	}{
+		{"precheck", ProcProbeArgv(pidFile, b.TempDir(), "", ports...)},
+		{"start", StartProbeArgv(pidFile, ports...)},
+		{"health-poll", ProcArgv(pidFile)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if out, err := exec.Command(bc.argv[0], bc.argv[1:]...).CombinedOutput(); err != nil {
+					b.Fatalf("%v: %s", err, out)
+				}
+			}
+		})
 	}
 }

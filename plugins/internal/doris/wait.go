@@ -19,8 +19,10 @@ type Backoff struct {
 // bounds how late a node that came up is noticed (a BE turns Alive at the
 // master's next heartbeat, any moment in the interval); a probe costs one
 // agent exec, an HTTP GET or a query on a pooled connection, so twice a
-// second is cheap even through a ten-minute FE start.
-var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond}
+// second is cheap even through a ten-minute FE start. The first pause is
+// short: the first health probe comes right after the start script has
+// returned, usually while the daemon it left is still starting.
+var DefaultBackoff = Backoff{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}
 
 // ErrWaitTimeout is returned (wrapped) when Poll gives up.
 var ErrWaitTimeout = errors.New("timed out")

@@ -47,6 +47,7 @@ func New() *Host {
 	h.HandleExec(h.listen, "bash", "-c", doris.ListenArgv()[2])
 	h.HandleExec(h.proc, "bash", "-c", doris.ProcScript)
 	h.HandleExec(h.procProbe, "bash", "-c", doris.ProcProbeScript)
+	h.HandleExec(h.startProbe, "bash", "-c", doris.StartProbeScript)
 	h.ExecExit(2, "getent: not found", "getent")
 	h.ExecOK("", "mkdir")
 	for _, s := range []doris.Spec{doris.FE, doris.BE, doris.Broker} {
@@ -104,13 +105,27 @@ func (h *Host) procProbe(cmd sdk.Command) (sdk.ExecResult, error) {
 	return sdk.ExecResult{Output: "[proc]\n" + h.procLines(cmd.Argv[4]) + "[probe]\n" + h.probeLines(cmd.Argv[7:])}, nil
 }
 
-func (h *Host) probeLines(ports []string) string {
+// startProbe answers StartProbeArgv(pidFile, ports...).
+func (h *Host) startProbe(cmd sdk.Command) (sdk.ExecResult, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return sdk.ExecResult{Output: "[proc]\n" + h.procLines(cmd.Argv[4]) + "[probe]\n" + h.kernelLines() + h.busyLines(cmd.Argv[5:])}, nil
+}
+
+func (h *Host) kernelLines() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "max_map_count=%d\n", h.MaxMapCount)
 	for _, s := range h.Swaps {
 		fmt.Fprintf(&b, "swap=%s\n", s)
 	}
-	fmt.Fprintf(&b, "nofile_hard=%d\nnofile_soft=1024\ndisk_path=/opt\ndisk_avail_kb=%d\njava=%s\n", h.NoFileHard, h.DiskAvailKB, h.Java)
+	fmt.Fprintf(&b, "nofile_hard=%d\nnofile_soft=1024\n", h.NoFileHard)
+	return b.String()
+}
+
+func (h *Host) probeLines(ports []string) string {
+	var b strings.Builder
+	b.WriteString(h.kernelLines())
+	fmt.Fprintf(&b, "disk_path=/opt\ndisk_avail_kb=%d\njava=%s\n", h.DiskAvailKB, h.Java)
 	if h.Java != "" {
 		b.WriteString("java_version=17.0.9\n")
 	}

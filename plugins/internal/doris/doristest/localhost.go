@@ -124,7 +124,7 @@ func (h *LocalHost) Exec(ctx context.Context, c sdk.Command) (sdk.ExecResult, er
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	if h.KernelOK && len(c.Argv) > 2 && (c.Argv[2] == doris.ProbeScript || c.Argv[2] == doris.ProcProbeScript) {
+	if h.KernelOK && len(c.Argv) > 2 && (c.Argv[2] == doris.ProbeScript || c.Argv[2] == doris.ProcProbeScript || c.Argv[2] == doris.StartProbeScript) {
 		res.Output = preparedKernel(res.Output)
 	}
 	return res, nil
