@@ -310,6 +310,7 @@ func TestConsoleWizard(t *testing.T) {
 		b.run("reload the cluster page", chromedp.Reload())
 		b.wait("the cluster page", `document.querySelector('main').dataset.page === 'cluster' && !!document.querySelector('#nodes')`, 30*time.Second)
 	}
+	b.wait("hardware and roles filled in", `!document.querySelector('main [aria-busy]')`, 30*time.Second)
 	hw := eval[int](b, "hardware rows", `document.querySelectorAll('#hardware tbody tr').length`)
 	roles := eval[int](b, "role rows", `document.querySelectorAll('#roles tbody tr').length`)
 	if hw != 3 || roles != 7 {
@@ -325,7 +326,7 @@ func TestConsoleWizard(t *testing.T) {
 	for _, page := range []string{"clusters", "wizard", "cluster/1"} {
 		b.collectTimings()
 		b.run("open "+page, chromedp.Navigate(s.URL+"/#/"+page), chromedp.Reload())
-		b.wait("the "+page+" page", `!!document.querySelector('main').dataset.page`, 20*time.Second)
+		b.wait("the "+page+" page", `!!document.querySelector('main').dataset.page && !document.querySelector('main [aria-busy]')`, 20*time.Second)
 	}
 	b.collectTimings()
 	for _, tm := range b.timings {
