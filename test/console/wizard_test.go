@@ -362,6 +362,7 @@ func TestConsoleWizard(t *testing.T) {
 	b.shot("cluster-phone")
 	b.run("desktop viewport", chromedp.EmulateViewport(1280, 800))
 
+	b.collectTimings() // the later reloads would drop them
 	// Day 2: restart the broker through its dialog; the past install's
 	// tasks and a log; the page with 50 nodes.
 	dayTwo(b, 1, hosts[2])
