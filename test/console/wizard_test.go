@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/dorismanager/dorismanager/test/sandbox"
@@ -205,23 +206,38 @@ func TestConsoleWizard(t *testing.T) {
 	// Sign in.
 	b.run("open the console", chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`#login input[name=token]`)))
 	b.shot("sign-in")
-	b.run("sign in", chromedp.SendKeys(chromedp.CSS(`#login input[name=token]`), s.Token), chromedp.Click(chromedp.CSS(`#login button[type=submit]`)))
+	keyboardSignIn(b, s.Token)
 	b.wait("the clusters page", `document.querySelector('main').dataset.page === 'clusters'`, 20*time.Second)
 	if eval[bool](b, "read document.cookie", `document.cookie.includes('dm_session') || document.cookie.includes('`+s.Token[:12]+`')`) {
 		t.Errorf("the session cookie or the token is readable by the page's scripts")
 	}
 
-	// Step 0: hosts, SSH key (uploaded), package.
+	// Step 0: hosts, a wrong SSH key (uploaded), package; then the right
+	// key through the re-run form.
+	wrongKey := filepath.Join(t.TempDir(), "id_wrong")
+	if err := os.WriteFile(wrongKey, newKey(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	b.run("open the wizard", chromedp.Click(chromedp.CSS(`main a[href="#/wizard"]`)))
 	b.wait("the hosts form", `!!document.querySelector('#step-hosts')`, 20*time.Second)
 	b.run("fill in the hosts form",
 		chromedp.SendKeys(chromedp.CSS(`#step-hosts input[name=clusterName]`), "console-demo"),
 		chromedp.SendKeys(chromedp.CSS(`#step-hosts textarea[name=hosts]`), strings.Join(hosts, "\n")),
-		chromedp.SetUploadFiles(chromedp.CSS(`#step-hosts input[name=sshKey]`), []string{keyFile}),
+		chromedp.SetUploadFiles(chromedp.CSS(`#step-hosts input[name=sshKey]`), []string{wrongKey}),
 		setValue(`#step-hosts input[name=installDir]`, sandbox.InstallDir),
 		chromedp.SendKeys(chromedp.CSS(`#step-hosts input[name=packageUrl]`), s.PackageURL))
 	b.shot("wizard-hosts")
 	b.run("install the agents", chromedp.Click(chromedp.CSS(`#step-hosts button[type=submit]`)))
+	b.wait("INSTALL_AGENT failed (wrong key)", stepIs("INSTALL_AGENT", "failed")+` && !!document.querySelector('#step-rerun')`, 3*time.Minute)
+	if n := eval[int](b, "failed agents", `document.querySelectorAll('#tasks tbody .st-FAILURE').length`); n != len(hosts) {
+		t.Fatalf("%d agents failed with the wrong key, want %d\npage: %s", n, len(hosts), b.text())
+	}
+	if got := eval[string](b, "the re-run form's hosts", `document.querySelector('#step-rerun textarea[name=hosts]').value`); len(strings.Fields(got)) != len(hosts) {
+		t.Errorf("the re-run form names hosts %q, want the %d failed ones", got, len(hosts))
+	}
+	b.shot("wizard-agents-wrong-key")
+	b.run("the right key in the re-run form", chromedp.SetUploadFiles(chromedp.CSS(`#step-rerun input[name=sshKey]`), []string{keyFile}),
+		chromedp.Click(chromedp.CSS(`#step-rerun button[type=submit]`)))
 	b.wait("INSTALL_AGENT done", stepIs("INSTALL_AGENT", "done"), 3*time.Minute)
 	b.shot("wizard-agents-installed")
 
@@ -270,6 +286,20 @@ func TestConsoleWizard(t *testing.T) {
 	}
 	b.wait("the step shows the retried task failed", stepIs("DEPLOY_CONFIG", "failed"), 30*time.Second)
 
+	// Skip it (the other BEs' configs still fail): shown as skipped; then
+	// unskip it while the process is still at this step: a failure again.
+	row := `#tasks tr[data-task="` + failedID + `"]`
+	b.run("skip the failed task", chromedp.Click(chromedp.CSS(row+` button[aria-label^="Skip"]`)))
+	b.wait("the task shown skipped", `!!document.querySelector('`+row+`.skipped .st-SKIPPED') && !!document.querySelector('`+row+` button[aria-label^="Unskip"]') && `+
+		`document.querySelector('#tasks .note').textContent.includes(' 1 skipped')`, 30*time.Second)
+	if txt := eval[string](b, "the skipped row", `document.querySelector('`+row+`').innerText`); !strings.Contains(txt, "left out of later steps") {
+		t.Errorf("the skipped task's row does not say what skipping means: %q", txt)
+	}
+	b.shot("wizard-task-skipped")
+	b.run("unskip it", chromedp.Click(chromedp.CSS(row+` button[aria-label^="Unskip"]`)))
+	b.wait("the task failed again", `!!document.querySelector('`+row+` .st-FAILURE') && !document.querySelector('`+row+`.skipped') && `+
+		`document.querySelector('#tasks .note').textContent.includes(' 0 skipped') && `+stepIs("DEPLOY_CONFIG", "failed"), 30*time.Second)
+
 	// Fix it and deploy again (deployConfig replaces the step's tasks).
 	b.run("fix the BE config", setValue(`#step-configs textarea[name="conf-BE"]`, beConf),
 		chromedp.Click(chromedp.CSS(`#step-configs button[type=submit]`)))
@@ -283,7 +313,18 @@ func TestConsoleWizard(t *testing.T) {
 
 	// Step 4: build.
 	b.wait("the build form", `!!document.querySelector('#step-build')`, 10*time.Second)
-	b.run("build the cluster", chromedp.Click(chromedp.CSS(`#step-build button[type=submit]`)))
+	// By keyboard alone: from the content's start (where "Skip to content"
+	// lands) Tab to the build form's labelled password field, Tab to its
+	// button, Space presses it.
+	b.run("to the content's start", check(`(document.querySelector('main').focus(), document.activeElement.id === 'main')`))
+	if f := tabInto(b, "#step-build", 60); f.Tag != "INPUT" || f.Name != "Password for the root account (optional)" {
+		t.Fatalf("Tab entered the build form at %s, want its password field", f.Summary)
+	}
+	b.key("Tab to the build button", kb.Tab)
+	if f := b.focused("#step-build"); f.Tag != "BUTTON" || f.Name != "Build the cluster" || !f.Ring {
+		t.Fatalf("the second Tab reached %s (focus ring %v), want the Build the cluster button", f.Summary, f.Ring)
+	}
+	b.key("press Space", " ")
 	b.wait("BUILD_CLUSTER done", stepIs("BUILD_CLUSTER", "done")+` && !!document.querySelector('#step-finish')`, 5*time.Minute)
 	if failed := eval[int](b, "count failed tasks", `document.querySelectorAll('#tasks .st-FAILURE').length`); failed != 0 {
 		t.Errorf("%d tasks ended FAILURE", failed)
@@ -310,6 +351,7 @@ func TestConsoleWizard(t *testing.T) {
 		b.run("reload the cluster page", chromedp.Reload())
 		b.wait("the cluster page", `document.querySelector('main').dataset.page === 'cluster' && !!document.querySelector('#nodes')`, 30*time.Second)
 	}
+	b.wait("hardware and roles filled in", `!document.querySelector('main [aria-busy]')`, 30*time.Second)
 	hw := eval[int](b, "hardware rows", `document.querySelectorAll('#hardware tbody tr').length`)
 	roles := eval[int](b, "role rows", `document.querySelectorAll('#roles tbody tr').length`)
 	if hw != 3 || roles != 7 {
@@ -320,14 +362,25 @@ func TestConsoleWizard(t *testing.T) {
 	b.shot("cluster-phone")
 	b.run("desktop viewport", chromedp.EmulateViewport(1280, 800))
 
+	b.collectTimings() // the later reloads would drop them
+	// Day 2: restart the broker through its dialog; the past install's
+	// tasks and a log; the page with 50 nodes.
+	dayTwo(b, 1, hosts[2])
+	pastProcess(b)
+	wideLayout(b, s.URL, 1)
+
 	// Render times, measured in the page (performance.now around each
 	// route, data fetched and shown), each page opened fresh as well.
 	for _, page := range []string{"clusters", "wizard", "cluster/1"} {
 		b.collectTimings()
 		b.run("open "+page, chromedp.Navigate(s.URL+"/#/"+page), chromedp.Reload())
-		b.wait("the "+page+" page", `!!document.querySelector('main').dataset.page`, 20*time.Second)
+		b.wait("the "+page+" page", `!!document.querySelector('main').dataset.page && !document.querySelector('main [aria-busy]')`, 20*time.Second)
 	}
 	b.collectTimings()
+	calls := eval[[]pageTiming](b, "the cluster page's calls", `performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/')).map((e) => ({ page: new URL(e.name).pathname + new URL(e.name).search, ms: e.duration }))`)
+	for _, c := range calls {
+		t.Logf("call %s: %.1f ms", c.Page, c.MS)
+	}
 	for _, tm := range b.timings {
 		t.Logf("render %s: %.1f ms", tm.Page, tm.MS)
 	}

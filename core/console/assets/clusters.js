@@ -1,11 +1,17 @@
 // The clusters list and one cluster's page: nodes, hardware, roles,
 // processes with their tasks and logs, and the day-2 actions.
 import * as api from './api.js';
-import { el, field, table, status, errorBox, say, confirmDialog, nextId } from './ui.js';
+import { el, field, table, status, errorBox, say, confirmDialog, nextId, timing } from './ui.js';
 import { watchTasks } from './tasks.js';
 
-let watchers = [];
-export function stop() { watchers.forEach((w) => w.stop()); watchers = []; }
+// Live task tables by the slot they fill: the operation just started and
+// the past process opened, so opening one does not stop the other.
+const watchers = new Map();
+function watch(slot, box, pid, opts) {
+  if (watchers.has(slot)) watchers.get(slot).stop();
+  watchers.set(slot, watchTasks(box, pid, opts));
+}
+export function stop() { watchers.forEach((w) => w.stop()); watchers.clear(); }
 
 export async function renderList(main) {
   const [clusters, proc] = await Promise.all([api.get('/api/cluster'), api.get('/api/process/currentProcess')]);
@@ -22,25 +28,42 @@ async function optional(p) {
   try { return { data: await p }; } catch (e) { return { err: e }; }
 }
 
+// slot is a section's place while its call is under way.
+function slot(id, what) {
+  return el('div', { id: `${id}-slot`, 'aria-busy': 'true' }, el('p', { class: 'note', text: `Loading ${what}…` }));
+}
+
+function fill(box, p, render) {
+  return p.then((r) => { box.replaceChildren(render(r)); box.removeAttribute('aria-busy'); });
+}
+
+// renderCluster resolves once the node table is on the page; the four
+// calls start together and hardware, roles and processes fill their
+// places as each answers (the page records both times).
 export async function renderCluster(main, id) {
-  const [st, hw, roles, procs] = await Promise.all([
-    api.get(`/api/cluster/${id}/status`), optional(api.get(`/api/agent/hardware/${id}`)),
-    optional(api.get(`/api/server/roleList?clusterId=${id}`)), optional(api.get(`/api/process?clusterId=${id}`))]);
+  const started = performance.now();
+  const hwP = optional(api.get(`/api/agent/hardware/${id}`));
+  const rolesP = optional(api.get(`/api/server/roleList?clusterId=${id}`));
+  const procsP = optional(api.get(`/api/process?clusterId=${id}`));
+  const st = await api.get(`/api/cluster/${id}/status`);
   const nodes = st.nodes || [];
   const nodeRows = nodes.map((n) => el('tr', {},
     el('td', { text: n.host }), el('td', { text: n.role + (n.feNodeType ? ` ${n.feNodeType}` : '') + (n.master ? ' (master)' : '') }),
     el('td', {}, status(n.status)), el('td', { text: n.alive ? 'yes' : 'no' }), el('td', { text: n.version || '' }),
     el('td', { text: n.agent || '' }), el('td', { class: 'resp', text: n.detail || '' })));
   const opBox = el('div', { id: 'operation' });
-  const parts = [el('h1', { text: `Cluster ${st.name} (${id})${st.destroyed ? ' — destroyed' : ''}` }),
+  const hwBox = slot('hardware', 'the hardware'), rolesBox = slot('roles', 'the roles'), procBox = slot('processes', 'the processes');
+  const reloadProcesses = () => fill(procBox, optional(api.get(`/api/process?clusterId=${id}`)), (r) => processes(r, id));
+  main.replaceChildren(el('h1', { text: `Cluster ${st.name} (${id})${st.destroyed ? ' — destroyed' : ''}` }),
     el('h2', { text: 'Nodes' }),
     nodes.length ? table('Every node, as the manager last checked it', ['Host', 'Role', 'Status', 'Alive', 'Version', 'Agent', 'Detail'], nodeRows, { id: 'nodes', tall: true })
       : el('p', { class: 'note', text: 'No node yet.' }),
-    el('h2', { text: 'Actions' }), actions(id, st, nodes, opBox), opBox,
-    el('h2', { text: 'Hardware' }), hardware(hw),
-    el('h2', { text: 'Roles' }), roleList(roles),
-    el('h2', { text: 'Processes' }), processes(procs)];
-  main.replaceChildren(...parts);
+    el('h2', { text: 'Actions' }), actions(id, st, nodes, opBox, reloadProcesses), opBox,
+    el('h2', { text: 'Hardware' }), hwBox,
+    el('h2', { text: 'Roles' }), rolesBox,
+    el('h2', { text: 'Processes' }), procBox);
+  Promise.all([fill(hwBox, hwP, hardware), fill(rolesBox, rolesP, roleList), fill(procBox, procsP, (r) => processes(r, id))])
+    .then(() => timing('cluster-complete', started));
 }
 
 function hardware(hw) {
@@ -60,33 +83,45 @@ function roleList(r) {
   return table('Roles installed on the hosts (register: what the cluster itself reports)', ['Host', 'Role', 'FE type', 'Install dir', 'Registered'], rows, { id: 'roles', tall: true });
 }
 
-function processes(p) {
-  if (p.err) {
-    if (p.err.status === 404 && /no endpoint/.test(p.err.message)) return el('p', { class: 'note', id: 'processes', text: 'The list of past processes is not available on this manager.' });
-    return errorBox(p.err);
-  }
+// processes lists every process of the cluster, newest first; Tasks opens
+// one's tasks with their logs below the list. currentTasks answers the
+// tasks of a process's current step: for a finished install, its last.
+function processes(p, clusterId) {
+  if (p.err) return errorBox(p.err);
   const detail = el('div', { id: 'process-tasks' });
-  const rows = p.data.map((x) => el('tr', {}, el('td', { text: String(x.id) }), el('td', { text: x.processType }),
-    el('td', {}, status(x.status)), el('td', { text: x.createTime || '' }), el('td', { text: x.updateTime || '' }),
-    el('td', {}, el('button', { type: 'button', class: 'secondary', text: 'Tasks', 'aria-label': `Tasks of process ${x.id}`, onclick: () => {
-      stop();
-      detail.replaceChildren(el('h3', { text: `Process ${x.id} (${x.processType})` }), el('div'));
-      watchers.push(watchTasks(detail.lastChild, x.id, {}));
-    } }))));
-  return el('div', { id: 'processes' }, table('Every process of the cluster, newest first', ['Id', 'Type', 'Status', 'Created', 'Updated', ''], rows, { tall: true }), detail);
+  const open = (x) => {
+    const finished = x.finish === 'YES';
+    const h = el('h3', { tabindex: '-1', text: `Process ${x.id}: ${x.processType}, ${x.status}${finished ? ', finished' : ''}` });
+    const note = el('p', { class: 'note', text: finished
+      ? 'Finished: the tasks of the step it ended at, with their logs; they can no longer be retried, skipped or unskipped.'
+      : 'Unfinished: a failed task can be retried or skipped, and a skipped one unskipped while the process is at its step.' });
+    detail.replaceChildren(h, note, el('div'));
+    watch('detail', detail.lastChild, x.id, { actions: !finished });
+    h.focus();
+  };
+  const rows = p.data.map((x) => el('tr', { 'data-process': String(x.id) }, el('td', { text: String(x.id) }), el('td', { text: x.processType }),
+    el('td', {}, status(x.status)), el('td', { text: x.finish === 'YES' ? 'yes' : 'no' }), el('td', { text: x.createTime || '' }), el('td', { text: x.updateTime || '' }),
+    el('td', {}, el('button', { type: 'button', class: 'secondary', text: 'Tasks', 'aria-label': `Tasks of process ${x.id} (${x.processType})`, onclick: () => open(x) }))));
+  if (!rows.length) return el('div', { id: 'processes' }, el('p', { class: 'note', text: `Cluster ${clusterId} has no process yet.` }));
+  return el('div', { id: 'processes' }, table('Every process of the cluster, newest first', ['Id', 'Type', 'Status', 'Finished', 'Created', 'Updated', ''], rows, { tall: true }), detail);
 }
 
 // actions are the day-2 operations, each behind a confirmation dialog.
-function actions(id, st, nodes, opBox) {
+function actions(id, st, nodes, opBox, reloadProcesses) {
   const err = el('div');
   const run = async (path, body, label) => {
     err.replaceChildren();
     try {
       const r = await api.post(`/api/cluster/${id}/${path}`, body);
       say(`${label}: process ${r.processId} started.`);
-      stop();
       opBox.replaceChildren(el('h3', { text: `${label} (process ${r.processId})` }), el('div'));
-      watchers.push(watchTasks(opBox.lastChild, r.processId, {}));
+      let was = null;
+      watch('operation', opBox.lastChild, r.processId, { onChange: (ts) => {
+        const state = opBox.lastChild.dataset.state;
+        if (state !== was && state !== 'running') reloadProcesses();
+        was = state;
+      } });
+      reloadProcesses();
     } catch (e) { err.replaceChildren(errorBox(e)); }
   };
   const nodePicker = () => {

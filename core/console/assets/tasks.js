@@ -28,7 +28,8 @@ export function watchTasks(box, pid, { onChange = () => {}, actions = true } = {
   async function act(kind, t) {
     try {
       await api.post(`/api/process/task/${kind}/${t.id}`, {});
-      say(`${kind === 'retry' ? 'Retrying' : 'Skipped'} task ${t.id} (${t.taskType} on ${t.host}).`);
+      const done = { retry: 'Retrying', skip: 'Skipped', unskip: 'Unskipped' }[kind];
+      say(`${done} task ${t.id} (${t.taskType} on ${t.host || 'the cluster'}).`);
       poll();
     } catch (e) { err.replaceChildren(errorBox(e)); }
   }
@@ -61,7 +62,10 @@ export function watchTasks(box, pid, { onChange = () => {}, actions = true } = {
     r.cells.host.textContent = t.host || '(cluster)';
     r.cells.type.textContent = t.taskType;
     r.cells.role.textContent = t.taskRole || '';
-    r.cells.status.replaceChildren(status(s));
+    // A skipped task ended FAILURE and was given up: said in words, not by
+    // colour alone.
+    r.cells.status.replaceChildren(status(s), t.skip === 'YES' ? el('span', { class: 'hint', text: ' failed, left out of later steps' }) : '');
+    r.tr.classList.toggle('skipped', t.skip === 'YES');
     r.cells.dur.textContent = duration(t);
     r.cells.resp.textContent = tail(t.response || '', 3);
     const key = `${s}`;
@@ -80,6 +84,11 @@ export function watchTasks(box, pid, { onChange = () => {}, actions = true } = {
       if (actions && t.status === 'FAILURE' && t.skip !== 'YES') {
         btns.push(el('button', { type: 'button', text: 'Retry', 'aria-label': `Retry task ${t.id} (${t.taskType} on ${t.host})`, onclick: () => act('retry', t) }));
         btns.push(el('button', { type: 'button', class: 'secondary', text: 'Skip', 'aria-label': `Skip task ${t.id} (${t.taskType} on ${t.host})`, onclick: () => act('skip', t) }));
+      }
+      // currentTasks lists only the current step's tasks, so a skipped one
+      // of an unfinished process is at its step: unskip is allowed.
+      if (actions && t.skip === 'YES') {
+        btns.push(el('button', { type: 'button', class: 'secondary', text: 'Unskip', 'aria-label': `Unskip task ${t.id} (${t.taskType} on ${t.host})`, onclick: () => act('unskip', t) }));
       }
       r.cells.act.replaceChildren(el('div', { class: 'actions' }, btns));
       if (openLogs.has(t.id)) showLog(t, r.logCell);

@@ -8,7 +8,7 @@ const STEPS = ['INSTALL_AGENT', 'INSTALL_SERVICE', 'DEPLOY_CONFIG', 'START_SERVI
 const TITLES = ['Hosts and agents', 'Roles', 'Configs', 'Start', 'Build the cluster'];
 
 // What the user typed, kept while the page lives (never the SSH key).
-const memo = { confs: {}, params: 'javaHome=/usr/lib/jvm/java-17-openjdk-amd64', placement: {} };
+const memo = { confs: {}, params: 'javaHome=/usr/lib/jvm/java-17-openjdk-amd64', placement: {}, step0: null };
 
 let watcher = null;
 
@@ -88,12 +88,60 @@ async function hostsForm() {
       const body = { clusterId, hosts: splitHosts(hosts.value), user: user.value.trim(), sshPort: Number(port.value),
         sshKey, installDir: dir.value.trim(), packageUrl: pkg.value.trim() };
       if (pass.value) body.passphrase = pass.value;
+      memo.step0 = { user: body.user, sshPort: body.sshPort, installDir: body.installDir, packageUrl: body.packageUrl };
       try {
         await api.post('/api/server/installAgent', body);
       } finally {
         sshKey = ''; body.sshKey = ''; key.value = ''; pass.value = '';
       }
       say('Installing the agents.');
+      await rerender();
+    });
+  });
+  return form;
+}
+
+// Step 0 again: new SSH credentials (a wrong key, user or port) for the
+// hosts whose agent failed. installAgent with the processId runs the
+// failed INSTALL_AGENT tasks again and adds hosts it does not know; it
+// also replaces the package URL and install directory, so both are asked.
+function rerunForm(proc, ts) {
+  const failed = [...new Set(ts.filter((t) => t.status === 'FAILURE' && t.skip !== 'YES').map((t) => t.host))];
+  const m = memo.step0 || {};
+  const hosts = el('textarea', { name: 'hosts', rows: '3', spellcheck: 'false' });
+  hosts.value = failed.join('\n');
+  const user = el('input', { type: 'text', name: 'user', value: m.user || 'root', autocomplete: 'off' });
+  const port = el('input', { type: 'number', name: 'sshPort', value: String(m.sshPort || 22), min: '1', max: '65535' });
+  const key = el('input', { type: 'file', name: 'sshKey' });
+  const pass = el('input', { type: 'password', name: 'passphrase', autocomplete: 'off' });
+  const dir = el('input', { type: 'text', name: 'installDir', value: m.installDir || '' });
+  const pkg = el('input', { type: 'url', name: 'packageUrl', value: m.packageUrl || '' });
+  const err = errorSlot();
+  const form = el('form', { class: 'card', id: 'step-rerun', novalidate: true },
+    el('h2', { text: 'Install the failed agents again' }),
+    el('p', { class: 'note', text: `The agent failed on ${failed.join(', ')}. Read a task's log above; if the SSH key, user or port was wrong, give new ones here. The agents that are installed stay; a host added to the list is installed too.` }),
+    field('Hosts', hosts, 'The failed hosts; one a line.'),
+    field('SSH user', user), field('SSH port', port),
+    field('SSH private key', key, 'PEM file. It is sent once and replaces the process\'s key; it is never shown again.'),
+    field('Key passphrase (if any)', pass),
+    field('Install directory', dir, 'As in the first form: it replaces the process\'s.'),
+    field('Doris package URL', pkg, 'As in the first form: it replaces the process\'s.'),
+    err, el('div', { class: 'actions' }, el('button', { type: 'submit', text: 'Install the agents again' })));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    submit(form, err, async () => {
+      let sshKey = '';
+      if (key.files && key.files[0]) sshKey = await key.files[0].text();
+      const body = { processId: proc.id, clusterId: proc.clusterId, hosts: splitHosts(hosts.value), user: user.value.trim(), sshPort: Number(port.value),
+        sshKey, installDir: dir.value.trim(), packageUrl: pkg.value.trim() };
+      if (pass.value) body.passphrase = pass.value;
+      memo.step0 = { user: body.user, sshPort: body.sshPort, installDir: body.installDir, packageUrl: body.packageUrl };
+      try {
+        await api.post('/api/server/installAgent', body);
+      } finally {
+        sshKey = ''; body.sshKey = ''; key.value = ''; pass.value = '';
+      }
+      say('Installing the failed agents again with the new credentials.');
       await rerender();
     });
   });
@@ -122,12 +170,16 @@ async function stepView(proc) {
       const running = ts.some((t) => !ended(t));
       controls.replaceChildren(...stepControls(proc, ts, running, err));
       if (running) { next.replaceChildren(); return; }
+      if (step === 0 && ts.some((t) => t.status === 'FAILURE' && t.skip !== 'YES')) { next.replaceChildren(rerunForm(proc, ts)); return; }
       if (step === 2) { next.replaceChildren(configsForm(proc, ts, true)); }
       if (ts.length > 0 && ts.every(settled)) {
         if (step === 2) next.append(startForm(proc, ts));
         else next.replaceChildren(nextForm(proc, ts));
       } else if (step !== 2) next.replaceChildren();
-      say(ts.every(settled) ? `Step ${TITLES[step]} is done.` : `Step ${TITLES[step]}: a task failed.`);
+      const skipped = ts.filter((t) => t.skip === 'YES').length;
+      say(!ts.every(settled) ? `Step ${TITLES[step]}: a task failed.`
+        : skipped ? `Step ${TITLES[step]} is done; ${skipped} skipped ${skipped === 1 ? 'task is' : 'tasks are'} left out of the later steps (Unskip brings one back while the process is at this step).`
+          : `Step ${TITLES[step]} is done.`);
     },
   });
   return el('div', {}, box, next);
@@ -144,7 +196,11 @@ function stepControls(proc, ts, running, err) {
   if (!running) {
     out.push(el('button', { type: 'button', class: 'secondary', text: 'Cancel the install', onclick: async () => {
       if (!await confirmDialog('Cancel this install?', el('p', { text: `Process ${proc.id} ends CANCELED; what it installed stays.` }), 'Cancel the install', true)) return;
-      try { await api.post(`/api/process/installComplete/${proc.id}`, {}); await rerender(); } catch (e) { err.replaceChildren(errorBox(e)); }
+      try {
+        const p = await api.post(`/api/process/installComplete/${proc.id}`, {});
+        await rerender();
+        say(`Process ${p.id} ended ${p.status}.`);
+      } catch (e) { err.replaceChildren(errorBox(e)); }
     } }));
   }
   return out;
@@ -332,8 +388,9 @@ function finishForm(proc) {
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     submit(form, err, async () => {
-      await api.post(`/api/process/installComplete/${proc.id}`, {});
+      const p = await api.post(`/api/process/installComplete/${proc.id}`, {});
       location.hash = `#/cluster/${proc.clusterId}`;
+      say(`Install process ${p.id} ended ${p.status} at ${p.processType}.`);
     });
   });
   return form;
