@@ -97,9 +97,9 @@ func (a *Agent) getFromManager(ctx context.Context, req wire.Download, want chec
 	if err := writeAtomic(cacheFile+".json", b, 0o600); err != nil {
 		return cacheMeta{}, err
 	}
-	verified := "SHA-256 matches"
+	verified := "SHA-256 matches the manager's"
 	if want.sha512 != "" {
-		verified = "SHA-512 and SHA-256 match"
+		verified = "SHA-512 matches, and the SHA-256 the manager's"
 	}
 	emit(fmt.Sprintf("received %d bytes from the manager (%d of them before), sha256 %s (%s)\n", have, start, got.sha256, verified))
 	return meta, nil
