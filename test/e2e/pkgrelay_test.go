@@ -38,6 +38,7 @@ func TestPackageOncePerCluster(t *testing.T) {
 				t.Fatal(err)
 			}
 			size := fi.Size()
+			t.Logf("package %d bytes", size)
 			got := s.Served(filepath.Base(s.PackagePath))
 			if got.Gets != c.gets || got.Bytes != c.gets*size {
 				t.Errorf("package server sent the package %d times, %d bytes; want %d times, %d bytes (package %d bytes)",
