@@ -309,7 +309,7 @@ func TestHandlerServesOnlyTheAgentOfTheTask(t *testing.T) {
 		{"not a sum", "h1", running, "../../etc/passwd", http.StatusBadRequest},
 	} {
 		if w := get(c.agent, c.task, c.sum, ""); w.Code != c.status {
-			t.Errorf("%s: HTTP %d %s, want %d", c.name, w.Code, w.Body, c.status)
+			t.Errorf("%s: HTTP %d %.200s, want %d", c.name, w.Code, w.Body, c.status)
 		}
 	}
 	if up.gets.Load() != 0 {
