@@ -105,7 +105,11 @@ func (a *Agent) fetch(req wire.Download, emit func(string)) (wire.DownloadResult
 	meta, cached := readMeta(cacheFile + ".json")
 	if !cached {
 		var err error
-		meta, err = a.get(ctx, req, want, cacheFile, emit)
+		if req.ViaManager {
+			meta, err = a.getFromManager(ctx, req, want, cacheFile, emit)
+		} else {
+			meta, err = a.get(ctx, req, want, cacheFile, emit)
+		}
 		if err != nil {
 			return wire.DownloadResult{}, err
 		}

@@ -150,6 +150,10 @@ func (a *Agent) download(w http.ResponseWriter, r *http.Request) {
 		fail(w, badRequest("%v", err))
 		return
 	}
+	if req.ViaManager && req.SHA256 == "" {
+		fail(w, badRequest("a download via the manager needs the package's sha256"))
+		return
+	}
 	if !filepath.IsAbs(req.Dest) {
 		fail(w, badRequest("dest must be an absolute path, got %q", req.Dest))
 		return

@@ -36,6 +36,11 @@ const (
 	UninstallPath = "/api/v1/uninstall"
 )
 
+// PackagesPath is the manager's package relay on its agent endpoint:
+// GET PackagesPath+<sha256>?task=<task id> answers the package of that
+// task (Range supported), to the agent of the task's host only.
+const PackagesPath = "/agent-api/v1/packages/"
+
 // DefaultPort is where an agent listens unless told otherwise.
 const DefaultPort = 9602
 
@@ -324,6 +329,10 @@ type Download struct {
 	Unpack         bool    `json:"unpack,omitempty"`
 	MaxBytes       int64   `json:"maxBytes,omitempty"`
 	TimeoutSeconds float64 `json:"timeoutSeconds,omitempty"`
+	// ViaManager fetches the package from the manager's relay
+	// (PackagesPath, with the agent's certificate) instead of URL; URL
+	// still names it (cache, messages) and SHA256 is required.
+	ViaManager bool `json:"viaManager,omitempty"`
 }
 
 // DownloadResult is the recorded outcome of a Download.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentaction"
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/agents"
@@ -20,6 +22,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/clusteradmin"
 	"github.com/dorismanager/dorismanager/core/clusterstatus"
 	"github.com/dorismanager/dorismanager/core/ops"
+	"github.com/dorismanager/dorismanager/core/pkgrelay"
 	"github.com/dorismanager/dorismanager/core/pkgsum"
 	"github.com/dorismanager/dorismanager/core/pluginhost"
 	"github.com/dorismanager/dorismanager/core/process"
@@ -32,13 +35,15 @@ import (
 // extendWith returns the server's Extend: it plugs the task actions (SSH
 // agent install, role plugins), the stopper used by back, the agent API and
 // the plugins API into the server. clientOpts tune every call to an agent.
-func extendWith(clientOpts []agentclient.Option, certLifetime time.Duration) func(context.Context, server.Deps) (server.Extensions, error) {
+// packageRelay is "manager" (the manager fetches each package once and
+// the hosts download it from there) or "off" (every host downloads it).
+func extendWith(clientOpts []agentclient.Option, certLifetime time.Duration, packageRelay string) func(context.Context, server.Deps) (server.Extensions, error) {
 	return func(ctx context.Context, d server.Deps) (server.Extensions, error) {
-		return extend(ctx, d, clientOpts, certLifetime)
+		return extend(ctx, d, clientOpts, certLifetime, packageRelay)
 	}
 }
 
-func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option, certLifetime time.Duration) (server.Extensions, error) {
+func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option, certLifetime time.Duration, packageRelay string) (server.Extensions, error) {
 	// Plugins run from checked copies in the data dir (the manager's own,
 	// and not a temp folder that may be mounted noexec).
 	plugins, err := pluginhost.New(pluginhost.Config{Dir: d.PluginsDir, DataDir: d.DataDir, ExecDir: filepath.Join(d.DataDir, "plugin-exec"),
@@ -65,10 +70,26 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("SSH installer: %w", err)
 	}
+	agentAPI := http.Handler(reg.Handler())
+	var relay roleexec.Relay
+	if packageRelay == relayManager {
+		r, err := pkgrelay.New(pkgrelay.Config{Dir: filepath.Join(d.DataDir, "packages"), Store: d.Store,
+			Logger: d.Logger.Named("pkgrelay"), Metrics: d.Metrics})
+		if err != nil {
+			reg.Close()
+			_ = plugins.Close()
+			return server.Extensions{}, err
+		}
+		relay = r
+		mux := http.NewServeMux()
+		mux.Handle(wire.PackagesPath, r.Handler(reg.Authenticate))
+		mux.Handle("/", agentAPI)
+		agentAPI = mux
+	}
 	stopHangup := rescanOnHangup(plugins, d.Logger.Named("plugins"))
 	// Every SQL call to a cluster runs as its recorded admin account.
 	exec := roleexec.New(roleexec.Config{Store: d.Store, Roles: plugins, Agents: reg, Logger: d.Logger,
-		Accounts: clusteradmin.Accounts{Store: d.Store, Secrets: d.Secrets}})
+		Accounts: clusteradmin.Accounts{Store: d.Store, Secrets: d.Secrets}, Relay: relay})
 	admin := clusteradmin.New(clusteradmin.Config{Store: d.Store, Secrets: d.Secrets, SQL: exec, Logger: d.Logger.Named("clusteradmin")})
 	actions := runner.Actions{process.TaskInstallAgent: agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst},
 		process.TaskSecureCluster: admin}
@@ -85,7 +106,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		ResolveAction: exec.Resolve,
 		Catalogue:     plugins,
 		Stopper:       exec,
-		AgentAPI:      reg.Handler(),
+		AgentAPI:      agentAPI,
 		Plugins:       plugins.Handler(),
 		Operations:    &api.Operations{Engine: opsEngine, Status: status.Status},
 		Background:    []func(context.Context) error{status.Run},
@@ -118,6 +139,12 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		},
 	}, nil
 }
+
+// Values of serve --package-relay.
+const (
+	relayManager = "manager"
+	relayOff     = "off"
+)
 
 // rescanOnHangup rescans the plugins dir on every SIGHUP ("dorismanager
 // plugins install" sends one) until the returned stop is called.

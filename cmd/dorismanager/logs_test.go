@@ -38,7 +38,7 @@ func TestJSONLogsAndNotReadyWithoutPlugins(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, server.Config{Listen: "127.0.0.1:0", AgentListen: "127.0.0.1:0", DataDir: t.TempDir(),
-		PluginsDir: t.TempDir(), Logger: log, Extend: extendWith([]agentclient.Option{}, pki.AgentLifetime)})
+		PluginsDir: t.TempDir(), Logger: log, Extend: extendWith([]agentclient.Option{}, pki.AgentLifetime, relayManager)})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -42,6 +42,7 @@ type serveOptions struct {
 	readHeaderTimeout, readTimeout time.Duration
 	writeTimeout, idleTimeout      time.Duration
 	maxConns, authFailures         int
+	packageRelay                   string
 }
 
 func serveCommand(stderr io.Writer) *cobra.Command {
@@ -106,6 +107,7 @@ On first start it writes an admin API token to <data-dir>/admin.token (0600).`,
 	f.IntVar(&o.authFailures, "auth-max-failures", netguard.DefaultMaxFailures,
 		"failed token checks on /api/ from one address (IPv6: its /64) within a minute that block it for five minutes "+
 			"(429 with Retry-After, even with a valid token); 0 turns this off")
+	f.StringVar(&o.packageRelay, "package-relay", relayManager, `"manager": the manager fetches each package URL once and the hosts download it from its agent endpoint; "off": every host downloads it itself`)
 	return cmd
 }
 
@@ -155,6 +157,9 @@ func (o *serveOptions) validate() error {
 	if o.advertise != "" && !strings.HasPrefix(o.advertise, "https://") {
 		return fmt.Errorf("--advertise-url %q must be https://host:port of the agent endpoint (--agent-listen): agents reach the manager only over mutual TLS", o.advertise)
 	}
+	if o.packageRelay != relayManager && o.packageRelay != relayOff {
+		return fmt.Errorf(`--package-relay %q: "manager" or "off"`, o.packageRelay)
+	}
 	if o.certLifetime < time.Hour {
 		return errors.New("--agent-cert-lifetime must be at least 1h")
 	}
@@ -192,7 +197,7 @@ func serve(cmd *cobra.Command, o *serveOptions, stderr io.Writer) error {
 	srv, err := server.New(ctx, server.Config{
 		Listen: o.listen, AgentListen: o.agentListen, TLSAuto: o.tlsMode == "auto", TLSCert: o.tlsCert, TLSKey: o.tlsKey, TLSSANs: o.sans,
 		DataDir: o.dataDir, DB: o.db, PluginsDir: pluginsDir, AgentsDir: agentsDir, AdvertiseURL: o.advertise,
-		Parallel: o.parallel, TaskTimeout: o.taskTimeout, TaskLease: o.taskLease, Logger: log, Extend: extendWith(clientOpts, o.certLifetime),
+		Parallel: o.parallel, TaskTimeout: o.taskTimeout, TaskLease: o.taskLease, Logger: log, Extend: extendWith(clientOpts, o.certLifetime, o.packageRelay),
 		SecretKeyFile: o.secretKeyFile, AuthMaxFailures: authFailures,
 		HTTP: netguard.Limits{ReadHeaderTimeout: o.readHeaderTimeout, ReadTimeout: o.readTimeout, WriteTimeout: o.writeTimeout,
 			IdleTimeout: o.idleTimeout, MaxConns: o.maxConns},

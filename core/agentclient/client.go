@@ -407,6 +407,9 @@ type DownloadRequest struct {
 	Download  sdk.Download
 	MaxBytes  int64         // 0: the agent's limit
 	Timeout   time.Duration // 0: the context's remaining time, else one hour
+	// ViaManager has the agent fetch the package from the manager's relay
+	// (Download.SHA256 required) instead of Download.URL.
+	ViaManager bool
 }
 
 // Download fetches (and unpacks) a package on the host; progress lines go to out.
@@ -420,7 +423,7 @@ func (c *Client) Download(ctx context.Context, req DownloadRequest, out io.Write
 	}
 	d := req.Download
 	body := wire.Download{RequestID: req.RequestID, TaskID: req.TaskID, URL: d.URL, SHA256: d.SHA256, SHA512: d.SHA512,
-		Dest: d.Dest, Unpack: d.Unpack, MaxBytes: req.MaxBytes, TimeoutSeconds: timeout.Seconds()}
+		Dest: d.Dest, Unpack: d.Unpack, MaxBytes: req.MaxBytes, TimeoutSeconds: timeout.Seconds(), ViaManager: req.ViaManager}
 	var line wire.Line
 	err := c.do(ctx, "download "+redact.String(d.URL), func(ctx context.Context) error {
 		var err error

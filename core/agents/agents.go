@@ -373,6 +373,14 @@ func (r *Registry) Handler() http.Handler {
 	})
 }
 
+// Authenticate maps a request on the agent endpoint to the agent whose
+// certificate made it (for other handlers there, as the package relay);
+// its errors are httpx errors (401, 403).
+func (r *Registry) Authenticate(req *http.Request) (store.Agent, error) {
+	c, err := r.authenticate(req)
+	return c.agent, err
+}
+
 // caller is an authenticated agent: its record and its certificate.
 type caller struct {
 	agent store.Agent

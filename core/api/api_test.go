@@ -184,7 +184,7 @@ func list(t *testing.T, raw json.RawMessage) []json.RawMessage {
 
 const (
 	taskKeys    = "endTime,executorId,finish,host,id,processId,processType,response,result,skip,startTime,status,taskRole,taskType"
-	processKeys = "clusterId,createTime,finish,id,processStep,processType,status,updateTime"
+	processKeys = "clusterId,createTime,finish,id,packageUpstreamBytes,processStep,processType,status,updateTime"
 )
 
 func (e *env) installAgent(hosts ...string) int64 {

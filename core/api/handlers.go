@@ -272,19 +272,23 @@ func (a *api) installComplete(w http.ResponseWriter, r *http.Request) {
 
 // ProcessView is a process as the API shows it.
 type ProcessView struct {
-	ID          int64       `json:"id"`
-	ClusterID   int64       `json:"clusterId"`
-	ProcessType string      `json:"processType"`
-	ProcessStep int         `json:"processStep"`
-	Finish      string      `json:"finish"`
-	Status      string      `json:"status"`
-	CreateTime  *httpx.Time `json:"createTime"`
-	UpdateTime  *httpx.Time `json:"updateTime"`
+	ID          int64  `json:"id"`
+	ClusterID   int64  `json:"clusterId"`
+	ProcessType string `json:"processType"`
+	ProcessStep int    `json:"processStep"`
+	Finish      string `json:"finish"`
+	Status      string `json:"status"`
+	// PackageUpstreamBytes: bytes the package relay pulled from package
+	// URLs for this process's tasks.
+	PackageUpstreamBytes int64       `json:"packageUpstreamBytes"`
+	CreateTime           *httpx.Time `json:"createTime"`
+	UpdateTime           *httpx.Time `json:"updateTime"`
 }
 
 func processView(v *process.View) ProcessView {
 	return ProcessView{ID: v.ID, ClusterID: v.ClusterID, ProcessType: v.ProcessType, ProcessStep: v.ProcessStep,
-		Finish: yesNo(v.Finish), Status: v.Status, CreateTime: httpx.NewTime(&v.CreatedAt), UpdateTime: httpx.NewTime(&v.UpdatedAt)}
+		Finish: yesNo(v.Finish), Status: v.Status, PackageUpstreamBytes: v.PackageUpstreamBytes,
+		CreateTime: httpx.NewTime(&v.CreatedAt), UpdateTime: httpx.NewTime(&v.UpdatedAt)}
 }
 
 func (a *api) currentProcess(w http.ResponseWriter, r *http.Request) {

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/dorismanager/dorismanager/core/agentclient"
+	"github.com/dorismanager/dorismanager/core/pkgrelay"
 	"github.com/dorismanager/dorismanager/core/process"
+	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/go-sql-driver/mysql"
 	"github.com/hashicorp/go-hclog"
@@ -25,8 +27,10 @@ import (
 // downloads go to the agent on the task's host; SQL and HTTP probes go from
 // the manager, and only to nodes of the task's cluster.
 type agentHost struct {
-	client *agentclient.Client
-	taskID string
+	client  *agentclient.Client
+	taskID  string
+	taskNum int64
+	relay   Relay // nil: hosts download packages themselves
 	// prefix makes request ids unique per task attempt; seq numbers the
 	// calls of one run, so a run resumed after a manager restart re-sends
 	// the same ids and the agent answers them from its records.
@@ -97,7 +101,23 @@ func (h *agentHost) ReadFile(ctx context.Context, path string, maxBytes int64) (
 
 func (h *agentHost) Download(ctx context.Context, d sdk.Download) (sdk.DownloadResult, error) {
 	d = h.withPackageSums(d)
-	return h.client.Download(ctx, agentclient.DownloadRequest{RequestID: h.nextID("download"), TaskID: h.taskID, Download: d}, h.logWriter())
+	req := agentclient.DownloadRequest{RequestID: h.nextID("download"), TaskID: h.taskID, Download: d}
+	if h.relay != nil && h.pkgURL != "" && d.URL == h.pkgURL {
+		// The task's package: the manager fetches it once for every host
+		// (checked against the same sums), and the agent downloads it from
+		// the manager, checking it again.
+		e, err := h.relay.Fetch(ctx, d.URL, pkgrelay.Sums{SHA256: d.SHA256, SHA512: d.SHA512}, h.taskNum)
+		if err != nil {
+			return sdk.DownloadResult{}, fmt.Errorf("%w (serve --package-relay=off has every host download it itself)", err)
+		}
+		how := "the manager has it"
+		if e.Fetched {
+			how = fmt.Sprintf("the manager fetched it: %d bytes", e.Size)
+		}
+		h.Logf("package %s via the manager (%s, sha256 %s)", redact.String(d.URL), how, e.SHA256)
+		req.Download.SHA256, req.ViaManager = e.SHA256, true
+	}
+	return h.client.Download(ctx, req, h.logWriter())
 }
 
 func (h *agentHost) Query(ctx context.Context, fe string, query string) (sdk.Rows, error) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentclient"
+	"github.com/dorismanager/dorismanager/core/pkgrelay"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/store"
@@ -67,6 +68,14 @@ type Config struct {
 	// Accounts gives the admin account of each cluster; nil uses
 	// DefaultAccount for every cluster.
 	Accounts Accounts
+	// Relay, if set, fetches each task's package once on the manager and
+	// has the agents download it from there (serve --package-relay).
+	Relay Relay
+}
+
+// Relay is the manager's package relay (core/pkgrelay.Relay).
+type Relay interface {
+	Fetch(ctx context.Context, url string, want pkgrelay.Sums, taskID int64) (pkgrelay.Entry, error)
 }
 
 // Executor holds what role tasks share: the store, the plugins, the agent
@@ -79,6 +88,7 @@ type Executor struct {
 	log      hclog.Logger
 	sql      *sqlPool
 	http     *http.Client
+	relay    Relay
 }
 
 // New returns an Executor.
@@ -87,7 +97,7 @@ func New(cfg Config) *Executor {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	return &Executor{st: cfg.Store, roles: cfg.Roles, agents: cfg.Agents, accounts: cfg.Accounts, log: cfg.Logger.Named("roleexec"),
-		sql: newSQLPool(cfg.Logger.Named("mysql")), http: &http.Client{Timeout: 10 * time.Second}}
+		sql: newSQLPool(cfg.Logger.Named("mysql")), http: &http.Client{Timeout: 10 * time.Second}, relay: cfg.Relay}
 }
 
 // account is the admin account of a cluster now.

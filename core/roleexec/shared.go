@@ -56,7 +56,7 @@ func (e *Executor) HostWith(client *agentclient.Client, taskID int64, prefix str
 		allowed[n.Host] = true
 	}
 	clusterID := cl.ID
-	return &agentHost{client: client, taskID: itoa(taskID), prefix: prefix, log: log, logMu: &sync.Mutex{},
+	return &agentHost{client: client, taskID: itoa(taskID), taskNum: taskID, relay: e.relay, prefix: prefix, log: log, logMu: &sync.Mutex{},
 		allowed: allowed, sql: e.sql, http: e.http,
 		account: func(ctx context.Context) (Account, error) { return e.account(ctx, clusterID) }}
 }

@@ -91,9 +91,12 @@ type Process struct {
 	// (AES-256-GCM) while the process is unfinished; wiped at installComplete.
 	Credentials []byte
 	// Version increments on every state change (optimistic concurrency).
-	Version   int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Version int64
+	// PackageUpstreamBytes counts the bytes the manager's package relay
+	// pulled from package URLs for this process's tasks (AddUpstreamBytes).
+	PackageUpstreamBytes int64 `gorm:"not null;default:0"`
+	CreatedAt            time.Time
+	UpdatedAt            time.Time
 }
 
 // Kinds of Process.

@@ -123,6 +123,13 @@ func (s *Store) GetProcess(ctx context.Context, id int64) (Process, error) {
 	return p, translate(err)
 }
 
+// AddUpstreamBytes adds n to the bytes pulled from package URLs for a
+// process. It is no state change: the version stays.
+func (s *Store) AddUpstreamBytes(ctx context.Context, processID, n int64) error {
+	return s.q(ctx).Model(&Process{}).Where("id = ?", processID).
+		UpdateColumn("package_upstream_bytes", gorm.Expr("package_upstream_bytes + ?", n)).Error
+}
+
 // OpenProcessOfUser returns the user's unfinished wizard process or ErrNotFound.
 func (s *Store) OpenProcessOfUser(ctx context.Context, userID int64) (Process, error) {
 	var p Process

@@ -133,6 +133,8 @@ type Process struct {
 	ProcessStep int    `json:"processStep"`
 	Finish      string `json:"finish"`
 	Status      string `json:"status"`
+	// PackageUpstreamBytes: what the manager pulled from package URLs.
+	PackageUpstreamBytes int64 `json:"packageUpstreamBytes"`
 }
 
 // CurrentTasks lists the current step's tasks.

@@ -85,6 +85,7 @@ type Sandbox struct {
 
 	files   *http.Server
 	filesLn net.Listener
+	served  served
 
 	mu      sync.Mutex
 	manager *exec.Cmd
@@ -211,10 +212,68 @@ func (s *Sandbox) serveFiles() error {
 		return fmt.Errorf("package server: %w", err)
 	}
 	s.filesLn = ln
-	s.files = &http.Server{Handler: http.FileServer(http.Dir(filepath.Dir(s.PackagePath))), ReadHeaderTimeout: 10 * time.Second}
+	s.served.byPath = map[string]*Served{}
+	s.files = &http.Server{Handler: s.served.wrap(http.FileServer(http.Dir(filepath.Dir(s.PackagePath)))), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.files.Serve(ln) }()
 	s.PackageURL = fmt.Sprintf("http://%s/%s", ln.Addr().String(), filepath.Base(s.PackagePath))
 	return nil
+}
+
+// Served is what the package server sent for one file: GET requests and
+// body bytes written.
+type Served struct {
+	Gets  int64
+	Bytes int64
+}
+
+type served struct {
+	mu     sync.Mutex
+	byPath map[string]*Served
+}
+
+// wrap counts the GETs and body bytes of every path h answers.
+func (c *served) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if r.Method == http.MethodGet {
+			c.add(name, 1, 0)
+		}
+		h.ServeHTTP(countingWriter{w, func(n int) { c.add(name, 0, int64(n)) }}, r)
+	})
+}
+
+func (c *served) add(name string, gets, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.byPath[name]
+	if e == nil {
+		e = &Served{}
+		c.byPath[name] = e
+	}
+	e.Gets += gets
+	e.Bytes += n
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	add func(int)
+}
+
+func (w countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.add(n)
+	return n, err
+}
+
+// Served says what the package server sent of the file name (the base
+// name of PackagePath for the Doris package) since it started.
+func (s *Sandbox) Served(name string) Served {
+	s.served.mu.Lock()
+	defer s.served.mu.Unlock()
+	if e := s.served.byPath[name]; e != nil {
+		return *e
+	}
+	return Served{}
 }
 
 // FileURL is the URL of a file name in the package server (which may not exist).
