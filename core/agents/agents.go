@@ -69,6 +69,10 @@ type Config struct {
 	// Metrics, if set, receives dorismanager_agent_heartbeats_total and
 	// dorismanager_agent_heartbeat_flush_seconds.
 	Metrics *metrics.Registry
+	// Managers, if set, returns the agent endpoints of every running
+	// manager on the database (core/server): every answer names them
+	// (wire.Beat.Managers), so agents can fail over to each.
+	Managers func() []string
 }
 
 // DefaultFlushInterval is how often buffered heartbeats are written.
@@ -255,7 +259,10 @@ func (r *Registry) CheckManagerURL(u string) error {
 }
 
 // WaitRegistered blocks until the agent of (clusterID, host) registers
-// after the last Prepare for it, or ctx ends.
+// after the last Prepare for it, or ctx ends. A registration at this
+// manager ends the wait at once; one at another manager on the database
+// (the agent may reach any of them) shows in the record, which Prepare
+// left unregistered: it is read every FlushInterval.
 func (r *Registry) WaitRegistered(ctx context.Context, clusterID int64, host string) (store.Agent, error) {
 	k := key{clusterID, host}
 	r.mu.Lock()
@@ -265,11 +272,23 @@ func (r *Registry) WaitRegistered(ctx context.Context, clusterID int64, host str
 		r.waiters[k] = ch
 	}
 	r.mu.Unlock()
-	select {
-	case <-ch:
-		return r.Get(ctx, clusterID, host)
-	case <-ctx.Done():
-		return store.Agent{}, ctx.Err()
+	tick := time.NewTicker(r.cfg.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ch:
+			return r.Get(ctx, clusterID, host)
+		case <-tick.C:
+			a, err := r.Get(ctx, clusterID, host)
+			if err == nil && a.RegisterTime != nil {
+				return a, nil
+			}
+			if err != nil && !errors.Is(err, ErrUnknownAgent) {
+				r.log.Warn("look for the agent's registration in the store", "cluster", clusterID, "host", host, "error", err)
+			}
+		case <-ctx.Done():
+			return store.Agent{}, ctx.Err()
+		}
 	}
 }
 
@@ -423,6 +442,9 @@ func (r *Registry) answer(leaf *x509.Certificate, bundleSum string) wire.Beat {
 		b.CABundle = string(bundle)
 	}
 	b.Renew = pki.IssuerID(leaf) != r.cfg.PKI.SigningID()
+	if r.cfg.Managers != nil {
+		b.Managers = r.cfg.Managers()
+	}
 	return b
 }
 
