@@ -66,7 +66,9 @@ func TestWaitRegisteredSeesOtherManagers(t *testing.T) {
 
 // Every answer names the managers Config.Managers returns.
 func TestAnswersNameTheManagers(t *testing.T) {
-	e := setupWith(t, func(c *Config) { c.Managers = func() []string { return []string{"https://m1:9603", "https://m2:9603"} } })
+	e := setupWith(t, func(c *Config) {
+		c.Managers = func() []string { return []string{"https://m1:9603", "https://m2:9603"} }
+	})
 	cert, err := e.ca.ManagerCertificate()
 	if err != nil {
 		t.Fatal(err)

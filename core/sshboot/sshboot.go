@@ -64,14 +64,14 @@ type Config struct {
 	// Managers, if set, returns the agent endpoints of every running
 	// manager on the database: the agent's config lists them after this
 	// manager's URL, so it can fail over to each.
-	Managers func() []string
-	Registry          *agents.Registry
-	Store             *store.Store
-	Logger            hclog.Logger
-	ConnectTimeout    time.Duration // default 10s
-	RegisterTimeout   time.Duration // default 60s
-	MinFreeBytes      int64         // free space needed under the install dir; default 64 MiB
-	SlowShellStart    time.Duration // a session slower than this to start its command is reported; default 2s
+	Managers        func() []string
+	Registry        *agents.Registry
+	Store           *store.Store
+	Logger          hclog.Logger
+	ConnectTimeout  time.Duration // default 10s
+	RegisterTimeout time.Duration // default 60s
+	MinFreeBytes    int64         // free space needed under the install dir; default 64 MiB
+	SlowShellStart  time.Duration // a session slower than this to start its command is reported; default 2s
 }
 
 // Installer installs agents; safe for concurrent use (one SSH connection per Install).
