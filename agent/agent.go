@@ -171,7 +171,7 @@ func New(cfg wire.Config, log hclog.Logger) (*Agent, error) {
 		id:       id,
 		results:  &results{dir: filepath.Join(cfg.DataDir, "results"), running: map[string]*inflight{}},
 		hbEvery:  time.Duration(cfg.HeartbeatSeconds) * time.Second,
-		managers: newManagers(cfg),
+		managers: newManagers(cfg, loadLearned(cfg.DataDir)),
 		dlLocks:  map[string]*sync.Mutex{},
 		mem:      newMemLimit(),
 		quit:     make(chan struct{}),

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -25,13 +28,42 @@ type managers struct {
 	cur        string
 }
 
-func newManagers(cfg wire.Config) *managers {
+func newManagers(cfg wire.Config, learned []string) *managers {
 	m := &managers{configured: cfg.ManagerURLs()}
-	m.list = m.configured
+	m.list = wire.MergeURLs(m.configured, httpsOnly(learned))
 	if len(m.list) > 0 {
 		m.cur = m.list[0]
 	}
 	return m
+}
+
+// learnedFile keeps the managers learned from answers (JSON list) in the
+// data dir, so an agent that restarts while the configured managers are
+// gone still finds the others.
+const learnedFile = "managers.json"
+
+// loadLearned reads the learned managers; none when the file is missing
+// or unreadable (the configured ones still work).
+func loadLearned(dataDir string) []string {
+	b, err := os.ReadFile(filepath.Join(dataDir, learnedFile))
+	if err != nil {
+		return nil
+	}
+	var urls []string
+	if json.Unmarshal(b, &urls) != nil {
+		return nil
+	}
+	return urls
+}
+
+func httpsOnly(urls []string) []string {
+	var ok []string
+	for _, u := range urls {
+		if strings.HasPrefix(u, "https://") && len(u) <= 512 {
+			ok = append(ok, u)
+		}
+	}
+	return ok
 }
 
 // order returns every URL, the current one first.
@@ -60,21 +92,16 @@ func (m *managers) use(u string) bool {
 
 // learn replaces the learned URLs by those of an answer (nil: no
 // change); the configured ones and the current one stay. Only https
-// URLs are taken. It returns the URLs new to the agent.
-func (m *managers) learn(urls []string) []string {
+// URLs are taken. It returns the URLs new to the agent, and whether the
+// list changed at all.
+func (m *managers) learn(urls []string) (added []string, changed bool) {
 	if urls == nil {
-		return nil
+		return nil, false
 	}
-	var ok []string
-	for _, u := range urls {
-		if strings.HasPrefix(u, "https://") && len(u) <= 512 {
-			ok = append(ok, u)
-		}
-	}
+	ok := httpsOnly(urls)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	next := wire.MergeURLs(wire.MergeURLs(m.configured, []string{m.cur}), ok)
-	var added []string
 	old := map[string]bool{}
 	for _, u := range m.list {
 		old[u] = true
@@ -84,8 +111,25 @@ func (m *managers) learn(urls []string) []string {
 			added = append(added, u)
 		}
 	}
+	changed = !slices.Equal(next, m.list)
 	m.list = next
-	return added
+	return added, changed
+}
+
+// learnFrom takes the managers an answer named and keeps them on disk
+// when the list changed.
+func (a *Agent) learnFrom(urls []string) {
+	added, changed := a.managers.learn(urls)
+	if len(added) > 0 {
+		a.log.Info("learned of more managers to fail over to", "managers", added)
+	}
+	if !changed {
+		return
+	}
+	b, _ := json.Marshal(httpsOnly(urls))
+	if err := writeAtomic(filepath.Join(a.cfg.DataDir, learnedFile), b, 0o600); err != nil {
+		a.log.Warn("cannot keep the managers' list for the next start", "error", err)
+	}
 }
 
 // current is the manager calls go to first.

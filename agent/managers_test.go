@@ -136,7 +136,9 @@ func TestAgentLearnsManagersFromAnswers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
 
 	first.wait(t, wire.HeartbeatPath)
 	_ = first.srv.Close()
@@ -146,6 +148,23 @@ func TestAgentLearnsManagersFromAnswers(t *testing.T) {
 			t.Errorf("a plain http manager URL was taken: %v", a.managers.order())
 		}
 	}
+
+	// Restarted with the same config, whose only manager is gone, the
+	// agent finds the one it learned (kept in its data dir).
+	stop()
+	b, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- b.Serve(ctx2, ln2) }()
+	defer func() { cancel2(); <-done2 }()
+	second.wait(t, wire.RegisterPath)
 }
 
 func TestManagerURLsFromConfig(t *testing.T) {
