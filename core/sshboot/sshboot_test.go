@@ -129,7 +129,9 @@ func setup(t testing.TB, n int) *env {
 }
 
 // otherManagerURL is a second manager's agent endpoint as Config.Managers names it.
-func otherManagerURL(hs *testhosts.Hosts) string { return "https://" + net.JoinHostPort(hs.BridgeAddr, "1") }
+func otherManagerURL(hs *testhosts.Hosts) string {
+	return "https://" + net.JoinHostPort(hs.BridgeAddr, "1")
+}
 
 func (e *env) target(h *testhosts.Host) Target {
 	return Target{ClusterID: e.clusterID, Host: h.Addr, Port: h.Port, User: "root", InstallDir: "/opt/doris"}
