@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -55,7 +56,8 @@ func (p *peers) seen(ctx context.Context) error {
 				"managers sharing a database must share <data-dir>/pki (ca.key, ca.crt, bundle.crt) and the secret key",
 				"manager", m.ID, "its_ca", m.CAID, "this_ca", p.self.CAID)
 		}
-		if m.AgentURL != "" {
+		// A restarted manager's old row names the same URL until it expires.
+		if m.AgentURL != "" && !slices.Contains(urls, m.AgentURL) {
 			urls = append(urls, m.AgentURL)
 		}
 	}

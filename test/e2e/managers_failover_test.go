@@ -115,6 +115,7 @@ func TestTwoManagersFailover(t *testing.T) {
 			t.Errorf("task %d on %s: %d download records, want 1: %v", tk.ID, tk.Host, len(recs), recs)
 		}
 	}
+	oneAttempt(t, a, after)
 	agentsRunningThrough(ctx, t, survivor, plan.ClusterID, killed)
 	if t.Failed() {
 		t.FailNow()
@@ -153,6 +154,7 @@ func TestTwoManagersFailover(t *testing.T) {
 			t.Errorf("%s on %s: processes %v, task %d reported pid %q; want exactly that one", role, tk.Host, pids, tk.ID, res["pid"])
 		}
 	}
+	oneAttempt(t, a, after)
 	agentsRunningThrough(ctx, t, survivor, plan.ClusterID, killed)
 	if t.Failed() {
 		t.FailNow()
@@ -268,6 +270,30 @@ func waitAgentLog(ctx context.Context, t *testing.T, h *testhosts.Host, s string
 		case <-ctx.Done():
 			t.Fatalf("the agent of %s never logged %q:\n%s", h.Addr, s, tail(agentLog(t, h), 30))
 		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// oneAttempt wants the agents' records of each task's calls (request ids
+// t<task>-a<attempt>-<kind>-<n>) from one attempt: the surviving manager
+// re-sent the killed one's ids, it did not start the task over.
+func oneAttempt(t *testing.T, s *sandbox.Sandbox, ts []sandbox.Task) {
+	t.Helper()
+	attempt := regexp.MustCompile(`^t\d+-(a\d+)-`)
+	for _, tk := range ts {
+		h := hostByAddr(t, s, tk.Host)
+		seen := map[string]bool{}
+		var recs []string
+		for _, kind := range []string{"exec", "download", "write"} {
+			for _, r := range agentResultRecords(t, h, tk.ID, kind) {
+				recs = append(recs, r)
+				if m := attempt.FindStringSubmatch(r); m != nil {
+					seen[m[1]] = true
+				}
+			}
+		}
+		if len(recs) == 0 || len(seen) != 1 {
+			t.Errorf("task %d %s on %s: agent records %v, want some, all of one attempt", tk.ID, tk.TaskType, tk.Host, recs)
 		}
 	}
 }
