@@ -88,7 +88,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		AgentAPI:      reg.Handler(),
 		Plugins:       plugins.Handler(),
 		Operations:    &api.Operations{Engine: opsEngine, Status: status.Status},
-		Background:    []func(context.Context) error{status.Run},
+		Background:    []func(context.Context) error{status.Run, reg.Listen},
 		OnTaskEnd: func(taskID int64, _ string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

@@ -260,9 +260,10 @@ func (r *Registry) CheckManagerURL(u string) error {
 
 // WaitRegistered blocks until the agent of (clusterID, host) registers
 // after the last Prepare for it, or ctx ends. A registration at this
-// manager ends the wait at once; one at another manager on the database
-// (the agent may reach any of them) shows in the record, which Prepare
-// left unregistered: it is read every FlushInterval.
+// manager ends the wait at once, one at another manager on the database
+// (the agent may reach any of them) as soon as its notification arrives
+// (Listen); as a fallback the record, which Prepare left unregistered, is
+// read every FlushInterval.
 func (r *Registry) WaitRegistered(ctx context.Context, clusterID int64, host string) (store.Agent, error) {
 	k := key{clusterID, host}
 	r.mu.Lock()
@@ -277,7 +278,13 @@ func (r *Registry) WaitRegistered(ctx context.Context, clusterID int64, host str
 	for {
 		select {
 		case <-ch:
-			return r.Get(ctx, clusterID, host)
+			a, err := r.Get(ctx, clusterID, host)
+			if err != nil || a.RegisterTime != nil {
+				return a, err
+			}
+			// A late notification of a registration from before the
+			// Prepare: the record decides from here on.
+			ch = nil
 		case <-tick.C:
 			a, err := r.Get(ctx, clusterID, host)
 			if err == nil && a.RegisterTime != nil {
@@ -477,21 +484,10 @@ func (r *Registry) register(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.log.Info("agent registered", "cluster", a.ClusterID, "host", a.Host, "agentId", body.AgentID, "version", body.Version)
-	r.mu.Lock()
-	k := key{a.ClusterID, a.Host}
-	if ch, ok := r.waiters[k]; ok {
-		select {
-		case <-ch:
-		default:
-			close(ch)
-		}
-	} else {
-		ch := make(chan struct{})
-		close(ch)
-		r.waiters[k] = ch
+	r.registered(a.ClusterID, a.Host)
+	if err := r.st.NotifyRegistered(req.Context(), a.ClusterID, a.Host); err != nil {
+		r.log.Warn("other managers will see the registration by reading the record", "error", err)
 	}
-	r.broadcastLocked()
-	r.mu.Unlock()
 	beat := r.answer(c.leaf, "")
 	beat.PidFiles = r.pidFiles(req.Context(), a)
 	httpx.OK(w, wire.Registered{AgentID: a.ID, HeartbeatSeconds: r.cfg.HeartbeatSeconds, Beat: beat})
@@ -636,6 +632,42 @@ func (r *Registry) renew(w http.ResponseWriter, req *http.Request) {
 	}
 	r.log.Info("renewed an agent certificate", "cluster", a.ClusterID, "host", a.Host, "serial", is.Serial, "notAfter", notAfter, "ca", is.Issuer)
 	httpx.OK(w, wire.Renewed{Certificate: string(is.PEM), CABundle: string(r.cfg.PKI.Bundle())})
+}
+
+// registered ends the registration wait for (clusterID, host) (the
+// agent registered here or at another manager) and wakes WaitStatus.
+func (r *Registry) registered(clusterID int64, host string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := key{clusterID, host}
+	if ch, ok := r.waiters[k]; ok {
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	} else {
+		ch := make(chan struct{})
+		close(ch)
+		r.waiters[k] = ch
+	}
+	r.broadcastLocked()
+}
+
+// Listen hears of registrations at other managers on the database
+// (PostgreSQL LISTEN; store.ListenRegistered) and ends their waits, until
+// ctx ends. Without it, or while it reconnects, WaitRegistered finds them
+// by reading the record. Run it in the background.
+func (r *Registry) Listen(ctx context.Context) error {
+	return r.st.ListenRegistered(ctx, func(clusterID int64, host string) {
+		if clusterID == 0 {
+			return // (re)connected
+		}
+		// A notification of a registration that was not awaited here
+		// keeps a closed waiter until the next Prepare: as a registration
+		// at this manager does.
+		r.registered(clusterID, host)
+	})
 }
 
 func (r *Registry) broadcastLocked() {

@@ -7,13 +7,22 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/test/pgtest"
 )
 
 // serveSecond starts a second registry on e's store and CA (another
 // manager on the same database) and returns its agent endpoint URL.
 func (e *env) serveSecond(t *testing.T) (*Registry, string) {
 	t.Helper()
-	reg, err := New(Config{Store: e.st, PKI: e.ca, HeartbeatSeconds: 1})
+	return e.serveOther(t, e.st)
+}
+
+// serveOther is serveSecond on another connection to the database (st).
+func (e *env) serveOther(t *testing.T, st *store.Store) (*Registry, string) {
+	t.Helper()
+	reg, err := New(Config{Store: st, PKI: e.ca, HeartbeatSeconds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +70,44 @@ func TestWaitRegisteredSeesOtherManagers(t *testing.T) {
 	run(t, cfg)
 	if _, err := e.reg.WaitRegistered(ctx, 1, "127.0.0.1"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// On PostgreSQL a registration at another manager ends the wait through
+// its notification, not by the record's reads (made rare here).
+func TestWaitRegisteredHearsOtherManagers(t *testing.T) {
+	dsn := pgtest.Start(t)
+	open := func() *store.Store {
+		st, err := store.Open(dsn, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	e := setupOn(t, open(), func(c *Config) { c.FlushInterval = 10 * time.Minute })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lctx, stopListen := context.WithCancel(ctx)
+	listened := make(chan error, 1)
+	go func() { listened <- e.reg.Listen(lctx) }()
+	defer func() { stopListen(); <-listened }()
+	if _, err := e.st.CreateCluster(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	// Listening before the agent registers (a notification sent before
+	// is lost, and then only the rare read would end the wait).
+	waitFor(ctx, t, "the registry listening", func() bool {
+		var n int64
+		e.st.DB().Raw(`SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN ' || ?`, store.AgentsChannel).Scan(&n)
+		return n > 0
+	})
+	_, otherURL := e.serveOther(t, open())
+	cfg := e.install(t, "127.0.0.1", idA)
+	cfg.ServerURL = otherURL
+	run(t, cfg)
+	if _, err := e.reg.WaitRegistered(ctx, 1, "127.0.0.1"); err != nil {
+		t.Fatalf("the other manager's notification did not end the wait: %v", err)
 	}
 }
 
