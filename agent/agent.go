@@ -62,8 +62,16 @@ func LoadConfig(path string) (wire.Config, error) {
 	if c.DataDir == "" {
 		return c, fmt.Errorf("agent config %s: dataDir is empty", path)
 	}
-	if !strings.HasPrefix(c.ServerURL, "https://") {
-		return c, fmt.Errorf("agent config %s: serverURL %q must be an https:// URL (the manager's agent endpoint); reinstall the agent from the manager", path, c.ServerURL)
+	if c.ServerURL == "" && len(c.ServerURLs) > 0 {
+		c.ServerURL = c.ServerURLs[0]
+	}
+	for _, u := range c.ManagerURLs() {
+		if !strings.HasPrefix(u, "https://") {
+			return c, fmt.Errorf("agent config %s: manager URL %q must be an https:// URL (a manager's agent endpoint); reinstall the agent from the manager", path, u)
+		}
+	}
+	if len(c.ManagerURLs()) == 0 {
+		return c, fmt.Errorf("agent config %s: serverURL is empty: reinstall the agent from the manager", path)
 	}
 	if c.CertFile == "" || c.CAFile == "" {
 		return c, fmt.Errorf("agent config %s: certFile and caFile are required (a config from before mutual TLS): reinstall the agent from the manager", path)
@@ -99,6 +107,8 @@ type Agent struct {
 	id      string // UUID kept in dataDir
 	port    int
 	results *results
+	// managers are the managers' agent endpoints, the current one first.
+	managers *managers
 	// creds are the certificate, key and trusted CAs in use; mgr is the
 	// client for the manager built from them (replaced with them).
 	creds   atomic.Pointer[creds]
@@ -158,12 +168,13 @@ func New(cfg wire.Config, log hclog.Logger) (*Agent, error) {
 		version: DefaultVersion,
 		limits: netguard.Limits{ReadHeaderTimeout: seconds(cfg.ReadHeaderTimeoutSeconds), ReadTimeout: seconds(cfg.ReadTimeoutSeconds),
 			WriteTimeout: seconds(cfg.WriteTimeoutSeconds), IdleTimeout: seconds(cfg.IdleTimeoutSeconds), MaxConns: cfg.MaxConns}.Or(DefaultHTTP()),
-		id:      id,
-		results: &results{dir: filepath.Join(cfg.DataDir, "results"), running: map[string]*inflight{}},
-		hbEvery: time.Duration(cfg.HeartbeatSeconds) * time.Second,
-		dlLocks: map[string]*sync.Mutex{},
-		mem:     newMemLimit(),
-		quit:    make(chan struct{}),
+		id:       id,
+		results:  &results{dir: filepath.Join(cfg.DataDir, "results"), running: map[string]*inflight{}},
+		hbEvery:  time.Duration(cfg.HeartbeatSeconds) * time.Second,
+		managers: newManagers(cfg, loadLearned(cfg.DataDir)),
+		dlLocks:  map[string]*sync.Mutex{},
+		mem:      newMemLimit(),
+		quit:     make(chan struct{}),
 	}
 	a.setCreds(c)
 	return a, nil
@@ -303,38 +314,6 @@ func (a *Agent) registerLoop(ctx context.Context) bool {
 		}
 		delay = min(delay*2, 30*time.Second)
 	}
-}
-
-// post sends body to the manager and decodes the envelope's data into out.
-func (a *Agent) post(ctx context.Context, path string, body, out any) (int, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return 0, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(a.cfg.ServerURL, "/")+path, bytes.NewReader(b))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := a.mgr.Load().Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var env wire.Envelope[json.RawMessage]
-	if err := json.Unmarshal(rb, &env); err != nil {
-		return resp.StatusCode, fmt.Errorf("%s: HTTP %d: %.200s", path, resp.StatusCode, rb)
-	}
-	if resp.StatusCode != http.StatusOK || env.Code != 0 {
-		return resp.StatusCode, fmt.Errorf("%s: HTTP %d: %s", path, resp.StatusCode, env.Msg)
-	}
-	if out != nil && len(env.Data) > 0 {
-		if err := json.Unmarshal(env.Data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("%s: %w", path, err)
-		}
-	}
-	return resp.StatusCode, nil
 }
 
 // watch takes the pid files the manager named in an answer (nil: no

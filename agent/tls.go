@@ -103,6 +103,7 @@ func requireRole(role string) func(tls.ConnectionState) error {
 // now (a CA rotation).
 func (a *Agent) answered(ctx context.Context, b wire.Beat) {
 	a.watch(b.PidFiles)
+	a.learnFrom(b.Managers)
 	if b.CABundle != "" {
 		if err := a.storeBundle([]byte(b.CABundle)); err != nil {
 			a.log.Warn("cannot store the manager's CA bundle", "error", err)

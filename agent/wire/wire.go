@@ -47,6 +47,11 @@ const DefaultPort = 9602
 // Config is the agent's config file (JSON, mode 0600).
 type Config struct {
 	ServerURL string `json:"serverURL"` // https://: the manager's agent endpoint
+	// ServerURLs are the agent endpoints of every manager sharing the
+	// database (ServerURL first); the agent goes to the next one when
+	// the one it uses does not answer. Empty in configs from before
+	// several managers: ServerURL alone.
+	ServerURLs []string `json:"serverURLs,omitempty"`
 	// CertFile holds the agent's certificate and private key (PEM, 0600),
 	// rewritten by renewal; CAFile the manager CA's trust bundle (PEM),
 	// rewritten when the manager hands out a new one.
@@ -217,6 +222,38 @@ type Beat struct {
 	// list the agent has. At most MaxProcesses entries, each passing
 	// PidFile.Check.
 	PidFiles []PidFile `json:"pidFiles"`
+	// Managers, when present, are the agent endpoints of every running
+	// manager on the database (https:// URLs, at most MaxManagers): the
+	// agent adds the ones it does not know to those it fails over to.
+	Managers []string `json:"managers,omitempty"`
+}
+
+// MaxManagers bounds the manager URLs an agent keeps.
+const MaxManagers = 32
+
+// ManagerURLs returns the config's manager URLs, ServerURL first, without
+// duplicates or empty entries.
+func (c Config) ManagerURLs() []string {
+	return MergeURLs(nil, append([]string{c.ServerURL}, c.ServerURLs...))
+}
+
+// MergeURLs appends the URLs of more that have is lacking (ignoring empty
+// ones and a trailing slash), up to MaxManagers in all.
+func MergeURLs(have, more []string) []string {
+	out := append([]string(nil), have...)
+	seen := map[string]bool{}
+	for _, u := range out {
+		seen[strings.TrimRight(u, "/")] = true
+	}
+	for _, u := range more {
+		k := strings.TrimRight(u, "/")
+		if k == "" || seen[k] || len(out) >= MaxManagers {
+			continue
+		}
+		seen[k] = true
+		out = append(out, k)
+	}
+	return out
 }
 
 // Renew is the body of RenewPath: a PEM certificate request signed with

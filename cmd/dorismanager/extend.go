@@ -52,7 +52,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		return server.Extensions{}, fmt.Errorf("role plugins in %s: %w", d.PluginsDir, err)
 	}
 	reg, err := agents.New(agents.Config{Store: d.Store, Catalogue: plugins, PKI: d.PKI, CertLifetime: certLifetime, Logger: d.Logger.Named("agents"),
-		ClientOptions: clientOpts, Metrics: d.Metrics})
+		ClientOptions: clientOpts, Metrics: d.Metrics, Managers: d.Managers})
 	if err != nil {
 		_ = plugins.Close()
 		return server.Extensions{}, fmt.Errorf("agent registry: %w", err)
@@ -64,7 +64,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		agentPort, _ = strconv.Atoi(p)
 	}
 	inst, err := sshboot.New(sshboot.Config{AgentsDir: d.AgentsDir, AdvertiseURL: d.AdvertiseURL, AgentEndpointPort: agentPort,
-		Registry: reg, Store: d.Store, Logger: d.Logger.Named("sshboot")})
+		Registry: reg, Store: d.Store, Logger: d.Logger.Named("sshboot"), Managers: d.Managers})
 	if err != nil {
 		reg.Close()
 		_ = plugins.Close()
@@ -109,7 +109,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 		AgentAPI:      agentAPI,
 		Plugins:       plugins.Handler(),
 		Operations:    &api.Operations{Engine: opsEngine, Status: status.Status},
-		Background:    []func(context.Context) error{status.Run},
+		Background:    []func(context.Context) error{status.Run, reg.Listen},
 		OnTaskEnd: func(taskID int64, _ string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

@@ -69,6 +69,10 @@ type Config struct {
 	// Metrics, if set, receives dorismanager_agent_heartbeats_total and
 	// dorismanager_agent_heartbeat_flush_seconds.
 	Metrics *metrics.Registry
+	// Managers, if set, returns the agent endpoints of every running
+	// manager on the database (core/server): every answer names them
+	// (wire.Beat.Managers), so agents can fail over to each.
+	Managers func() []string
 }
 
 // DefaultFlushInterval is how often buffered heartbeats are written.
@@ -255,7 +259,11 @@ func (r *Registry) CheckManagerURL(u string) error {
 }
 
 // WaitRegistered blocks until the agent of (clusterID, host) registers
-// after the last Prepare for it, or ctx ends.
+// after the last Prepare for it, or ctx ends. A registration at this
+// manager ends the wait at once, one at another manager on the database
+// (the agent may reach any of them) as soon as its notification arrives
+// (Listen); as a fallback the record, which Prepare left unregistered, is
+// read every FlushInterval.
 func (r *Registry) WaitRegistered(ctx context.Context, clusterID int64, host string) (store.Agent, error) {
 	k := key{clusterID, host}
 	r.mu.Lock()
@@ -265,11 +273,29 @@ func (r *Registry) WaitRegistered(ctx context.Context, clusterID int64, host str
 		r.waiters[k] = ch
 	}
 	r.mu.Unlock()
-	select {
-	case <-ch:
-		return r.Get(ctx, clusterID, host)
-	case <-ctx.Done():
-		return store.Agent{}, ctx.Err()
+	tick := time.NewTicker(r.cfg.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ch:
+			a, err := r.Get(ctx, clusterID, host)
+			if err != nil || a.RegisterTime != nil {
+				return a, err
+			}
+			// A late notification of a registration from before the
+			// Prepare: the record decides from here on.
+			ch = nil
+		case <-tick.C:
+			a, err := r.Get(ctx, clusterID, host)
+			if err == nil && a.RegisterTime != nil {
+				return a, nil
+			}
+			if err != nil && !errors.Is(err, ErrUnknownAgent) {
+				r.log.Warn("look for the agent's registration in the store", "cluster", clusterID, "host", host, "error", err)
+			}
+		case <-ctx.Done():
+			return store.Agent{}, ctx.Err()
+		}
 	}
 }
 
@@ -431,6 +457,9 @@ func (r *Registry) answer(leaf *x509.Certificate, bundleSum string) wire.Beat {
 		b.CABundle = string(bundle)
 	}
 	b.Renew = pki.IssuerID(leaf) != r.cfg.PKI.SigningID()
+	if r.cfg.Managers != nil {
+		b.Managers = r.cfg.Managers()
+	}
 	return b
 }
 
@@ -463,21 +492,10 @@ func (r *Registry) register(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.log.Info("agent registered", "cluster", a.ClusterID, "host", a.Host, "agentId", body.AgentID, "version", body.Version)
-	r.mu.Lock()
-	k := key{a.ClusterID, a.Host}
-	if ch, ok := r.waiters[k]; ok {
-		select {
-		case <-ch:
-		default:
-			close(ch)
-		}
-	} else {
-		ch := make(chan struct{})
-		close(ch)
-		r.waiters[k] = ch
+	r.registered(a.ClusterID, a.Host)
+	if err := r.st.NotifyRegistered(req.Context(), a.ClusterID, a.Host); err != nil {
+		r.log.Warn("other managers will see the registration by reading the record", "error", err)
 	}
-	r.broadcastLocked()
-	r.mu.Unlock()
 	beat := r.answer(c.leaf, "")
 	beat.PidFiles = r.pidFiles(req.Context(), a)
 	httpx.OK(w, wire.Registered{AgentID: a.ID, HeartbeatSeconds: r.cfg.HeartbeatSeconds, Beat: beat})
@@ -622,6 +640,42 @@ func (r *Registry) renew(w http.ResponseWriter, req *http.Request) {
 	}
 	r.log.Info("renewed an agent certificate", "cluster", a.ClusterID, "host", a.Host, "serial", is.Serial, "notAfter", notAfter, "ca", is.Issuer)
 	httpx.OK(w, wire.Renewed{Certificate: string(is.PEM), CABundle: string(r.cfg.PKI.Bundle())})
+}
+
+// registered ends the registration wait for (clusterID, host) (the
+// agent registered here or at another manager) and wakes WaitStatus.
+func (r *Registry) registered(clusterID int64, host string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := key{clusterID, host}
+	if ch, ok := r.waiters[k]; ok {
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	} else {
+		ch := make(chan struct{})
+		close(ch)
+		r.waiters[k] = ch
+	}
+	r.broadcastLocked()
+}
+
+// Listen hears of registrations at other managers on the database
+// (PostgreSQL LISTEN; store.ListenRegistered) and ends their waits, until
+// ctx ends. Without it, or while it reconnects, WaitRegistered finds them
+// by reading the record. Run it in the background.
+func (r *Registry) Listen(ctx context.Context) error {
+	return r.st.ListenRegistered(ctx, func(clusterID int64, host string) {
+		if clusterID == 0 {
+			return // (re)connected
+		}
+		// A notification of a registration that was not awaited here
+		// keeps a closed waiter until the next Prepare: as a registration
+		// at this manager does.
+		r.registered(clusterID, host)
+	})
 }
 
 func (r *Registry) broadcastLocked() {

@@ -43,6 +43,12 @@ func setupWith(t testing.TB, change func(*Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return setupOn(t, st, change)
+}
+
+// setupOn is setupWith on a given store.
+func setupOn(t testing.TB, st *store.Store, change func(*Config)) *env {
+	t.Helper()
 	dataDir := t.TempDir()
 	ca, err := pki.Open(dataDir, pki.Options{ManagerHosts: []string{"127.0.0.1"}})
 	if err != nil {

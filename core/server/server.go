@@ -50,6 +50,10 @@ type Deps struct {
 	// Metrics is the server's registry (served at /metrics); extensions
 	// register their own series in it.
 	Metrics *metrics.Registry
+	// Managers returns the agent endpoints of the managers running on
+	// the database (this one's when it has an AdvertiseURL), refreshed
+	// every ManagerSeenEvery: agents fail over to them.
+	Managers func() []string
 }
 
 // Extensions are the parts plugged in by Config.Extend; they add to the
@@ -160,6 +164,7 @@ type Server struct {
 	ext      Extensions
 	tokenFil string
 	id       string // this manager's id (runner.Config.ManagerID)
+	peers    *peers
 	unlock   func() // releases the data dir (SQLite); nil on PostgreSQL
 }
 
@@ -256,6 +261,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	s := &Server{cfg: cfg, log: log, st: st, ca: ca, tokenFil: tokenFile, id: managerID(), unlock: unlock}
 	log.Info("manager id (names this manager in the tasks it runs)", "manager", s.id)
+	s.peers = &peers{st: st, log: log.Named("managers"), warned: map[string]bool{},
+		self: store.Manager{ID: s.id, AgentURL: cfg.AdvertiseURL, CAID: ca.SigningID()}}
+	if err := s.peers.seen(ctx); err != nil {
+		return nil, err
+	}
+	if st.IsPostgres() && cfg.AdvertiseURL == "" {
+		log.Warn("no --advertise-url: agents learn of this manager only from the agents it installs itself, and cannot fail over to it")
+	}
 	if s.ln, err = s.restListener(ln); err != nil {
 		return nil, err
 	}
@@ -283,7 +296,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Extend != nil {
 		ext, err = cfg.Extend(ctx, Deps{Store: st, Secrets: box, Logger: log, DataDir: cfg.DataDir,
 			PluginsDir: cfg.PluginsDir, AgentsDir: cfg.AgentsDir, AdvertiseURL: cfg.AdvertiseURL, ListenAddr: ln.Addr(), AgentAddr: agentLn.Addr(),
-			PKI: ca, Notify: notify, Metrics: reg})
+			PKI: ca, Notify: notify, Metrics: reg, Managers: s.peers.URLs})
 		if err != nil {
 			return nil, fmt.Errorf("set up extensions: %w", err)
 		}
@@ -389,6 +402,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2+len(s.ext.Background))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.peers.run(runCtx)
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

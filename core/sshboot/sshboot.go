@@ -61,13 +61,17 @@ type Config struct {
 	// address>:<AgentEndpointPort>.
 	AdvertiseURL      string
 	AgentEndpointPort int
-	Registry          *agents.Registry
-	Store             *store.Store
-	Logger            hclog.Logger
-	ConnectTimeout    time.Duration // default 10s
-	RegisterTimeout   time.Duration // default 60s
-	MinFreeBytes      int64         // free space needed under the install dir; default 64 MiB
-	SlowShellStart    time.Duration // a session slower than this to start its command is reported; default 2s
+	// Managers, if set, returns the agent endpoints of every running
+	// manager on the database: the agent's config lists them after this
+	// manager's URL, so it can fail over to each.
+	Managers        func() []string
+	Registry        *agents.Registry
+	Store           *store.Store
+	Logger          hclog.Logger
+	ConnectTimeout  time.Duration // default 10s
+	RegisterTimeout time.Duration // default 60s
+	MinFreeBytes    int64         // free space needed under the install dir; default 64 MiB
+	SlowShellStart  time.Duration // a session slower than this to start its command is reported; default 2s
 }
 
 // Installer installs agents; safe for concurrent use (one SSH connection per Install).
@@ -342,7 +346,11 @@ func (in *Installer) Install(ctx context.Context, t Target, cred Credentials, lo
 	}
 	listen := net.JoinHostPort(listenHost, strconv.Itoa(t.AgentPort))
 	certFile, caFile := path.Join(home, "conf", "agent.pem"), path.Join(home, "conf", "ca.pem")
-	conf, _ := json.MarshalIndent(wire.Config{ServerURL: serverURL, CertFile: certFile, CAFile: caFile, Listen: listen, Host: t.Host,
+	serverURLs := []string{serverURL}
+	if in.cfg.Managers != nil {
+		serverURLs = wire.MergeURLs(serverURLs, in.cfg.Managers())
+	}
+	conf, _ := json.MarshalIndent(wire.Config{ServerURL: serverURL, ServerURLs: serverURLs, CertFile: certFile, CAFile: caFile, Listen: listen, Host: t.Host,
 		DataDir: path.Join(home, "data"), ClusterID: t.ClusterID, HeartbeatSeconds: 5, InstallDir: t.InstallDir}, "", "  ")
 	type file struct {
 		path string

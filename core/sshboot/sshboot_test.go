@@ -117,12 +117,20 @@ func setup(t testing.TB, n int) *env {
 	go srv.Serve(tls.NewListener(ln, ca.AgentEndpointTLS()))
 	t.Cleanup(func() { srv.Close() })
 	port := ln.Addr().(*net.TCPAddr).Port
+	// Another manager on the database, as the managers' rows name it
+	// (nothing listens there: the agents use the first URL).
 	inst, err := New(Config{AgentsDir: agentsDir, AgentEndpointPort: port, Registry: reg, Store: st, Logger: logger,
-		ConnectTimeout: 2 * time.Second, RegisterTimeout: deadline.D(30 * time.Second)})
+		ConnectTimeout: 2 * time.Second, RegisterTimeout: deadline.D(30 * time.Second),
+		Managers: func() []string { return []string{otherManagerURL(hs)} }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &env{hs: hs, st: st, ca: ca, reg: reg, inst: inst, logs: logs, port: port, clusterID: cl.ID}
+}
+
+// otherManagerURL is a second manager's agent endpoint as Config.Managers names it.
+func otherManagerURL(hs *testhosts.Hosts) string {
+	return "https://" + net.JoinHostPort(hs.BridgeAddr, "1")
 }
 
 func (e *env) target(h *testhosts.Host) Target {
@@ -464,6 +472,9 @@ func TestInstall(t *testing.T) {
 			json.Unmarshal(b, &c)
 			if !strings.HasPrefix(c.ServerURL, "https://") || c.CertFile == "" || strings.Contains(string(b), "PRIVATE") {
 				t.Fatalf("agent config %s", b)
+			}
+			if len(c.ServerURLs) != 2 || c.ServerURLs[0] != c.ServerURL || c.ServerURLs[1] != otherManagerURL(hs) {
+				t.Errorf("%s: serverURLs %v, want this manager's %s, then the other's %s", h.Name, c.ServerURLs, c.ServerURL, otherManagerURL(hs))
 			}
 			pair, err := os.ReadFile(filepath.Join(h.Root, strings.TrimPrefix(c.CertFile, "/opt/")))
 			if err != nil {

@@ -66,7 +66,9 @@ type AgentReport struct {
 // agent uuid on (clusterID, host) (the previous serial is cleared, which
 // revokes every older certificate), with the port and install dir it is
 // installed with. A new record is STOP (it has not reported yet); an
-// existing one keeps its times.
+// existing one keeps its report times but loses its registration
+// (RegisterTime nil) until the agent with this certificate registers, so
+// any manager sees in the record when the install's wait is over.
 func (s *Store) PrepareAgent(ctx context.Context, clusterID int64, host string, port int, installDir, uuid string, cert AgentCert) error {
 	notAfter := cert.NotAfter
 	a := Agent{ClusterID: clusterID, Host: host, Port: port, AgentUUID: uuid,
@@ -74,7 +76,7 @@ func (s *Store) PrepareAgent(ctx context.Context, clusterID int64, host string, 
 	return translate(s.q(ctx).Clauses(clause.OnConflict{
 		Columns: []clause.Column{{Name: "cluster_id"}, {Name: "host"}},
 		DoUpdates: clause.AssignmentColumns([]string{"agent_uuid", "cert_serial", "prev_cert_serial", "cert_issuer",
-			"cert_not_after", "port", "install_dir", "updated_at"}),
+			"cert_not_after", "port", "install_dir", "register_time", "updated_at"}),
 	}).Create(&a).Error)
 }
 

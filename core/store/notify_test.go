@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -74,4 +75,47 @@ func TestTaskNotifications(t *testing.T) {
 			t.Fatalf("ListenTasks after its context ended: %v", err)
 		}
 	})
+}
+
+// One manager's NotifyRegistered reaches another's ListenRegistered with
+// the agent's cluster and host.
+func TestNotifyRegistered(t *testing.T) {
+	dsn := pgtest.Start(t)
+	m1, err := store.Open(dsn, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m1.Close()
+	m2, err := store.Open(dsn, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	heard := make(chan string, 16)
+	done := make(chan error, 1)
+	lctx, stop := context.WithCancel(ctx)
+	go func() {
+		done <- m2.ListenRegistered(lctx, func(c int64, h string) { heard <- fmt.Sprintf("%d %s", c, h) })
+	}()
+	for _, want := range []string{"0 ", "7 10.0.0.3"} {
+		if want != "0 " {
+			if err := m1.NotifyRegistered(ctx, 7, "10.0.0.3"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case got := <-heard:
+			if got != want {
+				t.Fatalf("heard %q, want %q", got, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("heard nothing, want %q", want)
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -96,6 +96,8 @@ type Sandbox struct {
 	AgentURL string
 	ownWork  bool
 	logFile  *os.File
+	logName  string // of the manager's log in WorkDir; "" for manager.log
+	twin     bool   // made by Twin: Close stops only its manager
 
 	pwMu    sync.Mutex
 	adminPW map[int64]string // revealed admin passwords, by cluster
@@ -319,7 +321,7 @@ func (s *Sandbox) StartManager(ctx context.Context) error {
 	out := s.Opts.ManagerOutput
 	if out == nil {
 		if s.logFile == nil {
-			f, err := os.OpenFile(filepath.Join(s.WorkDir, "manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			f, err := os.OpenFile(s.ManagerLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 			if err != nil {
 				return err
 			}
@@ -371,7 +373,12 @@ func (s *Sandbox) waitReady(ctx context.Context) error {
 }
 
 // ManagerLog is the manager's log file (when no ManagerOutput was given).
-func (s *Sandbox) ManagerLog() string { return filepath.Join(s.WorkDir, "manager.log") }
+func (s *Sandbox) ManagerLog() string {
+	if s.logName != "" {
+		return filepath.Join(s.WorkDir, s.logName)
+	}
+	return filepath.Join(s.WorkDir, "manager.log")
+}
 
 // StopManager stops the manager: SIGTERM, or SIGKILL when kill is set.
 func (s *Sandbox) StopManager(kill bool) error {
@@ -409,6 +416,12 @@ func (s *Sandbox) StopManager(kill bool) error {
 // Close stops the manager and tears everything down.
 func (s *Sandbox) Close() {
 	_ = s.StopManager(false)
+	if s.twin {
+		if s.logFile != nil {
+			_ = s.logFile.Close()
+		}
+		return
+	}
 	if s.files != nil {
 		_ = s.files.Close()
 	}
