@@ -38,7 +38,13 @@ func (a *Agent) getFromManager(ctx context.Context, req wire.Download, want chec
 		return cacheMeta{}, fmt.Errorf("download %s from the manager: the request names no sha256", shown)
 	}
 	limit := a.downloadLimit(req)
-	u := strings.TrimRight(a.cfg.ServerURL, "/") + wire.PackagesPath + want.sha256 + "?task=" + url.QueryEscape(req.TaskID)
+	// The manager this agent reports to now (after a failover, not the
+	// one it was installed by): every manager serves the relay.
+	base := a.managers.current()
+	if base == "" {
+		base = a.cfg.ServerURL
+	}
+	u := strings.TrimRight(base, "/") + wire.PackagesPath + want.sha256 + "?task=" + url.QueryEscape(req.TaskID)
 	part := cacheFile + ".part"
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
