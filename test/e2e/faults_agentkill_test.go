@@ -24,7 +24,9 @@ import (
 // healthy cluster.
 func TestFaultAgentKilledMidTask(t *testing.T) {
 	t.Parallel()
-	s := start(t, sandbox.Options{})
+	// Each host downloads the package itself (no relay through the
+	// manager): the agent is killed mid-download.
+	s := start(t, sandbox.Options{ManagerArgs: []string{"--package-relay", "off"}})
 	ctx, cancel := deadline.Context(context.Background(), 60*time.Second)
 	defer cancel()
 	c := s.Client()

@@ -25,7 +25,9 @@ import (
 // finishes with a healthy cluster.
 func TestFaultHostSilentMidTask(t *testing.T) {
 	t.Parallel()
-	s := start(t, sandbox.Options{ManagerArgs: []string{"--agent-keepalive", "2s", "--agent-connect-timeout", "2s",
+	// Each host downloads the package itself (no relay through the
+	// manager): the fault is a host going silent mid-download.
+	s := start(t, sandbox.Options{ManagerArgs: []string{"--package-relay", "off", "--agent-keepalive", "2s", "--agent-connect-timeout", "2s",
 		"--agent-retries", "2", "--agent-retry-backoff", "100ms"}})
 	ctx, cancel := deadline.Context(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -42,7 +42,10 @@ const failoverNote = "now reporting to another manager"
 // Every agent's log says it went to another manager.
 func TestTwoManagersFailover(t *testing.T) {
 	db := pgtest.Start(t)
-	a := start(t, sandbox.Options{DB: db, ManagerArgs: []string{"--task-lease", "3s"}})
+	// Each host downloads the package itself, held at the package server,
+	// so the kill lands mid-download on every host (the relay through a
+	// manager is TestPackageOncePerCluster's).
+	a := start(t, sandbox.Options{DB: db, ManagerArgs: []string{"--task-lease", "3s", "--package-relay", "off"}})
 	ctx, cancel := deadline.Context(context.Background(), 300*time.Second)
 	defer cancel()
 	plan := a.StandardPlan()
