@@ -112,8 +112,8 @@ func TestLoad(t *testing.T) {
 	t.Log("\n" + header + "\n" + strings.Join(rows, "\n"))
 }
 
-const header = "| config | agents | interval | run | beats/s target | sent/s | acked/s | errors | beat p50 / p99 | REST p50 / p99 / max (n) | REST errors | manager CPU | manager RSS max | PostgreSQL CPU | RUNNING at end |\n" +
-	"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+const header = "| config | agents | interval | run | beats/s target | sent/s | acked/s | errors | new conns/s | beat p50 / p99 | REST p50 / p99 / max (n) | REST errors | manager CPU | manager RSS max | PostgreSQL CPU | RUNNING at end |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 
 // raiseNoFile lifts this process's open-file limit to its hard limit: one
 // connection per simulated agent.
@@ -295,7 +295,7 @@ func runConfig(t *testing.T, bin string, c benchConfig) string {
 	if dsn != "" {
 		pgPid = postmasterPid(t, dsn)
 	}
-	sent0, acked0, errs0 := sim.Sent.Load(), sim.Acked.Load(), sim.Errors()
+	sent0, acked0, errs0, dials0 := sim.Sent.Load(), sim.Acked.Load(), sim.Errors(), sim.Dials.Load()
 	sim.Latency.Reset()
 	for _, p := range probers {
 		p.Reset()
@@ -327,7 +327,7 @@ sample:
 	}
 	tick.Stop()
 	el := time.Since(t0)
-	sent, acked, errs := sim.Sent.Load()-sent0, sim.Acked.Load()-acked0, sim.Errors()
+	sent, acked, errs, dials := sim.Sent.Load()-sent0, sim.Acked.Load()-acked0, sim.Errors(), sim.Dials.Load()-dials0
 	cpu := make([]string, len(ms))
 	rss := make([]string, len(ms))
 	for i, m := range ms {
@@ -377,9 +377,9 @@ sample:
 		t.Logf("PostgreSQL sessions opened during the run: %d", pgSessions(dsn)-sess0)
 	}
 	cancel()
-	return fmt.Sprintf("| %s | %d | %v | %v | %.0f | %.0f | %.0f | %s | %v / %v | %v / %v / %v (%d) | %d | %s | %s | %s | %d |",
+	return fmt.Sprintf("| %s | %d | %v | %v | %.0f | %.0f | %.0f | %s | %.1f | %v / %v | %v / %v / %v (%d) | %d | %s | %s | %s | %d |",
 		c.name, c.agents, c.interval, el.Round(time.Second), float64(c.agents)/c.interval.Seconds(),
-		float64(sent)/el.Seconds(), float64(acked)/el.Seconds(), strings.Join(errText, ", "),
+		float64(sent)/el.Seconds(), float64(acked)/el.Seconds(), strings.Join(errText, ", "), float64(dials)/el.Seconds(),
 		ms1(beat.P50), ms1(beat.P99), ms1(rest.P50), ms1(rest.P99), ms1(rest.Max), rest.N, restErrs,
 		strings.Join(cpu, " + "), strings.Join(rss, " + "), pgCPU, running)
 }

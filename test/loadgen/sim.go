@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -45,6 +46,9 @@ type Sim struct {
 	clients   []*http.Client
 
 	Sent, Acked atomic.Int64
+	// Dials counts connections opened (each a TLS handshake); after the
+	// registrations it stays flat while connections are kept alive.
+	Dials atomic.Int64
 	Latency     Recorder // of acknowledged heartbeats
 	errMu       sync.Mutex
 	errs        map[string]int64
@@ -65,11 +69,16 @@ func NewSim(cfg SimConfig) (*Sim, error) {
 	}
 	sum := sha256.Sum256(cfg.Bundle)
 	s := &Sim{cfg: cfg, bundleSum: hex.EncodeToString(sum[:]), errs: map[string]int64{}}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		s.Dials.Add(1)
+		return dialer.DialContext(ctx, network, addr)
+	}
 	for i := range cfg.Identities {
 		tc := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, ServerName: cfg.ServerName,
 			Certificates: []tls.Certificate{cfg.Identities[i].Cert}}
 		s.clients = append(s.clients, &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
-			TLSClientConfig: tc, MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute, TLSHandshakeTimeout: 10 * time.Second}})
+			DialContext: dial, TLSClientConfig: tc, MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute, TLSHandshakeTimeout: 10 * time.Second}})
 	}
 	return s, nil
 }
