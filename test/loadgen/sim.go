@@ -48,10 +48,10 @@ type Sim struct {
 	Sent, Acked atomic.Int64
 	// Dials counts connections opened (each a TLS handshake); after the
 	// registrations it stays flat while connections are kept alive.
-	Dials atomic.Int64
-	Latency     Recorder // of acknowledged heartbeats
-	errMu       sync.Mutex
-	errs        map[string]int64
+	Dials   atomic.Int64
+	Latency Recorder // of acknowledged heartbeats
+	errMu   sync.Mutex
+	errs    map[string]int64
 }
 
 // NewSim prepares one HTTP client per agent (its own certificate, its own
