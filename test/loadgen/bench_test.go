@@ -19,6 +19,7 @@ package loadgen
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -370,7 +371,7 @@ sample:
 	if lastErr != "" {
 		t.Logf("last REST error: %s", lastErr)
 	}
-	running := countRunning(t, dsn, dirs[0])
+	running := countRunning(t, ms[0].api, token, clusters)
 	if dsn != "" {
 		// Each session is a backend the server forked: a pool that keeps
 		// too few idle connections shows here.
@@ -393,30 +394,32 @@ func treeCPU(pid int) (time.Duration, error) {
 	return TreeCPUTime(pid)
 }
 
-// countRunning reads how many agents the store computes RUNNING, through a
-// store of its own (the managers keep theirs).
-func countRunning(t *testing.T, dsn, dataDir string) int {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	st, err := store.Open(dsn, dataDir, nil)
-	if err != nil {
-		t.Logf("count RUNNING agents: %v", err)
-		return -1
-	}
-	defer st.Close()
-	cls, err := st.ListClusters(ctx)
-	if err != nil {
-		t.Logf("count RUNNING agents: %v", err)
-		return -1
-	}
+// countRunning asks manager 1's agentList for every cluster how many
+// agents are RUNNING (liveness as the store computes it from the written
+// heartbeat times): -1 when an answer failed.
+func countRunning(t *testing.T, api, token string, clusters []int64) int {
+	c := &http.Client{Timeout: time.Minute}
 	n := 0
-	for _, c := range cls {
-		as, err := st.ListAgents(ctx, c.ID)
+	for _, id := range clusters {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/server/agentList?clusterId=%d", api, id), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := c.Do(req)
 		if err != nil {
 			t.Logf("count RUNNING agents: %v", err)
 			return -1
 		}
-		for _, a := range as {
+		var env struct {
+			Data []struct {
+				Status string `json:"status"`
+			} `json:"data"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&env)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Logf("count RUNNING agents: HTTP %d, %v", resp.StatusCode, err)
+			return -1
+		}
+		for _, a := range env.Data {
 			if a.Status == store.AgentRunning {
 				n++
 			}
