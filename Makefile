@@ -118,3 +118,11 @@ demo-down:
 	@if [ "$$(id -u)" != 0 ]; then echo "make demo-down needs root: run sudo make demo-down" >&2; exit 1; fi
 	$(GO) build -o $(BIN)/demo ./test/demo
 	./$(BIN)/demo down
+
+# The load benchmark of BENCHMARKS.md ("Many agents"): simulated agents
+# against managers built from this tree, on PostgreSQL (two managers too)
+# and SQLite. Not part of test; see test/loadgen/bench_test.go for the
+# LOADGEN_* settings (the defaults take about half an hour).
+.PHONY: loadbench
+loadbench:
+	$(GO) test -tags loadbench -run TestLoad -timeout 0 -count=1 -v ./test/loadgen

@@ -66,6 +66,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// ClientOptions are passed to every agentclient the Registry builds.
 	ClientOptions []agentclient.Option
+	// BeatCacheTTL is how long heartbeats answer from what an earlier
+	// heartbeat of the same certificate read (see beatCache); default
+	// DefaultBeatCacheTTL, negative for none.
+	BeatCacheTTL time.Duration
 	// Metrics, if set, receives dorismanager_agent_heartbeats_total and
 	// dorismanager_agent_heartbeat_flush_seconds.
 	Metrics *metrics.Registry
@@ -87,6 +91,7 @@ type Registry struct {
 	// beats counts received heartbeats (Prometheus derives the rate).
 	beats   *metrics.Counter
 	flushes *metrics.Histogram
+	cache   *beatCache
 
 	mu      sync.Mutex
 	waiters map[key]chan struct{} // closed when the agent registers
@@ -126,7 +131,10 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	r := &Registry{cfg: cfg, st: cfg.Store, log: cfg.Logger.Named("agents"),
+	if cfg.BeatCacheTTL == 0 {
+		cfg.BeatCacheTTL = DefaultBeatCacheTTL
+	}
+	r := &Registry{cache: newBeatCache(cfg.BeatCacheTTL), cfg: cfg, st: cfg.Store, log: cfg.Logger.Named("agents"),
 		beat:    time.Duration(cfg.HeartbeatSeconds) * time.Second,
 		waiters: map[key]chan struct{}{}, changed: make(chan struct{}),
 		pending: map[int64]store.Heartbeat{}, stop: make(chan struct{}), flushed: make(chan struct{})}
@@ -234,6 +242,7 @@ func (r *Registry) Prepare(ctx context.Context, clusterID int64, host string, po
 	if err := r.st.PrepareAgent(ctx, clusterID, host, port, installDir, agentUUID, cert); err != nil {
 		return Credentials{}, fmt.Errorf("record agent of %s: %w", host, err)
 	}
+	r.cache.dropAgent(clusterID, host)
 	r.mu.Lock()
 	r.waiters[key{clusterID, host}] = make(chan struct{})
 	r.mu.Unlock()
@@ -509,10 +518,26 @@ func nonNil(p []wire.Process) []wire.Process {
 }
 
 func (r *Registry) heartbeat(w http.ResponseWriter, req *http.Request) {
-	c, err := r.authenticate(req)
-	if err != nil {
-		httpx.Fail(w, err)
-		return
+	now := time.Now()
+	var (
+		c      caller
+		cached beatEntry
+		hit    bool
+	)
+	if req.TLS != nil && len(req.TLS.PeerCertificates) > 0 {
+		// The listener verified the chain and the agent role; the cache
+		// holds only serials authenticate accepted.
+		c.leaf = req.TLS.PeerCertificates[0]
+		cached, hit = r.cache.get(pki.Serial(c.leaf), now)
+	}
+	if hit {
+		c.agent = cached.agent
+	} else {
+		var err error
+		if c, err = r.authenticate(req); err != nil {
+			httpx.Fail(w, err)
+			return
+		}
 	}
 	a := c.agent
 	var body wire.Heartbeat
@@ -535,14 +560,29 @@ func (r *Registry) heartbeat(w http.ResponseWriter, req *http.Request) {
 	ps, _ := json.Marshal(nonNil(body.Processes))
 	r.buffer(a, string(ps))
 	r.beats.Inc()
-	if a.Status != StatusRunning {
+	back := a.Status != StatusRunning
+	if hit {
+		back = now.Sub(cached.lastBeat) >= store.MissedBeats*r.beat
+	}
+	if back {
 		r.log.Info("agent is back", "cluster", a.ClusterID, "host", a.Host)
 		r.mu.Lock()
 		r.broadcastLocked()
 		r.mu.Unlock()
 	}
 	beat := r.answer(c.leaf, body.BundleSHA256)
-	beat.PidFiles = r.pidFiles(req.Context(), a)
+	if hit {
+		beat.PidFiles = cached.pidFiles
+	} else {
+		beat.PidFiles = r.pidFiles(req.Context(), a)
+		cached = beatEntry{read: now}
+	}
+	// The processes just buffered are what the next beat compares with.
+	a.Processes = string(ps)
+	cached.agent, cached.lastBeat = a, now
+	if hit || beat.PidFiles != nil || r.cfg.Catalogue == nil { // nil from a catalogue: it could not be read; ask again next time
+		r.cache.put(pki.Serial(c.leaf), cached)
+	}
 	httpx.OK(w, beat)
 }
 
@@ -638,6 +678,7 @@ func (r *Registry) renew(w http.ResponseWriter, req *http.Request) {
 		httpx.Fail(w, httpx.Errorf(http.StatusConflict, "the agent of %s was reinstalled meanwhile: this certificate is revoked", a.Host))
 		return
 	}
+	r.cache.dropAgent(a.ClusterID, a.Host)
 	r.log.Info("renewed an agent certificate", "cluster", a.ClusterID, "host", a.Host, "serial", is.Serial, "notAfter", notAfter, "ca", is.Issuer)
 	httpx.OK(w, wire.Renewed{Certificate: string(is.PEM), CABundle: string(r.cfg.PKI.Bundle())})
 }
@@ -692,6 +733,11 @@ func (r *Registry) buffer(a store.Agent, processes string) {
 		b.Processes = &processes
 	}
 	r.pendingMu.Lock()
+	if prev, ok := r.pending[a.ID]; ok && b.Processes == nil {
+		// a is what an earlier beat left in the cache: a change that beat
+		// buffered is not written yet, so it goes along.
+		b.Processes = prev.Processes
+	}
 	r.pending[a.ID] = b
 	r.pendingMu.Unlock()
 }

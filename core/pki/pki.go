@@ -42,6 +42,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dorismanager/dorismanager/agent/wire"
@@ -120,6 +121,7 @@ type Authority struct {
 	log  hclog.Logger
 
 	mu      sync.Mutex
+	snap    atomic.Pointer[snapshot] // what readers use without mu; see view
 	st      *state
 	checked time.Time
 	mgr     *tls.Certificate
@@ -349,35 +351,31 @@ func (a *Authority) Reload() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.checked = a.opts.Now()
-	return a.reloadLocked()
+	if err := a.reloadLocked(); err != nil {
+		return err
+	}
+	a.refreshLocked()
+	return nil
 }
 
 // Pool is the set of trusted CAs.
 func (a *Authority) Pool() *x509.CertPool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.currentLocked().pool
+	return a.view().st.pool
 }
 
 // Bundle is the trusted CAs as PEM.
 func (a *Authority) Bundle() []byte {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.currentLocked().bundle
+	return a.view().st.bundle
 }
 
 // SigningID identifies the CA that signs agent certificates now (see CAID).
 func (a *Authority) SigningID() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return CAID(a.currentLocked().signing.cert)
+	return CAID(a.view().st.signing.cert)
 }
 
 // Rotating tells whether a rotation is under way.
 func (a *Authority) Rotating() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.currentLocked().prev != nil
+	return a.view().st.prev != nil
 }
 
 // Request is a certificate to issue.
@@ -454,10 +452,8 @@ func issue(c *ca, r Request, now time.Time) (Issued, error) {
 // ManagerCertificate is the manager's current certificate (for servers
 // and as the client certificate towards agents).
 func (a *Authority) ManagerCertificate() (*tls.Certificate, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.currentLocked()
-	return a.managerLocked()
+	v := a.view()
+	return v.mgr, v.mgrErr
 }
 
 // managerLocked returns the manager's certificate, reusing manager.pem

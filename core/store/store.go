@@ -88,6 +88,11 @@ func Open(dsn, dataDir string, log hclog.Logger) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL database: %w", err)
 		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			return nil, err
+		}
+		tunePostgresPool(sqlDB)
 		pg = true
 	default:
 		return nil, fmt.Errorf("--db %q: use an empty value for SQLite or a postgres:// URL", redact(dsn))
