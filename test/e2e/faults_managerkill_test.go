@@ -38,9 +38,12 @@ func TestFaultManagerKilledMidStep(t *testing.T) {
 const restartNote = "while this task ran; running it again"
 
 func managerKilledMidStep(t *testing.T, db string) {
-	opts := sandbox.Options{DB: db}
+	// Each host downloads the package itself, held at the package server,
+	// so the kill lands while every host is mid-download (the relay
+	// through the manager is TestPackageOncePerCluster's).
+	opts := sandbox.Options{DB: db, ManagerArgs: []string{"--package-relay", "off"}}
 	if db != "" {
-		opts.ManagerArgs = []string{"--task-lease", "3s"}
+		opts.ManagerArgs = append(opts.ManagerArgs, "--task-lease", "3s")
 	}
 	s := start(t, opts)
 	ctx, cancel := deadline.Context(context.Background(), 100*time.Second)
