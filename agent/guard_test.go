@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,19 +52,8 @@ func TestIdleConnectionsClosedAndFilesBounded(t *testing.T) {
 	const maxConns = 125
 	cfg, _ := testConfig(t, "127.0.0.1")
 	cfg.HeartbeatSeconds, cfg.ReadHeaderTimeoutSeconds, cfg.IdleTimeoutSeconds, cfg.MaxConns = 1, 1, 1, maxConns
-	a, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	netguardtest.IdleFlood(t, ln.Addr().String(), 500, maxConns,
+	_, addr, _ := serveAgent(t, cfg)
+	netguardtest.IdleFlood(t, addr, 500, maxConns,
 		// Plain HTTP to the TLS port: answered with a 400 and closed.
 		"GET "+wire.HealthPath+" HTTP/1.1\r\nHost: agent\r\n\r\n")
 }

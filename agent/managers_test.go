@@ -86,18 +86,7 @@ func TestHeartbeatFailsOverToTheNextManager(t *testing.T) {
 	first, second := startFakeManager(t, ca), startFakeManager(t, ca)
 	cfg.ServerURL, cfg.ServerURLs = first.url, []string{first.url, second.url}
 	cfg.HeartbeatSeconds = 1
-	a, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	a, _, _ := serveAgent(t, cfg)
 
 	first.wait(t, wire.HeartbeatPath)
 	if regs, hbs := second.counts(); regs != 0 || hbs != 0 {
@@ -125,20 +114,7 @@ func TestAgentLearnsManagersFromAnswers(t *testing.T) {
 	first.name = []string{first.url, second.url, "http://plain.example:1"}
 	cfg.ServerURL = first.url
 	cfg.HeartbeatSeconds = 1
-	a, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
+	a, _, stop := serveAgent(t, cfg)
 
 	first.wait(t, wire.HeartbeatPath)
 	_ = first.srv.Close()
@@ -152,18 +128,7 @@ func TestAgentLearnsManagersFromAnswers(t *testing.T) {
 	// Restarted with the same config, whose only manager is gone, the
 	// agent finds the one it learned (kept in its data dir).
 	stop()
-	b, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln2, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	done2 := make(chan error, 1)
-	go func() { done2 <- b.Serve(ctx2, ln2) }()
-	defer func() { cancel2(); <-done2 }()
+	serveAgent(t, cfg)
 	second.wait(t, wire.RegisterPath)
 }
 
@@ -187,4 +152,26 @@ func TestManagerURLsFromConfig(t *testing.T) {
 			}
 		}
 	}
+}
+
+// serveAgent starts an agent made from cfg on a loopback port. It answers
+// the agent, its address and a stop that ends Serve and waits for it
+// (idempotent; also run at cleanup).
+func serveAgent(t *testing.T, cfg wire.Config) (*Agent, string, func()) {
+	t.Helper()
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return a, ln.Addr().String(), stop
 }

@@ -1,11 +1,9 @@
 package agent
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -68,19 +66,7 @@ func pair(t *testing.T, b []byte) tls.Certificate {
 // answer.
 func TestPortAnswersOnlyTheManager(t *testing.T) {
 	cfg, ca := testConfig(t, "127.0.0.1")
-	a, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	addr := ln.Addr().String()
+	a, addr, _ := serveAgent(t, cfg)
 
 	other, err := pki.Open(t.TempDir(), pki.Options{ManagerHosts: []string{"127.0.0.1"}})
 	if err != nil {
