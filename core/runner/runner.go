@@ -188,7 +188,13 @@ func (r *Runner) Notify() {
 // every RenewEvery. On shutdown it stops claiming, cancels the running
 // tasks, records them as interrupted and returns once they have all ended.
 func (r *Runner) Run(ctx context.Context) error {
+	r.log.Info("task runner started", "manager", r.id, "parallel", r.parallel, "task_timeout", r.timeout,
+		"lease", r.lease, "renew_every", r.renew)
 	if err := r.reconcile(ctx, true); err != nil {
+		if ctx.Err() != nil { // shut down before it could begin: nothing was taken
+			r.log.Info("task runner stopped", "manager", r.id)
+			return nil
+		}
 		return fmt.Errorf("take over tasks whose lease expired: %w", err)
 	}
 	taskCtx, cancelTasks := context.WithCancel(context.WithoutCancel(ctx))
@@ -212,8 +218,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		})
 	}()
 	defer func() { stopListening(); <-listening }()
-	r.log.Info("task runner started", "manager", r.id, "parallel", r.parallel, "task_timeout", r.timeout,
-		"lease", r.lease, "renew_every", r.renew)
 	for {
 		if free := r.parallel - running; free > 0 && ctx.Err() == nil {
 			claimed := time.Now()
