@@ -21,6 +21,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/api"
 	"github.com/dorismanager/dorismanager/core/clusteradmin"
 	"github.com/dorismanager/dorismanager/core/clusterstatus"
+	"github.com/dorismanager/dorismanager/core/leader"
 	"github.com/dorismanager/dorismanager/core/ops"
 	"github.com/dorismanager/dorismanager/core/pkgrelay"
 	"github.com/dorismanager/dorismanager/core/pkgsum"
@@ -94,7 +95,8 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 	actions := runner.Actions{process.TaskInstallAgent: agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst},
 		process.TaskSecureCluster: admin}
 	// Day-2 operations and the status cache.
-	status := clusterstatus.New(clusterstatus.Config{Store: d.Store, Exec: exec, Plugins: plugins, Logger: d.Logger.Named("status")})
+	status := clusterstatus.New(clusterstatus.Config{Store: d.Store, Exec: exec, Plugins: plugins, Logger: d.Logger.Named("status"),
+		Leader: leader.New(d.Store, clusterstatus.JobName, d.Logger.Named("status"))})
 	opsEngine := ops.New(ops.Config{Store: d.Store, Catalogue: plugins.Catalogue, Master: status.Master, Notify: d.Notify, Checksums: pkgsum.New(0),
 		Logger: d.Logger.Named("ops")})
 	for k, v := range ops.NewActions(ops.ActionsConfig{Store: d.Store, Plugins: plugins, Exec: exec, Changed: status.Kick,

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dorismanager/dorismanager/core/agentclient"
+	"github.com/dorismanager/dorismanager/core/audit"
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/preflight"
 	"github.com/dorismanager/dorismanager/core/runner"
@@ -43,6 +44,7 @@ type serveOptions struct {
 	writeTimeout, idleTimeout      time.Duration
 	maxConns, authFailures         int
 	packageRelay                   string
+	auditRetention                 time.Duration
 }
 
 func serveCommand(stderr io.Writer) *cobra.Command {
@@ -108,6 +110,8 @@ On first start it writes an admin API token to <data-dir>/admin.token (0600).`,
 		"failed token checks on /api/ from one address (IPv6: its /64) within a minute that block it for five minutes "+
 			"(429 with Retry-After, even with a valid token); 0 turns this off")
 	f.StringVar(&o.packageRelay, "package-relay", relayManager, `"manager": the manager fetches each package URL once and the hosts download it from its agent endpoint; "off": every host downloads it itself`)
+	f.DurationVar(&o.auditRetention, "audit-retention", audit.DefaultRetention,
+		"audit entries older than this are deleted (hourly, by one manager of those sharing the database); 0 keeps them all")
 	return cmd
 }
 
@@ -132,6 +136,9 @@ func (o *serveOptions) validate() error {
 	}
 	if o.maxConns < 1 {
 		return errors.New("--http-max-conns must be at least 1")
+	}
+	if o.auditRetention < 0 {
+		return errors.New("--audit-retention must not be negative (0 keeps every entry)")
 	}
 	if o.authFailures < 0 {
 		return errors.New("--auth-max-failures must not be negative (0 turns the limit off)")
@@ -198,7 +205,7 @@ func serve(cmd *cobra.Command, o *serveOptions, stderr io.Writer) error {
 		Listen: o.listen, AgentListen: o.agentListen, TLSAuto: o.tlsMode == "auto", TLSCert: o.tlsCert, TLSKey: o.tlsKey, TLSSANs: o.sans,
 		DataDir: o.dataDir, DB: o.db, PluginsDir: pluginsDir, AgentsDir: agentsDir, AdvertiseURL: o.advertise,
 		Parallel: o.parallel, TaskTimeout: o.taskTimeout, TaskLease: o.taskLease, Logger: log, Extend: extendWith(clientOpts, o.certLifetime, o.packageRelay),
-		SecretKeyFile: o.secretKeyFile, AuthMaxFailures: authFailures,
+		SecretKeyFile: o.secretKeyFile, AuthMaxFailures: authFailures, AuditRetention: o.auditRetention,
 		HTTP: netguard.Limits{ReadHeaderTimeout: o.readHeaderTimeout, ReadTimeout: o.readTimeout, WriteTimeout: o.writeTimeout,
 			IdleTimeout: o.idleTimeout, MaxConns: o.maxConns},
 	})

@@ -47,7 +47,7 @@ type Config struct {
 	// Admin, if set, serves the reveal and credentials calls of clusters'
 	// admin accounts.
 	Admin AdminAccounts
-	// Sessions are the web console's sessions (nil: a table of its own).
+	// Sessions are the web console's sessions (nil: those in Store).
 	Sessions *auth.Sessions
 }
 
@@ -80,7 +80,7 @@ func New(cfg Config) http.Handler {
 	root := r
 	sessions := cfg.Sessions
 	if sessions == nil {
-		sessions = auth.NewSessions()
+		sessions = auth.NewSessions(cfg.Store)
 	}
 	authn := auth.NewAuthenticator(cfg.Store, cfg.AuthLimiter, sessions, a.log.Named("auth"))
 	r.Route("/api", func(r chi.Router) {

@@ -45,9 +45,13 @@ func openSession(sessions *auth.Sessions) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p := caller(r)
 		if c, err := r.Cookie(auth.SessionCookie); err == nil {
-			sessions.Close(c.Value) // a new sign-in replaces the old session
+			// A new sign-in replaces the old session.
+			if _, err := sessions.Close(r.Context(), c.Value); err != nil {
+				fail(w, err)
+				return
+			}
 		}
-		s, err := sessions.Open(p)
+		s, err := sessions.Open(r.Context(), p)
 		if err != nil {
 			fail(w, err)
 			return
@@ -72,7 +76,11 @@ func closeSession(sessions *auth.Sessions) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ended := false
 		if c, err := r.Cookie(auth.SessionCookie); err == nil {
-			ended = sessions.Close(c.Value)
+			var err error
+			if ended, err = sessions.Close(r.Context(), c.Value); err != nil {
+				fail(w, err)
+				return
+			}
 		}
 		http.SetCookie(w, auth.SessionCookieFor(r, "", -1))
 		if ended {

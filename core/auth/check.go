@@ -138,9 +138,12 @@ func (a *Authenticator) Check(w http.ResponseWriter, r *http.Request) (Principal
 	var sess *session
 	authz := r.Header.Get("Authorization")
 	if c, err := r.Cookie(SessionCookie); err == nil && authz == "" && a.sessions != nil {
-		s, ok := a.sessions.use(c.Value)
+		s, ok, err := a.sessions.use(r.Context(), c.Value)
+		if err != nil {
+			return Principal{}, fmt.Errorf("check the console session: %w", err)
+		}
 		if !ok {
-			return refuse(Principal{}, false, "the console session has ended (signed out, timed out or the manager restarted): sign in again with an API token")
+			return refuse(Principal{}, false, "the console session has ended (signed out or timed out): sign in again with an API token")
 		}
 		if err := checkCSRF(r, s.csrf); err != nil {
 			// Not counted as a failed authentication: any page the

@@ -1,19 +1,22 @@
 package auth
 
 import (
+	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dorismanager/dorismanager/core/httpx"
+	"github.com/dorismanager/dorismanager/core/store"
 )
 
 // SessionCookie is the web console's session cookie: an opaque random id,
@@ -32,28 +35,33 @@ const (
 	SessionMax  = 24 * time.Hour
 	// MaxSessions bounds the sessions kept; the oldest goes first.
 	MaxSessions = 10000
+	// sessionTouch: a session's last use is written at most this often
+	// (idleness is measured to within it), not on every request.
+	sessionTouch = time.Minute
 )
 
-// Sessions are the web console's sessions, kept in memory: they end when
-// the manager stops (the console then asks for the token again). A
-// session stands for the token it was opened with; every request through
-// it checks that token again, so a revoked or expired token ends it.
+// Sessions are the web console's sessions, kept in the store: every
+// manager on the database knows them, and a restart does not end them.
+// A session stands for the token it was opened with; every request
+// through it checks that token again, so a revoked or expired token ends
+// it. The cookie's id is not stored (only its hash), and the CSRF token
+// is derived from the id (HMAC), so the table holds nothing a request
+// could be made with.
 type Sessions struct {
-	mu   sync.Mutex
-	byID map[string]*session // by the SHA-256 of the cookie's id
-	now  func() time.Time
+	st  *store.Store
+	now func() time.Time
+	max int // MaxSessions; less in tests
 }
 
 type session struct {
 	tokenHash string
 	csrf      string
 	opened    time.Time
-	seen      time.Time
 }
 
-// NewSessions returns an empty session table.
-func NewSessions() *Sessions {
-	return &Sessions{byID: map[string]*session{}, now: time.Now}
+// NewSessions returns the sessions kept in st.
+func NewSessions(st *store.Store) *Sessions {
+	return &Sessions{st: st, now: time.Now, max: MaxSessions}
 }
 
 // OpenedSession is what a new session's owner is given.
@@ -64,7 +72,7 @@ type OpenedSession struct {
 }
 
 // Open starts a session for the token p was authenticated with.
-func (s *Sessions) Open(p Principal) (OpenedSession, error) {
+func (s *Sessions) Open(ctx context.Context, p Principal) (OpenedSession, error) {
 	if p.tokenHash == "" {
 		return OpenedSession{}, fmt.Errorf("open a session: the caller was not authenticated by a token")
 	}
@@ -72,82 +80,66 @@ func (s *Sessions) Open(p Principal) (OpenedSession, error) {
 	if err != nil {
 		return OpenedSession{}, err
 	}
-	csrf, err := randomString()
-	if err != nil {
+	now := s.now().UTC()
+	if err := s.st.PruneSessions(ctx, now.Add(-SessionIdle), now.Add(-SessionMax)); err != nil {
 		return OpenedSession{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if len(s.byID) >= MaxSessions {
-		s.pruneLocked(now)
+	cs := store.ConsoleSession{IDHash: sessionKey(id), TokenHash: p.tokenHash, OpenedAt: now, SeenAt: now}
+	if err := s.st.OpenSession(ctx, cs, s.max); err != nil {
+		return OpenedSession{}, err
 	}
-	s.byID[sessionKey(id)] = &session{tokenHash: p.tokenHash, csrf: csrf, opened: now, seen: now}
-	return OpenedSession{ID: id, CSRF: csrf, ExpiresAt: now.Add(SessionMax)}, nil
-}
-
-// pruneLocked drops ended sessions and, if the table is still full, the
-// oldest one.
-func (s *Sessions) pruneLocked(now time.Time) {
-	var oldest string
-	for k, v := range s.byID {
-		if v.ended(now) {
-			delete(s.byID, k)
-			continue
-		}
-		if oldest == "" || v.opened.Before(s.byID[oldest].opened) {
-			oldest = k
-		}
-	}
-	if len(s.byID) >= MaxSessions && oldest != "" {
-		delete(s.byID, oldest)
-	}
-}
-
-func (v *session) ended(now time.Time) bool {
-	return now.Sub(v.seen) >= SessionIdle || now.Sub(v.opened) >= SessionMax
+	return OpenedSession{ID: id, CSRF: csrfOf(id), ExpiresAt: now.Add(SessionMax)}, nil
 }
 
 // Close ends the session of a cookie value; it reports whether there was one.
-func (s *Sessions) Close(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := sessionKey(id)
-	_, ok := s.byID[k]
-	delete(s.byID, k)
-	return ok
+func (s *Sessions) Close(ctx context.Context, id string) (bool, error) {
+	return s.st.CloseSession(ctx, sessionKey(id))
 }
 
 // Len is the number of sessions kept.
-func (s *Sessions) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.byID)
+func (s *Sessions) Len(ctx context.Context) (int64, error) {
+	return s.st.CountSessions(ctx)
 }
 
 // use returns the live session of a cookie value and marks it used.
-func (s *Sessions) use(id string) (session, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Sessions) use(ctx context.Context, id string) (session, bool, error) {
 	k := sessionKey(id)
-	v, ok := s.byID[k]
-	if !ok {
-		return session{}, false
+	cs, err := s.st.SessionByHash(ctx, k)
+	if errors.Is(err, store.ErrNotFound) {
+		return session{}, false, nil
 	}
-	now := s.now()
-	if v.ended(now) {
-		delete(s.byID, k)
-		return session{}, false
+	if err != nil {
+		return session{}, false, err
 	}
-	v.seen = now
-	return *v, true
+	now := s.now().UTC()
+	if now.Sub(cs.SeenAt) >= SessionIdle || now.Sub(cs.OpenedAt) >= SessionMax {
+		if _, err := s.st.CloseSession(ctx, k); err != nil {
+			return session{}, false, err
+		}
+		return session{}, false, nil
+	}
+	if now.Sub(cs.SeenAt) >= sessionTouch {
+		if err := s.st.TouchSession(ctx, k, now); err != nil {
+			return session{}, false, err
+		}
+	}
+	return session{tokenHash: cs.TokenHash, csrf: csrfOf(id), opened: cs.OpenedAt}, true, nil
 }
 
-// sessionKey is how an id is kept: its hash, so a lookup's timing tells
-// nothing about the ids held.
+// sessionKey is how an id is kept: its hash, so the table holds no
+// usable cookie and a lookup's timing tells nothing about the ids held.
 func sessionKey(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:])
+}
+
+// csrfOf is a session's CSRF token: an HMAC keyed by the cookie's id,
+// which a page of another site cannot read (HttpOnly) and the store does
+// not hold; any manager computes the same from the cookie.
+func csrfOf(id string) string {
+	m := hmac.New(sha256.New, []byte(id))
+	m.Write([]byte("dorismanager console CSRF token"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 func randomString() (string, error) {

@@ -4,6 +4,13 @@
 // from memory at once, with when each node was last checked. What the
 // cluster says of a node's membership is written to the node's record
 // when it changes, which roleList shows.
+//
+// With several managers on one database one of them asks (the leader of
+// the job "cluster-status", core/leader) and records the answers in the
+// store (store.NodeObservation); every manager reads them from there each
+// Interval, so the nodes are asked once, not once per manager. A refresh
+// kicked after an operation runs on the manager that ran it, and is
+// recorded the same way.
 package clusterstatus
 
 import (
@@ -21,6 +28,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentclient"
+	"github.com/dorismanager/dorismanager/core/leader"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/roleexec"
 	"github.com/dorismanager/dorismanager/core/store"
@@ -58,7 +66,10 @@ type Config struct {
 	Timeout time.Duration
 	// Parallel bounds the Status calls in flight (default 8).
 	Parallel int
-	Logger   hclog.Logger
+	// Leader elects the manager that refreshes every cluster each
+	// Interval; nil: this one always does (tests).
+	Leader *leader.Elector
+	Logger hclog.Logger
 }
 
 // Cache is the status of the nodes as last seen. It is safe for
@@ -117,22 +128,68 @@ func (c *Cache) Kick(clusterID int64) {
 	}
 }
 
-// Run refreshes every cluster every Interval, and a kicked one at once,
-// until ctx ends.
+// JobName is the periodic job whose leader refreshes every cluster.
+const JobName = "cluster-status"
+
+// Run refreshes every cluster every Interval when this manager leads the
+// job, reads what was recorded (by the leader, or any manager's kicked
+// refresh) every Interval, and refreshes a kicked cluster at once, until
+// ctx ends.
 func (c *Cache) Run(ctx context.Context) error {
+	if c.cfg.Leader != nil {
+		defer c.cfg.Leader.Close()
+	}
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
-	c.refreshAll(ctx)
+	c.tick(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			c.refreshAll(ctx)
+			c.tick(ctx)
 		case id := <-c.kick:
 			c.Refresh(ctx, id)
 		}
 	}
+}
+
+func (c *Cache) tick(ctx context.Context) {
+	if c.cfg.Leader == nil || c.cfg.Leader.Leading(ctx) {
+		c.refreshAll(ctx)
+	}
+	c.load(ctx)
+}
+
+// load replaces the cache with the observations recorded in the store,
+// keeping this manager's own where they are newer (not yet visible, or
+// recorded after the read began).
+func (c *Cache) load(ctx context.Context) {
+	recs, err := c.cfg.Store.Observations(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("read the nodes' status recorded by the managers", "error", err)
+		}
+		return
+	}
+	seen := make(map[nodeKey]observation, len(recs))
+	for _, r := range recs {
+		o := observation{err: r.Error, asked: r.AskedAt, at: r.CheckedAt}
+		if r.Facts != "" {
+			if err := json.Unmarshal([]byte(r.Facts), &o.facts); err != nil {
+				o.facts, o.err = nil, fmt.Sprintf("recorded status unreadable: %v", err)
+			}
+		}
+		seen[nodeKey{r.ClusterID, r.Host, r.Role}] = o
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, mine := range c.seen {
+		if o, ok := seen[k]; ok && mine.at.After(o.at) {
+			seen[k] = mine
+		}
+	}
+	c.seen = seen
 }
 
 func (c *Cache) refreshAll(ctx context.Context) {
@@ -145,6 +202,11 @@ func (c *Cache) refreshAll(ctx context.Context) {
 	}
 	for _, id := range ids {
 		c.Refresh(ctx, id)
+	}
+	if ctx.Err() == nil {
+		if err := c.cfg.Store.KeepObservations(ctx, ids); err != nil {
+			c.log.Warn("forget the status of clusters gone", "error", err)
+		}
 	}
 }
 
@@ -160,7 +222,8 @@ func (c *Cache) Refresh(ctx context.Context, clusterID int64) {
 	}
 	sem := make(chan struct{}, c.cfg.Parallel)
 	var wg sync.WaitGroup
-	for _, n := range cl.Nodes {
+	recs := make([]store.NodeObservation, len(cl.Nodes))
+	for i, n := range cl.Nodes {
 		wg.Add(1)
 		go func(n sdk.Node) {
 			defer wg.Done()
@@ -175,9 +238,16 @@ func (c *Cache) Refresh(ctx context.Context, clusterID int64) {
 			c.seen[k] = o
 			c.mu.Unlock()
 			c.recordMembership(ctx, k, n, o)
+			recs[i] = record(n, o)
 		}(n)
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		return
+	}
+	if err := c.cfg.Store.SaveObservations(ctx, clusterID, recs); err != nil {
+		c.log.Warn("record the nodes' status for the other managers", "cluster", clusterID, "error", err)
+	}
 	// Forget nodes that left the cluster.
 	keep := map[nodeKey]bool{}
 	for _, n := range cl.Nodes {
@@ -190,6 +260,16 @@ func (c *Cache) Refresh(ctx context.Context, clusterID int64) {
 		}
 	}
 	c.mu.Unlock()
+}
+
+// record is an observation as the store keeps it.
+func record(n sdk.Node, o observation) store.NodeObservation {
+	r := store.NodeObservation{Host: n.Host, Role: n.Role, Error: o.err, AskedAt: o.asked, CheckedAt: o.at}
+	if o.facts != nil {
+		b, _ := json.Marshal(o.facts) // a map of strings always encodes
+		r.Facts = string(b)
+	}
+	return r
 }
 
 // recordMembership writes what the cluster says of a node's membership

@@ -15,15 +15,17 @@ import (
 	"github.com/dorismanager/dorismanager/agent"
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentclient"
+	"github.com/dorismanager/dorismanager/core/leader"
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/roleexec"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/dorismanager/dorismanager/test/pgtest"
 )
 
 func TestMain(m *testing.M) {
 	agent.RunHelper()
-	os.Exit(m.Run())
+	os.Exit(pgtest.Run(m))
 }
 
 func TestJudge(t *testing.T) {
@@ -284,5 +286,91 @@ func TestRefreshRecordsMembership(t *testing.T) {
 	cache.Refresh(ctx, c.ID)
 	if r := record("h1"); r.Register || !strings.Contains(r.Facts, `"registered":"false"`) {
 		t.Fatalf("h1 after the cluster dropped it: %+v", r)
+	}
+}
+
+// Two managers on one PostgreSQL: only the leader of the job asks the
+// nodes, both answer the same status from what it recorded; when the
+// leader stops, the other takes over the asking.
+func TestOneManagerAsksAllAnswer(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Start(t)
+	open := func() *store.Store {
+		s, err := store.Open(dsn, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	st1, st2 := open(), open()
+	c, _ := st1.CreateCluster(ctx, "demo")
+	now := time.Now()
+	for _, h := range []string{"h1", "h2"} {
+		if err := st1.UpsertRole(ctx, &store.AgentRole{ClusterID: c.ID, Host: h, Role: "BE"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st1.DB().Create(&store.Agent{ClusterID: c.ID, Host: h, LastReportedTime: &now}).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	up := map[string]sdk.Facts{"h1/BE": {"running": "true", "healthy": "true", "alive": "true", "version": "2.1.7"},
+		"h2/BE": {"running": "true", "healthy": "true", "alive": "true", "version": "2.1.7"}}
+	type mgr struct {
+		role   *statusRole
+		cache  *Cache
+		cancel context.CancelFunc
+		done   chan struct{}
+	}
+	start := func(st *store.Store) *mgr {
+		x := roleexec.New(roleexec.Config{Store: st, Agents: oneAgent{realAgent(t)}})
+		t.Cleanup(x.Close)
+		m := &mgr{role: &statusRole{facts: up}, done: make(chan struct{})}
+		m.cache = New(Config{Store: st, Exec: x, Plugins: onePlugin{m.role}, Interval: 50 * time.Millisecond,
+			Leader: leader.New(st, JobName, nil)})
+		rctx, cancel := context.WithCancel(ctx)
+		m.cancel = cancel
+		go func() { defer close(m.done); _ = m.cache.Run(rctx) }()
+		t.Cleanup(func() { cancel(); <-m.done })
+		return m
+	}
+	calls := func(m *mgr) int { m.role.mu.Lock(); defer m.role.mu.Unlock(); return m.role.calls }
+	allUp := func(m *mgr) bool {
+		v, err := m.cache.Status(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range v.Nodes {
+			if n.Status != StatusUp || n.Version != "2.1.7" || n.LastChecked == nil {
+				return false
+			}
+		}
+		return len(v.Nodes) == 2
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	m1 := start(st1)
+	waitFor("the first manager to ask the nodes", func() bool { return calls(m1) >= 4 })
+	m2 := start(st2)
+	waitFor("both managers to answer UP", func() bool { return allUp(m1) && allUp(m2) })
+	asked := calls(m1)
+	waitFor("a few more refreshes", func() bool { return calls(m1) >= asked+6 })
+	if n := calls(m2); n != 0 {
+		t.Fatalf("the second manager asked the nodes %d times while the first leads", n)
+	}
+	// The leader stops: the other one asks from now on.
+	m1.cancel()
+	<-m1.done
+	waitFor("the second manager to take over the asking", func() bool { return calls(m2) >= 4 })
+	if !allUp(m2) {
+		t.Fatal("the second manager's status is not UP after taking over")
 	}
 }

@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/dorismanager/dorismanager/core/api"
+	"github.com/dorismanager/dorismanager/core/audit"
 	"github.com/dorismanager/dorismanager/core/auth"
+	"github.com/dorismanager/dorismanager/core/leader"
 	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/pkgsum"
 	"github.com/dorismanager/dorismanager/core/pki"
@@ -123,6 +125,10 @@ type Config struct {
 	// AuthMaxFailures failed authentications from one address within a
 	// minute block it for five (0: netguard.DefaultMaxFailures; negative: off).
 	AuthMaxFailures int
+	// AuditRetention is how long audit entries are kept (the manager
+	// leading the job audit.PruneJob deletes older ones hourly); 0 keeps
+	// them all.
+	AuditRetention time.Duration
 
 	Actions  runner.Actions
 	Stopper  process.Stopper
@@ -413,6 +419,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		if err := s.runner.Run(runCtx); err != nil {
 			errs <- fmt.Errorf("task runner: %w", err)
 		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = audit.Pruner{Store: s.st, Retention: s.cfg.AuditRetention, Logger: s.log.Named("audit"),
+			Leader: leader.New(s.st, audit.PruneJob, s.log.Named("audit"))}.Run(runCtx)
 	}()
 	for _, bg := range s.ext.Background {
 		wg.Add(1)

@@ -107,3 +107,15 @@ func (s *Store) ListAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, erro
 func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// PruneAudit deletes the entries older than before, at most batch of them
+// (oldest first) so that a large backlog does not hold one long
+// transaction; it returns how many went.
+func (s *Store) PruneAudit(ctx context.Context, before time.Time, batch int) (int64, error) {
+	sub := s.q(ctx).Model(&AuditEntry{}).Select("id").Where("at < ?", before.UTC()).Order("id").Limit(batch)
+	res := s.q(ctx).Where("id IN (?)", sub).Delete(&AuditEntry{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("prune audit entries older than %s: %w", before.UTC().Format(time.RFC3339), res.Error)
+	}
+	return res.RowsAffected, nil
+}

@@ -258,5 +258,5 @@ type AdminAccount struct {
 // AllModels lists every model for migration.
 func AllModels() []any {
 	return []any{&Cluster{}, &User{}, &APIToken{}, &Grant{}, &AuditEntry{}, &Process{}, &Task{}, &TaskLog{},
-		&Agent{}, &HostKey{}, &AgentRole{}, &PluginPin{}, &AdminAccount{}, &Manager{}}
+		&Agent{}, &HostKey{}, &AgentRole{}, &PluginPin{}, &AdminAccount{}, &Manager{}, &NodeObservation{}, &ConsoleSession{}}
 }

@@ -271,23 +271,16 @@ func runConfig(t *testing.T, bin string, c benchConfig) string {
 	defer cancel()
 	wg.Add(1)
 	go func() { defer wg.Done(); sim.Beat(ctx) }()
-	// 20 REST requests a second in all, spread over the managers.
-	var probers []*Prober
+	// 20 REST requests a second in all, spread over the managers, each
+	// manager's from a prober process of its own (bench_prober_test.go).
+	var probers []*proberProc
 	for _, m := range ms {
-		// /readyz answers 503 here (no role plugins installed) after
-		// running its checks (store ping): an answer all the same.
-		accept := func(path string, status int) bool {
-			return status == http.StatusOK || (path == "/readyz" && status == http.StatusServiceUnavailable)
-		}
-		p := &Prober{BaseURL: m.api, Token: token, Accept: accept, Every: 50 * time.Millisecond * time.Duration(len(ms)), Paths: []string{
+		probers = append(probers, startProber(t, proberSpec{BaseURL: m.api, Token: token, Every: 50 * time.Millisecond * time.Duration(len(ms)), Paths: []string{
 			"/readyz",
 			fmt.Sprintf("/api/server/agentList?clusterId=%d", clusters[0]),
 			"/api/process/currentProcess",
 			fmt.Sprintf("/api/cluster/%d/status", clusters[len(clusters)-1]),
-		}}
-		probers = append(probers, p)
-		wg.Add(1)
-		go func() { defer wg.Done(); p.Run(ctx) }()
+		}}))
 	}
 
 	// Warm-up: every agent has beaten twice and the connections are open.
@@ -299,7 +292,7 @@ func runConfig(t *testing.T, bin string, c benchConfig) string {
 	sent0, acked0, errs0, dials0 := sim.Sent.Load(), sim.Acked.Load(), sim.Errors(), sim.Dials.Load()
 	sim.Latency.Reset()
 	for _, p := range probers {
-		p.Reset()
+		p.Reset(t)
 	}
 	cpu0 := make([]time.Duration, len(ms))
 	for i, m := range ms {
@@ -344,16 +337,16 @@ sample:
 	var all []time.Duration
 	var restErrs int64
 	var lastErr string
-	for _, p := range probers {
-		p.All.mu.Lock()
-		all = append(all, p.All.d...)
-		p.All.mu.Unlock()
-		restErrs += p.Errors.Load()
-		if e := p.LastError(); e != "" {
-			lastErr = e
+	for i, p := range probers {
+		r := p.Report(t)
+		all = append(all, r.All...)
+		restErrs += r.Errors
+		if r.Last != "" {
+			lastErr = r.Last
 		}
-		for path, s := range p.ByPath() {
-			t.Logf("%s %s: n %d p50 %v p99 %v max %v", p.BaseURL, path, s.N, s.P50, s.P99, s.Max)
+		for path, d := range r.ByPath {
+			s := Summarize(d)
+			t.Logf("manager %d %s: n %d p50 %v p99 %v max %v", i+1, path, s.N, s.P50, s.P99, s.Max)
 		}
 	}
 	rest := Summarize(all)
