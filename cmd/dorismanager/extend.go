@@ -75,7 +75,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 	var relay roleexec.Relay
 	if packageRelay == relayManager {
 		r, err := pkgrelay.New(pkgrelay.Config{Dir: filepath.Join(d.DataDir, "packages"), Store: d.Store,
-			Logger: d.Logger.Named("pkgrelay"), Metrics: d.Metrics})
+			Logger: d.Logger.Named("pkgrelay"), Metrics: d.Metrics, Secrets: d.Secrets})
 		if err != nil {
 			reg.Close()
 			_ = plugins.Close()
@@ -90,7 +90,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 	stopHangup := rescanOnHangup(plugins, d.Logger.Named("plugins"))
 	// Every SQL call to a cluster runs as its recorded admin account.
 	exec := roleexec.New(roleexec.Config{Store: d.Store, Roles: plugins, Agents: reg, Logger: d.Logger,
-		Accounts: clusteradmin.Accounts{Store: d.Store, Secrets: d.Secrets}, Relay: relay})
+		Accounts: clusteradmin.Accounts{Store: d.Store, Secrets: d.Secrets}, Relay: relay, Secrets: d.Secrets})
 	admin := clusteradmin.New(clusteradmin.Config{Store: d.Store, Secrets: d.Secrets, SQL: exec, Logger: d.Logger.Named("clusteradmin")})
 	actions := runner.Actions{process.TaskInstallAgent: agentaction.Action{Store: d.Store, Secrets: d.Secrets, Installer: inst},
 		process.TaskSecureCluster: admin}
@@ -98,7 +98,7 @@ func extend(ctx context.Context, d server.Deps, clientOpts []agentclient.Option,
 	status := clusterstatus.New(clusterstatus.Config{Store: d.Store, Exec: exec, Plugins: plugins, Logger: d.Logger.Named("status"),
 		Leader: leader.New(d.Store, clusterstatus.JobName, d.Logger.Named("status"))})
 	opsEngine := ops.New(ops.Config{Store: d.Store, Catalogue: plugins.Catalogue, Master: status.Master, Notify: d.Notify, Checksums: pkgsum.New(0),
-		Logger: d.Logger.Named("ops")})
+		Sealer: d.Secrets, Logger: d.Logger.Named("ops")})
 	for k, v := range ops.NewActions(ops.ActionsConfig{Store: d.Store, Plugins: plugins, Exec: exec, Changed: status.Kick,
 		Logger: d.Logger.Named("ops")}).Map() {
 		actions[k] = v

@@ -95,7 +95,8 @@ On first start it writes an admin API token to <data-dir>/admin.token (0600).`,
 		"silence after which a connection to an agent is probed (every third of it, 3 probes); "+
 			"a host that stops answering mid-task (power loss, cable pulled) is noticed after about twice this")
 	f.StringVar(&o.secretKeyFile, "secret-key-file", "",
-		"key that seals SSH credentials at rest, created (0600) if missing (empty: <data-dir>/secret.key)")
+		"key that seals secrets at rest (SSH credentials, Doris admin passwords, passwords in package URLs), "+
+			"created (0600) if missing (empty: <data-dir>/secret.key)")
 	httpDef := server.DefaultHTTP()
 	f.DurationVar(&o.readHeaderTimeout, "http-read-header-timeout", httpDef.ReadHeaderTimeout,
 		"time limit for a client to send a request's headers; a connection that sends nothing is closed after it")

@@ -420,6 +420,40 @@ func TestCredentialsSealedAtRest(t *testing.T) {
 	}
 }
 
+// A package URL's password is kept sealed, and what the API answers about
+// the process and its tasks shows neither the password nor its sealed form.
+func TestPackageURLPasswordNeverShown(t *testing.T) {
+	e := newEnv(t, "")
+	r := e.ok("POST", "/api/server/installAgent", map[string]any{
+		"clusterId": 1, "packageUrl": "https://u:s3cret@127.0.0.1:1/x.tar.gz", "installDir": "/usr/local/doris",
+		"hosts": []string{"10.0.0.1"}, "user": "root", "port": 22, "sshKey": e.key})
+	var pid int64
+	if err := json.Unmarshal(r.Data, &pid); err != nil || pid <= 0 {
+		t.Fatalf("installAgent data: %s", r.raw)
+	}
+	e.finishStep(pid, 0, store.StatusSuccess)
+	e.ok("POST", "/api/agent/installService", map[string]any{"processId": pid, "allowUnverifiedPackage": true,
+		"installInfos": []map[string]any{{"host": "10.0.0.1", "role": "FE", "feNodeType": "FOLLOWER"}}})
+	var p store.Process
+	e.st.DB().First(&p, pid)
+	var tasks []store.Task
+	e.st.DB().Where("process_id = ?", pid).Order("id").Find(&tasks)
+	if !secret.IsSealedURL(p.PackageURL) || len(tasks) != 2 || !strings.Contains(tasks[1].Input, secret.SealedPrefix) {
+		t.Fatalf("stored: %q, tasks %+v", p.PackageURL, tasks)
+	}
+	for _, path := range []string{"/api/process/currentProcess", "/api/process?clusterId=1",
+		fmt.Sprintf("/api/process/%d/currentTasks", pid), fmt.Sprintf("/api/process/task/info/%d", tasks[1].ID),
+		fmt.Sprintf("/api/process/task/log/%d", tasks[1].ID), "/api/server/roleList?clusterId=1"} {
+		r := e.do("GET", path, nil, e.token)
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", path, r.status, r.raw)
+		}
+		if strings.Contains(r.raw, "s3cret") || strings.Contains(r.raw, secret.SealedPrefix) {
+			t.Fatalf("%s shows the password: %s", path, r.raw)
+		}
+	}
+}
+
 func TestEnvelopesForAuthAndRouting(t *testing.T) {
 	e := newEnv(t, "")
 	cases := []struct {

@@ -481,11 +481,16 @@ func (r *run) upgrade(ctx context.Context) (runner.Outcome, error) {
 	if err != nil {
 		return runner.Outcome{}, err
 	}
-	h.CheckPackage(r.in.PackageURL, process.PackageSums{SHA256: r.in.PackageSHA256, SHA512: r.in.PackageSHA512,
+	// Stored with its password sealed (Engine.Upgrade).
+	pkgURL, err := r.a.x.OpenPackageURL(r.in.PackageURL)
+	if err != nil {
+		return runner.Outcome{}, err
+	}
+	h.CheckPackage(pkgURL, process.PackageSums{SHA256: r.in.PackageSHA256, SHA512: r.in.PackageSHA512,
 		From: r.in.PackageSumFrom, Unverified: r.in.PackageUnverified})
 	capture := roleexec.CaptureStarts(h)
 	req := r.request(ctx)
-	req.PackageURL, req.PackageSHA256, req.PackageSHA512 = r.in.PackageURL, r.in.PackageSHA256, r.in.PackageSHA512
+	req.PackageURL, req.PackageSHA256, req.PackageSHA512 = pkgURL, r.in.PackageSHA256, r.in.PackageSHA512
 	res, err := r.call(ctx, "upgrade", req, capture, sdk.Remote.Upgrade)
 	if err != nil {
 		// The plugin's failure says how to roll the node back; the

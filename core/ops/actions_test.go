@@ -19,6 +19,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/roleexec"
 	"github.com/dorismanager/dorismanager/core/runner"
+	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
 )
@@ -253,7 +254,12 @@ func newActionEnv(t *testing.T) *actionEnv {
 	if err := f.st.DB().Model(&store.Agent{}).Where("host = ?", "h2").Update("install_dir", ag.install).Error; err != nil {
 		t.Fatal(err)
 	}
-	x := roleexec.New(roleexec.Config{Store: f.st, Agents: agentFor{func() *agentclient.Client { return ag.client }}})
+	box, err := secret.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.e.sealer = box // the manager's engine and executor share the key
+	x := roleexec.New(roleexec.Config{Store: f.st, Agents: agentFor{func() *agentclient.Client { return ag.client }}, Secrets: box})
 	t.Cleanup(x.Close)
 	role := &fakeRole{upgrade: func() (sdk.Result, error) {
 		return sdk.Result{Summary: "upgraded", Facts: sdk.Facts{sdk.FactVersion: "2.1.0"}}, nil
@@ -422,6 +428,50 @@ func TestUpgradeChecksTheVersionAndKeepsRollbackAdvice(t *testing.T) {
 	})
 	if errs[0] == nil || !strings.Contains(errs[0].Error(), "roll back: mv be.old be") {
 		t.Fatalf("failed upgrade: %v", errs[0])
+	}
+}
+
+// An upgrade's package URL is stored with its password sealed, and the
+// UPGRADE_NODE task hands the plugin the URL with its password; the task
+// log shows neither.
+func TestUpgradePackageURLPasswordSealed(t *testing.T) {
+	e := newActionEnv(t)
+	e.role.status = []sdk.Facts{{"running": "true", "healthy": "true", "alive": "true", "version": "2.1.0"}}
+	url, sum := "http://bob:s3cret@pkg/doris-2.1.0.tar.gz", strings.Repeat("ab", 32)
+	var pid int64
+	_, errs, log := e.run(t, func(g *Engine) (int64, error) {
+		id, err := g.Upgrade(context.Background(), 1, 1, UpgradeRequest{PackageURL: url, PackageSHA256: sum, Nodes: []Node{{"h2", "BE"}}})
+		pid = id
+		return id, err
+	})
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if r := e.role.last("Upgrade"); r.PackageURL != url {
+		t.Fatalf("Upgrade got %q, want %q", r.PackageURL, url)
+	}
+	if strings.Contains(log, "s3cret") || strings.Contains(log, secret.SealedPrefix) || !strings.Contains(log, "bob:***@pkg") {
+		t.Errorf("task log %q", log)
+	}
+	p, err := e.st.GetProcess(context.Background(), pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := e.st.TasksOfProcess(context.Background(), pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !secret.IsSealedURL(p.PackageURL) || strings.Contains(p.PackageURL, "s3cret") || len(ts) != 1 ||
+		strings.Contains(ts[0].Input, "s3cret") || !strings.Contains(ts[0].Input, "bob:"+secret.SealedPrefix) {
+		t.Fatalf("stored: process %q, tasks %+v", p.PackageURL, ts)
+	}
+	// An executor without the key fails the task, saying why.
+	x := roleexec.New(roleexec.Config{Store: e.st, Agents: agentFor{func() *agentclient.Client { return e.ag.client }}})
+	t.Cleanup(x.Close)
+	acts := NewActions(ActionsConfig{Store: e.st, Plugins: fakePlugins{e.role}, Exec: x, PollEvery: 10 * time.Millisecond, AliveTimeout: 2 * time.Second}).Map()
+	_, err = acts[TaskUpgrade].Run(context.Background(), runner.Job{Task: ts[0], Log: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "no secret key") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("upgrade without the key: %v", err)
 	}
 }
 

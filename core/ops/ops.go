@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/dorismanager/dorismanager/core/process"
+	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
 )
@@ -101,6 +102,9 @@ type Config struct {
 	// package when the request gives none (core/pkgsum.Fetcher); nil looks
 	// nothing up.
 	Checksums process.Checksums
+	// Sealer seals the password of an upgrade's package URL before it is
+	// stored (core/secret.Box); nil refuses package URLs with a password.
+	Sealer secret.Sealer
 }
 
 // Engine validates operation requests and records their process and
@@ -112,11 +116,13 @@ type Engine struct {
 	notify    func()
 	log       hclog.Logger
 	sums      process.Checksums
+	sealer    secret.Sealer
 }
 
 // New returns an Engine.
 func New(cfg Config) *Engine {
-	e := &Engine{st: cfg.Store, catalogue: cfg.Catalogue, master: cfg.Master, notify: cfg.Notify, log: cfg.Logger, sums: cfg.Checksums}
+	e := &Engine{st: cfg.Store, catalogue: cfg.Catalogue, master: cfg.Master, notify: cfg.Notify, log: cfg.Logger, sums: cfg.Checksums,
+		sealer: cfg.Sealer}
 	if e.notify == nil {
 		e.notify = func() {}
 	}
@@ -139,7 +145,8 @@ func conflict(format string, args ...any) error {
 	return &process.Error{Kind: process.KindConflict, Msg: fmt.Sprintf(format, args...)}
 }
 
-// plan is what an operation's validation produced: the tasks to record.
+// plan is what an operation's validation produced: the tasks to record
+// and the package URL (its password sealed) of an upgrade.
 type plan struct {
 	tasks      []store.Task
 	packageURL string

@@ -273,6 +273,9 @@ func TestValidationRefusesAndStartsNothing(t *testing.T) {
 		{"upgrade without a checksum given or published", process.KindInvalid, `packageSha256 is required: no checksum is published beside packageUrl http://u:***@pkg/x.tar.gz`, func(e *Engine) (int64, error) {
 			return e.Upgrade(ctx, 1, 1, UpgradeRequest{PackageURL: "http://u:secret@pkg/x.tar.gz"})
 		}},
+		{"upgrade with a password in the sealed form", process.KindInvalid, `"http://u:***@pkg/x.tar.gz": its password begins with "dmsealed."`, func(e *Engine) (int64, error) {
+			return e.Upgrade(ctx, 1, 1, UpgradeRequest{PackageURL: "http://u:dmsealed.AAAA@pkg/x.tar.gz", PackageSHA256: strings.Repeat("ab", 32)})
+		}},
 		{"upgrade from ftp, with a password", process.KindInvalid, `"ftp://u:***@pkg/x.tar.gz" must be an http://`, func(e *Engine) (int64, error) {
 			return e.Upgrade(ctx, 1, 1, UpgradeRequest{PackageURL: "ftp://u:secret@pkg/x.tar.gz"})
 		}},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/roleexec"
+	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/dorismanager/dorismanager/sdk"
@@ -274,10 +275,15 @@ func (e *Engine) Upgrade(ctx context.Context, userID, clusterID int64, r Upgrade
 		if err != nil {
 			return plan{}, err
 		}
+		// Stored with its password sealed; the UPGRADE_NODE task opens it.
+		stored, err := process.SealPackageURL(e.sealer, "packageUrl", r.PackageURL)
+		if err != nil {
+			return plan{}, err
+		}
 		p := &planner{c: c}
-		p.oneAtATime(TaskUpgrade, rs, Input{PackageURL: r.PackageURL, PackageSHA256: sums.SHA256, PackageSHA512: sums.SHA512,
+		p.oneAtATime(TaskUpgrade, rs, Input{PackageURL: stored, PackageSHA256: sums.SHA256, PackageSHA512: sums.SHA512,
 			PackageSumFrom: sums.From, PackageUnverified: sums.Unverified})
-		return plan{tasks: p.tasks, packageURL: r.PackageURL}, nil
+		return plan{tasks: p.tasks, packageURL: stored}, nil
 	})
 }
 
@@ -312,6 +318,9 @@ func checkPackageURL(s string) error {
 	host := strings.SplitN(strings.SplitN(s, "://", 2)[1], "/", 2)[0]
 	if host == "" {
 		return invalid("packageUrl %q has no host", redact.String(s))
+	}
+	if secret.IsSealedURL(s) {
+		return invalid("packageUrl %q: its password begins with %q, which marks a password the manager sealed: send the URL with its own password", redact.String(s), secret.SealedPrefix)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/dorismanager/dorismanager/core/metrics"
+	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/dorismanager/dorismanager/internal/redirect"
@@ -58,6 +59,9 @@ type Config struct {
 	// Client fetches packageUrl; nil for one with the redirect rule and
 	// the agents' connect and header timeouts.
 	Client *http.Client
+	// Secrets opens the sealed password of a package URL stored in a
+	// task's input (core/secret.Box), for Handler's fetches.
+	Secrets secret.Opener
 }
 
 // Sums are the checksums a package must have (lower-case hex, "" when

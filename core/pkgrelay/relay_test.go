@@ -21,6 +21,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/httpx"
 	"github.com/dorismanager/dorismanager/core/metrics"
 	"github.com/dorismanager/dorismanager/core/metrics/metricstest"
+	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
 )
 
@@ -326,5 +327,65 @@ func TestHandlerServesOnlyTheAgentOfTheTask(t *testing.T) {
 	}
 	if up.gets.Load() != 1 {
 		t.Errorf("GETs of packageUrl = %d, want 1", up.gets.Load())
+	}
+}
+
+// A task's input keeps the package URL's password sealed: the relay opens
+// it to fetch the package (the mirror wants the password), keeps nothing
+// of it on disk, and without the key refuses, saying why.
+func TestHandlerFetchesWithTheSealedPassword(t *testing.T) {
+	body := bytes.Repeat([]byte("sealed"), 1000)
+	var gets atomic.Int64
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gets.Add(1)
+		if u, p, ok := r.BasicAuth(); !ok || u != "bob" || p != "s3cret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write(body)
+	}))
+	defer mirror.Close()
+	box, err := secret.New(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := secret.SealURLPassword(box, strings.Replace(mirror.URL, "http://", "http://bob:s3cret@", 1)+"/doris.tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, 0) // its relay has no key
+	s := sums(body)
+	id := f.task(t, f.process, "h1", store.StatusRunning, sealed, s)
+	dir := filepath.Join(t.TempDir(), "packages")
+	withKey, err := New(Config{Dir: dir, Store: f.st, Secrets: box})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(r *Relay) *httptest.ResponseRecorder {
+		h := r.Handler(func(*http.Request) (store.Agent, error) { return store.Agent{ClusterID: 1, Host: "h1"}, nil })
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, fmt.Sprintf("/agent-api/v1/packages/%s?task=%d", s.SHA256, id), nil))
+		return w
+	}
+	w := get(f.relay)
+	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), "no secret key") ||
+		strings.Contains(w.Body.String(), "s3cret") || strings.Contains(w.Body.String(), secret.SealedPrefix) || gets.Load() != 0 {
+		t.Fatalf("without the key: HTTP %d %s, %d fetches", w.Code, w.Body, gets.Load())
+	}
+	if w := get(withKey); w.Code != http.StatusOK || !bytes.Equal(w.Body.Bytes(), body) {
+		t.Fatalf("with the key: HTTP %d %.200s", w.Code, w.Body)
+	}
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if bytes.Contains(b, []byte("s3cret")) || bytes.Contains(b, []byte(secret.SealedPrefix)) {
+			t.Errorf("%s holds the password", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dorismanager/dorismanager/core/httpx"
+	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/internal/redact"
 )
@@ -64,7 +65,14 @@ func (r *Relay) Handler(auth Authenticate) http.Handler {
 		}
 		f, e, done, err := r.open(sum)
 		if err != nil {
-			if _, err := r.Fetch(req.Context(), in.PackageURL, Sums{sum, in.PackageSHA512}, taskID); err != nil {
+			// The task's input keeps the URL's password sealed.
+			url, err := secret.OpenURLPassword(r.cfg.Secrets, in.PackageURL)
+			if err != nil {
+				r.log.Error("cannot fetch a package for the hosts", "task", taskID, "error", err)
+				httpx.Fail(w, httpx.Errorf(http.StatusInternalServerError, "task %d: %v", taskID, err))
+				return
+			}
+			if _, err := r.Fetch(req.Context(), url, Sums{sum, in.PackageSHA512}, taskID); err != nil {
 				httpx.Fail(w, httpx.Errorf(http.StatusBadGateway, "%s", redact.String(err.Error())))
 				return
 			}

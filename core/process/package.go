@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dorismanager/dorismanager/core/pkgsum"
+	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/internal/redact"
 	"github.com/hashicorp/go-hclog"
 )
@@ -57,6 +58,22 @@ func PackageChecksums(ctx context.Context, sums Checksums, log hclog.Logger, url
 	default:
 		return PackageSums{}, invalid("packageSha256 is required: the checksum published beside packageUrl %s could not be fetched (%v): %s", shown, err, fix)
 	}
+}
+
+// SealPackageURL is a package URL as it is stored (in the process and in
+// its tasks' input): its password, if it has one, sealed with box
+// (core/secret.SealURLPassword). The stored URL must fit its column: a
+// very long password can make it too long, and the request is refused.
+// The users of a stored URL open it with secret.OpenURLPassword.
+func SealPackageURL(box secret.Sealer, field, url string) (string, error) {
+	stored, err := secret.SealURLPassword(box, url)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", field, err)
+	}
+	if len(stored) > maxPackageURL {
+		return "", invalid("%s: with its password sealed the URL has %d characters, more than %d: use a shorter password or URL", field, len(stored), maxPackageURL)
+	}
+	return stored, nil
 }
 
 // Describe says, for a task's log, how the hosts check the package at url.

@@ -50,9 +50,12 @@ type Checksums interface {
 	Lookup(ctx context.Context, packageURL string) (pkgsum.Sum, error)
 }
 
-// Sealer encrypts credentials before they are stored (core/secret.Box).
+// Sealer encrypts credentials and package URL passwords before they are
+// stored, and opens a sealed package URL where the engine uses it
+// (core/secret.Box).
 type Sealer interface {
 	Seal(plaintext []byte) ([]byte, error)
+	Open(sealed []byte) ([]byte, error)
 }
 
 // Stopper stops what the START_SERVICE tasks of a process started, so that
@@ -109,7 +112,7 @@ type Config struct {
 	// Catalogue says which roles can be installed and how (their plugins'
 	// Info); without it no role can be.
 	Catalogue Catalogue
-	Sealer    Sealer  // required for installAgent
+	Sealer    Sealer  // required for installAgent (and a package URL with a password)
 	Stopper   Stopper // used by back; nil refuses back once something was started
 	// Checksums looks up the checksum published beside the package when
 	// installService gives none; nil looks nothing up (installService

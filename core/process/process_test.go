@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -27,6 +28,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 type plainSealer struct{}
 
 func (plainSealer) Seal(b []byte) ([]byte, error) { return append([]byte("sealed:"), b...), nil }
+func (plainSealer) Open(b []byte) ([]byte, error) {
+	if !bytes.HasPrefix(b, []byte("sealed:")) {
+		return nil, errors.New("not sealed")
+	}
+	return b[len("sealed:"):], nil
+}
 
 type fakeStopper struct {
 	mu    sync.Mutex
@@ -195,6 +202,7 @@ func TestInstallAgentValidation(t *testing.T) {
 		{"encrypted key wrong passphrase", func(r *InstallAgentRequest) { r.SSHKey, r.Passphrase = enc, "nope" }, "passphrase"},
 		{"no url", func(r *InstallAgentRequest) { r.PackageURL = "" }, "packageUrl"},
 		{"ftp url", func(r *InstallAgentRequest) { r.PackageURL = "ftp://x/y" }, "packageUrl"},
+		{"password in the sealed form", func(r *InstallAgentRequest) { r.PackageURL = "http://u:dmsealed.AAAA@x/y.tgz" }, `begins with "dmsealed."`},
 		{"relative dir", func(r *InstallAgentRequest) { r.InstallDir = "opt/doris" }, "installDir"},
 		{"unclean dir", func(r *InstallAgentRequest) { r.InstallDir = "/opt/../doris" }, "installDir"},
 		{"trailing slash", func(r *InstallAgentRequest) { r.InstallDir = "/opt/doris/" }, "installDir"},

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/core/task"
 	"github.com/dorismanager/dorismanager/sdk"
@@ -138,6 +139,10 @@ func (e *Engine) InstallAgent(ctx context.Context, userID int64, r InstallAgentR
 	if err != nil {
 		return 0, err
 	}
+	pkgURL, err := SealPackageURL(e.sealer, "packageUrl", r.PackageURL)
+	if err != nil {
+		return 0, err
+	}
 	var id int64
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
 		if _, _, err := tx.EnsureCluster(ctx, r.ClusterID); err != nil {
@@ -147,7 +152,7 @@ func (e *Engine) InstallAgent(ctx context.Context, userID int64, r InstallAgentR
 			return fmt.Errorf("create cluster %d: %w", r.ClusterID, err)
 		}
 		p := store.Process{ClusterID: r.ClusterID, UserID: userID, ProcessType: StepTypes[0], Step: 0,
-			Status: StatusRunning, PackageURL: r.PackageURL, InstallDir: r.InstallDir, Credentials: sealed}
+			Status: StatusRunning, PackageURL: pkgURL, InstallDir: r.InstallDir, Credentials: sealed}
 		if err := tx.CreateProcess(ctx, &p); err != nil {
 			if store.IsDuplicate(err) {
 				return conflict("you or cluster %d already have an unfinished process (created at the same time)", r.ClusterID)
@@ -188,6 +193,10 @@ func (e *Engine) reinstallAgent(ctx context.Context, userID int64, r InstallAgen
 	if err != nil {
 		return err
 	}
+	pkgURL, err := SealPackageURL(e.sealer, "packageUrl", r.PackageURL)
+	if err != nil {
+		return err
+	}
 	byHost := map[string]store.Task{}
 	for _, t := range tasks {
 		byHost[t.Host] = t
@@ -197,7 +206,7 @@ func (e *Engine) reinstallAgent(ctx context.Context, userID int64, r InstallAgen
 	}
 	err = e.st.Tx(ctx, func(tx *store.Store) error {
 		ok, err := tx.UpdateProcessIf(ctx, p.ID, p.Version, map[string]any{"credentials": sealed,
-			"package_url": r.PackageURL, "install_dir": r.InstallDir})
+			"package_url": pkgURL, "install_dir": r.InstallDir})
 		if err != nil {
 			return err
 		}
@@ -541,9 +550,14 @@ func (e *Engine) InstallService(ctx context.Context, userID int64, r InstallServ
 }
 
 // packageSums is r's packageSha256, else the checksum published beside
-// the process's package (PackageChecksums).
+// the process's package (PackageChecksums), looked up with the package
+// URL's password opened.
 func (e *Engine) packageSums(ctx context.Context, p store.Process, r InstallServiceRequest) (PackageSums, error) {
-	return PackageChecksums(ctx, e.sums, e.log.With("process", p.ID), p.PackageURL, r.PackageSha256, r.AllowUnverifiedPackage)
+	url, err := secret.OpenURLPassword(e.sealer, p.PackageURL)
+	if err != nil {
+		return PackageSums{}, fmt.Errorf("package URL of process %d: %w", p.ID, err)
+	}
+	return PackageChecksums(ctx, e.sums, e.log.With("process", p.ID), url, r.PackageSha256, r.AllowUnverifiedPackage)
 }
 
 // DeployConfig is one role's config for some hosts.

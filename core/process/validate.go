@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/internal/redact"
 	"golang.org/x/crypto/ssh"
 )
@@ -174,6 +175,9 @@ func checkPackageURL(field, s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return invalid("%s %q must be an http:// or https:// URL", field, redact.String(s))
+	}
+	if secret.IsSealedURL(s) {
+		return invalid("%s %q: its password begins with %q, which marks a password the manager sealed: send the URL with its own password", field, redact.String(s), secret.SealedPrefix)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dorismanager/dorismanager/core/runner"
+	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/core/task"
 	"github.com/dorismanager/dorismanager/sdk"
@@ -50,13 +51,27 @@ func TestPackageChecksumsReachTheHost(t *testing.T) {
 	pkg := []byte("the package")
 	sum := sha512.Sum512(pkg)
 	good := hex.EncodeToString(sum[:])
-	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(pkg) }))
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, _ := r.BasicAuth(); strings.HasPrefix(r.URL.Path, "/auth/") && (u != "bob" || p != "pw-secret") {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write(pkg)
+	}))
 	defer files.Close()
 	withPassword := strings.Replace(files.URL, "http://", "http://bob:pw-secret@", 1)
+	box, err := secret.New(bytes.Repeat([]byte{5}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := secret.SealURLPassword(box, withPassword+"/auth/e.tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := newFactsEnv(t)
 	f.role.facts["Precheck"] = sdk.Facts{}
 	client, _ := realAgent(t)
-	f.e = New(Config{Store: f.st, Roles: oldRole{oldPlugin{f.role}}, Agents: oneAgent{client}})
+	f.e = New(Config{Store: f.st, Roles: oldRole{oldPlugin{f.role}}, Agents: oneAgent{client}, Secrets: box})
 	t.Cleanup(f.e.Close)
 	a, _ := f.e.Resolve("INSTALL_EXPORTER")
 	cases := []struct {
@@ -73,7 +88,9 @@ func TestPackageChecksumsReachTheHost(t *testing.T) {
 		{"no checksum, allowed", task.Role{PackageURL: files.URL + "/c.tgz"}, "", "UNVERIFIED", "sha512 " + good},
 		{"password in the URL", task.Role{PackageURL: withPassword + "/d.tgz", PackageSHA512: good, PackageSumFrom: "x"},
 			"", "bob:***@", "sha512 " + good}, // the runner redacts responses
-
+		// As stored: the host downloads it with the password.
+		{"sealed password in the URL", task.Role{PackageURL: sealed, PackageSHA512: good, PackageSumFrom: "x"},
+			"", "bob:***@", "sha512 " + good},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -99,10 +116,44 @@ func TestPackageChecksumsReachTheHost(t *testing.T) {
 				}
 				return ""
 			}()} {
-				if strings.Contains(text, "pw-secret") {
+				if strings.Contains(text, "pw-secret") || strings.Contains(text, secret.SealedPrefix) {
 					t.Errorf("the password shows: %q", text)
 				}
 			}
 		})
+	}
+}
+
+// The role tasks' input keeps the package URL's password sealed: the
+// plugin gets the URL opened, and an executor without the key fails the
+// task, saying why and hiding the password.
+func TestSealedPackageURLReachesThePluginOpened(t *testing.T) {
+	box, err := secret.New(bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const plain = "https://bob:s3cret@mirror.example/e.tgz"
+	sealed, err := secret.SealURLPassword(box, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFactsEnv(t)
+	f.role.facts["Precheck"], f.role.facts["Install"] = sdk.Facts{}, sdk.Facts{}
+	f.e = New(Config{Store: f.st, Roles: oneRole{f.role}, Agents: noAgents{}, Secrets: box})
+	t.Cleanup(f.e.Close)
+	f.run(t, "INSTALL_EXPORTER", task.Role{PackageURL: sealed, PackageSHA256: strings.Repeat("ab", 32)})
+	for _, m := range []string{"Precheck", "Install"} {
+		if got := f.role.last(m).PackageURL; got != plain {
+			t.Errorf("%s got %q, want %q", m, got, plain)
+		}
+	}
+	noKey := New(Config{Store: f.st, Roles: oneRole{f.role}, Agents: noAgents{}})
+	t.Cleanup(noKey.Close)
+	a, _ := noKey.Resolve("INSTALL_EXPORTER")
+	in := task.Role{ClusterID: f.key.ClusterID, Host: f.key.Host, Role: f.key.Role, PackageURL: sealed}
+	_, err = a.Run(context.Background(), runner.Job{Task: store.Task{ID: 8, ProcessID: f.p.ID, TaskType: "INSTALL_EXPORTER", Input: task.Encode(in)}, Log: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "no secret key") || !strings.Contains(err.Error(), "bob:***@mirror.example") ||
+		strings.Contains(err.Error(), secret.SealedPrefix) {
+		t.Fatalf("without the key: %v", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/pkgrelay"
 	"github.com/dorismanager/dorismanager/core/process"
 	"github.com/dorismanager/dorismanager/core/runner"
+	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/core/task"
 	"github.com/dorismanager/dorismanager/internal/redact"
@@ -71,6 +72,9 @@ type Config struct {
 	// Relay, if set, fetches each task's package once on the manager and
 	// has the agents download it from there (serve --package-relay).
 	Relay Relay
+	// Secrets opens the sealed password of a task's package URL
+	// (core/secret.Box); nil fails the tasks whose URL has one.
+	Secrets secret.Opener
 }
 
 // Relay is the manager's package relay (core/pkgrelay.Relay).
@@ -89,6 +93,7 @@ type Executor struct {
 	sql      *sqlPool
 	http     *http.Client
 	relay    Relay
+	secrets  secret.Opener
 }
 
 // New returns an Executor.
@@ -97,7 +102,19 @@ func New(cfg Config) *Executor {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	return &Executor{st: cfg.Store, roles: cfg.Roles, agents: cfg.Agents, accounts: cfg.Accounts, log: cfg.Logger.Named("roleexec"),
-		sql: newSQLPool(cfg.Logger.Named("mysql")), http: &http.Client{Timeout: 10 * time.Second}, relay: cfg.Relay}
+		sql: newSQLPool(cfg.Logger.Named("mysql")), http: &http.Client{Timeout: 10 * time.Second}, relay: cfg.Relay,
+		secrets: cfg.Secrets}
+}
+
+// OpenPackageURL is a task's package URL as stored (its password sealed,
+// core/process.SealPackageURL) with the password opened, as the plugin,
+// the checksums and the relay use it. Its errors hide the password.
+func (e *Executor) OpenPackageURL(stored string) (string, error) {
+	url, err := secret.OpenURLPassword(e.secrets, stored)
+	if err != nil {
+		return "", fmt.Errorf("the task's package URL: %w", err)
+	}
+	return url, nil
 }
 
 // account is the admin account of a cluster now.
@@ -151,6 +168,11 @@ func (a action) Run(ctx context.Context, job runner.Job) (runner.Outcome, error)
 		return runner.Outcome{}, err
 	}
 	e := a.e
+	// The stored URL's password is sealed; the plugin, the checksums
+	// and the relay get the URL with its password.
+	if in.PackageURL, err = e.OpenPackageURL(in.PackageURL); err != nil {
+		return runner.Outcome{}, err
+	}
 	req, err := e.request(ctx, job.Task, in)
 	if err != nil {
 		return runner.Outcome{}, err

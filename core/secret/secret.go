@@ -89,6 +89,9 @@ func New(key []byte) (*Box, error) {
 
 // Seal encrypts plaintext; the result is nonce || ciphertext.
 func (b *Box) Seal(plaintext []byte) ([]byte, error) {
+	if b == nil {
+		return nil, errors.New("seal: no secret key is configured")
+	}
 	nonce := make([]byte, b.aead.NonceSize(), b.aead.NonceSize()+len(plaintext)+b.aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
@@ -98,6 +101,9 @@ func (b *Box) Seal(plaintext []byte) ([]byte, error) {
 
 // Open decrypts what Seal produced.
 func (b *Box) Open(sealed []byte) ([]byte, error) {
+	if b == nil {
+		return nil, errors.New("open sealed secret: no secret key is configured")
+	}
 	n := b.aead.NonceSize()
 	if len(sealed) < n+b.aead.Overhead() {
 		return nil, errors.New("open sealed secret: data too short")

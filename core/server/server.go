@@ -232,6 +232,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := sealPackageURLs(ctx, st, box, log); err != nil {
+		return nil, err
+	}
 	tokenFile, created, err := auth.EnsureAdmin(ctx, st, cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -352,6 +355,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	ok = true
 	return s, nil
+}
+
+// sealPackageURLs seals the passwords of the package URLs that versions
+// before sealing stored in plain text (in processes and in their tasks'
+// input), in one transaction. It is cheap to run at every start: sealed
+// URLs are left as they are.
+func sealPackageURLs(ctx context.Context, st *store.Store, box *secret.Box, log hclog.Logger) error {
+	ps, ts, err := st.RewritePackageURLs(ctx, func(u string) (string, error) { return secret.SealURLPassword(box, u) })
+	if err != nil {
+		return fmt.Errorf("seal the passwords of stored package URLs: %w", err)
+	}
+	if ps+ts == 0 {
+		return nil
+	}
+	log.Info("sealed the passwords of package URLs an earlier version stored in plain text", "processes", ps, "tasks", ts)
+	if err := st.ForgetDeleted(ctx); err != nil {
+		log.Warn("the plain-text passwords may stay in the database's log file until its next checkpoint", "error", err)
+	}
+	return nil
 }
 
 // managerID is a fresh id for this manager process: its host name (for
