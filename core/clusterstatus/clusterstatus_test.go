@@ -19,6 +19,7 @@ import (
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/roleexec"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/core/store/storetest"
 	"github.com/dorismanager/dorismanager/sdk"
 	"github.com/dorismanager/dorismanager/test/pgtest"
 )
@@ -294,16 +295,8 @@ func TestRefreshRecordsMembership(t *testing.T) {
 // leader stops, the other takes over the asking.
 func TestOneManagerAsksAllAnswer(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Start(t)
-	open := func() *store.Store {
-		s, err := store.Open(dsn, "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	st1, st2 := open(), open()
+	_, sts := storetest.Postgres(t, 2)
+	st1, st2 := sts[0], sts[1]
 	c, _ := st1.CreateCluster(ctx, "demo")
 	now := time.Now()
 	for _, h := range []string{"h1", "h2"} {

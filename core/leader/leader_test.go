@@ -8,6 +8,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/leader"
 	"github.com/dorismanager/dorismanager/core/store"
+	"github.com/dorismanager/dorismanager/core/store/storetest"
 	"github.com/dorismanager/dorismanager/test/pgtest"
 )
 
@@ -18,16 +19,8 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // the lead at its next tick, and the first knows it no longer leads.
 func TestOneLeaderAtATime(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Start(t)
-	open := func() *store.Store {
-		s, err := store.Open(dsn, "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	a, b := leader.New(open(), "job", nil), leader.New(open(), "job", nil)
+	dsn, sts := storetest.Postgres(t, 2)
+	a, b := leader.New(sts[0], "job", nil), leader.New(sts[1], "job", nil)
 	defer a.Close()
 	defer b.Close()
 	for i := range 3 {

@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dorismanager/dorismanager/core/store"
-	"github.com/dorismanager/dorismanager/test/pgtest"
+	"github.com/dorismanager/dorismanager/core/store/storetest"
 )
 
 // On PostgreSQL a named lock is held by one manager at a time, is free
@@ -15,16 +15,8 @@ import (
 // when its holder's session ends.
 func TestLocksPostgres(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.Start(t)
-	open := func() *store.Store {
-		s, err := store.Open(dsn, "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	m1, m2 := open(), open()
+	dsn, sts := storetest.Postgres(t, 2)
+	m1, m2 := sts[0], sts[1]
 	l1, err := m1.TryLock(ctx, "job")
 	if err != nil || l1 == nil {
 		t.Fatalf("first TryLock = %v, %v; want the lock", l1, err)
