@@ -132,9 +132,9 @@ func (c *Cache) Kick(clusterID int64) {
 const JobName = "cluster-status"
 
 // Run refreshes every cluster every Interval when this manager leads the
-// job, reads what was recorded (by the leader, or any manager's kicked
-// refresh) every Interval, and refreshes a kicked cluster at once, until
-// ctx ends.
+// job, else reads what was recorded (by the leader, or any manager's
+// kicked refresh) every Interval, and refreshes a kicked cluster at once,
+// until ctx ends.
 func (c *Cache) Run(ctx context.Context) error {
 	if c.cfg.Leader != nil {
 		defer c.cfg.Leader.Close()
@@ -154,9 +154,13 @@ func (c *Cache) Run(ctx context.Context) error {
 	}
 }
 
+// tick refreshes every cluster on the leader; the others read what it
+// (or a kicked refresh anywhere) recorded. The leader reads nothing back:
+// its own refresh is the newest there is, and on SQLite it is alone.
 func (c *Cache) tick(ctx context.Context) {
 	if c.cfg.Leader == nil || c.cfg.Leader.Leading(ctx) {
 		c.refreshAll(ctx)
+		return
 	}
 	c.load(ctx)
 }
