@@ -71,7 +71,18 @@ func startCluster(t *testing.T, r *release, n int) (fePorts, *sql.DB, []bePorts,
 				alive++
 			}
 		}
-		return alive == n, fmt.Sprint(bes)
+		if alive == n {
+			return true, ""
+		}
+		// What a BE that is not alive said on its way out.
+		var outs []string
+		for i, bp := range bps {
+			if bes[bp.heartbeat]["Alive"] != "true" {
+				b, _ := os.ReadFile(filepath.Join(homes[i], "log", "be.out"))
+				outs = append(outs, fmt.Sprintf("be.out of BE %d: %s", i, b))
+			}
+		}
+		return false, fmt.Sprint(bes, "\n", strings.Join(outs, "\n"))
 	})
 	return fp, db, bps, homes
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/dorismanager/dorismanager/test/dorissim"
+	"github.com/dorismanager/dorismanager/test/freeport"
 )
 
 var (
@@ -196,22 +197,13 @@ func appendConf(t *testing.T, home, name string, lines ...string) {
 	}
 }
 
+// ports is shared by the package's tests so that no two of them (or two
+// nodes of one test) are given the same port before either binds it.
+var ports freeport.Ports
+
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var ls []net.Listener
-	var out []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
+	return ports.Free(t, n)
 }
 
 // script runs home/bin/name with bash and returns its combined output.

@@ -16,6 +16,7 @@ import (
 	"github.com/dorismanager/dorismanager/plugins/internal/doris"
 	"github.com/dorismanager/dorismanager/plugins/internal/doris/doristest"
 	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/dorismanager/dorismanager/test/freeport"
 )
 
 // role is what the plugins implement.
@@ -54,7 +55,7 @@ type cluster struct {
 	nodes []sdk.Node
 	confs []string
 	extra [][]string
-	ports doristest.Ports
+	ports freeport.Ports
 }
 
 func newCluster(t *testing.T, sim *doristest.Sim) *cluster {
