@@ -362,7 +362,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // input), in one transaction. It is cheap to run at every start: sealed
 // URLs are left as they are.
 func sealPackageURLs(ctx context.Context, st *store.Store, box *secret.Box, log hclog.Logger) error {
-	ps, ts, err := st.RewritePackageURLs(ctx, func(u string) (string, error) { return secret.SealURLPassword(box, u) })
+	ps, ts, err := st.RewritePackageURLs(ctx, ":"+secret.SealedPrefix, func(u string) (string, error) {
+		return process.SealPackageURL(box, "packageUrl", u)
+	})
 	if err != nil {
 		return fmt.Errorf("seal the passwords of stored package URLs: %w", err)
 	}

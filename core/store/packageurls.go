@@ -12,16 +12,22 @@ const packageURLKey = "packageUrl"
 
 // RewritePackageURLs passes the stored package URLs that may hold a
 // password (processes.package_url, and the packageUrl of tasks' input)
-// through rewrite and stores what it returns, in one transaction; rows
-// that rewrite returns unchanged are not written (so a second run writes
-// nothing). The manager runs it at start with a rewrite that seals the
-// passwords that versions before sealing stored in plain text. It returns
-// how many process and task rows it changed.
-func (s *Store) RewritePackageURLs(ctx context.Context, rewrite func(url string) (string, error)) (processes, tasks int, err error) {
+// and do not contain done through rewrite, and stores what it returns, in
+// one transaction; rows that rewrite returns unchanged are not written (so
+// a second run writes nothing). The manager runs it at start with a
+// rewrite that seals the passwords that versions before sealing stored in
+// plain text, and the mark of a sealed password as done, so that a start
+// reads only the rows still to seal. It returns how many process and task
+// rows it changed.
+func (s *Store) RewritePackageURLs(ctx context.Context, done string, rewrite func(url string) (string, error)) (processes, tasks int, err error) {
+	if done == "" {
+		return 0, 0, fmt.Errorf("rewrite package URLs: no mark of a rewritten URL given")
+	}
+	skip := "%" + likeEscape(done) + "%"
 	err = s.Tx(ctx, func(tx *Store) error {
 		processes, tasks = 0, 0
 		var ps []Process
-		if err := tx.q(ctx).Model(&Process{}).Select("id", "package_url").Where("package_url LIKE ?", "%@%").
+		if err := tx.q(ctx).Model(&Process{}).Select("id", "package_url").Where(`package_url LIKE ? AND package_url NOT LIKE ? ESCAPE '\'`, "%@%", skip).
 			Order("id").Find(&ps).Error; err != nil {
 			return fmt.Errorf("read the processes' package URLs: %w", err)
 		}
@@ -39,7 +45,7 @@ func (s *Store) RewritePackageURLs(ctx context.Context, rewrite func(url string)
 			processes++
 		}
 		var ts []Task
-		if err := tx.q(ctx).Model(&Task{}).Select("id", "input").Where("input LIKE ?", "%"+packageURLKey+"%@%").
+		if err := tx.q(ctx).Model(&Task{}).Select("id", "input").Where(`input LIKE ? AND input NOT LIKE ? ESCAPE '\'`, "%"+packageURLKey+"%@%", skip).
 			Order("id").Find(&ts).Error; err != nil {
 			return fmt.Errorf("read the tasks' package URLs: %w", err)
 		}
