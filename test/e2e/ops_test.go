@@ -387,14 +387,15 @@ func TestOpsDestroy(t *testing.T) {
 						t.Errorf("%s: %s/%s is left (%v)", h.Name, sandbox.InstallDir, dir, err)
 					}
 				}
-				if root, _ := sandbox.OnHost(h, sandbox.InstallDir); true {
-					if ents, err := os.ReadDir(root); err == nil {
-						var names []string
-						for _, e := range ents {
-							names = append(names, e.Name())
-						}
-						t.Logf("%s: left in %s: %v", h.Name, sandbox.InstallDir, names)
+				// Nothing else was there, so nothing is left: no package
+				// cache, no folder (the agent removes it once empty).
+				root, _ := sandbox.OnHost(h, sandbox.InstallDir)
+				if ents, err := os.ReadDir(root); !os.IsNotExist(err) {
+					var names []string
+					for _, e := range ents {
+						names = append(names, e.Name())
 					}
+					t.Errorf("%s: %s is left, holding %v (%v)", h.Name, sandbox.InstallDir, names, err)
 				}
 			}
 			st, err = c.Status(ctx, plan.ClusterID)

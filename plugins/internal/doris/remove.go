@@ -2,6 +2,7 @@ package doris
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -9,12 +10,14 @@ import (
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
-// Remove deletes the role's home and, with req.Purge, the data dirs its
-// deployed conf names outside the home (FE meta_dir, every BE
-// storage_root_path entry). The manager has stopped the role first; a role
-// that still runs is refused rather than deleted under its feet. Removing a
-// removed role succeeds; the data dirs are then taken from the facts
-// Configure reported (metaDir, storageRootPath).
+// Remove deletes the role's home, the previous version an upgrade kept
+// beside it, and, with req.Purge, the data dirs its deployed conf names
+// outside the home (FE meta_dir, every BE storage_root_path entry). When no
+// role installed by the manager is left in installDir, the package cache
+// and the upgrade staging area go too. The manager has stopped the role
+// first; a role that still runs is refused rather than deleted under its
+// feet. Removing a removed role succeeds; the data dirs are then taken from
+// the facts Configure reported (metaDir, storageRootPath).
 func (b *Base) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	s := b.Spec
 	dir, home, err := s.dirs(req)
@@ -30,6 +33,14 @@ func (b *Base) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Res
 		return sdk.Result{}, sdk.Failf("%s still runs on %s (pid %d): stop it before removing %s", s.Role, req.Node.Host, proc.PID, home)
 	}
 	targets := []string{home}
+	prev, err := previousHome(ctx, h, dir, home)
+	if err != nil {
+		return sdk.Result{}, err
+	}
+	if prev != "" {
+		targets = append(targets, prev)
+	}
+	kept := len(targets)
 	if req.Purge {
 		data, err := b.dataDirs(ctx, h, req)
 		if err != nil {
@@ -52,16 +63,66 @@ func (b *Base) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Res
 		return sdk.Result{}, &sdk.Failure{Summary: fmt.Sprintf("could not remove %s on %s", strings.Join(targets, ", "), req.Node.Host),
 			Detail: res.Output, Retryable: true}
 	}
+	cleaned, err := h.Exec(ctx, sdk.Command{Argv: []string{"bash", "-c", CacheCleanScript, "doris-clean", dir, markerFile}})
+	if err != nil {
+		return sdk.Result{}, fmt.Errorf("remove the package cache in %s on %s: %w", dir, req.Node.Host, err)
+	}
+	if cleaned.ExitCode != 0 {
+		return sdk.Result{}, &sdk.Failure{Summary: fmt.Sprintf("removed %s on %s, but not the package cache in %s", home, req.Node.Host, dir),
+			Detail: cleaned.Output, Retryable: true}
+	}
 	facts := sdk.Facts{}
 	facts.SetBool(sdk.FactRunning, false)
 	facts.SetBool(sdk.FactHealthy, false)
 	sum := fmt.Sprintf("removed %s on %s", home, req.Node.Host)
-	if len(targets) > 1 {
-		sum += " and its data " + strings.Join(targets[1:], ", ")
+	if prev != "" {
+		sum += ", its previous version " + prev
+	}
+	if len(targets) > kept {
+		sum += " and its data " + strings.Join(targets[kept:], ", ")
 	} else if req.Purge {
 		sum += " (its data was inside it)"
 	}
+	if strings.TrimSpace(cleaned.Output) == "removed" {
+		sum += fmt.Sprintf("; no role is left in %s, so its package cache went too", dir)
+	}
 	return sdk.Result{Summary: sum, Facts: facts}, nil
+}
+
+// CacheCleanScript removes installDir's package cache (.packages) and
+// upgrade staging area (.upgrade) once no folder in installDir holds a
+// package marker, that is once the last role the manager installed there
+// (and every previous version kept by an upgrade) is gone. Roles removed
+// at once on one host each run it after their own removal, so the last
+// to finish sees the others gone. $1 installDir, $2 the marker's name.
+const CacheCleanScript = `dir=$1; marker=$2
+for m in "$dir"/*/"$marker"; do
+  [ -e "$m" ] && exit 0
+done
+[ -e "$dir/.packages" ] || [ -e "$dir/.upgrade" ] || exit 0
+rm -rf -- "$dir/.packages" "$dir/.upgrade" && echo removed
+`
+
+// previousHome is the folder an upgrade kept the home's previous version
+// in (named in the home's previousFile), or "" when there is none. Only a
+// sibling named <home>.prev-<version> is accepted: the file is on the
+// host, and what it names is deleted.
+func previousHome(ctx context.Context, h sdk.Host, dir, home string) (string, error) {
+	b, err := h.ReadFile(ctx, path.Join(home, previousFile), 4096)
+	if errors.Is(err, sdk.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path.Join(home, previousFile), err)
+	}
+	prev := strings.TrimSpace(string(b))
+	if prev == "" {
+		return "", nil
+	}
+	if path.Clean(prev) != prev || path.Dir(prev) != path.Dir(home) || !strings.HasPrefix(path.Base(prev), path.Base(home)+".prev-") || !within(prev, dir) {
+		return "", sdk.Failf("%s names %q as the previous version, which is not a %s.prev-<version> folder beside it: remove that file (and the old version) by hand", path.Join(home, previousFile), prev, home)
+	}
+	return prev, nil
 }
 
 // dataDirs lists the role's data dirs from the deployed conf, or from the

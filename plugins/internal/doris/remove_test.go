@@ -2,6 +2,8 @@ package doris_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -52,6 +54,7 @@ func TestRemove(t *testing.T) {
 				removed = append(removed, cmd.Argv[3:]...)
 				return sdk.ExecResult{}, nil
 			}, "rm", "-rf", "--")
+			h.ExecOK("", "bash", "-c", doris.CacheCleanScript)
 			req := sdk.Request{Node: sdk.Node{Host: "10.0.0.1", Role: tc.spec.Role, InstallDir: "/opt/doris", Facts: tc.facts}, Purge: tc.purge}
 			res, err := (&doris.Base{Spec: tc.spec}).Remove(context.Background(), h, req)
 			if tc.wantFail != "" {
@@ -71,6 +74,97 @@ func TestRemove(t *testing.T) {
 			}
 			if res.Facts[sdk.FactRunning] != "false" {
 				t.Errorf("facts %v", res.Facts)
+			}
+		})
+	}
+}
+
+// On a real file system: removing a role takes the previous version its
+// upgrade kept with it; the package cache and the upgrade staging area go
+// with the last role in installDir, and other files in it stay.
+func TestRemoveCleansInstallDir(t *testing.T) {
+	dir := t.TempDir()
+	write := func(rel, text string) {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const marker = ".doris-manager-package"
+	write("fe/"+marker, "http://mirror/doris-2.1.8.tar.gz\n")
+	write("fe/.doris-manager-previous", filepath.Join(dir, "fe.prev-2.1.7")+"\n")
+	write("fe.prev-2.1.7/"+marker, "http://mirror/doris-2.1.7.tar.gz\n")
+	write("be/"+marker, "http://mirror/doris-2.1.8.tar.gz\n")
+	write(".packages/0123/apache-doris-2.1.8-bin-x64/fe/bin/start_fe.sh", "")
+	write(".upgrade/failed-fe-2.1.8/"+marker, "")
+	write("notes.txt", "the operator's\n")
+	h := doristest.NewLocalHost(t)
+	remove := func(s doris.Spec) sdk.Result {
+		t.Helper()
+		req := sdk.Request{Node: sdk.Node{Host: "127.0.0.1", Role: s.Role, InstallDir: dir}}
+		res, err := (&doris.Base{Spec: s}).Remove(context.Background(), h, req)
+		if err != nil {
+			t.Fatalf("remove %s: %v", s.Role, err)
+		}
+		return res
+	}
+	exists := func(rel string) bool {
+		_, err := os.Stat(filepath.Join(dir, rel))
+		return err == nil
+	}
+
+	res := remove(doris.FE)
+	for _, gone := range []string{"fe", "fe.prev-2.1.7"} {
+		if exists(gone) {
+			t.Errorf("%s is still there after removing the FE", gone)
+		}
+	}
+	if !exists(".packages") || !exists(".upgrade") {
+		t.Fatalf("the package cache went while the BE is still installed (%s)", res.Summary)
+	}
+	if !strings.Contains(res.Summary, "previous version "+filepath.Join(dir, "fe.prev-2.1.7")) {
+		t.Errorf("summary %q does not name the previous version", res.Summary)
+	}
+
+	res = remove(doris.BE)
+	for _, gone := range []string{"be", ".packages", ".upgrade"} {
+		if exists(gone) {
+			t.Errorf("%s is still there after removing the last role", gone)
+		}
+	}
+	if !exists("notes.txt") {
+		t.Error("a file the manager did not put there was removed")
+	}
+	if !strings.Contains(res.Summary, "package cache went too") {
+		t.Errorf("summary %q does not say the cache went", res.Summary)
+	}
+	// Removing again is fine and says nothing about a cache.
+	if res := remove(doris.BE); strings.Contains(res.Summary, "cache") {
+		t.Errorf("second removal: %q", res.Summary)
+	}
+}
+
+// A previous-version file that names anything but a <home>.prev-<version>
+// sibling is refused, and nothing is removed.
+func TestRemoveRefusesAForeignPreviousVersion(t *testing.T) {
+	for _, prev := range []string{"/", "/opt/doris", "/opt/doris/be", "/opt/doris/fe.prev-1/../../etc", "/opt/other/fe.prev-1", "/opt/doris/fe-old", "relative"} {
+		t.Run(prev, func(t *testing.T) {
+			h := doristest.New()
+			h.Install(doris.FE, "")
+			h.WriteFile(context.Background(), "/opt/doris/fe/.doris-manager-previous", []byte(prev+"\n"), 0o644)
+			var removed []string
+			h.HandleExec(func(cmd sdk.Command) (sdk.ExecResult, error) {
+				removed = append(removed, cmd.Argv[3:]...)
+				return sdk.ExecResult{}, nil
+			}, "rm", "-rf", "--")
+			req := sdk.Request{Node: sdk.Node{Host: "10.0.0.1", Role: doris.RoleFE, InstallDir: "/opt/doris"}}
+			_, err := (&doris.Base{Spec: doris.FE}).Remove(context.Background(), h, req)
+			if err == nil || !strings.Contains(err.Error(), "remove that file") || len(removed) != 0 {
+				t.Fatalf("got %v, removed %v", err, removed)
 			}
 		})
 	}
