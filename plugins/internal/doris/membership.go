@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -79,10 +80,17 @@ func Show(h sdk.Host, fe, stmt string, parse func(sdk.Rows) []Member) ShowFunc {
 
 // WaitAlive polls show until every target is listed and Alive. On timeout
 // it fails naming the nodes that are missing or not alive, with the
-// ErrMsg Doris shows for them.
+// ErrMsg Doris shows for them. A node that refuses heartbeats for a reason
+// waiting cannot mend (a BE that chose another address than the one it
+// was added as) fails it once that has lasted b.Settle, saying what to fix.
 func (b Backoff) WaitAlive(ctx context.Context, timeout time.Duration, what string, show ShowFunc, ts []Target) error {
 	var pending []string
 	var lastErr error
+	settle := b.Settle
+	if settle <= 0 {
+		settle = defaultSettle
+	}
+	refusing := map[string]time.Time{} // endpoint -> first seen refusing
 	err := b.Poll(ctx, timeout, func(ctx context.Context) (bool, error) {
 		ms, err := show(ctx)
 		if err != nil {
@@ -106,7 +114,16 @@ func (b Backoff) WaitAlive(ctx context.Context, timeout time.Duration, what stri
 					s += ", ErrMsg: " + m.ErrMsg
 				}
 				pending = append(pending, s+")")
+				if f := refusal(t, m.ErrMsg); f == nil {
+					delete(refusing, t.Endpoint)
+				} else if first, ok := refusing[t.Endpoint]; !ok {
+					refusing[t.Endpoint] = time.Now()
+				} else if time.Since(first) >= settle {
+					return false, f
+				}
+				continue
 			}
+			delete(refusing, t.Endpoint)
 		}
 		return len(pending) == 0, nil
 	})
@@ -157,4 +174,26 @@ func Endpoints(ts []Target) string {
 		eps[i] = t.Endpoint
 	}
 	return strings.Join(eps, ", ")
+}
+
+// localIPMismatch is how a BE answers heartbeats when the FE added it
+// under another address than the one it chose for itself from
+// priority_networks (Doris's heartbeat server: "backend ip saved in
+// master does not equal to backend local ip<added> vs. <own>").
+var localIPMismatch = regexp.MustCompile(`backend ip saved in master does not equal to backend local ip\s*(\S+) vs\. (\S+)`)
+
+// refusal is the failure for a node whose heartbeats fail in a way that
+// only a conf change mends, or nil.
+func refusal(t Target, errMsg string) *sdk.Failure {
+	m := localIPMismatch.FindStringSubmatch(errMsg)
+	if m == nil {
+		return nil
+	}
+	added, own := m[1], strings.TrimRight(m[2], ".,;")
+	return &sdk.Failure{
+		Summary: fmt.Sprintf("%s refuses the FE's heartbeats: it chose the address %s for itself, not %s, the address it was added as", t.Endpoint, own, added),
+		Detail: fmt.Sprintf("set priority_networks in its be.conf to a network that holds %s (for example %s/32), deploy that conf "+
+			"(back to DEPLOY_CONFIG in the wizard, or edit-config on a running cluster), restart the BE and retry; Doris says: %s", added, added, errMsg),
+		Retryable: true,
+	}
 }

@@ -12,7 +12,16 @@ import (
 type Backoff struct {
 	Initial time.Duration
 	Max     time.Duration
+	// Settle is how long WaitAlive sees a node refuse heartbeats for a
+	// reason only a conf change mends before it stops waiting (0: 15s).
+	// The FE shows the last heartbeat's error until the next one, so a
+	// node restarted with a fixed conf still shows the old error for up
+	// to one heartbeat interval (5s by default).
+	Settle time.Duration
 }
+
+// defaultSettle is Backoff.Settle's default: three heartbeat intervals.
+const defaultSettle = 15 * time.Second
 
 // DefaultBackoff paces probes of a node's own state (its pid, its health
 // endpoint, its row in SHOW BACKENDS), which no one can push to us. The cap
