@@ -213,3 +213,22 @@ func TestPackagedKnobs(t *testing.T) {
 	start(t, env, home, "start_be.sh", "stop_be.sh")
 	waitBEHealthy(t, home, p)
 }
+
+// sys_log_level leaves the lower levels out of be.INFO: at WARNING the BE
+// does not log the address it chose.
+func TestBELogLevel(t *testing.T) {
+	r := newRelease(t, dorissim.Layout2x)
+	for _, level := range []string{"INFO", "WARNING"} {
+		home := r.clone(dorissim.RoleBE)
+		p := setupBE(t, home, "sys_log_level = "+level)
+		start(t, r.env, home, "start_be.sh", "stop_be.sh")
+		waitBEHealthy(t, home, p)
+		b, err := os.ReadFile(filepath.Join(home, "log", "be.INFO"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if said := strings.Contains(string(b), "local host ip="); said != (level == "INFO") {
+			t.Errorf("sys_log_level %s: be.INFO says the address: %v\n%s", level, said, b)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package berole
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -39,8 +40,28 @@ func New(version string) *Role {
 }
 
 // Start starts the BE (start_be.sh --daemon) and waits for /api/health.
+// While it comes up it must announce (in be.INFO) the address it was
+// installed for: the FE adds it under that address, and a BE that chose
+// another one (priority_networks) refuses every heartbeat. Such a BE is
+// stopped and the start fails, naming priority_networks.
 func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
-	return r.Base.Start(ctx, h, req, doris.StartOptions{})
+	ac := doris.BEAddressCheck(h, req.Node.Host)
+	res, err := r.Base.Start(ctx, h, req, doris.StartOptions{Check: ac.Check, Prepare: func(ctx context.Context, d doris.Deployed) ([]string, error) {
+		ac.Prepare(ctx, d)
+		return nil, nil
+	}})
+	err = ac.Finish(ctx, func() (doris.Deployed, error) { return r.Load(ctx, h, req) }, err)
+	if !errors.Is(err, doris.ErrWrongAddress) {
+		return res, err
+	}
+	done := ""
+	if ac.Started() {
+		done = "the BE was stopped"
+		if _, serr := r.Stop(ctx, h, req); serr != nil {
+			done = fmt.Sprintf("stopping it failed: %v", serr)
+		}
+	}
+	return sdk.Result{}, doris.WrongAddress(doris.BE, req.Node.Host, ac.Seen, ac.Deployed, done)
 }
 
 // Register adds the target BEs that the cluster does not list yet, in one

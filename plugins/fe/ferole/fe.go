@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"strings"
 
 	"github.com/dorismanager/dorismanager/plugins/internal/doris"
@@ -84,9 +83,9 @@ func startsAsMaster(req sdk.Request, self sdk.Node) bool {
 // must announce the address it was installed for (see addressCheck).
 func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Result, error) {
 	var master string
-	ac := &addressCheck{h: h, host: req.Node.Host}
-	res, err := r.Base.Start(ctx, h, req, doris.StartOptions{Check: ac.check, Prepare: func(ctx context.Context, d doris.Deployed) ([]string, error) {
-		ac.prepare(ctx, d)
+	ac := &addressCheck{AddressCheck: doris.FEAddressCheck(h, req.Node.Host)}
+	res, err := r.Base.Start(ctx, h, req, doris.StartOptions{Check: ac.Check, Prepare: func(ctx context.Context, d doris.Deployed) ([]string, error) {
+		ac.prepare(ctx, h, d)
 		self := sdk.Node{Host: req.Node.Host, Role: doris.RoleFE, Labels: req.Node.Labels,
 			Ports: map[string]int{"query_port": d.Ports["query_port"], "edit_log_port": d.Ports["edit_log_port"]}}
 		if startsAsMaster(req, self) {
@@ -124,16 +123,8 @@ func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Resu
 		}
 		return []string{"--helper", doris.Endpoint(m.Addr(), m.Port)}, nil
 	}})
-	if err == nil && !ac.verified {
-		// Healthy before a poll saw the line: look once more.
-		if d, lerr := r.Load(ctx, h, req); lerr == nil {
-			if err = ac.check(ctx, d); err == nil && !ac.verified {
-				h.Logf("could not check the address the FE announced: %s has no \"local address\" line of this start (a sys_log_level above INFO?)",
-					path.Join(d.LogDir, "fe.log"))
-			}
-		}
-	}
-	if errors.Is(err, errWrongAddress) {
+	err = ac.Finish(ctx, func() (doris.Deployed, error) { return r.Load(ctx, h, req) }, err)
+	if errors.Is(err, doris.ErrWrongAddress) {
 		return sdk.Result{}, r.refuseAddress(ctx, h, req, ac)
 	}
 	if err == nil && master != "" {
@@ -144,64 +135,26 @@ func (r *Role) Start(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Resu
 	return res, err
 }
 
-// errWrongAddress ends a start whose FE announced another address.
-var errWrongAddress = errors.New("the FE announced another address")
-
-// addressCheck reads, while an FE comes up, the address it announced
-// (fe.log) and holds it against the host it was installed for. An FE that
-// took another address would be recorded under it by the cluster: as the
-// master its metadata would name it, as a follower it could never join.
+// addressCheck is the FE's doris.AddressCheck: an FE that took another
+// address would be recorded under it by the cluster: as the master its
+// metadata would name it, as a follower it could never join. It also
+// notes whether the meta dir was empty before the start.
 type addressCheck struct {
-	h    sdk.Host
-	host string
-	// What prepare saw before the start: the newest announcement (an
-	// older start's), and the meta dir when it was empty.
-	before    doris.Announcement
+	*doris.AddressCheck
 	freshMeta string
-	started   bool
-	addrs     []string
-	seen      doris.Announcement
-	verified  bool
-	deployed  doris.Deployed
 }
 
 // prepare runs when the FE is about to be started.
-func (c *addressCheck) prepare(ctx context.Context, d doris.Deployed) {
-	c.started = true
-	var err error
-	if c.before, err = doris.FEAnnouncement(ctx, c.h, d); err != nil {
-		c.h.Logf("%v", err)
-	}
+func (c *addressCheck) prepare(ctx context.Context, h sdk.Host, d doris.Deployed) {
+	c.Prepare(ctx, d)
 	dirs, err := doris.DataDirs(doris.FE, d)
 	if err != nil || len(dirs) == 0 {
 		return
 	}
-	res, err := c.h.Exec(ctx, sdk.Command{Argv: []string{"find", dirs[0], "-mindepth", "1", "-maxdepth", "1", "-print", "-quit"}})
+	res, err := h.Exec(ctx, sdk.Command{Argv: []string{"find", dirs[0], "-mindepth", "1", "-maxdepth", "1", "-print", "-quit"}})
 	if err == nil && res.ExitCode == 0 && strings.TrimSpace(res.Output) == "" {
 		c.freshMeta = dirs[0]
 	}
-}
-
-// check is StartOptions.Check: errWrongAddress once the FE announced an
-// address that is not its host's.
-func (c *addressCheck) check(ctx context.Context, d doris.Deployed) error {
-	if c.verified {
-		return nil
-	}
-	a, err := doris.FEAnnouncement(ctx, c.h, d)
-	if err != nil || !a.Found() || (c.started && a.Line == c.before.Line) {
-		return nil // not said yet (in this start)
-	}
-	if c.addrs == nil {
-		c.addrs = doris.NodeAddrs(ctx, c.h, c.host)
-	}
-	c.seen, c.deployed = a, d
-	if !a.Matches(c.addrs) {
-		return errWrongAddress
-	}
-	c.verified = true
-	c.h.Logf("the FE announced itself as %s, the host it was installed for", strings.Join(a.Addrs, " / "))
-	return nil
 }
 
 // refuseAddress fails the start of an FE that announced another address.
@@ -210,7 +163,7 @@ func (c *addressCheck) check(ctx context.Context, d doris.Deployed) error {
 // and would outlive a fixed conf.
 func (r *Role) refuseAddress(ctx context.Context, h sdk.Host, req sdk.Request, c *addressCheck) error {
 	var done []string
-	if c.started {
+	if c.Started() {
 		if _, err := r.Stop(ctx, h, req); err != nil {
 			done = append(done, fmt.Sprintf("stopping it failed: %v", err))
 		} else {
@@ -228,7 +181,7 @@ func (r *Role) refuseAddress(ctx context.Context, h sdk.Host, req sdk.Request, c
 			}
 		}
 	}
-	return doris.WrongAddress(doris.FE, req.Node.Host, c.seen, c.deployed, strings.Join(done, "; "))
+	return doris.WrongAddress(doris.FE, req.Node.Host, c.Seen, c.Deployed, strings.Join(done, "; "))
 }
 
 // Register makes sure every target FE is a member and alive, adding

@@ -19,6 +19,10 @@ import (
 // in its metadata, and a follower can only join under it. Nothing outside
 // the process says it, so the log is where to read it.
 
+// A BE logs its choice in be.INFO as "local host ip=10.0.0.5"; the FE adds
+// it under the address the manager gives, and a BE whose own address
+// differs refuses every heartbeat of the FE.
+
 // Announcement is the newest such line of a log.
 type Announcement struct {
 	Line  string   // the whole line: a later start logs another (its time differs)
@@ -36,7 +40,16 @@ const announceTail = 256 << 10
 // dir; none found (no log yet, or a log level above INFO) is the zero
 // Announcement.
 func FEAnnouncement(ctx context.Context, h sdk.Host, d Deployed) (Announcement, error) {
-	p := path.Join(d.LogDir, "fe.log")
+	return readAnnouncement(ctx, h, path.Join(d.LogDir, "fe.log"), ParseFEAnnouncement)
+}
+
+// BEAnnouncement reads the newest announcement of be.INFO (glog's link to
+// the current INFO log) in the BE's log dir, as FEAnnouncement does.
+func BEAnnouncement(ctx context.Context, h sdk.Host, d Deployed) (Announcement, error) {
+	return readAnnouncement(ctx, h, path.Join(d.LogDir, "be.INFO"), ParseBEAnnouncement)
+}
+
+func readAnnouncement(ctx context.Context, h sdk.Host, p string, parse func(string) Announcement) (Announcement, error) {
 	data, err := h.ReadFile(ctx, p, announceTail)
 	if errors.Is(err, sdk.ErrNotExist) {
 		return Announcement{}, nil
@@ -44,7 +57,26 @@ func FEAnnouncement(ctx context.Context, h sdk.Host, d Deployed) (Announcement, 
 	if err != nil {
 		return Announcement{}, fmt.Errorf("read %s: %w", p, err)
 	}
-	return ParseFEAnnouncement(string(data)), nil
+	return parse(string(data)), nil
+}
+
+// ParseBEAnnouncement finds the newest "local host ip=" line in be.INFO
+// text.
+func ParseBEAnnouncement(log string) Announcement {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := strings.TrimSpace(lines[i])
+		if _, rest, ok := strings.Cut(line, "local host ip="); ok {
+			a := strings.TrimSpace(rest)
+			if f := strings.Fields(a); len(f) > 0 {
+				a = f[0]
+			}
+			if net.ParseIP(a) != nil {
+				return Announcement{Line: line, Addrs: []string{a}}
+			}
+		}
+	}
+	return Announcement{}
 }
 
 // ParseFEAnnouncement finds the newest announcement in fe.log text.
@@ -130,4 +162,94 @@ func WrongAddress(s Spec, host string, a Announcement, d Deployed, done string) 
 			s.Role, host, strings.Join(a.Addrs, " / "), host, PriorityNetworks(d), d.ConfPath, host, suggestNetwork(host)),
 		Detail: joinNonEmpty(a.Line, done),
 	}
+}
+
+// ErrWrongAddress ends a start whose node announced another address.
+var ErrWrongAddress = errors.New("the node announced another address")
+
+// AddressCheck reads, while a node comes up, the address it announces (in
+// its log, with Read) and holds it against the host it was installed for.
+// Use Prepare and Check as the StartOptions' hooks, then Finish.
+type AddressCheck struct {
+	Role string // FE, BE: for messages
+	Host string
+	Read func(ctx context.Context, h sdk.Host, d Deployed) (Announcement, error)
+	Log  string // the log's name and what its line says, for the
+	Says string // message when it says nothing
+
+	h       sdk.Host
+	before  Announcement // the newest line before this start (an older start's)
+	started bool
+	addrs   []string
+	// Seen is the announcement Check read, and Deployed the node's conf.
+	Seen     Announcement
+	Deployed Deployed
+	// Verified: the node announced its host (in this start).
+	Verified bool
+}
+
+// FEAddressCheck checks the address an FE on host announces in fe.log.
+func FEAddressCheck(h sdk.Host, host string) *AddressCheck {
+	return &AddressCheck{h: h, Role: RoleFE, Host: host, Log: "fe.log", Says: "local address", Read: FEAnnouncement}
+}
+
+// BEAddressCheck checks the address a BE on host announces in be.INFO.
+func BEAddressCheck(h sdk.Host, host string) *AddressCheck {
+	return &AddressCheck{h: h, Role: RoleBE, Host: host, Log: "be.INFO", Says: "local host ip=", Read: BEAnnouncement}
+}
+
+// Prepare runs when the node is about to be started: a line already in
+// the log is an older start's.
+func (c *AddressCheck) Prepare(ctx context.Context, d Deployed) {
+	c.started = true
+	var err error
+	if c.before, err = c.Read(ctx, c.h, d); err != nil {
+		c.h.Logf("%v", err)
+	}
+}
+
+// Started reports whether Prepare ran: this start started the node.
+func (c *AddressCheck) Started() bool { return c.started }
+
+// Check is StartOptions.Check: ErrWrongAddress once the node announced an
+// address that is not its host's.
+func (c *AddressCheck) Check(ctx context.Context, d Deployed) error {
+	if c.Verified {
+		return nil
+	}
+	a, err := c.Read(ctx, c.h, d)
+	if err != nil || !a.Found() || (c.started && a.Line == c.before.Line) {
+		return nil // not said yet (in this start)
+	}
+	if c.addrs == nil {
+		c.addrs = NodeAddrs(ctx, c.h, c.Host)
+	}
+	c.Seen, c.Deployed = a, d
+	if !a.Matches(c.addrs) {
+		return ErrWrongAddress
+	}
+	c.Verified = true
+	c.h.Logf("the %s announced itself as %s, the host it was installed for", c.Role, strings.Join(a.Addrs, " / "))
+	return nil
+}
+
+// Finish looks once more when the node turned healthy before a poll saw
+// its line, and logs when its log says nothing (a log level above INFO).
+// It returns the start's error, or ErrWrongAddress.
+func (c *AddressCheck) Finish(ctx context.Context, load func() (Deployed, error), err error) error {
+	if err != nil || c.Verified {
+		return err
+	}
+	d, lerr := load()
+	if lerr != nil {
+		return nil
+	}
+	if err := c.Check(ctx, d); err != nil {
+		return err
+	}
+	if !c.Verified {
+		c.h.Logf("could not check the address the %s announced: %s has no %q line of this start (a log level above INFO?)",
+			c.Role, path.Join(d.LogDir, c.Log), c.Says)
+	}
+	return nil
 }

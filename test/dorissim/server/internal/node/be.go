@@ -79,7 +79,7 @@ func RunBE(ctx context.Context, o Options) error {
 	}
 	defer lf.Close()
 	b := &be{o: o, started: time.Now(), ports: map[string]int{},
-		log: &logger{w: teeGlog{lf}, format: glogLine}, cfg: newSettings(beConfDefs, c, o.lookup),
+		log: newLogger(teeGlog{lf}, glogLine, c.String("sys_log_level", "INFO")), cfg: newSettings(beConfDefs, c, o.lookup),
 		customConf: custom}
 	if err := b.run(ctx, c); err != nil {
 		b.log.Errorf("%v", err)

@@ -116,14 +116,26 @@ func versionInfo(version string) map[string]any {
 	}
 }
 
-// logger writes one role log file in the role's own line format.
+// logger writes one role log file in the role's own line format, leaving
+// out lines below the conf's sys_log_level.
 type logger struct {
 	mu     sync.Mutex
 	w      io.Writer
 	format func(level, msg string) string
+	min    int // rank of the lowest level written
+}
+
+// levelRank orders sys_log_level values: the FE says WARN, the BE WARNING.
+var levelRank = map[string]int{"INFO": 0, "WARN": 1, "WARNING": 1, "ERROR": 2, "FATAL": 3}
+
+func newLogger(w io.Writer, format func(level, msg string) string, sysLogLevel string) *logger {
+	return &logger{w: w, format: format, min: levelRank[strings.ToUpper(strings.TrimSpace(sysLogLevel))]}
 }
 
 func (l *logger) printf(level, f string, args ...any) {
+	if levelRank[level] < l.min {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintln(l.w, l.format(level, fmt.Sprintf(f, args...)))

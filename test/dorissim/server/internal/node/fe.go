@@ -58,7 +58,7 @@ func RunFE(ctx context.Context, o Options) error {
 	}
 	defer lf.Close()
 	f := &fe{o: o, c: c, started: time.Now(),
-		log:           &logger{w: teeErrors{lf}, format: log4jLine("DorisFE.start():0")},
+		log:           newLogger(teeErrors{lf}, log4jLine("DorisFE.start():0"), c.String("sys_log_level", "INFO")),
 		hbInterval:    durationEnv(&o, EnvHeartbeatInterval, 5*time.Second),
 		retryInterval: durationEnv(&o, EnvJoinRetryInterval, 5*time.Second),
 		cloneInterval: durationEnv(&o, EnvCloneInterval, time.Second),
