@@ -36,7 +36,21 @@ func (s *Store) TryLock(ctx context.Context, name string) (*Lock, error) {
 	if !s.postgres {
 		return l, nil
 	}
-	conn, err := pgx.Connect(ctx, s.dsn)
+	cfg, err := pgx.ParseConfig(s.dsn)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	// The database learns that a cut-off manager's session is dead from
+	// TCP keepalives, and only then releases its locks for another
+	// manager: probe an idle session after 10 s, 3 times 5 s apart,
+	// instead of the kernel's default of 2 hours (a DSN may say otherwise).
+	// Any user may set these; on a Unix socket they are ignored.
+	for _, kv := range [][2]string{{"tcp_keepalives_idle", "10"}, {"tcp_keepalives_interval", "5"}, {"tcp_keepalives_count", "3"}} {
+		if _, set := cfg.RuntimeParams[kv[0]]; !set {
+			cfg.RuntimeParams[kv[0]] = kv[1]
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: connect: %w", name, err)
 	}

@@ -24,6 +24,13 @@ func TestLocksPostgres(t *testing.T) {
 	if err := l1.Check(ctx); err != nil {
 		t.Fatalf("Check of a held lock: %v", err)
 	}
+	// The database probes the holder's session soon, so a cut-off
+	// manager's lock is freed in about 25 s, not hours.
+	for name, want := range map[string]string{"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"} {
+		if got, err := store.LockSetting(l1, name); err != nil || got != want {
+			t.Errorf("%s of the lock's session = %q, %v; want %q", name, got, err, want)
+		}
+	}
 	if l2, err := m2.TryLock(ctx, "job"); err != nil || l2 != nil {
 		t.Fatalf("second manager's TryLock = %v, %v; want nil, nil while the first holds it", l2, err)
 	}

@@ -1,6 +1,9 @@
 package store
 
-import "database/sql"
+import (
+	"context"
+	"database/sql"
+)
 
 // PoolStats exposes the connection pool's counters to the tests.
 func PoolStats(s *Store) sql.DBStats {
@@ -9,4 +12,11 @@ func PoolStats(s *Store) sql.DBStats {
 		return sql.DBStats{}
 	}
 	return db.Stats()
+}
+
+// LockSetting is a setting of a lock's database session.
+func LockSetting(l *Lock, name string) (string, error) {
+	var v string
+	err := l.conn.QueryRow(context.Background(), "SELECT current_setting($1)", name).Scan(&v)
+	return v, err
 }
