@@ -260,6 +260,17 @@ func (r *Relay) lookupLocked(want Sums, unverifiedKey string) (Entry, bool) {
 	return k.Entry, true
 }
 
+// ErrBadPackage marks a fetch whose package failed a check (its size or
+// its sums): a host fetching it itself would get the same bytes. Any other
+// failure (the manager cannot reach packageUrl, or keep the package) is
+// the manager's own, and the host may still fetch the package itself.
+var ErrBadPackage = errors.New("the package failed a check")
+
+// badPackage is a fetch error that is ErrBadPackage, saying only itself.
+type badPackage struct{ error }
+
+func (badPackage) Is(target error) bool { return target == ErrBadPackage }
+
 // fetch pulls url into the folder, checking size and sums; a package that
 // fails a check is not kept. The bytes pulled are counted whatever the end.
 func (r *Relay) fetch(ctx context.Context, url string, want Sums, processID int64) (Entry, error) {
@@ -267,6 +278,10 @@ func (r *Relay) fetch(ctx context.Context, url string, want Sums, processID int6
 	fail := func(err error) (Entry, error) {
 		// net/http quotes a redirect's target as it is.
 		return Entry{}, fmt.Errorf("the manager's fetch of %s: %s", shown, redact.String(err.Error()))
+	}
+	bad := func(err error) (Entry, error) {
+		_, err = fail(err)
+		return Entry{}, badPackage{err}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -283,7 +298,7 @@ func (r *Relay) fetch(ctx context.Context, url string, want Sums, processID int6
 	}
 	limit := r.cfg.MaxBytes
 	if resp.ContentLength > limit {
-		return fail(fmt.Errorf("%d bytes is more than the limit of %d", resp.ContentLength, limit))
+		return bad(fmt.Errorf("%d bytes is more than the limit of %d", resp.ContentLength, limit))
 	}
 	tmp, err := os.CreateTemp(r.cfg.Dir, "fetch-*")
 	if err != nil {
@@ -298,14 +313,14 @@ func (r *Relay) fetch(ctx context.Context, url string, want Sums, processID int6
 		return fail(err)
 	}
 	if n > limit {
-		return fail(fmt.Errorf("more than the limit of %d bytes", limit))
+		return bad(fmt.Errorf("more than the limit of %d bytes", limit))
 	}
 	e := Entry{SHA256: hex.EncodeToString(h256.Sum(nil)), SHA512: hex.EncodeToString(h512.Sum(nil)), Size: n, URL: shown}
 	if want.SHA512 != "" && e.SHA512 != want.SHA512 {
-		return fail(fmt.Errorf("SHA-512 is %s, expected %s", e.SHA512, want.SHA512))
+		return bad(fmt.Errorf("SHA-512 is %s, expected %s", e.SHA512, want.SHA512))
 	}
 	if want.SHA256 != "" && e.SHA256 != want.SHA256 {
-		return fail(fmt.Errorf("SHA-256 is %s, expected %s", e.SHA256, want.SHA256))
+		return bad(fmt.Errorf("SHA-256 is %s, expected %s", e.SHA256, want.SHA256))
 	}
 	if err := tmp.Sync(); err != nil {
 		return Entry{}, fmt.Errorf("package relay: %w", err)

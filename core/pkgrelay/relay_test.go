@@ -7,6 +7,7 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -183,8 +184,8 @@ func TestChecksumMismatchRefusedAndNotKept(t *testing.T) {
 	wrong := sums([]byte("another package"))
 	id := f.task(t, f.process, "h1", store.StatusRunning, up.URL, wrong)
 	_, err := f.relay.Fetch(context.Background(), up.URL, wrong, id)
-	if err == nil || !strings.Contains(err.Error(), "expected "+wrong.SHA512) {
-		t.Fatalf("fetch with the wrong sums: %v, want a SHA-512 mismatch", err)
+	if err == nil || !strings.Contains(err.Error(), "expected "+wrong.SHA512) || !errors.Is(err, ErrBadPackage) {
+		t.Fatalf("fetch with the wrong sums: %v, want a SHA-512 mismatch (ErrBadPackage)", err)
 	}
 	des, _ := os.ReadDir(f.dir)
 	if len(des) != 0 {
@@ -229,15 +230,15 @@ func TestRedirectRuleAndLimit(t *testing.T) {
 	url := strings.Replace(redir.URL, "127.0.0.1", "user:secret@127.0.0.1", 1)
 	id := f.task(t, f.process, "h1", store.StatusRunning, url, Sums{})
 	_, err := f.relay.Fetch(context.Background(), url, Sums{}, id)
-	if err == nil || !strings.Contains(err.Error(), "redirect refused") || strings.Contains(err.Error(), "secret") {
-		t.Errorf("redirect to another plain-http host: %v, want refused without the password", err)
+	if err == nil || !strings.Contains(err.Error(), "redirect refused") || strings.Contains(err.Error(), "secret") || errors.Is(err, ErrBadPackage) {
+		t.Errorf("redirect to another plain-http host: %v, want refused without the password (not as a bad package: the host may try)", err)
 	}
 	small, err := New(Config{Dir: t.TempDir(), Store: f.st, MaxBytes: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	big := newUpstream(t, []byte("more than four"))
-	if _, err := small.Fetch(context.Background(), big.URL, Sums{}, id); err == nil || !strings.Contains(err.Error(), "limit of 4") {
+	if _, err := small.Fetch(context.Background(), big.URL, Sums{}, id); err == nil || !strings.Contains(err.Error(), "limit of 4") || !errors.Is(err, ErrBadPackage) {
 		t.Errorf("package over the limit: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -106,16 +107,23 @@ func (h *agentHost) Download(ctx context.Context, d sdk.Download) (sdk.DownloadR
 		// The task's package: the manager fetches it once for every host
 		// (checked against the same sums), and the agent downloads it from
 		// the manager, checking it again.
+		// A package that failed the manager's checks fails the task; when
+		// the manager cannot fetch or keep it (its network may not reach
+		// the mirror the hosts reach), the host fetches it itself.
 		e, err := h.relay.Fetch(ctx, d.URL, pkgrelay.Sums{SHA256: d.SHA256, SHA512: d.SHA512}, h.taskNum)
-		if err != nil {
-			return sdk.DownloadResult{}, fmt.Errorf("%w (serve --package-relay=off has every host download it itself)", err)
+		switch {
+		case err == nil:
+			how := "the manager has it"
+			if e.Fetched {
+				how = fmt.Sprintf("the manager fetched it: %d bytes", e.Size)
+			}
+			h.Logf("package %s via the manager (%s, sha256 %s)", redact.String(d.URL), how, e.SHA256)
+			req.Download.SHA256, req.ViaManager = e.SHA256, true
+		case errors.Is(err, pkgrelay.ErrBadPackage), ctx.Err() != nil:
+			return sdk.DownloadResult{}, err
+		default:
+			h.Logf("the manager could not relay the package (%v); the host downloads it itself", err)
 		}
-		how := "the manager has it"
-		if e.Fetched {
-			how = fmt.Sprintf("the manager fetched it: %d bytes", e.Size)
-		}
-		h.Logf("package %s via the manager (%s, sha256 %s)", redact.String(d.URL), how, e.SHA256)
-		req.Download.SHA256, req.ViaManager = e.SHA256, true
 	}
 	return h.client.Download(ctx, req, h.logWriter())
 }
