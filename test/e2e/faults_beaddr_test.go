@@ -44,15 +44,7 @@ func TestFaultBEOnAnotherAddress(t *testing.T) {
 		t.Fatal("the BE conf has no priority_networks or sys_log_level to change")
 	}
 
-	pid, err := c.InstallAgent(ctx, plan, sandbox.InstallDir, s.PackageURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustStep(ctx, t, c, pid)
-	if err := c.InstallService(ctx, pid, plan, map[string]any{"packageSha256": s.PackageSHA256}); err != nil {
-		t.Fatal(err)
-	}
-	mustStep(ctx, t, c, pid)
+	pid := toDeployConfig(ctx, t, s, plan)
 	plan.BEConf = wrong
 	if err := c.DeployConfig(ctx, pid, plan); err != nil {
 		t.Fatal(err)

@@ -32,15 +32,7 @@ func TestFaultFEAnnouncesAnotherAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pid, err := c.InstallAgent(ctx, plan, sandbox.InstallDir, s.PackageURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustStep(ctx, t, c, pid)
-	if err := c.InstallService(ctx, pid, plan, map[string]any{"packageSha256": s.PackageSHA256}); err != nil {
-		t.Fatal(err)
-	}
-	mustStep(ctx, t, c, pid)
+	pid := toDeployConfig(ctx, t, s, plan)
 	good := plan.FEConf
 	plan.FEConf = strings.Replace(good, "priority_networks = "+s.Hosts.Subnet, "priority_networks = "+other+"/32", 1)
 	if plan.FEConf == good {

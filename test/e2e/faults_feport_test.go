@@ -27,15 +27,7 @@ func TestFaultFEPortTaken(t *testing.T) {
 	plan := s.StandardPlan()
 	master := s.Hosts.Hosts[0]
 
-	pid, err := c.InstallAgent(ctx, plan, sandbox.InstallDir, s.PackageURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustStep(ctx, t, c, pid)
-	if err := c.InstallService(ctx, pid, plan, map[string]any{"packageSha256": s.PackageSHA256}); err != nil {
-		t.Fatal(err)
-	}
-	mustStep(ctx, t, c, pid)
+	pid := toDeployConfig(ctx, t, s, plan)
 	// INSTALL_FE's precheck refuses a taken port; here the port is taken
 	// after it, as by a program started between install and start.
 	ln, err := sandbox.HoldPort(master, 9030)

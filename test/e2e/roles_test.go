@@ -139,6 +139,23 @@ func mustStep(ctx context.Context, t *testing.T, c *sandbox.Client, pid int64) [
 	return ts
 }
 
+// toDeployConfig installs plan's agents and services with s's package and
+// returns the process, at DEPLOY_CONFIG.
+func toDeployConfig(ctx context.Context, t *testing.T, s *sandbox.Sandbox, plan sandbox.Plan) int64 {
+	t.Helper()
+	c := s.Client()
+	pid, err := c.InstallAgent(ctx, plan, sandbox.InstallDir, s.PackageURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStep(ctx, t, c, pid)
+	if err := c.InstallService(ctx, pid, plan, map[string]any{"packageSha256": s.PackageSHA256}); err != nil {
+		t.Fatal(err)
+	}
+	mustStep(ctx, t, c, pid)
+	return pid
+}
+
 // walkRest runs installService through installComplete for a process
 // whose agents are installed.
 func walkRest(ctx context.Context, t *testing.T, c *sandbox.Client, s *sandbox.Sandbox, pid int64, plan sandbox.Plan) {
