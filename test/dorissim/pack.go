@@ -341,6 +341,42 @@ func goTool() string {
 	return gobin
 }
 
+// PackByCommand packs o with the dorissim-pack command, built (without
+// -race) into workDir, instead of in this process: compressing tens of
+// megabytes with xz in a test binary built with -race takes about a
+// minute, and a few seconds in a process of its own. It returns the
+// release's top folder, as Pack does.
+func PackByCommand(ctx context.Context, o PackOptions, workDir string) (string, error) {
+	dir, err := ServerDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	tool := filepath.Join(workDir, "dorissim-pack")
+	build := exec.CommandContext(ctx, goTool(), "build", "-C", filepath.Dir(dir), "-trimpath", "-o", tool, "./cmd/dorissim-pack")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build dorissim-pack: %w: %s", err, b)
+	}
+	args := []string{"pack", "--layout", string(o.Layout), "--role", string(o.Role), "--format", string(o.Format),
+		"--version", o.Version, "--out", o.Out, "--sim-binary", o.SimBinary}
+	keys := make([]string, 0, len(o.SimEnv))
+	for k := range o.SimEnv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "--env", k+"="+o.SimEnv[k])
+	}
+	var stderr strings.Builder
+	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("dorissim-pack: %w: %s", err, stderr.String())
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
 // BuildBinary compiles the dorissim program to out with the go tool of this
 // toolchain (or "go" on PATH): go build -C <ServerDir>.
 func BuildBinary(ctx context.Context, out string) error {

@@ -34,9 +34,11 @@ func TestLayouts(t *testing.T) {
 			ctx, cancel := deadline.Context(context.Background(), 5*time.Minute)
 			defer cancel()
 			plan := s.StandardPlan()
-			if pid, _, err := s.Client().Walk(ctx, s, plan, nil); err != nil {
+			pid, timings, err := s.Client().Walk(ctx, s, plan, nil)
+			if err != nil {
 				t.Fatalf("wizard (process %d): %v", pid, err)
 			}
+			t.Logf("steps: %v", timings)
 			checkCluster(ctx, t, s, plan)
 			checkHosts(t, s, plan)
 		})

@@ -148,8 +148,9 @@ func Start(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	return s, nil
 }
 
-// pack builds the simulator (without -race, so packing stays fast even
-// when the test binary itself runs with it) and packs a release.
+// pack builds the simulator and packs a release, both without -race (in
+// processes of their own), so packing stays fast even when the test binary
+// itself runs with it.
 func (s *Sandbox) pack(ctx context.Context) error {
 	pkgDir := filepath.Join(s.WorkDir, "packages")
 	if err := os.MkdirAll(pkgDir, 0o755); err != nil {
@@ -164,8 +165,8 @@ func (s *Sandbox) pack(ctx context.Context) error {
 		name = "PALO-" + dorissim.DefaultVersion(s.Opts.Layout) + "-binary." + string(s.Opts.Format)
 	}
 	s.PackagePath = filepath.Join(pkgDir, name)
-	if _, err := dorissim.Pack(dorissim.PackOptions{Layout: s.Opts.Layout, Format: s.Opts.Format, Out: s.PackagePath,
-		SimBinary: sim, SimEnv: SimEnv}); err != nil {
+	if _, err := dorissim.PackByCommand(ctx, dorissim.PackOptions{Layout: s.Opts.Layout, Format: s.Opts.Format, Out: s.PackagePath,
+		SimBinary: sim, SimEnv: SimEnv}, s.WorkDir); err != nil {
 		return fmt.Errorf("pack the simulated release: %w", err)
 	}
 	sum, err := fileSHA256(s.PackagePath)
