@@ -307,10 +307,7 @@ func (a *api) currentProcess(w http.ResponseWriter, r *http.Request) {
 // listProcesses lists a cluster's processes, wizard runs and day-2
 // operations, the newest first, each as currentProcess shows one.
 func (a *api) listProcesses(w http.ResponseWriter, r *http.Request) {
-	id, err := queryID(r, "clusterId")
-	if err == nil {
-		err = a.cluster(r, id)
-	}
+	id, err := a.clusterID(r, queryID)
 	if err != nil {
 		fail(w, err)
 		return
@@ -399,6 +396,16 @@ func (a *api) taskLog(w http.ResponseWriter, r *http.Request) {
 }
 
 // cluster loads the cluster named by a query or path id.
+// clusterID reads the clusterId parameter of r with get (pathID or
+// queryID) and checks that the cluster exists.
+func (a *api) clusterID(r *http.Request, get func(*http.Request, string) (int64, error)) (int64, error) {
+	id, err := get(r, "clusterId")
+	if err != nil {
+		return 0, err
+	}
+	return id, a.cluster(r, id)
+}
+
 func (a *api) cluster(r *http.Request, id int64) error {
 	if _, err := a.st.GetCluster(r.Context(), id); errors.Is(err, store.ErrNotFound) {
 		return httpx.NotFound("cluster %d does not exist", id)
@@ -419,10 +426,7 @@ type AgentView struct {
 }
 
 func (a *api) agentList(w http.ResponseWriter, r *http.Request) {
-	id, err := queryID(r, "clusterId")
-	if err == nil {
-		err = a.cluster(r, id)
-	}
+	id, err := a.clusterID(r, queryID)
 	if err != nil {
 		fail(w, err)
 		return
@@ -452,10 +456,7 @@ type RoleView struct {
 }
 
 func (a *api) roleList(w http.ResponseWriter, r *http.Request) {
-	id, err := queryID(r, "clusterId")
-	if err == nil {
-		err = a.cluster(r, id)
-	}
+	id, err := a.clusterID(r, queryID)
 	if err != nil {
 		fail(w, err)
 		return
@@ -494,10 +495,7 @@ type HardwareView struct {
 }
 
 func (a *api) hardware(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "clusterId")
-	if err == nil {
-		err = a.cluster(r, id)
-	}
+	id, err := a.clusterID(r, pathID)
 	if err != nil {
 		fail(w, err)
 		return

@@ -33,10 +33,7 @@ func hostKeyView(k store.HostKey) HostKeyView {
 
 // listHostKeys answers GET /api/cluster/{clusterId}/hostKeys.
 func (a *api) listHostKeys(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "clusterId")
-	if err == nil {
-		err = a.cluster(r, id)
-	}
+	id, err := a.clusterID(r, pathID)
 	if err != nil {
 		fail(w, err)
 		return
@@ -65,10 +62,7 @@ type changeHostKeyReq struct {
 // oldFingerprint is the one recorded. The host's next installAgent must
 // present the new key.
 func (a *api) changeHostKey(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "clusterId")
-	if err == nil {
-		err = a.cluster(r, id)
-	}
+	id, err := a.clusterID(r, pathID)
 	if err != nil {
 		fail(w, err)
 		return
