@@ -17,6 +17,20 @@ import (
 	"github.com/dorismanager/dorismanager/test/testhosts"
 )
 
+// eachDB runs body in parallel on two installed clusters, one managed on
+// SQLite and one on PostgreSQL, with ctx bounded by limit.
+func eachDB(t *testing.T, limit time.Duration, body func(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *sandbox.Client, plan sandbox.Plan)) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			t.Parallel()
+			s, c, plan := installed(t, db)
+			ctx, cancel := deadline.Context(context.Background(), limit)
+			defer cancel()
+			body(ctx, t, s, c, plan)
+		})
+	}
+}
+
 // installed brings up a sandbox, walks the wizard with the standard plan
 // and waits until the status call shows every node UP.
 func installed(t *testing.T, db string) (*sandbox.Sandbox, *sandbox.Client, sandbox.Plan) {
@@ -66,36 +80,30 @@ func nodeStatus(host, role, want string) func(sandbox.ClusterStatus) bool {
 // stopped) and started again (UP, alive in the cluster).
 func TestOpsStatusStopStart(t *testing.T) {
 	t.Parallel()
-	for _, db := range []string{"sqlite", "postgres"} {
-		t.Run(db, func(t *testing.T) {
-			t.Parallel()
-			s, c, plan := installed(t, db)
-			ctx, cancel := deadline.Context(context.Background(), 4*time.Minute)
-			defer cancel()
-			be := plan.BEs[1]
-			node := []sandbox.NodeRef{{Host: be, Role: "BE"}}
-			if _, _, err := c.RunOperation(ctx, plan.ClusterID, "stop", map[string]any{"nodes": node}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.WaitStatus(ctx, plan.ClusterID, "the BE is STOPPED", nodeStatus(be, "BE", "STOPPED")); err != nil {
-				t.Fatal(err)
-			}
-			h := hostOf(t, s, be)
-			if d := desired(t, h); d["BE"].State != "stopped" {
-				t.Fatalf("the agent keeps BE as %+v, want stopped", d["BE"])
-			}
-			if _, _, err := c.RunOperation(ctx, plan.ClusterID, "start", map[string]any{"nodes": node}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.WaitStatus(ctx, plan.ClusterID, "every node is UP again", sandbox.AllUp); err != nil {
-				t.Fatal(err)
-			}
-			if d := desired(t, h); d["BE"].State != "running" || d["BE"].Start == nil {
-				t.Fatalf("the agent keeps BE as %+v, want running with its start command", d["BE"])
-			}
-			waitAlive(ctx, t, s, plan)
-		})
-	}
+	eachDB(t, 4*time.Minute, func(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *sandbox.Client, plan sandbox.Plan) {
+		be := plan.BEs[1]
+		node := []sandbox.NodeRef{{Host: be, Role: "BE"}}
+		if _, _, err := c.RunOperation(ctx, plan.ClusterID, "stop", map[string]any{"nodes": node}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WaitStatus(ctx, plan.ClusterID, "the BE is STOPPED", nodeStatus(be, "BE", "STOPPED")); err != nil {
+			t.Fatal(err)
+		}
+		h := hostOf(t, s, be)
+		if d := desired(t, h); d["BE"].State != "stopped" {
+			t.Fatalf("the agent keeps BE as %+v, want stopped", d["BE"])
+		}
+		if _, _, err := c.RunOperation(ctx, plan.ClusterID, "start", map[string]any{"nodes": node}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WaitStatus(ctx, plan.ClusterID, "every node is UP again", sandbox.AllUp); err != nil {
+			t.Fatal(err)
+		}
+		if d := desired(t, h); d["BE"].State != "running" || d["BE"].Start == nil {
+			t.Fatalf("the agent keeps BE as %+v, want running with its start command", d["BE"])
+		}
+		waitAlive(ctx, t, s, plan)
+	})
 }
 
 type desiredRole struct {
@@ -309,108 +317,96 @@ func (q *querier) finish() {
 // order, while a client queries the cluster: some FE answers throughout.
 func TestOpsRollingRestart(t *testing.T) {
 	t.Parallel()
-	for _, db := range []string{"sqlite", "postgres"} {
-		t.Run(db, func(t *testing.T) {
-			t.Parallel()
-			s, c, plan := installed(t, db)
-			ctx, cancel := deadline.Context(context.Background(), 6*time.Minute)
-			defer cancel()
-			q := startQuerier(t, s, plan)
-			started := time.Now()
-			_, ts, err := c.RunOperation(ctx, plan.ClusterID, "restart", map[string]any{"rolling": true})
-			q.finish()
-			if err != nil {
-				t.Fatal(err)
+	eachDB(t, 6*time.Minute, func(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *sandbox.Client, plan sandbox.Plan) {
+		q := startQuerier(t, s, plan)
+		started := time.Now()
+		_, ts, err := c.RunOperation(ctx, plan.ClusterID, "restart", map[string]any{"rolling": true})
+		q.finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rolling restart of %d nodes took %s; %d query rounds", len(ts), time.Since(started).Round(time.Millisecond), q.rounds)
+		if len(q.failed) > 0 || q.rounds < 10 {
+			t.Fatalf("no FE answered in %d of %d rounds: %s", len(q.failed), q.rounds, strings.Join(q.failed, "\n"))
+		}
+		// One node after the other: BEs first, the master FE last.
+		var order []string
+		for _, x := range ts {
+			if x.TaskType != "RESTART_NODE" || x.Status != "SUCCESS" {
+				t.Fatalf("task %+v", x)
 			}
-			t.Logf("rolling restart of %d nodes took %s; %d query rounds", len(ts), time.Since(started).Round(time.Millisecond), q.rounds)
-			if len(q.failed) > 0 || q.rounds < 10 {
-				t.Fatalf("no FE answered in %d of %d rounds: %s", len(q.failed), q.rounds, strings.Join(q.failed, "\n"))
+			order = append(order, x.Host)
+		}
+		if len(ts) != len(plan.FEs)+len(plan.BEs)+len(plan.Brokers) || ts[len(ts)-1].Host != plan.FEs[0].Host {
+			t.Fatalf("restart order %v: want every node, the master %s last", order, plan.FEs[0].Host)
+		}
+		for i := 1; i < len(ts); i++ {
+			if ts[i].StartTime == nil || ts[i-1].EndTime == nil || *ts[i].StartTime < *ts[i-1].EndTime {
+				t.Fatalf("task %d started before task %d ended", ts[i].ID, ts[i-1].ID)
 			}
-			// One node after the other: BEs first, the master FE last.
-			var order []string
-			for _, x := range ts {
-				if x.TaskType != "RESTART_NODE" || x.Status != "SUCCESS" {
-					t.Fatalf("task %+v", x)
-				}
-				order = append(order, x.Host)
-			}
-			if len(ts) != len(plan.FEs)+len(plan.BEs)+len(plan.Brokers) || ts[len(ts)-1].Host != plan.FEs[0].Host {
-				t.Fatalf("restart order %v: want every node, the master %s last", order, plan.FEs[0].Host)
-			}
-			for i := 1; i < len(ts); i++ {
-				if ts[i].StartTime == nil || ts[i-1].EndTime == nil || *ts[i].StartTime < *ts[i-1].EndTime {
-					t.Fatalf("task %d started before task %d ended", ts[i].ID, ts[i-1].ID)
-				}
-			}
-			if _, err := c.WaitStatus(ctx, plan.ClusterID, "every node is UP", sandbox.AllUp); err != nil {
-				t.Fatal(err)
-			}
-			waitAlive(ctx, t, s, plan)
-		})
-	}
+		}
+		if _, err := c.WaitStatus(ctx, plan.ClusterID, "every node is UP", sandbox.AllUp); err != nil {
+			t.Fatal(err)
+		}
+		waitAlive(ctx, t, s, plan)
+	})
 }
 
 // TestOpsDestroy destroys the cluster: no process of it and no role or
 // agent folder is left on the hosts, and the manager forgets its nodes.
 func TestOpsDestroy(t *testing.T) {
 	t.Parallel()
-	for _, db := range []string{"sqlite", "postgres"} {
-		t.Run(db, func(t *testing.T) {
-			t.Parallel()
-			s, c, plan := installed(t, db)
-			ctx, cancel := deadline.Context(context.Background(), 4*time.Minute)
-			defer cancel()
-			if r, err := c.Call(ctx, "POST", fmt.Sprintf("/api/cluster/%d/destroy", plan.ClusterID), map[string]any{"confirm": "nope"}); err != nil || r.Code != 400 {
-				t.Fatalf("destroy with a wrong confirm: %+v %v", r, err)
-			}
-			st, err := c.Status(ctx, plan.ClusterID)
+	eachDB(t, 4*time.Minute, func(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *sandbox.Client, plan sandbox.Plan) {
+		if r, err := c.Call(ctx, "POST", fmt.Sprintf("/api/cluster/%d/destroy", plan.ClusterID), map[string]any{"confirm": "nope"}); err != nil || r.Code != 400 {
+			t.Fatalf("destroy with a wrong confirm: %+v %v", r, err)
+		}
+		st, err := c.Status(ctx, plan.ClusterID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.RunOperation(ctx, plan.ClusterID, "destroy", map[string]any{"confirm": st.Name, "purge": true}); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range s.Hosts.Hosts {
+			pids, err := h.Pids(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := c.RunOperation(ctx, plan.ClusterID, "destroy", map[string]any{"confirm": st.Name, "purge": true}); err != nil {
-				t.Fatal(err)
-			}
-			for _, h := range s.Hosts.Hosts {
-				pids, err := h.Pids(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, p := range pids {
-					comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
-					if name := strings.TrimSpace(string(comm)); name != "tini" && !strings.HasPrefix(name, "sshd") && name != "" {
-						t.Errorf("%s still runs %s (pid %d)", h.Name, name, p)
-					}
-				}
-				for _, dir := range []string{"fe", "be", "apache_hdfs_broker", "agent"} {
-					p, _ := sandbox.OnHost(h, sandbox.InstallDir+"/"+dir)
-					if _, err := os.Stat(p); !os.IsNotExist(err) {
-						t.Errorf("%s: %s/%s is left (%v)", h.Name, sandbox.InstallDir, dir, err)
-					}
-				}
-				// Nothing else was there, so nothing is left: no package
-				// cache, no folder (the agent removes it once empty).
-				root, _ := sandbox.OnHost(h, sandbox.InstallDir)
-				if ents, err := os.ReadDir(root); !os.IsNotExist(err) {
-					var names []string
-					for _, e := range ents {
-						names = append(names, e.Name())
-					}
-					t.Errorf("%s: %s is left, holding %v (%v)", h.Name, sandbox.InstallDir, names, err)
+			for _, p := range pids {
+				comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+				if name := strings.TrimSpace(string(comm)); name != "tini" && !strings.HasPrefix(name, "sshd") && name != "" {
+					t.Errorf("%s still runs %s (pid %d)", h.Name, name, p)
 				}
 			}
-			st, err = c.Status(ctx, plan.ClusterID)
-			if err != nil || !st.Destroyed || len(st.Nodes) != 0 {
-				t.Fatalf("status after destroy: %+v %v", st, err)
+			for _, dir := range []string{"fe", "be", "apache_hdfs_broker", "agent"} {
+				p, _ := sandbox.OnHost(h, sandbox.InstallDir+"/"+dir)
+				if _, err := os.Stat(p); !os.IsNotExist(err) {
+					t.Errorf("%s: %s/%s is left (%v)", h.Name, sandbox.InstallDir, dir, err)
+				}
 			}
-			if roles, err := c.RoleList(ctx, plan.ClusterID); err != nil || len(roles) != 0 {
-				t.Fatalf("roleList after destroy: %v %v", roles, err)
+			// Nothing else was there, so nothing is left: no package
+			// cache, no folder (the agent removes it once empty).
+			root, _ := sandbox.OnHost(h, sandbox.InstallDir)
+			if ents, err := os.ReadDir(root); !os.IsNotExist(err) {
+				var names []string
+				for _, e := range ents {
+					names = append(names, e.Name())
+				}
+				t.Errorf("%s: %s is left, holding %v (%v)", h.Name, sandbox.InstallDir, names, err)
 			}
-			if agents, err := c.AgentList(ctx, plan.ClusterID); err != nil || len(agents) != 0 {
-				t.Fatalf("agentList after destroy: %v %v", agents, err)
-			}
-			if r, err := c.Call(ctx, "POST", fmt.Sprintf("/api/cluster/%d/start", plan.ClusterID), nil); err != nil || r.Code != 409 || !strings.Contains(r.Msg, "destroyed") {
-				t.Fatalf("start after destroy: %+v %v", r, err)
-			}
-		})
-	}
+		}
+		st, err = c.Status(ctx, plan.ClusterID)
+		if err != nil || !st.Destroyed || len(st.Nodes) != 0 {
+			t.Fatalf("status after destroy: %+v %v", st, err)
+		}
+		if roles, err := c.RoleList(ctx, plan.ClusterID); err != nil || len(roles) != 0 {
+			t.Fatalf("roleList after destroy: %v %v", roles, err)
+		}
+		if agents, err := c.AgentList(ctx, plan.ClusterID); err != nil || len(agents) != 0 {
+			t.Fatalf("agentList after destroy: %v %v", agents, err)
+		}
+		if r, err := c.Call(ctx, "POST", fmt.Sprintf("/api/cluster/%d/start", plan.ClusterID), nil); err != nil || r.Code != 409 || !strings.Contains(r.Msg, "destroyed") {
+			t.Fatalf("start after destroy: %+v %v", r, err)
+		}
+	})
 }
