@@ -22,6 +22,7 @@ import (
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/dorismanager/dorismanager/test/agenttest"
 )
 
 func TestMain(m *testing.M) {
@@ -32,29 +33,7 @@ func TestMain(m *testing.M) {
 // newAgent makes an agent with a certificate from a fresh CA.
 func newAgent(t *testing.T) (*agent.Agent, *pki.Authority) {
 	t.Helper()
-	ca, err := pki.Open(t.TempDir(), pki.Options{ManagerHosts: []string{"127.0.0.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := pki.NewKey()
-	is, err := ca.Issue(pki.Request{PublicKey: key.Public(), CommonName: "agent-1", Hosts: []string{"127.0.0.1"}, Role: pki.Agent, Lifetime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := pki.EncodeKey(key)
-	dir := t.TempDir()
-	cfg := wire.Config{DataDir: filepath.Join(dir, "data"), ServerURL: "https://127.0.0.1:1", MaxDownloadBytes: 1 << 20,
-		CertFile: filepath.Join(dir, "agent.pem"), CAFile: filepath.Join(dir, "ca.pem")}
-	if err := os.WriteFile(cfg.CertFile, append(is.PEM, kb...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfg.CAFile, ca.Bundle(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, ca, _ := agenttest.New(t, wire.Config{MaxDownloadBytes: 1 << 20})
 	return a, ca
 }
 

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,11 +14,11 @@ import (
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentclient"
 	"github.com/dorismanager/dorismanager/core/leader"
-	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/roleexec"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/core/store/storetest"
 	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/dorismanager/dorismanager/test/agenttest"
 	"github.com/dorismanager/dorismanager/test/pgtest"
 )
 
@@ -118,32 +116,8 @@ func (o oneAgent) Client(context.Context, int64, string) (*agentclient.Client, e
 
 func realAgent(t *testing.T) *agentclient.Client {
 	t.Helper()
-	ca, err := pki.Open(t.TempDir(), pki.Options{ManagerHosts: []string{"127.0.0.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := pki.NewKey()
-	is, err := ca.Issue(pki.Request{PublicKey: key.Public(), CommonName: "a1", Hosts: []string{"127.0.0.1"}, Role: pki.Agent, Lifetime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := pki.EncodeKey(key)
-	dir := t.TempDir()
-	cfg := wire.Config{DataDir: filepath.Join(dir, "data"), ServerURL: "https://127.0.0.1:1",
-		CertFile: filepath.Join(dir, "agent.pem"), CAFile: filepath.Join(dir, "ca.pem")}
-	if err := os.WriteFile(cfg.CertFile, append(is.PEM, kb...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfg.CAFile, ca.Bundle(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	return agentclient.New(srv.URL, agentclient.WithRetries(0))
+	a, _, _ := agenttest.New(t, wire.Config{})
+	return agentclient.New(agenttest.Serve(t, a), agentclient.WithRetries(0))
 }
 
 func TestStatusAnswersFromTheCache(t *testing.T) {

@@ -16,12 +16,12 @@ import (
 	"github.com/dorismanager/dorismanager/agent"
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentclient"
-	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/core/roleexec"
 	"github.com/dorismanager/dorismanager/core/runner"
 	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/dorismanager/dorismanager/test/agenttest"
 )
 
 func init() { agent.RunHelper() } // the real agent below re-executes the test binary
@@ -166,33 +166,11 @@ type testAgent struct {
 
 func startAgent(t *testing.T) *testAgent {
 	t.Helper()
-	ca, err := pki.Open(t.TempDir(), pki.Options{ManagerHosts: []string{"127.0.0.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := pki.NewKey()
-	is, err := ca.Issue(pki.Request{PublicKey: key.Public(), CommonName: "a1", Hosts: []string{"127.0.0.1"}, Role: pki.Agent, Lifetime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := pki.EncodeKey(key)
+	// Laid out as sshboot installs it below installDir.
 	install := filepath.Join(t.TempDir(), "doris")
 	home := filepath.Join(install, "agent")
-	if err := os.MkdirAll(filepath.Join(home, "conf"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cfg := wire.Config{DataDir: filepath.Join(home, "data"), ServerURL: "https://127.0.0.1:1", InstallDir: install,
-		CertFile: filepath.Join(home, "conf", "agent.pem"), CAFile: filepath.Join(home, "conf", "ca.pem")}
-	if err := os.WriteFile(cfg.CertFile, append(is.PEM, kb...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfg.CAFile, ca.Bundle(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, ca, cfg := agenttest.New(t, wire.Config{DataDir: filepath.Join(home, "data"), InstallDir: install,
+		CertFile: filepath.Join(home, "conf", "agent.pem"), CAFile: filepath.Join(home, "conf", "ca.pem")})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,18 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dorismanager/dorismanager/agent"
 	"github.com/dorismanager/dorismanager/agent/wire"
 	"github.com/dorismanager/dorismanager/core/agentclient"
-	"github.com/dorismanager/dorismanager/core/pki"
 	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/dorismanager/dorismanager/test/agenttest"
 )
 
 func TestMain(m *testing.M) {
@@ -27,32 +25,8 @@ func TestMain(m *testing.M) {
 // and returns it with its data dir.
 func realAgent(t *testing.T) (*agentclient.Client, string) {
 	t.Helper()
-	ca, err := pki.Open(t.TempDir(), pki.Options{ManagerHosts: []string{"127.0.0.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := pki.NewKey()
-	is, err := ca.Issue(pki.Request{PublicKey: key.Public(), CommonName: "a1", Hosts: []string{"127.0.0.1"}, Role: pki.Agent, Lifetime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := pki.EncodeKey(key)
-	dir := t.TempDir()
-	cfg := wire.Config{DataDir: filepath.Join(dir, "data"), ServerURL: "https://127.0.0.1:1", MaxDownloadBytes: 1 << 20,
-		CertFile: filepath.Join(dir, "agent.pem"), CAFile: filepath.Join(dir, "ca.pem")}
-	if err := os.WriteFile(cfg.CertFile, append(is.PEM, kb...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfg.CAFile, ca.Bundle(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	return agentclient.New(srv.URL, agentclient.WithRetries(0)), cfg.DataDir
+	a, _, cfg := agenttest.New(t, wire.Config{MaxDownloadBytes: 1 << 20})
+	return agentclient.New(agenttest.Serve(t, a), agentclient.WithRetries(0)), cfg.DataDir
 }
 
 type oneAgent struct{ c *agentclient.Client }
