@@ -2,7 +2,6 @@ package doris
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -33,13 +32,11 @@ func (b *Base) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Res
 		return sdk.Result{}, sdk.Failf("%s still runs on %s (pid %d): stop it before removing %s", s.Role, req.Node.Host, proc.PID, home)
 	}
 	targets := []string{home}
-	prev, err := previousHome(ctx, h, dir, home)
+	prevs, err := previousHomes(ctx, h, dir, home)
 	if err != nil {
 		return sdk.Result{}, err
 	}
-	if prev != "" {
-		targets = append(targets, prev)
-	}
+	targets = append(targets, prevs...)
 	kept := len(targets)
 	if req.Purge {
 		data, err := b.dataDirs(ctx, h, req)
@@ -75,8 +72,8 @@ func (b *Base) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Res
 	facts.SetBool(sdk.FactRunning, false)
 	facts.SetBool(sdk.FactHealthy, false)
 	sum := fmt.Sprintf("removed %s on %s", home, req.Node.Host)
-	if prev != "" {
-		sum += ", its previous version " + prev
+	if len(prevs) > 0 {
+		sum += ", the earlier versions its upgrades kept (" + strings.Join(prevs, ", ") + ")"
 	}
 	if len(targets) > kept {
 		sum += " and its data " + strings.Join(targets[kept:], ", ")
@@ -103,26 +100,41 @@ done
 rm -rf -- "$dir/.packages" "$dir/.upgrade" && echo removed
 `
 
-// previousHome is the folder an upgrade kept the home's previous version
-// in (named in the home's previousFile), or "" when there is none. Only a
-// sibling named <home>.prev-<version> is accepted: the file is on the
-// host, and what it names is deleted.
-func previousHome(ctx context.Context, h sdk.Host, dir, home string) (string, error) {
-	b, err := h.ReadFile(ctx, path.Join(home, previousFile), 4096)
-	if errors.Is(err, sdk.ErrNotExist) {
-		return "", nil
-	}
+// PreviousHomesScript lists the folders upgrades kept a home's earlier
+// versions in: <home>.prev-<version> beside it, holding the manager's
+// package marker (a folder of that name without it is not the manager's).
+// $1 the home, $2 the marker's name.
+const PreviousHomesScript = `home=$1; marker=$2
+for m in "$home".prev-*/"$marker"; do
+  [ -e "$m" ] && printf '%s\n' "${m%/*}"
+done
+exit 0
+`
+
+// previousHomes lists the earlier versions upgrades kept beside home
+// (<home>.prev-<version>; the newest is also named in the home's
+// previousFile, the older ones by nothing but their name).
+func previousHomes(ctx context.Context, h sdk.Host, dir, home string) ([]string, error) {
+	res, err := h.Exec(ctx, sdk.Command{Argv: []string{"bash", "-c", PreviousHomesScript, "doris-previous", home, markerFile}})
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", path.Join(home, previousFile), err)
+		return nil, fmt.Errorf("list the earlier versions of %s: %w", home, err)
 	}
-	prev := strings.TrimSpace(string(b))
-	if prev == "" {
-		return "", nil
+	if res.ExitCode != 0 {
+		return nil, sdk.Failf("list the earlier versions of %s: %s", home, execErr(res, nil))
 	}
-	if path.Clean(prev) != prev || path.Dir(prev) != path.Dir(home) || !strings.HasPrefix(path.Base(prev), path.Base(home)+".prev-") || !within(prev, dir) {
-		return "", sdk.Failf("%s names %q as the previous version, which is not a %s.prev-<version> folder beside it: remove that file (and the old version) by hand", path.Join(home, previousFile), prev, home)
+	var out []string
+	for _, p := range strings.Split(strings.TrimSpace(res.Output), "\n") {
+		if p == "" {
+			continue
+		}
+		// The names come from the host: only siblings of the home inside
+		// installDir are deleted.
+		if path.Clean(p) != p || path.Dir(p) != path.Dir(home) || !strings.HasPrefix(path.Base(p), path.Base(home)+".prev-") || !within(p, dir) {
+			return nil, sdk.Failf("%q is not a %s.prev-<version> folder beside %s: remove it by hand if it is an earlier version", p, home, home)
+		}
+		out = append(out, p)
 	}
-	return prev, nil
+	return out, nil
 }
 
 // dataDirs lists the role's data dirs from the deployed conf, or from the

@@ -55,6 +55,7 @@ func TestRemove(t *testing.T) {
 				return sdk.ExecResult{}, nil
 			}, "rm", "-rf", "--")
 			h.ExecOK("", "bash", "-c", doris.CacheCleanScript)
+			h.ExecOK("", "bash", "-c", doris.PreviousHomesScript)
 			req := sdk.Request{Node: sdk.Node{Host: "10.0.0.1", Role: tc.spec.Role, InstallDir: "/opt/doris", Facts: tc.facts}, Purge: tc.purge}
 			res, err := (&doris.Base{Spec: tc.spec}).Remove(context.Background(), h, req)
 			if tc.wantFail != "" {
@@ -98,6 +99,8 @@ func TestRemoveCleansInstallDir(t *testing.T) {
 	write("fe/"+marker, "http://mirror/doris-2.1.8.tar.gz\n")
 	write("fe/.doris-manager-previous", filepath.Join(dir, "fe.prev-2.1.7")+"\n")
 	write("fe.prev-2.1.7/"+marker, "http://mirror/doris-2.1.7.tar.gz\n")
+	write("fe.prev-2.1.6/"+marker, "http://mirror/doris-2.1.6.tar.gz\n") // an upgrade before
+	write("fe.prev-mine/notes.txt", "the operator's copy, not the manager's\n")
 	write("be/"+marker, "http://mirror/doris-2.1.8.tar.gz\n")
 	write(".packages/0123/apache-doris-2.1.8-bin-x64/fe/bin/start_fe.sh", "")
 	write(".upgrade/failed-fe-2.1.8/"+marker, "")
@@ -118,7 +121,7 @@ func TestRemoveCleansInstallDir(t *testing.T) {
 	}
 
 	res := remove(doris.FE)
-	for _, gone := range []string{"fe", "fe.prev-2.1.7"} {
+	for _, gone := range []string{"fe", "fe.prev-2.1.7", "fe.prev-2.1.6"} {
 		if exists(gone) {
 			t.Errorf("%s is still there after removing the FE", gone)
 		}
@@ -126,8 +129,11 @@ func TestRemoveCleansInstallDir(t *testing.T) {
 	if !exists(".packages") || !exists(".upgrade") {
 		t.Fatalf("the package cache went while the BE is still installed (%s)", res.Summary)
 	}
-	if !strings.Contains(res.Summary, "previous version "+filepath.Join(dir, "fe.prev-2.1.7")) {
-		t.Errorf("summary %q does not name the previous version", res.Summary)
+	if !strings.Contains(res.Summary, filepath.Join(dir, "fe.prev-2.1.6")+", "+filepath.Join(dir, "fe.prev-2.1.7")) {
+		t.Errorf("summary %q does not name the earlier versions", res.Summary)
+	}
+	if !exists("fe.prev-mine") {
+		t.Error("a folder without the manager's marker was removed")
 	}
 
 	res = remove(doris.BE)
@@ -148,14 +154,14 @@ func TestRemoveCleansInstallDir(t *testing.T) {
 	}
 }
 
-// A previous-version file that names anything but a <home>.prev-<version>
-// sibling is refused, and nothing is removed.
+// A listed earlier version that is not a <home>.prev-<version> sibling
+// inside installDir is refused, and nothing is removed.
 func TestRemoveRefusesAForeignPreviousVersion(t *testing.T) {
-	for _, prev := range []string{"/", "/opt/doris", "/opt/doris/be", "/opt/doris/fe.prev-1/../../etc", "/opt/other/fe.prev-1", "/opt/doris/fe-old", "relative"} {
+	for _, prev := range []string{"/", "/opt/doris", "/opt/doris/be.prev-1", "/opt/doris/fe.prev-1/../../etc", "/opt/other/fe.prev-1", "/opt/doris/fe-old", "relative"} {
 		t.Run(prev, func(t *testing.T) {
 			h := doristest.New()
 			h.Install(doris.FE, "")
-			h.WriteFile(context.Background(), "/opt/doris/fe/.doris-manager-previous", []byte(prev+"\n"), 0o644)
+			h.ExecOK(prev+"\n", "bash", "-c", doris.PreviousHomesScript)
 			var removed []string
 			h.HandleExec(func(cmd sdk.Command) (sdk.ExecResult, error) {
 				removed = append(removed, cmd.Argv[3:]...)
@@ -163,7 +169,7 @@ func TestRemoveRefusesAForeignPreviousVersion(t *testing.T) {
 			}, "rm", "-rf", "--")
 			req := sdk.Request{Node: sdk.Node{Host: "10.0.0.1", Role: doris.RoleFE, InstallDir: "/opt/doris"}}
 			_, err := (&doris.Base{Spec: doris.FE}).Remove(context.Background(), h, req)
-			if err == nil || !strings.Contains(err.Error(), "remove that file") || len(removed) != 0 {
+			if err == nil || !strings.Contains(err.Error(), "remove it by hand") || len(removed) != 0 {
 				t.Fatalf("got %v, removed %v", err, removed)
 			}
 		})
