@@ -34,7 +34,7 @@ func BenchmarkDay2(b *testing.B) {
 			s.Close()
 			b.Fatal(err)
 		}
-		url, sum, err := s.PackVersion(upgradeVersion)
+		url, sum, err := s.PackVersion(ctx, upgradeVersion)
 		if err != nil {
 			s.Close()
 			b.Fatal(err)

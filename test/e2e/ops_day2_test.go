@@ -99,7 +99,7 @@ func TestOpsScaleIn(t *testing.T) {
 func TestOpsUpgrade(t *testing.T) {
 	t.Parallel()
 	eachDB(t, 6*time.Minute, func(ctx context.Context, t *testing.T, s *sandbox.Sandbox, c *sandbox.Client, plan sandbox.Plan) {
-		url, sum, err := s.PackVersion(upgradeVersion)
+		url, sum, err := s.PackVersion(ctx, upgradeVersion)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +153,7 @@ func TestOpsManagerKilledMidUpgrade(t *testing.T) {
 	s, c, plan := installed(t, "sqlite")
 	ctx, cancel := deadline.Context(context.Background(), 6*time.Minute)
 	defer cancel()
-	url, sum, err := s.PackVersion(upgradeVersion)
+	url, sum, err := s.PackVersion(ctx, upgradeVersion)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 
@@ -9,12 +10,13 @@ import (
 
 // PackVersion packs the simulated release again as another Doris version
 // (same layout and format, the same simulator knobs) beside the first
-// package, for upgrades, and returns its URL and SHA-256.
-func (s *Sandbox) PackVersion(version string) (url, sha256 string, err error) {
+// package, for upgrades, and returns its URL and SHA-256. Like the first
+// package it is packed in a process built without -race.
+func (s *Sandbox) PackVersion(ctx context.Context, version string) (url, sha256 string, err error) {
 	name := "apache-doris-" + version + "-bin-x64." + string(s.Opts.Format)
 	out := filepath.Join(filepath.Dir(s.PackagePath), name)
-	if _, err := dorissim.Pack(dorissim.PackOptions{Layout: s.Opts.Layout, Version: version, Format: s.Opts.Format, Out: out,
-		SimBinary: filepath.Join(s.WorkDir, "dorissim"), SimEnv: SimEnv}); err != nil {
+	if _, err := dorissim.PackByCommand(ctx, dorissim.PackOptions{Layout: s.Opts.Layout, Version: version, Format: s.Opts.Format, Out: out,
+		SimBinary: filepath.Join(s.WorkDir, "dorissim"), SimEnv: SimEnv}, s.WorkDir); err != nil {
 		return "", "", fmt.Errorf("pack the simulated release %s: %w", version, err)
 	}
 	sum, err := fileSHA256(out)
