@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,5 +56,27 @@ func TestManagersFindEachOther(t *testing.T) {
 	}
 	if got := depsA.Managers(); !slices.Equal(got, []string{"https://127.0.0.1:19603"}) {
 		t.Fatalf("after the second stopped the first knows %v", got)
+	}
+}
+
+// Agents learn a manager's endpoint from --advertise-url, else from the
+// one address it listens on; a wildcard listener gives none.
+func TestAgentURL(t *testing.T) {
+	for _, tc := range []struct {
+		advertise string
+		addr      net.Addr
+		want      string
+	}{
+		{"https://dm1.example:9603", &net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 9603}, "https://dm1.example:9603"},
+		{"", &net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 9603}, "https://10.0.0.5:9603"},
+		{"", &net.TCPAddr{IP: net.ParseIP("fd00::5"), Port: 9603}, "https://[fd00::5]:9603"},
+		{"", &net.TCPAddr{IP: net.IPv4zero, Port: 9603}, ""},
+		{"", &net.TCPAddr{IP: net.IPv6unspecified, Port: 9603}, ""},
+		{"", &net.TCPAddr{Port: 9603}, ""},
+		{"", &net.UnixAddr{Name: "/run/dm.sock", Net: "unix"}, ""},
+	} {
+		if got := agentURL(tc.advertise, tc.addr); got != tc.want {
+			t.Errorf("agentURL(%q, %v) = %q, want %q", tc.advertise, tc.addr, got, tc.want)
+		}
 	}
 }

@@ -15,8 +15,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/dorismanager/dorismanager/core/api"
 	"github.com/dorismanager/dorismanager/core/audit"
@@ -30,7 +33,6 @@ import (
 	"github.com/dorismanager/dorismanager/core/secret"
 	"github.com/dorismanager/dorismanager/core/store"
 	"github.com/dorismanager/dorismanager/internal/netguard"
-	"github.com/hashicorp/go-hclog"
 )
 
 // Deps are what the server built and hands to Config.Extend.
@@ -271,12 +273,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, st: st, ca: ca, tokenFil: tokenFile, id: managerID(), unlock: unlock}
 	log.Info("manager id (names this manager in the tasks it runs)", "manager", s.id)
 	s.peers = &peers{st: st, log: log.Named("managers"), warned: map[string]bool{},
-		self: store.Manager{ID: s.id, AgentURL: cfg.AdvertiseURL, CAID: ca.SigningID()}}
+		self: store.Manager{ID: s.id, AgentURL: agentURL(cfg.AdvertiseURL, agentLn.Addr()), CAID: ca.SigningID()}}
 	if err := s.peers.seen(ctx); err != nil {
 		return nil, err
 	}
-	if st.IsPostgres() && cfg.AdvertiseURL == "" {
-		log.Warn("no --advertise-url: agents learn of this manager only from the agents it installs itself, and cannot fail over to it")
+	if st.IsPostgres() && s.peers.self.AgentURL == "" {
+		log.Warn("no --advertise-url, and the agent endpoint listens on every address: agents learn of this manager only from the agents it installs itself, and cannot fail over to it")
 	}
 	if s.ln, err = s.restListener(ln); err != nil {
 		return nil, err
@@ -376,6 +378,21 @@ func sealPackageURLs(ctx context.Context, st *store.Store, box *secret.Box, log 
 		log.Warn("the plain-text passwords may stay in the database's log file until its next checkpoint", "error", err)
 	}
 	return nil
+}
+
+// agentURL is the agent endpoint's URL that agents learn from the other
+// managers: advertise (--advertise-url), else the address the endpoint
+// listens on when that is one address rather than every one ("" then: no
+// single address reaches it from everywhere).
+func agentURL(advertise string, addr net.Addr) string {
+	if advertise != "" {
+		return advertise
+	}
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok || ta.IP == nil || ta.IP.IsUnspecified() {
+		return ""
+	}
+	return "https://" + net.JoinHostPort(ta.IP.String(), strconv.Itoa(ta.Port))
 }
 
 // managerID is a fresh id for this manager process: its host name (for
