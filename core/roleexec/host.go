@@ -106,10 +106,10 @@ func (h *agentHost) Download(ctx context.Context, d sdk.Download) (sdk.DownloadR
 	if h.relay != nil && h.pkgURL != "" && d.URL == h.pkgURL {
 		// The task's package: the manager fetches it once for every host
 		// (checked against the same sums), and the agent downloads it from
-		// the manager, checking it again.
-		// A package that failed the manager's checks fails the task; when
-		// the manager cannot fetch or keep it (its network may not reach
-		// the mirror the hosts reach), the host fetches it itself.
+		// the manager, checking it again. A package that failed the
+		// manager's checks fails the task; when the manager cannot fetch or
+		// keep it (its network may not reach the mirror the hosts reach),
+		// the host fetches it itself.
 		e, err := h.relay.Fetch(ctx, d.URL, pkgrelay.Sums{SHA256: d.SHA256, SHA512: d.SHA512}, h.taskNum)
 		switch {
 		case err == nil:
