@@ -341,22 +341,29 @@ func goTool() string {
 	return gobin
 }
 
-// PackByCommand packs o with the dorissim-pack command, built (without
-// -race) into workDir, instead of in this process: compressing tens of
-// megabytes with xz in a test binary built with -race takes about a
-// minute, and a few seconds in a process of its own. It returns the
-// release's top folder, as Pack does.
-func PackByCommand(ctx context.Context, o PackOptions, workDir string) (string, error) {
+// BuildPackTool compiles the dorissim-pack command (without -race) to out.
+func BuildPackTool(ctx context.Context, out string) error {
 	dir, err := ServerDir(ctx)
 	if err != nil {
-		return "", err
+		return err
 	}
-	tool := filepath.Join(workDir, "dorissim-pack")
-	build := exec.CommandContext(ctx, goTool(), "build", "-C", filepath.Dir(dir), "-trimpath", "-o", tool, "./cmd/dorissim-pack")
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	build := exec.CommandContext(ctx, goTool(), "build", "-C", filepath.Dir(dir), "-trimpath", "-o", abs, "./cmd/dorissim-pack")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build dorissim-pack: %w: %s", err, b)
+		return fmt.Errorf("build dorissim-pack: %w: %s", err, b)
 	}
+	return nil
+}
+
+// PackByCommand packs o with tool, a dorissim-pack command (BuildPackTool),
+// instead of in this process: compressing tens of megabytes with xz in a
+// test binary built with -race takes about a minute, and a few seconds in
+// a process of its own. It returns the release's top folder, as Pack does.
+func PackByCommand(ctx context.Context, tool string, o PackOptions) (string, error) {
 	args := []string{"pack", "--layout", string(o.Layout), "--role", string(o.Role), "--format", string(o.Format),
 		"--version", o.Version, "--out", o.Out, "--sim-binary", o.SimBinary}
 	keys := make([]string, 0, len(o.SimEnv))

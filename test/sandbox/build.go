@@ -12,6 +12,7 @@ import (
 
 	"github.com/dorismanager/dorismanager/core/preflight"
 	"github.com/dorismanager/dorismanager/sdk"
+	"github.com/dorismanager/dorismanager/test/dorissim"
 )
 
 // PluginVersion is the version stamped into the plugins Build makes.
@@ -40,6 +41,13 @@ func RepoRoot() (string, error) {
 // with ".pub"). StartManager trusts it.
 const DevKey = "dev-plugin-key"
 
+// The Doris simulator and its packer in the bin dir (Build) or a
+// sandbox's work dir.
+const (
+	simName      = "dorissim"
+	packToolName = "dorissim-pack"
+)
+
 // Build compiles the manager, the agent (for this machine's architecture
 // only) and the three role plugins into binDir with the layout `make build`
 // uses, each plugin with its checksum
@@ -63,6 +71,13 @@ func Build(ctx context.Context, binDir string) error {
 		return nil
 	}
 	if err := build(filepath.Join(binDir, "dorismanager"), "./cmd/dorismanager", ""); err != nil {
+		return err
+	}
+	// The Doris simulator and its packer, once for every sandbox.
+	if err := dorissim.BuildBinary(ctx, filepath.Join(binDir, simName)); err != nil {
+		return fmt.Errorf("build the Doris simulator: %w", err)
+	}
+	if err := dorissim.BuildPackTool(ctx, filepath.Join(binDir, packToolName)); err != nil {
 		return err
 	}
 	// The agent for this machine's architecture (the test hosts' own), where

@@ -23,8 +23,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dorismanager/dorismanager/test/deadline"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/dorismanager/dorismanager/test/deadline"
 
 	"github.com/dorismanager/dorismanager/test/dorissim"
 	"github.com/dorismanager/dorismanager/test/exportersim"
@@ -156,17 +157,17 @@ func (s *Sandbox) pack(ctx context.Context) error {
 	if err := os.MkdirAll(pkgDir, 0o755); err != nil {
 		return err
 	}
-	sim := filepath.Join(s.WorkDir, "dorissim")
-	if err := dorissim.BuildBinary(ctx, sim); err != nil {
-		return fmt.Errorf("build the Doris simulator: %w", err)
+	sim, tool, err := s.simTools(ctx)
+	if err != nil {
+		return err
 	}
 	name := "apache-doris-" + dorissim.DefaultVersion(s.Opts.Layout) + "-bin-x64." + string(s.Opts.Format)
 	if s.Opts.Layout == dorissim.Layout015 {
 		name = "PALO-" + dorissim.DefaultVersion(s.Opts.Layout) + "-binary." + string(s.Opts.Format)
 	}
 	s.PackagePath = filepath.Join(pkgDir, name)
-	if _, err := dorissim.PackByCommand(ctx, dorissim.PackOptions{Layout: s.Opts.Layout, Format: s.Opts.Format, Out: s.PackagePath,
-		SimBinary: sim, SimEnv: SimEnv}, s.WorkDir); err != nil {
+	if _, err := dorissim.PackByCommand(ctx, tool, dorissim.PackOptions{Layout: s.Opts.Layout, Format: s.Opts.Format, Out: s.PackagePath,
+		SimBinary: sim, SimEnv: SimEnv}); err != nil {
 		return fmt.Errorf("pack the simulated release: %w", err)
 	}
 	sum, err := fileSHA256(s.PackagePath)
@@ -176,6 +177,23 @@ func (s *Sandbox) pack(ctx context.Context) error {
 	s.PackageSHA256 = sum
 	s.PackageSHA512, err = PublishSHA512(s.PackagePath)
 	return err
+}
+
+// simTools are the Doris simulator and its packer: the ones Build put in
+// BinDir, else built into the work dir (a BinDir built otherwise).
+func (s *Sandbox) simTools(ctx context.Context) (sim, tool string, err error) {
+	sim, tool = filepath.Join(s.Opts.BinDir, simName), filepath.Join(s.Opts.BinDir, packToolName)
+	if fileExists(sim) && fileExists(tool) {
+		return sim, tool, nil
+	}
+	sim, tool = filepath.Join(s.WorkDir, simName), filepath.Join(s.WorkDir, packToolName)
+	if err := dorissim.BuildBinary(ctx, sim); err != nil {
+		return "", "", fmt.Errorf("build the Doris simulator: %w", err)
+	}
+	if err := dorissim.BuildPackTool(ctx, tool); err != nil {
+		return "", "", err
+	}
+	return sim, tool, nil
 }
 
 func fileSHA256(path string) (string, error) {

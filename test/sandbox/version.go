@@ -15,8 +15,12 @@ import (
 func (s *Sandbox) PackVersion(ctx context.Context, version string) (url, sha256 string, err error) {
 	name := "apache-doris-" + version + "-bin-x64." + string(s.Opts.Format)
 	out := filepath.Join(filepath.Dir(s.PackagePath), name)
-	if _, err := dorissim.PackByCommand(ctx, dorissim.PackOptions{Layout: s.Opts.Layout, Version: version, Format: s.Opts.Format, Out: out,
-		SimBinary: filepath.Join(s.WorkDir, "dorissim"), SimEnv: SimEnv}, s.WorkDir); err != nil {
+	sim, tool, err := s.simTools(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := dorissim.PackByCommand(ctx, tool, dorissim.PackOptions{Layout: s.Opts.Layout, Version: version, Format: s.Opts.Format, Out: out,
+		SimBinary: sim, SimEnv: SimEnv}); err != nil {
 		return "", "", fmt.Errorf("pack the simulated release %s: %w", version, err)
 	}
 	sum, err := fileSHA256(out)
