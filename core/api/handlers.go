@@ -395,7 +395,6 @@ func (a *api) taskLog(w http.ResponseWriter, r *http.Request) {
 	httpx.OK(w, map[string]any{"logPath": nullable(path), "log": strings.ToValidUTF8(string(log), "\uFFFD")})
 }
 
-// cluster loads the cluster named by a query or path id.
 // clusterID reads the clusterId parameter of r with get (pathID or
 // queryID) and checks that the cluster exists.
 func (a *api) clusterID(r *http.Request, get func(*http.Request, string) (int64, error)) (int64, error) {
@@ -406,6 +405,7 @@ func (a *api) clusterID(r *http.Request, get func(*http.Request, string) (int64,
 	return id, a.cluster(r, id)
 }
 
+// cluster checks that the cluster id exists (404 otherwise).
 func (a *api) cluster(r *http.Request, id int64) error {
 	if _, err := a.st.GetCluster(r.Context(), id); errors.Is(err, store.ErrNotFound) {
 		return httpx.NotFound("cluster %d does not exist", id)

@@ -347,16 +347,7 @@ func BuildPackTool(ctx context.Context, out string) error {
 	if err != nil {
 		return err
 	}
-	abs, err := filepath.Abs(out)
-	if err != nil {
-		return err
-	}
-	build := exec.CommandContext(ctx, goTool(), "build", "-C", filepath.Dir(dir), "-trimpath", "-o", abs, "./cmd/dorissim-pack")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build dorissim-pack: %w: %s", err, b)
-	}
-	return nil
+	return goBuild(ctx, "dorissim-pack", filepath.Dir(dir), "./cmd/dorissim-pack", out)
 }
 
 // PackByCommand packs o with tool, a dorissim-pack command (BuildPackTool),
@@ -391,14 +382,22 @@ func BuildBinary(ctx context.Context, out string) error {
 	if err != nil {
 		return err
 	}
+	return goBuild(ctx, "dorissim", dir, ".", out, "-ldflags=-s -w")
+}
+
+// goBuild builds the program name, package pkg in module folder dir, into
+// out: static, without the build paths, and without -race whatever the
+// caller was built with.
+func goBuild(ctx context.Context, name, dir, pkg, out string, flags ...string) error {
 	abs, err := filepath.Abs(out)
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-C", dir, "-trimpath", "-ldflags=-s -w", "-o", abs, ".")
+	args := append(append([]string{"build", "-C", dir, "-trimpath"}, flags...), "-o", abs, pkg)
+	cmd := exec.CommandContext(ctx, goTool(), args...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build dorissim in %s: %w: %s", dir, err, b)
+		return fmt.Errorf("build %s in %s: %w: %s", name, dir, err, b)
 	}
 	return nil
 }

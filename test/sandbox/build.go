@@ -48,6 +48,14 @@ const (
 	packToolName = "dorissim-pack"
 )
 
+// buildSimTools builds the Doris simulator and its packer into dir.
+func buildSimTools(ctx context.Context, dir string) error {
+	if err := dorissim.BuildBinary(ctx, filepath.Join(dir, simName)); err != nil {
+		return fmt.Errorf("build the Doris simulator: %w", err)
+	}
+	return dorissim.BuildPackTool(ctx, filepath.Join(dir, packToolName))
+}
+
 // Build compiles the manager, the agent (for this machine's architecture
 // only) and the three role plugins into binDir with the layout `make build`
 // uses, each plugin with its checksum
@@ -74,10 +82,7 @@ func Build(ctx context.Context, binDir string) error {
 		return err
 	}
 	// The Doris simulator and its packer, once for every sandbox.
-	if err := dorissim.BuildBinary(ctx, filepath.Join(binDir, simName)); err != nil {
-		return fmt.Errorf("build the Doris simulator: %w", err)
-	}
-	if err := dorissim.BuildPackTool(ctx, filepath.Join(binDir, packToolName)); err != nil {
+	if err := buildSimTools(ctx, binDir); err != nil {
 		return err
 	}
 	// The agent for this machine's architecture (the test hosts' own), where

@@ -26,7 +26,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/dorismanager/dorismanager/test/deadline"
-
 	"github.com/dorismanager/dorismanager/test/dorissim"
 	"github.com/dorismanager/dorismanager/test/exportersim"
 	"github.com/dorismanager/dorismanager/test/testhosts"
@@ -149,9 +148,9 @@ func Start(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	return s, nil
 }
 
-// pack builds the simulator and packs a release, both without -race (in
-// processes of their own), so packing stays fast even when the test binary
-// itself runs with it.
+// pack packs a release with the simulator and its packer (simTools), in
+// processes built without -race, so packing stays fast even when the test
+// binary itself runs with it.
 func (s *Sandbox) pack(ctx context.Context) error {
 	pkgDir := filepath.Join(s.WorkDir, "packages")
 	if err := os.MkdirAll(pkgDir, 0o755); err != nil {
@@ -180,17 +179,16 @@ func (s *Sandbox) pack(ctx context.Context) error {
 }
 
 // simTools are the Doris simulator and its packer: the ones Build put in
-// BinDir, else built into the work dir (a BinDir built otherwise).
+// BinDir, else the work dir's, built there the first time (a BinDir
+// built otherwise, as by make).
 func (s *Sandbox) simTools(ctx context.Context) (sim, tool string, err error) {
-	sim, tool = filepath.Join(s.Opts.BinDir, simName), filepath.Join(s.Opts.BinDir, packToolName)
-	if fileExists(sim) && fileExists(tool) {
-		return sim, tool, nil
+	for _, dir := range []string{s.Opts.BinDir, s.WorkDir} {
+		sim, tool = filepath.Join(dir, simName), filepath.Join(dir, packToolName)
+		if fileExists(sim) && fileExists(tool) {
+			return sim, tool, nil
+		}
 	}
-	sim, tool = filepath.Join(s.WorkDir, simName), filepath.Join(s.WorkDir, packToolName)
-	if err := dorissim.BuildBinary(ctx, sim); err != nil {
-		return "", "", fmt.Errorf("build the Doris simulator: %w", err)
-	}
-	if err := dorissim.BuildPackTool(ctx, tool); err != nil {
+	if err := buildSimTools(ctx, s.WorkDir); err != nil {
 		return "", "", err
 	}
 	return sim, tool, nil

@@ -168,34 +168,34 @@ func WrongAddress(s Spec, host string, a Announcement, d Deployed, done string) 
 var ErrWrongAddress = errors.New("the node announced another address")
 
 // AddressCheck reads, while a node comes up, the address it announces (in
-// its log, with Read) and holds it against the host it was installed for.
+// its log) and holds it against the host it was installed for.
 // Use Prepare and Check as the StartOptions' hooks, then Finish.
 type AddressCheck struct {
-	Role string // FE, BE: for messages
-	Host string
-	Read func(ctx context.Context, h sdk.Host, d Deployed) (Announcement, error)
-	Log  string // the log's name and what its line says, for the
-	Says string // message when it says nothing
+	h    sdk.Host
+	role string // FE, BE: for messages
+	host string
+	read func(ctx context.Context, h sdk.Host, d Deployed) (Announcement, error)
+	// The log's name and what its line says, for the message when it
+	// says nothing.
+	log, says string
 
-	h       sdk.Host
-	before  Announcement // the newest line before this start (an older start's)
-	started bool
-	addrs   []string
+	before   Announcement // the newest line before this start (an older start's)
+	started  bool
+	addrs    []string
+	verified bool // the node announced its host (in this start)
 	// Seen is the announcement Check read, and Deployed the node's conf.
 	Seen     Announcement
 	Deployed Deployed
-	// Verified: the node announced its host (in this start).
-	Verified bool
 }
 
 // FEAddressCheck checks the address an FE on host announces in fe.log.
 func FEAddressCheck(h sdk.Host, host string) *AddressCheck {
-	return &AddressCheck{h: h, Role: RoleFE, Host: host, Log: "fe.log", Says: "local address", Read: FEAnnouncement}
+	return &AddressCheck{h: h, role: RoleFE, host: host, log: "fe.log", says: "local address", read: FEAnnouncement}
 }
 
 // BEAddressCheck checks the address a BE on host announces in be.INFO.
 func BEAddressCheck(h sdk.Host, host string) *AddressCheck {
-	return &AddressCheck{h: h, Role: RoleBE, Host: host, Log: "be.INFO", Says: "local host ip=", Read: BEAnnouncement}
+	return &AddressCheck{h: h, role: RoleBE, host: host, log: "be.INFO", says: "local host ip=", read: BEAnnouncement}
 }
 
 // Prepare runs when the node is about to be started: a line already in
@@ -203,7 +203,7 @@ func BEAddressCheck(h sdk.Host, host string) *AddressCheck {
 func (c *AddressCheck) Prepare(ctx context.Context, d Deployed) {
 	c.started = true
 	var err error
-	if c.before, err = c.Read(ctx, c.h, d); err != nil {
+	if c.before, err = c.read(ctx, c.h, d); err != nil {
 		c.h.Logf("%v", err)
 	}
 }
@@ -214,22 +214,22 @@ func (c *AddressCheck) Started() bool { return c.started }
 // Check is StartOptions.Check: ErrWrongAddress once the node announced an
 // address that is not its host's.
 func (c *AddressCheck) Check(ctx context.Context, d Deployed) error {
-	if c.Verified {
+	if c.verified {
 		return nil
 	}
-	a, err := c.Read(ctx, c.h, d)
+	a, err := c.read(ctx, c.h, d)
 	if err != nil || !a.Found() || (c.started && a.Line == c.before.Line) {
 		return nil // not said yet (in this start)
 	}
 	if c.addrs == nil {
-		c.addrs = NodeAddrs(ctx, c.h, c.Host)
+		c.addrs = NodeAddrs(ctx, c.h, c.host)
 	}
 	c.Seen, c.Deployed = a, d
 	if !a.Matches(c.addrs) {
 		return ErrWrongAddress
 	}
-	c.Verified = true
-	c.h.Logf("the %s announced itself as %s, the host it was installed for", c.Role, strings.Join(a.Addrs, " / "))
+	c.verified = true
+	c.h.Logf("the %s announced itself as %s, the host it was installed for", c.role, strings.Join(a.Addrs, " / "))
 	return nil
 }
 
@@ -237,7 +237,7 @@ func (c *AddressCheck) Check(ctx context.Context, d Deployed) error {
 // its line, and logs when its log says nothing (a log level above INFO).
 // It returns the start's error, or ErrWrongAddress.
 func (c *AddressCheck) Finish(ctx context.Context, load func() (Deployed, error), err error) error {
-	if err != nil || c.Verified {
+	if err != nil || c.verified {
 		return err
 	}
 	d, lerr := load()
@@ -247,9 +247,9 @@ func (c *AddressCheck) Finish(ctx context.Context, load func() (Deployed, error)
 	if err := c.Check(ctx, d); err != nil {
 		return err
 	}
-	if !c.Verified {
+	if !c.verified {
 		c.h.Logf("could not check the address the %s announced: %s has no %q line of this start (a log level above INFO?)",
-			c.Role, path.Join(d.LogDir, c.Log), c.Says)
+			c.role, path.Join(d.LogDir, c.log), c.says)
 	}
 	return nil
 }

@@ -192,8 +192,8 @@ func refusal(t Target, errMsg string) *sdk.Failure {
 	added, own := m[1], strings.TrimRight(m[2], ".,;")
 	return &sdk.Failure{
 		Summary: fmt.Sprintf("%s refuses the FE's heartbeats: it chose the address %s for itself, not %s, the address it was added as", t.Endpoint, own, added),
-		Detail: fmt.Sprintf("set priority_networks in its be.conf to a network that holds %s (for example %s/32), deploy that conf "+
-			"(back to DEPLOY_CONFIG in the wizard, or edit-config on a running cluster), restart the BE and retry; Doris says: %s", added, added, errMsg),
+		Detail: fmt.Sprintf("set priority_networks in its be.conf to a network that holds %s (for example %s), deploy that conf "+
+			"(back to DEPLOY_CONFIG in the wizard, or edit-config on a running cluster), restart the BE and retry; Doris says: %s", added, suggestNetwork(added), errMsg),
 		Retryable: true,
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/dorismanager/dorismanager/sdk"
 )
 
-// Remove deletes the role's home, the previous version an upgrade kept
+// Remove deletes the role's home, the earlier versions its upgrades kept
 // beside it, and, with req.Purge, the data dirs its deployed conf names
 // outside the home (FE meta_dir, every BE storage_root_path entry). When no
 // role installed by the manager is left in installDir, the package cache
@@ -65,8 +65,8 @@ func (b *Base) Remove(ctx context.Context, h sdk.Host, req sdk.Request) (sdk.Res
 		return sdk.Result{}, fmt.Errorf("remove the package cache in %s on %s: %w", dir, req.Node.Host, err)
 	}
 	if cleaned.ExitCode != 0 {
-		return sdk.Result{}, &sdk.Failure{Summary: fmt.Sprintf("removed %s on %s, but not the package cache in %s", home, req.Node.Host, dir),
-			Detail: cleaned.Output, Retryable: true}
+		return sdk.Result{}, &sdk.Failure{Summary: fmt.Sprintf("removed %s on %s, but not the package cache in %s: retry, or remove %s and %s by hand",
+			home, req.Node.Host, dir, path.Join(dir, ".packages"), path.Join(dir, ".upgrade")), Detail: cleaned.Output, Retryable: true}
 	}
 	facts := sdk.Facts{}
 	facts.SetBool(sdk.FactRunning, false)
